@@ -1,0 +1,220 @@
+/**
+ * The only reader of environment variables and command-line flags. Every
+ * setting is an env variable MINT_X and a flag --x (flag wins). Values are
+ * validated at start; a bad one stops the start with one line naming it.
+ * Returns a frozen object; nothing else in the service reads process.env.
+ */
+import { parseConfigAmount, formatMicros } from "./domain/money.js";
+
+export interface Config {
+  /** host:port to serve on; port 0 picks a free port. */
+  readonly listen: string;
+  /** Mints per account per window. */
+  readonly rateLimit: number;
+  readonly rateWindowMs: number;
+  readonly idempotencyTtlMs: number;
+  /** Cap on idempotency keys held in memory (in-memory store). */
+  readonly idempotencyMaxKeys: number;
+  readonly maxAmountMicros: bigint;
+  readonly shutdownGraceMs: number;
+  /** Largest request message accepted, in bytes. */
+  readonly maxMessageBytes: number;
+  /** "memory" or a postgres:// URL. */
+  readonly store: string;
+  /** redis:// URL of the shared rate limiter; empty for the in-memory limiter. */
+  readonly redisUrl: string;
+  /** When Redis is unreachable: false refuses mints with UNAVAILABLE, true lets them through (logged). */
+  readonly rateLimitFailOpen: boolean;
+  readonly pgPoolSize: number;
+  readonly pgStatementTimeoutMs: number;
+  readonly pgConnectTimeoutMs: number;
+  readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+type Parser<T> = (raw: string) => T | undefined;
+
+interface Setting<K extends keyof Config> {
+  readonly key: K;
+  readonly env: string;
+  readonly def: string;
+  readonly doc: string;
+  readonly parse: Parser<Config[K]>;
+  /** Human description of valid values, for the error line. */
+  readonly expect: string;
+}
+
+const DURATION = /^([0-9]+)(ms|s|m|h)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 };
+
+/** Parses "500ms", "1s", "1m", "24h" into milliseconds. */
+export function parseDurationMs(raw: string): number | undefined {
+  const m = DURATION.exec(raw.trim());
+  if (m === null) return undefined;
+  const ms = Number(m[1]) * (UNIT_MS[m[2] as string] as number);
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}
+
+function intIn(min: number, max: number): Parser<number> {
+  return (raw) => {
+    if (!/^[0-9]+$/.test(raw.trim())) return undefined;
+    const n = Number(raw.trim());
+    return Number.isSafeInteger(n) && n >= min && n <= max ? n : undefined;
+  };
+}
+
+function durationIn(minMs: number, maxMs: number): Parser<number> {
+  return (raw) => {
+    const ms = parseDurationMs(raw);
+    return ms !== undefined && ms >= minMs && ms <= maxMs ? ms : undefined;
+  };
+}
+
+const listenParser: Parser<string> = (raw) => {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(raw.trim());
+  if (m === null || Number(m[2]) > 65535) return undefined;
+  return raw.trim();
+};
+
+const storeParser: Parser<string> = (raw) => {
+  const v = raw.trim();
+  if (v === "memory") return v;
+  if (/^postgres(ql)?:\/\//.test(v)) {
+    try {
+      new URL(v);
+      return v;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+};
+
+const redisParser: Parser<string> = (raw) => {
+  const v = raw.trim();
+  if (v === "") return v;
+  if (!/^rediss?:\/\//.test(v)) return undefined;
+  try {
+    new URL(v);
+    return v;
+  } catch {
+    return undefined;
+  }
+};
+
+const boolParser: Parser<boolean> = (raw) => {
+  const v = raw.trim().toLowerCase();
+  if (v === "true" || v === "1" || v === "yes") return true;
+  if (v === "false" || v === "0" || v === "no") return false;
+  return undefined;
+};
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+const SETTINGS = [
+  { key: "listen", env: "MINT_LISTEN", def: "127.0.0.1:50051", doc: "host:port to serve gRPC on (port 0 = any free port, printed at start)", parse: listenParser, expect: "host:port" },
+  { key: "rateLimit", env: "MINT_RATE_LIMIT", def: "10", doc: "mints per account per window", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
+  { key: "rateWindowMs", env: "MINT_RATE_WINDOW", def: "1s", doc: "sliding window length (500ms, 1s, 1m)", parse: durationIn(1, 86_400_000), expect: "a duration such as 500ms, 1s, 1m (at most 24h)" },
+  { key: "idempotencyTtlMs", env: "MINT_IDEMPOTENCY_TTL", def: "24h", doc: "how long an idempotency key replays, from the success", parse: durationIn(1, 30 * 86_400_000), expect: "a duration such as 5s, 24h (at most 720h)" },
+  { key: "idempotencyMaxKeys", env: "MINT_IDEMPOTENCY_MAX_KEYS", def: "2000000", doc: "most idempotency keys kept in memory; beyond it calls get RESOURCE_EXHAUSTED", parse: intIn(1, 100_000_000), expect: "an integer from 1 to 100000000" },
+  { key: "maxAmountMicros", env: "MINT_MAX_AMOUNT", def: "1000000000000", doc: "largest amount (USDC) one call may move", parse: (raw: string) => parseConfigAmount(raw.trim()) ?? undefined, expect: "a positive decimal USDC amount" },
+  { key: "shutdownGraceMs", env: "MINT_SHUTDOWN_GRACE", def: "10s", doc: "how long in-flight calls may run after SIGTERM", parse: durationIn(0, 3_600_000), expect: "a duration such as 10s (at most 1h)" },
+  { key: "maxMessageBytes", env: "MINT_MAX_MESSAGE_BYTES", def: "4096", doc: "largest request message accepted, in bytes", parse: intIn(256, 4 * 1024 * 1024), expect: "an integer from 256 to 4194304" },
+  { key: "store", env: "MINT_STORE", def: "memory", doc: "ledger store: memory, or postgres://user@host:port/db", parse: storeParser, expect: "memory or a postgres:// URL" },
+  { key: "redisUrl", env: "MINT_REDIS_URL", def: "", doc: "redis://host:port[/db] for a shared rate limiter (empty = in-process)", parse: redisParser, expect: "empty or a redis:// URL" },
+  { key: "rateLimitFailOpen", env: "MINT_RATE_LIMIT_FAIL_OPEN", def: "false", doc: "when Redis is unreachable, let mints through (true) or refuse them UNAVAILABLE (false)", parse: boolParser, expect: "true or false" },
+  { key: "pgPoolSize", env: "MINT_PG_POOL_SIZE", def: "10", doc: "PostgreSQL connections per replica", parse: intIn(1, 1000), expect: "an integer from 1 to 1000" },
+  { key: "pgStatementTimeoutMs", env: "MINT_PG_STATEMENT_TIMEOUT", def: "5s", doc: "PostgreSQL statement timeout", parse: durationIn(1, 3_600_000), expect: "a duration such as 5s" },
+  { key: "pgConnectTimeoutMs", env: "MINT_PG_CONNECT_TIMEOUT", def: "5s", doc: "PostgreSQL connect timeout", parse: durationIn(1, 3_600_000), expect: "a duration such as 5s" },
+  { key: "logLevel", env: "MINT_LOG_LEVEL", def: "info", doc: "log level (fatal, error, warn, info, debug, trace, silent)", parse: (raw: string) => (LOG_LEVELS as readonly string[]).includes(raw.trim()) ? (raw.trim() as Config["logLevel"]) : undefined, expect: LOG_LEVELS.join(", ") },
+] as const satisfies readonly Setting<keyof Config>[];
+
+function flagOf(env: string): string {
+  return "--" + env.replace(/^MINT_/, "").toLowerCase().replace(/_/g, "-");
+}
+
+/** The --help text: every setting, its flag, env variable and default. */
+export function helpText(): string {
+  const lines = ["usdc-mint-service: gRPC MintService", "", "Settings (flag, environment variable, default):"];
+  for (const s of SETTINGS) {
+    lines.push(`  ${flagOf(s.env).padEnd(26)} ${s.env.padEnd(28)} default ${JSON.stringify(s.def)}`);
+    lines.push(`      ${s.doc}`);
+  }
+  lines.push("", "Flags take --name=value or --name value; a flag wins over its variable.");
+  return lines.join("\n");
+}
+
+/**
+ * Reads the configuration from `argv` (without node and script) and `env`.
+ * Throws ConfigError with a one-line message naming the bad variable or flag.
+ */
+export function loadConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Config {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith("--")) throw new ConfigError(`unexpected argument ${JSON.stringify(arg)} (see --help)`);
+    const eq = arg.indexOf("=");
+    let name: string;
+    let value: string;
+    if (eq >= 0) {
+      name = arg.slice(0, eq);
+      value = arg.slice(eq + 1);
+    } else {
+      name = arg;
+      const next = argv[i + 1];
+      if (next === undefined) throw new ConfigError(`flag ${name} needs a value (see --help)`);
+      value = next;
+      i++;
+    }
+    if (!SETTINGS.some((s) => flagOf(s.env) === name)) throw new ConfigError(`unknown flag ${name} (see --help)`);
+    flags.set(name, value);
+  }
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    const flag = flagOf(s.env);
+    const fromFlag = flags.get(flag);
+    const fromEnv = env[s.env];
+    const raw = fromFlag ?? (fromEnv !== undefined && fromEnv !== "" ? fromEnv : s.def);
+    const parsed = (s.parse as Parser<unknown>)(raw);
+    if (parsed === undefined) {
+      const source = fromFlag !== undefined ? `flag ${flag}` : s.env;
+      throw new ConfigError(`invalid ${source}=${JSON.stringify(raw)}: expected ${s.expect}`);
+    }
+    out[s.key] = parsed;
+  }
+  return Object.freeze(out as unknown as Config);
+}
+
+/** The configuration as logged at start: no secrets (passwords in URLs are masked). */
+export function describeConfig(config: Config): Record<string, string | number | boolean> {
+  const mask = (url: string): string => {
+    if (url === "" || url === "memory") return url;
+    try {
+      const u = new URL(url);
+      if (u.password !== "") u.password = "***";
+      return u.toString();
+    } catch {
+      return "***";
+    }
+  };
+  return {
+    listen: config.listen,
+    rateLimit: config.rateLimit,
+    rateWindowMs: config.rateWindowMs,
+    idempotencyTtlMs: config.idempotencyTtlMs,
+    idempotencyMaxKeys: config.idempotencyMaxKeys,
+    maxAmount: formatMicros(config.maxAmountMicros),
+    shutdownGraceMs: config.shutdownGraceMs,
+    maxMessageBytes: config.maxMessageBytes,
+    store: mask(config.store),
+    redisUrl: mask(config.redisUrl),
+    rateLimitFailOpen: config.rateLimitFailOpen,
+    pgPoolSize: config.pgPoolSize,
+    pgStatementTimeoutMs: config.pgStatementTimeoutMs,
+    pgConnectTimeoutMs: config.pgConnectTimeoutMs,
+    logLevel: config.logLevel,
+  };
+}

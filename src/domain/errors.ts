@@ -1,0 +1,83 @@
+/**
+ * Every expected failure of the core, told apart by its literal `code`. The
+ * gRPC edge (`src/transport/grpc/status.ts`) maps each one to a status code and
+ * `google.rpc` details in one exhaustive table.
+ */
+
+/** The request field an INVALID_ARGUMENT names, as spelled in the proto. */
+export type FieldName =
+  | "amount"
+  | "account_id"
+  | "from_account_id"
+  | "to_account_id"
+  | "idempotency_key"
+  | "blockchain"
+  | "mint_id"
+  | "reason"
+  | "page_size"
+  | "page_token";
+
+/** UPPER_SNAKE_CASE reasons of INVALID_ARGUMENT. */
+export type InvalidReason =
+  | "INVALID_AMOUNT"
+  | "AMOUNT_TOO_LARGE"
+  | "INVALID_ACCOUNT_ID"
+  | "SAME_ACCOUNT"
+  | "INVALID_IDEMPOTENCY_KEY"
+  | "INVALID_BLOCKCHAIN"
+  | "INVALID_MINT_ID"
+  | "INVALID_REASON"
+  | "INVALID_PAGE_SIZE"
+  | "INVALID_PAGE_TOKEN";
+
+export type Failure =
+  /** The request is malformed; nothing was looked at or changed. */
+  | { readonly code: "INVALID_ARGUMENT"; readonly reason: InvalidReason; readonly field: FieldName; readonly message: string }
+  /** More than the limit of mints for `accountId` in the window. */
+  | { readonly code: "RATE_LIMITED"; readonly accountId: string; readonly retryAfterMs: number; readonly limit: number; readonly windowMs: number }
+  /** The idempotency key was used for a different request; `fields` lists the differing request fields. */
+  | { readonly code: "IDEMPOTENCY_KEY_REUSED"; readonly key: string; readonly fields: readonly string[] }
+  /** The first call with this key was still running when the caller's deadline passed. */
+  | { readonly code: "IDEMPOTENCY_KEY_IN_USE"; readonly key: string; readonly retryAfterMs: number }
+  /** The idempotency store holds its maximum number of keys. */
+  | { readonly code: "IDEMPOTENCY_STORE_FULL"; readonly maxKeys: number; readonly retryAfterMs: number }
+  /** The account holds less than the operation needs. */
+  | { readonly code: "INSUFFICIENT_FUNDS"; readonly accountId: string }
+  | { readonly code: "MINT_ALREADY_REVERSED"; readonly mintId: string }
+  | { readonly code: "MINT_NOT_FOUND"; readonly mintId: string }
+  /** The caller's deadline passed while the call waited (for a lock); nothing was applied. */
+  | { readonly code: "DEADLINE_EXCEEDED"; readonly message: string }
+  /** The service cannot answer now (shutting down, a store is unreachable); safe to retry. */
+  | { readonly code: "UNAVAILABLE"; readonly message: string };
+
+export type FailureCode = Failure["code"];
+
+export function invalid(reason: InvalidReason, field: FieldName, message: string): Failure {
+  return { code: "INVALID_ARGUMENT", reason, field, message };
+}
+
+/**
+ * Thrown (not returned) by adapters whose backing service cannot be reached.
+ * It is an operating error, not a bug: the edge answers UNAVAILABLE.
+ */
+export class UnavailableError extends Error {
+  readonly code = "UNAVAILABLE" as const;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "UnavailableError";
+  }
+}
+
+/** Thrown when a deadline passes inside an adapter; the edge answers DEADLINE_EXCEEDED. */
+export class DeadlineExceededError extends Error {
+  readonly code = "DEADLINE_EXCEEDED" as const;
+  constructor(message = "deadline exceeded while waiting; nothing was applied") {
+    super(message);
+    this.name = "DeadlineExceededError";
+  }
+}
+
+/** A broken invariant: a bug. Surfaces as INTERNAL with a fixed message. */
+export function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(`invariant violated: ${message}`);
+}

@@ -1,0 +1,59 @@
+/**
+ * Money is a `bigint` of micro-USDC (10^-6 USDC) inside the service, parsed
+ * once from the wire's decimal string and formatted once on the way out.
+ * A JavaScript `number` never holds money.
+ */
+import { invalid, type FieldName, type Failure } from "./errors.js";
+import { fail, ok, type Result } from "./result.js";
+
+export const MICROS_PER_USDC = 1_000_000n;
+
+/** The wire grammar of API.md: no sign, no exponent, no leading zeros, 1 to 6 fractional digits. */
+const AMOUNT_PATTERN = /^(0|[1-9][0-9]*)(?:\.([0-9]{1,6}))?$/;
+
+/** Longest amount string considered at all (guards the regex and BigInt against huge inputs). */
+const AMOUNT_MAX_CHARS = 64;
+
+/**
+ * Parses a decimal USDC string into micro-USDC. Refuses (INVALID_ARGUMENT):
+ * empty, signs, spaces, exponents, leading zeros ("01"), a trailing or leading
+ * dot, more than 6 fractional digits, zero, and amounts above `maxMicros`
+ * (reason AMOUNT_TOO_LARGE).
+ */
+export function parseAmount(text: string, maxMicros: bigint, field: FieldName = "amount"): Result<bigint> {
+  if (text.length === 0) return fail(invalid("INVALID_AMOUNT", field, `${field} is required (a decimal USDC string such as "100.5")`));
+  if (text.length > AMOUNT_MAX_CHARS) return fail(invalid("INVALID_AMOUNT", field, `${field} is longer than ${AMOUNT_MAX_CHARS} characters`));
+  const m = AMOUNT_PATTERN.exec(text);
+  if (m === null) {
+    return fail(
+      invalid("INVALID_AMOUNT", field, `${field} must match ^(0|[1-9][0-9]*)(\\.[0-9]{1,6})?$ (at most 6 decimals, no sign, no leading zeros)`),
+    );
+  }
+  const whole = BigInt(m[1] as string);
+  const frac = m[2] === undefined ? 0n : BigInt((m[2] as string).padEnd(6, "0"));
+  const micros = whole * MICROS_PER_USDC + frac;
+  if (micros === 0n) return fail(invalid("INVALID_AMOUNT", field, `${field} must be greater than zero`));
+  if (micros > maxMicros) {
+    return fail(invalid("AMOUNT_TOO_LARGE", field, `${field} must be at most ${formatMicros(maxMicros)} USDC`));
+  }
+  return ok(micros);
+}
+
+/** Formats micro-USDC in the canonical form: "100.5", "7", "0.000001", "-3.25". */
+export function formatMicros(micros: bigint): string {
+  const negative = micros < 0n;
+  const abs = negative ? -micros : micros;
+  const whole = abs / MICROS_PER_USDC;
+  const frac = abs % MICROS_PER_USDC;
+  let out = whole.toString();
+  if (frac !== 0n) out += "." + frac.toString().padStart(6, "0").replace(/0+$/, "");
+  return negative ? "-" + out : out;
+}
+
+/** Parses a configured whole-or-decimal USDC limit (e.g. MINT_MAX_AMOUNT); returns null when malformed. */
+export function parseConfigAmount(text: string): bigint | null {
+  const r = parseAmount(text, BigInt(Number.MAX_SAFE_INTEGER) ** 4n);
+  return r.ok ? r.value : null;
+}
+
+export type { Failure };

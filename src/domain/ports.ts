@@ -1,0 +1,118 @@
+/**
+ * The interfaces the core needs from the outside world. Adapters live in
+ * `src/adapters/<kind>/` and are chosen once, at wiring (`src/main.ts`).
+ * The core never imports gRPC, SQL, Redis or `process.env`.
+ *
+ * Deadlines are monotonic milliseconds on the injected `Clock` (`Infinity`
+ * for none). Adapters signal an unreachable backing service by throwing
+ * `UnavailableError` and a passed deadline by returning DEADLINE_EXCEEDED (or
+ * throwing `DeadlineExceededError`); every other outcome is a `Result`.
+ */
+import type { Result } from "./result.js";
+import type {
+  CanonicalRequest,
+  IdempotencyScope,
+  MintRecord,
+  NewMint,
+  NewTransfer,
+  StoredResult,
+  TransferRecord,
+} from "./model.js";
+
+export type { Clock } from "./clock.js";
+
+/** A held idempotency key: the caller must end it with `complete` or `release`. */
+export interface IdempotencyClaim {
+  readonly scope: IdempotencyScope;
+  readonly key: string;
+  readonly request: CanonicalRequest;
+}
+
+export type BeginOutcome =
+  /** The key is now held by this call; apply the effect, then complete or release. */
+  | { readonly kind: "claimed"; readonly claim: IdempotencyClaim }
+  /** The key already holds this request's successful result: replay it. */
+  | { readonly kind: "replay"; readonly result: StoredResult };
+
+/**
+ * Idempotency keys with a TTL counted from the success. Only successes are
+ * stored; a released claim leaves the key free.
+ */
+export interface IdempotencyStore {
+  /**
+   * Looks the key up and claims it when free. A key held by a call still in
+   * flight is waited for (until `deadlineMs`) and then replayed or claimed.
+   * Failures: IDEMPOTENCY_KEY_REUSED (another request; names the differing
+   * fields), IDEMPOTENCY_KEY_IN_USE (still in flight at the deadline),
+   * IDEMPOTENCY_STORE_FULL (at the cap of stored keys).
+   */
+  begin(scope: IdempotencyScope, key: string, request: CanonicalRequest, deadlineMs: number): Promise<Result<BeginOutcome>>;
+  /** Stores the successful result under the claim; it replays until the TTL passes. */
+  complete(claim: IdempotencyClaim, result: StoredResult): Promise<void>;
+  /** Gives the key up without storing anything (the call failed); waiters may claim it. */
+  release(claim: IdempotencyClaim): Promise<void>;
+  /** Frees a completed key so it may be used again (after ReconcileMint). No-op when absent. */
+  forget(scope: IdempotencyScope, key: string): Promise<void>;
+  /** Deletes up to `maxKeys` expired keys; returns how many were deleted. */
+  sweepExpired(maxKeys: number): Promise<number>;
+  /** Number of keys held (in flight or stored), expired ones not yet swept included. */
+  size(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export type LimitDecision =
+  | { readonly allowed: true }
+  /** `retryAfterMs`: exact time until the oldest counted mint leaves the window. */
+  | { readonly allowed: false; readonly retryAfterMs: number };
+
+/** A sliding-window limit on mints per account: at most `limit` in any `windowMs`. */
+export interface RateLimiter {
+  readonly limit: number;
+  readonly windowMs: number;
+  /** Counts one mint for the account when under the limit; a refusal counts nothing. */
+  tryAcquire(accountId: string): Promise<LimitDecision>;
+  /** Drops the state of accounts idle for a whole window; returns how many were dropped. */
+  sweepIdle(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface ListMintsQuery {
+  /** Only this account's mints; null for all. */
+  readonly accountId: string | null;
+  /** Return mints with `seq` greater than this (0 for the first page). */
+  readonly afterSeq: number;
+  /** At most this many (1..1000). */
+  readonly limit: number;
+}
+
+/**
+ * Balances and the append-only ledger. Mutations are atomic: either every
+ * entry of an operation is written or none is. Accounts are locked in the
+ * code-unit order of their ids.
+ *
+ * `claim` ties an effect to its idempotency key: an adapter that keeps keys in
+ * the same database as the ledger commits the key's result in the same
+ * transaction as the change; the in-memory adapter ignores it.
+ */
+export interface LedgerStore {
+  /** Credits a mint. Failures: DEADLINE_EXCEEDED. */
+  mint(cmd: NewMint, claim: IdempotencyClaim, deadlineMs: number): Promise<Result<MintRecord>>;
+  /** Moves money between two different accounts. Failures: INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED. */
+  transfer(cmd: NewTransfer, claim: IdempotencyClaim, deadlineMs: number): Promise<Result<TransferRecord>>;
+  /**
+   * Reverses a completed mint with a compensating entry and marks it REVERSED.
+   * Failures: MINT_NOT_FOUND, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED.
+   */
+  reverseMint(mintId: string, reason: string, wallMs: number, deadlineMs: number): Promise<Result<MintRecord>>;
+  /** Current balance in micro-USDC; 0 for unknown accounts. */
+  getBalance(accountId: string): Promise<bigint>;
+  getMint(mintId: string): Promise<MintRecord | null>;
+  /** Mints oldest first (ascending `seq`). */
+  listMints(query: ListMintsQuery): Promise<MintRecord[]>;
+  close(): Promise<void>;
+}
+
+/** Reports whether the backing services are reachable (health). */
+export interface Probe {
+  healthy(): Promise<boolean>;
+}
