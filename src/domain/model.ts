@@ -76,6 +76,11 @@ export type StoredResult =
   | { readonly scope: "mint"; readonly mint: MintRecord }
   | { readonly scope: "transfer"; readonly transfer: TransferRecord };
 
+/** The id of the mint or transfer a stored result holds. */
+export function storedResultId(result: StoredResult): string {
+  return result.scope === "mint" ? result.mint.mintId : result.transfer.transferId;
+}
+
 /**
  * The canonical fields of a request (idempotency key excluded), as strings in
  * canonical form ("7.000000" is stored as "7000000" micros). Their equality is

@@ -51,8 +51,13 @@ export interface IdempotencyStore {
   complete(claim: IdempotencyClaim, result: StoredResult): Promise<void>;
   /** Gives the key up without storing anything (the call failed); waiters may claim it. */
   release(claim: IdempotencyClaim): Promise<void>;
-  /** Frees a completed key so it may be used again (after ReconcileMint). No-op when absent. */
-  forget(scope: IdempotencyScope, key: string): Promise<void>;
+  /**
+   * Frees a completed key so it may be used again (after ReconcileMint), but
+   * only while it still stores the result with id `resultId` (a mint or
+   * transfer id): a key that expired and was reused for a newer mint is left
+   * alone. No-op when absent or in flight.
+   */
+  forget(scope: IdempotencyScope, key: string, resultId: string): Promise<void>;
   /** Deletes up to `maxKeys` expired keys; returns how many were deleted. */
   sweepExpired(maxKeys: number): Promise<number>;
   /** Number of keys held (in flight or stored), expired ones not yet swept included. */

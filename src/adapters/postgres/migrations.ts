@@ -1,0 +1,156 @@
+/**
+ * The schema, as ordered migrations embedded in the code (so the same module
+ * works from `src` under tsx and from the compiled `dist`), and the runner
+ * every replica calls at start.
+ *
+ * Several replicas may start at once: the runner holds a session-level
+ * advisory lock while it reads `schema_migrations` and applies what is
+ * missing, so exactly one of them applies each migration and the others wait,
+ * then find nothing to do. Each migration runs in its own transaction together
+ * with its `schema_migrations` row, so a crash leaves it applied or not at all.
+ */
+import type pg from "pg";
+
+export interface Migration {
+  /** Applied in ascending order; never renumber or edit an applied one, add a new one. */
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "ledger and idempotency keys",
+    sql: `
+-- Money is micro-USDC in numeric(38,0): exact, and wider than any amount the
+-- service accepts, so sums never overflow and never round.
+CREATE TABLE accounts (
+  account_id text PRIMARY KEY,
+  balance numeric(38,0) NOT NULL CHECK (balance >= 0)
+);
+
+CREATE TABLE mints (
+  seq bigserial PRIMARY KEY,
+  mint_id text NOT NULL UNIQUE,
+  account_id text NOT NULL REFERENCES accounts (account_id),
+  amount numeric(38,0) NOT NULL CHECK (amount > 0),
+  blockchain text NOT NULL,
+  status text NOT NULL CHECK (status IN ('COMPLETED', 'REVERSED')),
+  idempotency_key text NOT NULL,
+  create_time timestamptz NOT NULL,
+  reverse_time timestamptz,
+  reverse_reason text NOT NULL DEFAULT '',
+  CHECK ((status = 'REVERSED') = (reverse_time IS NOT NULL))
+);
+-- ListMints for one account pages by seq.
+CREATE INDEX mints_account_id_seq ON mints (account_id, seq);
+
+CREATE TABLE transfers (
+  seq bigserial PRIMARY KEY,
+  transfer_id text NOT NULL UNIQUE,
+  from_account_id text NOT NULL REFERENCES accounts (account_id),
+  to_account_id text NOT NULL REFERENCES accounts (account_id),
+  amount numeric(38,0) NOT NULL CHECK (amount > 0),
+  idempotency_key text NOT NULL,
+  create_time timestamptz NOT NULL,
+  CHECK (from_account_id <> to_account_id)
+);
+
+-- The append-only journal: every balance is the sum of its account's entries.
+CREATE TABLE ledger_entries (
+  entry_id bigserial PRIMARY KEY,
+  account_id text NOT NULL REFERENCES accounts (account_id),
+  amount numeric(38,0) NOT NULL CHECK (amount <> 0),
+  kind text NOT NULL CHECK (kind IN ('mint', 'transfer_out', 'transfer_in', 'reversal')),
+  ref_id text NOT NULL,
+  created_at timestamptz NOT NULL
+);
+CREATE INDEX ledger_entries_account_id ON ledger_entries (account_id, entry_id);
+CREATE INDEX ledger_entries_ref_id ON ledger_entries (ref_id);
+
+-- Corrections are new entries (a reversal), never edits: refuse the others.
+CREATE FUNCTION ledger_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'ledger_entries is append-only (% refused)', TG_OP;
+END;
+$$;
+CREATE TRIGGER ledger_entries_append_only
+  BEFORE UPDATE OR DELETE OR TRUNCATE ON ledger_entries
+  FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_append_only();
+
+-- A 'pending' row only ever exists inside the uncommitted transaction that
+-- claimed the key; other sessions see committed 'completed' rows only.
+CREATE TABLE idempotency_keys (
+  scope text NOT NULL CHECK (scope IN ('mint', 'transfer')),
+  key text NOT NULL,
+  fingerprint text NOT NULL,
+  result jsonb,
+  state text NOT NULL CHECK (state IN ('pending', 'completed')),
+  expires_at timestamptz NOT NULL,
+  PRIMARY KEY (scope, key),
+  CHECK ((state = 'completed') = (result IS NOT NULL))
+);
+-- The sweeper takes the oldest expired keys first.
+CREATE INDEX idempotency_keys_expires_at ON idempotency_keys (expires_at);
+`,
+  },
+];
+
+/**
+ * The advisory lock key of the runner (two int4 halves: "mint" in ASCII, and
+ * 1 for "migrations"), so it never collides with other advisory locks.
+ */
+const MIGRATION_LOCK = [0x6d696e74, 1] as const;
+
+export interface MigrationLogger {
+  info(o: object, m: string): void;
+  warn(o: object, m: string): void;
+}
+
+/**
+ * Applies the pending migrations on `client` (a dedicated session: the
+ * advisory lock is held by the session). Returns the versions applied now,
+ * empty when the schema was already current.
+ */
+export async function runMigrations(
+  client: pg.ClientBase,
+  logger?: MigrationLogger,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Promise<number[]> {
+  await client.query("SELECT pg_advisory_lock($1, $2)", [...MIGRATION_LOCK]);
+  try {
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+    const res = await client.query<{ version: number }>("SELECT version FROM schema_migrations ORDER BY version");
+    const applied = new Set(res.rows.map((r) => r.version));
+    const known = new Set(migrations.map((m) => m.version));
+    const unknown = [...applied].filter((v) => !known.has(v));
+    if (unknown.length > 0) {
+      // A newer replica migrated further during a rolling deploy; migrations
+      // are additive, so this older code keeps working on the newer schema.
+      logger?.warn({ unknownVersions: unknown }, "database schema is newer than this build");
+    }
+    const done: number[] = [];
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (applied.has(m.version)) continue;
+      await client.query("BEGIN");
+      try {
+        await client.query(m.sql);
+        await client.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [m.version, m.name]);
+        await client.query("COMMIT");
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw err;
+      }
+      logger?.info({ version: m.version, name: m.name }, "applied schema migration");
+      done.push(m.version);
+    }
+    return done;
+  } finally {
+    await client.query("SELECT pg_advisory_unlock($1, $2)", [...MIGRATION_LOCK]).catch(() => undefined);
+  }
+}

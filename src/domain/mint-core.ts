@@ -1,0 +1,264 @@
+/**
+ * The service's rules, independent of any transport or store: validation,
+ * idempotency, the rate limit, account locks and the ledger, in that order.
+ *
+ * Order of a mutating call, and why:
+ *  1. Validate everything (a bad request touches nothing, not even a key).
+ *  2. Claim the idempotency key. Replays and key reuse are answered here,
+ *     before the limiter, so a replay never counts and is never refused.
+ *     A duplicate of a call in flight waits here, holding no account lock.
+ *  3. Lock the accounts in code-unit order, within the call's deadline.
+ *  4. (Mints) ask the limiter; a refusal counts nothing and frees the key.
+ *  5. Apply through the ledger, then store the result under the key.
+ * Any failure after step 2 releases the key: only successes are stored.
+ */
+import { AccountLocks } from "./account-locks.js";
+import type { Clock } from "./clock.js";
+import type { Failure } from "./errors.js";
+import { invalid } from "./errors.js";
+import { createIdGenerator, type IdGenerator } from "./ids.js";
+import type { MintRecord, TransferRecord } from "./model.js";
+import { parseAmount } from "./money.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
+import type { IdempotencyClaim, IdempotencyStore, LedgerStore, RateLimiter } from "./ports.js";
+import { fail, ok, type Result } from "./result.js";
+import * as v from "./validate.js";
+
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 1000;
+
+export interface MintCoreDeps {
+  readonly ledger: LedgerStore;
+  readonly idempotency: IdempotencyStore;
+  readonly limiter: RateLimiter;
+  readonly clock: Clock;
+  /** Largest amount one call may move, in micro-USDC. */
+  readonly maxAmountMicros: bigint;
+  readonly ids?: IdGenerator;
+}
+
+/** Per-call context. `deadlineMs` is monotonic on the core's clock; Infinity for none. */
+export interface CallContext {
+  readonly deadlineMs: number;
+}
+
+export interface MintUsdcInput {
+  readonly accountId: string;
+  readonly amount: string;
+  /** Proto enum name without the BLOCKCHAIN_ prefix; "" when unset. */
+  readonly blockchain: string;
+  readonly idempotencyKey: string;
+}
+
+export interface TransferInput {
+  readonly fromAccountId: string;
+  readonly toAccountId: string;
+  readonly amount: string;
+  readonly idempotencyKey: string;
+}
+
+export interface ListMintsInput {
+  readonly accountId: string;
+  readonly pageSize: number;
+  readonly pageToken: string;
+}
+
+const deadlinePassed: Failure = { code: "DEADLINE_EXCEEDED", message: "deadline exceeded while waiting for an account lock; nothing was applied" };
+
+export class MintCore {
+  readonly locks: AccountLocks;
+  private readonly ids: IdGenerator;
+
+  constructor(private readonly deps: MintCoreDeps) {
+    this.locks = new AccountLocks(deps.clock);
+    this.ids = deps.ids ?? createIdGenerator(deps.clock);
+  }
+
+  /** Failures: INVALID_ARGUMENT, IDEMPOTENCY_KEY_REUSED/IN_USE, IDEMPOTENCY_STORE_FULL, RATE_LIMITED, DEADLINE_EXCEEDED. */
+  async mintUsdc(input: MintUsdcInput, ctx: CallContext): Promise<Result<{ mint: MintRecord; replayed: boolean }>> {
+    const accountId = v.accountId(input.accountId);
+    if (!accountId.ok) return accountId;
+    const amount = parseAmount(input.amount, this.deps.maxAmountMicros);
+    if (!amount.ok) return amount;
+    const blockchain = v.blockchain(input.blockchain);
+    if (!blockchain.ok) return blockchain;
+    const key = v.idempotencyKey(input.idempotencyKey);
+    if (!key.ok) return key;
+
+    const request = { account_id: accountId.value, amount: amount.value.toString(), blockchain: blockchain.value };
+    const begun = await this.deps.idempotency.begin("mint", key.value, request, ctx.deadlineMs);
+    if (!begun.ok) return begun;
+    if (begun.value.kind === "replay") {
+      const stored = begun.value.result;
+      if (stored.scope !== "mint") throw new Error("invariant violated: mint key replayed a non-mint result");
+      return ok({ mint: stored.mint, replayed: true });
+    }
+    const claim = begun.value.claim;
+    return this.underClaim(claim, async () => {
+      const release = await this.locks.acquire([accountId.value], ctx.deadlineMs);
+      if (release === null) return fail(deadlinePassed);
+      try {
+        const decision = await this.deps.limiter.tryAcquire(accountId.value);
+        if (!decision.allowed) {
+          return fail({
+            code: "RATE_LIMITED",
+            accountId: accountId.value,
+            retryAfterMs: decision.retryAfterMs,
+            limit: this.deps.limiter.limit,
+            windowMs: this.deps.limiter.windowMs,
+          });
+        }
+        const applied = await this.deps.ledger.mint(
+          {
+            mintId: this.ids.mintId(),
+            accountId: accountId.value,
+            amountMicros: amount.value,
+            blockchain: blockchain.value,
+            idempotencyKey: key.value,
+            createWallMs: this.deps.clock.wallMs(),
+          },
+          claim,
+          ctx.deadlineMs,
+        );
+        if (!applied.ok) return applied;
+        await this.deps.idempotency.complete(claim, { scope: "mint", mint: applied.value });
+        return ok({ mint: applied.value, replayed: false });
+      } finally {
+        release();
+      }
+    });
+  }
+
+  /** Failures: INVALID_ARGUMENT (incl. from == to), IDEMPOTENCY_*, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED. */
+  async transfer(input: TransferInput, ctx: CallContext): Promise<Result<{ transfer: TransferRecord; replayed: boolean }>> {
+    const from = v.accountId(input.fromAccountId, "from_account_id");
+    if (!from.ok) return from;
+    const to = v.accountId(input.toAccountId, "to_account_id");
+    if (!to.ok) return to;
+    if (from.value === to.value) {
+      return fail(invalid("SAME_ACCOUNT", "to_account_id", "to_account_id must differ from from_account_id"));
+    }
+    const amount = parseAmount(input.amount, this.deps.maxAmountMicros);
+    if (!amount.ok) return amount;
+    const key = v.idempotencyKey(input.idempotencyKey);
+    if (!key.ok) return key;
+
+    const request = { from_account_id: from.value, to_account_id: to.value, amount: amount.value.toString() };
+    const begun = await this.deps.idempotency.begin("transfer", key.value, request, ctx.deadlineMs);
+    if (!begun.ok) return begun;
+    if (begun.value.kind === "replay") {
+      const stored = begun.value.result;
+      if (stored.scope !== "transfer") throw new Error("invariant violated: transfer key replayed a non-transfer result");
+      return ok({ transfer: stored.transfer, replayed: true });
+    }
+    const claim = begun.value.claim;
+    return this.underClaim(claim, async () => {
+      const release = await this.locks.acquire([from.value, to.value], ctx.deadlineMs);
+      if (release === null) return fail(deadlinePassed);
+      try {
+        const applied = await this.deps.ledger.transfer(
+          {
+            transferId: this.ids.transferId(),
+            fromAccountId: from.value,
+            toAccountId: to.value,
+            amountMicros: amount.value,
+            idempotencyKey: key.value,
+            createWallMs: this.deps.clock.wallMs(),
+          },
+          claim,
+          ctx.deadlineMs,
+        );
+        if (!applied.ok) return applied;
+        await this.deps.idempotency.complete(claim, { scope: "transfer", transfer: applied.value });
+        return ok({ transfer: applied.value, replayed: false });
+      } finally {
+        release();
+      }
+    });
+  }
+
+  /** Balance in micro-USDC; 0 for unknown accounts. Failures: INVALID_ARGUMENT. */
+  async getBalance(accountIdText: string): Promise<Result<{ accountId: string; balanceMicros: bigint }>> {
+    const accountId = v.accountId(accountIdText);
+    if (!accountId.ok) return accountId;
+    return ok({ accountId: accountId.value, balanceMicros: await this.deps.ledger.getBalance(accountId.value) });
+  }
+
+  /** Failures: INVALID_ARGUMENT, MINT_NOT_FOUND. */
+  async getMint(mintIdText: string): Promise<Result<MintRecord>> {
+    const mintId = v.mintId(mintIdText);
+    if (!mintId.ok) return mintId;
+    const mint = await this.deps.ledger.getMint(mintId.value);
+    return mint === null ? fail({ code: "MINT_NOT_FOUND", mintId: mintId.value }) : ok(mint);
+  }
+
+  /** Oldest first. Failures: INVALID_ARGUMENT (account id, page size < 0, page token not ours). */
+  async listMints(input: ListMintsInput): Promise<Result<{ mints: MintRecord[]; nextPageToken: string }>> {
+    let accountId: string | null = null;
+    if (input.accountId !== "") {
+      const a = v.accountId(input.accountId);
+      if (!a.ok) return a;
+      accountId = a.value;
+    }
+    if (!Number.isInteger(input.pageSize) || input.pageSize < 0) {
+      return fail(invalid("INVALID_PAGE_SIZE", "page_size", "page_size must not be negative (0 means 50, at most 1000)"));
+    }
+    const limit = input.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(input.pageSize, MAX_PAGE_SIZE);
+    let afterSeq = 0;
+    if (input.pageToken !== "") {
+      const decoded = decodePageToken(input.pageToken, input.accountId);
+      if (decoded === null) {
+        return fail(invalid("INVALID_PAGE_TOKEN", "page_token", "page_token was not issued by this service for this account_id"));
+      }
+      afterSeq = decoded;
+    }
+    // One extra row tells whether another page exists, so the last page has no token.
+    const rows = await this.deps.ledger.listMints({ accountId, afterSeq, limit: limit + 1 });
+    const mints = rows.slice(0, limit);
+    const last = mints[mints.length - 1];
+    const nextPageToken = rows.length > limit && last !== undefined ? encodePageToken(last.seq, input.accountId) : "";
+    return ok({ mints, nextPageToken });
+  }
+
+  /**
+   * Reverses a mint and frees its idempotency key.
+   * Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED.
+   */
+  async reconcileMint(mintIdText: string, reasonText: string, ctx: CallContext): Promise<Result<MintRecord>> {
+    const mintId = v.mintId(mintIdText);
+    if (!mintId.ok) return mintId;
+    const reason = v.reason(reasonText);
+    if (!reason.ok) return reason;
+    const mint = await this.deps.ledger.getMint(mintId.value);
+    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
+    const release = await this.locks.acquire([mint.accountId], ctx.deadlineMs);
+    if (release === null) return fail(deadlinePassed);
+    try {
+      const reversed = await this.deps.ledger.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx.deadlineMs);
+      if (!reversed.ok) return reversed;
+      await this.deps.idempotency.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
+      return reversed;
+    } finally {
+      release();
+    }
+  }
+
+  /** Runs `work` under an idempotency claim and releases the claim unless `work` completed it. */
+  private async underClaim<T>(claim: IdempotencyClaim, work: () => Promise<Result<T>>): Promise<Result<T>> {
+    let result: Result<T> | undefined;
+    try {
+      result = await work();
+      return result;
+    } finally {
+      if (result === undefined || !result.ok) {
+        try {
+          await this.deps.idempotency.release(claim);
+        } catch {
+          // A store that cannot be reached to release the key has dropped it
+          // anyway (its transaction died with the connection); the call's own
+          // error, already on its way, is the one the caller must see.
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Process entry: reads the configuration (the only place that sees argv and
+ * env), starts the service, prints one start line, and drains on SIGTERM or
+ * SIGINT before exiting 0.
+ */
+import { startApp } from "./app.js";
+import { ConfigError, describeConfig, helpText, loadConfig } from "./config.js";
+import { createLogger } from "./logger.js";
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(helpText() + "\n");
+    return;
+  }
+  let config;
+  try {
+    config = loadConfig(argv, process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`usdc-mint: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  const app = await startApp(config, logger);
+  // Logged at warn as well as info would be noise; the start line is the one
+  // thing every deployment wants to see, so it goes out at any level but silent.
+  logger.level === "silent" || logger.info({ address: app.server.address, config: describeConfig(config), adapters: app.adapters.description }, "listening");
+  if (!logger.isLevelEnabled("info") && logger.level !== "silent") {
+    process.stdout.write(JSON.stringify({ level: "info", msg: "listening", address: app.server.address }) + "\n");
+  }
+
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signalled) return;
+    signalled = true;
+    logger.info({ signal, callsInFlight: app.server.edge.callsInFlight, graceMs: config.shutdownGraceMs }, "draining");
+    void app.shutdown().then(
+      (drained) => {
+        logger.info({ drained }, "stopped");
+        logger.flush();
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, "shutdown failed");
+        logger.flush();
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`usdc-mint: failed to start: ${message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,99 @@
+/**
+ * The gRPC edge of every call: refuses new calls while draining, turns the
+ * caller's deadline into the core's monotonic deadline, maps failures through
+ * the error table, logs failed calls, counts calls in flight, and answers
+ * exactly once — unknown exceptions leave as INTERNAL with a fixed message
+ * while their stack goes to the log.
+ */
+import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
+import type { Clock } from "../../domain/clock.js";
+import type { CallContext } from "../../domain/mint-core.js";
+import type { Result } from "../../domain/result.js";
+import type { Logger } from "../../logger.js";
+import { failureToStatus, internalError, unavailable } from "./status.js";
+
+export type UnaryHandler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Result<Res>>;
+
+export class Edge {
+  private draining = false;
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {}
+
+  /** From now on new calls get UNAVAILABLE; calls in flight continue. */
+  startDraining(): void {
+    this.draining = true;
+  }
+
+  get callsInFlight(): number {
+    return this.inFlight;
+  }
+
+  /** Resolves when no call is in flight. */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  unary<Req, Res>(rpc: string, handler: UnaryHandler<Req, Res>): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+    return (call, callback) => {
+      if (this.draining) {
+        callback(unavailable("the server is shutting down; retry on another replica", "SHUTTING_DOWN"));
+        return;
+      }
+      this.inFlight++;
+      let ctx: CallContext;
+      try {
+        ctx = { deadlineMs: this.monotonicDeadline(call.getDeadline()) };
+      } catch {
+        ctx = { deadlineMs: Infinity };
+      }
+      handler(call.request, ctx).then(
+        (result) => {
+          if (result.ok) {
+            callback(null, result.value);
+          } else {
+            const f = result.error;
+            const level = f.code === "UNAVAILABLE" ? "warn" : "info";
+            this.logger[level]({ rpc, code: f.code, reason: f.code === "INVALID_ARGUMENT" ? f.reason : f.code }, "call failed");
+            callback(failureToStatus(f));
+          }
+          this.done();
+        },
+        (error: unknown) => {
+          const code = (error as { code?: unknown } | null)?.code;
+          if (code === "UNAVAILABLE") {
+            this.logger.warn({ rpc, code, err: (error as Error).message }, "call failed: store unavailable");
+            callback(unavailable("a backing store is unreachable; nothing was applied, retry later", "STORE_UNAVAILABLE"));
+          } else if (code === "DEADLINE_EXCEEDED") {
+            this.logger.info({ rpc, code }, "call failed");
+            callback(failureToStatus({ code: "DEADLINE_EXCEEDED", message: (error as Error).message }));
+          } else {
+            this.logger.error({ rpc, err: error }, "call failed: internal error");
+            callback(internalError());
+          }
+          this.done();
+        },
+      );
+    };
+  }
+
+  private done(): void {
+    if (--this.inFlight === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** grpc-js gives the deadline as wall time (Date or ms, Infinity for none); the core wants monotonic ms. */
+  private monotonicDeadline(deadline: Date | number): number {
+    const wallMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    if (!Number.isFinite(wallMs)) return Infinity;
+    return this.clock.nowMs() + (wallMs - Date.now());
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * One handler per RPC: proto in, domain call, proto out. Each is run by
+ * `Edge.unary`, which answers exactly once and maps failures through the one
+ * error table (status.ts).
+ */
+import {
+  GetBalanceResponse,
+  GetMintResponse,
+  ListMintsResponse,
+  MintUsdcResponse,
+  ReconcileMintResponse,
+  TransferResponse,
+  type GetBalanceRequest,
+  type GetMintRequest,
+  type ListMintsRequest,
+  type MintServiceServer,
+  type MintUsdcRequest,
+  type ReconcileMintRequest,
+  type TransferRequest,
+} from "../../../gen/usdc/mint/v1/mint.js";
+import type { MintCore } from "../../domain/mint-core.js";
+import { formatMicros } from "../../domain/money.js";
+import { ok } from "../../domain/result.js";
+import { blockchainName, mintToProto, transferToProto } from "./convert.js";
+import type { Edge } from "./edge.js";
+
+export function mintServiceHandlers(core: MintCore, edge: Edge): MintServiceServer {
+  return {
+    mintUsdc: edge.unary("MintUsdc", async (req: MintUsdcRequest, ctx) => {
+      const r = await core.mintUsdc(
+        { accountId: req.accountId, amount: req.amount, blockchain: blockchainName(req.blockchain), idempotencyKey: req.idempotencyKey },
+        ctx,
+      );
+      return r.ok ? ok(MintUsdcResponse.fromPartial({ mint: mintToProto(r.value.mint), replayed: r.value.replayed })) : r;
+    }),
+
+    transfer: edge.unary("Transfer", async (req: TransferRequest, ctx) => {
+      const r = await core.transfer(
+        { fromAccountId: req.fromAccountId, toAccountId: req.toAccountId, amount: req.amount, idempotencyKey: req.idempotencyKey },
+        ctx,
+      );
+      return r.ok ? ok(TransferResponse.fromPartial({ transfer: transferToProto(r.value.transfer), replayed: r.value.replayed })) : r;
+    }),
+
+    getBalance: edge.unary("GetBalance", async (req: GetBalanceRequest) => {
+      const r = await core.getBalance(req.accountId);
+      return r.ok ? ok(GetBalanceResponse.fromPartial({ accountId: r.value.accountId, balance: formatMicros(r.value.balanceMicros) })) : r;
+    }),
+
+    getMint: edge.unary("GetMint", async (req: GetMintRequest) => {
+      const r = await core.getMint(req.mintId);
+      return r.ok ? ok(GetMintResponse.fromPartial({ mint: mintToProto(r.value) })) : r;
+    }),
+
+    listMints: edge.unary("ListMints", async (req: ListMintsRequest) => {
+      const r = await core.listMints({ accountId: req.accountId, pageSize: req.pageSize, pageToken: req.pageToken });
+      return r.ok ? ok(ListMintsResponse.fromPartial({ mints: r.value.mints.map(mintToProto), nextPageToken: r.value.nextPageToken })) : r;
+    }),
+
+    reconcileMint: edge.unary("ReconcileMint", async (req: ReconcileMintRequest, ctx) => {
+      const r = await core.reconcileMint(req.mintId, req.reason, ctx);
+      return r.ok ? ok(ReconcileMintResponse.fromPartial({ mint: mintToProto(r.value) })) : r;
+    }),
+  };
+}

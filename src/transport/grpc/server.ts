@@ -1,0 +1,125 @@
+/**
+ * Builds and runs the gRPC server: MintService, grpc.health.v1 and server
+ * reflection (v1 and v1alpha, from the descriptor set `buf build` writes).
+ * Shutdown goes in order: health NOT_SERVING, refuse new calls, let calls in
+ * flight finish within the grace period, then force, then close the adapters.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { MintServiceService } from "../../../gen/usdc/mint/v1/mint.js";
+import type { Clock } from "../../domain/clock.js";
+import type { MintCore } from "../../domain/mint-core.js";
+import type { Probe } from "../../domain/ports.js";
+import type { Logger } from "../../logger.js";
+import { Edge } from "./edge.js";
+import { HealthService } from "./health.js";
+import { mintServiceHandlers } from "./mint-handlers.js";
+import { addReflection, loadDescriptorSet, REFLECTION_SERVICES, type ReflectionHandle } from "./reflection.js";
+
+export const MINT_SERVICE_NAME = "usdc.mint.v1.MintService";
+const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
+
+export interface ServerOptions {
+  readonly core: MintCore;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** host:port; port 0 picks a free one. */
+  readonly listen: string;
+  /** Largest request message accepted, in bytes. */
+  readonly maxMessageBytes: number;
+  /** How long calls in flight may run after shutdown begins. */
+  readonly shutdownGraceMs: number;
+  /** Backing stores to watch; health is NOT_SERVING while any is unhealthy. */
+  readonly probes?: readonly Probe[];
+  /** How often probes run, in ms (default 2000). */
+  readonly probeIntervalMs?: number;
+  /** Closes the adapters, after the server has stopped. */
+  readonly closeAdapters?: () => Promise<void>;
+}
+
+export interface RunningServer {
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  /** host:port actually bound. */
+  readonly address: string;
+  readonly health: HealthService;
+  readonly edge: Edge;
+  /**
+   * Drains and stops: NOT_SERVING, new calls UNAVAILABLE, calls in flight get
+   * the grace period, then the server is forced down and adapters closed.
+   * Resolves with whether the drain finished within the grace period.
+   */
+  shutdown(): Promise<boolean>;
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": opts.maxMessageBytes,
+    "grpc.max_send_message_length": 16 * 1024 * 1024,
+    // Idle callers are told to go away rather than held forever.
+    "grpc.max_connection_idle_ms": 5 * 60_000,
+    "grpc.keepalive_time_ms": 60_000,
+    "grpc.keepalive_timeout_ms": 20_000,
+  });
+  const edge = new Edge(opts.clock, opts.logger);
+  const health = new HealthService([MINT_SERVICE_NAME]);
+  server.addService(MintServiceService, mintServiceHandlers(opts.core, edge));
+  health.addTo(server);
+  const reflection: ReflectionHandle = addReflection(
+    server,
+    loadDescriptorSet(),
+    [MINT_SERVICE_NAME, HEALTH_SERVICE_NAME, ...REFLECTION_SERVICES],
+    { onInternalError: (err) => opts.logger.error({ err }, "reflection failed") },
+  );
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(opts.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  const host = opts.listen.slice(0, opts.listen.lastIndexOf(":"));
+  const address = `${host}:${port}`;
+
+  // Health follows the probes: a store that cannot be reached makes the
+  // replica NOT_SERVING until it comes back by itself.
+  let probeTimer: NodeJS.Timeout | undefined;
+  const probes = opts.probes ?? [];
+  const runProbes = async (): Promise<void> => {
+    const results = await Promise.all(probes.map((p) => p.healthy().catch(() => false)));
+    const healthy = results.every(Boolean);
+    health.setAll(healthy ? "SERVING" : "NOT_SERVING");
+  };
+  if (probes.length > 0) {
+    await runProbes();
+    probeTimer = setInterval(() => void runProbes(), opts.probeIntervalMs ?? 2000);
+    probeTimer.unref();
+  } else {
+    health.setAll("SERVING");
+  }
+
+  let stopping: Promise<boolean> | undefined;
+  const shutdown = (): Promise<boolean> => {
+    stopping ??= (async () => {
+      if (probeTimer !== undefined) clearInterval(probeTimer);
+      health.setAll("NOT_SERVING");
+      edge.startDraining();
+      health.shutdown();
+      reflection.shutdown();
+      const drained = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve(false);
+        }, opts.shutdownGraceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+      // tryShutdown can report done while our handlers still run (a client
+      // that went away); let them finish before the stores close under them.
+      await Promise.race([edge.idle(), new Promise((r) => setTimeout(r, Math.min(1000, opts.shutdownGraceMs)).unref())]);
+      await opts.closeAdapters?.();
+      return drained;
+    })();
+    return stopping;
+  };
+
+  return { port, address, health, edge, shutdown };
+}

@@ -1,0 +1,115 @@
+/**
+ * The one error table: every domain failure becomes a gRPC status code plus a
+ * `google.rpc.Status` (ErrorInfo always; BadRequest, RetryInfo, QuotaFailure
+ * where they help) in the `grpc-status-details-bin` trailer. grpc-js has no
+ * helper for rich errors, so the Status is encoded here by hand.
+ */
+import { Metadata, status as Code, type ServiceError } from "@grpc/grpc-js";
+import { Any } from "../../../gen/google/protobuf/any.js";
+import { BadRequest, ErrorInfo, QuotaFailure, RetryInfo } from "../../../gen/google/rpc/error_details.js";
+import { Status } from "../../../gen/google/rpc/status.js";
+import type { Failure } from "../../domain/errors.js";
+
+/** The fixed ErrorInfo domain of this service. */
+export const ERROR_DOMAIN = "mint.usdc.example";
+export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
+export const INTERNAL_MESSAGE = "internal error; the service logged the details";
+
+const TYPE_PREFIX = "type.googleapis.com/";
+
+function pack(typeName: string, value: Uint8Array): Any {
+  return { typeUrl: TYPE_PREFIX + typeName, value: Buffer.from(value) };
+}
+
+function errorInfo(reason: string, metadata: Record<string, string> = {}): Any {
+  return pack("google.rpc.ErrorInfo", ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata }).finish());
+}
+
+function retryInfo(delayMs: number): Any {
+  const ms = Math.max(0, Math.ceil(delayMs));
+  const seconds = Math.floor(ms / 1000);
+  return pack("google.rpc.RetryInfo", RetryInfo.encode({ retryDelay: { seconds, nanos: (ms - seconds * 1000) * 1_000_000 } }).finish());
+}
+
+/** A gRPC error with rich details, ready for a unary callback. */
+export interface RichError extends Partial<ServiceError> {
+  code: Code;
+  details: string;
+  metadata: Metadata;
+}
+
+export function richError(code: Code, message: string, details: Any[]): RichError {
+  const metadata = new Metadata();
+  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message, details }).finish()));
+  return { code, details: message, metadata, message, name: "RichError" };
+}
+
+/** Maps one domain failure to its status (exhaustive: a new failure code fails to compile here). */
+export function failureToStatus(f: Failure): RichError {
+  switch (f.code) {
+    case "INVALID_ARGUMENT":
+      return richError(Code.INVALID_ARGUMENT, f.message, [
+        errorInfo(f.reason, { field: f.field }),
+        pack("google.rpc.BadRequest", BadRequest.encode({ fieldViolations: [{ field: f.field, description: f.message }] }).finish()),
+      ]);
+    case "RATE_LIMITED":
+      return richError(
+        Code.RESOURCE_EXHAUSTED,
+        `rate limit: at most ${f.limit} mints per ${f.windowMs} ms for account ${f.accountId}; retry in ${Math.ceil(f.retryAfterMs)} ms`,
+        [
+          errorInfo("RATE_LIMITED", { account_id: f.accountId, limit: String(f.limit), window_ms: String(f.windowMs) }),
+          retryInfo(f.retryAfterMs),
+          pack(
+            "google.rpc.QuotaFailure",
+            QuotaFailure.encode({
+              violations: [{ subject: `account:${f.accountId}`, description: `at most ${f.limit} mints per ${f.windowMs} ms` }],
+            }).finish(),
+          ),
+        ],
+      );
+    case "IDEMPOTENCY_KEY_REUSED":
+      return richError(
+        Code.ALREADY_EXISTS,
+        `idempotency_key was already used for a different request (differing fields: ${f.fields.join(", ")})`,
+        [errorInfo("IDEMPOTENCY_KEY_REUSED", { differing_fields: f.fields.join(","), idempotency_key: f.key })],
+      );
+    case "IDEMPOTENCY_KEY_IN_USE":
+      return richError(Code.ABORTED, "a call with this idempotency_key is still in flight; retry with the same key", [
+        errorInfo("IDEMPOTENCY_KEY_IN_USE", { idempotency_key: f.key }),
+        retryInfo(f.retryAfterMs),
+      ]);
+    case "IDEMPOTENCY_STORE_FULL":
+      return richError(Code.RESOURCE_EXHAUSTED, `the idempotency store holds its maximum of ${f.maxKeys} keys; retry later`, [
+        errorInfo("IDEMPOTENCY_STORE_FULL", { max_keys: String(f.maxKeys) }),
+        retryInfo(f.retryAfterMs),
+      ]);
+    case "INSUFFICIENT_FUNDS":
+      return richError(Code.FAILED_PRECONDITION, `account ${f.accountId} has insufficient funds; nothing changed`, [
+        errorInfo("INSUFFICIENT_FUNDS", { account_id: f.accountId }),
+      ]);
+    case "MINT_ALREADY_REVERSED":
+      return richError(Code.FAILED_PRECONDITION, `mint ${f.mintId} is already reversed`, [
+        errorInfo("MINT_ALREADY_REVERSED", { mint_id: f.mintId }),
+      ]);
+    case "MINT_NOT_FOUND":
+      return richError(Code.NOT_FOUND, `mint ${f.mintId} not found`, [errorInfo("MINT_NOT_FOUND", { mint_id: f.mintId })]);
+    case "DEADLINE_EXCEEDED":
+      return richError(Code.DEADLINE_EXCEEDED, f.message, [errorInfo("DEADLINE_EXCEEDED")]);
+    case "UNAVAILABLE":
+      return unavailable(f.message);
+    default: {
+      const unreachable: never = f;
+      throw new Error(`unmapped failure ${JSON.stringify(unreachable)}`);
+    }
+  }
+}
+
+/** UNAVAILABLE: shutting down or a store unreachable; safe to retry (elsewhere). */
+export function unavailable(message: string, reason = "UNAVAILABLE"): RichError {
+  return richError(Code.UNAVAILABLE, message, [errorInfo(reason)]);
+}
+
+/** A bug: a fixed message for the caller; the stack goes to the log only. */
+export function internalError(): RichError {
+  return richError(Code.INTERNAL, INTERNAL_MESSAGE, [errorInfo("INTERNAL")]);
+}
