@@ -1,0 +1,36 @@
+// Lint that catches what the compiler does not: floating promises (a call
+// that answers never, or twice), non-exhaustive switches over error codes,
+// import cycles, and the core reaching for transport or storage.
+import tseslint from "typescript-eslint";
+import importX from "eslint-plugin-import-x";
+
+export default tseslint.config(
+  { ignores: ["dist/**", "gen/**", "node_modules/**", "coverage/**", "bench/out/**", "bench/.build/**", "eslint.config.js"] },
+  {
+    files: ["**/*.ts"],
+    extends: [tseslint.configs.base],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    plugins: { "import-x": importX },
+    rules: {
+      "@typescript-eslint/no-floating-promises": "error",
+      "@typescript-eslint/no-misused-promises": ["error", { checksVoidReturn: false }],
+      "@typescript-eslint/switch-exhaustiveness-check": "error",
+      "@typescript-eslint/await-thenable": "error",
+      "import-x/no-cycle": "error",
+    },
+  },
+  {
+    files: ["src/domain/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            { group: ["@grpc/*", "pg", "ioredis", "pino", "**/gen/**", "**/adapters/**", "**/transport/**"], message: "the core imports no transport, storage or logging (STYLE habit 1)" },
+          ],
+        },
+      ],
+      "no-restricted-properties": ["error", { object: "process", property: "env", message: "only src/config.ts reads the environment" }],
+    },
+  },
+);
