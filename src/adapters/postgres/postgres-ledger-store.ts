@@ -1,0 +1,421 @@
+/**
+ * Balances and the append-only ledger in PostgreSQL.
+ *
+ * `mint` and `transfer` run on the transaction of their idempotency claim and
+ * end it: on success they write the key's result and COMMIT, so the key and
+ * the ledger change become visible together or not at all; on a failure
+ * (INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED, a thrown error) they ROLLBACK at
+ * once, which frees the key and, above all, drops the account row locks
+ * without waiting for the core to call `release` (which is then a no-op).
+ *
+ * Lock order, which is why these transactions cannot deadlock one another:
+ * a mint row (reverseMint only) < an idempotency key row < account rows in
+ * code-unit order of their ids, taken in one statement. A new account row is
+ * inserted before any account lock is taken. Deadlocks (40P01) and
+ * serialization failures (40001) are retried anyway, as a safety net against
+ * outside sessions: the ledger work runs under a SAVEPOINT taken after the
+ * claim, so a retry rolls back to it and redoes the work while the key's row
+ * stays claimed.
+ */
+import { assert, UnavailableError, type Failure } from "../../domain/errors.js";
+import { fail, ok, type Result } from "../../domain/result.js";
+import { isBlockchain, type MintRecord, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
+import type { IdempotencyClaim, LedgerStore, ListMintsQuery } from "../../domain/ports.js";
+import { asPgClaim, setLocalTimeoutsSql, type PgClaim } from "./pg-claim.js";
+import { MAX_TX_ATTEMPTS, type Lease, type PgDatabase, type TxTimeouts } from "./pg-database.js";
+import { classifyPgError, unavailable } from "./pg-errors.js";
+import { isoOfWallMs } from "./postgres-idempotency-store.js";
+import { mintToJson, transferToJson } from "./stored-result-codec.js";
+
+/** ListMints never returns more than this many rows, whatever it is asked. */
+export const LIST_MINTS_MAX_LIMIT = 1000;
+
+const MINT_COLUMNS = `mint_id, seq::text AS seq, account_id, amount::text AS amount, blockchain, status,
+  idempotency_key, create_time, reverse_time, reverse_reason`;
+
+interface MintRow {
+  mint_id: string;
+  seq: string;
+  account_id: string;
+  amount: string;
+  blockchain: string;
+  status: string;
+  idempotency_key: string;
+  create_time: Date;
+  reverse_time: Date | null;
+  reverse_reason: string;
+}
+
+function mintFromRow(r: MintRow): MintRecord {
+  assert(isBlockchain(r.blockchain), `mint ${r.mint_id} has a known blockchain`);
+  assert(r.status === "COMPLETED" || r.status === "REVERSED", `mint ${r.mint_id} has a known status`);
+  return {
+    mintId: r.mint_id,
+    seq: Number(r.seq),
+    accountId: r.account_id,
+    amountMicros: BigInt(r.amount),
+    blockchain: r.blockchain,
+    status: r.status,
+    idempotencyKey: r.idempotency_key,
+    createWallMs: r.create_time.getTime(),
+    reverseWallMs: r.reverse_time === null ? null : r.reverse_time.getTime(),
+    reverseReason: r.reverse_reason,
+  };
+}
+
+/**
+ * Applies a mint: credits the account (creating it), records the mint and
+ * its ledger entry, and stores the key's result with `seq` filled in, all in
+ * one statement. Data-modifying CTEs always run to completion.
+ */
+const MINT_SQL = `
+WITH acct AS (
+  INSERT INTO accounts AS a (account_id, balance) VALUES ($2, $3)
+  ON CONFLICT (account_id) DO UPDATE SET balance = a.balance + EXCLUDED.balance
+  RETURNING 1
+), m AS (
+  INSERT INTO mints (mint_id, account_id, amount, blockchain, status, idempotency_key, create_time)
+  VALUES ($1, $2, $3, $4, 'COMPLETED', $5, $6)
+  RETURNING seq
+), e AS (
+  INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
+  VALUES ($2, $3, 'mint', $1, $6)
+  RETURNING 1
+), k AS (
+  UPDATE idempotency_keys AS k
+  SET state = 'completed', result = jsonb_set($7::jsonb, '{mint,seq}', to_jsonb(m.seq)), expires_at = $8
+  FROM m
+  WHERE k.scope = 'mint' AND k.key = $5
+  RETURNING 1
+)
+SELECT m.seq::text AS seq, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM acct)::int AS accounts FROM m`;
+
+/** Locks both accounts in one statement, in code-unit order (COLLATE "C"), whatever the database collation. */
+const LOCK_ACCOUNTS_SQL = `
+SELECT account_id, balance::text AS balance FROM accounts
+WHERE account_id = ANY($1::text[])
+ORDER BY account_id COLLATE "C"
+FOR NO KEY UPDATE`;
+
+const TRANSFER_SQL = `
+WITH upd AS (
+  UPDATE accounts AS a SET balance = a.balance + d.delta
+  FROM (VALUES ($2::text, -$4::numeric), ($3::text, $4::numeric)) AS d (account_id, delta)
+  WHERE a.account_id = d.account_id
+  RETURNING 1
+), t AS (
+  INSERT INTO transfers (transfer_id, from_account_id, to_account_id, amount, idempotency_key, create_time)
+  VALUES ($1, $2, $3, $4, $5, $6)
+  RETURNING 1
+), e AS (
+  INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
+  VALUES ($2, -$4::numeric, 'transfer_out', $1, $6), ($3, $4::numeric, 'transfer_in', $1, $6)
+  RETURNING 1
+), k AS (
+  UPDATE idempotency_keys SET state = 'completed', result = $7::jsonb, expires_at = $8
+  WHERE scope = 'transfer' AND key = $5
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM upd)::int AS accounts, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM t)::int AS transfers`;
+
+const REVERSE_SQL = `
+WITH e AS (
+  INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
+  VALUES ($2, -$3::numeric, 'reversal', $1, $4)
+  RETURNING 1
+)
+UPDATE mints SET status = 'REVERSED', reverse_time = $4, reverse_reason = $5
+WHERE mint_id = $1
+RETURNING ${MINT_COLUMNS}`;
+
+/** What a transaction body decided: commit with a value, or roll back with an expected failure. */
+type TxDecision<T> = Result<T>;
+
+function deadlineFailure(): Failure {
+  return { code: "DEADLINE_EXCEEDED", message: "deadline passed while waiting for a lock; nothing was applied" };
+}
+
+export class PostgresLedgerStore implements LedgerStore {
+  constructor(
+    private readonly db: PgDatabase,
+    /** How long a completed idempotency key replays, counted from this commit. */
+    private readonly idempotencyTtlMs: number,
+    private readonly onClose: () => Promise<void>,
+  ) {}
+
+  /**
+   * Credits a mint on the claim's transaction and commits it with the key's
+   * result. Failures: DEADLINE_EXCEEDED (rolled back: nothing applied, key
+   * free). Throws UnavailableError when PostgreSQL cannot be reached or the
+   * commit's outcome is unknown (a retry with the same key replays or applies).
+   */
+  async mint(cmd: NewMint, claim: IdempotencyClaim, deadlineMs: number): Promise<Result<MintRecord>> {
+    const c = asPgClaim(claim);
+    assert(c.scope === "mint" && c.key === cmd.idempotencyKey, "mint runs on its own mint-scope claim");
+    const record: MintRecord = {
+      mintId: cmd.mintId,
+      seq: 0,
+      accountId: cmd.accountId,
+      amountMicros: cmd.amountMicros,
+      blockchain: cmd.blockchain,
+      status: "COMPLETED",
+      idempotencyKey: cmd.idempotencyKey,
+      createWallMs: cmd.createWallMs,
+      reverseWallMs: null,
+      reverseReason: "",
+    };
+    return this.onClaim(c, deadlineMs, "minting", async (client) => {
+      const res = await client.query<{ seq: string; keys: number; accounts: number }>(MINT_SQL, [
+        cmd.mintId,
+        cmd.accountId,
+        cmd.amountMicros.toString(),
+        cmd.blockchain,
+        cmd.idempotencyKey,
+        isoOfWallMs(cmd.createWallMs),
+        JSON.stringify({ scope: "mint", mint: mintToJson(record) }),
+        isoOfWallMs(this.db.clock.wallMs() + this.idempotencyTtlMs),
+      ]);
+      const row = res.rows[0];
+      assert(row !== undefined && row.keys === 1 && row.accounts === 1, "mint wrote one account and its claimed key");
+      return ok({ ...record, seq: Number(row.seq) });
+    });
+  }
+
+  /**
+   * Moves money on the claim's transaction and commits it with the key's
+   * result. Failures: INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED (both rolled
+   * back: nothing changed, key free). Throws UnavailableError like `mint`.
+   */
+  async transfer(cmd: NewTransfer, claim: IdempotencyClaim, deadlineMs: number): Promise<Result<TransferRecord>> {
+    const c = asPgClaim(claim);
+    assert(c.scope === "transfer" && c.key === cmd.idempotencyKey, "transfer runs on its own transfer-scope claim");
+    assert(cmd.fromAccountId !== cmd.toAccountId, "transfer between two different accounts");
+    const record: TransferRecord = { ...cmd };
+    return this.onClaim(c, deadlineMs, "transferring", async (client) => {
+      // The receiving account may be new; the sender must exist to have money.
+      await client.query("INSERT INTO accounts (account_id, balance) VALUES ($1, 0) ON CONFLICT (account_id) DO NOTHING", [
+        cmd.toAccountId,
+      ]);
+      const locked = await client.query<{ account_id: string; balance: string }>(LOCK_ACCOUNTS_SQL, [
+        [cmd.fromAccountId, cmd.toAccountId],
+      ]);
+      const from = locked.rows.find((r) => r.account_id === cmd.fromAccountId);
+      if (from === undefined || BigInt(from.balance) < cmd.amountMicros) {
+        return fail({ code: "INSUFFICIENT_FUNDS", accountId: cmd.fromAccountId });
+      }
+      const res = await client.query<{ accounts: number; keys: number; transfers: number }>(TRANSFER_SQL, [
+        cmd.transferId,
+        cmd.fromAccountId,
+        cmd.toAccountId,
+        cmd.amountMicros.toString(),
+        cmd.idempotencyKey,
+        isoOfWallMs(cmd.createWallMs),
+        JSON.stringify({ scope: "transfer", transfer: transferToJson(record) }),
+        isoOfWallMs(this.db.clock.wallMs() + this.idempotencyTtlMs),
+      ]);
+      const row = res.rows[0];
+      assert(row !== undefined && row.accounts === 2 && row.keys === 1 && row.transfers === 1, "transfer wrote two accounts and its claimed key");
+      return ok(record);
+    });
+  }
+
+  /**
+   * Reverses a completed mint in one transaction of its own: locks the mint,
+   * frees its idempotency key (only if the key still holds this mint), debits
+   * the account and appends a 'reversal' entry. Failures: MINT_NOT_FOUND,
+   * MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED (nothing
+   * changed). Concurrent calls for one mint queue on its row: one reverses,
+   * the others see REVERSED.
+   */
+  async reverseMint(mintId: string, reason: string, wallMs: number, deadlineMs: number): Promise<Result<MintRecord>> {
+    for (let attempt = 1; ; attempt++) {
+      const lease = await this.db.checkout(deadlineMs);
+      if (lease === null) return fail(deadlineFailure());
+      const timeouts = this.db.timeoutsFor(deadlineMs);
+      try {
+        await lease.client.query(`BEGIN; ${setLocalTimeoutsSql({ lockMs: timeouts.ms, statementMs: timeouts.ms })}`);
+        const decision = await this.reverseBody(lease, mintId, reason, wallMs);
+        if (!decision.ok) {
+          await lease.rollbackAndGive();
+          return decision;
+        }
+        await this.commit(lease, "reversing a mint");
+        return decision;
+      } catch (err) {
+        await lease.rollbackAndGive();
+        if (err instanceof UnavailableError) throw err;
+        if (classifyPgError(err) === "retryable" && attempt < MAX_TX_ATTEMPTS) {
+          this.logRetry("reversing a mint", attempt, err);
+          await this.db.backoff(attempt);
+          continue;
+        }
+        return this.mapTxError(err, timeouts, "reversing a mint");
+      }
+    }
+  }
+
+  private async reverseBody(lease: Lease, mintId: string, reason: string, wallMs: number): Promise<TxDecision<MintRecord>> {
+    const client = lease.client;
+    const found = await client.query<MintRow>(`SELECT ${MINT_COLUMNS} FROM mints WHERE mint_id = $1 FOR UPDATE`, [mintId]);
+    const row = found.rows[0];
+    if (row === undefined) return fail({ code: "MINT_NOT_FOUND", mintId });
+    const mint = mintFromRow(row);
+    if (mint.status === "REVERSED") return fail({ code: "MINT_ALREADY_REVERSED", mintId });
+    // Freed before the account is locked, to keep the lock order (key row
+    // before account rows). Only if the key still replays this mint: once
+    // expired it may have been claimed again for a new mint, which keeps it.
+    await client.query(
+      "DELETE FROM idempotency_keys WHERE scope = 'mint' AND key = $1 AND state = 'completed' AND result->'mint'->>'mintId' = $2",
+      [mint.idempotencyKey, mintId],
+    );
+    const debited = await client.query(
+      "UPDATE accounts SET balance = balance - $2::numeric WHERE account_id = $1 AND balance >= $2::numeric",
+      [mint.accountId, mint.amountMicros.toString()],
+    );
+    if (debited.rowCount !== 1) return fail({ code: "INSUFFICIENT_FUNDS", accountId: mint.accountId });
+    const updated = await client.query<MintRow>(REVERSE_SQL, [
+      mintId,
+      mint.accountId,
+      mint.amountMicros.toString(),
+      isoOfWallMs(wallMs),
+      reason,
+    ]);
+    const out = updated.rows[0];
+    assert(out !== undefined, `reversed mint ${mintId} is still there`);
+    return ok(mintFromRow(out));
+  }
+
+  /** Current balance in micro-USDC; 0 for unknown accounts. Throws UnavailableError when PostgreSQL cannot be reached. */
+  async getBalance(accountId: string): Promise<bigint> {
+    const res = await this.db.query<{ balance: string }>(
+      "SELECT balance::text AS balance FROM accounts WHERE account_id = $1",
+      [accountId],
+      "reading a balance",
+    );
+    const row = res.rows[0];
+    return row === undefined ? 0n : BigInt(row.balance);
+  }
+
+  async getMint(mintId: string): Promise<MintRecord | null> {
+    const res = await this.db.query<MintRow>(`SELECT ${MINT_COLUMNS} FROM mints WHERE mint_id = $1`, [mintId], "reading a mint");
+    const row = res.rows[0];
+    return row === undefined ? null : mintFromRow(row);
+  }
+
+  /**
+   * Mints with `seq > afterSeq`, ascending, at most `limit` (capped at
+   * LIST_MINTS_MAX_LIMIT). `seq` comes from a sequence, so a mint whose
+   * transaction commits after a later-numbered one appears behind a cursor
+   * that has already passed it; ListMints pages are a best-effort view under
+   * concurrent mints, exact once they settle.
+   */
+  async listMints(query: ListMintsQuery): Promise<MintRecord[]> {
+    const limit = Math.max(0, Math.min(Math.floor(query.limit), LIST_MINTS_MAX_LIMIT));
+    if (limit === 0) return [];
+    const res =
+      query.accountId === null
+        ? await this.db.query<MintRow>(`SELECT ${MINT_COLUMNS} FROM mints WHERE seq > $1 ORDER BY seq LIMIT $2`, [query.afterSeq, limit], "listing mints")
+        : await this.db.query<MintRow>(
+            `SELECT ${MINT_COLUMNS} FROM mints WHERE account_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+            [query.accountId, query.afterSeq, limit],
+            "listing mints",
+          );
+    return res.rows.map(mintFromRow);
+  }
+
+  close(): Promise<void> {
+    return this.onClose();
+  }
+
+  /**
+   * Runs `body` on the claim's open transaction under a savepoint, then
+   * commits (ok) or rolls the whole transaction back (failure or throw). The
+   * claim always ends here and its connection always goes back to the pool.
+   */
+  private async onClaim<T>(
+    claim: PgClaim,
+    deadlineMs: number,
+    doing: string,
+    body: (client: Lease["client"]) => Promise<TxDecision<T>>,
+  ): Promise<Result<T>> {
+    assert(claim.state === "open", `ledger call on claim ${claim.scope}/${claim.key} that already ended (${claim.state})`);
+    const lease = claim.lease;
+    const rollBack = async (): Promise<void> => {
+      await lease.rollbackAndGive();
+      claim.end("rolled-back");
+    };
+    let timeouts = this.db.timeoutsFor(deadlineMs);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        if (this.db.remainingMs(deadlineMs) <= 0) {
+          await rollBack();
+          return fail(deadlineFailure());
+        }
+        timeouts = this.db.timeoutsFor(deadlineMs);
+        // SET LOCAL made inside a rolled-back savepoint is undone, so the
+        // timeouts are set again on every attempt.
+        const start = attempt === 1 ? "SAVEPOINT ledger_op" : "ROLLBACK TO SAVEPOINT ledger_op";
+        await lease.client.query(`${start}; ${setLocalTimeoutsSql({ lockMs: timeouts.ms, statementMs: timeouts.ms })}`);
+        let decision: TxDecision<T>;
+        try {
+          decision = await body(lease.client);
+        } catch (err) {
+          if (classifyPgError(err) === "retryable" && attempt < MAX_TX_ATTEMPTS) {
+            this.logRetry(doing, attempt, err);
+            await this.db.backoff(attempt);
+            continue;
+          }
+          throw err;
+        }
+        if (!decision.ok) {
+          await rollBack();
+          return decision;
+        }
+        try {
+          await this.commit(lease, doing);
+        } catch (err) {
+          // Outcome unknown; the claim is over either way (its connection is gone).
+          claim.end("rolled-back");
+          throw err;
+        }
+        claim.end("committed");
+        return decision;
+      }
+    } catch (err) {
+      if (claim.state === "open") await rollBack();
+      if (err instanceof UnavailableError) throw err;
+      return this.mapTxError(err, timeouts, doing);
+    }
+  }
+
+  /**
+   * Commits and returns the connection. A failed COMMIT leaves the outcome
+   * unknown to us, so it is reported as UNAVAILABLE, never as a failure that
+   * would claim nothing happened: the caller retries with the same key and
+   * gets either the replay or a fresh claim.
+   */
+  private async commit(lease: Lease, doing: string): Promise<void> {
+    try {
+      await lease.client.query("COMMIT");
+      lease.give(false);
+    } catch (err) {
+      lease.give(true);
+      throw unavailable(err, `${doing} (commit outcome unknown)`);
+    }
+  }
+
+  /** Maps what ended a rolled-back transaction: our deadline → DEADLINE_EXCEEDED; the database → UnavailableError; else a bug. */
+  private mapTxError<T>(err: unknown, timeouts: TxTimeouts, doing: string): Result<T> {
+    const kind = classifyPgError(err);
+    if (kind === "lock-timeout" || kind === "statement-timeout") {
+      if (timeouts.deadlineBound) return fail(deadlineFailure());
+      throw new UnavailableError(`PostgreSQL did not finish ${doing} within ${timeouts.ms} ms`, { cause: err });
+    }
+    if (kind === "retryable") throw new UnavailableError(`${doing} kept losing races in PostgreSQL; retry`, { cause: err });
+    throw this.db.asUnavailable(err, doing);
+  }
+
+  private logRetry(doing: string, attempt: number, err: unknown): void {
+    this.db.logger.warn({ attempt, code: (err as { code?: string }).code, doing }, "retrying PostgreSQL transaction after a lost race");
+  }
+}
