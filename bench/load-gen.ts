@@ -1,7 +1,10 @@
 /**
  * The load generator: a child process (forked with an IPC channel) that sends
- * pre-encoded gRPC frames over `node:http2` — no grpc-js client, no protobuf
+ * pre-encoded gRPC frames over HTTP/2 — no grpc-js client, no protobuf
  * encoding per call — so that it costs far less CPU than the server it loads.
+ *
+ * Two clients: a minimal HTTP/2 client over a TCP socket (bench/h2-raw.ts,
+ * the default) and node:http2's, kept to cross-check the first.
  *
  * Closed loop: `concurrency` callers each keep exactly one call in flight,
  * spread over `connections` HTTP/2 connections. A call's outcome is the
@@ -15,6 +18,7 @@ import http2 from "node:http2";
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { PATHS, bodyMaker, type Workload } from "./frames.js";
+import { RawH2Connection, calibrate, requestHeaderBlock, type Completion, type HpackDictionary } from "./h2-raw.js";
 
 export interface LoadSpec {
   readonly port: number;
@@ -29,12 +33,15 @@ export interface LoadSpec {
   readonly totalCalls?: number;
   /** Server process whose CPU time is sampled over the measured window (Linux /proc). */
   readonly serverPid?: number;
+  /** "raw": bench/h2-raw.ts (default, cheapest); "node-http2": node:http2's client, for cross-checks. */
+  readonly client?: "raw" | "node-http2";
   /** Sent as `grpc-timeout` on every call (as real clients set deadlines); omitted when 0. */
   readonly deadlineMs: number;
 }
 
 export interface LoadResult {
   readonly workload: Workload;
+  readonly client: "raw" | "node-http2";
   readonly concurrency: number;
   readonly connections: number;
   /** Calls completed inside the measured window (any status). */
@@ -52,8 +59,15 @@ export interface LoadResult {
   readonly maxMs: number;
   /** Server CPU over the window, in percent of one core (null when unknown). */
   readonly serverCpuPct: number | null;
+  /**
+   * Server CPU time (all its threads, GC included) per call completed in the
+   * window, in µs. Unlike req/s it hardly moves when other processes take CPU.
+   */
+  readonly serverCpuUsPerCall: number | null;
   /** This generator's CPU over the window, in percent of one core. */
   readonly generatorCpuPct: number;
+  /** CPU used by everything else on the machine over the window (other engineers' tests…), percent of one core. */
+  readonly otherCpuPct: number | null;
 }
 
 const CLK_TCK = 100;
@@ -64,6 +78,19 @@ function procCpuSeconds(pid: number): number | null {
     // Fields after the ")" of the command name: utime is 14th, stime 15th overall.
     const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+
+/** Busy CPU time of the whole machine (all cores), in seconds, from /proc/stat. */
+function machineBusySeconds(): number | null {
+  try {
+    const line = readFileSync("/proc/stat", "latin1").split("\n")[0] as string;
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: busy = all but idle and iowait.
+    const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+    return busy / CLK_TCK;
   } catch {
     return null;
   }
@@ -90,25 +117,80 @@ function connect(port: number): Promise<http2.ClientHttp2Session> {
   });
 }
 
-export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
+/** Sends one call on the connection for `slot`; `done` gets the grpc-status and the latency. */
+type Caller = (slot: number, body: Buffer, done: Completion) => void;
+
+interface Transport {
+  readonly call: Caller;
+  close(): Promise<void>;
+}
+
+let dictionary: Promise<HpackDictionary> | null = null;
+
+async function rawTransport(spec: LoadSpec, headerBlock: Buffer, onError: (k: string) => void): Promise<Transport> {
+  dictionary ??= calibrate();
+  const dict = await dictionary;
+  const conns = await Promise.all(Array.from({ length: spec.connections }, () => RawH2Connection.connect(spec.port, dict)));
+  for (const c of conns) c.onConnectionError = (what) => onError("connection:" + what);
+  return {
+    call: (slot, body, done) => (conns[slot % conns.length] as RawH2Connection).call(headerBlock, body, done),
+    async close() {
+      for (const c of conns) c.close();
+    },
+  };
+}
+
+async function nodeTransport(spec: LoadSpec, headers: http2.OutgoingHttpHeaders, onError: (k: string) => void): Promise<Transport> {
   const sessions = await Promise.all(Array.from({ length: spec.connections }, () => connect(spec.port)));
+  for (const s of sessions) s.on("error", (e: NodeJS.ErrnoException) => onError("session:" + (e.code ?? e.message)));
+  return {
+    call(slot, body, done) {
+      const session = sessions[slot % sessions.length] as http2.ClientHttp2Session;
+      const t0 = performance.now();
+      let status = "no-status";
+      const stream = session.request(headers, { endStream: false });
+      stream.on("response", (h) => {
+        const g = h["grpc-status"];
+        if (g !== undefined) status = String(g);
+      });
+      stream.on("trailers", (t) => {
+        const g = t["grpc-status"];
+        if (g !== undefined) status = String(g);
+      });
+      stream.on("error", (e: NodeJS.ErrnoException) => {
+        status = "stream:" + (e.code ?? e.message);
+      });
+      stream.on("close", () => done(status, performance.now() - t0));
+      stream.resume();
+      stream.end(body);
+    },
+    async close() {
+      await Promise.all(sessions.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    },
+  };
+}
+
+export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const errorKinds: Record<string, number> = {};
-  for (const s of sessions) {
-    s.on("error", (e: NodeJS.ErrnoException) => {
-      const k = "session:" + (e.code ?? e.message);
-      errorKinds[k] = (errorKinds[k] ?? 0) + 1;
-    });
-  }
+  const countError = (k: string): void => {
+    errorKinds[k] = (errorKinds[k] ?? 0) + 1;
+  };
   const next = bodyMaker({ workload: spec.workload, accounts: spec.accounts, keyTag: nextKeyTag() });
+  const authority = `127.0.0.1:${spec.port}`;
+  const timeout = spec.deadlineMs > 0 ? `${Math.round(spec.deadlineMs)}m` : null;
   const headers: http2.OutgoingHttpHeaders = {
     ":method": "POST",
     ":scheme": "http",
-    ":authority": `127.0.0.1:${spec.port}`,
+    ":authority": authority,
     ":path": PATHS[spec.workload],
     "content-type": "application/grpc",
     te: "trailers",
   };
-  if (spec.deadlineMs > 0) headers["grpc-timeout"] = `${Math.round(spec.deadlineMs)}m`;
+  if (timeout !== null) headers["grpc-timeout"] = timeout;
+  const transport =
+    (spec.client ?? "raw") === "raw"
+      ? await rawTransport(spec, requestHeaderBlock(PATHS[spec.workload], authority, timeout), countError)
+      : await nodeTransport(spec, headers, countError);
 
   const seeding = spec.totalCalls !== undefined;
   let sent = 0;
@@ -130,23 +212,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       return;
     }
     sent++;
-    const session = sessions[slot % sessions.length] as http2.ClientHttp2Session;
-    const t0 = performance.now();
-    let status: string | undefined;
-    const stream = session.request(headers, { endStream: false });
-    stream.on("response", (h) => {
-      const g = h["grpc-status"];
-      if (g !== undefined) status = String(g);
-    });
-    stream.on("trailers", (t) => {
-      const g = t["grpc-status"];
-      if (g !== undefined) status = String(g);
-    });
-    stream.on("error", (e: NodeJS.ErrnoException) => {
-      status = "stream:" + (e.code ?? e.message);
-    });
-    stream.on("close", () => {
-      const t1 = performance.now();
+    transport.call(slot, next(), (status, latencyMs) => {
       if (measuring || seeding) {
         calls++;
         if (status === "0") {
@@ -156,51 +222,51 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
             bigger.set(lat);
             lat = bigger;
           }
-          lat[nLat++] = t1 - t0;
+          lat[nLat++] = latencyMs;
         } else {
           errors++;
-          const k = status ?? "no-status";
-          errorKinds[k] = (errorKinds[k] ?? 0) + 1;
+          countError(status);
         }
       }
       fire(slot);
     });
-    stream.resume();
-    stream.end(next());
   };
 
   inFlight = spec.concurrency;
   for (let i = 0; i < spec.concurrency; i++) fire(i);
 
-  let cpu0 = process.cpuUsage();
-  let srv0: number | null = null;
   let seconds = 0;
   let genCpu = 0;
   let srvCpu: number | null = null;
+  let otherCpu: number | null = null;
   if (!seeding) {
     await new Promise((r) => setTimeout(r, spec.warmupMs));
     measuring = true;
     measureStart = performance.now();
-    cpu0 = process.cpuUsage();
-    srv0 = spec.serverPid !== undefined ? procCpuSeconds(spec.serverPid) : null;
+    const cpu0 = process.cpuUsage();
+    const srv0 = spec.serverPid !== undefined ? procCpuSeconds(spec.serverPid) : null;
+    const all0 = machineBusySeconds();
     await new Promise((r) => setTimeout(r, spec.durationMs));
+    const all1 = machineBusySeconds();
     measuring = false;
     seconds = (performance.now() - measureStart) / 1000;
     const cpu = process.cpuUsage(cpu0);
     genCpu = ((cpu.user + cpu.system) / 1e6 / seconds) * 100;
     const srv1 = spec.serverPid !== undefined ? procCpuSeconds(spec.serverPid) : null;
     srvCpu = srv0 !== null && srv1 !== null ? ((srv1 - srv0) / seconds) * 100 : null;
+    otherCpu = all0 !== null && all1 !== null ? Math.max(0, ((all1 - all0) / seconds) * 100 - genCpu - (srvCpu ?? 0)) : null;
     stopping = true;
   } else {
     measureStart = performance.now();
   }
   await finished;
   if (seeding) seconds = (performance.now() - measureStart) / 1000;
-  await Promise.all(sessions.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  await transport.close();
 
   const sorted = lat.slice(0, nLat).sort();
   return {
     workload: spec.workload,
+    client: spec.client ?? "raw",
     concurrency: spec.concurrency,
     connections: spec.connections,
     calls,
@@ -214,7 +280,9 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     p99Ms: quantile(sorted, 0.99),
     maxMs: nLat > 0 ? (sorted[nLat - 1] as number) : NaN,
     serverCpuPct: srvCpu,
+    serverCpuUsPerCall: srvCpu === null || calls === 0 ? null : ((srvCpu / 100) * seconds * 1e6) / calls,
     generatorCpuPct: genCpu,
+    otherCpuPct: otherCpu,
   };
 }
 

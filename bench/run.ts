@@ -9,7 +9,8 @@
  * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,hot,core,memory,pg,
  * --conc 1,16,64, --tsx (run both servers with tsx instead of compiled JS),
  * --no-deadline (send no grpc-timeout), --profile (write a CPU profile of the
- * service per comparison to bench/profiles/).
+ * service per comparison to bench/profiles/), --client node-http2 (load with
+ * node:http2's client instead of bench/h2-raw.ts, to cross-check).
  *
  * Method: for each comparison, fresh processes of the empty server and the
  * service are started; runs alternate (ABBA order) between them; each run is
@@ -38,6 +39,7 @@ interface Options {
   readonly tsx: boolean;
   readonly deadlineMs: number;
   readonly profile: boolean;
+  readonly client: "raw" | "node-http2";
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -67,6 +69,7 @@ function parseOptions(argv: readonly string[]): Options {
     tsx: argv.includes("--tsx"),
     deadlineMs: argv.includes("--no-deadline") ? 0 : 30_000,
     profile: argv.includes("--profile"),
+    client: value("--client") === "node-http2" ? "node-http2" : "raw",
   };
 }
 
@@ -149,7 +152,11 @@ interface SideSummary {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly serverCpuPct: number | null;
+  /** Median server CPU µs per call. */
+  readonly serverCpuUsPerCall: number | null;
   readonly generatorCpuPct: number;
+  /** CPU of everything else on the machine during the runs (median), percent of one core. */
+  readonly otherCpuPct: number | null;
   readonly errors: number;
   readonly runs: readonly LoadResult[];
 }
@@ -168,6 +175,12 @@ interface Comparison {
   /** numerator p99 / denominator p99, per pair. */
   readonly p99Ratio: Spread;
   readonly p50Ratio: Spread;
+  /**
+   * Server CPU µs per call, denominator ÷ numerator, per pair: the throughput
+   * ratio two CPU-bound servers would show, robust to CPU taken by other
+   * processes. Null when /proc is not readable.
+   */
+  readonly cpuCostRatio: Spread | null;
   readonly base: SideSummary;
   readonly subject: SideSummary;
   readonly errors: number;
@@ -181,7 +194,9 @@ function summarize(runs: readonly LoadResult[]): SideSummary {
     p50Ms: median(runs.map((r) => r.p50Ms)),
     p99Ms: median(runs.map((r) => r.p99Ms)),
     serverCpuPct: cpu.length > 0 ? median(cpu) : null,
+    serverCpuUsPerCall: runs.some((r) => r.serverCpuUsPerCall === null) ? null : median(runs.map((r) => r.serverCpuUsPerCall as number)),
     generatorCpuPct: median(runs.map((r) => r.generatorCpuPct)),
+    otherCpuPct: runs.some((r) => r.otherCpuPct === null) ? null : median(runs.map((r) => r.otherCpuPct as number)),
     errors: runs.reduce((n, r) => n + r.errors, 0),
     runs,
   };
@@ -200,12 +215,14 @@ function buildComparison(
   const tr: number[] = [];
   const p99: number[] = [];
   const p50: number[] = [];
+  const cost: number[] = [];
   for (let i = 0; i < pairs; i++) {
     const b = baseRuns[i] as LoadResult;
     const s = subjectRuns[i] as LoadResult;
     tr.push(s.rps / b.rps);
     p99.push(s.p99Ms / b.p99Ms);
     p50.push(s.p50Ms / b.p50Ms);
+    if (b.serverCpuUsPerCall !== null && s.serverCpuUsPerCall !== null) cost.push(b.serverCpuUsPerCall / s.serverCpuUsPerCall);
   }
   const base = summarize(baseRuns);
   const subject = summarize(subjectRuns);
@@ -215,8 +232,14 @@ function buildComparison(
     for (const r of [...baseRuns, ...subjectRuns]) for (const [k, n] of Object.entries(r.errorKinds)) kinds[k] = (kinds[k] ?? 0) + n;
     flagged.push(`errors: ${JSON.stringify(kinds)}`);
   }
-  if (base.serverCpuPct !== null && base.serverCpuPct < 85 && concurrency >= 16) {
-    flagged.push(`baseline server at ${base.serverCpuPct.toFixed(0)}% CPU: load-bound, not server-bound (the ratio flatters the service)`);
+  if (denominator.startsWith("empty") && base.serverCpuPct !== null && base.serverCpuPct < 85 && concurrency >= 16) {
+    const why =
+      base.generatorCpuPct >= 90
+        ? "the generator was the bottleneck"
+        : (base.otherCpuPct ?? 0) >= 20
+          ? `other processes used ${(base.otherCpuPct ?? 0).toFixed(0)}% CPU meanwhile`
+          : "not saturated";
+    flagged.push(`baseline server at ${base.serverCpuPct.toFixed(0)}% CPU (${why}): the ratio flatters the service`);
   }
   return {
     name,
@@ -229,6 +252,7 @@ function buildComparison(
     throughputRatio: spread(tr),
     p99Ratio: spread(p99),
     p50Ratio: spread(p50),
+    cpuCostRatio: cost.length === pairs && pairs > 0 ? spread(cost) : null,
     base,
     subject,
     errors: base.errors + subject.errors,
@@ -254,6 +278,7 @@ function spec(ctx: Ctx, server: ServerProcess, workload: LoadSpec["workload"], c
     durationMs: ctx.opts.durationMs,
     serverPid: server.pid,
     deadlineMs: ctx.opts.deadlineMs,
+    client: ctx.opts.client,
   };
 }
 
@@ -351,8 +376,8 @@ async function coreFigures(ctx: Ctx): Promise<Record<string, unknown> | { error:
   const needed = ["src/domain/mint-core.ts", "src/adapters/memory/memory-ledger-store.ts", "src/adapters/memory/memory-idempotency-store.ts", "src/adapters/memory/memory-rate-limiter.ts"];
   const missing = needed.filter((f) => !existsSync(path.join(ROOT, f)));
   if (missing.length > 0) return { error: `not measured: missing ${missing.join(", ")}` };
-  const ms = ctx.opts.quick ? 300 : 1000;
-  const repeats = ctx.opts.quick ? 3 : 5;
+  const ms = ctx.opts.quick ? 250 : 1000;
+  const repeats = ctx.opts.quick ? 2 : 5;
   try {
     return (await runChild(["--import", "tsx", path.join(BENCH_DIR, "core-bench.ts"), String(ms), String(repeats)], 300_000)) as Record<string, unknown>;
   } catch (e) {
@@ -413,6 +438,10 @@ function fmtN(x: number): string {
   return Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "—";
 }
 
+function fmtUs(x: number | null): string {
+  return x === null || !Number.isFinite(x) ? "?" : x.toFixed(0);
+}
+
 function fmtMs(x: number): string {
   return Number.isFinite(x) ? x.toFixed(x < 10 ? 2 : 1) : "—";
 }
@@ -426,7 +455,7 @@ function table(rows: string[][]): string {
 }
 
 function comparisonTable(cs: readonly Comparison[]): string {
-  const rows = [["comparison", "c", "pairs", "req/s ratio [min–max]", "p99 ratio [min–max]", "base req/s", "svc req/s", "base p50/p99 ms", "svc p50/p99 ms", "base/svc CPU%", "errors"]];
+  const rows = [["comparison", "c", "pairs", "req/s ratio [min–max]", "p99 ratio [min–max]", "CPU-cost ratio", "base req/s", "svc req/s", "base p50/p99 ms", "svc p50/p99 ms", "CPU% base/svc/gen/other", "errors"]];
   for (const c of cs) {
     rows.push([
       c.name.replace(/_c\d+$/, ""),
@@ -434,11 +463,14 @@ function comparisonTable(cs: readonly Comparison[]): string {
       String(c.pairs),
       fmtRatio(c.throughputRatio),
       fmtRatio(c.p99Ratio),
+      c.cpuCostRatio === null ? "—" : `${c.cpuCostRatio.median.toFixed(2)} (${fmtUs(c.base.serverCpuUsPerCall)}/${fmtUs(c.subject.serverCpuUsPerCall)} µs)`,
       fmtN(c.base.rps),
       fmtN(c.subject.rps),
       `${fmtMs(c.base.p50Ms)}/${fmtMs(c.base.p99Ms)}`,
       `${fmtMs(c.subject.p50Ms)}/${fmtMs(c.subject.p99Ms)}`,
-      `${c.base.serverCpuPct === null ? "?" : c.base.serverCpuPct.toFixed(0)}/${c.subject.serverCpuPct === null ? "?" : c.subject.serverCpuPct.toFixed(0)}`,
+      [c.base.serverCpuPct, c.subject.serverCpuPct, median([c.base.generatorCpuPct, c.subject.generatorCpuPct]), median([c.base.otherCpuPct ?? NaN, c.subject.otherCpuPct ?? NaN])]
+        .map((x) => (x === null || !Number.isFinite(x) ? "?" : x.toFixed(0)))
+        .join("/"),
       c.errors > 0 ? `${c.errors} !` : "0",
     ]);
   }
@@ -508,7 +540,19 @@ async function main(): Promise<void> {
   let pg: PgComparison | null = null;
   if (want("pg")) {
     log("PostgreSQL store: service transfers vs pgbench");
-    pg = await runPgComparison({ quick: opts.quick, pairs: opts.quick ? 2 : Math.min(opts.pairs, 5), launch, log, deadlineMs: opts.deadlineMs });
+    const pgGen = new Generator();
+    try {
+      pg = await runPgComparison({
+        quick: opts.quick,
+        pairs: opts.quick ? 2 : Math.min(opts.pairs, 5),
+        launch,
+        log,
+        deadlineMs: opts.deadlineMs,
+        load: (s) => pgGen.run({ ...s, client: opts.client }),
+      });
+    } finally {
+      pgGen.close();
+    }
   }
 
   // ----- headline keys
@@ -545,7 +589,7 @@ async function main(): Promise<void> {
         `limiter_bytes_per_account: default limit 10 with a full ring (10 mints per account), ${biggest.toLocaleString("en-US")} accounts; ` +
         `idempotency_bytes_per_key: ${biggest.toLocaleString("en-US")} completed mint keys, the MintRecord itself excluded (the ledger holds it)`,
       generator:
-        "all end-to-end figures: bench/load-gen.ts — one node process sending pre-encoded gRPC frames over node:http2, closed loop, " +
+        `all end-to-end figures: bench/load-gen.ts — one node process sending pre-encoded gRPC frames over ${opts.client === "raw" ? "a minimal HTTP/2 client on a TCP socket (bench/h2-raw.ts)" : "node:http2"}, closed loop, ` +
         "min(c,4) HTTP/2 connections, unique idempotency key per call, grpc-status read from trailers (non-zero = error)" +
         (opts.deadlineMs > 0 ? `, grpc-timeout ${opts.deadlineMs} ms on every call` : ", no grpc-timeout") +
         "; h2load not used (it ignores grpc-status)",
@@ -584,11 +628,12 @@ async function main(): Promise<void> {
       throughput_ratio: mapSpread(c.throughputRatio),
       p99_ratio: mapSpread(c.p99Ratio),
       p50_ratio: mapSpread(c.p50Ratio),
+      cpu_cost_ratio: c.cpuCostRatio === null ? null : mapSpread(c.cpuCostRatio),
       [sideKey(c.denominator)]: side(c.base),
       [sideKey(c.numerator)]: side(c.subject),
       errors: c.errors,
       flagged: c.flagged,
-      generator: "load-gen (node:http2, pre-encoded frames)",
+      generator: `load-gen (${opts.client === "raw" ? "h2-raw" : "node:http2"}, pre-encoded frames)`,
     })),
     core,
     memory,
@@ -601,6 +646,7 @@ async function main(): Promise<void> {
   const out: string[] = [];
   out.push(`usdc-mint bench (${opts.quick ? "quick" : "full"}): ${m.cores} × ${m.cpuModel}, ${m.memoryGiB} GiB, node ${m.node}, servers as ${launch.mode}, ${report.run.seconds} s`);
   out.push(`each row: ${opts.pairs} alternating pairs of ${opts.warmupMs} ms warm-up + ${opts.durationMs} ms measured; ratio = service ÷ baseline per pair, median [min–max]; absolute figures are medians`);
+  out.push("CPU-cost ratio = baseline ÷ service server-CPU µs per call (the req/s ratio if both were CPU-bound; robust to other load on the machine)");
   out.push("");
   out.push(comparisonTable(comparisons));
   const flaggedAll = comparisons.filter((c) => c.flagged.length > 0);
@@ -637,7 +683,10 @@ async function main(): Promise<void> {
   if (pg !== null) {
     out.push(`PostgreSQL: ${pg.note}`);
     if (pg.ratio !== null) {
-      out.push(`  service transfers ${fmtN(pg.service.rps)}/s vs pgbench ${fmtN(pg.pgbench.tps)} tps with ${pg.clients} clients: ratio ${fmtRatio(pg.ratioSpread as Spread)}`);
+      out.push(
+        `  service ${fmtN(pg.service.rps)} transfers/s (p50 ${fmtMs(pg.service.p50Ms)} ms, p99 ${fmtMs(pg.service.p99Ms)} ms) vs pgbench ${fmtN(pg.pgbench.tps)} tps (avg ${fmtMs(pg.pgbench.latencyMs)} ms), ` +
+          `${pg.clients} database clients each: ratio ${fmtRatio(pg.ratioSpread as Spread)}`,
+      );
     }
     out.push("");
   }
@@ -675,7 +724,9 @@ function side(s: SideSummary): Record<string, unknown> {
     p50_ms_median: round(s.p50Ms),
     p99_ms_median: round(s.p99Ms),
     server_cpu_pct_median: s.serverCpuPct === null ? null : round(s.serverCpuPct, 0),
+    server_cpu_us_per_call_median: s.serverCpuUsPerCall === null ? null : round(s.serverCpuUsPerCall, 1),
     generator_cpu_pct_median: round(s.generatorCpuPct, 0),
+    other_cpu_pct_median: s.otherCpuPct === null ? null : round(s.otherCpuPct, 0),
     errors: s.errors,
     runs: s.runs.map((r) => ({
       rps: round(r.rps, 0),
@@ -686,7 +737,9 @@ function side(s: SideSummary): Record<string, unknown> {
       calls: r.calls,
       errors: r.errors,
       server_cpu_pct: r.serverCpuPct === null ? null : round(r.serverCpuPct, 0),
+      server_cpu_us_per_call: r.serverCpuUsPerCall === null ? null : round(r.serverCpuUsPerCall, 1),
       generator_cpu_pct: round(r.generatorCpuPct, 0),
+      other_cpu_pct: r.otherCpuPct === null ? null : round(r.otherCpuPct, 0),
     })),
   };
 }

@@ -25,13 +25,6 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const app = await startApp(config, logger);
-  // Logged at warn as well as info would be noise; the start line is the one
-  // thing every deployment wants to see, so it goes out at any level but silent.
-  logger.level === "silent" || logger.info({ address: app.server.address, config: describeConfig(config), adapters: app.adapters.description }, "listening");
-  if (!logger.isLevelEnabled("info") && logger.level !== "silent") {
-    process.stdout.write(JSON.stringify({ level: "info", msg: "listening", address: app.server.address }) + "\n");
-  }
-
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (signalled) return;
@@ -52,6 +45,16 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+
+  // The start line goes out only once the signal handlers are in place: a
+  // supervisor that signals as soon as it sees it must get a drain, not the
+  // default kill-by-signal. Logged at warn as well as info would be noise; the
+  // start line is the one thing every deployment wants to see, so it goes out
+  // at any level but silent.
+  logger.level === "silent" || logger.info({ address: app.server.address, config: describeConfig(config), adapters: app.adapters.description }, "listening");
+  if (!logger.isLevelEnabled("info") && logger.level !== "silent") {
+    process.stdout.write(JSON.stringify({ level: "info", msg: "listening", address: app.server.address }) + "\n");
+  }
 }
 
 main().catch((err: unknown) => {

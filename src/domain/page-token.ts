@@ -24,7 +24,10 @@ export function encodePageToken(afterSeq: number, accountId: string): string {
 export function decodePageToken(token: string, accountId: string): number | null {
   if (token.length > 512 || !/^[A-Za-z0-9_-]+$/.test(token)) return null;
   const raw = Buffer.from(token, "base64url");
-  if (raw.length <= TAG_BYTES) return null;
+  // Node's decoder ignores a dangling last character and the unused low bits
+  // of the final one, so several strings decode to the same bytes: accept
+  // only the exact spelling we issue.
+  if (raw.length <= TAG_BYTES || raw.toString("base64url") !== token) return null;
   const body = raw.subarray(TAG_BYTES).toString("utf8");
   const expected = tag(body);
   if (!timingSafeEqual(expected, raw.subarray(0, TAG_BYTES))) return null;

@@ -22,7 +22,7 @@ const PROTOC = "/usr/bin/protoc";
 const WKT_INCLUDE = "/usr/include";
 const PROTOS = ["usdc/mint/v1/mint.proto", "google/rpc/status.proto", "google/rpc/error_details.proto"];
 const INSTALL_HINT =
-  "install the Debian packages protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-protobuf " +
+  "install the Debian packages protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf " +
   "(run scripts/install-system-deps.sh as root)";
 
 /** Every missing prerequisite, as a sentence; empty when all are present. */
@@ -30,7 +30,7 @@ async function missingPrerequisites(): Promise<string[]> {
   const missing: string[] = [];
   if (!existsSync(PROTOC)) missing.push(`${PROTOC} not found (package protobuf-compiler)`);
   if (!existsSync(join(WKT_INCLUDE, "google/protobuf/timestamp.proto")))
-    missing.push(`${WKT_INCLUDE}/google/protobuf/timestamp.proto not found (package libprotobuf-dev, pulled in by protobuf-compiler)`);
+    missing.push(`${WKT_INCLUDE}/google/protobuf/timestamp.proto not found (package libprotobuf-dev)`);
   if (!existsSync(GRPC_PLUGIN)) missing.push(`${GRPC_PLUGIN} not found (package protobuf-compiler-grpc)`);
   if (!existsSync(PYTHON)) {
     missing.push(`${PYTHON} not found (package python3)`);

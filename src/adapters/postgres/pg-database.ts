@@ -168,14 +168,17 @@ export class PgDatabase {
   }
 
   /**
-   * Runs one statement on a pooled client outside any transaction (reads).
-   * Lost connections throw UnavailableError.
+   * Runs one statement on a pooled client outside any transaction (reads,
+   * forget, sweep). These have no caller deadline, so a timeout, a lost race
+   * or a lost connection all mean the database cannot answer now: they throw
+   * UnavailableError. Anything else is a bug and is rethrown.
    */
   async query<R extends pg.QueryResultRow>(text: string, values: unknown[], doing: string): Promise<pg.QueryResult<R>> {
     try {
       return await this.pool.query<R>(text, values);
     } catch (err) {
-      throw this.asUnavailable(err, doing);
+      if (classifyPgError(err) !== "other") throw unavailable(err, doing);
+      throw err;
     }
   }
 

@@ -189,9 +189,21 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
     c.end("rolled-back");
   }
 
-  /** Deletes the key's row; harmless when absent. Throws UnavailableError when PostgreSQL cannot be reached. */
-  async forget(scope: IdempotencyScope, key: string): Promise<void> {
-    await this.db.query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2", [scope, key], "forgetting an idempotency key");
+  /**
+   * Deletes the key's row only while it stores the result with id `resultId`
+   * (a key that expired and was reused for a newer effect is kept). Harmless
+   * when absent. An in-flight claim of the key is waited for (bounded by the
+   * statement timeout) and then re-checked, so it is never freed under its
+   * holder. Throws UnavailableError when PostgreSQL cannot be reached.
+   */
+  async forget(scope: IdempotencyScope, key: string, resultId: string): Promise<void> {
+    const idField = scope === "mint" ? "mintId" : "transferId";
+    await this.db.query(
+      `DELETE FROM idempotency_keys
+       WHERE scope = $1 AND key = $2 AND state = 'completed' AND result->$1->>'${idField}' = $3`,
+      [scope, key, resultId],
+      "forgetting an idempotency key",
+    );
   }
 
   /**

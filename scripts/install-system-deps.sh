@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests need, only those that are missing:
+#   protobuf-compiler       protoc
+#   libprotobuf-dev         the well-known types (/usr/include/google/protobuf/*.proto);
+#                           only a Recommends of protobuf-compiler, so named here
+#   protobuf-compiler-grpc  /usr/bin/grpc_python_plugin
+#   python3-grpcio          grpc for /usr/bin/python3
+#   python3-protobuf        google.protobuf for /usr/bin/python3
+# Idempotent and quiet: prints nothing when all are present, one line per
+# install otherwise. Runs `apt-get update` at most once, only if an install is
+# needed. Needs root (or sudo) when something is missing.
+set -euo pipefail
+
+PACKAGES=(protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf)
+
+installed() {
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = "installed" ]
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  installed "$p" || missing+=("$p")
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "install-system-deps: apt-get not found; install these Debian packages by hand: ${missing[*]}" >&2
+  exit 1
+fi
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo -n)
+  else
+    echo "install-system-deps: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+apt_install() {
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1
+}
+
+echo "install-system-deps: installing ${missing[*]}"
+# Try without an update first (cheap when the package lists are fresh), then
+# update once and retry.
+if ! apt_install; then
+  if ! "${SUDO[@]}" apt-get update -qq >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "install-system-deps: apt-get update failed" >&2
+    exit 1
+  fi
+  if ! apt_install; then
+    cat "$log" >&2
+    echo "install-system-deps: apt-get install failed for: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+for p in "${missing[@]}"; do
+  if ! installed "$p"; then
+    echo "install-system-deps: $p is still not installed" >&2
+    exit 1
+  fi
+done

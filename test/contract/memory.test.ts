@@ -1,0 +1,25 @@
+/** Runs the port contracts against the in-process adapters. */
+import { MemoryIdempotencyStore } from "../../src/adapters/memory/memory-idempotency-store.js";
+import { MemoryLedgerStore } from "../../src/adapters/memory/memory-ledger-store.js";
+import { FakeClock } from "../support/fake-clock.js";
+import { idempotencyStoreContract } from "./idempotency-store.contract.js";
+import { ledgerStoreContract } from "./ledger-store.contract.js";
+import { CONTRACT_IDEMPOTENCY_TTL_MS, type StoresUnderTest } from "./stores-under-test.js";
+
+async function makeMemoryStores(): Promise<StoresUnderTest> {
+  const clock = new FakeClock();
+  const ledger = new MemoryLedgerStore({ clock });
+  const idempotency = new MemoryIdempotencyStore({ ttlMs: CONTRACT_IDEMPOTENCY_TTL_MS, maxKeys: 10_000, clock });
+  return {
+    ledger,
+    idempotency,
+    clock,
+    async close() {
+      await idempotency.close();
+      await ledger.close();
+    },
+  };
+}
+
+ledgerStoreContract("memory", makeMemoryStores);
+idempotencyStoreContract("memory", makeMemoryStores);

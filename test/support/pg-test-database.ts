@@ -1,0 +1,50 @@
+/**
+ * Throwaway PostgreSQL databases for tests: each one is created empty through
+ * the `postgres` maintenance database and dropped (connections forced off)
+ * when the test is done, so tests never see each other's rows.
+ */
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+
+/** The server the tests use; trust auth as user postgres. */
+export const PG_SERVER_URL = process.env.MINT_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432";
+
+export interface TestDatabase {
+  readonly name: string;
+  readonly url: string;
+  /** Runs one statement in the test database on a short-lived connection. */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  drop(): Promise<void>;
+}
+
+async function onMaintenanceDb<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: `${PG_SERVER_URL}/postgres` });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `mint_test_${randomBytes(6).toString("hex")}`;
+  await onMaintenanceDb((c) => c.query(`CREATE DATABASE ${name}`));
+  const url = `${PG_SERVER_URL}/${name}`;
+  return {
+    name,
+    url,
+    async query(text, values) {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        return await c.query(text, values);
+      } finally {
+        await c.end();
+      }
+    },
+    async drop() {
+      await onMaintenanceDb((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    },
+  };
+}

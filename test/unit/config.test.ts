@@ -1,0 +1,266 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { ConfigError, describeConfig, helpText, loadConfig, parseDurationMs, type Config } from "../../src/config.js";
+
+const MICROS = 1_000_000n;
+
+/** The configuration table of API.md, verbatim: variable and default. */
+const API_TABLE: [string, string][] = [
+  ["MINT_LISTEN", "127.0.0.1:50051"],
+  ["MINT_RATE_LIMIT", "10"],
+  ["MINT_RATE_WINDOW", "1s"],
+  ["MINT_IDEMPOTENCY_TTL", "24h"],
+  ["MINT_MAX_AMOUNT", "1000000000000"],
+  ["MINT_SHUTDOWN_GRACE", "10s"],
+];
+
+/** Every MINT_ variable the config module knows (read from its source, so a new one cannot be missed). */
+const ALL_VARIABLES = [...readFileSync(new URL("../../src/config.ts", import.meta.url), "utf8").matchAll(/\benv: "(MINT_[A-Z0-9_]+)"/g)].map((m) => m[1] as string);
+
+function flagOf(env: string): string {
+  return "--" + env.replace(/^MINT_/, "").toLowerCase().replace(/_/g, "-");
+}
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("defaults", () => {
+  it("equal API.md's table", () => {
+    const c = loadConfig([], {});
+    expect(c.listen).toBe("127.0.0.1:50051");
+    expect(c.rateLimit).toBe(10);
+    expect(c.rateWindowMs).toBe(1_000);
+    expect(c.idempotencyTtlMs).toBe(24 * 3_600_000);
+    expect(c.maxAmountMicros).toBe(1_000_000_000_000n * MICROS);
+    expect(c.shutdownGraceMs).toBe(10_000);
+  });
+
+  it("are the same when each variable is set to its documented default", () => {
+    const env = Object.fromEntries(API_TABLE);
+    expect(loadConfig([], env)).toEqual(loadConfig([], {}));
+  });
+
+  it("have sane values for the settings beyond API.md", () => {
+    const c = loadConfig([], {});
+    expect(c.store).toBe("memory");
+    expect(c.redisUrl).toBe("");
+    expect(c.rateLimitFailOpen).toBe(false);
+    expect(c.maxMessageBytes).toBeGreaterThanOrEqual(256);
+    expect(c.maxMessageBytes).toBeLessThanOrEqual(64 * 1024);
+    expect(c.idempotencyMaxKeys).toBeGreaterThan(0);
+  });
+
+  it("treat an empty variable as unset", () => {
+    expect(loadConfig([], { MINT_RATE_LIMIT: "" }).rateLimit).toBe(10);
+  });
+
+  it("return a frozen object", () => {
+    const c = loadConfig([], {});
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(() => {
+      (c as { rateLimit: number }).rateLimit = 99;
+    }).toThrow(TypeError);
+  });
+
+  it("ignore unrelated variables", () => {
+    expect(loadConfig([], { PATH: "/bin", MINT: "x", NOT_MINT_RATE_LIMIT: "zz" })).toEqual(loadConfig([], {}));
+  });
+});
+
+describe("values", () => {
+  it("read every API.md variable from env", () => {
+    const c = loadConfig([], {
+      MINT_LISTEN: "0.0.0.0:0",
+      MINT_RATE_LIMIT: "3",
+      MINT_RATE_WINDOW: "500ms",
+      MINT_IDEMPOTENCY_TTL: "5s",
+      MINT_MAX_AMOUNT: "2.5",
+      MINT_SHUTDOWN_GRACE: "0s",
+    });
+    expect(c).toMatchObject({ listen: "0.0.0.0:0", rateLimit: 3, rateWindowMs: 500, idempotencyTtlMs: 5_000, maxAmountMicros: 2_500_000n, shutdownGraceMs: 0 });
+  });
+
+  it.each([
+    ["500ms", 500],
+    ["1s", 1_000],
+    ["1m", 60_000],
+    ["24h", 86_400_000],
+    ["90s", 90_000],
+    ["0ms", 0],
+  ])("parses the duration %j as %d ms", (raw, ms) => {
+    expect(parseDurationMs(raw)).toBe(ms);
+  });
+
+  it.each(["", "1", "1.5s", "-1s", "1 h", "1d", "1S", "ms", "1sec", "1e3ms", "99999999999999999999h"])("refuses the duration %j", (raw) => {
+    expect(parseDurationMs(raw)).toBeUndefined();
+  });
+
+  it("uses durations for the window, TTL and grace", () => {
+    const c = loadConfig([], { MINT_RATE_WINDOW: "1m", MINT_IDEMPOTENCY_TTL: "24h", MINT_SHUTDOWN_GRACE: "500ms" });
+    expect([c.rateWindowMs, c.idempotencyTtlMs, c.shutdownGraceMs]).toEqual([60_000, 86_400_000, 500]);
+  });
+
+  it("accepts IPv6 and host names to listen on", () => {
+    expect(loadConfig([], { MINT_LISTEN: "[::1]:50051" }).listen).toBe("[::1]:50051");
+    expect(loadConfig([], { MINT_LISTEN: "localhost:8080" }).listen).toBe("localhost:8080");
+  });
+
+  it("keeps huge maximum amounts exact (bigint)", () => {
+    expect(loadConfig([], { MINT_MAX_AMOUNT: "123456789012345678.123456" }).maxAmountMicros).toBe(123_456_789_012_345_678_123_456n);
+  });
+});
+
+describe("invalid values stop the start with one line naming the variable", () => {
+  const bad: [string, string][] = [
+    ["MINT_LISTEN", "50051"],
+    ["MINT_LISTEN", "127.0.0.1:99999"],
+    ["MINT_LISTEN", "127.0.0.1:"],
+    ["MINT_LISTEN", "http://127.0.0.1:50051"],
+    ["MINT_RATE_LIMIT", "0"],
+    ["MINT_RATE_LIMIT", "-1"],
+    ["MINT_RATE_LIMIT", "ten"],
+    ["MINT_RATE_LIMIT", "1.5"],
+    ["MINT_RATE_LIMIT", "1e3"],
+    ["MINT_RATE_WINDOW", "0s"],
+    ["MINT_RATE_WINDOW", "1"],
+    ["MINT_RATE_WINDOW", "soon"],
+    ["MINT_RATE_WINDOW", "-1s"],
+    ["MINT_IDEMPOTENCY_TTL", "0s"],
+    ["MINT_IDEMPOTENCY_TTL", "forever"],
+    ["MINT_IDEMPOTENCY_TTL", "24"],
+    ["MINT_MAX_AMOUNT", "0"],
+    ["MINT_MAX_AMOUNT", "-5"],
+    ["MINT_MAX_AMOUNT", "1e12"],
+    ["MINT_MAX_AMOUNT", "1,000"],
+    ["MINT_MAX_AMOUNT", "0.0000001"],
+    ["MINT_SHUTDOWN_GRACE", "10"],
+    ["MINT_SHUTDOWN_GRACE", "-1s"],
+    ["MINT_SHUTDOWN_GRACE", "ten seconds"],
+    ["MINT_IDEMPOTENCY_MAX_KEYS", "0"],
+    ["MINT_MAX_MESSAGE_BYTES", "1"],
+    ["MINT_STORE", "mysql://x"],
+    ["MINT_REDIS_URL", "http://localhost:6379"],
+    ["MINT_RATE_LIMIT_FAIL_OPEN", "maybe"],
+    ["MINT_PG_POOL_SIZE", "0"],
+    ["MINT_PG_STATEMENT_TIMEOUT", "5"],
+    ["MINT_PG_CONNECT_TIMEOUT", "never"],
+    ["MINT_LOG_LEVEL", "loud"],
+  ];
+
+  it.each(bad)("%s=%j", (name, value) => {
+    const err = configError(() => loadConfig([], { [name]: value }));
+    expect(err.message).toContain(name);
+    expect(err.message).toContain(value);
+    expect(err.message).not.toContain("\n");
+    expect(err.name).toBe("ConfigError");
+  });
+
+  it("covers every variable the config knows", () => {
+    const covered = new Set(bad.map(([n]) => n));
+    expect(ALL_VARIABLES.filter((n) => !covered.has(n))).toEqual([]);
+  });
+
+  it("keeps a value with a newline on one line", () => {
+    const err = configError(() => loadConfig([], { MINT_RATE_LIMIT: "1\n2" }));
+    expect(err.message).not.toContain("\n");
+    expect(err.message).toContain("MINT_RATE_LIMIT");
+  });
+
+  it("names the flag when a flag is bad", () => {
+    const err = configError(() => loadConfig(["--rate-limit=abc"], {}));
+    expect(err.message).toContain("--rate-limit");
+    expect(err.message).not.toContain("\n");
+  });
+
+  it("refuses unknown flags, positional arguments and a flag without its value", () => {
+    expect(configError(() => loadConfig(["--rate-limitt=3"], {})).message).toContain("--rate-limitt");
+    expect(configError(() => loadConfig(["serve"], {})).message).toContain("serve");
+    expect(configError(() => loadConfig(["--rate-limit"], {})).message).toContain("--rate-limit");
+  });
+});
+
+describe("flags", () => {
+  it("override env in both --name=value and --name value forms", () => {
+    const env = { MINT_RATE_LIMIT: "7", MINT_RATE_WINDOW: "1m", MINT_LISTEN: "127.0.0.1:1" };
+    const c = loadConfig(["--rate-limit=5", "--rate-window", "500ms"], env);
+    expect(c.rateLimit).toBe(5);
+    expect(c.rateWindowMs).toBe(500);
+    expect(c.listen).toBe("127.0.0.1:1"); // not overridden: env still applies
+  });
+
+  it("exist for every variable (MINT_X_Y is --x-y)", () => {
+    const values: Partial<Record<string, [string, keyof Config, unknown]>> = {
+      MINT_LISTEN: ["127.0.0.1:0", "listen", "127.0.0.1:0"],
+      MINT_RATE_LIMIT: ["4", "rateLimit", 4],
+      MINT_RATE_WINDOW: ["2s", "rateWindowMs", 2_000],
+      MINT_IDEMPOTENCY_TTL: ["5s", "idempotencyTtlMs", 5_000],
+      MINT_MAX_AMOUNT: ["3", "maxAmountMicros", 3_000_000n],
+      MINT_SHUTDOWN_GRACE: ["1s", "shutdownGraceMs", 1_000],
+    };
+    for (const name of ALL_VARIABLES) {
+      const v = values[name];
+      if (v !== undefined) {
+        const [raw, key, expected] = v;
+        expect(loadConfig([`${flagOf(name)}=${raw}`], {})[key]).toEqual(expected);
+      }
+      // The flag is known (its default parses) and read (a bad value is refused, naming the flag).
+      expect(() => loadConfig([flagOf(name), defaultInHelp(name)], {})).not.toThrow();
+      expect(configError(() => loadConfig([`${flagOf(name)}=%bad%`], {})).message).toContain(flagOf(name));
+    }
+  });
+
+  it("the last of a repeated flag wins", () => {
+    expect(loadConfig(["--rate-limit=3", "--rate-limit=4"], {}).rateLimit).toBe(4);
+  });
+});
+
+/** The default of a variable as printed by --help. */
+function defaultInHelp(name: string): string {
+  const line = helpText()
+    .split("\n")
+    .find((l) => l.includes(` ${name} `));
+  const m = line === undefined ? null : /default (".*")\s*$/.exec(line);
+  if (m === null) throw new Error(`--help has no default for ${name}`);
+  return JSON.parse(m[1] as string) as string;
+}
+
+describe("--help", () => {
+  it("lists every MINT_ variable with its flag", () => {
+    const text = helpText();
+    expect(ALL_VARIABLES).toEqual(expect.arrayContaining(API_TABLE.map(([n]) => n)));
+    for (const name of ALL_VARIABLES) {
+      expect(text).toContain(name);
+      expect(text).toContain(flagOf(name));
+    }
+  });
+
+  it("shows API.md's defaults", () => {
+    for (const [name, def] of API_TABLE) expect(defaultInHelp(name)).toBe(def);
+  });
+
+  it("shows defaults that load to the default config", () => {
+    const env = Object.fromEntries(ALL_VARIABLES.map((n) => [n, defaultInHelp(n)]));
+    expect(loadConfig([], env)).toEqual(loadConfig([], {}));
+  });
+});
+
+describe("describeConfig", () => {
+  it("masks passwords in URLs", () => {
+    const c = loadConfig([], { MINT_STORE: "postgres://u:hunter2@db:5432/mint", MINT_REDIS_URL: "redis://:s3cret@cache:6379/0" });
+    const logged = JSON.stringify(describeConfig(c));
+    expect(logged).not.toContain("hunter2");
+    expect(logged).not.toContain("s3cret");
+    expect(logged).toContain("db:5432");
+  });
+
+  it("formats the maximum amount as USDC", () => {
+    expect(describeConfig(loadConfig([], {})).maxAmount).toBe("1000000000000");
+  });
+});
