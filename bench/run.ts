@@ -9,7 +9,7 @@
  * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,hot,core,memory,pg,
  * --conc 1,16,64, --tsx (run both servers with tsx instead of compiled JS),
  * --no-deadline (send no grpc-timeout), --profile (write a CPU profile of the
- * service per comparison to bench/profiles/), --client node-http2 (load with
+ * service and of the empty server per comparison to bench/profiles/), --client node-http2 (load with
  * node:http2's client instead of bench/h2-raw.ts, to cross-check).
  *
  * Method: for each comparison, fresh processes of the empty server and the
@@ -293,14 +293,14 @@ function profileFlags(ctx: Ctx, label: string): string[] {
   if (!ctx.opts.profile) return [];
   const dir = path.join(BENCH_DIR, "profiles");
   mkdirSync(dir, { recursive: true });
-  return ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=service-${label}.cpuprofile`];
+  return ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${label}.cpuprofile`];
 }
 
 /** Service vs empty server for one method at one concurrency. */
 async function compareWithEmpty(ctx: Ctx, method: Method, concurrency: number): Promise<Comparison> {
   const label = `${method}-c${concurrency}`;
-  const empty = await startServer("empty", { launch: ctx.launch });
-  const service = await startServer("service", { launch: ctx.launch, nodeFlags: profileFlags(ctx, label) });
+  const empty = await startServer("empty", { launch: ctx.launch, nodeFlags: profileFlags(ctx, `empty-${label}`) });
+  const service = await startServer("service", { launch: ctx.launch, nodeFlags: profileFlags(ctx, `service-${label}`) });
   try {
     if (method !== "mint") await seed(ctx, service, ACCOUNTS);
     const baseRuns: LoadResult[] = [];
@@ -328,7 +328,7 @@ async function compareWithEmpty(ctx: Ctx, method: Method, concurrency: number): 
 
 /** Hot account (two accounts) vs uniform (many accounts), transfers on the service at c=64. */
 async function compareHot(ctx: Ctx, concurrency: number): Promise<Comparison> {
-  const service = await startServer("service", { launch: ctx.launch, nodeFlags: profileFlags(ctx, `hot-c${concurrency}`) });
+  const service = await startServer("service", { launch: ctx.launch, nodeFlags: profileFlags(ctx, `service-hot-c${concurrency}`) });
   try {
     await seed(ctx, service, ACCOUNTS);
     const uniform: LoadResult[] = [];

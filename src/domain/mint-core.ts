@@ -229,18 +229,15 @@ export class MintCore {
     if (!mintId.ok) return mintId;
     const reason = v.reason(reasonText);
     if (!reason.ok) return reason;
-    const mint = await this.deps.ledger.getMint(mintId.value);
-    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
-    const release = await this.locks.acquire([mint.accountId], ctx.deadlineMs);
-    if (release === null) return fail(deadlinePassed);
-    try {
-      const reversed = await this.deps.ledger.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx.deadlineMs);
-      if (!reversed.ok) return reversed;
-      await this.deps.idempotency.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
-      return reversed;
-    } finally {
-      release();
-    }
+    // No account lock here: reverseMint is atomic in every store (one
+    // synchronous step in memory, one transaction with row locks in
+    // PostgreSQL), which is what makes concurrent reconciles reverse once.
+    // Taking the in-process lock first would also invert the order mints use
+    // (store connection, then lock) and could starve a small connection pool.
+    const reversed = await this.deps.ledger.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx.deadlineMs);
+    if (!reversed.ok) return reversed;
+    await this.deps.idempotency.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
+    return reversed;
   }
 
   /** Runs `work` under an idempotency claim and releases the claim unless `work` completed it. */

@@ -44,7 +44,8 @@ export interface IdempotencyStore {
    * flight is waited for (until `deadlineMs`) and then replayed or claimed.
    * Failures: IDEMPOTENCY_KEY_REUSED (another request; names the differing
    * fields), IDEMPOTENCY_KEY_IN_USE (still in flight at the deadline),
-   * IDEMPOTENCY_STORE_FULL (at the cap of stored keys).
+   * IDEMPOTENCY_STORE_FULL (at the cap of stored keys), DEADLINE_EXCEEDED
+   * (no store connection was free before the deadline; nothing looked at).
    */
   begin(scope: IdempotencyScope, key: string, request: CanonicalRequest, deadlineMs: number): Promise<Result<BeginOutcome>>;
   /** Stores the successful result under the claim; it replays until the TTL passes. */

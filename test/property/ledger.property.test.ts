@@ -31,7 +31,7 @@ const TTL_MS = 3_000;
 // ---------------------------------------------------------------------------
 // Shared checks
 
-/** Asserts the ledger's laws; returns the sum of balances. */
+/** Asserts the ledger's laws against the totals of successful mints and reversals. */
 function checkLedgerLaws(ledger: MemoryLedgerStore, mintedMicros: bigint, reversedMicros: bigint): void {
   const balances = ledger.allBalances();
   const entries = ledger.ledgerEntries();
@@ -432,10 +432,11 @@ function scheduledCore(s: fc.Scheduler) {
   };
 }
 
-/** Starts the calls and tracks which settled, without awaiting them. */
+/** Starts the calls and tracks which settled (and any that threw: a bug), without awaiting them. */
 function startAll<T>(calls: (() => Promise<T>)[]) {
   const results: (T | undefined)[] = calls.map(() => undefined);
   const settled = calls.map(() => false);
+  const thrown: unknown[] = [];
   calls.forEach((call, i) => {
     void call().then(
       (v) => {
@@ -443,12 +444,16 @@ function startAll<T>(calls: (() => Promise<T>)[]) {
         settled[i] = true;
       },
       (err: unknown) => {
+        thrown.push(err);
         settled[i] = true;
-        throw err;
       },
     );
   });
-  return { results, allSettled: () => settled.every(Boolean) };
+  return {
+    results,
+    thrown,
+    allSettled: () => settled.every(Boolean),
+  };
 }
 
 /**
@@ -474,6 +479,7 @@ describe("interleavings (fc.scheduler)", () => {
         const run = startAll(amounts.map((amount) => () => core.mintUsdc({ accountId: "a", amount, blockchain: "BASE", idempotencyKey: "same" }, NO_DEADLINE)));
         await runToIdle(s);
         expect(run.allSettled(), `calls left hanging:\n${s.report().map((t) => t.label).join("\n")}`).toBe(true);
+        expect(run.thrown).toEqual([]);
 
         const results = run.results.map((r) => r!);
         const fresh = results.filter((r) => r.ok && !r.value.replayed);
@@ -510,6 +516,7 @@ describe("interleavings (fc.scheduler)", () => {
           );
           await runToIdle(s);
           expect(run.allSettled(), `deadlock; steps:\n${s.report().map((t) => `${t.status} ${t.label}`).join("\n")}`).toBe(true);
+          expect(run.thrown).toEqual([]);
 
           let expectedA = 5_000_000n;
           let okCount = 0;
@@ -535,6 +542,41 @@ describe("interleavings (fc.scheduler)", () => {
     );
   });
 
+  it("a reconcile racing the mint it reverses still frees the mint's key", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), async (s) => {
+        const { core, ledger, control } = scheduledCore(s);
+        const input: MintUsdcInput = { accountId: "a", amount: "2", blockchain: "BASE", idempotencyKey: "k" };
+        control();
+        // An operator who sees the mint in ListMints (before the caller has its answer) reverses it.
+        const reconciler = async (): Promise<Result<MintRecord> | null> => {
+          for (let i = 0; i < 10; i++) {
+            const page = value(await core.listMints({ accountId: "a", pageSize: 1, pageToken: "" }));
+            const m = page.mints[0];
+            if (m !== undefined) return core.reconcileMint(m.mintId, "race", NO_DEADLINE);
+          }
+          return null;
+        };
+        const mint = startAll([() => core.mintUsdc(input, NO_DEADLINE)]);
+        const rec = startAll([reconciler]);
+        await runToIdle(s);
+        expect(mint.allSettled() && rec.allSettled(), "calls left hanging").toBe(true);
+        expect([...mint.thrown, ...rec.thrown]).toEqual([]);
+        const minted = value(mint.results[0]!);
+        expect(minted.replayed).toBe(false);
+        const reconciled = rec.results[0];
+        if (reconciled === null || reconciled === undefined) return; // the reconciler never saw the mint
+        expect(value(reconciled).status).toBe("REVERSED");
+        checkLedgerLaws(ledger, 2_000_000n, 2_000_000n);
+        // API.md: reconciling frees the key, so the same request mints again.
+        const again = value(await core.mintUsdc(input, NO_DEADLINE));
+        expect(again.replayed, "the key still replays a reversed mint").toBe(false);
+        expect(again.mint.mintId).not.toBe(minted.mint.mintId);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
   it("concurrent reconciles reverse once, even racing mints with the same key", async () => {
     await fc.assert(
       fc.asyncProperty(fc.scheduler(), fc.integer({ min: 2, max: 5 }), fc.integer({ min: 0, max: 3 }), async (s, reconciles, mints) => {
@@ -546,6 +588,7 @@ describe("interleavings (fc.scheduler)", () => {
         const mnt = startAll(Array.from({ length: mints }, () => () => core.mintUsdc(input, NO_DEADLINE)));
         await runToIdle(s);
         expect(rec.allSettled() && mnt.allSettled(), "calls left hanging").toBe(true);
+        expect([...rec.thrown, ...mnt.thrown]).toEqual([]);
 
         const recResults = rec.results.map((r) => r!);
         expect(recResults.filter((r) => r.ok)).toHaveLength(1);

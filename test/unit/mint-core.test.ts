@@ -390,20 +390,6 @@ describe("deadlines", () => {
     expect(await balance("acct-b")).toBe(1_000_000n);
   });
 
-  it("a reconcile whose deadline passes while waiting reverses nothing", async () => {
-    const { core, clock, snapshot } = setup();
-    const m = value(await core.mintUsdc(mintInput(), NO_DEADLINE)).mint;
-    const hold = await core.locks.acquire(["acct-a"], Infinity);
-    const before = await snapshot();
-    const pending = track(core.reconcileMint(m.mintId, "late", { deadlineMs: clock.nowMs() + 10 }));
-    await clock.advance(10);
-    expect(failure(pending.value!)).toMatchObject({ code: "DEADLINE_EXCEEDED" });
-    hold!();
-    await flushPromises();
-    expect(await snapshot()).toEqual(before);
-    expect(value(await core.getMint(m.mintId)).status).toBe("COMPLETED");
-  });
-
   it("a duplicate of a call in flight waits and replays; past its own deadline it is IDEMPOTENCY_KEY_IN_USE", async () => {
     const { core, clock, balance, ledger } = setup();
     const hold = await core.locks.acquire(["acct-a"], Infinity);

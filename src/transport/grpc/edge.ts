@@ -12,6 +12,11 @@ import type { Result } from "../../domain/result.js";
 import type { Logger } from "../../logger.js";
 import { failureToStatus, internalError, unavailable } from "./status.js";
 
+/** The server stops waiting this share of the caller's remaining time early... */
+const DEADLINE_MARGIN_FRACTION = 0.1;
+/** ...but never more than this many ms. */
+const DEADLINE_MARGIN_MAX_MS = 50;
+
 export type UnaryHandler<Req, Res> = (req: Req, ctx: CallContext) => Promise<Result<Res>>;
 
 export class Edge {
@@ -90,10 +95,19 @@ export class Edge {
     }
   }
 
-  /** grpc-js gives the deadline as wall time (Date or ms, Infinity for none); the core wants monotonic ms. */
+  /**
+   * grpc-js gives the deadline as wall time (Date or ms, Infinity for none);
+   * the core wants monotonic ms. The server gives up a little before the
+   * caller does (10% of the time left, at most 50 ms), so that its answer —
+   * ABORTED with RetryInfo, or DEADLINE_EXCEEDED saying nothing was applied —
+   * reaches the caller before the caller's own timer turns it into a bare
+   * "Deadline exceeded".
+   */
   private monotonicDeadline(deadline: Date | number): number {
     const wallMs = deadline instanceof Date ? deadline.getTime() : deadline;
     if (!Number.isFinite(wallMs)) return Infinity;
-    return this.clock.nowMs() + (wallMs - Date.now());
+    const remainingMs = wallMs - Date.now();
+    const marginMs = Math.min(DEADLINE_MARGIN_MAX_MS, Math.max(0, remainingMs) * DEADLINE_MARGIN_FRACTION);
+    return this.clock.nowMs() + remainingMs - marginMs;
   }
 }

@@ -102,14 +102,29 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       edge.startDraining();
       health.shutdown();
       reflection.shutdown();
+      // Drain first, with the listener still open: calls arriving now get a
+      // rich UNAVAILABLE (SHUTTING_DOWN) from the edge and retry elsewhere,
+      // instead of a bare connection refusal. Then close the transport.
+      const graceEndsAt = Date.now() + opts.shutdownGraceMs;
+      let graceTimer: NodeJS.Timeout | undefined;
+      const idle = await Promise.race([
+        edge.idle().then(() => true),
+        new Promise<boolean>((resolve) => {
+          graceTimer = setTimeout(() => resolve(false), opts.shutdownGraceMs);
+        }),
+      ]);
+      clearTimeout(graceTimer);
       const drained = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          resolve(false);
-        }, opts.shutdownGraceMs);
+        const timer = setTimeout(
+          () => {
+            server.forceShutdown();
+            resolve(false);
+          },
+          Math.max(0, graceEndsAt - Date.now()),
+        );
         server.tryShutdown(() => {
           clearTimeout(timer);
-          resolve(true);
+          resolve(idle);
         });
       });
       // tryShutdown can report done while our handlers still run (a client
