@@ -63,7 +63,7 @@ function parseOptions(argv: readonly string[]): Options {
     quick,
     pairs: num("--pairs", quick ? 3 : 7),
     warmupMs: num("--warmup", quick ? 250 : 500),
-    durationMs: num("--duration", quick ? 600 : 2500),
+    durationMs: num("--duration", quick ? 600 : 2000),
     concurrencies: conc !== undefined ? conc.split(",").map(Number) : [1, 16, 64],
     only: only !== undefined ? new Set(only.split(",")) : null,
     tsx: argv.includes("--tsx"),
@@ -560,6 +560,7 @@ async function main(): Promise<void> {
   const at64 = (method: string): Comparison | undefined => find(`${method}_vs_empty_c64`);
   const ratio = (c: Comparison | undefined): number | null => (c === undefined ? null : round(c.throughputRatio.median));
   const p99r = (c: Comparison | undefined): number | null => (c === undefined ? null : round(c.p99Ratio.median));
+  const cost = (c: Comparison | undefined): number | null => (c === undefined || c.cpuCostRatio === null ? null : round(c.cpuCostRatio.median));
   const mem = (name: string): MemoryFigureLite | null => {
     const f = memory?.[name];
     return f !== undefined && !("error" in f && typeof f.error === "string") ? (f as MemoryFigureLite) : null;
@@ -577,6 +578,9 @@ async function main(): Promise<void> {
     mint_p99_vs_empty: p99r(at64("mint")),
     transfer_p99_vs_empty: p99r(at64("transfer")),
     getbalance_p99_vs_empty: p99r(at64("getbalance")),
+    mint_cpu_cost_vs_empty: cost(at64("mint")),
+    transfer_cpu_cost_vs_empty: cost(at64("transfer")),
+    getbalance_cpu_cost_vs_empty: cost(at64("getbalance")),
     limiter_bytes_per_account: limiterWorst === null ? null : round(limiterWorst.bytesPerEntry, 1),
     idempotency_bytes_per_key: idem === null ? null : round(idem.bytesPerEntry, 1),
     limiter_heap_returns: limiterWorst === null ? null : limiterWorst.returnsWithin10Pct,
@@ -585,6 +589,7 @@ async function main(): Promise<void> {
     notes: {
       headline:
         "*_vs_empty: median over pairs of service req/s ÷ empty-server req/s at concurrency 64 (the target's point); *_p99_vs_empty: median of per-pair p99 ratios at c=64; " +
+        "*_cpu_cost_vs_empty: median of per-pair (empty-server CPU µs per call ÷ service CPU µs per call) at c=64, read from /proc: the throughput ratio if both were CPU-bound, and far less moved by other processes on the machine; " +
         "hot_vs_uniform: transfers between 2 accounts ÷ between 10,000 accounts, on the service, c=64; " +
         `limiter_bytes_per_account: default limit 10 with a full ring (10 mints per account), ${biggest.toLocaleString("en-US")} accounts; ` +
         `idempotency_bytes_per_key: ${biggest.toLocaleString("en-US")} completed mint keys, the MintRecord itself excluded (the ledger holds it)`,

@@ -229,11 +229,18 @@ export class MintCore {
     if (!mintId.ok) return mintId;
     const reason = v.reason(reasonText);
     if (!reason.ok) return reason;
-    // No account lock here: reverseMint is atomic in every store (one
-    // synchronous step in memory, one transaction with row locks in
-    // PostgreSQL), which is what makes concurrent reconciles reverse once.
-    // Taking the in-process lock first would also invert the order mints use
-    // (store connection, then lock) and could starve a small connection pool.
+    const mint = await this.deps.ledger.getMint(mintId.value);
+    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
+    // The account lock is a barrier, not held across the reversal: waiting
+    // for it means no mint of this account is between its ledger write and
+    // storing its key's result, so the `forget` below cannot miss a key still
+    // in flight. Holding it across reverseMint is unnecessary (the reversal is
+    // atomic in every store, which is what makes concurrent reconciles reverse
+    // once) and would invert the order mints use (store connection, then
+    // lock), which could starve a small PostgreSQL pool.
+    const release = await this.locks.acquire([mint.accountId], ctx.deadlineMs);
+    if (release === null) return fail(deadlinePassed);
+    release();
     const reversed = await this.deps.ledger.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx.deadlineMs);
     if (!reversed.ok) return reversed;
     await this.deps.idempotency.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);

@@ -11,8 +11,8 @@ export const MICROS_PER_USDC = 1_000_000n;
 /** The wire grammar of API.md: no sign, no exponent, no leading zeros, 1 to 6 fractional digits. */
 const AMOUNT_PATTERN = /^(0|[1-9][0-9]*)(?:\.([0-9]{1,6}))?$/;
 
-/** Longest amount string considered at all (guards the regex and BigInt against huge inputs). */
-const AMOUNT_MAX_CHARS = 64;
+/** Longest amount string considered at all (requests are capped at a few KiB anyway). */
+const AMOUNT_MAX_CHARS = 4096;
 
 /**
  * Parses a decimal USDC string into micro-USDC. Refuses (INVALID_ARGUMENT):

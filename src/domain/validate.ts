@@ -45,7 +45,7 @@ export function mintId(value: string): Result<string> {
 
 export function reason(value: string): Result<string> {
   if (value.length > REASON_MAX_CHARS) return fail(invalid("INVALID_REASON", "reason", `reason must be at most ${REASON_MAX_CHARS} characters`));
-  // Control characters would corrupt logs and audit trails.
+  // Control characters other than tab and line breaks would corrupt logs and audit trails.
   if (/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/.test(value)) return fail(invalid("INVALID_REASON", "reason", "reason must not contain control characters"));
   return ok(value);
 }

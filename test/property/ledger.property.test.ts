@@ -429,6 +429,10 @@ function scheduledCore(s: fc.Scheduler) {
     control: () => {
       controlled = true;
     },
+    /** Back to direct calls, for checks after the interleaved part. */
+    uncontrol: () => {
+      controlled = false;
+    },
   };
 }
 
@@ -545,7 +549,7 @@ describe("interleavings (fc.scheduler)", () => {
   it("a reconcile racing the mint it reverses still frees the mint's key", async () => {
     await fc.assert(
       fc.asyncProperty(fc.scheduler(), async (s) => {
-        const { core, ledger, control } = scheduledCore(s);
+        const { core, ledger, control, uncontrol } = scheduledCore(s);
         const input: MintUsdcInput = { accountId: "a", amount: "2", blockchain: "BASE", idempotencyKey: "k" };
         control();
         // An operator who sees the mint in ListMints (before the caller has its answer) reverses it.
@@ -562,6 +566,7 @@ describe("interleavings (fc.scheduler)", () => {
         await runToIdle(s);
         expect(mint.allSettled() && rec.allSettled(), "calls left hanging").toBe(true);
         expect([...mint.thrown, ...rec.thrown]).toEqual([]);
+        uncontrol();
         const minted = value(mint.results[0]!);
         expect(minted.replayed).toBe(false);
         const reconciled = rec.results[0];

@@ -390,6 +390,21 @@ describe("deadlines", () => {
     expect(await balance("acct-b")).toBe(1_000_000n);
   });
 
+  it("a reconcile whose deadline passes while a mint of its account holds the lock reverses nothing", async () => {
+    const { core, clock, snapshot } = setup();
+    const minted = value(await core.mintUsdc(mintInput(), NO_DEADLINE)).mint;
+    const hold = await core.locks.acquire([minted.accountId], Infinity);
+    const before = await snapshot();
+    const pending = track(core.reconcileMint(minted.mintId, "late", { deadlineMs: clock.nowMs() + 30 }));
+    await clock.advance(30);
+    expect(failure(pending.value!)).toMatchObject({ code: "DEADLINE_EXCEEDED" });
+    hold!();
+    await flushPromises();
+    expect(await snapshot()).toEqual(before);
+    expect(value(await core.getMint(minted.mintId)).status).toBe("COMPLETED");
+    expect(core.locks.size()).toBe(0);
+  });
+
   it("a duplicate of a call in flight waits and replays; past its own deadline it is IDEMPOTENCY_KEY_IN_USE", async () => {
     const { core, clock, balance, ledger } = setup();
     const hold = await core.locks.acquire(["acct-a"], Infinity);
