@@ -49,7 +49,7 @@ const BAD_AMOUNTS: [string, string][] = [
   ["\uff11", "INVALID_AMOUNT"], // full-width digit one
   ["NaN", "INVALID_AMOUNT"],
   ["Infinity", "INVALID_AMOUNT"],
-  ["9".repeat(100), "INVALID_AMOUNT"],
+  ["9".repeat(100), "AMOUNT_TOO_LARGE"],
   ["1000000000000.000001", "AMOUNT_TOO_LARGE"], // default MINT_MAX_AMOUNT + 1 micro
   ["1000000000001", "AMOUNT_TOO_LARGE"],
 ];
