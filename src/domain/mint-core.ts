@@ -93,20 +93,23 @@ export class MintCore {
       if (stored.scope !== "mint") throw new Error("invariant violated: mint key replayed a non-mint result");
       return ok({ mint: stored.mint, replayed: true });
     }
+    // Under the claim: any outcome but a success (a failure or a throw) releases the key.
     const claim = begun.value.claim;
-    return this.underClaim(claim, async () => {
-      const release = await this.locks.acquire([accountId.value], ctx.deadlineMs);
-      if (release === null) return fail(deadlinePassed);
+    let result: Result<{ mint: MintRecord; replayed: boolean }> | undefined;
+    try {
+      const locked = this.locks.take([accountId.value], ctx.deadlineMs);
+      const release = typeof locked === "function" ? locked : await locked;
+      if (release === null) return (result = fail(deadlinePassed));
       try {
         const decision = await this.deps.limiter.tryAcquire(accountId.value);
         if (!decision.allowed) {
-          return fail({
+          return (result = fail({
             code: "RATE_LIMITED",
             accountId: accountId.value,
             retryAfterMs: decision.retryAfterMs,
             limit: this.deps.limiter.limit,
             windowMs: this.deps.limiter.windowMs,
-          });
+          }));
         }
         const applied = await this.deps.ledger.mint(
           {
@@ -120,13 +123,15 @@ export class MintCore {
           claim,
           ctx.deadlineMs,
         );
-        if (!applied.ok) return applied;
+        if (!applied.ok) return (result = applied);
         await this.deps.idempotency.complete(claim, { scope: "mint", mint: applied.value });
-        return ok({ mint: applied.value, replayed: false });
+        return (result = ok({ mint: applied.value, replayed: false }));
       } finally {
         release();
       }
-    });
+    } finally {
+      if (result === undefined || !result.ok) await this.releaseClaim(claim);
+    }
   }
 
   /** Failures: INVALID_ARGUMENT (incl. from == to), IDEMPOTENCY_*, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED. */
@@ -143,7 +148,7 @@ export class MintCore {
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
 
-    const request = { from_account_id: from.value, to_account_id: to.value, amount: amount.value.toString() };
+    const request = { amount: amount.value.toString(), from_account_id: from.value, to_account_id: to.value };
     const begun = await this.deps.idempotency.begin("transfer", key.value, request, ctx.deadlineMs);
     if (!begun.ok) return begun;
     if (begun.value.kind === "replay") {
@@ -151,10 +156,13 @@ export class MintCore {
       if (stored.scope !== "transfer") throw new Error("invariant violated: transfer key replayed a non-transfer result");
       return ok({ transfer: stored.transfer, replayed: true });
     }
+    // Under the claim: any outcome but a success (a failure or a throw) releases the key.
     const claim = begun.value.claim;
-    return this.underClaim(claim, async () => {
-      const release = await this.locks.acquire([from.value, to.value], ctx.deadlineMs);
-      if (release === null) return fail(deadlinePassed);
+    let result: Result<{ transfer: TransferRecord; replayed: boolean }> | undefined;
+    try {
+      const locked = this.locks.take([from.value, to.value], ctx.deadlineMs);
+      const release = typeof locked === "function" ? locked : await locked;
+      if (release === null) return (result = fail(deadlinePassed));
       try {
         const applied = await this.deps.ledger.transfer(
           {
@@ -168,13 +176,15 @@ export class MintCore {
           claim,
           ctx.deadlineMs,
         );
-        if (!applied.ok) return applied;
+        if (!applied.ok) return (result = applied);
         await this.deps.idempotency.complete(claim, { scope: "transfer", transfer: applied.value });
-        return ok({ transfer: applied.value, replayed: false });
+        return (result = ok({ transfer: applied.value, replayed: false }));
       } finally {
         release();
       }
-    });
+    } finally {
+      if (result === undefined || !result.ok) await this.releaseClaim(claim);
+    }
   }
 
   /** Balance in micro-USDC; 0 for unknown accounts. Failures: INVALID_ARGUMENT. */
@@ -247,22 +257,14 @@ export class MintCore {
     return reversed;
   }
 
-  /** Runs `work` under an idempotency claim and releases the claim unless `work` completed it. */
-  private async underClaim<T>(claim: IdempotencyClaim, work: () => Promise<Result<T>>): Promise<Result<T>> {
-    let result: Result<T> | undefined;
+  /** Releases a claim after a failed call. */
+  private async releaseClaim(claim: IdempotencyClaim): Promise<void> {
     try {
-      result = await work();
-      return result;
-    } finally {
-      if (result === undefined || !result.ok) {
-        try {
-          await this.deps.idempotency.release(claim);
-        } catch {
-          // A store that cannot be reached to release the key has dropped it
-          // anyway (its transaction died with the connection); the call's own
-          // error, already on its way, is the one the caller must see.
-        }
-      }
+      await this.deps.idempotency.release(claim);
+    } catch {
+      // A store that cannot be reached to release the key has dropped it
+      // anyway (its transaction died with the connection); the call's own
+      // error, already on its way, is the one the caller must see.
     }
   }
 }

@@ -95,9 +95,54 @@ export function differingFields(a: CanonicalRequest, b: CanonicalRequest): strin
   return [...names].filter((n) => a[n] !== b[n]).sort();
 }
 
-/** A stable string form of a canonical request (sorted keys), used as the fingerprint. */
+/** Whether two canonical requests have the same fields with the same values (their fingerprints are equal). */
+export function sameRequest(a: CanonicalRequest, b: CanonicalRequest): boolean {
+  if (a === b) return true;
+  let fields = 0;
+  for (const name in a) {
+    if (a[name] !== b[name]) return false;
+    fields++;
+  }
+  for (const name in b) {
+    if (!(name in a)) return false;
+    fields--;
+  }
+  return fields === 0;
+}
+
+/**
+ * A stable string form of a canonical request (sorted keys), used as the
+ * fingerprint: `JSON.stringify` of the sorted `[name, value]` pairs, e.g.
+ * `[["account_id","alice"],["amount","7000000"],["blockchain","BASE"]]`.
+ * Stored by the PostgreSQL adapter, so the format never changes; it is built
+ * here without the intermediate arrays, quoting plainly the names and values
+ * that JSON would not escape (anything else goes through JSON.stringify).
+ */
 export function fingerprint(req: CanonicalRequest): string {
-  return JSON.stringify(Object.keys(req).sort().map((k) => [k, req[k]]));
+  const names = Object.keys(req);
+  for (let i = 1; i < names.length; i++) {
+    if ((names[i - 1] as string) > (names[i] as string)) {
+      names.sort();
+      break;
+    }
+  }
+  let out = "[";
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i] as string;
+    out += (i === 0 ? "[" : ",[") + jsonString(name) + "," + jsonString(req[name]) + "]";
+  }
+  return out + "]";
+}
+
+/** `JSON.stringify(value)`, without the call for strings JSON leaves as they are. */
+function jsonString(value: string | undefined): string {
+  if (typeof value !== "string") return JSON.stringify(value) ?? "null";
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    // Control characters, the quote, the backslash and surrogates (lone ones are escaped) take the slow way.
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(value);
+  }
+  return '"' + value + '"';
 }
 
 /** Parses a fingerprint back into its fields (for naming the differing ones). */

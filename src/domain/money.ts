@@ -39,14 +39,19 @@ export function parseAmount(text: string, maxMicros: bigint, field: FieldName = 
   return ok(micros);
 }
 
-/** Formats micro-USDC in the canonical form: "100.5", "7", "0.000001", "-3.25". */
+/**
+ * Formats micro-USDC in the canonical form: "100.5", "7", "0.000001", "-3.25".
+ * Works on the decimal digits (one bigint-to-string conversion) rather than
+ * with bigint division, which allocates a bigint per step.
+ */
 export function formatMicros(micros: bigint): string {
   const negative = micros < 0n;
-  const abs = negative ? -micros : micros;
-  const whole = abs / MICROS_PER_USDC;
-  const frac = abs % MICROS_PER_USDC;
-  let out = whole.toString();
-  if (frac !== 0n) out += "." + frac.toString().padStart(6, "0").replace(/0+$/, "");
+  const digits = (negative ? -micros : micros).toString();
+  const whole = digits.length > 6 ? digits.slice(0, digits.length - 6) : "0";
+  const frac = digits.length > 6 ? digits.slice(digits.length - 6) : digits.padStart(6, "0");
+  let end = 6;
+  while (end > 0 && frac.charCodeAt(end - 1) === 48 /* "0" */) end--;
+  const out = end === 0 ? whole : whole + "." + frac.slice(0, end);
   return negative ? "-" + out : out;
 }
 

@@ -87,7 +87,7 @@ export interface ListMintsQuery {
   readonly accountId: string | null;
   /** Return mints with `seq` greater than this (0 for the first page). */
   readonly afterSeq: number;
-  /** At most this many (1..1000). */
+  /** At most this many (1..1001: a page of up to 1000 plus one look-ahead row). */
   readonly limit: number;
 }
 

@@ -27,7 +27,8 @@ import {
   type StoresUnderTest,
 } from "../contract/stores-under-test.js";
 import { FakeClock } from "../support/fake-clock.js";
-import { createTestDatabase, PG_SERVER_URL, type TestDatabase } from "../support/pg-test-database.js";
+import { PgRelay as Relay } from "../support/pg-relay.js";
+import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
 
 const TTL_MS = 60_000;
 
@@ -92,48 +93,6 @@ async function callTransfer(r: Replica, key: string, from: string, to: string, a
   if (begun.value.kind === "replay") return "replayed";
   const applied = await applyTransfer(r, begun.value.claim, { from, to, amountMicros });
   return applied.ok ? "applied" : applied.error.code;
-}
-
-/** A TCP relay in front of PostgreSQL that a test can cut and restore, to play an outage. */
-class Relay {
-  private server: net.Server | null = null;
-  private readonly sockets = new Set<net.Socket>();
-  port = 0;
-
-  async start(port = 0): Promise<void> {
-    const target = new URL(PG_SERVER_URL);
-    const server = net.createServer((inbound) => {
-      const outbound = net.connect(Number(target.port || 5432), target.hostname);
-      for (const s of [inbound, outbound]) {
-        this.sockets.add(s);
-        s.on("error", () => undefined);
-        s.on("close", () => {
-          this.sockets.delete(s);
-          inbound.destroy();
-          outbound.destroy();
-        });
-      }
-      inbound.pipe(outbound).pipe(inbound);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(port, "127.0.0.1", () => resolve());
-    });
-    this.server = server;
-    this.port = (server.address() as net.AddressInfo).port;
-  }
-
-  /** Refuses new connections and kills the open ones, like a database going down. */
-  async stop(): Promise<void> {
-    const server = this.server;
-    this.server = null;
-    for (const s of this.sockets) s.destroy();
-    if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  url(database: string): string {
-    return `postgres://postgres@127.0.0.1:${this.port}/${database}`;
-  }
 }
 
 /** A port nothing listens on (bound, then freed). */

@@ -247,15 +247,18 @@ describe("Transfer", () => {
     const { core, idempotency } = setup();
     value(await core.mintUsdc(mintInput(), NO_DEADLINE));
     const acquire = vi.spyOn(core.locks, "acquire");
+    const take = vi.spyOn(core.locks, "take");
     // Even with the account's lock held elsewhere, the refusal is immediate.
     const hold = await core.locks.acquire(["acct-a"], Infinity);
     acquire.mockClear();
+    take.mockClear();
     const keysBefore = await idempotency.size();
     const r = track(core.transfer(transferInput({ toAccountId: "acct-a" }), NO_DEADLINE));
     await flushPromises();
     expect(r.settled).toBe(true);
     expect(failure(r.value!)).toMatchObject({ code: "INVALID_ARGUMENT", reason: "SAME_ACCOUNT", field: "to_account_id" });
     expect(acquire).not.toHaveBeenCalled();
+    expect(take).not.toHaveBeenCalled();
     expect(core.locks.size()).toBe(1); // only the lock this test holds
     expect(await idempotency.size()).toBe(keysBefore);
     hold!();

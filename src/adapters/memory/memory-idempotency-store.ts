@@ -1,12 +1,12 @@
 /**
- * The in-process `IdempotencyStore`: one Map of scoped keys to entries that
- * are either in flight (claimed by a running call) or completed (a stored
- * success that replays until its TTL passes). Suits one replica; several
- * replicas need a shared store.
+ * The in-process `IdempotencyStore`: per scope, a Map of keys in flight
+ * (claimed by a running call) and a Map of completed keys (a stored success
+ * that replays until its TTL passes). Suits one replica; several replicas
+ * need a shared store.
  */
 import { assert, UnavailableError } from "../../domain/errors.js";
-import { differingFields, fingerprint, parseFingerprint, storedResultId } from "../../domain/model.js";
-import type { CanonicalRequest, IdempotencyScope, StoredResult } from "../../domain/model.js";
+import { differingFields, sameRequest, storedResultId } from "../../domain/model.js";
+import type { CanonicalRequest, IdempotencyScope, MintRecord, StoredResult, TransferRecord } from "../../domain/model.js";
 import type { BeginOutcome, Clock, IdempotencyClaim, IdempotencyStore } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 
@@ -34,8 +34,6 @@ export const IN_USE_RETRY_AFTER_MS = 50;
 export const STORE_FULL_RETRY_AFTER_MS = 1000;
 
 interface InFlightEntry {
-  readonly kind: "inFlight";
-  readonly fp: string;
   /** Identity of the holder: only this object may complete or release the key. */
   readonly claim: IdempotencyClaim;
   /** Created by the first duplicate that waits and shared by all later ones; resolved when the claim settles. */
@@ -43,29 +41,53 @@ interface InFlightEntry {
   wake: (() => void) | null;
 }
 
-/** Kept small on purpose (no request object, no closures): the fingerprint also yields the fields. */
+/**
+ * Kept small on purpose: the key string (the Map's key) and the record are
+ * the ones the ledger holds anyway, and the request is the claim's (its
+ * account ids are the record's strings), so a key adds little more than this
+ * object and its amount string. No fingerprint string is built: requests are
+ * compared field by field, which is what fingerprint equality means.
+ */
 interface CompletedEntry {
-  readonly kind: "completed";
-  readonly fp: string;
-  readonly result: StoredResult;
+  readonly request: CanonicalRequest;
+  /** The stored result's record; the scope (which KeySpace) says which kind. */
+  readonly record: MintRecord | TransferRecord;
   /** Monotonic ms; the key is expired from this instant on. */
   readonly expiresAtMs: number;
 }
 
-type Entry = InFlightEntry | CompletedEntry;
-
 /**
- * Completed entries are (re)inserted at the end of the Map when they complete,
- * and every entry has the same TTL, so the Map's insertion order lists
- * completed entries in expiry order. Sweeping therefore walks from the front
- * and stops at the first live one: O(deleted), plus the in-flight entries it
- * steps over (bounded by the number of concurrent calls).
+ * The keys of one scope. Keys in flight and completed keys live in separate
+ * Maps: a completed key is appended to `completed` when it completes, and
+ * every key has the same TTL, so each `completed` Map's insertion order is
+ * its expiry order. Sweeping walks the fronts of the scopes' `completed` Maps
+ * (oldest first across both) and stops at the first live key: O(deleted).
+ * Keys are the caller's strings as they are (no scope prefix to concatenate).
  */
+class KeySpace {
+  readonly inFlight = new Map<string, InFlightEntry>();
+  readonly completed = new Map<string, CompletedEntry>();
+
+  constructor(readonly scope: IdempotencyScope) {}
+
+  /** The stored result of a completed entry of this scope. */
+  result(entry: CompletedEntry): StoredResult {
+    return this.scope === "mint"
+      ? { scope: "mint", mint: entry.record as MintRecord }
+      : { scope: "transfer", transfer: entry.record as TransferRecord };
+  }
+}
+
+function recordOf(result: StoredResult): MintRecord | TransferRecord {
+  return result.scope === "mint" ? result.mint : result.transfer;
+}
+
 export class MemoryIdempotencyStore implements IdempotencyStore {
   private readonly ttlMs: number;
   private readonly maxKeys: number;
   private readonly clock: Clock;
-  private readonly entries = new Map<string, Entry>();
+  private readonly mintKeys = new KeySpace("mint");
+  private readonly transferKeys = new KeySpace("transfer");
   private closed = false;
 
   constructor(options: MemoryIdempotencyStoreOptions) {
@@ -86,38 +108,40 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
    */
   async begin(scope: IdempotencyScope, key: string, request: CanonicalRequest, deadlineMs: number): Promise<Result<BeginOutcome>> {
     assert(!Number.isNaN(deadlineMs), "deadlineMs must be a number or Infinity");
-    const mapKey = scopedKey(scope, key);
-    const fp = fingerprint(request);
+    const space = this.space(scope);
     for (;;) {
       this.assertOpen();
-      const entry = this.entries.get(mapKey);
-      if (entry !== undefined && entry.kind === "completed") {
-        if (this.clock.nowMs() < entry.expiresAtMs) {
-          if (entry.fp === fp) return ok({ kind: "replay", result: entry.result });
-          return fail({ code: "IDEMPOTENCY_KEY_REUSED", key, fields: differingFields(parseFingerprint(entry.fp), request) });
+      const done = space.completed.get(key);
+      if (done !== undefined) {
+        if (this.clock.nowMs() < done.expiresAtMs) {
+          if (sameRequest(done.request, request)) return ok({ kind: "replay", result: space.result(done) });
+          return fail({ code: "IDEMPOTENCY_KEY_REUSED", key, fields: differingFields(done.request, request) });
         }
         // Expired keys are removed, not only hidden; the key is free again.
-        this.entries.delete(mapKey);
-      } else if (entry !== undefined) {
-        if (entry.fp !== fp) {
-          return fail({ code: "IDEMPOTENCY_KEY_REUSED", key, fields: differingFields(entry.claim.request, request) });
+        space.completed.delete(key);
+      } else {
+        const flying = space.inFlight.get(key);
+        if (flying !== undefined) {
+          if (!sameRequest(flying.claim.request, request)) {
+            return fail({ code: "IDEMPOTENCY_KEY_REUSED", key, fields: differingFields(flying.claim.request, request) });
+          }
+          if (!(await this.waitForSettle(flying, deadlineMs))) {
+            return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: IN_USE_RETRY_AFTER_MS });
+          }
+          // Settled: completed (replay), released (claim it) or already re-claimed
+          // by another waiter (wait again); look again.
+          continue;
         }
-        if (!(await this.waitForSettle(entry, deadlineMs))) {
-          return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: IN_USE_RETRY_AFTER_MS });
-        }
-        // Settled: completed (replay), released (claim it) or already re-claimed
-        // by another waiter (wait again); look again.
-        continue;
       }
 
-      if (this.entries.size >= this.maxKeys) {
+      if (this.keyCount() >= this.maxKeys) {
         this.sweep(Infinity);
-        if (this.entries.size >= this.maxKeys) {
+        if (this.keyCount() >= this.maxKeys) {
           return fail({ code: "IDEMPOTENCY_STORE_FULL", maxKeys: this.maxKeys, retryAfterMs: this.untilFirstExpiryMs() });
         }
       }
       const claim: IdempotencyClaim = { scope, key, request };
-      this.entries.set(mapKey, { kind: "inFlight", fp, claim, settled: null, wake: null });
+      space.inFlight.set(key, { claim, settled: null, wake: null });
       return ok({ kind: "claimed", claim });
     }
   }
@@ -129,12 +153,12 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   async complete(claim: IdempotencyClaim, result: StoredResult): Promise<void> {
     if (this.closed) return;
     assert(result.scope === claim.scope, `a ${result.scope} result cannot complete a ${claim.scope} key`);
-    const mapKey = scopedKey(claim.scope, claim.key);
-    const entry = this.entries.get(mapKey);
-    assert(entry !== undefined && entry.kind === "inFlight" && entry.claim === claim, `complete() of a claim that is not in flight (key ${claim.key})`);
-    // Re-inserted at the end to keep completed entries in expiry order.
-    this.entries.delete(mapKey);
-    this.entries.set(mapKey, { kind: "completed", fp: entry.fp, result, expiresAtMs: this.clock.nowMs() + this.ttlMs });
+    const space = this.space(claim.scope);
+    const entry = space.inFlight.get(claim.key);
+    assert(entry !== undefined && entry.claim === claim, `complete() of a claim that is not in flight (key ${claim.key})`);
+    space.inFlight.delete(claim.key);
+    // Appended at the end, which keeps completed keys in expiry order.
+    space.completed.set(claim.key, { request: claim.request, record: recordOf(result), expiresAtMs: this.clock.nowMs() + this.ttlMs });
     entry.wake?.();
   }
 
@@ -145,10 +169,10 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
    * another call holds.
    */
   async release(claim: IdempotencyClaim): Promise<void> {
-    const mapKey = scopedKey(claim.scope, claim.key);
-    const entry = this.entries.get(mapKey);
-    if (entry === undefined || entry.kind !== "inFlight" || entry.claim !== claim) return;
-    this.entries.delete(mapKey);
+    const space = this.space(claim.scope);
+    const entry = space.inFlight.get(claim.key);
+    if (entry === undefined || entry.claim !== claim) return;
+    space.inFlight.delete(claim.key);
     entry.wake?.();
   }
 
@@ -160,9 +184,9 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
    * once and break the first call's complete().
    */
   async forget(scope: IdempotencyScope, key: string, resultId: string): Promise<void> {
-    const mapKey = scopedKey(scope, key);
-    const entry = this.entries.get(mapKey);
-    if (entry?.kind === "completed" && storedResultId(entry.result) === resultId) this.entries.delete(mapKey);
+    const space = this.space(scope);
+    const entry = space.completed.get(key);
+    if (entry !== undefined && storedResultId(space.result(entry)) === resultId) space.completed.delete(key);
   }
 
   /** Deletes up to `maxKeys` expired keys, oldest first; returns how many. */
@@ -172,7 +196,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
 
   /** Keys held, in flight and completed, expired ones not yet swept included. */
   async size(): Promise<number> {
-    return this.entries.size;
+    return this.keyCount();
   }
 
   /**
@@ -183,21 +207,45 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const inFlight: InFlightEntry[] = [];
-    for (const entry of this.entries.values()) if (entry.kind === "inFlight") inFlight.push(entry);
-    this.entries.clear();
+    const inFlight = [...this.mintKeys.inFlight.values(), ...this.transferKeys.inFlight.values()];
+    for (const space of [this.mintKeys, this.transferKeys]) {
+      space.inFlight.clear();
+      space.completed.clear();
+    }
     for (const entry of inFlight) entry.wake?.();
   }
 
+  private space(scope: IdempotencyScope): KeySpace {
+    return scope === "mint" ? this.mintKeys : this.transferKeys;
+  }
+
+  private keyCount(): number {
+    return this.mintKeys.inFlight.size + this.mintKeys.completed.size + this.transferKeys.inFlight.size + this.transferKeys.completed.size;
+  }
+
+  /** Deletes up to `maxKeys` expired completed keys, the one expiring first first, across both scopes. */
   private sweep(maxKeys: number): number {
     const nowMs = this.clock.nowMs();
-    let deleted = 0;
+    const mints = this.mintKeys.completed;
+    const transfers = this.transferKeys.completed;
     // Deleting the entry just visited is safe during Map iteration.
-    for (const [mapKey, entry] of this.entries) {
-      if (deleted >= maxKeys) break;
-      if (entry.kind === "inFlight") continue;
-      if (nowMs < entry.expiresAtMs) break;
-      this.entries.delete(mapKey);
+    const mintIt = mints.entries();
+    const transferIt = transfers.entries();
+    let m = mintIt.next();
+    let t = transferIt.next();
+    let deleted = 0;
+    while (deleted < maxKeys) {
+      if (!m.done && (t.done || m.value[1].expiresAtMs <= t.value[1].expiresAtMs)) {
+        if (nowMs < m.value[1].expiresAtMs) break;
+        mints.delete(m.value[0]);
+        m = mintIt.next();
+      } else if (!t.done) {
+        if (nowMs < t.value[1].expiresAtMs) break;
+        transfers.delete(t.value[0]);
+        t = transferIt.next();
+      } else {
+        break;
+      }
       deleted++;
     }
     return deleted;
@@ -205,10 +253,14 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
 
   /** Ms until the first completed key expires (called right after a sweep, so > 0). */
   private untilFirstExpiryMs(): number {
-    for (const entry of this.entries.values()) {
-      if (entry.kind === "completed") return entry.expiresAtMs - this.clock.nowMs();
+    let first = Infinity;
+    for (const space of [this.mintKeys, this.transferKeys]) {
+      for (const entry of space.completed.values()) {
+        first = Math.min(first, entry.expiresAtMs);
+        break;
+      }
     }
-    return STORE_FULL_RETRY_AFTER_MS;
+    return first === Infinity ? STORE_FULL_RETRY_AFTER_MS : first - this.clock.nowMs();
   }
 
   /**
@@ -238,9 +290,4 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   private assertOpen(): void {
     if (this.closed) throw new UnavailableError("the idempotency store is closed (shutting down)");
   }
-}
-
-/** Scopes keys per RPC; NUL cannot occur in a key (printable ASCII only). */
-function scopedKey(scope: IdempotencyScope, key: string): string {
-  return scope + "\u0000" + key;
 }

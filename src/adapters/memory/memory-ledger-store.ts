@@ -22,20 +22,36 @@ export interface LedgerEntry {
   readonly wallMs: number;
 }
 
+/**
+ * A journal line as kept: the record itself, which holds everything its
+ * ledger entries say. A COMPLETED MintRecord is a "mint" entry, a REVERSED
+ * one (the record that replaced it) a "reversal" entry, and a TransferRecord
+ * its "transfer_out" and "transfer_in" entries. Keeping the records (shared
+ * with `mints` and the idempotency store) instead of one more object per
+ * entry keeps the ledger's memory, and the garbage collector's work, small.
+ */
+type JournalLine = MintRecord | TransferRecord;
+
+/** One account: its balance and (when it has any) the indexes of its mints. */
+class Account {
+  balanceMicros = 0n;
+  /** Indexes into `mints`, ascending; null until the first mint. */
+  mintIndexes: number[] | null = null;
+}
+
 export class MemoryLedgerStore implements LedgerStore {
-  private readonly balances = new Map<string, bigint>();
+  private readonly accounts = new Map<string, Account>();
   /** Mints by position: seq = index + 1. Replaced (never removed) when reversed. */
   private readonly mints: MintRecord[] = [];
   private readonly mintIndexById = new Map<string, number>();
-  /** Per account, the indexes into `mints` in ascending order. */
-  private readonly mintIndexesByAccount = new Map<string, number[]>();
-  private readonly transfers = new Map<string, TransferRecord>();
-  private readonly entries: LedgerEntry[] = [];
+  /** The append-only ledger, oldest first (see JournalLine). */
+  private readonly journal: JournalLine[] = [];
 
   constructor(private readonly opts: { clock: Clock }) {}
 
   async mint(cmd: NewMint): Promise<Result<MintRecord>> {
     assert(cmd.amountMicros > 0n, "mint amount is positive");
+    assert(!this.mintIndexById.has(cmd.mintId), "mint ids are unique");
     const index = this.mints.length;
     const record: MintRecord = {
       mintId: cmd.mintId,
@@ -49,24 +65,32 @@ export class MemoryLedgerStore implements LedgerStore {
       reverseWallMs: null,
       reverseReason: "",
     };
-    assert(!this.mintIndexById.has(cmd.mintId), "mint ids are unique");
+    const account = this.account(cmd.accountId);
     this.mints.push(record);
     this.mintIndexById.set(cmd.mintId, index);
-    let list = this.mintIndexesByAccount.get(cmd.accountId);
-    if (list === undefined) this.mintIndexesByAccount.set(cmd.accountId, (list = []));
-    list.push(index);
-    this.credit(cmd.accountId, cmd.amountMicros, "mint", cmd.mintId, cmd.createWallMs);
+    if (account.mintIndexes === null) account.mintIndexes = [index];
+    else account.mintIndexes.push(index);
+    account.balanceMicros += cmd.amountMicros;
+    this.journal.push(record);
     return ok(record);
   }
 
   async transfer(cmd: NewTransfer): Promise<Result<TransferRecord>> {
     assert(cmd.amountMicros > 0n && cmd.fromAccountId !== cmd.toAccountId, "transfer is positive between two accounts");
-    const fromBalance = this.balances.get(cmd.fromAccountId) ?? 0n;
-    if (fromBalance < cmd.amountMicros) return fail({ code: "INSUFFICIENT_FUNDS", accountId: cmd.fromAccountId });
-    const record: TransferRecord = { ...cmd };
-    this.transfers.set(cmd.transferId, record);
-    this.credit(cmd.fromAccountId, -cmd.amountMicros, "transfer_out", cmd.transferId, cmd.createWallMs);
-    this.credit(cmd.toAccountId, cmd.amountMicros, "transfer_in", cmd.transferId, cmd.createWallMs);
+    const from = this.accounts.get(cmd.fromAccountId);
+    if (from === undefined || from.balanceMicros < cmd.amountMicros) return fail({ code: "INSUFFICIENT_FUNDS", accountId: cmd.fromAccountId });
+    const record: TransferRecord = {
+      transferId: cmd.transferId,
+      fromAccountId: cmd.fromAccountId,
+      toAccountId: cmd.toAccountId,
+      amountMicros: cmd.amountMicros,
+      idempotencyKey: cmd.idempotencyKey,
+      createWallMs: cmd.createWallMs,
+    };
+    const to = this.account(cmd.toAccountId);
+    from.balanceMicros -= cmd.amountMicros;
+    to.balanceMicros += cmd.amountMicros;
+    this.journal.push(record);
     return ok(record);
   }
 
@@ -75,17 +99,19 @@ export class MemoryLedgerStore implements LedgerStore {
     if (index === undefined) return fail({ code: "MINT_NOT_FOUND", mintId });
     const mint = this.mints[index] as MintRecord;
     if (mint.status === "REVERSED") return fail({ code: "MINT_ALREADY_REVERSED", mintId });
-    if ((this.balances.get(mint.accountId) ?? 0n) < mint.amountMicros) {
+    const account = this.accounts.get(mint.accountId);
+    if (account === undefined || account.balanceMicros < mint.amountMicros) {
       return fail({ code: "INSUFFICIENT_FUNDS", accountId: mint.accountId });
     }
     const reversed: MintRecord = { ...mint, status: "REVERSED", reverseWallMs: wallMs, reverseReason: reason };
     this.mints[index] = reversed;
-    this.credit(mint.accountId, -mint.amountMicros, "reversal", mintId, wallMs);
+    account.balanceMicros -= mint.amountMicros;
+    this.journal.push(reversed);
     return ok(reversed);
   }
 
   async getBalance(accountId: string): Promise<bigint> {
-    return this.balances.get(accountId) ?? 0n;
+    return this.accounts.get(accountId)?.balanceMicros ?? 0n;
   }
 
   async getMint(mintId: string): Promise<MintRecord | null> {
@@ -95,7 +121,7 @@ export class MemoryLedgerStore implements LedgerStore {
 
   async listMints(query: ListMintsQuery): Promise<MintRecord[]> {
     if (query.accountId === null) return this.mints.slice(query.afterSeq, query.afterSeq + query.limit);
-    const indexes = this.mintIndexesByAccount.get(query.accountId) ?? [];
+    const indexes = this.accounts.get(query.accountId)?.mintIndexes ?? [];
     // First position whose seq (index + 1) is above afterSeq.
     let lo = 0;
     let hi = indexes.length;
@@ -111,18 +137,35 @@ export class MemoryLedgerStore implements LedgerStore {
 
   /** The ledger's entries, oldest first (a copy); for audits and tests. */
   ledgerEntries(): LedgerEntry[] {
-    return [...this.entries];
+    const out: LedgerEntry[] = [];
+    for (const line of this.journal) {
+      if ("transferId" in line) {
+        out.push({ accountId: line.fromAccountId, amountMicros: -line.amountMicros, kind: "transfer_out", refId: line.transferId, wallMs: line.createWallMs });
+        out.push({ accountId: line.toAccountId, amountMicros: line.amountMicros, kind: "transfer_in", refId: line.transferId, wallMs: line.createWallMs });
+      } else if (line.status === "COMPLETED") {
+        out.push({ accountId: line.accountId, amountMicros: line.amountMicros, kind: "mint", refId: line.mintId, wallMs: line.createWallMs });
+      } else {
+        assert(line.reverseWallMs !== null, "a reversed mint has a reverse time");
+        out.push({ accountId: line.accountId, amountMicros: -line.amountMicros, kind: "reversal", refId: line.mintId, wallMs: line.reverseWallMs });
+      }
+    }
+    return out;
   }
 
   /** Every balance (a copy); for tests and invariant checks. */
   allBalances(): Map<string, bigint> {
-    return new Map(this.balances);
+    const out = new Map<string, bigint>();
+    for (const [id, account] of this.accounts) out.set(id, account.balanceMicros);
+    return out;
   }
 
-  private credit(accountId: string, amountMicros: bigint, kind: EntryKind, refId: string, wallMs: number): void {
-    const next = (this.balances.get(accountId) ?? 0n) + amountMicros;
-    assert(next >= 0n, "balances never go negative");
-    this.balances.set(accountId, next);
-    this.entries.push({ accountId, amountMicros, kind, refId, wallMs });
+  /** The account's state, created (balance 0) on first use. */
+  private account(accountId: string): Account {
+    let account = this.accounts.get(accountId);
+    if (account === undefined) {
+      account = new Account();
+      this.accounts.set(accountId, account);
+    }
+    return account;
   }
 }

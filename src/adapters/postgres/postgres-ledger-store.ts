@@ -27,8 +27,13 @@ import { classifyPgError, unavailable } from "./pg-errors.js";
 import { isoOfWallMs } from "./postgres-idempotency-store.js";
 import { mintToJson, transferToJson } from "./stored-result-codec.js";
 
-/** ListMints never returns more than this many rows, whatever it is asked. */
-export const LIST_MINTS_MAX_LIMIT = 1000;
+/**
+ * ListMints never returns more than this many rows, whatever it is asked: the
+ * largest page (1000) plus the one look-ahead row by which the core learns
+ * that another page exists (capping at 1000 dropped the next_page_token of a
+ * full 1000-mint page).
+ */
+export const LIST_MINTS_MAX_LIMIT = 1001;
 
 const MINT_COLUMNS = `mint_id, seq::text AS seq, account_id, amount::text AS amount, blockchain, status,
   idempotency_key, create_time, reverse_time, reverse_reason`;
@@ -307,16 +312,18 @@ export class PostgresLedgerStore implements LedgerStore {
    * LIST_MINTS_MAX_LIMIT). `seq` comes from a sequence, so a mint whose
    * transaction commits after a later-numbered one appears behind a cursor
    * that has already passed it; ListMints pages are a best-effort view under
-   * concurrent mints, exact once they settle.
+   * concurrent mints, exact once they settle. `ORDER BY mints.seq`, not
+   * `seq`: the bare name would pick the output column `seq::text AS seq` and
+   * sort "10" before "9".
    */
   async listMints(query: ListMintsQuery): Promise<MintRecord[]> {
     const limit = Math.max(0, Math.min(Math.floor(query.limit), LIST_MINTS_MAX_LIMIT));
     if (limit === 0) return [];
     const res =
       query.accountId === null
-        ? await this.db.query<MintRow>(`SELECT ${MINT_COLUMNS} FROM mints WHERE seq > $1 ORDER BY seq LIMIT $2`, [query.afterSeq, limit], "listing mints")
+        ? await this.db.query<MintRow>(`SELECT ${MINT_COLUMNS} FROM mints WHERE seq > $1 ORDER BY mints.seq LIMIT $2`, [query.afterSeq, limit], "listing mints")
         : await this.db.query<MintRow>(
-            `SELECT ${MINT_COLUMNS} FROM mints WHERE account_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+            `SELECT ${MINT_COLUMNS} FROM mints WHERE account_id = $1 AND seq > $2 ORDER BY mints.seq LIMIT $3`,
             [query.accountId, query.afterSeq, limit],
             "listing mints",
           );

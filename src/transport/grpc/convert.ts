@@ -1,20 +1,31 @@
 /** Proto <-> domain conversions. Money leaves as a canonical decimal string, formatted once here. */
 import { Blockchain, MintStatus, type Mint, type Transfer } from "../../../gen/usdc/mint/v1/mint.js";
-import { isBlockchain, type Blockchain as DomainBlockchain, type MintRecord, type TransferRecord } from "../../domain/model.js";
+import { BLOCKCHAINS, type Blockchain as DomainBlockchain, type MintRecord, type TransferRecord } from "../../domain/model.js";
 import { formatMicros } from "../../domain/money.js";
 
 const PREFIX = "BLOCKCHAIN_";
 
+/**
+ * Proto enum number -> domain name and back, built once. The names are the
+ * constants of BLOCKCHAINS, so a request's chain is the same string in every
+ * record (no per-call slice of the enum name to keep).
+ */
+const NAME_BY_VALUE = new Map<number, DomainBlockchain>();
+const VALUE_BY_NAME = new Map<DomainBlockchain, Blockchain>();
+for (const name of BLOCKCHAINS) {
+  const value = (Blockchain as unknown as Record<string, Blockchain | undefined>)[PREFIX + name];
+  if (value === undefined) continue;
+  NAME_BY_VALUE.set(value, name);
+  VALUE_BY_NAME.set(name, value);
+}
+
 /** The domain name of a proto enum number; "" for UNSPECIFIED or numbers this server does not know. */
 export function blockchainName(value: Blockchain | number): string {
-  const name = (Blockchain as unknown as Record<number, string | undefined>)[value];
-  if (name === undefined || !name.startsWith(PREFIX)) return "";
-  const short = name.slice(PREFIX.length);
-  return isBlockchain(short) ? short : "";
+  return NAME_BY_VALUE.get(value) ?? "";
 }
 
 function blockchainValue(name: DomainBlockchain): Blockchain {
-  return (Blockchain as unknown as Record<string, Blockchain>)[PREFIX + name] as Blockchain;
+  return VALUE_BY_NAME.get(name) as Blockchain;
 }
 
 export function mintToProto(m: MintRecord): Mint {

@@ -1,22 +1,24 @@
 /**
  * One handler per RPC: proto in, domain call, proto out. Each is run by
  * `Edge.unary`, which answers exactly once and maps failures through the one
- * error table (status.ts).
+ * error table (status.ts). The hot RPCs (MintUsdc, Transfer, GetBalance)
+ * answer with plain objects of the generated types, every field set, rather
+ * than through `fromPartial`, which would copy each message once more.
  */
 import {
-  GetBalanceResponse,
   GetMintResponse,
   ListMintsResponse,
-  MintUsdcResponse,
   ReconcileMintResponse,
-  TransferResponse,
   type GetBalanceRequest,
+  type GetBalanceResponse,
   type GetMintRequest,
   type ListMintsRequest,
   type MintServiceServer,
   type MintUsdcRequest,
+  type MintUsdcResponse,
   type ReconcileMintRequest,
   type TransferRequest,
+  type TransferResponse,
 } from "../../../gen/usdc/mint/v1/mint.js";
 import type { MintCore } from "../../domain/mint-core.js";
 import { formatMicros } from "../../domain/money.js";
@@ -31,7 +33,7 @@ export function mintServiceHandlers(core: MintCore, edge: Edge): MintServiceServ
         { accountId: req.accountId, amount: req.amount, blockchain: blockchainName(req.blockchain), idempotencyKey: req.idempotencyKey },
         ctx,
       );
-      return r.ok ? ok(MintUsdcResponse.fromPartial({ mint: mintToProto(r.value.mint), replayed: r.value.replayed })) : r;
+      return r.ok ? ok<MintUsdcResponse>({ mint: mintToProto(r.value.mint), replayed: r.value.replayed }) : r;
     }),
 
     transfer: edge.unary("Transfer", async (req: TransferRequest, ctx) => {
@@ -39,12 +41,12 @@ export function mintServiceHandlers(core: MintCore, edge: Edge): MintServiceServ
         { fromAccountId: req.fromAccountId, toAccountId: req.toAccountId, amount: req.amount, idempotencyKey: req.idempotencyKey },
         ctx,
       );
-      return r.ok ? ok(TransferResponse.fromPartial({ transfer: transferToProto(r.value.transfer), replayed: r.value.replayed })) : r;
+      return r.ok ? ok<TransferResponse>({ transfer: transferToProto(r.value.transfer), replayed: r.value.replayed }) : r;
     }),
 
     getBalance: edge.unary("GetBalance", async (req: GetBalanceRequest) => {
       const r = await core.getBalance(req.accountId);
-      return r.ok ? ok(GetBalanceResponse.fromPartial({ accountId: r.value.accountId, balance: formatMicros(r.value.balanceMicros) })) : r;
+      return r.ok ? ok<GetBalanceResponse>({ accountId: r.value.accountId, balance: formatMicros(r.value.balanceMicros) }) : r;
     }),
 
     getMint: edge.unary("GetMint", async (req: GetMintRequest) => {
