@@ -10,8 +10,10 @@
  * structure is swept, and heapUsed after GC is compared with the empty
  * baseline: does the memory come back? Prints one JSON line.
  *
- * The idempotency figure includes what a key really holds: the scoped key,
- * the request fingerprint and the stored MintRecord (with its own strings).
+ * The idempotency figure is what the store adds per completed key: its Map
+ * slot and entry (the request is kept only when the stored record does not
+ * restate it); the MintRecord and the key string it holds are counted apart,
+ * as the ledger keeps them anyway.
  */
 import { MemoryIdempotencyStore } from "../src/adapters/memory/memory-idempotency-store.js";
 import { MemoryRateLimiter } from "../src/adapters/memory/memory-rate-limiter.js";
@@ -165,7 +167,7 @@ async function idempotency(count: number): Promise<MemoryFigure & { recordBytesP
   return {
     structure: "idempotency",
     entries: count,
-    shape: "completed mint keys (19-char key): map slot, scoped key, fingerprint, entry, stored-result wrapper; the MintRecord itself is held by the ledger and counted apart (recordBytesPerEntry)",
+    shape: "completed mint keys (19-char key): map slot and entry (with its expiry); the MintRecord and its key string are held by the ledger and counted apart (recordBytesPerEntry)",
     baselineHeapBytes: baseline,
     filledHeapBytes: filled,
     bytesPerEntry: (filled - baseline) / count,

@@ -17,7 +17,7 @@ import type { Clock } from "./clock.js";
 import type { Failure } from "./errors.js";
 import { invalid } from "./errors.js";
 import { createIdGenerator, type IdGenerator } from "./ids.js";
-import type { MintRecord, TransferRecord } from "./model.js";
+import { mintRequest, transferRequest, type MintRecord, type TransferRecord } from "./model.js";
 import { parseAmount } from "./money.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import type { IdempotencyClaim, IdempotencyStore, LedgerStore, RateLimiter } from "./ports.js";
@@ -85,7 +85,7 @@ export class MintCore {
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
 
-    const request = { account_id: accountId.value, amount: amount.value.toString(), blockchain: blockchain.value };
+    const request = mintRequest(accountId.value, amount.value, blockchain.value);
     const begun = await this.deps.idempotency.begin("mint", key.value, request, ctx.deadlineMs);
     if (!begun.ok) return begun;
     if (begun.value.kind === "replay") {
@@ -148,7 +148,7 @@ export class MintCore {
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
 
-    const request = { amount: amount.value.toString(), from_account_id: from.value, to_account_id: to.value };
+    const request = transferRequest(from.value, to.value, amount.value);
     const begun = await this.deps.idempotency.begin("transfer", key.value, request, ctx.deadlineMs);
     if (!begun.ok) return begun;
     if (begun.value.kind === "replay") {

@@ -89,6 +89,27 @@ export function storedResultId(result: StoredResult): string {
  */
 export type CanonicalRequest = Readonly<Record<string, string>>;
 
+/** The canonical request of a MintUsdc call. */
+export function mintRequest(accountId: string, amountMicros: bigint, blockchain: Blockchain): CanonicalRequest {
+  return { account_id: accountId, amount: amountMicros.toString(), blockchain };
+}
+
+/** The canonical request of a Transfer call (fields in sorted order, which `fingerprint` then need not sort). */
+export function transferRequest(fromAccountId: string, toAccountId: string, amountMicros: bigint): CanonicalRequest {
+  return { amount: amountMicros.toString(), from_account_id: fromAccountId, to_account_id: toAccountId };
+}
+
+/**
+ * The canonical request a mint or transfer record answers, rebuilt from the
+ * record: what `mintRequest` / `transferRequest` made for the call that
+ * created it.
+ */
+export function requestOfRecord(record: MintRecord | TransferRecord): CanonicalRequest {
+  return "transferId" in record
+    ? transferRequest(record.fromAccountId, record.toAccountId, record.amountMicros)
+    : mintRequest(record.accountId, record.amountMicros, record.blockchain);
+}
+
 /** Lists the field names whose values differ between two canonical requests, sorted. */
 export function differingFields(a: CanonicalRequest, b: CanonicalRequest): string[] {
   const names = new Set([...Object.keys(a), ...Object.keys(b)]);

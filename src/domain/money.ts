@@ -29,9 +29,8 @@ export function parseAmount(text: string, maxMicros: bigint, field: FieldName = 
       invalid("INVALID_AMOUNT", field, `${field} must match ^(0|[1-9][0-9]*)(\\.[0-9]{1,6})?$ (at most 6 decimals, no sign, no leading zeros)`),
     );
   }
-  const whole = BigInt(m[1] as string);
-  const frac = m[2] === undefined ? 0n : BigInt((m[2] as string).padEnd(6, "0"));
-  const micros = whole * MICROS_PER_USDC + frac;
+  // whole * 10^6 + frac, as one conversion of the digits with the fraction padded to 6.
+  const micros = BigInt((m[1] as string) + (m[2] === undefined ? "000000" : m[2].padEnd(6, "0")));
   if (micros === 0n) return fail(invalid("INVALID_AMOUNT", field, `${field} must be greater than zero`));
   if (micros > maxMicros) {
     return fail(invalid("AMOUNT_TOO_LARGE", field, `${field} must be at most ${formatMicros(maxMicros)} USDC`));

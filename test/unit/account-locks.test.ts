@@ -13,6 +13,11 @@ function track(p: Promise<ReleaseLocks | null>) {
   return state;
 }
 
+/** Resolves once the fake clock reaches `atMs` (on a later `advance`). */
+function sleepUntil(clock: FakeClock, atMs: number): Promise<void> {
+  return new Promise((resolve) => clock.setTimer(atMs - clock.nowMs(), resolve));
+}
+
 function setup() {
   const clock = new FakeClock();
   return { clock, locks: new AccountLocks(clock) };
@@ -139,6 +144,49 @@ describe("AccountLocks", () => {
         },
       ),
       { numRuns: 60 },
+    );
+  });
+
+  it("excludes and cleans up with deadlines, fast-path holders and Mutex waiters mixed (property)", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            ids: fc.uniqueArray(fc.constantFrom("a", "b", "c"), { minLength: 1, maxLength: 3 }),
+            // Infinity, already passed, or a few ms ahead.
+            deadline: fc.oneof(fc.constant(Infinity), fc.integer({ min: -2, max: 8 })),
+            holdMs: fc.integer({ min: 0, max: 5 }),
+            startMs: fc.integer({ min: 0, max: 6 }),
+          }),
+          { minLength: 1, maxLength: 10 },
+        ),
+        async (calls) => {
+          const { clock, locks } = setup();
+          const held = new Set<string>();
+          let settled = 0;
+          const runs = calls.map(async ({ ids, deadline, holdMs, startMs }) => {
+            await sleepUntil(clock, startMs);
+            const release = await locks.acquire(ids, deadline === Infinity ? Infinity : clock.nowMs() + deadline);
+            if (release !== null) {
+              for (const id of ids) {
+                expect(held.has(id), `${id} held twice`).toBe(false);
+                held.add(id);
+              }
+              await sleepUntil(clock, clock.nowMs() + holdMs);
+              for (const id of ids) held.delete(id);
+              release();
+              release(); // a second call changes nothing
+            }
+            settled++;
+          });
+          for (let t = 0; t < 200 && settled < calls.length; t++) await clock.advance(1);
+          expect(settled).toBe(calls.length);
+          await Promise.all(runs);
+          expect(locks.size()).toBe(0);
+          expect(clock.pendingTimers()).toBe(0);
+        },
+      ),
+      { numRuns: 150 },
     );
   });
 

@@ -4,7 +4,7 @@ import {
   MemoryIdempotencyStore,
   STORE_FULL_RETRY_AFTER_MS,
 } from "../../src/adapters/memory/memory-idempotency-store.js";
-import type { CanonicalRequest, MintRecord, StoredResult } from "../../src/domain/model.js";
+import type { CanonicalRequest, IdempotencyScope, MintRecord, StoredResult } from "../../src/domain/model.js";
 import type { BeginOutcome, IdempotencyClaim } from "../../src/domain/ports.js";
 import type { Result } from "../../src/domain/result.js";
 import { FakeClock, flushPromises } from "../support/fake-clock.js";
@@ -287,6 +287,63 @@ describe("MemoryIdempotencyStore", () => {
     expect(await store.sweepExpired(100)).toBe(1);
     const r = await store.begin("mint", "claimed-first", mintRequest(), Infinity);
     expect(r.ok && r.value.kind).toBe("replay");
+  });
+
+  it("sweeps mint and transfer keys together, the one expiring first first", async () => {
+    const { clock, store } = setup({ ttlMs: 1000 });
+    const order: [IdempotencyScope, string][] = [
+      ["transfer", "t-0"],
+      ["mint", "m-0"],
+      ["mint", "m-1"],
+      ["transfer", "t-1"],
+      ["mint", "m-2"],
+    ];
+    const ids = new Map<string, string>();
+    for (const [scope, key] of order) {
+      const request = scope === "mint" ? mintRequest() : transferRequest();
+      const result = scope === "mint" ? mintResult(key, request) : transferResult(key);
+      ids.set(key, result.scope === "mint" ? result.mint.mintId : result.transfer.transferId);
+      await store.complete(claimOf(await store.begin(scope, key, request, Infinity)), result);
+      await clock.advance(10);
+    }
+    await clock.advance(1000 - 50 + 20); // t-0, m-0 and m-1 have expired; t-1 and m-2 have not
+    expect(await store.sweepExpired(2)).toBe(2);
+    expect(await store.size()).toBe(3);
+    // t-0 and m-0 went first; m-1 (expired too, but later) is still held:
+    // forget() of a swept key changes nothing, of a held one deletes it.
+    await store.forget("transfer", "t-0", ids.get("t-0")!);
+    expect(await store.size()).toBe(3);
+    await store.forget("mint", "m-1", ids.get("m-1")!);
+    expect(await store.size()).toBe(2);
+    expect(await store.sweepExpired(100)).toBe(0);
+    const t1 = await store.begin("transfer", "t-1", transferRequest(), Infinity);
+    expect(t1.ok && t1.value.kind).toBe("replay");
+    await clock.advance(20);
+    expect(await store.sweepExpired(100)).toBe(2);
+    expect(await store.size()).toBe(0);
+  });
+
+  it("compares with the claim's own request even when the stored record says otherwise", async () => {
+    const { store } = setup();
+    // A result whose record does not restate the request (the store must not assume it does).
+    const request = mintRequest({ amount: "5000000" });
+    const result = mintResult("k-1", mintRequest({ amount: "6000000" }));
+    await store.complete(claimOf(await store.begin("mint", "k-1", request, Infinity)), result);
+    expect(await store.begin("mint", "k-1", request, Infinity)).toEqual({ ok: true, value: { kind: "replay", result } });
+    expect(await store.begin("mint", "k-1", mintRequest({ amount: "6000000" }), Infinity)).toEqual({
+      ok: false,
+      error: { code: "IDEMPOTENCY_KEY_REUSED", key: "k-1", fields: ["amount"] },
+    });
+    // And a request with a field more or less is another request.
+    expect(await store.begin("mint", "k-1", { ...request, memo: "x" }, Infinity)).toEqual({
+      ok: false,
+      error: { code: "IDEMPOTENCY_KEY_REUSED", key: "k-1", fields: ["memo"] },
+    });
+    const { blockchain: _omitted, ...fewer } = request;
+    expect(await store.begin("mint", "k-1", fewer, Infinity)).toEqual({
+      ok: false,
+      error: { code: "IDEMPOTENCY_KEY_REUSED", key: "k-1", fields: ["blockchain"] },
+    });
   });
 
   it("at maxKeys refuses with IDEMPOTENCY_STORE_FULL until a key expires, then claims", async () => {

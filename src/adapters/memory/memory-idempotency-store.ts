@@ -5,7 +5,7 @@
  * need a shared store.
  */
 import { assert, UnavailableError } from "../../domain/errors.js";
-import { differingFields, sameRequest, storedResultId } from "../../domain/model.js";
+import { differingFields, requestOfRecord, sameRequest, storedResultId } from "../../domain/model.js";
 import type { CanonicalRequest, IdempotencyScope, MintRecord, StoredResult, TransferRecord } from "../../domain/model.js";
 import type { BeginOutcome, Clock, IdempotencyClaim, IdempotencyStore } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
@@ -43,13 +43,15 @@ interface InFlightEntry {
 
 /**
  * Kept small on purpose: the key string (the Map's key) and the record are
- * the ones the ledger holds anyway, and the request is the claim's (its
- * account ids are the record's strings), so a key adds little more than this
- * object and its amount string. No fingerprint string is built: requests are
- * compared field by field, which is what fingerprint equality means.
+ * the ones the ledger holds anyway, and the request is not kept when it is
+ * the one the record answers (`requestOfRecord`, always so for the core's
+ * calls), so a key adds little more than this object. No fingerprint string
+ * is built: requests are compared field by field, which is what fingerprint
+ * equality means.
  */
 interface CompletedEntry {
-  readonly request: CanonicalRequest;
+  /** The claim's request; null when it equals `requestOfRecord(record)`. */
+  readonly request: CanonicalRequest | null;
   /** The stored result's record; the scope (which KeySpace) says which kind. */
   readonly record: MintRecord | TransferRecord;
   /** Monotonic ms; the key is expired from this instant on. */
@@ -114,8 +116,9 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
       const done = space.completed.get(key);
       if (done !== undefined) {
         if (this.clock.nowMs() < done.expiresAtMs) {
-          if (sameRequest(done.request, request)) return ok({ kind: "replay", result: space.result(done) });
-          return fail({ code: "IDEMPOTENCY_KEY_REUSED", key, fields: differingFields(done.request, request) });
+          const stored = done.request ?? requestOfRecord(done.record);
+          if (sameRequest(stored, request)) return ok({ kind: "replay", result: space.result(done) });
+          return fail({ code: "IDEMPOTENCY_KEY_REUSED", key, fields: differingFields(stored, request) });
         }
         // Expired keys are removed, not only hidden; the key is free again.
         space.completed.delete(key);
@@ -157,8 +160,10 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     const entry = space.inFlight.get(claim.key);
     assert(entry !== undefined && entry.claim === claim, `complete() of a claim that is not in flight (key ${claim.key})`);
     space.inFlight.delete(claim.key);
+    const record = recordOf(result);
+    const request = sameRequest(requestOfRecord(record), claim.request) ? null : claim.request;
     // Appended at the end, which keeps completed keys in expiry order.
-    space.completed.set(claim.key, { request: claim.request, record: recordOf(result), expiresAtMs: this.clock.nowMs() + this.ttlMs });
+    space.completed.set(claim.key, { request, record, expiresAtMs: this.clock.nowMs() + this.ttlMs });
     entry.wake?.();
   }
 
