@@ -4,13 +4,20 @@
  *
  * Order of a mutating call, and why:
  *  1. Validate everything (a bad request touches nothing, not even a key).
- *  2. Claim the idempotency key. Replays and key reuse are answered here,
+ *  2. Lock the accounts in code-unit order, within the call's deadline.
+ *     Locks come before the key because claiming a key may hold a store
+ *     resource (a PostgreSQL connection with an open transaction): calls
+ *     queued on a busy account must wait holding nothing, or a hot account
+ *     could take every pooled connection and starve all other accounts.
+ *     A duplicate of a call in flight in this process queues here behind it
+ *     (same request, same accounts); if its deadline passes first it gets
+ *     IDEMPOTENCY_KEY_IN_USE, as API.md says, not a bare DEADLINE_EXCEEDED.
+ *  3. Claim the idempotency key. Replays and key reuse are answered here,
  *     before the limiter, so a replay never counts and is never refused.
- *     A duplicate of a call in flight waits here, holding no account lock.
- *  3. Lock the accounts in code-unit order, within the call's deadline.
+ *     A duplicate in flight on another replica is waited for here.
  *  4. (Mints) ask the limiter; a refusal counts nothing and frees the key.
  *  5. Apply through the ledger, then store the result under the key.
- * Any failure after step 2 releases the key: only successes are stored.
+ * Any failure after step 3 releases the key: only successes are stored.
  */
 import { AccountLocks } from "./account-locks.js";
 import type { Clock } from "./clock.js";
@@ -65,8 +72,20 @@ export interface ListMintsInput {
 
 const deadlinePassed: Failure = { code: "DEADLINE_EXCEEDED", message: "deadline exceeded while waiting for an account lock; nothing was applied" };
 
+/** What a duplicate of a call in flight is told to wait before retrying (a mint or transfer takes milliseconds). */
+export const IN_FLIGHT_RETRY_AFTER_MS = 50;
+
+/** Drops one in-flight use of `key`. */
+function leave(scope: Map<string, number>, key: string): void {
+  const n = scope.get(key) ?? 0;
+  if (n <= 1) scope.delete(key);
+  else scope.set(key, n - 1);
+}
+
 export class MintCore {
   readonly locks: AccountLocks;
+  /** Calls in flight in this process per idempotency key and scope (bounded by calls in flight). */
+  private readonly inFlight = { mint: new Map<string, number>(), transfer: new Map<string, number>() };
   private readonly ids: IdGenerator;
 
   constructor(private readonly deps: MintCoreDeps) {
@@ -86,51 +105,58 @@ export class MintCore {
     if (!key.ok) return key;
 
     const request = mintRequest(accountId.value, amount.value, blockchain.value);
-    const begun = await this.deps.idempotency.begin("mint", key.value, request, ctx.deadlineMs);
-    if (!begun.ok) return begun;
-    if (begun.value.kind === "replay") {
-      const stored = begun.value.result;
-      if (stored.scope !== "mint") throw new Error("invariant violated: mint key replayed a non-mint result");
-      return ok({ mint: stored.mint, replayed: true });
-    }
-    // Under the claim: any outcome but a success (a failure or a throw) releases the key.
-    const claim = begun.value.claim;
-    let result: Result<{ mint: MintRecord; replayed: boolean }> | undefined;
+    const scope = this.inFlight.mint;
+    const idemKey = key.value;
+    scope.set(idemKey, (scope.get(idemKey) ?? 0) + 1);
     try {
       const locked = this.locks.take([accountId.value], ctx.deadlineMs);
       const release = typeof locked === "function" ? locked : await locked;
-      if (release === null) return (result = fail(deadlinePassed));
+      if (release === null) return this.lockTimedOut(scope, idemKey);
       try {
-        const decision = await this.deps.limiter.tryAcquire(accountId.value);
-        if (!decision.allowed) {
-          return (result = fail({
-            code: "RATE_LIMITED",
-            accountId: accountId.value,
-            retryAfterMs: decision.retryAfterMs,
-            limit: this.deps.limiter.limit,
-            windowMs: this.deps.limiter.windowMs,
-          }));
+        const begun = await this.deps.idempotency.begin("mint", idemKey, request, ctx.deadlineMs);
+        if (!begun.ok) return begun;
+        if (begun.value.kind === "replay") {
+          const stored = begun.value.result;
+          if (stored.scope !== "mint") throw new Error("invariant violated: mint key replayed a non-mint result");
+          return ok({ mint: stored.mint, replayed: true });
         }
-        const applied = await this.deps.ledger.mint(
-          {
-            mintId: this.ids.mintId(),
-            accountId: accountId.value,
-            amountMicros: amount.value,
-            blockchain: blockchain.value,
-            idempotencyKey: key.value,
-            createWallMs: this.deps.clock.wallMs(),
-          },
-          claim,
-          ctx.deadlineMs,
-        );
-        if (!applied.ok) return (result = applied);
-        await this.deps.idempotency.complete(claim, { scope: "mint", mint: applied.value });
-        return (result = ok({ mint: applied.value, replayed: false }));
+        // Under the claim: any outcome but a success (a failure or a throw) releases the key.
+        const claim = begun.value.claim;
+        let result: Result<{ mint: MintRecord; replayed: boolean }> | undefined;
+        try {
+          const decision = await this.deps.limiter.tryAcquire(accountId.value);
+          if (!decision.allowed) {
+            return (result = fail({
+              code: "RATE_LIMITED",
+              accountId: accountId.value,
+              retryAfterMs: decision.retryAfterMs,
+              limit: this.deps.limiter.limit,
+              windowMs: this.deps.limiter.windowMs,
+            }));
+          }
+          const applied = await this.deps.ledger.mint(
+            {
+              mintId: this.ids.mintId(),
+              accountId: accountId.value,
+              amountMicros: amount.value,
+              blockchain: blockchain.value,
+              idempotencyKey: idemKey,
+              createWallMs: this.deps.clock.wallMs(),
+            },
+            claim,
+            ctx.deadlineMs,
+          );
+          if (!applied.ok) return (result = applied);
+          await this.deps.idempotency.complete(claim, { scope: "mint", mint: applied.value });
+          return (result = ok({ mint: applied.value, replayed: false }));
+        } finally {
+          if (result === undefined || !result.ok) await this.releaseClaim(claim);
+        }
       } finally {
         release();
       }
     } finally {
-      if (result === undefined || !result.ok) await this.releaseClaim(claim);
+      leave(scope, idemKey);
     }
   }
 
@@ -149,41 +175,48 @@ export class MintCore {
     if (!key.ok) return key;
 
     const request = transferRequest(from.value, to.value, amount.value);
-    const begun = await this.deps.idempotency.begin("transfer", key.value, request, ctx.deadlineMs);
-    if (!begun.ok) return begun;
-    if (begun.value.kind === "replay") {
-      const stored = begun.value.result;
-      if (stored.scope !== "transfer") throw new Error("invariant violated: transfer key replayed a non-transfer result");
-      return ok({ transfer: stored.transfer, replayed: true });
-    }
-    // Under the claim: any outcome but a success (a failure or a throw) releases the key.
-    const claim = begun.value.claim;
-    let result: Result<{ transfer: TransferRecord; replayed: boolean }> | undefined;
+    const scope = this.inFlight.transfer;
+    const idemKey = key.value;
+    scope.set(idemKey, (scope.get(idemKey) ?? 0) + 1);
     try {
       const locked = this.locks.take([from.value, to.value], ctx.deadlineMs);
       const release = typeof locked === "function" ? locked : await locked;
-      if (release === null) return (result = fail(deadlinePassed));
+      if (release === null) return this.lockTimedOut(scope, idemKey);
       try {
-        const applied = await this.deps.ledger.transfer(
-          {
-            transferId: this.ids.transferId(),
-            fromAccountId: from.value,
-            toAccountId: to.value,
-            amountMicros: amount.value,
-            idempotencyKey: key.value,
-            createWallMs: this.deps.clock.wallMs(),
-          },
-          claim,
-          ctx.deadlineMs,
-        );
-        if (!applied.ok) return (result = applied);
-        await this.deps.idempotency.complete(claim, { scope: "transfer", transfer: applied.value });
-        return (result = ok({ transfer: applied.value, replayed: false }));
+        const begun = await this.deps.idempotency.begin("transfer", idemKey, request, ctx.deadlineMs);
+        if (!begun.ok) return begun;
+        if (begun.value.kind === "replay") {
+          const stored = begun.value.result;
+          if (stored.scope !== "transfer") throw new Error("invariant violated: transfer key replayed a non-transfer result");
+          return ok({ transfer: stored.transfer, replayed: true });
+        }
+        // Under the claim: any outcome but a success (a failure or a throw) releases the key.
+        const claim = begun.value.claim;
+        let result: Result<{ transfer: TransferRecord; replayed: boolean }> | undefined;
+        try {
+          const applied = await this.deps.ledger.transfer(
+            {
+              transferId: this.ids.transferId(),
+              fromAccountId: from.value,
+              toAccountId: to.value,
+              amountMicros: amount.value,
+              idempotencyKey: idemKey,
+              createWallMs: this.deps.clock.wallMs(),
+            },
+            claim,
+            ctx.deadlineMs,
+          );
+          if (!applied.ok) return (result = applied);
+          await this.deps.idempotency.complete(claim, { scope: "transfer", transfer: applied.value });
+          return (result = ok({ transfer: applied.value, replayed: false }));
+        } finally {
+          if (result === undefined || !result.ok) await this.releaseClaim(claim);
+        }
       } finally {
         release();
       }
     } finally {
-      if (result === undefined || !result.ok) await this.releaseClaim(claim);
+      leave(scope, idemKey);
     }
   }
 
@@ -258,6 +291,17 @@ export class MintCore {
   }
 
   /** Releases a claim after a failed call. */
+  /**
+   * The call's deadline passed while it waited for an account lock. If
+   * another call with the same key is in flight here, the caller is told
+   * IDEMPOTENCY_KEY_IN_USE (retry with the same key soon); otherwise
+   * DEADLINE_EXCEEDED. Either way nothing was looked at or applied.
+   */
+  private lockTimedOut<T>(scope: Map<string, number>, key: string): Result<T> {
+    if ((scope.get(key) ?? 0) > 1) return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: IN_FLIGHT_RETRY_AFTER_MS });
+    return fail(deadlinePassed);
+  }
+
   private async releaseClaim(claim: IdempotencyClaim): Promise<void> {
     try {
       await this.deps.idempotency.release(claim);

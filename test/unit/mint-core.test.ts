@@ -428,14 +428,29 @@ describe("deadlines", () => {
     expect(ledger.ledgerEntries()).toHaveLength(1);
   });
 
+  it("calls queued on a busy account hold no idempotency claim while they wait (a hot account cannot tie up store resources)", async () => {
+    const { core, idempotency, balance } = setup({ limit: 100 });
+    const hold = await core.locks.acquire(["acct-a"], Infinity);
+    const queued = [1, 2, 3, 4, 5].map((i) => track(core.mintUsdc(mintInput({ idempotencyKey: `q-${i}` }), NO_DEADLINE)));
+    await flushPromises();
+    expect(queued.every((q) => !q.settled)).toBe(true);
+    expect(await idempotency.size()).toBe(0);
+    hold!();
+    await flushPromises();
+    expect(queued.every((q) => q.settled && q.value!.ok)).toBe(true);
+    expect(await idempotency.size()).toBe(5);
+    expect(await balance("acct-a")).toBe(50_000_000n);
+  });
+
   it("a duplicate waiting on a call that fails then runs itself (the failure was not stored)", async () => {
     const { core, clock, balance, ledger } = setup();
     const hold = await core.locks.acquire(["acct-a"], Infinity);
-    const first = track(core.mintUsdc(mintInput(), { deadlineMs: clock.nowMs() + 10 })); // claims the key, then gives up on the lock
-    const dup = track(core.mintUsdc(mintInput(), NO_DEADLINE)); // waits on the key
+    const first = track(core.mintUsdc(mintInput(), { deadlineMs: clock.nowMs() + 10 })); // waits on the lock
+    const dup = track(core.mintUsdc(mintInput(), NO_DEADLINE)); // queues behind it, same key
     await clock.advance(10);
-    expect(failure(first.value!)).toMatchObject({ code: "DEADLINE_EXCEEDED" });
-    expect(dup.settled).toBe(false); // it claimed the freed key and now waits on the lock
+    // Another call with the same key is still in flight: the caller is told to retry with the key.
+    expect(failure(first.value!)).toMatchObject({ code: "IDEMPOTENCY_KEY_IN_USE", retryAfterMs: 50 });
+    expect(dup.settled).toBe(false); // it still waits on the lock; the key was never claimed by `first`
     hold!();
     await flushPromises();
     expect(value(dup.value!).replayed).toBe(false);
