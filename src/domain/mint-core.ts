@@ -24,7 +24,7 @@ import type { Clock } from "./clock.js";
 import type { Failure } from "./errors.js";
 import { invalid } from "./errors.js";
 import { createIdGenerator, type IdGenerator } from "./ids.js";
-import { mintRequest, transferRequest, type MintRecord, type TransferRecord } from "./model.js";
+import { mintRequest, transferRequest, type CanonicalRequest, type IdempotencyScope, type MintRecord, type StoredResult, type TransferRecord } from "./model.js";
 import { parseAmount } from "./money.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import type { IdempotencyClaim, IdempotencyStore, LedgerStore, RateLimiter } from "./ports.js";
@@ -104,60 +104,39 @@ export class MintCore {
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
 
-    const request = mintRequest(accountId.value, amount.value, blockchain.value);
-    const scope = this.inFlight.mint;
-    const idemKey = key.value;
-    scope.set(idemKey, (scope.get(idemKey) ?? 0) + 1);
-    try {
-      const locked = this.locks.take([accountId.value], ctx.deadlineMs);
-      const release = typeof locked === "function" ? locked : await locked;
-      if (release === null) return this.lockTimedOut(scope, idemKey);
-      try {
-        const begun = await this.deps.idempotency.begin("mint", idemKey, request, ctx.deadlineMs);
-        if (!begun.ok) return begun;
-        if (begun.value.kind === "replay") {
-          const stored = begun.value.result;
-          if (stored.scope !== "mint") throw new Error("invariant violated: mint key replayed a non-mint result");
-          return ok({ mint: stored.mint, replayed: true });
+    const r = await this.keyed(
+      { scope: "mint", key: key.value, request: mintRequest(accountId.value, amount.value, blockchain.value), accounts: [accountId.value] },
+      ctx,
+      async (claim) => {
+        const decision = await this.deps.limiter.tryAcquire(accountId.value);
+        if (!decision.allowed) {
+          return fail({
+            code: "RATE_LIMITED",
+            accountId: accountId.value,
+            retryAfterMs: decision.retryAfterMs,
+            limit: this.deps.limiter.limit,
+            windowMs: this.deps.limiter.windowMs,
+          });
         }
-        // Under the claim: any outcome but a success (a failure or a throw) releases the key.
-        const claim = begun.value.claim;
-        let result: Result<{ mint: MintRecord; replayed: boolean }> | undefined;
-        try {
-          const decision = await this.deps.limiter.tryAcquire(accountId.value);
-          if (!decision.allowed) {
-            return (result = fail({
-              code: "RATE_LIMITED",
-              accountId: accountId.value,
-              retryAfterMs: decision.retryAfterMs,
-              limit: this.deps.limiter.limit,
-              windowMs: this.deps.limiter.windowMs,
-            }));
-          }
-          const applied = await this.deps.ledger.mint(
-            {
-              mintId: this.ids.mintId(),
-              accountId: accountId.value,
-              amountMicros: amount.value,
-              blockchain: blockchain.value,
-              idempotencyKey: idemKey,
-              createWallMs: this.deps.clock.wallMs(),
-            },
-            claim,
-            ctx.deadlineMs,
-          );
-          if (!applied.ok) return (result = applied);
-          await this.deps.idempotency.complete(claim, { scope: "mint", mint: applied.value });
-          return (result = ok({ mint: applied.value, replayed: false }));
-        } finally {
-          if (result === undefined || !result.ok) await this.releaseClaim(claim);
-        }
-      } finally {
-        release();
-      }
-    } finally {
-      leave(scope, idemKey);
-    }
+        const applied = await this.deps.ledger.mint(
+          {
+            mintId: this.ids.mintId(),
+            accountId: accountId.value,
+            amountMicros: amount.value,
+            blockchain: blockchain.value,
+            idempotencyKey: key.value,
+            createWallMs: this.deps.clock.wallMs(),
+          },
+          claim,
+          ctx.deadlineMs,
+        );
+        return applied.ok ? ok({ scope: "mint", mint: applied.value }) : applied;
+      },
+    );
+    if (!r.ok) return r;
+    const stored = r.value.stored;
+    if (stored.scope !== "mint") throw new Error("invariant violated: a mint key holds a non-mint result");
+    return ok({ mint: stored.mint, replayed: r.value.replayed });
   }
 
   /** Failures: INVALID_ARGUMENT (incl. from == to), IDEMPOTENCY_*, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED. */
@@ -174,50 +153,29 @@ export class MintCore {
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
 
-    const request = transferRequest(from.value, to.value, amount.value);
-    const scope = this.inFlight.transfer;
-    const idemKey = key.value;
-    scope.set(idemKey, (scope.get(idemKey) ?? 0) + 1);
-    try {
-      const locked = this.locks.take([from.value, to.value], ctx.deadlineMs);
-      const release = typeof locked === "function" ? locked : await locked;
-      if (release === null) return this.lockTimedOut(scope, idemKey);
-      try {
-        const begun = await this.deps.idempotency.begin("transfer", idemKey, request, ctx.deadlineMs);
-        if (!begun.ok) return begun;
-        if (begun.value.kind === "replay") {
-          const stored = begun.value.result;
-          if (stored.scope !== "transfer") throw new Error("invariant violated: transfer key replayed a non-transfer result");
-          return ok({ transfer: stored.transfer, replayed: true });
-        }
-        // Under the claim: any outcome but a success (a failure or a throw) releases the key.
-        const claim = begun.value.claim;
-        let result: Result<{ transfer: TransferRecord; replayed: boolean }> | undefined;
-        try {
-          const applied = await this.deps.ledger.transfer(
-            {
-              transferId: this.ids.transferId(),
-              fromAccountId: from.value,
-              toAccountId: to.value,
-              amountMicros: amount.value,
-              idempotencyKey: idemKey,
-              createWallMs: this.deps.clock.wallMs(),
-            },
-            claim,
-            ctx.deadlineMs,
-          );
-          if (!applied.ok) return (result = applied);
-          await this.deps.idempotency.complete(claim, { scope: "transfer", transfer: applied.value });
-          return (result = ok({ transfer: applied.value, replayed: false }));
-        } finally {
-          if (result === undefined || !result.ok) await this.releaseClaim(claim);
-        }
-      } finally {
-        release();
-      }
-    } finally {
-      leave(scope, idemKey);
-    }
+    const r = await this.keyed(
+      { scope: "transfer", key: key.value, request: transferRequest(from.value, to.value, amount.value), accounts: [from.value, to.value] },
+      ctx,
+      async (claim) => {
+        const applied = await this.deps.ledger.transfer(
+          {
+            transferId: this.ids.transferId(),
+            fromAccountId: from.value,
+            toAccountId: to.value,
+            amountMicros: amount.value,
+            idempotencyKey: key.value,
+            createWallMs: this.deps.clock.wallMs(),
+          },
+          claim,
+          ctx.deadlineMs,
+        );
+        return applied.ok ? ok({ scope: "transfer", transfer: applied.value }) : applied;
+      },
+    );
+    if (!r.ok) return r;
+    const stored = r.value.stored;
+    if (stored.scope !== "transfer") throw new Error("invariant violated: a transfer key holds a non-transfer result");
+    return ok({ transfer: stored.transfer, replayed: r.value.replayed });
   }
 
   /** Balance in micro-USDC; 0 for unknown accounts. Failures: INVALID_ARGUMENT. */
@@ -291,6 +249,47 @@ export class MintCore {
   }
 
   /** Releases a claim after a failed call. */
+  /**
+   * The path every keyed (mutating) call takes, steps 2–5 of the order at the
+   * top of this file: lock the accounts, claim the key (or replay), run
+   * `apply` under the claim, store its result; any outcome but a success
+   * releases the key.
+   */
+  private async keyed(
+    op: { readonly scope: IdempotencyScope; readonly key: string; readonly request: CanonicalRequest; readonly accounts: readonly string[] },
+    ctx: CallContext,
+    apply: (claim: IdempotencyClaim) => Promise<Result<StoredResult>>,
+  ): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
+    const inFlight = this.inFlight[op.scope];
+    inFlight.set(op.key, (inFlight.get(op.key) ?? 0) + 1);
+    try {
+      const locked = this.locks.take(op.accounts, ctx.deadlineMs);
+      const release = typeof locked === "function" ? locked : await locked;
+      if (release === null) return this.lockTimedOut(inFlight, op.key);
+      try {
+        const begun = await this.deps.idempotency.begin(op.scope, op.key, op.request, ctx.deadlineMs);
+        if (!begun.ok) return begun;
+        if (begun.value.kind === "replay") return ok({ stored: begun.value.result, replayed: true });
+        const claim = begun.value.claim;
+        let completed = false;
+        try {
+          const result = await apply(claim);
+          if (!result.ok) return result;
+          await this.deps.idempotency.complete(claim, result.value);
+          completed = true;
+          return ok({ stored: result.value, replayed: false });
+        } finally {
+          // A failure, a throw, or a complete() that threw: the key is freed.
+          if (!completed) await this.releaseClaim(claim);
+        }
+      } finally {
+        release();
+      }
+    } finally {
+      leave(inFlight, op.key);
+    }
+  }
+
   /**
    * The call's deadline passed while it waited for an account lock. If
    * another call with the same key is in flight here, the caller is told
