@@ -6,17 +6,15 @@
  * configuration stops the start with one line naming the variable, and
  * --help lists every setting with its default.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { connect as http2Connect, type ClientHttp2Session } from "node:http2";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { HealthCheckResponse_ServingStatus as Wire, HealthClient, type HealthCheckResponse } from "../../gen/grpc/health/v1/health.js";
 import { Blockchain, MintServiceClient, MintUsdcRequest } from "../../gen/usdc/mint/v1/mint.js";
 import { decodeError, startTestServer } from "../support/test-server.js";
+import { killIfRunning, listening, logLines, spawnService, type ServiceProcess } from "../support/service-process.js";
 import { callerFor, rpc, waitFor } from "./helpers.js";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 /** Reads a server stream one message at a time; "end" once it finishes. */
 function reader(stream: grpc.ClientReadableStream<HealthCheckResponse>): () => Promise<Wire | "end"> {
@@ -104,68 +102,9 @@ describe("in-process shutdown", () => {
 
 // ---------------------------------------------------------------- subprocess
 
-interface Proc {
-  readonly child: ChildProcess;
-  readonly stdout: () => string;
-  readonly stderr: () => string;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Spawns the service as `node --import tsx src/main.ts`, with only our MINT_ variables set. */
-function spawnService(env: Record<string, string>, args: string[] = []): Proc {
-  const clean: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("MINT_") && v !== undefined) clean[k] = v;
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", ...args], {
-    cwd: ROOT,
-    env: { ...clean, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stdout?.on("data", (d: Buffer) => (out += d.toString("utf8")));
-  child.stderr?.on("data", (d: Buffer) => (err += d.toString("utf8")));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("exit", (code, signal) => {
-      // Let the last output arrive before the caller reads it.
-      setImmediate(() => resolve({ code, signal }));
-    }),
-  );
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-/** Parses the JSON log lines of stdout (others are ignored). */
-function logLines(text: string): Record<string, unknown>[] {
-  const out: Record<string, unknown>[] = [];
-  for (const line of text.split("\n")) {
-    try {
-      out.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // not a JSON line
-    }
-  }
-  return out;
-}
-
-/** Waits for the "listening" line and returns its address. */
-async function listening(p: Proc): Promise<string> {
-  let address = "";
-  await waitFor(
-    () => {
-      if (p.child.exitCode !== null) throw new Error(`service exited early: ${p.stderr()}`);
-      const line = logLines(p.stdout()).find((l) => l.msg === "listening");
-      if (line !== undefined) address = String(line.address);
-      return address !== "";
-    },
-    "the listening line",
-    15_000,
-  );
-  return address;
-}
-
-/** Kills the child if a test failed before it exited. */
-function cleanup(p: Proc): void {
-  if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill("SIGKILL");
-}
+/** A real service process; the helpers live in test/support/service-process.ts. */
+type Proc = ServiceProcess;
+const cleanup = killIfRunning;
 
 /** Opens a raw HTTP/2 gRPC call to MintUsdc and writes only the first `sentBytes` of its framed request. */
 async function partialMint(address: string, req: Parameters<typeof MintUsdcRequest.encode>[0], sentBytes: number) {
