@@ -393,12 +393,13 @@ describe("three replicas on one PostgreSQL database and one Redis", () => {
       expect((await rep.r.mint(account, "1", `outage-1-${RUN}`)).replayed).toBe(false);
 
       await relay.stop();
-      for (const [what, p] of [
-        ["mint", rep.r.mint(account, "2", `outage-2-${RUN}`)],
-        ["transfer", rep.r.transfer(account, `outage-to-${RUN}`, "0.5", `outage-xfer-${RUN}`)],
-        ["balance", rep.r.balance(account)],
+      // One call at a time (thunks): a rejection must never wait unobserved for its turn.
+      for (const [what, call] of [
+        ["mint", () => rep.r.mint(account, "2", `outage-2-${RUN}`)],
+        ["transfer", () => rep.r.transfer(account, `outage-to-${RUN}`, "0.5", `outage-xfer-${RUN}`)],
+        ["balance", () => rep.r.balance(account)],
       ] as const) {
-        const e = await expectError(p);
+        const e = await expectError(call());
         expect([what, grpc.status[e.code]]).toEqual([what, "UNAVAILABLE"]);
       }
       await waitFor(async () => (await healthOf(rep)) === Wire.NOT_SERVING, "health NOT_SERVING", 10_000);
