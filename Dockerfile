@@ -24,6 +24,7 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY scripts/copy-assets.mjs scripts/healthcheck.mjs ./scripts/
 COPY gen ./gen
+COPY descriptors ./descriptors
 COPY src ./src
 RUN npm run build
 RUN npm prune --omit=dev --no-audit --no-fund

@@ -23,7 +23,7 @@ import {
 
 const MINT_SERVICE = "usdc.mint.v1.MintService";
 const SERVED = [MINT_SERVICE, "grpc.health.v1.Health", ...REFLECTION_SERVICES];
-const DESCRIPTOR_SET = readFileSync(new URL("../../gen/descriptor.binpb", import.meta.url));
+const DESCRIPTOR_SET = readFileSync(new URL("../../descriptors/descriptor.binpb", import.meta.url));
 
 type Duplex = grpc.ClientDuplexStream<ServerReflectionRequest, ServerReflectionResponse>;
 
@@ -268,7 +268,7 @@ describe("addReflection", () => {
     );
   });
 
-  it("loadDescriptorSet finds gen/descriptor.binpb from source", () => {
+  it("loadDescriptorSet finds descriptors/descriptor.binpb from source", () => {
     expect(Buffer.compare(Buffer.from(loadDescriptorSet()), DESCRIPTOR_SET)).toBe(0);
   });
 });

@@ -36,11 +36,13 @@ export const REFLECTION_SERVICES = [
 
 /**
  * Where `buf build` output lives, relative to this module. The same relative
- * path works from source (src/transport/grpc -> gen/) and from the build
- * (dist/src/transport/grpc -> dist/gen/, copied by scripts/copy-assets.mjs).
+ * path works from source (src/transport/grpc -> descriptors/) and from the
+ * build (dist/src/transport/grpc -> dist/descriptors/, copied by
+ * scripts/copy-assets.mjs). It is not under gen/, because `buf generate`
+ * (clean: true) empties gen/ and only `buf build` writes the set.
  * The second entry covers a dist/ built without the copy step.
  */
-const DESCRIPTOR_SET_CANDIDATES = ["../../../gen/descriptor.binpb", "../../../../gen/descriptor.binpb"] as const;
+const DESCRIPTOR_SET_CANDIDATES = ["../../../descriptors/descriptor.binpb", "../../../../descriptors/descriptor.binpb"] as const;
 
 /**
  * Reads the serialized google.protobuf.FileDescriptorSet that reflection
