@@ -91,7 +91,9 @@ export class Edge {
     const code = (error as { code?: unknown } | null)?.code;
     if (code === "UNAVAILABLE") {
       this.logger.warn({ rpc, code, err: (error as Error).message }, "call failed: store unavailable");
-      return unavailable("a backing store is unreachable; nothing was applied, retry later", "STORE_UNAVAILABLE");
+      // Not "nothing was applied": a commit whose reply was lost may have applied. A retry with
+      // the same idempotency key is always safe: it replays or applies, never twice.
+      return unavailable("a backing store is unreachable; retry later with the same idempotency key (it never applies twice)", "STORE_UNAVAILABLE");
     }
     if (code === "DEADLINE_EXCEEDED") {
       this.logger.info({ rpc, code }, "call failed");
