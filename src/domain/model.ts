@@ -58,6 +58,22 @@ export interface NewMint {
   readonly createWallMs: number;
 }
 
+/** The record of a mint as applied: COMPLETED, at position `seq` of the store's mint order. */
+export function completedMint(cmd: NewMint, seq: number): MintRecord {
+  return {
+    mintId: cmd.mintId,
+    seq,
+    accountId: cmd.accountId,
+    amountMicros: cmd.amountMicros,
+    blockchain: cmd.blockchain,
+    status: "COMPLETED",
+    idempotencyKey: cmd.idempotencyKey,
+    createWallMs: cmd.createWallMs,
+    reverseWallMs: null,
+    reverseReason: "",
+  };
+}
+
 /** A transfer about to be applied (validated; from != to). */
 export interface NewTransfer {
   readonly transferId: string;

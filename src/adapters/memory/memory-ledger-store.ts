@@ -5,7 +5,7 @@
  */
 import type { Clock } from "../../domain/clock.js";
 import { assert } from "../../domain/errors.js";
-import type { MintRecord, NewMint, NewTransfer, TransferRecord } from "../../domain/model.js";
+import { completedMint, type MintRecord, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
 import type { LedgerStore, ListMintsQuery } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 
@@ -53,18 +53,7 @@ export class MemoryLedgerStore implements LedgerStore {
     assert(cmd.amountMicros > 0n, "mint amount is positive");
     assert(!this.mintIndexById.has(cmd.mintId), "mint ids are unique");
     const index = this.mints.length;
-    const record: MintRecord = {
-      mintId: cmd.mintId,
-      seq: index + 1,
-      accountId: cmd.accountId,
-      amountMicros: cmd.amountMicros,
-      blockchain: cmd.blockchain,
-      status: "COMPLETED",
-      idempotencyKey: cmd.idempotencyKey,
-      createWallMs: cmd.createWallMs,
-      reverseWallMs: null,
-      reverseReason: "",
-    };
+    const record = completedMint(cmd, index + 1);
     const account = this.account(cmd.accountId);
     this.mints.push(record);
     this.mintIndexById.set(cmd.mintId, index);

@@ -19,7 +19,7 @@
  */
 import { assert, UnavailableError, type Failure } from "../../domain/errors.js";
 import { fail, ok, type Result } from "../../domain/result.js";
-import { isBlockchain, type MintRecord, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
+import { completedMint, isBlockchain, type MintRecord, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
 import type { IdempotencyClaim, LedgerStore, ListMintsQuery } from "../../domain/ports.js";
 import { asPgClaim, setLocalTimeoutsSql, type PgClaim } from "./pg-claim.js";
 import { MAX_TX_ATTEMPTS, type Lease, type PgDatabase, type TxTimeouts } from "./pg-database.js";
@@ -157,18 +157,7 @@ export class PostgresLedgerStore implements LedgerStore {
   async mint(cmd: NewMint, claim: IdempotencyClaim, deadlineMs: number): Promise<Result<MintRecord>> {
     const c = asPgClaim(claim);
     assert(c.scope === "mint" && c.key === cmd.idempotencyKey, "mint runs on its own mint-scope claim");
-    const record: MintRecord = {
-      mintId: cmd.mintId,
-      seq: 0,
-      accountId: cmd.accountId,
-      amountMicros: cmd.amountMicros,
-      blockchain: cmd.blockchain,
-      status: "COMPLETED",
-      idempotencyKey: cmd.idempotencyKey,
-      createWallMs: cmd.createWallMs,
-      reverseWallMs: null,
-      reverseReason: "",
-    };
+    const record = completedMint(cmd, 0);
     return this.onClaim(c, deadlineMs, "minting", async (client) => {
       const res = await client.query<{ seq: string; keys: number; accounts: number }>(MINT_SQL, [
         cmd.mintId,
