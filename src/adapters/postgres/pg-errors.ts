@@ -23,6 +23,16 @@ const CONNECTION_SQLSTATES = new Set([
   "57P03", // cannot_connect_now (starting up, recovering)
   "53300", // too_many_connections
   "25P03", // idle_in_transaction_session_timeout killed the session
+  // Class 08 only where the connection itself is lost or refused. 08P01
+  // (protocol_violation) and 08004's cousins that mean "we sent something the
+  // server cannot parse" are bugs in the client, and retrying them elsewhere
+  // would only repeat the bug: they fall through to "other" (INTERNAL).
+  "08000", // connection_exception
+  "08003", // connection_does_not_exist
+  "08006", // connection_failure
+  "08001", // sqlclient_unable_to_establish_sqlconnection
+  "08004", // sqlserver_rejected_establishment_of_sqlconnection
+  "08007", // transaction_resolution_unknown
 ]);
 
 /** Node socket error codes that mean the server cannot be reached. */
@@ -61,7 +71,7 @@ export function classifyPgError(err: unknown): PgErrorKind {
   if (code === "40001" || code === "40P01") return "retryable";
   if (code === "55P03") return "lock-timeout";
   if (code === "57014") return "statement-timeout";
-  if (code !== undefined && (CONNECTION_SQLSTATES.has(code) || code.startsWith("08") || SOCKET_CODES.has(code))) {
+  if (code !== undefined && (CONNECTION_SQLSTATES.has(code) || SOCKET_CODES.has(code))) {
     return "connection";
   }
   // AggregateError (several addresses refused) carries the code on its members.
