@@ -54,9 +54,20 @@ export function formatMicros(micros: bigint): string {
   return negative ? "-" + out : out;
 }
 
-/** Parses a configured whole-or-decimal USDC limit (e.g. MINT_MAX_AMOUNT); returns null when malformed. */
+/**
+ * The largest amount any store can hold in one column: PostgreSQL keeps money
+ * as `numeric(38,0)` micro-USDC, so 10^38 - 1 micros. A configured limit above
+ * it would let a mint pass validation and then fail in the database as
+ * INTERNAL instead of AMOUNT_TOO_LARGE.
+ */
+export const MAX_STORABLE_MICROS = 10n ** 38n - 1n;
+
+/**
+ * Parses a configured whole-or-decimal USDC limit (e.g. MINT_MAX_AMOUNT);
+ * returns null when malformed or above MAX_STORABLE_MICROS.
+ */
 export function parseConfigAmount(text: string): bigint | null {
-  const r = parseAmount(text, BigInt(Number.MAX_SAFE_INTEGER) ** 4n);
+  const r = parseAmount(text, MAX_STORABLE_MICROS);
   return r.ok ? r.value : null;
 }
 

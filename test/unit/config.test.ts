@@ -140,6 +140,8 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_MAX_AMOUNT", "1e12"],
     ["MINT_MAX_AMOUNT", "1,000"],
     ["MINT_MAX_AMOUNT", "0.0000001"],
+    // One micro-USDC more than numeric(38,0) holds (issue 7 defect 7).
+    ["MINT_MAX_AMOUNT", "100000000000000000000000000000000"],
     ["MINT_SHUTDOWN_GRACE", "10"],
     ["MINT_SHUTDOWN_GRACE", "-1s"],
     ["MINT_SHUTDOWN_GRACE", "ten seconds"],

@@ -246,6 +246,11 @@ describe("money properties", () => {
 });
 
 describe("parseConfigAmount (MINT_MAX_AMOUNT)", () => {
+  it("accepts up to what numeric(38,0) holds and refuses one micro more", () => {
+    expect(parseConfigAmount("99999999999999999999999999999999.999999")).toBe(10n ** 38n - 1n);
+    expect(parseConfigAmount("100000000000000000000000000000000")).toBeNull();
+  });
+
   it("parses well-formed positive amounts, including ones past 2^53 micros", () => {
     expect(parseConfigAmount("1000000000000")).toBe(DEFAULT_MAX_MICROS);
     expect(parseConfigAmount("0.5")).toBe(500_000n);
