@@ -9,6 +9,7 @@
 import { systemClock } from "../src/domain/clock.js";
 import { AccountLocks } from "../src/domain/account-locks.js";
 import { MintCore } from "../src/domain/mint-core.js";
+import { MemoryExactlyOnceStore } from "../src/adapters/memory/memory-exactly-once-store.js";
 import { MemoryIdempotencyStore } from "../src/adapters/memory/memory-idempotency-store.js";
 import { MemoryLedgerStore } from "../src/adapters/memory/memory-ledger-store.js";
 import { MemoryRateLimiter } from "../src/adapters/memory/memory-rate-limiter.js";
@@ -69,8 +70,11 @@ async function figure(concurrency: number, op: (i: number) => Promise<boolean>):
 function newCore(): MintCore {
   const clock = systemClock;
   return new MintCore({
-    ledger: new MemoryLedgerStore({ clock }),
-    idempotency: new MemoryIdempotencyStore({ ttlMs: 24 * 3_600_000, maxKeys: 100_000_000, clock }),
+    store: new MemoryExactlyOnceStore(
+      new MemoryLedgerStore({ clock }),
+      new MemoryIdempotencyStore({ ttlMs: 24 * 3_600_000, maxKeys: 100_000_000, clock }),
+      clock,
+    ),
     limiter: new MemoryRateLimiter({ limit: 1_000_000, windowMs: 1000, clock }),
     clock,
     maxAmountMicros: 10n ** 18n,

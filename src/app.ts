@@ -2,12 +2,13 @@
  * Wiring: config -> adapters -> core -> server. Adapters are chosen once,
  * here; nothing below this file knows which ones run.
  */
+import { MemoryExactlyOnceStore } from "./adapters/memory/memory-exactly-once-store.js";
 import { MemoryIdempotencyStore } from "./adapters/memory/memory-idempotency-store.js";
 import { MemoryLedgerStore } from "./adapters/memory/memory-ledger-store.js";
 import { MemoryRateLimiter } from "./adapters/memory/memory-rate-limiter.js";
 import { systemClock, type Clock } from "./domain/clock.js";
 import { MintCore } from "./domain/mint-core.js";
-import type { IdempotencyStore, LedgerStore, Probe, RateLimiter } from "./domain/ports.js";
+import type { ExactlyOnceStore, IdempotencyStore, LedgerStore, Probe, RateLimiter } from "./domain/ports.js";
 import type { Config } from "./config.js";
 import type { Logger } from "./logger.js";
 import { startServer, type RunningServer } from "./transport/grpc/server.js";
@@ -18,6 +19,8 @@ const SWEEP_BATCH_KEYS = 10_000;
 const SWEEP_INTERVAL_MS = 1_000;
 
 export interface Adapters {
+  /** The port the core writes money through; `ledger` and `idempotency` are its building blocks (sweeps, tests). */
+  readonly store: ExactlyOnceStore;
   readonly ledger: LedgerStore;
   readonly idempotency: IdempotencyStore;
   readonly limiter: RateLimiter;
@@ -28,6 +31,7 @@ export interface Adapters {
 }
 
 export async function openAdapters(config: Config, clock: Clock, logger: Logger): Promise<Adapters> {
+  let store: ExactlyOnceStore;
   let ledger: LedgerStore;
   let idempotency: IdempotencyStore;
   let limiter: RateLimiter;
@@ -38,6 +42,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger)
   if (config.store === "memory") {
     ledger = new MemoryLedgerStore({ clock });
     idempotency = new MemoryIdempotencyStore({ ttlMs: config.idempotencyTtlMs, maxKeys: config.idempotencyMaxKeys, clock });
+    store = new MemoryExactlyOnceStore(ledger, idempotency, clock);
     description.ledger = "memory";
     description.idempotency = "memory";
   } else {
@@ -51,6 +56,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger)
       clock,
       logger,
     });
+    store = pg.store;
     ledger = pg.ledger;
     idempotency = pg.idempotency;
     probes.push(pg.probe);
@@ -80,6 +86,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger)
   }
 
   return {
+    store,
     ledger,
     idempotency,
     limiter,
@@ -103,8 +110,7 @@ export interface App {
 export async function startApp(config: Config, logger: Logger, clock: Clock = systemClock): Promise<App> {
   const adapters = await openAdapters(config, clock, logger);
   const core = new MintCore({
-    ledger: adapters.ledger,
-    idempotency: adapters.idempotency,
+    store: adapters.store,
     limiter: adapters.limiter,
     clock,
     maxAmountMicros: config.maxAmountMicros,

@@ -48,7 +48,15 @@ export type Failure =
   /** The caller's deadline passed while the call waited (for a lock); nothing was applied. */
   | { readonly code: "DEADLINE_EXCEEDED"; readonly message: string }
   /** The service cannot answer now (shutting down, a store is unreachable); safe to retry. */
-  | { readonly code: "UNAVAILABLE"; readonly message: string };
+  | { readonly code: "UNAVAILABLE"; readonly message: string }
+  /**
+   * Every store connection stayed busy until the call's deadline (or the
+   * store's wait cap): the store is up but saturated. Nothing was applied;
+   * retry with the same key after `retryAfterMs`.
+   */
+  | { readonly code: "STORE_BUSY"; readonly retryAfterMs: number; readonly message: string }
+  /** The caller cancelled (or went away) while the call waited; nothing was applied. */
+  | { readonly code: "CANCELLED"; readonly message: string };
 
 export type FailureCode = Failure["code"];
 
@@ -62,10 +70,23 @@ export function invalid(reason: InvalidReason, field: FieldName, message: string
  */
 export class UnavailableError extends Error {
   readonly code = "UNAVAILABLE" as const;
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * True when the adapter knows the effect was not applied (it failed before
+   * anything could commit); false when the outcome is unknown (a lost commit
+   * reply). The core gives a rate-limit slot back only in the first case.
+   */
+  readonly notApplied: boolean;
+  constructor(message: string, options?: { cause?: unknown; notApplied?: boolean }) {
     super(message, options);
     this.name = "UnavailableError";
+    this.notApplied = options?.notApplied ?? false;
   }
+}
+
+/** The same error marked "known not applied"; anything that is not an UnavailableError is returned as is. */
+export function markNotApplied(err: unknown): unknown {
+  if (!(err instanceof UnavailableError) || err.notApplied) return err;
+  return new UnavailableError(err.message, { cause: err.cause ?? err, notApplied: true });
 }
 
 /** Thrown when a deadline passes inside an adapter; the edge answers DEADLINE_EXCEEDED. */

@@ -1,42 +1,53 @@
 /**
  * The service's rules, independent of any transport or store: validation,
- * idempotency, the rate limit, account locks and the ledger, in that order.
+ * the rate limit, account locks, and one exactly-once store.
  *
  * Order of a mutating call, and why:
  *  1. Validate everything (a bad request touches nothing, not even a key).
+ *     A call whose key is in flight in this process for a different request
+ *     is IDEMPOTENCY_KEY_REUSED at once.
  *  2. Lock the accounts in code-unit order, within the call's deadline.
- *     Locks come before the key because claiming a key may hold a store
- *     resource (a PostgreSQL connection with an open transaction): calls
- *     queued on a busy account must wait holding nothing, or a hot account
- *     could take every pooled connection and starve all other accounts.
- *     A duplicate of a call in flight in this process queues here behind it
- *     (same request, same accounts); if its deadline passes first it gets
- *     IDEMPOTENCY_KEY_IN_USE, as API.md says, not a bare DEADLINE_EXCEEDED.
- *  3. Claim the idempotency key. Replays and key reuse are answered here,
- *     before the limiter, so a replay never counts and is never refused.
- *     A duplicate in flight on another replica is waited for here.
- *  4. (Mints) ask the limiter; a refusal counts nothing and frees the key.
- *  5. Apply through the ledger, then store the result under the key.
- * Any failure after step 3 releases the key: only successes are stored.
+ *     Locks come before the store because the store may hold a resource
+ *     for the call (a PostgreSQL connection with an open transaction):
+ *     calls queued on a busy account must wait holding nothing, or a hot
+ *     account could take every pooled connection and starve the others.
+ *     A duplicate of a call in flight in this process queues here behind it;
+ *     if its deadline passes first it gets IDEMPOTENCY_KEY_IN_USE.
+ *  3. `store.applyOnce`: the store looks the key up (replay, reuse, a
+ *     duplicate in flight on another replica), runs `admit` (the limiter,
+ *     for mints: replays never count), and commits the effect with the
+ *     key's result, or nothing.
+ *  4. A limiter slot is given back when the mint is known not applied (any
+ *     returned failure, or a store error marked `notApplied`); when the
+ *     outcome is unknown (a lost commit reply) it is kept.
  */
 import { AccountLocks } from "./account-locks.js";
 import type { Clock } from "./clock.js";
 import type { Failure } from "./errors.js";
-import { invalid } from "./errors.js";
+import { invalid, UnavailableError } from "./errors.js";
 import { createIdGenerator, type IdGenerator } from "./ids.js";
-import { mintRequest, transferRequest, type CanonicalRequest, type IdempotencyScope, type MintRecord, type StoredResult, type TransferRecord } from "./model.js";
+import {
+  differingFields,
+  mintRequest,
+  sameRequest,
+  transferRequest,
+  type CanonicalRequest,
+  type IdempotencyScope,
+  type MintRecord,
+  type StoredResult,
+  type TransferRecord,
+} from "./model.js";
 import { parseAmount } from "./money.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
-import type { IdempotencyClaim, IdempotencyStore, LedgerStore, RateLimiter } from "./ports.js";
+import type { Effect, ExactlyOnceStore, RateLimiter } from "./ports.js";
 import { fail, ok, type Result } from "./result.js";
 import * as v from "./validate.js";
-
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 1000;
 
 export interface MintCoreDeps {
-  readonly ledger: LedgerStore;
-  readonly idempotency: IdempotencyStore;
+  /** Where money is written, exactly once per idempotency key. */
+  readonly store: ExactlyOnceStore;
   readonly limiter: RateLimiter;
   readonly clock: Clock;
   /** Largest amount one call may move, in micro-USDC. */
@@ -47,6 +58,8 @@ export interface MintCoreDeps {
 /** Per-call context. `deadlineMs` is monotonic on the core's clock; Infinity for none. */
 export interface CallContext {
   readonly deadlineMs: number;
+  /** Aborted when the caller cancels or goes away: a call still waiting gives up with nothing applied. */
+  readonly signal?: AbortSignal;
 }
 
 export interface MintUsdcInput {
@@ -75,17 +88,24 @@ const deadlinePassed: Failure = { code: "DEADLINE_EXCEEDED", message: "deadline 
 /** What a duplicate of a call in flight is told to wait before retrying (a mint or transfer takes milliseconds). */
 export const IN_FLIGHT_RETRY_AFTER_MS = 50;
 
+/** Calls in flight in this process for one key: the request of the first, and how many. */
+interface InFlightKey {
+  readonly request: CanonicalRequest;
+  count: number;
+}
+
 /** Drops one in-flight use of `key`. */
-function leave(scope: Map<string, number>, key: string): void {
-  const n = scope.get(key) ?? 0;
-  if (n <= 1) scope.delete(key);
-  else scope.set(key, n - 1);
+function leave(scope: Map<string, InFlightKey>, key: string): void {
+  const entry = scope.get(key);
+  if (entry === undefined) return;
+  if (entry.count <= 1) scope.delete(key);
+  else entry.count--;
 }
 
 export class MintCore {
   readonly locks: AccountLocks;
   /** Calls in flight in this process per idempotency key and scope (bounded by calls in flight). */
-  private readonly inFlight = { mint: new Map<string, number>(), transfer: new Map<string, number>() };
+  private readonly inFlight = { mint: new Map<string, InFlightKey>(), transfer: new Map<string, InFlightKey>() };
   private readonly ids: IdGenerator;
 
   constructor(private readonly deps: MintCoreDeps) {
@@ -104,35 +124,47 @@ export class MintCore {
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
 
-    const r = await this.keyed(
-      { scope: "mint", key: key.value, request: mintRequest(accountId.value, amount.value, blockchain.value), accounts: [accountId.value] },
-      ctx,
-      async (claim) => {
-        const decision = await this.deps.limiter.tryAcquire(accountId.value);
-        if (!decision.allowed) {
-          return fail({
-            code: "RATE_LIMITED",
-            accountId: accountId.value,
-            retryAfterMs: decision.retryAfterMs,
-            limit: this.deps.limiter.limit,
-            windowMs: this.deps.limiter.windowMs,
-          });
-        }
-        const applied = await this.deps.ledger.mint(
-          {
-            mintId: this.ids.mintId(),
-            accountId: accountId.value,
-            amountMicros: amount.value,
-            blockchain: blockchain.value,
-            idempotencyKey: key.value,
-            createWallMs: this.deps.clock.wallMs(),
-          },
-          claim,
-          ctx.deadlineMs,
-        );
-        return applied.ok ? ok({ scope: "mint", mint: applied.value }) : applied;
+    const limiter = this.deps.limiter;
+    let counted = false;
+    const admit = async (): Promise<Result<void>> => {
+      const decision = await limiter.tryAcquire(accountId.value);
+      if (!decision.allowed) {
+        return fail({
+          code: "RATE_LIMITED",
+          accountId: accountId.value,
+          retryAfterMs: decision.retryAfterMs,
+          limit: limiter.limit,
+          windowMs: limiter.windowMs,
+        });
+      }
+      counted = true;
+      return ok(undefined);
+    };
+    const effect: Effect = {
+      kind: "mint",
+      cmd: {
+        mintId: this.ids.mintId(),
+        accountId: accountId.value,
+        amountMicros: amount.value,
+        blockchain: blockchain.value,
+        idempotencyKey: key.value,
+        createWallMs: this.deps.clock.wallMs(),
       },
-    );
+    };
+    let r: Result<{ stored: StoredResult; replayed: boolean }>;
+    try {
+      r = await this.keyed(
+        { scope: "mint", key: key.value, request: mintRequest(accountId.value, amount.value, blockchain.value), accounts: [accountId.value] },
+        ctx,
+        effect,
+        admit,
+      );
+    } catch (err) {
+      if (counted && err instanceof UnavailableError && err.notApplied) await this.giveBack(accountId.value);
+      throw err;
+    }
+    // A returned failure never applied anything: the slot goes back.
+    if (!r.ok && counted) await this.giveBack(accountId.value);
     if (!r.ok) return r;
     const stored = r.value.stored;
     if (stored.scope !== "mint") throw new Error("invariant violated: a mint key holds a non-mint result");
@@ -156,20 +188,16 @@ export class MintCore {
     const r = await this.keyed(
       { scope: "transfer", key: key.value, request: transferRequest(from.value, to.value, amount.value), accounts: [from.value, to.value] },
       ctx,
-      async (claim) => {
-        const applied = await this.deps.ledger.transfer(
-          {
-            transferId: this.ids.transferId(),
-            fromAccountId: from.value,
-            toAccountId: to.value,
-            amountMicros: amount.value,
-            idempotencyKey: key.value,
-            createWallMs: this.deps.clock.wallMs(),
-          },
-          claim,
-          ctx.deadlineMs,
-        );
-        return applied.ok ? ok({ scope: "transfer", transfer: applied.value }) : applied;
+      {
+        kind: "transfer",
+        cmd: {
+          transferId: this.ids.transferId(),
+          fromAccountId: from.value,
+          toAccountId: to.value,
+          amountMicros: amount.value,
+          idempotencyKey: key.value,
+          createWallMs: this.deps.clock.wallMs(),
+        },
       },
     );
     if (!r.ok) return r;
@@ -182,14 +210,14 @@ export class MintCore {
   async getBalance(accountIdText: string): Promise<Result<{ accountId: string; balanceMicros: bigint }>> {
     const accountId = v.accountId(accountIdText);
     if (!accountId.ok) return accountId;
-    return ok({ accountId: accountId.value, balanceMicros: await this.deps.ledger.getBalance(accountId.value) });
+    return ok({ accountId: accountId.value, balanceMicros: await this.deps.store.getBalance(accountId.value) });
   }
 
   /** Failures: INVALID_ARGUMENT, MINT_NOT_FOUND. */
   async getMint(mintIdText: string): Promise<Result<MintRecord>> {
     const mintId = v.mintId(mintIdText);
     if (!mintId.ok) return mintId;
-    const mint = await this.deps.ledger.getMint(mintId.value);
+    const mint = await this.deps.store.getMint(mintId.value);
     return mint === null ? fail({ code: "MINT_NOT_FOUND", mintId: mintId.value }) : ok(mint);
   }
 
@@ -214,7 +242,7 @@ export class MintCore {
       afterSeq = decoded;
     }
     // One extra row tells whether another page exists, so the last page has no token.
-    const rows = await this.deps.ledger.listMints({ accountId, afterSeq, limit: limit + 1 });
+    const rows = await this.deps.store.listMints({ accountId, afterSeq, limit: limit + 1 });
     const mints = rows.slice(0, limit);
     const last = mints[mints.length - 1];
     const nextPageToken = rows.length > limit && last !== undefined ? encodePageToken(last.seq, input.accountId) : "";
@@ -230,58 +258,39 @@ export class MintCore {
     if (!mintId.ok) return mintId;
     const reason = v.reason(reasonText);
     if (!reason.ok) return reason;
-    const mint = await this.deps.ledger.getMint(mintId.value);
-    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
-    // The account lock is a barrier, not held across the reversal: waiting
-    // for it means no mint of this account is between its ledger write and
-    // storing its key's result, so the `forget` below cannot miss a key still
-    // in flight. Holding it across reverseMint is unnecessary (the reversal is
-    // atomic in every store, which is what makes concurrent reconciles reverse
-    // once) and would invert the order mints use (store connection, then
-    // lock), which could starve a small PostgreSQL pool.
-    const release = await this.locks.acquire([mint.accountId], ctx.deadlineMs);
-    if (release === null) return fail(deadlinePassed);
-    release();
-    const reversed = await this.deps.ledger.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx.deadlineMs);
-    if (!reversed.ok) return reversed;
-    await this.deps.idempotency.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
-    return reversed;
+    // No account lock: the store reverses and frees the mint's key in one
+    // atomic step, so neither a same-key retry nor a mint still in flight can
+    // see the ledger and the key disagree.
+    return this.deps.store.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx);
   }
 
-  /** Releases a claim after a failed call. */
   /**
-   * The path every keyed (mutating) call takes, steps 2–5 of the order at the
-   * top of this file: lock the accounts, claim the key (or replay), run
-   * `apply` under the claim, store its result; any outcome but a success
-   * releases the key.
+   * The path every keyed (mutating) call takes, steps 1–3 of the order at
+   * the top of this file.
    */
   private async keyed(
     op: { readonly scope: IdempotencyScope; readonly key: string; readonly request: CanonicalRequest; readonly accounts: readonly string[] },
     ctx: CallContext,
-    apply: (claim: IdempotencyClaim) => Promise<Result<StoredResult>>,
+    effect: Effect,
+    admit?: () => Promise<Result<void>>,
   ): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
     const inFlight = this.inFlight[op.scope];
-    inFlight.set(op.key, (inFlight.get(op.key) ?? 0) + 1);
+    const first = inFlight.get(op.key);
+    if (first !== undefined) {
+      if (!sameRequest(first.request, op.request)) {
+        return fail({ code: "IDEMPOTENCY_KEY_REUSED", key: op.key, fields: differingFields(first.request, op.request) });
+      }
+      first.count++;
+    } else {
+      inFlight.set(op.key, { request: op.request, count: 1 });
+    }
     try {
       const locked = this.locks.take(op.accounts, ctx.deadlineMs);
       const release = typeof locked === "function" ? locked : await locked;
       if (release === null) return this.lockTimedOut(inFlight, op.key);
       try {
-        const begun = await this.deps.idempotency.begin(op.scope, op.key, op.request, ctx.deadlineMs);
-        if (!begun.ok) return begun;
-        if (begun.value.kind === "replay") return ok({ stored: begun.value.result, replayed: true });
-        const claim = begun.value.claim;
-        let completed = false;
-        try {
-          const result = await apply(claim);
-          if (!result.ok) return result;
-          await this.deps.idempotency.complete(claim, result.value);
-          completed = true;
-          return ok({ stored: result.value, replayed: false });
-        } finally {
-          // A failure, a throw, or a complete() that threw: the key is freed.
-          if (!completed) await this.releaseClaim(claim);
-        }
+        const call = admit === undefined ? { ...op, effect } : { ...op, effect, admit };
+        return await this.deps.store.applyOnce(call, ctx);
       } finally {
         release();
       }
@@ -296,18 +305,17 @@ export class MintCore {
    * IDEMPOTENCY_KEY_IN_USE (retry with the same key soon); otherwise
    * DEADLINE_EXCEEDED. Either way nothing was looked at or applied.
    */
-  private lockTimedOut<T>(scope: Map<string, number>, key: string): Result<T> {
-    if ((scope.get(key) ?? 0) > 1) return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: IN_FLIGHT_RETRY_AFTER_MS });
+  private lockTimedOut<T>(scope: Map<string, InFlightKey>, key: string): Result<T> {
+    if ((scope.get(key)?.count ?? 0) > 1) return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: IN_FLIGHT_RETRY_AFTER_MS });
     return fail(deadlinePassed);
   }
 
-  private async releaseClaim(claim: IdempotencyClaim): Promise<void> {
+  /** Gives a limiter slot back; a limiter that cannot be reached keeps it (erring towards refusing). */
+  private async giveBack(accountId: string): Promise<void> {
     try {
-      await this.deps.idempotency.release(claim);
+      await this.deps.limiter.giveBack(accountId);
     } catch {
-      // A store that cannot be reached to release the key has dropped it
-      // anyway (its transaction died with the connection); the call's own
-      // error, already on its way, is the one the caller must see.
+      // The call's own outcome, already decided, is what the caller must see.
     }
   }
 }

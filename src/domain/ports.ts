@@ -21,7 +21,7 @@ import type {
 
 export type { Clock } from "./clock.js";
 
-/** A held idempotency key: the caller must end it with `complete` or `release`. */
+/** A held idempotency key (adapter building block): the caller must end it with `complete` or `release`. */
 export interface IdempotencyClaim {
   readonly scope: IdempotencyScope;
   readonly key: string;
@@ -66,6 +66,74 @@ export interface IdempotencyStore {
   close(): Promise<void>;
 }
 
+/**
+ * What a keyed call applies, described rather than performed, so each store
+ * can write it in its own atomic step (one PostgreSQL transaction, one
+ * synchronous stretch in memory) together with the key's stored result.
+ * Later effects (an audit record, an outbox row) are more variants or more
+ * fields here; the store writes them in the same step.
+ */
+export type Effect =
+  | { readonly kind: "mint"; readonly cmd: NewMint }
+  | { readonly kind: "transfer"; readonly cmd: NewTransfer };
+
+/** One keyed call for `ExactlyOnceStore.applyOnce`. */
+export interface KeyedCall {
+  readonly scope: IdempotencyScope;
+  readonly key: string;
+  readonly request: CanonicalRequest;
+  readonly effect: Effect;
+  /**
+   * Runs once the key is known to be fresh (not a replay, not reused) and
+   * before the effect: the rate limiter. A failure ends the call with
+   * nothing applied and the key free.
+   */
+  readonly admit?: () => Promise<Result<void>>;
+}
+
+/** How long a call may wait, and its cancellation. */
+export interface Wait {
+  /** Monotonic ms on the store's clock; Infinity for none. */
+  readonly deadlineMs: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The one port the core writes money through: exactly-once is this store's
+ * guarantee, not choreography in the core.
+ *
+ * - `applyOnce`: the effect and the key's stored result commit together or
+ *   not at all. A key holding this request's result replays it (the effect
+ *   is not applied again, `admit` is not called); a key holding another
+ *   request's result, or held in flight by another request, is
+ *   IDEMPOTENCY_KEY_REUSED. A duplicate in flight is waited for until the
+ *   deadline (IDEMPOTENCY_KEY_IN_USE) or the signal (CANCELLED).
+ * - `reverseMint`: the reversal and the freeing of the mint's key are one
+ *   atomic step: no replay ever answers COMPLETED for a reversed mint.
+ * - Expiry of stored results is judged by one clock per store.
+ *
+ * Returned failures never applied anything. A thrown `UnavailableError`
+ * says in `notApplied` whether the outcome is known.
+ */
+export interface ExactlyOnceStore {
+  /**
+   * Failures: IDEMPOTENCY_KEY_REUSED/IN_USE, IDEMPOTENCY_STORE_FULL,
+   * whatever `admit` returns, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED,
+   * STORE_BUSY, CANCELLED.
+   */
+  applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>>;
+  /**
+   * Reverses a COMPLETED mint and frees its key (if it still holds this mint).
+   * Failures: MINT_NOT_FOUND, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS,
+   * DEADLINE_EXCEEDED, STORE_BUSY, CANCELLED.
+   */
+  reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait): Promise<Result<MintRecord>>;
+  getBalance(accountId: string): Promise<bigint>;
+  getMint(mintId: string): Promise<MintRecord | null>;
+  /** Mints oldest first (ascending `seq`). */
+  listMints(query: ListMintsQuery): Promise<MintRecord[]>;
+}
+
 export type LimitDecision =
   | { readonly allowed: true }
   /** `retryAfterMs`: exact time until the oldest counted mint leaves the window. */
@@ -77,6 +145,11 @@ export interface RateLimiter {
   readonly windowMs: number;
   /** Counts one mint for the account when under the limit; a refusal counts nothing. */
   tryAcquire(accountId: string): Promise<LimitDecision>;
+  /**
+   * Gives back one slot counted for the account (the most recent), for a
+   * mint known not to have been applied. A no-op when none is counted.
+   */
+  giveBack(accountId: string): Promise<void>;
   /** Drops the state of accounts idle for a whole window; returns how many were dropped. */
   sweepIdle(): Promise<number>;
   close(): Promise<void>;
@@ -90,6 +163,12 @@ export interface ListMintsQuery {
   /** At most this many (1..1001: a page of up to 1000 plus one look-ahead row). */
   readonly limit: number;
 }
+
+/**
+ * Adapter building blocks below: the memory and PostgreSQL exactly-once
+ * stores are built from a ledger and a key store each; the core uses only
+ * `ExactlyOnceStore`.
+ */
 
 /**
  * Balances and the append-only ledger. Mutations are atomic: either every

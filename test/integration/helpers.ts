@@ -19,6 +19,7 @@ import {
   type ReconcileMintResponse,
   type TransferResponse,
 } from "../../gen/usdc/mint/v1/mint.js";
+import { MemoryExactlyOnceStore } from "../../src/adapters/memory/memory-exactly-once-store.js";
 import { MemoryIdempotencyStore } from "../../src/adapters/memory/memory-idempotency-store.js";
 import { MemoryLedgerStore } from "../../src/adapters/memory/memory-ledger-store.js";
 import { MemoryRateLimiter } from "../../src/adapters/memory/memory-rate-limiter.js";
@@ -94,8 +95,7 @@ export interface CustomServer {
 export async function startCustomServer(ledger: LedgerStore, clock: Clock = systemClock): Promise<CustomServer> {
   const { logger, lines } = memoryLogger();
   const core = new MintCore({
-    ledger,
-    idempotency: new MemoryIdempotencyStore({ ttlMs: 60_000, maxKeys: 10_000, clock }),
+    store: new MemoryExactlyOnceStore(ledger, new MemoryIdempotencyStore({ ttlMs: 60_000, maxKeys: 10_000, clock }), clock),
     limiter: new MemoryRateLimiter({ limit: 1000, windowMs: 1000, clock }),
     clock,
     maxAmountMicros: 1_000_000_000_000_000_000n,

@@ -10,6 +10,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { MemoryExactlyOnceStore } from "../../src/adapters/memory/memory-exactly-once-store.js";
 import { MemoryIdempotencyStore } from "../../src/adapters/memory/memory-idempotency-store.js";
 import { MemoryLedgerStore } from "../../src/adapters/memory/memory-ledger-store.js";
 import { MemoryRateLimiter } from "../../src/adapters/memory/memory-rate-limiter.js";
@@ -188,7 +189,7 @@ async function runSequence(cmds: Cmd[]): Promise<void> {
   const ledger = new MemoryLedgerStore({ clock });
   const idempotency = new MemoryIdempotencyStore({ ttlMs: TTL_MS, maxKeys: 10_000, clock });
   const limiter = new MemoryRateLimiter({ limit: LIMIT, windowMs: WINDOW_MS, clock });
-  const core = new MintCore({ ledger, idempotency, limiter, clock, maxAmountMicros: MAX_MICROS });
+  const core = new MintCore({ store: new MemoryExactlyOnceStore(ledger, idempotency, clock), limiter, clock, maxAmountMicros: MAX_MICROS });
   const model = new Model();
 
   const doMint = async (input: MintUsdcInput, micros: bigint | null): Promise<void> => {
@@ -418,10 +419,11 @@ function scheduledCore(s: fc.Scheduler) {
     limit: limiter.limit,
     windowMs: limiter.windowMs,
     tryAcquire: (a) => step(`limiter(${a})`, () => limiter.tryAcquire(a)),
+    giveBack: (a) => step(`limiter.giveBack(${a})`, () => limiter.giveBack(a)),
     sweepIdle: () => limiter.sweepIdle(),
     close: () => limiter.close(),
   };
-  const core = new MintCore({ ledger: ledgerPort, idempotency: idempotencyPort, limiter: limiterPort, clock, maxAmountMicros: MAX_MICROS });
+  const core = new MintCore({ store: new MemoryExactlyOnceStore(ledgerPort, idempotencyPort, clock), limiter: limiterPort, clock, maxAmountMicros: MAX_MICROS });
   return {
     core,
     ledger,

@@ -107,6 +107,24 @@ export class MemoryRateLimiter implements RateLimiter {
   }
 
   /**
+   * Forgets the account's most recent counted mint (a mint known not to have
+   * been applied). The ring runs oldest (at `head`) to newest (just before
+   * it), so emptying the newest slot and making it the head keeps that order:
+   * an empty slot counts as the oldest. O(1).
+   */
+  giveBack(accountId: string): Promise<void> {
+    const ring = this.current.get(accountId) ?? this.previous.get(accountId);
+    if (ring === undefined) return Promise.resolve();
+    const cap = ring.length - 1;
+    const newest = (ring[cap]! + cap - 1) % cap;
+    if (ring[newest] !== -Infinity) {
+      ring[newest] = -Infinity;
+      ring[cap] = newest;
+    }
+    return Promise.resolve();
+  }
+
+  /**
    * Swaps the generations if a window has passed since the last swap and
    * returns how many idle accounts were dropped (0 when no swap was due).
    */

@@ -3,8 +3,8 @@
  * keys, so a key's result commits in the same transaction as its ledger
  * change and any number of stateless replicas are exactly-once.
  *
- * The core's duty with these stores: every successful `idempotency.begin`
- * that returned `claimed` holds a pooled connection and an open transaction
+ * The core uses `store` (PostgresExactlyOnceStore). Its duty with the building blocks:
+ * every successful `idempotency.begin` that returned `claimed` holds a pooled connection and an open transaction
  * until `ledger.mint`/`ledger.transfer` (which always end it) or
  * `idempotency.release` (a no-op once the ledger ended it). So call
  * `release` on every path after a claim that does not reach the ledger call
@@ -14,11 +14,12 @@
  */
 import pg from "pg";
 import type { Clock } from "../../domain/clock.js";
-import type { IdempotencyStore, LedgerStore, Probe } from "../../domain/ports.js";
+import type { ExactlyOnceStore, IdempotencyStore, LedgerStore, Probe } from "../../domain/ports.js";
 import { runMigrations } from "./migrations.js";
 import { PgDatabase, silentLogger, type PgLogger } from "./pg-database.js";
 import { classifyPgError, unavailable } from "./pg-errors.js";
 import { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
+import { PostgresExactlyOnceStore } from "./postgres-exactly-once-store.js";
 import { PostgresLedgerStore } from "./postgres-ledger-store.js";
 
 export { MIGRATIONS, runMigrations, type Migration } from "./migrations.js";
@@ -43,6 +44,8 @@ export interface PostgresStoresOptions {
 }
 
 export interface PostgresStores {
+  /** The port the core uses; `ledger` and `idempotency` are its building blocks (reads, sweeps, tests). */
+  readonly store: ExactlyOnceStore;
   readonly ledger: LedgerStore;
   readonly idempotency: IdempotencyStore;
   /** `SELECT 1` within PROBE_TIMEOUT_MS (or the connect timeout, if shorter). */
@@ -116,6 +119,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     },
   };
   return {
+    store: new PostgresExactlyOnceStore(ledger, idempotency),
     ledger,
     idempotency,
     probe,

@@ -46,6 +46,18 @@ export function asPgClaim(claim: IdempotencyClaim): PgClaim {
 }
 
 /**
+ * Every transaction of the adapter says its isolation level instead of
+ * inheriting the database's default. The design relies on READ COMMITTED:
+ * each statement sees what committed before it (a duplicate blocked on a
+ * key row sees the committed result; a retried statement after a lost race
+ * sees the winner's write), and row locks, not snapshots, order the writers.
+ * Under a REPEATABLE READ or SERIALIZABLE default a retry would reuse the old
+ * snapshot and fail again, and a hot account shared by replicas would end in
+ * UNAVAILABLE.
+ */
+export const BEGIN_READ_COMMITTED = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
+/**
  * `SET LOCAL` statements for one step of a transaction. The values are
  * integers computed here, never caller text, so inlining them is safe (SET
  * takes no bind parameters).

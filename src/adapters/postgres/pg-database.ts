@@ -7,7 +7,35 @@
 import pg from "pg";
 import { setTimeout as sleepRealMs } from "node:timers/promises";
 import type { Clock } from "../../domain/clock.js";
+import { markNotApplied, type Failure } from "../../domain/errors.js";
+import { fail, ok, type Result } from "../../domain/result.js";
 import { classifyPgError, unavailable } from "./pg-errors.js";
+
+/** What a call refused STORE_BUSY is told to wait before retrying with the same key. */
+export const STORE_BUSY_RETRY_AFTER_MS = 100;
+
+const DEADLINE_WAITING_FOR_CONNECTION: Failure = {
+  code: "DEADLINE_EXCEEDED",
+  message: "deadline passed while waiting for a PostgreSQL connection; nothing was applied",
+};
+
+const CANCELLED_WAITING_FOR_CONNECTION: Failure = {
+  code: "CANCELLED",
+  message: "the call was cancelled while it waited for a PostgreSQL connection; nothing was applied",
+};
+
+function storeBusy(poolSize: number): Failure {
+  return {
+    code: "STORE_BUSY",
+    retryAfterMs: STORE_BUSY_RETRY_AFTER_MS,
+    message: `all ${poolSize} PostgreSQL connections of this replica stayed busy for as long as the call could wait; nothing was applied; retry with the same key`,
+  };
+}
+
+/** pg-pool's message when a wait for a connection (new or pooled) ran past `connectionTimeoutMillis`. */
+function isPoolWaitTimeout(err: unknown): boolean {
+  return err instanceof Error && err.message.includes("timeout exceeded when trying to connect");
+}
 
 export interface PgLogger {
   info(o: object, m: string): void;
@@ -128,38 +156,61 @@ export class PgDatabase {
   }
 
   /**
-   * Checks a client out, giving up at `deadlineMs` (returns null: nothing was
-   * looked at) or after the pool's connect timeout (throws UnavailableError:
-   * the database is unreachable or every connection is busy).
+   * Checks a client out. A busy pool is not an outage: while every pooled
+   * connection is checked out, the wait is bounded by the call's deadline
+   * (or, without one, by the connect timeout) and then answered STORE_BUSY.
+   * Failures (nothing was looked at): DEADLINE_EXCEEDED (the deadline passed
+   * while a new connection was still being made), STORE_BUSY, CANCELLED
+   * (`signal` aborted). Throws UnavailableError (not applied) when the
+   * database cannot be reached.
+   *
+   * pg-pool's `connectionTimeoutMillis` also ends a wait in its queue; when
+   * that happens while the pool is full and the deadline is still ahead,
+   * the wait simply starts again.
    */
-  async checkout(deadlineMs: number): Promise<Lease | null> {
-    const remaining = this.remainingMs(deadlineMs);
-    if (remaining <= 0) return null;
-    const connecting = this.pool.connect();
-    if (remaining >= this.connectTimeoutMs) {
+  async checkout(deadlineMs: number, signal?: AbortSignal): Promise<Result<Lease>> {
+    let sawBusy = false;
+    for (;;) {
+      if (signal?.aborted === true) return fail(CANCELLED_WAITING_FOR_CONNECTION);
+      const remaining = this.remainingMs(deadlineMs);
+      if (remaining <= 0) return fail(sawBusy ? storeBusy(this.opts.poolSize) : DEADLINE_WAITING_FOR_CONNECTION);
+      sawBusy ||= this.saturated();
+      const connecting = this.pool.connect();
+      let stop: (how: "deadline" | "aborted") => void = () => undefined;
+      const stopped = new Promise<"deadline" | "aborted">((resolve) => {
+        stop = resolve;
+      });
+      const cancelTimer = remaining === Infinity ? () => undefined : this.clock.setTimer(remaining, () => stop("deadline"));
+      const onAbort = (): void => stop("aborted");
+      signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        return new Lease(await connecting);
+        const winner = await Promise.race([connecting, stopped]);
+        if (winner === "deadline" || winner === "aborted") {
+          // The connect still completes later; hand that client straight back.
+          connecting.then((c) => c.release(), () => undefined);
+          if (winner === "aborted") return fail(CANCELLED_WAITING_FOR_CONNECTION);
+          sawBusy ||= this.saturated();
+          return fail(sawBusy ? storeBusy(this.opts.poolSize) : DEADLINE_WAITING_FOR_CONNECTION);
+        }
+        return ok(new Lease(winner));
       } catch (err) {
-        throw this.asUnavailable(err, "connecting");
+        // pg-pool's own queue timeout while every connection was busy.
+        if (isPoolWaitTimeout(err) && (sawBusy || this.saturated())) {
+          sawBusy = true;
+          if (deadlineMs === Infinity) return fail(storeBusy(this.opts.poolSize));
+          continue;
+        }
+        throw markNotApplied(this.asUnavailable(err, "connecting"));
+      } finally {
+        cancelTimer();
+        signal?.removeEventListener("abort", onAbort);
       }
     }
-    let cancelTimer: () => void = () => undefined;
-    const timedOut = new Promise<"deadline">((resolve) => {
-      cancelTimer = this.clock.setTimer(remaining, () => resolve("deadline"));
-    });
-    try {
-      const winner = await Promise.race([connecting, timedOut]);
-      if (winner === "deadline") {
-        // The connect still completes later; hand that client straight back.
-        connecting.then((c) => c.release(), () => undefined);
-        return null;
-      }
-      return new Lease(winner);
-    } catch (err) {
-      throw this.asUnavailable(err, "connecting");
-    } finally {
-      cancelTimer();
-    }
+  }
+
+  /** True while every connection the pool may open is checked out (new callers queue). */
+  private saturated(): boolean {
+    return this.pool.totalCount >= this.opts.poolSize && this.pool.idleCount === 0;
   }
 
   /** Turns a connection-kind error into UnavailableError; returns anything else unchanged (a bug). */

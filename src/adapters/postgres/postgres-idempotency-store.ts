@@ -21,7 +21,7 @@ import {
   type StoredResult,
 } from "../../domain/model.js";
 import type { BeginOutcome, IdempotencyClaim, IdempotencyStore } from "../../domain/ports.js";
-import { asPgClaim, PgClaim, setLocalTimeoutsSql } from "./pg-claim.js";
+import { asPgClaim, BEGIN_READ_COMMITTED, PgClaim, setLocalTimeoutsSql } from "./pg-claim.js";
 import { MAX_TX_ATTEMPTS, type Lease, type PgDatabase } from "./pg-database.js";
 import { classifyPgError } from "./pg-errors.js";
 import { decodeStoredResult } from "./stored-result-codec.js";
@@ -84,13 +84,18 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
    * A claimed key holds a pooled connection and an open transaction: the
    * caller must end it with the ledger method, or `release`.
    */
-  async begin(scope: IdempotencyScope, key: string, request: CanonicalRequest, deadlineMs: number): Promise<Result<BeginOutcome>> {
+  async begin(
+    scope: IdempotencyScope,
+    key: string,
+    request: CanonicalRequest,
+    deadlineMs: number,
+    signal?: AbortSignal,
+  ): Promise<Result<BeginOutcome>> {
     const fp = fingerprint(request);
     for (let attempt = 1; ; attempt++) {
-      const lease = await this.db.checkout(deadlineMs);
-      if (lease === null) {
-        return fail({ code: "DEADLINE_EXCEEDED", message: "deadline passed while waiting for a PostgreSQL connection; nothing was applied" });
-      }
+      const leased = await this.db.checkout(deadlineMs, signal);
+      if (!leased.ok) return leased;
+      const lease = leased.value;
       let outcome: ClaimAttempt;
       try {
         outcome = await this.tryClaim(lease, scope, key, request, fp, deadlineMs);
@@ -131,7 +136,7 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
     // stuck caller) the server ends it after this long and frees the key.
     const idleMs = this.db.statementTimeoutMs;
     await client.query(
-      `BEGIN; ${setLocalTimeoutsSql({ lockMs: timeouts.ms, statementMs: this.db.statementTimeoutMs, idleMs })}`,
+      `${BEGIN_READ_COMMITTED}; ${setLocalTimeoutsSql({ lockMs: timeouts.ms, statementMs: this.db.statementTimeoutMs, idleMs })}`,
     );
     const nowWallMs = this.db.clock.wallMs();
     const claimed = await client.query<{ inserted: boolean }>(CLAIM_SQL, [

@@ -17,11 +17,11 @@
  * claim, so a retry rolls back to it and redoes the work while the key's row
  * stays claimed.
  */
-import { assert, UnavailableError, type Failure } from "../../domain/errors.js";
+import { assert, markNotApplied, UnavailableError, type Failure } from "../../domain/errors.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { completedMint, isBlockchain, type MintRecord, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
 import type { IdempotencyClaim, LedgerStore, ListMintsQuery } from "../../domain/ports.js";
-import { asPgClaim, setLocalTimeoutsSql, type PgClaim } from "./pg-claim.js";
+import { asPgClaim, BEGIN_READ_COMMITTED, setLocalTimeoutsSql, type PgClaim } from "./pg-claim.js";
 import { MAX_TX_ATTEMPTS, type Lease, type PgDatabase, type TxTimeouts } from "./pg-database.js";
 import { classifyPgError, unavailable } from "./pg-errors.js";
 import { isoOfWallMs } from "./postgres-idempotency-store.js";
@@ -95,8 +95,19 @@ WITH acct AS (
 )
 SELECT m.seq::text AS seq, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM acct)::int AS accounts FROM m`;
 
-/** Locks both accounts in one statement, in code-unit order (COLLATE "C"), whatever the database collation. */
+/**
+ * Creates the receiving account if it is new (the sender must exist to have
+ * money) and locks both accounts, in one statement and one round trip. The
+ * SELECT does not see a row the CTE inserts (same snapshot), but that row is
+ * this transaction's own uncommitted insert, locked already; only the
+ * sender's row needs reading. Locks are taken in code-unit order (COLLATE
+ * "C"), whatever the database collation.
+ */
 const LOCK_ACCOUNTS_SQL = `
+WITH new_to AS (
+  INSERT INTO accounts (account_id, balance) VALUES ($2, 0) ON CONFLICT (account_id) DO NOTHING
+  RETURNING 1
+)
 SELECT account_id, balance::text AS balance FROM accounts
 WHERE account_id = ANY($1::text[])
 ORDER BY account_id COLLATE "C"
@@ -186,12 +197,9 @@ export class PostgresLedgerStore implements LedgerStore {
     assert(cmd.fromAccountId !== cmd.toAccountId, "transfer between two different accounts");
     const record: TransferRecord = { ...cmd };
     return this.onClaim(c, deadlineMs, "transferring", async (client) => {
-      // The receiving account may be new; the sender must exist to have money.
-      await client.query("INSERT INTO accounts (account_id, balance) VALUES ($1, 0) ON CONFLICT (account_id) DO NOTHING", [
-        cmd.toAccountId,
-      ]);
       const locked = await client.query<{ account_id: string; balance: string }>(LOCK_ACCOUNTS_SQL, [
         [cmd.fromAccountId, cmd.toAccountId],
+        cmd.toAccountId,
       ]);
       const from = locked.rows.find((r) => r.account_id === cmd.fromAccountId);
       if (from === undefined || BigInt(from.balance) < cmd.amountMicros) {
@@ -221,13 +229,14 @@ export class PostgresLedgerStore implements LedgerStore {
    * changed). Concurrent calls for one mint queue on its row: one reverses,
    * the others see REVERSED.
    */
-  async reverseMint(mintId: string, reason: string, wallMs: number, deadlineMs: number): Promise<Result<MintRecord>> {
+  async reverseMint(mintId: string, reason: string, wallMs: number, deadlineMs: number, signal?: AbortSignal): Promise<Result<MintRecord>> {
     for (let attempt = 1; ; attempt++) {
-      const lease = await this.db.checkout(deadlineMs);
-      if (lease === null) return fail(deadlineFailure());
+      const leased = await this.db.checkout(deadlineMs, signal);
+      if (!leased.ok) return leased;
+      const lease = leased.value;
       const timeouts = this.db.timeoutsFor(deadlineMs);
       try {
-        await lease.client.query(`BEGIN; ${setLocalTimeoutsSql({ lockMs: timeouts.ms, statementMs: timeouts.ms })}`);
+        await lease.client.query(`${BEGIN_READ_COMMITTED}; ${setLocalTimeoutsSql({ lockMs: timeouts.ms, statementMs: timeouts.ms })}`);
         const decision = await this.reverseBody(lease, mintId, reason, wallMs);
         if (!decision.ok) {
           await lease.rollbackAndGive();
@@ -403,12 +412,13 @@ export class PostgresLedgerStore implements LedgerStore {
   /** Maps what ended a rolled-back transaction: our deadline → DEADLINE_EXCEEDED; the database → UnavailableError; else a bug. */
   private mapTxError<T>(err: unknown, timeouts: TxTimeouts, doing: string): Result<T> {
     const kind = classifyPgError(err);
+    // Every path here rolled back before COMMIT was sent: nothing was applied.
     if (kind === "lock-timeout" || kind === "statement-timeout") {
       if (timeouts.deadlineBound) return fail(deadlineFailure());
-      throw new UnavailableError(`PostgreSQL did not finish ${doing} within ${timeouts.ms} ms`, { cause: err });
+      throw new UnavailableError(`PostgreSQL did not finish ${doing} within ${timeouts.ms} ms`, { cause: err, notApplied: true });
     }
-    if (kind === "retryable") throw new UnavailableError(`${doing} kept losing races in PostgreSQL; retry`, { cause: err });
-    throw this.db.asUnavailable(err, doing);
+    if (kind === "retryable") throw new UnavailableError(`${doing} kept losing races in PostgreSQL; retry`, { cause: err, notApplied: true });
+    throw markNotApplied(this.db.asUnavailable(err, doing));
   }
 
   private logRetry(doing: string, attempt: number, err: unknown): void {

@@ -204,6 +204,22 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RedisR
     return decisionOf(reply);
   }
 
+  /**
+   * Removes the account's newest member (highest score), atomically on the
+   * server. Best effort: if Redis cannot be reached the slot stays counted,
+   * which only errs towards refusing, and the caller's own error stands.
+   */
+  async function giveBack(accountId: string): Promise<void> {
+    if (closed) return;
+    try {
+      await connected();
+      await redis.zpopmax(keyOf(accountId));
+    } catch (err: unknown) {
+      const silenced = connectionLog.take();
+      if (silenced !== null) logger?.warn({ err, accountId, silenced }, "rate limiter: could not give a slot back");
+    }
+  }
+
   async function healthy(): Promise<boolean> {
     if (closed) return false;
     try {
@@ -233,6 +249,7 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RedisR
     limit,
     windowMs,
     tryAcquire,
+    giveBack,
     // Keys carry a PEXPIRE of one window, so Redis drops idle accounts itself.
     sweepIdle: () => Promise.resolve(0),
     healthy,

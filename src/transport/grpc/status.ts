@@ -97,6 +97,12 @@ export function failureToStatus(f: Failure): RichError {
       return richError(Code.DEADLINE_EXCEEDED, f.message, [errorInfo("DEADLINE_EXCEEDED")]);
     case "UNAVAILABLE":
       return unavailable(f.message);
+    case "STORE_BUSY":
+      // Not an outage: the store answers, but every connection stayed busy
+      // for as long as this call could wait. Nothing was applied.
+      return richError(Code.UNAVAILABLE, f.message, [errorInfo("STORE_BUSY"), retryInfo(f.retryAfterMs)]);
+    case "CANCELLED":
+      return richError(Code.CANCELLED, f.message, [errorInfo("CANCELLED")]);
     default: {
       const unreachable: never = f;
       throw new Error(`unmapped failure ${JSON.stringify(unreachable)}`);

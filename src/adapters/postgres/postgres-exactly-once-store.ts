@@ -1,0 +1,79 @@
+/**
+ * The PostgreSQL `ExactlyOnceStore`: one database holds the ledger and the
+ * idempotency keys, so a key's result commits in the same transaction as its
+ * effect and any number of stateless replicas are exactly-once.
+ *
+ * `applyOnce` is one transaction: the key's row is inserted (and so locked:
+ * a duplicate on any replica blocks on it), `admit` runs, the effect's rows
+ * and the key's result are written, COMMIT. Any failure before COMMIT rolls
+ * the whole transaction back, so the key is free again and nothing applied.
+ * A reversal deletes the mint's key row in its own transaction, under the
+ * mint's row lock. Expiry is judged by the database's `now()`.
+ *
+ * More rows in the same atomic step (an audit record, an outbox row): the
+ * effect's SQL in `PostgresLedgerStore` runs on the claim's transaction
+ * (`PgClaim.lease.client`) before COMMIT; a new effect kind adds its
+ * statements there.
+ */
+import { markNotApplied } from "../../domain/errors.js";
+import type { MintRecord, StoredResult } from "../../domain/model.js";
+import type { ExactlyOnceStore, KeyedCall, ListMintsQuery, Wait } from "../../domain/ports.js";
+import { fail, ok, type Result } from "../../domain/result.js";
+import type { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
+import type { PostgresLedgerStore } from "./postgres-ledger-store.js";
+
+export class PostgresExactlyOnceStore implements ExactlyOnceStore {
+  constructor(
+    private readonly ledger: PostgresLedgerStore,
+    private readonly keys: PostgresIdempotencyStore,
+  ) {}
+
+  async applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
+    let begun;
+    try {
+      begun = await this.keys.begin(call.scope, call.key, call.request, wait.deadlineMs, wait.signal);
+    } catch (err) {
+      throw markNotApplied(err);
+    }
+    if (!begun.ok) return begun;
+    if (begun.value.kind === "replay") return ok({ stored: begun.value.result, replayed: true });
+    const claim = begun.value.claim;
+    try {
+      // A cancellation that arrived while the key's row lock was awaited is
+      // honoured here, before anything is written.
+      if (wait.signal?.aborted === true) {
+        return fail({ code: "CANCELLED", message: "the call was cancelled while it waited; nothing was applied" });
+      }
+      if (call.admit !== undefined) {
+        const admitted = await call.admit();
+        if (!admitted.ok) return admitted;
+      }
+      const effect = call.effect;
+      if (effect.kind === "mint") {
+        const r = await this.ledger.mint(effect.cmd, claim, wait.deadlineMs);
+        return r.ok ? ok({ stored: { scope: "mint", mint: r.value }, replayed: false }) : r;
+      }
+      const r = await this.ledger.transfer(effect.cmd, claim, wait.deadlineMs);
+      return r.ok ? ok({ stored: { scope: "transfer", transfer: r.value }, replayed: false }) : r;
+    } finally {
+      // A no-op once the ledger call ended the transaction (commit or rollback).
+      await this.keys.release(claim).catch(() => undefined);
+    }
+  }
+
+  reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait): Promise<Result<MintRecord>> {
+    return this.ledger.reverseMint(mintId, reason, wallMs, wait.deadlineMs, wait.signal);
+  }
+
+  getBalance(accountId: string): Promise<bigint> {
+    return this.ledger.getBalance(accountId);
+  }
+
+  getMint(mintId: string): Promise<MintRecord | null> {
+    return this.ledger.getMint(mintId);
+  }
+
+  listMints(query: ListMintsQuery): Promise<MintRecord[]> {
+    return this.ledger.listMints(query);
+  }
+}
