@@ -47,7 +47,7 @@ export interface IdempotencyStore {
    * IDEMPOTENCY_STORE_FULL (at the cap of stored keys), DEADLINE_EXCEEDED
    * (no store connection was free before the deadline; nothing looked at).
    */
-  begin(scope: IdempotencyScope, key: string, request: CanonicalRequest, deadlineMs: number): Promise<Result<BeginOutcome>>;
+  begin(scope: IdempotencyScope, key: string, request: CanonicalRequest, deadlineMs: number, signal?: AbortSignal): Promise<Result<BeginOutcome>>;
   /** Stores the successful result under the claim; it replays until the TTL passes. */
   complete(claim: IdempotencyClaim, result: StoredResult): Promise<void>;
   /** Gives the key up without storing anything (the call failed); waiters may claim it. */

@@ -485,16 +485,36 @@ describe("outages and connection hygiene", () => {
     expect(r.pg.poolStats().totalCount).toBeLessThanOrEqual(2);
   });
 
-  it("an exhausted pool answers UNAVAILABLE after the connect timeout, or DEADLINE_EXCEEDED at the caller's deadline", async () => {
+  it("a busy pool is not an outage: the wait is bounded by the caller's deadline and answered STORE_BUSY (issue 8 defect 2)", async () => {
     const r = await openReplica({ poolSize: 1, connectTimeoutMs: 200 });
     const held = await claimFree(r, "mint", newKey(), mintRequest("alice", 1n));
-    await expect(r.idempotency.begin("mint", newKey(), mintRequest("bob", 1n), NO_DEADLINE)).rejects.toBeInstanceOf(UnavailableError);
-    const waiting = r.idempotency.begin("mint", newKey(), mintRequest("bob", 1n), r.clock.nowMs() + 50);
+    // Longer than pg-pool's connect timeout, with no deadline: it waits, it is not UNAVAILABLE.
+    const patient = r.idempotency.begin("mint", newKey(), mintRequest("carol", 1n), NO_DEADLINE);
+    const impatient = r.idempotency.begin("mint", newKey(), mintRequest("bob", 1n), r.clock.nowMs() + 50);
     await r.clock.advance(60);
-    expect(await waiting).toMatchObject({ ok: false, error: { code: "DEADLINE_EXCEEDED" } });
+    expect(await impatient).toMatchObject({ ok: false, error: { code: "STORE_BUSY", retryAfterMs: expect.any(Number) } });
+    await realSleep(400);
     await r.idempotency.release(held);
+    const claimed = await patient;
+    expect(claimed).toMatchObject({ ok: true, value: { kind: "claimed" } });
+    if (claimed.ok && claimed.value.kind === "claimed") await r.idempotency.release(claimed.value.claim);
     await realSleep(20);
     expect(checkedOut(r)).toBe(0);
     expect(await callMint(r, newKey(), "bob", 1n)).toBe("applied");
   });
+
+  it("a cancelled call waiting for a pooled connection gives up CANCELLED with nothing looked at", async () => {
+    const r = await openReplica({ poolSize: 1, connectTimeoutMs: 5_000 });
+    const held = await claimFree(r, "mint", newKey(), mintRequest("alice", 1n));
+    const controller = new AbortController();
+    const waiting = r.idempotency.begin("mint", newKey(), mintRequest("bob", 1n), NO_DEADLINE, controller.signal);
+    await realSleep(20);
+    controller.abort();
+    expect(await waiting).toMatchObject({ ok: false, error: { code: "CANCELLED" } });
+    await r.idempotency.release(held);
+    await realSleep(20);
+    expect(checkedOut(r)).toBe(0);
+    expect(await r.ledger.getBalance("bob")).toBe(0n);
+  });
+;
 });

@@ -158,7 +158,9 @@ export class PgDatabase {
   /**
    * Checks a client out. A busy pool is not an outage: while every pooled
    * connection is checked out, the wait is bounded by the call's deadline
-   * (or, without one, by the connect timeout) and then answered STORE_BUSY.
+   * alone and then answered STORE_BUSY (a call without a deadline waits
+   * until a connection frees; the statement timeout bounds how long any
+   * connection is held).
    * Failures (nothing was looked at): DEADLINE_EXCEEDED (the deadline passed
    * while a new connection was still being made), STORE_BUSY, CANCELLED
    * (`signal` aborted). Throws UnavailableError (not applied) when the
@@ -197,7 +199,6 @@ export class PgDatabase {
         // pg-pool's own queue timeout while every connection was busy.
         if (isPoolWaitTimeout(err) && (sawBusy || this.saturated())) {
           sawBusy = true;
-          if (deadlineMs === Infinity) return fail(storeBusy(this.opts.poolSize));
           continue;
         }
         throw markNotApplied(this.asUnavailable(err, "connecting"));
