@@ -1,7 +1,9 @@
 /** Runs the port contracts against the in-process adapters. */
+import { MemoryExactlyOnceStore } from "../../src/adapters/memory/memory-exactly-once-store.js";
 import { MemoryIdempotencyStore } from "../../src/adapters/memory/memory-idempotency-store.js";
 import { MemoryLedgerStore } from "../../src/adapters/memory/memory-ledger-store.js";
 import { FakeClock } from "../support/fake-clock.js";
+import { exactlyOnceStoreContract } from "./exactly-once-store.contract.js";
 import { idempotencyStoreContract } from "./idempotency-store.contract.js";
 import { ledgerStoreContract } from "./ledger-store.contract.js";
 import { CONTRACT_IDEMPOTENCY_TTL_MS, type StoresUnderTest } from "./stores-under-test.js";
@@ -11,6 +13,7 @@ async function makeMemoryStores(): Promise<StoresUnderTest> {
   const ledger = new MemoryLedgerStore({ clock });
   const idempotency = new MemoryIdempotencyStore({ ttlMs: CONTRACT_IDEMPOTENCY_TTL_MS, maxKeys: 10_000, clock });
   return {
+    store: new MemoryExactlyOnceStore(ledger, idempotency, clock),
     ledger,
     idempotency,
     clock,
@@ -21,5 +24,6 @@ async function makeMemoryStores(): Promise<StoresUnderTest> {
   };
 }
 
+exactlyOnceStoreContract("memory", makeMemoryStores);
 ledgerStoreContract("memory", makeMemoryStores);
 idempotencyStoreContract("memory", makeMemoryStores);

@@ -6,12 +6,18 @@
 import { openPostgresStores } from "../../src/adapters/postgres/index.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { createTestDatabase } from "../support/pg-test-database.js";
+import { exactlyOnceStoreContract } from "./exactly-once-store.contract.js";
 import { idempotencyStoreContract } from "./idempotency-store.contract.js";
 import { ledgerStoreContract } from "./ledger-store.contract.js";
 import { CONTRACT_IDEMPOTENCY_TTL_MS, type StoresUnderTest } from "./stores-under-test.js";
 
-async function makePostgresStores(): Promise<StoresUnderTest> {
-  const db = await createTestDatabase();
+/**
+ * `defaultIsolation` sets the database's default_transaction_isolation: the
+ * adapter pins READ COMMITTED on every transaction, so the suites must pass
+ * on a database whose default is SERIALIZABLE too (issue 7 defect 4).
+ */
+async function makePostgresStores(defaultIsolation?: "serializable"): Promise<StoresUnderTest> {
+  const db = await createTestDatabase(defaultIsolation === undefined ? {} : { defaultIsolation });
   const clock = new FakeClock();
   try {
     const stores = await openPostgresStores({
@@ -23,6 +29,7 @@ async function makePostgresStores(): Promise<StoresUnderTest> {
       clock,
     });
     return {
+      store: stores.store,
       ledger: stores.ledger,
       idempotency: stores.idempotency,
       clock,
@@ -37,5 +44,11 @@ async function makePostgresStores(): Promise<StoresUnderTest> {
   }
 }
 
-ledgerStoreContract("postgres", makePostgresStores);
-idempotencyStoreContract("postgres", makePostgresStores);
+const serializableDefault = (): Promise<StoresUnderTest> => makePostgresStores("serializable");
+
+exactlyOnceStoreContract("postgres", () => makePostgresStores());
+ledgerStoreContract("postgres", () => makePostgresStores());
+idempotencyStoreContract("postgres", () => makePostgresStores());
+exactlyOnceStoreContract("postgres, default isolation SERIALIZABLE", serializableDefault);
+ledgerStoreContract("postgres, default isolation SERIALIZABLE", serializableDefault);
+idempotencyStoreContract("postgres, default isolation SERIALIZABLE", serializableDefault);

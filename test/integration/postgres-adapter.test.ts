@@ -62,6 +62,7 @@ async function openReplica(opts: ReplicaOptions = {}): Promise<Replica> {
   });
   const replica: Replica = {
     pg: stores,
+    store: stores.store,
     ledger: stores.ledger,
     idempotency: stores.idempotency,
     clock,

@@ -27,9 +27,13 @@ async function onMaintenanceDb<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> 
   }
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase(opts: { defaultIsolation?: "serializable" | "repeatable read" } = {}): Promise<TestDatabase> {
   const name = `mint_test_${randomBytes(6).toString("hex")}`;
-  await onMaintenanceDb((c) => c.query(`CREATE DATABASE ${name}`));
+  await onMaintenanceDb(async (c) => {
+    await c.query(`CREATE DATABASE ${name}`);
+    // A fixed word from the union above, never caller text.
+    if (opts.defaultIsolation !== undefined) await c.query(`ALTER DATABASE ${name} SET default_transaction_isolation = '${opts.defaultIsolation}'`);
+  });
   const url = `${PG_SERVER_URL}/${name}`;
   return {
     name,

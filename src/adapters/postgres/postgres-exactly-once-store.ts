@@ -15,12 +15,14 @@
  * (`PgClaim.lease.client`) before COMMIT; a new effect kind adds its
  * statements there.
  */
-import { markNotApplied } from "../../domain/errors.js";
+import { markNotApplied, type Failure } from "../../domain/errors.js";
 import type { MintRecord, StoredResult } from "../../domain/model.js";
 import type { ExactlyOnceStore, KeyedCall, ListMintsQuery, Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import type { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
 import type { PostgresLedgerStore } from "./postgres-ledger-store.js";
+
+const CANCELLED: Failure = { code: "CANCELLED", message: "the call was cancelled while it waited; nothing was applied" };
 
 export class PostgresExactlyOnceStore implements ExactlyOnceStore {
   constructor(
@@ -36,14 +38,13 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore {
       throw markNotApplied(err);
     }
     if (!begun.ok) return begun;
-    if (begun.value.kind === "replay") return ok({ stored: begun.value.result, replayed: true });
+    // A cancellation that arrived while the key's row lock was awaited (a
+    // statement in flight is not interrupted) is honoured here, before
+    // anything is written; the caller has gone, so not even a replay is due.
+    if (begun.value.kind === "replay") return wait.signal?.aborted === true ? fail(CANCELLED) : ok({ stored: begun.value.result, replayed: true });
     const claim = begun.value.claim;
     try {
-      // A cancellation that arrived while the key's row lock was awaited is
-      // honoured here, before anything is written.
-      if (wait.signal?.aborted === true) {
-        return fail({ code: "CANCELLED", message: "the call was cancelled while it waited; nothing was applied" });
-      }
+      if (wait.signal?.aborted === true) return fail(CANCELLED);
       if (call.admit !== undefined) {
         const admitted = await call.admit();
         if (!admitted.ok) return admitted;
