@@ -30,7 +30,13 @@ export interface Adapters {
   close(): Promise<void>;
 }
 
-export async function openAdapters(config: Config, clock: Clock, logger: Logger): Promise<Adapters> {
+/** Test-only knobs; production passes none. */
+export interface TestHooks {
+  /** Added to PostgreSQL's now() where key expiry is judged, so a fake clock moves the store's clock too. */
+  readonly pgClockOffsetMs?: () => number;
+}
+
+export async function openAdapters(config: Config, clock: Clock, logger: Logger, hooks: TestHooks = {}): Promise<Adapters> {
   let store: ExactlyOnceStore;
   let ledger: LedgerStore;
   let idempotency: IdempotencyStore;
@@ -55,6 +61,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger)
       idempotencyTtlMs: config.idempotencyTtlMs,
       clock,
       logger,
+      ...(hooks.pgClockOffsetMs === undefined ? {} : { testClockOffsetMs: hooks.pgClockOffsetMs }),
     });
     store = pg.store;
     ledger = pg.ledger;
@@ -107,8 +114,8 @@ export interface App {
 }
 
 /** Starts the whole service. `clock` defaults to the system clock (tests pass a fake one). */
-export async function startApp(config: Config, logger: Logger, clock: Clock = systemClock): Promise<App> {
-  const adapters = await openAdapters(config, clock, logger);
+export async function startApp(config: Config, logger: Logger, clock: Clock = systemClock, hooks: TestHooks = {}): Promise<App> {
+  const adapters = await openAdapters(config, clock, logger, hooks);
   const core = new MintCore({
     store: adapters.store,
     limiter: adapters.limiter,

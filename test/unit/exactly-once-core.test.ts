@@ -10,7 +10,7 @@ import { MemoryRateLimiter } from "../../src/adapters/memory/memory-rate-limiter
 import { UnavailableError } from "../../src/domain/errors.js";
 import { MintCore, type MintUsdcInput } from "../../src/domain/mint-core.js";
 import type { MintRecord, NewMint } from "../../src/domain/model.js";
-import type { ExactlyOnceStore, IdempotencyClaim } from "../../src/domain/ports.js";
+import type { ExactlyOnceStore } from "../../src/domain/ports.js";
 import type { Result } from "../../src/domain/result.js";
 import { FakeClock, flushPromises } from "../support/fake-clock.js";
 
@@ -31,12 +31,12 @@ class HookedLedger extends MemoryLedgerStore {
   failNextMints = 0;
   afterReverse: (() => void) | null = null;
 
-  override async mint(cmd: NewMint, claim: IdempotencyClaim, deadlineMs: number): Promise<Result<MintRecord>> {
+  override async mint(cmd: NewMint): Promise<Result<MintRecord>> {
     if (this.failNextMints > 0) {
       this.failNextMints--;
       throw new UnavailableError("store unreachable before anything was written");
     }
-    return super.mint(cmd, claim, deadlineMs);
+    return super.mint(cmd);
   }
 
   override async reverseMint(mintId: string, reason: string, wallMs: number): Promise<Result<MintRecord>> {

@@ -38,9 +38,11 @@ export interface PostgresStoresOptions {
   readonly connectTimeoutMs: number;
   /** How long a completed idempotency key replays, counted from its commit, in ms. */
   readonly idempotencyTtlMs: number;
-  /** Deadlines (monotonic) and record times / key expiry (wall). */
+  /** Deadlines (monotonic) and record times (wall). Key expiry runs on the database's now(). */
   readonly clock: Clock;
   readonly logger?: PgLogger;
+  /** Test only: ms added to the database's now() where key expiry is judged (see PgDatabase). */
+  readonly testClockOffsetMs?: () => number;
 }
 
 export interface PostgresStores {
@@ -77,6 +79,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     connectTimeoutMs: opts.connectTimeoutMs,
     clock: opts.clock,
     logger,
+    ...(opts.testClockOffsetMs === undefined ? {} : { testClockOffsetMs: opts.testClockOffsetMs }),
   });
   // The pool ends when both stores are closed, or at `close()`.
   let ledgerOpen = true;

@@ -11,6 +11,14 @@ import { markNotApplied, type Failure } from "../../domain/errors.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { classifyPgError, unavailable } from "./pg-errors.js";
 
+/**
+ * Key expiry is judged by one clock per store: the database's, never a
+ * replica's wall clock. `$n` is `PgDatabase.nowOffsetMs()` (0 outside tests).
+ */
+export function dbNowSql(param: number): string {
+  return `(now() + make_interval(secs => $${param}::float8 / 1000))`;
+}
+
 /** What a call refused STORE_BUSY is told to wait before retrying with the same key. */
 export const STORE_BUSY_RETRY_AFTER_MS = 100;
 
@@ -52,6 +60,11 @@ export interface PgDatabaseOptions {
   readonly connectTimeoutMs: number;
   readonly clock: Clock;
   readonly logger: PgLogger;
+  /**
+   * Test only: milliseconds added to the database's `now()` wherever key
+   * expiry is judged, so TTL tests move time without waiting. 0 in production.
+   */
+  readonly testClockOffsetMs?: () => number;
 }
 
 /** How many times a transaction that hit 40001/40P01 is tried in all before UNAVAILABLE. */
@@ -141,6 +154,11 @@ export class PgDatabase {
     this.pool.on("error", (err) => {
       this.logger.warn({ err: err.message }, "idle PostgreSQL connection lost");
     });
+  }
+
+  /** The test-only offset added to the database's `now()` (0 in production); a bind value for `DB_NOW_SQL`. */
+  nowOffsetMs(): number {
+    return this.opts.testClockOffsetMs?.() ?? 0;
   }
 
   /** Milliseconds left before `deadlineMs` on the injected monotonic clock. */

@@ -22,7 +22,7 @@ import {
 } from "../../domain/model.js";
 import type { BeginOutcome, IdempotencyClaim, IdempotencyStore } from "../../domain/ports.js";
 import { asPgClaim, BEGIN_READ_COMMITTED, PgClaim, setLocalTimeoutsSql } from "./pg-claim.js";
-import { MAX_TX_ATTEMPTS, type Lease, type PgDatabase } from "./pg-database.js";
+import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase } from "./pg-database.js";
 import { classifyPgError } from "./pg-errors.js";
 import { decodeStoredResult } from "./stored-result-codec.js";
 
@@ -41,21 +41,21 @@ export const SWEEP_BATCH_MAX_KEYS = 10_000;
  */
 const CLAIM_SQL = `
 INSERT INTO idempotency_keys AS k (scope, key, fingerprint, result, state, expires_at)
-VALUES ($1, $2, $3, NULL, 'pending', $4)
+VALUES ($1, $2, $3, NULL, 'pending', ${dbNowSql(4)} + make_interval(secs => $5::float8 / 1000))
 ON CONFLICT (scope, key) DO UPDATE
   SET fingerprint = EXCLUDED.fingerprint, result = NULL, state = 'pending', expires_at = EXCLUDED.expires_at
-  WHERE k.expires_at <= $5
+  WHERE k.expires_at <= ${dbNowSql(4)}
 RETURNING (k.xmax = 0) AS inserted`;
 
 const SWEEP_SQL = `
 DELETE FROM idempotency_keys
 WHERE ctid IN (
   SELECT ctid FROM idempotency_keys
-  WHERE expires_at <= $1
+  WHERE expires_at <= ${dbNowSql(1)}
   ORDER BY expires_at
   LIMIT $2
   FOR UPDATE SKIP LOCKED
-) AND expires_at <= $1`;
+) AND expires_at <= ${dbNowSql(1)}`;
 
 type ClaimAttempt = { readonly kind: "done"; readonly result: Result<BeginOutcome> } | { readonly kind: "vanished" };
 
@@ -138,14 +138,7 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
     await client.query(
       `${BEGIN_READ_COMMITTED}; ${setLocalTimeoutsSql({ lockMs: timeouts.ms, statementMs: this.db.statementTimeoutMs, idleMs })}`,
     );
-    const nowWallMs = this.db.clock.wallMs();
-    const claimed = await client.query<{ inserted: boolean }>(CLAIM_SQL, [
-      scope,
-      key,
-      fp,
-      isoOfWallMs(nowWallMs + this.ttlMs),
-      isoOfWallMs(nowWallMs),
-    ]);
+    const claimed = await client.query<{ inserted: boolean }>(CLAIM_SQL, [scope, key, fp, this.db.nowOffsetMs(), this.ttlMs]);
     const row = claimed.rows[0];
     if (row !== undefined) {
       if (row.inserted) this.openInsertedClaims++;
@@ -219,7 +212,7 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
   async sweepExpired(maxKeys: number): Promise<number> {
     const limit = Math.min(Math.floor(maxKeys), SWEEP_BATCH_MAX_KEYS);
     if (!(limit >= 1)) return 0;
-    const res = await this.db.query(SWEEP_SQL, [isoOfWallMs(this.db.clock.wallMs()), limit], "sweeping expired idempotency keys");
+    const res = await this.db.query(SWEEP_SQL, [this.db.nowOffsetMs(), limit], "sweeping expired idempotency keys");
     return res.rowCount ?? 0;
   }
 

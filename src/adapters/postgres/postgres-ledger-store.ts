@@ -22,7 +22,7 @@ import { fail, ok, type Result } from "../../domain/result.js";
 import { completedMint, isBlockchain, type MintRecord, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
 import type { IdempotencyClaim, LedgerStore, ListMintsQuery } from "../../domain/ports.js";
 import { asPgClaim, BEGIN_READ_COMMITTED, setLocalTimeoutsSql, type PgClaim } from "./pg-claim.js";
-import { MAX_TX_ATTEMPTS, type Lease, type PgDatabase, type TxTimeouts } from "./pg-database.js";
+import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase, type TxTimeouts } from "./pg-database.js";
 import { classifyPgError, unavailable } from "./pg-errors.js";
 import { isoOfWallMs } from "./postgres-idempotency-store.js";
 import { mintToJson, transferToJson } from "./stored-result-codec.js";
@@ -88,7 +88,8 @@ WITH acct AS (
   RETURNING 1
 ), k AS (
   UPDATE idempotency_keys AS k
-  SET state = 'completed', result = jsonb_set($7::jsonb, '{mint,seq}', to_jsonb(m.seq)), expires_at = $8
+  SET state = 'completed', result = jsonb_set($7::jsonb, '{mint,seq}', to_jsonb(m.seq)),
+    expires_at = ${dbNowSql(8)} + make_interval(secs => $9::float8 / 1000)
   FROM m
   WHERE k.scope = 'mint' AND k.key = $5
   RETURNING 1
@@ -128,7 +129,8 @@ WITH upd AS (
   VALUES ($2, -$4::numeric, 'transfer_out', $1, $6), ($3, $4::numeric, 'transfer_in', $1, $6)
   RETURNING 1
 ), k AS (
-  UPDATE idempotency_keys SET state = 'completed', result = $7::jsonb, expires_at = $8
+  UPDATE idempotency_keys SET state = 'completed', result = $7::jsonb,
+    expires_at = ${dbNowSql(8)} + make_interval(secs => $9::float8 / 1000)
   WHERE scope = 'transfer' AND key = $5
   RETURNING 1
 )
@@ -178,7 +180,8 @@ export class PostgresLedgerStore implements LedgerStore {
         cmd.idempotencyKey,
         isoOfWallMs(cmd.createWallMs),
         JSON.stringify({ scope: "mint", mint: mintToJson(record) }),
-        isoOfWallMs(this.db.clock.wallMs() + this.idempotencyTtlMs),
+        this.db.nowOffsetMs(),
+        this.idempotencyTtlMs,
       ]);
       const row = res.rows[0];
       assert(row !== undefined && row.keys === 1 && row.accounts === 1, "mint wrote one account and its claimed key");
@@ -213,7 +216,8 @@ export class PostgresLedgerStore implements LedgerStore {
         cmd.idempotencyKey,
         isoOfWallMs(cmd.createWallMs),
         JSON.stringify({ scope: "transfer", transfer: transferToJson(record) }),
-        isoOfWallMs(this.db.clock.wallMs() + this.idempotencyTtlMs),
+        this.db.nowOffsetMs(),
+        this.idempotencyTtlMs,
       ]);
       const row = res.rows[0];
       assert(row !== undefined && row.accounts === 2 && row.keys === 1 && row.transfers === 1, "transfer wrote two accounts and its claimed key");
