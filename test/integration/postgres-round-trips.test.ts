@@ -1,0 +1,82 @@
+/**
+ * Round trips the PostgreSQL store makes per call, counted at the driver:
+ * every `query` a pooled client sends is one round trip (pg sends one
+ * message batch and waits for its reply). Also: reconcile answers from the
+ * reversal's own commit, with no key delete after it (issue 7 defect 6).
+ */
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { openPostgresStores, type PostgresStores } from "../../src/adapters/postgres/index.js";
+import { MemoryRateLimiter } from "../../src/adapters/memory/memory-rate-limiter.js";
+import { UnavailableError } from "../../src/domain/errors.js";
+import { MintCore } from "../../src/domain/mint-core.js";
+import { FakeClock } from "../support/fake-clock.js";
+import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
+
+const NO_DEADLINE = { deadlineMs: Infinity };
+
+let db: TestDatabase;
+let stores: PostgresStores;
+let core: MintCore;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const clock = new FakeClock();
+  stores = await openPostgresStores({ url: db.url, poolSize: 2, statementTimeoutMs: 5_000, connectTimeoutMs: 5_000, idempotencyTtlMs: 60_000, clock });
+  core = new MintCore({ store: stores.store, limiter: new MemoryRateLimiter({ limit: 1000, windowMs: 1000, clock }), clock, maxAmountMicros: 10n ** 18n });
+});
+
+afterAll(async () => {
+  await stores.close();
+  await db.drop();
+});
+
+/** Counts the queries pooled clients send while `fn` runs. */
+async function roundTrips(fn: () => Promise<unknown>): Promise<number> {
+  const spy = vi.spyOn(pg.Client.prototype, "query");
+  try {
+    await fn();
+    return spy.mock.calls.length;
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+describe("PostgreSQL round trips", () => {
+  it("a transfer is one transaction of 6 round trips (was 7: the new-account insert now rides with the lock)", async () => {
+    await core.mintUsdc({ accountId: "rt-a", amount: "10", blockchain: "ETHEREUM", idempotencyKey: "rt-m" }, NO_DEADLINE);
+    const n = await roundTrips(() =>
+      core.transfer({ fromAccountId: "rt-a", toAccountId: "rt-new", amount: "1", idempotencyKey: "rt-t1" }, NO_DEADLINE),
+    );
+    // BEGIN+timeouts, claim, SAVEPOINT+timeouts, create-and-lock accounts, transfer+result, COMMIT.
+    expect(n).toBe(6);
+    expect((await core.getBalance("rt-new")).ok && (await stores.store.getBalance("rt-new"))).toBe(1_000_000n);
+  });
+
+  it("a mint is 5 round trips", async () => {
+    const n = await roundTrips(() => core.mintUsdc({ accountId: "rt-b", amount: "1", blockchain: "ETHEREUM", idempotencyKey: "rt-m2" }, NO_DEADLINE));
+    expect(n).toBe(5);
+  });
+
+  it("reconcile is one transaction and nothing after its commit: a key-store failure cannot turn a done reversal into UNAVAILABLE (defect 6)", async () => {
+    const m = await core.mintUsdc({ accountId: "rt-c", amount: "2", blockchain: "ETHEREUM", idempotencyKey: "rt-m3" }, NO_DEADLINE);
+    if (!m.ok) throw new Error(m.error.code);
+    // Before, the core called idempotency.forget after the reversal committed.
+    const forget = vi.spyOn(stores.idempotency, "forget").mockRejectedValue(new UnavailableError("connection lost after the commit"));
+    try {
+      let result: Awaited<ReturnType<MintCore["reconcileMint"]>> | undefined;
+      const n = await roundTrips(async () => {
+        result = await core.reconcileMint(m.value.mint.mintId, "reorg", NO_DEADLINE);
+      });
+      expect(result).toMatchObject({ ok: true, value: { status: "REVERSED" } });
+      expect(forget).not.toHaveBeenCalled();
+      // BEGIN+timeouts, lock the mint, free its key, debit, reverse, COMMIT.
+      expect(n).toBe(6);
+    } finally {
+      forget.mockRestore();
+    }
+    // The key was freed in the reversal's transaction: the same key mints afresh.
+    const again = await core.mintUsdc({ accountId: "rt-c", amount: "2", blockchain: "ETHEREUM", idempotencyKey: "rt-m3" }, NO_DEADLINE);
+    expect(again).toMatchObject({ ok: true, value: { replayed: false } });
+  });
+});
