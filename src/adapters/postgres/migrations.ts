@@ -95,6 +95,21 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_expires_at ON idempotency_keys (expires_at);
 `,
   },
+  {
+    version: 2,
+    name: "mint seq in transaction-id order, for a feed that never skips",
+    sql: `
+-- A sequence hands out numbers in call order, but transactions commit in
+-- another: a reader past seq 102 never saw 101 committing later. From now on
+-- a mint's seq is base + the id of the transaction that wrote it (one mint per
+-- transaction), and ListMints returns only mints whose transaction id is below
+-- the oldest transaction still running in this database: every mint that can
+-- still commit has a larger seq than any mint already returned.
+CREATE TABLE mint_seq_base (base bigint NOT NULL);
+INSERT INTO mint_seq_base (base) SELECT COALESCE(MAX(seq), 0) + 1 FROM mints;
+ALTER TABLE mints ALTER COLUMN seq DROP DEFAULT;
+`,
+  },
 ];
 
 /**

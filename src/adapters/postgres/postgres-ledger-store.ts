@@ -79,8 +79,8 @@ WITH acct AS (
   ON CONFLICT (account_id) DO UPDATE SET balance = a.balance + EXCLUDED.balance
   RETURNING 1
 ), m AS (
-  INSERT INTO mints (mint_id, account_id, amount, blockchain, status, idempotency_key, create_time)
-  VALUES ($1, $2, $3, $4, 'COMPLETED', $5, $6)
+  INSERT INTO mints (seq, mint_id, account_id, amount, blockchain, status, idempotency_key, create_time)
+  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, 'COMPLETED', $5, $6 FROM mint_seq_base AS b
   RETURNING seq
 ), e AS (
   INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
@@ -95,6 +95,38 @@ WITH acct AS (
   RETURNING 1
 )
 SELECT m.seq::text AS seq, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM acct)::int AS accounts FROM m`;
+
+/**
+ * The feed's horizon (see migration 2): `limit_seq` = base + the oldest
+ * transaction id that may still commit, i.e. the smallest of the snapshot's
+ * next id (xmax) and the ids in progress (xip), leaving out the ids `$3`
+ * that were seen running in another database (they cannot write our mints).
+ * `$3` is read in an earlier statement (OTHER_DATABASE_XIDS_SQL), before
+ * this statement's snapshot: a transaction whose id is below a mint already
+ * committed got that id before the poll began, so if it is still running at
+ * the snapshot it was already listed. An id in progress that is not listed
+ * is kept, which can only delay, never skip. So an idle transaction in
+ * another database never holds the feed back; one in this database holds
+ * it back while it lives (the service's own are ended by the statement and
+ * idle-in-transaction timeouts).
+ */
+const FEED_HORIZON_CTE = `
+WITH s AS (SELECT pg_current_snapshot() AS snap),
+h AS (
+  SELECT (SELECT base FROM mint_seq_base) + LEAST(
+    pg_snapshot_xmax(s.snap)::text::bigint,
+    COALESCE((
+      SELECT min(x::text::bigint) FROM pg_snapshot_xip(s.snap) AS x
+      WHERE NOT (xid(x) = ANY ($3::xid[]))
+    ), pg_snapshot_xmax(s.snap)::text::bigint)
+  ) AS limit_seq
+  FROM s
+)`;
+
+/** Transaction ids running in other databases of the cluster (backend_xid is visible to every role). */
+const OTHER_DATABASE_XIDS_SQL = `
+SELECT COALESCE(array_agg(backend_xid::text), '{}') AS xids FROM pg_stat_activity
+WHERE backend_xid IS NOT NULL AND datid <> (SELECT oid FROM pg_database WHERE datname = current_database())`;
 
 /**
  * Creates the receiving account if it is new (the sender must exist to have
@@ -311,22 +343,27 @@ export class PostgresLedgerStore implements LedgerStore {
 
   /**
    * Mints with `seq > afterSeq`, ascending, at most `limit` (capped at
-   * LIST_MINTS_MAX_LIMIT). `seq` comes from a sequence, so a mint whose
-   * transaction commits after a later-numbered one appears behind a cursor
-   * that has already passed it; ListMints pages are a best-effort view under
-   * concurrent mints, exact once they settle. `ORDER BY mints.seq`, not
-   * `seq`: the bare name would pick the output column `seq::text AS seq` and
-   * sort "10" before "9".
+   * LIST_MINTS_MAX_LIMIT), up to the feed's horizon (FEED_HORIZON_CTE): a
+   * cursor never passes a mint that can still commit, so a poller never
+   * skips one. Two round trips (the other databases' running ids first).
+   * `ORDER BY mints.seq`, not `seq`: the bare name would pick the output
+   * column `seq::text AS seq` and sort "10" before "9".
    */
   async listMints(query: ListMintsQuery): Promise<MintRecord[]> {
     const limit = Math.max(0, Math.min(Math.floor(query.limit), LIST_MINTS_MAX_LIMIT));
     if (limit === 0) return [];
+    const others = await this.db.query<{ xids: string[] }>(OTHER_DATABASE_XIDS_SQL, [], "listing mints");
+    const otherXids = others.rows[0]?.xids ?? [];
     const res =
       query.accountId === null
-        ? await this.db.query<MintRow>(`SELECT ${MINT_COLUMNS} FROM mints WHERE seq > $1 ORDER BY mints.seq LIMIT $2`, [query.afterSeq, limit], "listing mints")
+        ? await this.db.query<MintRow>(
+            `${FEED_HORIZON_CTE} SELECT ${MINT_COLUMNS} FROM mints, h WHERE seq > $1 AND seq < h.limit_seq ORDER BY mints.seq LIMIT $2`,
+            [query.afterSeq, limit, otherXids],
+            "listing mints",
+          )
         : await this.db.query<MintRow>(
-            `SELECT ${MINT_COLUMNS} FROM mints WHERE account_id = $1 AND seq > $2 ORDER BY mints.seq LIMIT $3`,
-            [query.accountId, query.afterSeq, limit],
+            `${FEED_HORIZON_CTE} SELECT ${MINT_COLUMNS} FROM mints, h WHERE account_id = $4 AND seq > $1 AND seq < h.limit_seq ORDER BY mints.seq LIMIT $2`,
+            [query.afterSeq, limit, otherXids, query.accountId],
             "listing mints",
           );
     return res.rows.map(mintFromRow);
