@@ -13,13 +13,12 @@ import type { Effect, ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, Keye
 import { fail, ok, type Result } from "../../domain/result.js";
 import { IN_USE_RETRY_AFTER_MS } from "./memory-idempotency-store.js";
 
-/** Who holds a key's gate, and the queue behind it. */
+/** Who holds a key's gate, and who waits behind it. */
 interface Gate {
   /** The holder's request; null for a reversal (which never conflicts with a retry of its own mint). */
   readonly request: CanonicalRequest | null;
-  /** Resolved when the holder leaves; each waiter then tries again. */
-  readonly left: Promise<void>;
-  readonly leave: () => void;
+  /** Woken when the holder leaves (each then tries again); null until someone waits, so the uncontended path allocates no promise. */
+  waiters: (() => void)[] | null;
 }
 
 export const CANCELLED_WHILE_WAITING: Failure = { code: "CANCELLED", message: "the call was cancelled while it waited; nothing was applied" };
@@ -34,7 +33,8 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
   ) {}
 
   async applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
-    const entered = await this.enter(call.scope, call.key, call.request, wait);
+    // The uncontended path takes the gate without a promise turn.
+    const entered = (wait.signal?.aborted !== true ? this.tryTake(call.scope, call.key, call.request) : null) ?? (await this.enter(call.scope, call.key, call.request, wait));
     if (!entered.ok) return entered;
     try {
       const begun = await this.keys.begin(call.scope, call.key, call.request, wait.deadlineMs);
@@ -107,49 +107,49 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
    * holding the key is IDEMPOTENCY_KEY_REUSED at once. Returns the leave
    * function.
    */
+  /** Takes the key's gate when it is free; null when it is held. */
+  private tryTake(scope: IdempotencyScope, key: string, request: CanonicalRequest | null): Result<() => void> | null {
+    const gateKey = `${scope}\u0000${key}`;
+    if (this.gates.has(gateKey)) return null;
+    const gate: Gate = { request, waiters: null };
+    this.gates.set(gateKey, gate);
+    return ok(() => {
+      this.gates.delete(gateKey);
+      if (gate.waiters !== null) for (const wake of gate.waiters) wake();
+    });
+  }
+
   private async enter(scope: IdempotencyScope, key: string, request: CanonicalRequest | null, wait: Wait): Promise<Result<() => void>> {
     const gateKey = `${scope}\u0000${key}`;
     for (;;) {
       if (wait.signal?.aborted === true) return fail(CANCELLED_WHILE_WAITING);
       const held = this.gates.get(gateKey);
-      if (held === undefined) {
-        let leave: () => void = () => undefined;
-        const left = new Promise<void>((resolve) => {
-          leave = resolve;
-        });
-        const gate: Gate = {
-          request,
-          left,
-          leave: () => {
-            if (this.gates.get(gateKey) === gate) this.gates.delete(gateKey);
-            leave();
-          },
-        };
-        this.gates.set(gateKey, gate);
-        return ok(gate.leave);
-      }
+      if (held === undefined) return this.tryTake(scope, key, request) as Result<() => void>;
       if (request !== null && held.request !== null && !sameRequest(held.request, request)) {
         return fail({ code: "IDEMPOTENCY_KEY_REUSED", key, fields: differingFields(held.request, request) });
       }
-      const outcome = await this.waitFor(held.left, wait);
+      const outcome = await this.waitFor(held, wait);
       if (outcome === "deadline") return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: IN_USE_RETRY_AFTER_MS });
       if (outcome === "aborted") return fail(CANCELLED_WHILE_WAITING);
     }
   }
 
-  private waitFor(left: Promise<void>, wait: Wait): Promise<"left" | "deadline" | "aborted"> {
+  private waitFor(gate: Gate, wait: Wait): Promise<"left" | "deadline" | "aborted"> {
     const delayMs = wait.deadlineMs - this.clock.nowMs();
     if (delayMs <= 0) return Promise.resolve("deadline");
     return new Promise((resolve) => {
+      let settled = false;
       const cancelTimer = delayMs === Infinity ? () => undefined : this.clock.setTimer(delayMs, () => done("deadline"));
       const onAbort = (): void => done("aborted");
       wait.signal?.addEventListener("abort", onAbort, { once: true });
       function done(how: "left" | "deadline" | "aborted"): void {
+        if (settled) return;
+        settled = true;
         cancelTimer();
         wait.signal?.removeEventListener("abort", onAbort);
         resolve(how);
       }
-      void left.then(() => done("left"));
+      (gate.waiters ??= []).push(() => done("left"));
     });
   }
 }
