@@ -32,8 +32,8 @@ export interface Adapters {
 
 /** Test-only knobs; production passes none. */
 export interface TestHooks {
-  /** Added to PostgreSQL's now() where key expiry is judged, so a fake clock moves the store's clock too. */
-  readonly pgClockOffsetMs?: () => number;
+  /** Stands in for PostgreSQL's now() where key expiry is judged, so a fake clock is the store's clock too. */
+  readonly pgNowWallMs?: () => number;
 }
 
 export async function openAdapters(config: Config, clock: Clock, logger: Logger, hooks: TestHooks = {}): Promise<Adapters> {
@@ -61,7 +61,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
       idempotencyTtlMs: config.idempotencyTtlMs,
       clock,
       logger,
-      ...(hooks.pgClockOffsetMs === undefined ? {} : { testClockOffsetMs: hooks.pgClockOffsetMs }),
+      ...(hooks.pgNowWallMs === undefined ? {} : { testNowWallMs: hooks.pgNowWallMs }),
     });
     store = pg.store;
     ledger = pg.ledger;

@@ -27,8 +27,8 @@ async function makePostgresStores(defaultIsolation?: "serializable"): Promise<St
       connectTimeoutMs: 5_000,
       idempotencyTtlMs: CONTRACT_IDEMPOTENCY_TTL_MS,
       clock,
-      // Key expiry runs on the database's now(); the fake clock's advance moves it.
-      testClockOffsetMs: () => clock.nowMs(),
+      // Key expiry runs on the store's clock: here the fake clock, not a real wait.
+      testNowWallMs: () => clock.wallMs(),
     });
     return {
       store: stores.store,

@@ -58,7 +58,7 @@ async function openReplica(opts: ReplicaOptions = {}): Promise<Replica> {
     connectTimeoutMs: opts.connectTimeoutMs ?? 2_000,
     idempotencyTtlMs: TTL_MS,
     clock,
-    testClockOffsetMs: () => clock.nowMs(),
+    testNowWallMs: () => clock.wallMs(),
     logger: { info() {}, warn: (o, m) => warnings.push({ o, m }), error: (o, m) => warnings.push({ o, m }) },
   });
   const replica: Replica = {
@@ -137,14 +137,9 @@ describe("migrations", () => {
       const tables = await client.query<{ table_name: string }>(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
       );
-      expect(tables.rows.map((r) => r.table_name)).toEqual([
-        "accounts",
-        "idempotency_keys",
-        "ledger_entries",
-        "mints",
-        "schema_migrations",
-        "transfers",
-      ]);
+      expect(tables.rows.map((r) => r.table_name).sort()).toEqual(
+        ["accounts", "idempotency_keys", "ledger_entries", "mint_seq_base", "mints", "schema_migrations", "transfers"].sort(),
+      );
       const money = await client.query<{ table_name: string; column_name: string; data_type: string; numeric_precision: number; numeric_scale: number }>(
         `SELECT table_name, column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns
          WHERE table_schema = 'public' AND column_name IN ('balance', 'amount') ORDER BY table_name`,
@@ -367,16 +362,19 @@ describe("deadlines, retries and sweeping", () => {
   it("sweepExpired deletes expired keys in bounded batches, replicas sweeping side by side", async () => {
     const a = await openReplica();
     const b = await openReplica({ clock: a.clock });
-    // Expiry is judged by the database's clock, so the rows are placed on it.
+    // Expiry is judged by the store's clock: here the replicas' fake clock.
+    const wall = a.clock.wallMs();
     await db.query(
       `INSERT INTO idempotency_keys (scope, key, fingerprint, result, state, expires_at)
-       SELECT 'mint', 'old-' || i, '[]', '{}'::jsonb, 'completed', now() - (i || ' ms')::interval
+       SELECT 'mint', 'old-' || i, '[]', '{}'::jsonb, 'completed', to_timestamp($1::double precision / 1000) - (i || ' ms')::interval
        FROM generate_series(1, 250) AS i`,
+      [wall],
     );
     await db.query(
       `INSERT INTO idempotency_keys (scope, key, fingerprint, result, state, expires_at)
-       SELECT 'transfer', 'live-' || i, '[]', '{}'::jsonb, 'completed', now() + interval '1 hour'
+       SELECT 'transfer', 'live-' || i, '[]', '{}'::jsonb, 'completed', to_timestamp($1::double precision / 1000) + interval '1 hour'
        FROM generate_series(1, 10) AS i`,
+      [wall],
     );
     expect(await a.idempotency.size()).toBe(260);
     expect(await a.idempotency.sweepExpired(100)).toBe(100);

@@ -24,7 +24,7 @@ export interface TestServer {
 export async function startTestServer(env: Record<string, string> = {}, clock?: Clock): Promise<TestServer> {
   const config = loadConfig([], { MINT_LISTEN: "127.0.0.1:0", MINT_LOG_LEVEL: "silent", ...env });
   // A fake clock moves the PostgreSQL store's expiry clock (now()) as well.
-  const app = await startApp(config, createLogger(config.logLevel), clock, clock === undefined ? {} : { pgClockOffsetMs: () => clock.nowMs() });
+  const app = await startApp(config, createLogger(config.logLevel), clock, clock === undefined ? {} : { pgNowWallMs: () => clock.wallMs() });
   const client = new MintServiceClient(app.server.address, grpc.credentials.createInsecure());
   const call = <Req, Res>(method: string, req: Req, opts: { deadlineMs?: number } = {}): Promise<Res> =>
     new Promise((resolve, reject) => {

@@ -41,8 +41,8 @@ export interface PostgresStoresOptions {
   /** Deadlines (monotonic) and record times (wall). Key expiry runs on the database's now(). */
   readonly clock: Clock;
   readonly logger?: PgLogger;
-  /** Test only: ms added to the database's now() where key expiry is judged (see PgDatabase). */
-  readonly testClockOffsetMs?: () => number;
+  /** Test only: the wall ms standing in for the database's now() where key expiry is judged (see PgDatabase). */
+  readonly testNowWallMs?: () => number;
 }
 
 export interface PostgresStores {
@@ -79,7 +79,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     connectTimeoutMs: opts.connectTimeoutMs,
     clock: opts.clock,
     logger,
-    ...(opts.testClockOffsetMs === undefined ? {} : { testClockOffsetMs: opts.testClockOffsetMs }),
+    ...(opts.testNowWallMs === undefined ? {} : { testNowWallMs: opts.testNowWallMs }),
   });
   // The pool ends when both stores are closed, or at `close()`.
   let ledgerOpen = true;

@@ -12,11 +12,11 @@ import { fail, ok, type Result } from "../../domain/result.js";
 import { classifyPgError, unavailable } from "./pg-errors.js";
 
 /**
- * Key expiry is judged by one clock per store: the database's, never a
- * replica's wall clock. `$n` is `PgDatabase.nowOffsetMs()` (0 outside tests).
+ * Key expiry is judged by one clock per store: the database's `now()`, never
+ * a replica's wall clock. `$n` is `PgDatabase.nowParam()`: null outside tests.
  */
 export function dbNowSql(param: number): string {
-  return `(now() + make_interval(secs => $${param}::float8 / 1000))`;
+  return `COALESCE(to_timestamp($${param}::float8 / 1000), now())`;
 }
 
 /** What a call refused STORE_BUSY is told to wait before retrying with the same key. */
@@ -61,10 +61,11 @@ export interface PgDatabaseOptions {
   readonly clock: Clock;
   readonly logger: PgLogger;
   /**
-   * Test only: milliseconds added to the database's `now()` wherever key
-   * expiry is judged, so TTL tests move time without waiting. 0 in production.
+   * Test only: the wall time (ms) that stands in for the database's `now()`
+   * wherever key expiry is judged, so TTL tests move a fake clock instead of
+   * waiting. Unset in production: the database's own `now()` is the clock.
    */
-  readonly testClockOffsetMs?: () => number;
+  readonly testNowWallMs?: () => number;
 }
 
 /** How many times a transaction that hit 40001/40P01 is tried in all before UNAVAILABLE. */
@@ -156,9 +157,9 @@ export class PgDatabase {
     });
   }
 
-  /** The test-only offset added to the database's `now()` (0 in production); a bind value for `DB_NOW_SQL`. */
-  nowOffsetMs(): number {
-    return this.opts.testClockOffsetMs?.() ?? 0;
+  /** The bind value for `dbNowSql`: null in production (the database's now()), the test clock's wall ms in tests. */
+  nowParam(): number | null {
+    return this.opts.testNowWallMs?.() ?? null;
   }
 
   /** Milliseconds left before `deadlineMs` on the injected monotonic clock. */

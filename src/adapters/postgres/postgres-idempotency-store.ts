@@ -138,7 +138,7 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
     await client.query(
       `${BEGIN_READ_COMMITTED}; ${setLocalTimeoutsSql({ lockMs: timeouts.ms, statementMs: this.db.statementTimeoutMs, idleMs })}`,
     );
-    const claimed = await client.query<{ inserted: boolean }>(CLAIM_SQL, [scope, key, fp, this.db.nowOffsetMs(), this.ttlMs]);
+    const claimed = await client.query<{ inserted: boolean }>(CLAIM_SQL, [scope, key, fp, this.db.nowParam(), this.ttlMs]);
     const row = claimed.rows[0];
     if (row !== undefined) {
       if (row.inserted) this.openInsertedClaims++;
@@ -212,7 +212,7 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
   async sweepExpired(maxKeys: number): Promise<number> {
     const limit = Math.min(Math.floor(maxKeys), SWEEP_BATCH_MAX_KEYS);
     if (!(limit >= 1)) return 0;
-    const res = await this.db.query(SWEEP_SQL, [this.db.nowOffsetMs(), limit], "sweeping expired idempotency keys");
+    const res = await this.db.query(SWEEP_SQL, [this.db.nowParam(), limit], "sweeping expired idempotency keys");
     return res.rowCount ?? 0;
   }
 

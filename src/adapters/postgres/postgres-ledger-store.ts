@@ -212,7 +212,7 @@ export class PostgresLedgerStore implements LedgerStore {
         cmd.idempotencyKey,
         isoOfWallMs(cmd.createWallMs),
         JSON.stringify({ scope: "mint", mint: mintToJson(record) }),
-        this.db.nowOffsetMs(),
+        this.db.nowParam(),
         this.idempotencyTtlMs,
       ]);
       const row = res.rows[0];
@@ -248,7 +248,7 @@ export class PostgresLedgerStore implements LedgerStore {
         cmd.idempotencyKey,
         isoOfWallMs(cmd.createWallMs),
         JSON.stringify({ scope: "transfer", transfer: transferToJson(record) }),
-        this.db.nowOffsetMs(),
+        this.db.nowParam(),
         this.idempotencyTtlMs,
       ]);
       const row = res.rows[0];
