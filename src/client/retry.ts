@@ -33,20 +33,6 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
   multiplier: 2,
 });
 
-/** Codes that say the request itself is wrong or not allowed: resending it cannot help. */
-const NEVER_RETRIED = new Set<string>([
-  "INVALID_ARGUMENT",
-  "FAILED_PRECONDITION",
-  "ALREADY_EXISTS",
-  "PERMISSION_DENIED",
-  "UNAUTHENTICATED",
-  "NOT_FOUND",
-  "OUT_OF_RANGE",
-  "UNIMPLEMENTED",
-  "CANCELLED",
-  "DATA_LOSS",
-]);
-
 export type RetryDecision = { readonly retry: false } | { readonly retry: true; readonly exactDelayMs?: number };
 
 const NO: RetryDecision = { retry: false };
@@ -55,31 +41,51 @@ const BACKOFF: RetryDecision = { retry: true };
 /**
  * Whether `err` may be retried for a call of the given safety. `exactDelayMs`
  * is set when the server said how long to wait (RetryInfo); otherwise the
- * caller backs off with jitter.
+ * caller backs off with jitter. One case per gRPC code, so none is forgotten.
  */
 export function retryDecision(err: MintServiceError, safety: CallSafety): RetryDecision {
   // Nothing was sent (no serving address): always safe.
   if (!err.sent) return BACKOFF;
-  if (NEVER_RETRIED.has(err.code)) return NO;
   // The service refused before doing anything and said when to come back.
-  if (err.retryAfterMs !== undefined) return { retry: true, exactDelayMs: err.retryAfterMs };
+  const told: RetryDecision | undefined = err.retryAfterMs === undefined ? undefined : { retry: true, exactDelayMs: err.retryAfterMs };
   const ambiguousOk = safety !== "unkeyed";
   switch (err.code) {
+    // The request itself is wrong or not allowed: resending it cannot help,
+    // whatever details came with it.
+    case "OK":
+    case "INVALID_ARGUMENT":
+    case "FAILED_PRECONDITION":
+    case "ALREADY_EXISTS":
+    case "PERMISSION_DENIED":
+    case "UNAUTHENTICATED":
+    case "NOT_FOUND":
+    case "OUT_OF_RANGE":
+    case "UNIMPLEMENTED":
+    case "CANCELLED":
+    case "DATA_LOSS":
+      return NO;
+    // RATE_LIMITED and IDEMPOTENCY_STORE_FULL carry RetryInfo; a message
+    // too large (grpc-js, no details) does not and stays too large.
+    case "RESOURCE_EXHAUSTED":
+    case "UNKNOWN":
+      return told ?? NO;
     case "ABORTED":
-      return err.reason === "IDEMPOTENCY_KEY_IN_USE" ? BACKOFF : NO;
+      return told ?? (err.reason === "IDEMPOTENCY_KEY_IN_USE" ? BACKOFF : NO);
     case "UNAVAILABLE":
       // With our ErrorInfo the service answered (draining, a store down) and
       // applied nothing it will not replay; without it the connection failed
       // (refused, reset, GOAWAY), perhaps after the request was applied.
-      return err.hasErrorInfo || ambiguousOk ? BACKOFF : NO;
+      return told ?? (err.hasErrorInfo || ambiguousOk ? BACKOFF : NO);
     case "DEADLINE_EXCEEDED":
-      return ambiguousOk ? BACKOFF : NO;
+      return told ?? (ambiguousOk ? BACKOFF : NO);
     case "INTERNAL":
       // A stream reset by a GOAWAY surfaces as INTERNAL "RST_STREAM" with no
       // details; an INTERNAL with ErrorInfo is a bug in the service.
-      return ambiguousOk && !err.hasErrorInfo && err.message.includes("RST_STREAM") ? BACKOFF : NO;
-    default:
-      return NO;
+      return told ?? (ambiguousOk && !err.hasErrorInfo && err.message.includes("RST_STREAM") ? BACKOFF : NO);
+    default: {
+      const unreachable: never = err.code;
+      throw new Error(`unknown gRPC code ${String(unreachable)}`);
+    }
   }
 }
 
