@@ -17,6 +17,7 @@ export interface GlobalFlags {
   readonly address?: string;
   readonly token?: string;
   readonly tls?: boolean;
+  readonly allowPlaintextToken?: boolean;
   readonly ca?: string;
   readonly cert?: string;
   readonly key?: string;
@@ -25,7 +26,7 @@ export interface GlobalFlags {
 }
 
 /** Each global flag and the environment variable that stands in for it. */
-export const ENV_FALLBACKS: Record<Exclude<keyof GlobalFlags, "json" | "tls">, string> = {
+export const ENV_FALLBACKS: Record<Exclude<keyof GlobalFlags, "json" | "tls" | "allowPlaintextToken">, string> = {
   address: "MINTCTL_ADDRESS",
   token: "MINTCTL_TOKEN",
   ca: "MINTCTL_CA",
@@ -87,12 +88,24 @@ export class Context {
   }
 
   client(): MintClient {
-    this.#client ??= createMintClient({
-      addresses: this.setting("address") ?? DEFAULT_ADDRESS,
-      credentials: this.credentials(),
-      token: this.setting("token"),
-      defaultDeadlineMs: this.deadlineMs(),
-    });
+    if (this.#client === undefined) {
+      const credentials = this.credentials();
+      const secure = this.flags.tls === true || this.setting("ca") !== undefined || this.setting("cert") !== undefined;
+      try {
+        this.#client = createMintClient({
+          addresses: this.setting("address") ?? DEFAULT_ADDRESS,
+          // Plaintext is passed as "no credentials" so the SDK's plaintext-token guard applies.
+          credentials: secure ? credentials : undefined,
+          token: this.setting("token"),
+          allowPlaintextToken: this.flags.allowPlaintextToken === true,
+          defaultDeadlineMs: this.deadlineMs(),
+        });
+      } catch (err) {
+        // The SDK refuses bad options with a TypeError: for mintctl that is a usage error.
+        if (err instanceof TypeError) throw new UsageError(err.message.replace(/^createMintClient: /, "").replace("allowPlaintextToken: true", "--allow-plaintext-token"));
+        throw err;
+      }
+    }
     return this.#client;
   }
 

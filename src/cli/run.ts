@@ -29,6 +29,7 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
     .description("Call the USDC mint service: mint, transfer, balance, get, list, reconcile, health.")
     .addOption(new Option("--address <target>", `host:port, or ipv4:a:1,b:2 for several replicas (default ${DEFAULT_ADDRESS}; env ${ENV_FALLBACKS.address})`))
     .addOption(new Option("--token <token>", `bearer token sent as authorization metadata (env ${ENV_FALLBACKS.token}; prefer the env, argv is visible to ps)`))
+    .addOption(new Option("--allow-plaintext-token", "send --token without TLS to a non-loopback address (a network you trust)"))
     .addOption(new Option("--tls", "use TLS with the system's root certificates"))
     .addOption(new Option("--ca <file>", `PEM CA bundle to verify the server with; implies TLS (env ${ENV_FALLBACKS.ca})`))
     .addOption(new Option("--cert <file>", `PEM client certificate for mutual TLS (env ${ENV_FALLBACKS.cert})`))

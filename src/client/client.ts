@@ -16,7 +16,7 @@ import {
   type ReconcileMintRequest,
   type TransferRequest,
 } from "../../gen/usdc/mint/v1/mint.js";
-import { EndpointPool, expandTargets, type EndpointState } from "./endpoints.js";
+import { EndpointPool, expandTargets, isLoopbackTarget, type EndpointState } from "./endpoints.js";
 import { MintServiceError, toMintServiceError } from "./errors.js";
 import { backoffMs, DEFAULT_RETRY_POLICY, retryDecision, type CallSafety, type RetryPolicy } from "./retry.js";
 import { blockchainToWire, mintFromWire, transferFromWire, type Balance, type BlockchainName, type Mint, type MintPage, type MintResult, type TransferResult } from "./types.js";
@@ -41,8 +41,14 @@ export interface MintClientOptions {
   readonly addresses: string | readonly string[];
   /** Channel credentials (TLS, mTLS); default plaintext, for a local or sidecar-protected service. */
   readonly credentials?: grpc.ChannelCredentials;
-  /** A bearer token sent as `authorization: Bearer <token>` on every call. */
+  /**
+   * A bearer token sent as `authorization: Bearer <token>` on every call. Without
+   * `credentials` (plaintext) it is refused for any non-loopback address unless
+   * `allowPlaintextToken` is set: a token on the wire in clear text is a stolen token.
+   */
   readonly token?: string;
+  /** Send `token` over plaintext to non-loopback addresses (a network you trust, e.g. a sidecar). */
+  readonly allowPlaintextToken?: boolean;
   /** Deadline of each attempt in milliseconds (default 5000); one operation may make several within `retry.budgetMs`. */
   readonly defaultDeadlineMs?: number;
   /** Retry policy overrides; `false` turns retries off (one attempt per call). */
@@ -150,7 +156,14 @@ export function createMintClient(options: MintClientOptions): MintClient {
     if (token !== undefined && token !== "") md.set("authorization", `Bearer ${token}`);
     return md;
   };
-  const pool = new EndpointPool(expandTargets(options.addresses), credentials, options.channelOptions ?? {}, metadata);
+  const targets = expandTargets(options.addresses);
+  if (token !== undefined && token !== "" && options.credentials === undefined && options.allowPlaintextToken !== true) {
+    const remote = targets.find((t) => !isLoopbackTarget(t));
+    if (remote !== undefined) {
+      throw new TypeError(`createMintClient: the token would travel in plaintext to ${remote}; pass TLS credentials, or allowPlaintextToken: true on a network you trust`);
+    }
+  }
+  const pool = new EndpointPool(targets, credentials, options.channelOptions ?? {}, metadata);
 
   function policyFor(call: CallOptions | undefined): RetryPolicy | undefined {
     const override = call?.retry ?? options.retry;

@@ -48,6 +48,13 @@ export function expandTargets(addresses: string | readonly string[]): string[] {
   return out;
 }
 
+/** True when a target names this host only (127.0.0.0/8, ::1, localhost): traffic to it never crosses a network. */
+export function isLoopbackTarget(target: string): boolean {
+  const rest = target.replace(/^(ipv4|ipv6|dns):(\/\/[^/]*\/)?\/*/, "");
+  const host = rest.startsWith("[") ? rest.slice(1, rest.indexOf("]")) : rest.slice(0, rest.lastIndexOf(":") < 0 ? undefined : rest.lastIndexOf(":"));
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 export class Endpoint {
   readonly address: string;
   readonly mint: MintServiceClient;

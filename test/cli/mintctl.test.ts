@@ -230,6 +230,7 @@ describe("flags, environment and usage", () => {
     [["mint", "--from-csv", "/nonexistent.csv"], "ENOENT"],
     [["mint", "a", "1", "--from-csv", "/nonexistent.csv"], "takes no account or amount"],
     [["mint", "--from-csv", "/nonexistent.csv", "--concurrency", "0"], "--concurrency"],
+    [["--address", "10.0.0.1:1", "--token", "t", "balance", "a"], "the token would travel in plaintext to 10.0.0.1:1; pass TLS credentials, or --allow-plaintext-token"],
   ])("usage error %j -> exit 2", async (args, message) => {
     const r = await mintctl([...A, ...args]);
     expect(r.code).toBe(2);

@@ -1,6 +1,8 @@
 // The SDK's pure parts: money helpers, UUIDv7, address expansion and the retry rules, rule by rule.
 import { describe, expect, it } from "vitest";
-import { expandTargets } from "../../src/client/endpoints.js";
+import * as grpc from "@grpc/grpc-js";
+import { createMintClient } from "../../src/client/client.js";
+import { expandTargets, isLoopbackTarget } from "../../src/client/endpoints.js";
 import { MintServiceError, type MintServiceErrorInit } from "../../src/client/errors.js";
 import { fromMicros, toMicros } from "../../src/client/money.js";
 import { backoffMs, DEFAULT_RETRY_POLICY, retryDecision, type CallSafety } from "../../src/client/retry.js";
@@ -54,6 +56,35 @@ describe("expandTargets", () => {
   it("refuses an empty list", () => {
     expect(() => expandTargets("")).toThrow(/no address/);
     expect(() => expandTargets([])).toThrow(/no address/);
+  });
+});
+
+describe("a token never travels in plaintext to another host unless asked", () => {
+  it.each([
+    ["127.0.0.1:50051", true],
+    ["ipv4:127.0.0.2:1", true],
+    ["localhost:50051", true],
+    ["dns:localhost:50051", true],
+    ["dns:///localhost:50051", true],
+    ["ipv6:[::1]:50051", true],
+    ["[::1]:50051", true],
+    ["10.0.0.1:50051", false],
+    ["mint.internal:50051", false],
+    ["dns:mint.internal:50051", false],
+    ["ipv6:[2001:db8::1]:1", false],
+    ["127.0.0.1.evil.example:1", false],
+  ])("isLoopbackTarget(%j) = %s", (target, loopback) => {
+    expect(isLoopbackTarget(target)).toBe(loopback);
+  });
+
+  it("createMintClient refuses token + plaintext + a remote address; TLS credentials or allowPlaintextToken accept it", () => {
+    expect(() => createMintClient({ addresses: ["127.0.0.1:1", "10.0.0.1:1"], token: "t" })).toThrow(/plaintext to 10\.0\.0\.1:1/);
+    for (const c of [
+      createMintClient({ addresses: "10.0.0.1:1", token: "t", allowPlaintextToken: true }),
+      createMintClient({ addresses: "10.0.0.1:1", token: "t", credentials: grpc.credentials.createSsl() }),
+      createMintClient({ addresses: "10.0.0.1:1" }),
+      createMintClient({ addresses: "127.0.0.1:1", token: "t" }),
+    ]) c.close();
   });
 });
 
