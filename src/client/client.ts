@@ -227,7 +227,7 @@ export function createMintClient(options: MintClientOptions): MintClient {
     }
   }
 
-  return {
+  const client: MintClient = {
     async mintUsdc(input, call) {
       const idempotencyKey = input.idempotencyKey ?? uuidv7();
       const req: MintUsdcRequest = { accountId: input.accountId, amount: input.amount, blockchain: blockchainToWire(input.blockchain), idempotencyKey };
@@ -254,7 +254,8 @@ export function createMintClient(options: MintClientOptions): MintClient {
       return { mints: res.mints.map(mintFromWire), nextPageToken: res.nextPageToken };
     },
     listAllMints(input = {}, call) {
-      const list = this.listMints.bind(this);
+      // Through `client`, not `this`: methods may be passed around unbound.
+      const list = client.listMints;
       return {
         async *[Symbol.asyncIterator]() {
           let pageToken = "";
@@ -276,7 +277,7 @@ export function createMintClient(options: MintClientOptions): MintClient {
         // operation may have applied (an ambiguous failure, then a retry), the
         // retry meets its own reversal. The mint as reversed with our reason is that answer.
         if (err instanceof MintServiceError && err.reason === "MINT_ALREADY_REVERSED" && err.attempts > 1) {
-          const mint = await this.getMint(input.mintId, call);
+          const mint = await client.getMint(input.mintId, call);
           if (mint.status === "REVERSED" && mint.reverseReason === reason) return mint;
         }
         throw err;
@@ -289,4 +290,5 @@ export function createMintClient(options: MintClientOptions): MintClient {
     },
     close: () => pool.close(),
   };
+  return client;
 }

@@ -83,7 +83,8 @@ describe("SDK on one server", () => {
     expect(first.mints).toHaveLength(3);
     expect(first.nextPageToken).not.toBe("");
     const all: string[] = [];
-    for await (const m of client.listAllMints({ accountId: acct, pageSize: 3 })) all.push(m.mintId);
+    const { listAllMints } = client; // methods work unbound
+    for await (const m of listAllMints({ accountId: acct, pageSize: 3 })) all.push(m.mintId);
     expect(all.sort()).toEqual([...ids].sort());
   });
 
@@ -333,6 +334,42 @@ describe("a store that fails: STORE_UNAVAILABLE retried with the same key, INTER
     } finally {
       off.close();
       on.close();
+    }
+  });
+});
+
+describe("ReconcileMint after a lost reply", () => {
+  /** Applies the reversal, then reports the store unreachable once: the reply is lost after the commit. */
+  class LostReplyLedger extends FaultyLedger {
+    loseNextReverseReply = false;
+    override async reverseMint(...args: Parameters<FaultyLedger["reverseMint"]>): ReturnType<FaultyLedger["reverseMint"]> {
+      const result = await super.reverseMint(...args);
+      if (this.loseNextReverseReply) {
+        this.loseNextReverseReply = false;
+        throw new UnavailableError("connection lost after commit");
+      }
+      return result;
+    }
+  }
+
+  it("the retry meets MINT_ALREADY_REVERSED; the SDK answers with the mint reversed by this operation's reason", async () => {
+    const ledger = new LostReplyLedger();
+    const c = await startCustomServer(ledger);
+    const retries: RetryEvent[] = [];
+    const client = createMintClient({ addresses: c.server.address, onRetry: (e) => retries.push(e) });
+    try {
+      const m = await client.mintUsdc({ accountId: "lost", amount: "2", blockchain: "BASE" });
+      ledger.loseNextReverseReply = true;
+      const reversed = await client.reconcileMint({ mintId: m.mint.mintId, reason: "chain tx failed" });
+      expect(reversed).toMatchObject({ mintId: m.mint.mintId, status: "REVERSED", reverseReason: "chain tx failed" });
+      expect(retries.map((r) => r.error.reason)).toEqual(["STORE_UNAVAILABLE"]);
+      expect((await client.getBalance("lost")).balance).toBe("0");
+      // Another operation's reconcile of the same mint is still refused.
+      const e = await failure(client.reconcileMint({ mintId: m.mint.mintId, reason: "chain tx failed" }));
+      expect([e.code, e.reason, e.attempts]).toEqual(["FAILED_PRECONDITION", "MINT_ALREADY_REVERSED", 1]);
+    } finally {
+      client.close();
+      await c.stop();
     }
   });
 });
