@@ -9,26 +9,13 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MintServiceService, type GetBalanceRequest, type GetBalanceResponse } from "../../gen/usdc/mint/v1/mint.js";
-import { runCli } from "../../src/cli/run.js";
 import { parseCsv } from "../../src/cli/csv.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { ROOT } from "../support/service-process.js";
+import { mintctl, startStubMintServer, type CliRun } from "../support/stub-mint-server.js";
 
-interface Ran {
-  readonly code: number;
-  readonly out: string;
-  readonly err: string;
-}
-
-async function mintctl(args: string[], env: Record<string, string> = {}): Promise<Ran> {
-  let out = "";
-  let err = "";
-  const code = await runCli(args, { out: (s) => (out += s), err: (s) => (err += s), env, stderrIsTTY: false });
-  return { code, out, err };
-}
+type Ran = CliRun;
 
 /** The output of a --json run, parsed. */
 function parsed<T = Record<string, unknown>>(r: Ran): T {
@@ -202,21 +189,13 @@ describe("flags, environment and usage", () => {
   });
 
   it("--token (and MINTCTL_TOKEN) is sent as authorization: Bearer", async () => {
-    const server = new grpc.Server();
-    const seen: string[] = [];
-    server.addService(MintServiceService, {
-      getBalance: (call: grpc.ServerUnaryCall<GetBalanceRequest, GetBalanceResponse>, cb: grpc.sendUnaryData<GetBalanceResponse>) => {
-        seen.push(String(call.metadata.get("authorization")[0]));
-        cb(null, { accountId: call.request.accountId, balance: "0" });
-      },
-    });
-    const port = await new Promise<number>((res, rej) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+    const stub = await startStubMintServer();
     try {
-      expect((await mintctl(["--address", `127.0.0.1:${port}`, "--token", "flag-token", "balance", "a"])).code).toBe(0);
-      expect((await mintctl(["--address", `127.0.0.1:${port}`, "balance", "a"], { MINTCTL_TOKEN: "env-token" })).code).toBe(0);
-      expect(seen).toEqual(["Bearer flag-token", "Bearer env-token"]);
+      expect((await mintctl(["--address", stub.address, "--token", "flag-token", "balance", "a"])).code).toBe(0);
+      expect((await mintctl(["--address", stub.address, "balance", "a"], { MINTCTL_TOKEN: "env-token" })).code).toBe(0);
+      expect(stub.authorizations).toEqual(["Bearer flag-token", "Bearer env-token"]);
     } finally {
-      server.forceShutdown();
+      stub.stop();
     }
   });
 

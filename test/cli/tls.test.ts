@@ -8,36 +8,25 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MintServiceService, type GetBalanceRequest, type GetBalanceResponse } from "../../gen/usdc/mint/v1/mint.js";
-import { runCli } from "../../src/cli/run.js";
 import { createMintClient } from "../../src/client/index.js";
 import { ROOT } from "../support/service-process.js";
+import { mintctl, startStubMintServer, type StubMintServer } from "../support/stub-mint-server.js";
 
 const TLS = join(ROOT, "test/fixtures/tls");
 const file = (name: string): string => join(TLS, name);
 
-let server: grpc.Server;
+let stub: StubMintServer;
 let address: string;
 
 beforeAll(async () => {
-  server = new grpc.Server();
-  server.addService(MintServiceService, {
-    getBalance: (call: grpc.ServerUnaryCall<GetBalanceRequest, GetBalanceResponse>, cb: grpc.sendUnaryData<GetBalanceResponse>) => cb(null, { accountId: call.request.accountId, balance: "1.5" }),
-  });
-  const creds = grpc.ServerCredentials.createSsl(readFileSync(file("ca.pem")), [{ cert_chain: readFileSync(file("server.pem")), private_key: readFileSync(file("server.key")) }], true);
-  const port = await new Promise<number>((res, rej) => server.bindAsync("127.0.0.1:0", creds, (e, p) => (e ? rej(e) : res(p))));
-  address = `127.0.0.1:${port}`;
+  stub = await startStubMintServer(
+    grpc.ServerCredentials.createSsl(readFileSync(file("ca.pem")), [{ cert_chain: readFileSync(file("server.pem")), private_key: readFileSync(file("server.key")) }], true),
+  );
+  address = stub.address;
 });
 afterAll(() => {
-  server.forceShutdown();
+  stub.stop();
 });
-
-async function mintctl(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const code = await runCli(args, { out: (s) => (out += s), err: (s) => (err += s), env, stderrIsTTY: false });
-  return { code, out, err };
-}
 
 describe("mutual TLS", () => {
   it("mintctl --ca --cert --key", async () => {

@@ -4,12 +4,11 @@
  * MintServiceError, retries that honour RetryInfo and reuse the key, auth
  * metadata, and replicas skipped while NOT_SERVING or gone.
  */
-import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { MintServiceService, type GetBalanceRequest, type GetBalanceResponse } from "../../gen/usdc/mint/v1/mint.js";
 import { createMintClient, MintServiceError, toMicros, type MintClient, type RetryEvent } from "../../src/client/index.js";
 import { UnavailableError } from "../../src/domain/errors.js";
 import { FakeClock } from "../support/fake-clock.js";
+import { startStubMintServer } from "../support/stub-mint-server.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { FaultyLedger, startCustomServer, waitFor, type CustomServer } from "../integration/helpers.js";
 
@@ -376,25 +375,16 @@ describe("ReconcileMint after a lost reply", () => {
 
 describe("auth metadata", () => {
   it("token is sent as authorization: Bearer on calls", async () => {
-    // A grpc-js server with the MintService definition that reports the header it saw.
-    const server = new grpc.Server();
-    const seen: string[] = [];
-    server.addService(MintServiceService, {
-      getBalance: (call: grpc.ServerUnaryCall<GetBalanceRequest, GetBalanceResponse>, cb: grpc.sendUnaryData<GetBalanceResponse>) => {
-        seen.push(String(call.metadata.get("authorization")[0]));
-        cb(null, { accountId: call.request.accountId, balance: "0" });
-      },
-    });
-    const port = await new Promise<number>((res, rej) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
-    const client = createMintClient({ addresses: `127.0.0.1:${port}`, token: "s3cret" });
+    const stub = await startStubMintServer();
+    const client = createMintClient({ addresses: stub.address, token: "s3cret" });
     try {
-      expect(await client.getBalance("a")).toEqual({ accountId: "a", balance: "0" });
-      expect(seen).toEqual(["Bearer s3cret"]);
+      expect(await client.getBalance("a")).toEqual({ accountId: "a", balance: "1.5" });
+      expect(stub.authorizations).toEqual(["Bearer s3cret"]);
       // No health service there: the address is taken as serving, not skipped.
       await waitFor(() => client.endpoints()[0]?.status === "SERVING", "the endpoint to count as serving");
     } finally {
       client.close();
-      server.forceShutdown();
+      stub.stop();
     }
     expect(() => createMintClient({ addresses: "127.0.0.1:1", token: "a\nb" })).toThrow(/one line/);
   });
