@@ -117,8 +117,8 @@ describe("single calls", () => {
   it("list pages through every mint: 25 mints with --page-size 10", async () => {
     const acct = unique("list");
     for (let i = 0; i < 25; i++) await mintctl([...A, "mint", acct, `${i + 1}`]);
-    const j = parsed<{ mints: { accountId: string; amount: string }[]; count: number }>(await mintctl([...A, "--json", "list", "--account", acct, "--page-size", "10"]));
-    expect(j.count).toBe(25);
+    const j = parsed<{ mints: { accountId: string; amount: string }[]; count: number; truncated: boolean }>(await mintctl([...A, "--json", "list", "--account", acct, "--page-size", "10"]));
+    expect([j.count, j.truncated]).toEqual([25, false]);
     expect(j.mints.map((m) => Number(m.amount)).sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
     const t = await mintctl([...A, "list", "--account", acct, "--page-size", "10"]);
     const lines = t.out.trimEnd().split("\n");
@@ -129,6 +129,10 @@ describe("single calls", () => {
     const col = (lines[0] as string).indexOf("ACCOUNT_ID");
     for (const l of lines.slice(1, -1)) expect(l.slice(col, col + acct.length)).toBe(acct);
     expect((await mintctl([...A, "list", "--page-size", "0"])).code).toBe(2);
+    expect((await mintctl([...A, "list", "--max", "x"])).code).toBe(2);
+    const capped = await mintctl([...A, "list", "--account", acct, "--page-size", "10", "--max", "12"]);
+    expect(capped.out.trimEnd().split("\n").at(-1)).toBe("12 mints (stopped at --max 12; more remain)");
+    expect(parsed(await mintctl([...A, "--json", "list", "--account", acct, "--max", "25"]))).toMatchObject({ count: 25, truncated: false });
   });
 
   it("reconcile: --json {mint} REVERSED with the reason; again is 19 MINT_ALREADY_REVERSED", async () => {
