@@ -74,6 +74,17 @@ describe("SDK on one server", () => {
     expect(reversed.reverseTime).toBeInstanceOf(Date);
   });
 
+  it("a dns: target (one channel, round_robin over what the name resolves to) works too", async () => {
+    const port = s.address.slice(s.address.lastIndexOf(":") + 1);
+    const viaDns = createMintClient({ addresses: `dns:localhost:${port}`, token: "loopback-is-fine" });
+    try {
+      expect(await viaDns.getBalance("nobody")).toEqual({ accountId: "nobody", balance: "0" });
+      expect((await viaDns.waitForHealth()).map((e) => [e.address, e.status])).toEqual([[`dns:localhost:${port}`, "SERVING"]]);
+    } finally {
+      viaDns.close();
+    }
+  });
+
   it("listMints pages; listAllMints walks every page", async () => {
     const acct = unique("lister");
     const ids: string[] = [];
