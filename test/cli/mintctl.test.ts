@@ -171,9 +171,10 @@ describe("health", () => {
   });
 });
 
-function table2(header: string[], rows: string[][]): string {
-  const w = header[0]!.length > Math.max(...rows.map((r) => r[0]!.length)) ? header[0]!.length : Math.max(...rows.map((r) => r[0]!.length));
-  return [header, ...rows].map((r) => `${r[0]!.padEnd(w)}  ${r[1]}`).join("\n") + "\n";
+/** The expected two-column table: the first column padded to its widest cell, two spaces, the second. */
+function table2(header: [string, string], rows: [string, string][]): string {
+  const width = Math.max(...[header, ...rows].map((r) => r[0].length));
+  return [header, ...rows].map(([a, b]) => `${a.padEnd(width)}  ${b}`).join("\n") + "\n";
 }
 
 describe("flags, environment and usage", () => {
