@@ -90,7 +90,7 @@ export async function mintsOnChain(node: EvmNode, setup: TokenSetup): Promise<Ma
  * others, each was signed by `signer` (recovered from the stored bytes), and
  * totalSupply() = balanceOf(treasury) = the confirmed sum.
  */
-export async function expectChainMatchesOutbox(node: EvmNode, setup: TokenSetup, settlements: readonly Settlement[], signer: Signer): Promise<{ confirmedSum: bigint; problems: string[] }> {
+export async function expectChainMatchesOutbox(node: EvmNode, setup: TokenSetup, settlements: readonly Settlement[], signer: Pick<Signer, "address">): Promise<{ confirmedSum: bigint; problems: string[] }> {
   const problems: string[] = [];
   const onChain = await mintsOnChain(node, setup);
   let confirmedSum = 0n;
