@@ -122,7 +122,7 @@ export class EvmChainSettlement implements ChainSettlement {
     }
   }
 
-  async lookup(hash: Hex): Promise<TxLookup> {
+  async lookup(hash: Hex, headBlock?: bigint): Promise<TxLookup> {
     const receipt = await this.rpc("eth_getTransactionReceipt", () =>
       this.client.getTransactionReceipt({ hash }).catch((err: unknown) => {
         if (err instanceof TransactionReceiptNotFoundError) return null;
@@ -138,7 +138,8 @@ export class EvmChainSettlement implements ChainSettlement {
       );
       return tx === null ? { kind: "unknown" } : { kind: "pending" };
     }
-    const head = await this.headBlock();
+    // A head read before the receipt may be older than the receipt's block: read it again then.
+    const head = headBlock !== undefined && headBlock >= receipt.blockNumber ? headBlock : await this.headBlock();
     const confirmations = head >= receipt.blockNumber ? Number(head - receipt.blockNumber + 1n) : 0;
     return { kind: "mined", blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, confirmations, status: receipt.status };
   }

@@ -88,7 +88,8 @@ export interface ChainSettlement {
   signMint(amountMicros: bigint, nonce: number, fees: Fees): Promise<SignedTx>;
   /** Sends signed bytes. A node that already has them counts as accepted. */
   broadcast(raw: Hex): Promise<BroadcastOutcome>;
-  lookup(hash: Hex): Promise<TxLookup>;
+  /** `headBlock`: the chain head the caller already read this pass (saves one request per lookup). */
+  lookup(hash: Hex, headBlock?: bigint): Promise<TxLookup>;
   /** Fees for a transaction to be mined soon (base fee headroom of 2 blocks). */
   suggestFees(): Promise<Fees>;
   /** Transactions the treasury has had mined ("latest" nonce). */

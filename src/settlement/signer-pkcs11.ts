@@ -8,12 +8,13 @@
  * - A PKCS#11 session runs one signing operation at a time (C_SignInit then
  *   C_Sign), so signatures are serialised by a mutex.
  * - CKM_ECDSA signs the 32-byte digest as given and returns raw (r, s); the
- *   Ethereum form (low s, recovery bit) is made by `toEthereumSignature`.
+ *   Ethereum form (low s, recovery bit) is made by `SigningKey`, which
+ *   also checks that the signature verifies against the token's public key.
  */
 import { createRequire } from "node:module";
 import { Mutex } from "async-mutex";
 import type * as Pkcs11Types from "pkcs11js";
-import { addressOfPublicKey, isDigest, toEthereumSignature } from "./ecdsa.js";
+import { isDigest, SigningKey } from "./ecdsa.js";
 import type { Address, EcdsaSignature, Hex, Signer } from "./ports.js";
 
 // pkcs11js is a native CommonJS module; loaded lazily so that a service that
@@ -138,6 +139,7 @@ function readKeyAttributes(lib: Pkcs11Types.PKCS11, session: Pkcs11Types.Handle,
 
 export class Pkcs11Signer implements Signer {
   readonly kind = "pkcs11" as const;
+  readonly address: Address;
   private readonly mutex = new Mutex();
   private closed = false;
 
@@ -146,10 +148,12 @@ export class Pkcs11Signer implements Signer {
     private readonly lib: Pkcs11Types.PKCS11,
     private readonly session: Pkcs11Types.Handle,
     private readonly key: Pkcs11Types.Handle,
-    readonly address: Address,
+    private readonly publicKey: SigningKey,
     /** As read at open; the signer only opens keys that are sensitive, non-extractable and generated on the token. */
     readonly keyAttributes: KeyAttributes,
-  ) {}
+  ) {
+    this.address = publicKey.address;
+  }
 
   /**
    * Opens the token by label, logs in and finds the key pair labelled
@@ -176,8 +180,8 @@ export class Pkcs11Signer implements Signer {
         throw new Error(`pkcs11: key ${JSON.stringify(settings.keyLabel)} must be generated on the token, sensitive and never extractable (${JSON.stringify(attrs)})`);
       }
       const [point] = lib.C_GetAttributeValue(session, pubs[0] as Pkcs11Types.Handle, [{ type: p.CKA_EC_POINT }]);
-      const address = addressOfPublicKey(ecPoint(point?.value as Buffer));
-      return new Pkcs11Signer(settings.modulePath, lib, session, key, address, attrs);
+      const publicKey = new SigningKey(ecPoint(point?.value as Buffer));
+      return new Pkcs11Signer(settings.modulePath, lib, session, key, publicKey, attrs);
     } catch (err) {
       if (session !== null) lib.C_CloseSession(session);
       closeModule(settings.modulePath);
@@ -192,7 +196,7 @@ export class Pkcs11Signer implements Signer {
       this.lib.C_SignInit(this.session, { mechanism: pkcs11js().CKM_ECDSA }, this.key);
       return this.lib.C_SignAsync(this.session, Buffer.from(digest.slice(2), "hex"), Buffer.alloc(64));
     });
-    return toEthereumSignature(digest, raw, this.address);
+    return this.publicKey.toEthereumSignature(digest, raw);
   }
 
   async close(): Promise<void> {

@@ -73,6 +73,9 @@ export interface WorkerStatus {
 
 type Mined = Extract<TxLookup, { kind: "mined" }> & { hash: Hex };
 
+/** In-flight settlements looked up at once per pass. */
+const LOOKUP_BATCH = 16;
+
 export class SettlementWorker {
   private readonly chain: ChainSettlement;
   private readonly outbox: SettlementOutbox;
@@ -191,13 +194,21 @@ export class SettlementWorker {
 
     const inFlight = await this.outbox.inFlight(chainName);
     let open = 0;
-    for (const s of inFlight) {
-      const outcome = await this.follow(s);
-      if (outcome === "confirmed") report.confirmed++;
-      else if (outcome === "failed") report.failed++;
-      else {
-        open++;
-        if (outcome === "rebroadcast") report.rebroadcast++;
+    if (inFlight.length > 0) {
+      const head = await this.chain.headBlock();
+      // Lookups are independent reads: a few at a time. Re-sends stay in nonce
+      // order within a batch only loosely, which the node tolerates (it queues
+      // a nonce gap until the lower nonce arrives).
+      for (let i = 0; i < inFlight.length; i += LOOKUP_BATCH) {
+        const outcomes = await Promise.all(inFlight.slice(i, i + LOOKUP_BATCH).map((s) => this.follow(s, head)));
+        for (const outcome of outcomes) {
+          if (outcome === "confirmed") report.confirmed++;
+          else if (outcome === "failed") report.failed++;
+          else {
+            open++;
+            if (outcome === "rebroadcast") report.rebroadcast++;
+          }
+        }
       }
     }
 
@@ -252,12 +263,12 @@ export class SettlementWorker {
     await this.outbox.recordAttempt(settlementId, error, this.opts.clock.wallMs());
   }
 
-  private async follow(s: Settlement): Promise<"confirmed" | "failed" | "open" | "rebroadcast"> {
+  private async follow(s: Settlement, head: bigint): Promise<"confirmed" | "failed" | "open" | "rebroadcast"> {
     let mined: Mined | null = null;
     let anyPending = false;
     // Newest first: with fee bumps (issue 16) the latest replacement is the likeliest to be mined.
     for (const tx of [...s.txs].reverse()) {
-      const l = await this.chain.lookup(tx.hash);
+      const l = await this.chain.lookup(tx.hash, head);
       if (l.kind === "mined") {
         mined = { ...l, hash: tx.hash };
         break;
