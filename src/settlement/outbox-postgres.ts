@@ -166,6 +166,21 @@ export async function enqueueSettlement(client: Queryable, s: NewSettlement): Pr
   );
 }
 
+/**
+ * ReconcileMint's half, on `client` inside the reversal's transaction: removes
+ * the settlement while PENDING and returns what it found ("PENDING" =
+ * cancelled; "SUBMITTED" / "CONFIRMED" / "FAILED" = leave the mint alone;
+ * "MISSING" = the mint never needed settlement).
+ */
+export async function cancelSettlement(client: Queryable, settlementId: string): Promise<SettlementState | "MISSING"> {
+  // FOR UPDATE: a worker signing it right now (recordSigned's UPDATE) either
+  // commits first (we see SUBMITTED) or waits for us (and finds it gone).
+  const found = await client.query<{ state: SettlementState }>("SELECT state FROM settlements WHERE settlement_id = $1 FOR UPDATE", [settlementId]);
+  const state = found.rows[0]?.state ?? "MISSING";
+  if (state === "PENDING") await client.query("DELETE FROM settlements WHERE settlement_id = $1", [settlementId]);
+  return state;
+}
+
 export class PostgresSettlementOutbox implements SettlementOutbox {
   constructor(
     private readonly pool: pg.Pool,
@@ -265,12 +280,7 @@ export class PostgresSettlementOutbox implements SettlementOutbox {
   }
 
   async cancel(settlementId: string): Promise<SettlementState | "MISSING"> {
-    return inTransaction(this.pool, async (c) => {
-      const del = await c.query("DELETE FROM settlements WHERE settlement_id = $1 AND state = 'PENDING'", [settlementId]);
-      if ((del.rowCount ?? 0) > 0) return "PENDING";
-      const found = await c.query<{ state: SettlementState }>("SELECT state FROM settlements WHERE settlement_id = $1", [settlementId]);
-      return found.rows[0]?.state ?? "MISSING";
-    });
+    return inTransaction(this.pool, (c) => cancelSettlement(c, settlementId));
   }
 
   async get(settlementId: string): Promise<Settlement | null> {
