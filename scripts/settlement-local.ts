@@ -22,7 +22,7 @@ import { EvmChainSettlement } from "../src/settlement/chain-evm.js";
 import { PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../src/settlement/outbox-postgres.js";
 import type { Signer } from "../src/settlement/ports.js";
 import { startEvmNode } from "../test/support/evm/evm-node.js";
-import { createDevToken } from "../test/support/softhsm.js";
+import { createDevToken, pkcs11SignerEnv } from "../test/support/softhsm.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const argv = process.argv.slice(2);
@@ -70,18 +70,7 @@ async function main(): Promise<void> {
       "",
     ].join("\n"),
   );
-  const pinFile = path.join(dir, "pin");
-  writeFileSync(pinFile, token.settings.pin + "\n", { mode: 0o600 });
-  const env = {
-    SOFTHSM2_CONF: process.env.SOFTHSM2_CONF as string,
-    MINT_STORE: store,
-    MINT_SETTLEMENT_FILE: settlementFile,
-    MINT_SIGNER: "pkcs11",
-    MINT_PKCS11_MODULE: token.settings.modulePath,
-    MINT_PKCS11_TOKEN_LABEL: token.settings.tokenLabel,
-    MINT_PKCS11_KEY_LABEL: token.settings.keyLabel,
-    MINT_PKCS11_PIN_FILE: pinFile,
-  };
+  const env = { MINT_STORE: store, MINT_SETTLEMENT_FILE: settlementFile, ...pkcs11SignerEnv(token, dir) };
 
   const pool = new pg.Pool({ connectionString: store, max: 2 });
   const outbox = new PostgresSettlementOutbox(pool);

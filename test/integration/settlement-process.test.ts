@@ -18,7 +18,7 @@ import type { Signer } from "../../src/settlement/ports.js";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { BLOCKCHAIN, countByState, deployForSigner, enqueueMany, expectChainMatchesOutbox, until, type TokenSetup } from "../support/evm/settlement-fixture.js";
 import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
-import { createDevToken, type DevToken } from "../support/softhsm.js";
+import { createDevToken, pkcs11SignerEnv, type DevToken } from "../support/softhsm.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const WORKER_MAIN = path.join(ROOT, "src", "settlement", "settlement-worker-main.ts");
@@ -84,18 +84,7 @@ describe("settlement worker process: killed by the fault hook, then restarted", 
       settlementFile,
       `blockchains:\n  ${BLOCKCHAIN}:\n    rpcUrl: ${node.url}\n    chainId: ${node.chainId}\n    tokenContract: "${setup.token}"\n    treasury: "${setup.treasury}"\n    confirmations: 1\n    feeBumpTimeout: 1m\n    pollInterval: 20ms\n    requestTimeout: 2s\n`,
     );
-    const pinFile = path.join(dir, "pin");
-    writeFileSync(pinFile, token.settings.pin + "\n", { mode: 0o600 });
-    return {
-      MINT_STORE: db.url,
-      MINT_SETTLEMENT_FILE: settlementFile,
-      MINT_SIGNER: "pkcs11",
-      MINT_PKCS11_MODULE: token.settings.modulePath,
-      MINT_PKCS11_TOKEN_LABEL: token.settings.tokenLabel,
-      MINT_PKCS11_KEY_LABEL: token.settings.keyLabel,
-      MINT_PKCS11_PIN_FILE: pinFile,
-      MINT_LOG_LEVEL: "warn",
-    };
+    return { MINT_STORE: db.url, MINT_SETTLEMENT_FILE: settlementFile, ...pkcs11SignerEnv(token, dir), MINT_LOG_LEVEL: "warn" };
   }
 
   it.each(["after-sign", "after-broadcast"] as const)("SIGKILL %s: the restart resumes from the stored hashes; one mined mint per settlement", async (point) => {

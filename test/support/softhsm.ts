@@ -54,3 +54,20 @@ export async function createDevToken(keyLabel = "treasury"): Promise<DevToken> {
   const address = await generatePkcs11Key(settings);
   return { settings, address, soPin };
 }
+
+/**
+ * The signer variables for a process that uses `token` (the service or the
+ * settlement worker): writes the PIN file (mode 600) into `dir`.
+ */
+export function pkcs11SignerEnv(token: DevToken, dir: string): Record<string, string> {
+  const pinFile = path.join(dir, `pin-${token.settings.tokenLabel}`);
+  writeFileSync(pinFile, token.settings.pin + "\n", { mode: 0o600 });
+  return {
+    SOFTHSM2_CONF: softhsmConfig(),
+    MINT_SIGNER: "pkcs11",
+    MINT_PKCS11_MODULE: token.settings.modulePath,
+    MINT_PKCS11_TOKEN_LABEL: token.settings.tokenLabel,
+    MINT_PKCS11_KEY_LABEL: token.settings.keyLabel,
+    MINT_PKCS11_PIN_FILE: pinFile,
+  };
+}
