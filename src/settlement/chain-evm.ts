@@ -109,6 +109,24 @@ export class EvmChainSettlement implements ChainSettlement {
     return { hash: keccak256(raw), raw, nonce, fees, gasLimit: this.settings.gasLimit };
   }
 
+  async preflight(): Promise<string | null> {
+    const token = { address: this.settings.tokenAddress, abi: fiatTokenAbi } as const;
+    const [chainId, code] = await this.rpc("preflight", () => Promise.all([this.client.getChainId(), this.client.getCode({ address: this.settings.tokenAddress })]));
+    if (chainId !== this.chainId) return `${this.blockchain}: the node's chain id is ${chainId}, the settlement file says ${this.chainId}`;
+    if (code === undefined || code === "0x") return `${this.blockchain}: no contract at token address ${this.settings.tokenAddress}`;
+    const [isMinter, signerBlocked, treasuryBlocked] = await this.rpc("preflight", () =>
+      Promise.all([
+        this.client.readContract({ ...token, functionName: "isMinter", args: [this.signer.address] }),
+        this.client.readContract({ ...token, functionName: "isBlacklisted", args: [this.signer.address] }),
+        this.client.readContract({ ...token, functionName: "isBlacklisted", args: [this.treasury] }),
+      ]),
+    );
+    if (!isMinter) return `${this.blockchain}: the signer ${this.signer.address} is not a minter of token ${this.settings.tokenAddress}`;
+    if (signerBlocked) return `${this.blockchain}: the signer ${this.signer.address} is blacklisted by the token`;
+    if (treasuryBlocked) return `${this.blockchain}: the treasury ${this.treasury} is blacklisted by the token`;
+    return null;
+  }
+
   async broadcast(raw: Hex): Promise<BroadcastOutcome> {
     try {
       await this.rpc("eth_sendRawTransaction", () => this.client.request({ method: "eth_sendRawTransaction", params: [raw] }));

@@ -86,6 +86,13 @@ export interface ChainSettlement {
    * so the caller can store the hash first.
    */
   signMint(amountMicros: bigint, nonce: number, fees: Fees): Promise<SignedTx>;
+  /**
+   * What would make every mint fail, checked before signing: the node's chain
+   * id differs from the configured one, the signer is not a minter of the
+   * token, or the signer or treasury is blacklisted. Returns the problem in
+   * one line, or null when settling can go ahead.
+   */
+  preflight(): Promise<string | null>;
   /** Sends signed bytes. A node that already has them counts as accepted. */
   broadcast(raw: Hex): Promise<BroadcastOutcome>;
   /** `headBlock`: the chain head the caller already read this pass (saves one request per lookup). */

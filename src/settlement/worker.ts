@@ -75,11 +75,21 @@ type Mined = Extract<TxLookup, { kind: "mined" }> & { hash: Hex };
 
 /** In-flight settlements looked up at once per pass. */
 const LOOKUP_BATCH = 16;
+/** How often a sender re-checks the token's configuration while it signs. */
+const PREFLIGHT_EVERY_MS = 60_000;
+
+/** The chain or token is configured so that every mint would fail; the worker signs nothing until it is fixed. */
+export class SettlementMisconfiguredError extends Error {
+  override readonly name = "SettlementMisconfiguredError";
+  readonly code = "SETTLEMENT_MISCONFIGURED";
+}
 
 export class SettlementWorker {
   private readonly chain: ChainSettlement;
   private readonly outbox: SettlementOutbox;
   private nextNonce: number | null = null;
+  /** Monotonic ms of the last successful preflight; null = check before the next signature. */
+  private preflightOkMs: number | null = null;
   private isSender = false;
   private stopping = false;
   private loop: Promise<void> | null = null;
@@ -185,6 +195,7 @@ export class SettlementWorker {
       if (!(await this.opts.lock.tryAcquire(chainName))) return { role: "standby", signed: 0, confirmed: 0, failed: 0, rebroadcast: 0 };
       this.isSender = true;
       this.nextNonce = null;
+      this.preflightOkMs = null;
     } else if (!(await this.opts.lock.held(chainName))) {
       this.isSender = false;
       this.nextNonce = null;
@@ -216,6 +227,7 @@ export class SettlementWorker {
     if (room <= 0) return report;
     const pending = await this.outbox.nextPending(chainName, room);
     if (pending.length === 0) return report;
+    await this.preflight();
     if (this.nextNonce === null) {
       const [stored, mined] = await Promise.all([this.outbox.highestNonce(chainName), this.chain.minedNonce()]);
       this.nextNonce = Math.max(stored + 1, mined);
@@ -241,6 +253,22 @@ export class SettlementWorker {
       this.fault("after-broadcast", s.settlementId);
     }
     return report;
+  }
+
+  /**
+   * Refuses to sign while a misconfiguration would make every mint revert
+   * (and, with issue 16, be reversed): checked when the worker becomes the
+   * sender and then at most every PREFLIGHT_EVERY_MS while it signs.
+   */
+  private async preflight(): Promise<void> {
+    const now = this.opts.clock.nowMs();
+    if (this.preflightOkMs !== null && now - this.preflightOkMs < PREFLIGHT_EVERY_MS) return;
+    const problem = await this.chain.preflight();
+    if (problem !== null) {
+      this.preflightOkMs = null;
+      throw new SettlementMisconfiguredError(`not signing: ${problem}`);
+    }
+    this.preflightOkMs = now;
   }
 
   private fault(point: FaultPoint, settlementId: string): void {

@@ -4,6 +4,9 @@
  * ERC-20 mint signed by the HSM key, through crashes and node outages.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EvmChainSettlement } from "../../src/settlement/chain-evm.js";
+import { fiatTokenAbi } from "../../src/settlement/fiat-token-artifact.js";
+import { MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
 import { Pkcs11Signer } from "../../src/settlement/signer-pkcs11.js";
 import { createFaultHook } from "../../src/settlement/worker.js";
 import { PgRelay as TcpRelay } from "../support/pg-relay.js";
@@ -159,7 +162,6 @@ describe("a mint the token refuses", () => {
   it("reverts on-chain (minter allowance exhausted) and is marked FAILED once, with the reason; nothing was minted for it", async () => {
     const setup = await deployForSigner(node, signer, { allowance: 5_000_000n });
     const failed: string[] = [];
-    const { MemorySettlementOutbox } = await import("../../src/settlement/outbox-memory.js");
     const outbox = new MemorySettlementOutbox({ confirmed: () => undefined, failed: (_tx, s, reason) => void failed.push(`${s.settlementId}: ${reason}`) });
     await outbox.enqueue({ settlementId: "fits", blockchain: BLOCKCHAIN, amountMicros: 3_000_000n, createWallMs: 0 });
     await outbox.enqueue({ settlementId: "too-much", blockchain: BLOCKCHAIN, amountMicros: 3_000_000n, createWallMs: 0 });
@@ -174,5 +176,29 @@ describe("a mint the token refuses", () => {
     expect(await setup.chain.totalSupply()).toBe(3_000_000n);
     const { problems } = await expectChainMatchesOutbox(node, setup, outbox.list(), signer);
     expect(problems).toEqual(["too-much is FAILED"]);
+  });
+});
+
+describe("a chain configured so that every mint would fail: the worker signs nothing and says why", () => {
+  it.each([
+    ["the signer is not a minter", "not-minter", /not signing: ETHEREUM: the signer 0x[0-9a-fA-F]{40} is not a minter of token/],
+    ["the treasury is blacklisted", "blacklisted", /not signing: ETHEREUM: the treasury 0x[0-9a-fA-F]{40} is blacklisted by the token/],
+    ["the node is another chain", "chain-id", /not signing: ETHEREUM: the node's chain id is 31337, the settlement file says 1$/],
+  ])("%s", async (_what, kind, message) => {
+    const setup = await deployForSigner(node, signer);
+    let chain = setup.chain;
+    if (kind === "not-minter") {
+      await node.deployer.writeContract({ address: setup.token, abi: fiatTokenAbi, functionName: "removeMinter", args: [signer.address], chain: node.chain, account: node.deployer.account });
+    } else if (kind === "blacklisted") {
+      await node.deployer.writeContract({ address: setup.token, abi: fiatTokenAbi, functionName: "blacklist", args: [setup.treasury], chain: node.chain, account: node.deployer.account });
+    } else {
+      chain = new EvmChainSettlement({ blockchain: BLOCKCHAIN, rpcUrl: node.url, chainId: 1, tokenAddress: setup.token, treasury: setup.treasury, gasLimit: 150_000n, requestTimeoutMs: 2_000 }, signer);
+    }
+    const { outbox, locks } = newOutbox();
+    await enqueueMany(outbox, 2, kind);
+    const worker = newWorker({ chain, outbox, lock: lockFor(locks) });
+    await expect(worker.tick()).rejects.toThrow(message);
+    expect(countByState(outbox.list())).toEqual({ PENDING: 2 });
+    expect(await setup.chain.totalSupply()).toBe(0n);
   });
 });
