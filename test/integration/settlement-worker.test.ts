@@ -202,3 +202,35 @@ describe("a chain configured so that every mint would fail: the worker signs not
     expect(await setup.chain.totalSupply()).toBe(0n);
   });
 });
+
+describe("a store write whose reply is lost", () => {
+  it("recordSigned committed but threw: the worker derives the nonce again, sends the stored bytes, reuses no nonce", async () => {
+    const setup = await deployForSigner(node, signer);
+    let lose = 1;
+    /** Commits, then loses the reply once (as a connection dropped after COMMIT). */
+    class LossyOutbox extends MemorySettlementOutbox {
+      override async recordSigned(...args: Parameters<MemorySettlementOutbox["recordSigned"]>): ReturnType<MemorySettlementOutbox["recordSigned"]> {
+        const out = await super.recordSigned(...args);
+        if (args[0] === "lossy-2" && lose-- > 0) throw new Error("connection terminated after COMMIT");
+        return out;
+      }
+    }
+    const outbox = new LossyOutbox();
+    const expected = await enqueueMany(outbox, 4, "lossy");
+    const errors: unknown[] = [];
+    const worker = newWorker({ chain: setup.chain, outbox, lock: lockFor(new Map()), onError: (err) => errors.push(err) });
+    worker.start();
+    try {
+      await until(() => outbox.list().every((s) => s.state === "CONFIRMED"), 30_000, () => JSON.stringify(countByState(outbox.list())));
+    } finally {
+      await worker.stop();
+    }
+    expect(errors.map((e) => (e as Error).message)).toEqual(["connection terminated after COMMIT"]);
+    const nonces = outbox.list().map((s) => s.txs[0]?.nonce ?? -1);
+    expect(new Set(nonces).size).toBe(4);
+    expect(outbox.list().every((s) => s.txs.length === 1)).toBe(true);
+    const { confirmedSum, problems } = await expectChainMatchesOutbox(node, setup, outbox.list(), signer);
+    expect(problems).toEqual([]);
+    expect(confirmedSum).toBe(expected);
+  });
+});
