@@ -27,7 +27,9 @@ COPY gen ./gen
 COPY descriptors ./descriptors
 COPY src ./src
 RUN npm run build
-RUN npm prune --omit=dev --no-audit --no-fund
+# --omit=optional too: typescript is a devDependency and also an optional peer of
+# viem/abitype ("devOptional" in the lockfile), which --omit=dev alone keeps.
+RUN npm prune --omit=dev --omit=optional --no-audit --no-fund
 
 FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \

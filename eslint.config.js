@@ -16,7 +16,9 @@ export default tseslint.config(
       "@typescript-eslint/no-misused-promises": ["error", { checksVoidReturn: false }],
       "@typescript-eslint/switch-exhaustiveness-check": "error",
       "@typescript-eslint/await-thenable": "error",
-      "import-x/no-cycle": "error",
+      // ignoreExternal: cycles only matter in our own code, and walking into
+      // packages trips the legacy resolver (viem ships a folder named "node").
+      "import-x/no-cycle": ["error", { ignoreExternal: true }],
     },
   },
   {

@@ -3,3 +3,6 @@
 import { copyFileSync, mkdirSync } from "node:fs";
 mkdirSync("dist/descriptors", { recursive: true });
 copyFileSync("descriptors/descriptor.binpb", "dist/descriptors/descriptor.binpb");
+// The mintctl executable (package.json "bin"); npm sets the mode on install, a local build needs it too.
+import { chmodSync } from "node:fs";
+chmodSync("dist/src/cli/main.js", 0o755);

@@ -6,12 +6,15 @@
 #   protobuf-compiler-grpc  /usr/bin/grpc_python_plugin
 #   python3-grpcio          grpc for /usr/bin/python3
 #   python3-protobuf        google.protobuf for /usr/bin/python3
+#   softhsm2                the PKCS#11 token the settlement signer tests use
+#                           (libsofthsm2.so, softhsm2-util)
+#   opensc                  pkcs11-tool, to inspect a token by hand
 # Idempotent and quiet: prints nothing when all are present, one line per
 # install otherwise. Runs `apt-get update` at most once, only if an install is
 # needed. Needs root (or sudo) when something is missing.
 set -euo pipefail
 
-PACKAGES=(protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf)
+PACKAGES=(protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf softhsm2 opensc)
 
 installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = "installed" ]
@@ -43,14 +46,14 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 apt_install() {
-  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1
+  "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >"$log" 2>&1
 }
 
 echo "install-system-deps: installing ${missing[*]}"
 # Try without an update first (cheap when the package lists are fresh), then
 # update once and retry.
 if ! apt_install; then
-  if ! "${SUDO[@]}" apt-get update -qq >"$log" 2>&1; then
+  if ! "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq >"$log" 2>&1; then
     cat "$log" >&2
     echo "install-system-deps: apt-get update failed" >&2
     exit 1

@@ -4,9 +4,18 @@
  * validated at start; a bad one stops the start with one line naming it.
  * Returns a frozen object; nothing else in the service reads process.env.
  */
+import { readFileSync } from "node:fs";
 import { parseConfigAmount, formatMicros } from "./domain/money.js";
+import {
+  LABEL_PATTERN,
+  resolveSettlementSettings,
+  SettlementConfigError,
+  type FaultSpec,
+  type SettlementSettings,
+  type SettlementVariables,
+} from "./settlement/settlement-config.js";
 
-export interface Config {
+export interface Config extends SettlementVariables {
   /** host:port to serve on; port 0 picks a free port. */
   readonly listen: string;
   /** Mints per account per window. */
@@ -29,6 +38,10 @@ export interface Config {
   readonly pgStatementTimeoutMs: number;
   readonly pgConnectTimeoutMs: number;
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+  /** On-chain settlement (issue 15), the file and signer settings below validated together; null when MINT_SETTLEMENT_FILE is empty. */
+  readonly settlement: SettlementSettings | null;
+  /** Test-only fault hook (MINT_TEST_FAULT, refused unless MINT_TEST_FAULTS=true); null normally. */
+  readonly testFault: FaultSpec | null;
 }
 
 export class ConfigError extends Error {
@@ -114,6 +127,10 @@ const boolParser: Parser<boolean> = (raw) => {
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
+const pathParser: Parser<string> = (raw) => (raw === "" || (raw.trim() === raw && !/[\0\r\n]/.test(raw)) ? raw : undefined);
+const absolutePathParser: Parser<string> = (raw) => (raw === "" || (raw.startsWith("/") && !/[\0\r\n]/.test(raw)) ? raw : undefined);
+const labelParser = (allowEmpty: boolean): Parser<string> => (raw) => ((allowEmpty && raw === "") || LABEL_PATTERN.test(raw) ? raw : undefined);
+
 const SETTINGS = [
   { key: "listen", env: "MINT_LISTEN", def: "127.0.0.1:50051", doc: "host:port to serve gRPC on (port 0 = any free port, printed at start)", parse: listenParser, expect: "host:port" },
   { key: "rateLimit", env: "MINT_RATE_LIMIT", def: "10", doc: "mints per account per window", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
@@ -129,6 +146,15 @@ const SETTINGS = [
   { key: "pgPoolSize", env: "MINT_PG_POOL_SIZE", def: "10", doc: "PostgreSQL connections per replica", parse: intIn(1, 1000), expect: "an integer from 1 to 1000" },
   { key: "pgStatementTimeoutMs", env: "MINT_PG_STATEMENT_TIMEOUT", def: "5s", doc: "PostgreSQL statement timeout", parse: durationIn(1, 3_600_000), expect: "a duration such as 5s" },
   { key: "pgConnectTimeoutMs", env: "MINT_PG_CONNECT_TIMEOUT", def: "5s", doc: "PostgreSQL connect timeout", parse: durationIn(1, 3_600_000), expect: "a duration such as 5s" },
+  { key: "settlementFile", env: "MINT_SETTLEMENT_FILE", def: "", doc: "JSON or YAML file of the chains to settle mints on (empty = no settlement: mints are available at once)", parse: pathParser, expect: "a file path" },
+  { key: "signer", env: "MINT_SIGNER", def: "pkcs11", doc: "settlement signer: pkcs11 (HSM) or dev-key (tests and demos; loopback listener only)", parse: (raw: string) => (raw === "pkcs11" || raw === "dev-key" ? raw : undefined), expect: "pkcs11 or dev-key" },
+  { key: "pkcs11Module", env: "MINT_PKCS11_MODULE", def: "", doc: "path of the PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so)", parse: absolutePathParser, expect: "an absolute path" },
+  { key: "pkcs11TokenLabel", env: "MINT_PKCS11_TOKEN_LABEL", def: "", doc: "label of the PKCS#11 token holding the treasury key (found by label, not slot)", parse: labelParser(true), expect: "1 to 32 of A-Z a-z 0-9 . _ -" },
+  { key: "pkcs11KeyLabel", env: "MINT_PKCS11_KEY_LABEL", def: "mint-treasury", doc: "label of the secp256k1 key pair on the token", parse: labelParser(false), expect: "1 to 32 of A-Z a-z 0-9 . _ -" },
+  { key: "pkcs11PinFile", env: "MINT_PKCS11_PIN_FILE", def: "", doc: "file holding the token's user PIN (read at start, never logged)", parse: pathParser, expect: "a file path" },
+  { key: "devKeyFile", env: "MINT_DEV_KEY_FILE", def: "", doc: "file holding the dev-key signer's 0x private key (tests and demos only)", parse: pathParser, expect: "a file path" },
+  { key: "testFaults", env: "MINT_TEST_FAULTS", def: "false", doc: "allow test-only fault hooks (never in production)", parse: boolParser, expect: "true or false" },
+  { key: "testFaultPoint", env: "MINT_TEST_FAULT", def: "", doc: "test-only: kill the process at after-sign or after-broadcast[:N] (needs MINT_TEST_FAULTS=true)", parse: (raw: string) => raw, expect: "after-sign or after-broadcast" },
   { key: "logLevel", env: "MINT_LOG_LEVEL", def: "info", doc: "log level (fatal, error, warn, info, debug, trace, silent)", parse: (raw: string) => (LOG_LEVELS as readonly string[]).includes(raw.trim()) ? (raw.trim() as Config["logLevel"]) : undefined, expect: LOG_LEVELS.join(", ") },
 ] as const satisfies readonly Setting<keyof Config>[];
 
@@ -185,11 +211,32 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     }
     out[s.key] = parsed;
   }
+  const raw = out as unknown as Config;
+  try {
+    const { settlement, testFault } = resolveSettlementSettings(raw, {
+      readFile: (path) => readFileSync(path, "utf8"),
+      parseDurationMs,
+      nameOf: (env) => (flags.has(flagOf(env)) ? `flag ${flagOf(env)}` : env),
+    });
+    out.settlement = settlement === null ? null : deepFreeze(settlement);
+    out.testFault = testFault === null ? null : Object.freeze(testFault);
+  } catch (err) {
+    if (err instanceof SettlementConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
   return Object.freeze(out as unknown as Config);
 }
 
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
 /** The configuration as logged at start: no secrets (passwords in URLs are masked). */
-export function describeConfig(config: Config): Record<string, string | number | boolean> {
+export function describeConfig(config: Config): Record<string, string | number | boolean | null> {
   const mask = (url: string): string => {
     if (url === "" || url === "memory") return url;
     try {
@@ -216,5 +263,9 @@ export function describeConfig(config: Config): Record<string, string | number |
     pgStatementTimeoutMs: config.pgStatementTimeoutMs,
     pgConnectTimeoutMs: config.pgConnectTimeoutMs,
     logLevel: config.logLevel,
+    // Chains and where the key lives; never the PIN or a key.
+    settlement: config.settlement === null ? null : config.settlement.chains.map((c) => `${c.blockchain}:${c.chainId}:${c.confirmations}`).join(","),
+    signer: config.settlement === null ? null : config.settlement.signer.kind === "pkcs11" ? `pkcs11:${config.settlement.signer.tokenLabel}/${config.settlement.signer.keyLabel}` : "dev-key",
+    testFault: config.testFault === null ? null : `${config.testFault.point}:${config.testFault.count}`,
   };
 }

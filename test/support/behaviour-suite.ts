@@ -224,14 +224,15 @@ export function behaviourSuite(target: BehaviourTarget): void {
 
           // On real time a slow machine can stretch a step past the window;
           // such a round proves nothing either way and is run again on a
-          // fresh account (a shared limiter also outlives the server).
+          // fresh account (a shared limiter also outlives the server) with
+          // keys of its own, since the last round's keys still replay.
           const round = async (account: string): Promise<"done" | string> => {
             const t0 = Date.now();
-            const first = await Promise.all(Array.from({ length: 10 }, (_, i) => r.mint(account, "1", `rt-${i}`)));
+            const first = await Promise.all(Array.from({ length: 10 }, (_, i) => r.mint(account, "1", `${account}-rt-${i}`)));
             const t1 = Date.now(); // every admission happened within [t0, t1]
             expect(first.every((m) => !m.replayed)).toBe(true);
             if (t1 - t0 > 300) return `10 mints took ${t1 - t0} ms`;
-            const e = await refusedUnlessLate(r.mint(account, "1", "rt-10"), t0 + 1_000);
+            const e = await refusedUnlessLate(r.mint(account, "1", `${account}-rt-10`), t0 + 1_000);
             const t2 = Date.now();
             if (e === "late") return "the 11th mint came after the window";
             expect([Code[e.code], e.reason, e.quotaFailure?.violations[0]?.subject]).toEqual(["RESOURCE_EXHAUSTED", "RATE_LIMITED", `account:${account}`]);
@@ -240,7 +241,7 @@ export function behaviourSuite(target: BehaviourTarget): void {
             expect(e.retryDelayMs).toBeLessThanOrEqual(1_000);
 
             // Replays are checked before the limiter: all 10 replay while the limit is hit.
-            const replays = await Promise.all(first.map((_m, i) => r.mint(account, "1", `rt-${i}`)));
+            const replays = await Promise.all(first.map((_m, i) => r.mint(account, "1", `${account}-rt-${i}`)));
             expect(replays.every((x) => x.replayed)).toBe(true);
             expect(replays.map((x) => x.mint?.mintId)).toEqual(first.map((x) => x.mint?.mintId));
 
@@ -249,15 +250,15 @@ export function behaviourSuite(target: BehaviourTarget): void {
             // have left it (by t1 + 1000 < t0 + 1300).
             await sleepUntil(t0 + 500);
             for (let i = 0; i < 5; i++) {
-              if ((await refusedUnlessLate(r.mint(account, "1", `rt-refused-${i}`), t0 + 1_000)) === "late") return "a refusal came after the window";
+              if ((await refusedUnlessLate(r.mint(account, "1", `${account}-rt-refused-${i}`), t0 + 1_000)) === "late") return "a refusal came after the window";
             }
             expect(await r.balance(account)).toBe("10");
 
             await sleepUntil(t1 + 1_020);
             const t3 = Date.now();
-            const second = await Promise.all(Array.from({ length: 10 }, (_, i) => r.mint(account, "1", `rt-b-${i}`)));
+            const second = await Promise.all(Array.from({ length: 10 }, (_, i) => r.mint(account, "1", `${account}-rt-b-${i}`)));
             expect(second.every((m) => !m.replayed)).toBe(true);
-            if ((await refusedUnlessLate(r.mint(account, "1", "rt-b-10"), t3 + 1_000)) === "late") return "the 21st mint came after the window";
+            if ((await refusedUnlessLate(r.mint(account, "1", `${account}-rt-b-10`), t3 + 1_000)) === "late") return "the 21st mint came after the window";
             expect(await r.balance(account)).toBe("20");
             return "done";
           };

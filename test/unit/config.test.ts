@@ -154,6 +154,15 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_PG_STATEMENT_TIMEOUT", "5"],
     ["MINT_PG_CONNECT_TIMEOUT", "never"],
     ["MINT_LOG_LEVEL", "loud"],
+    ["MINT_SETTLEMENT_FILE", "/nonexistent/chains.yaml"],
+    ["MINT_SIGNER", "hsm"],
+    ["MINT_PKCS11_MODULE", "relative/libsofthsm2.so"],
+    ["MINT_PKCS11_TOKEN_LABEL", "has space"],
+    ["MINT_PKCS11_KEY_LABEL", "k".repeat(33)],
+    ["MINT_PKCS11_PIN_FILE", "/nonexistent/pin"],
+    ["MINT_DEV_KEY_FILE", "/nonexistent/key"],
+    ["MINT_TEST_FAULTS", "sometimes"],
+    ["MINT_TEST_FAULT", "after-lunch"],
   ];
 
   it.each(bad)("%s=%j", (name, value) => {

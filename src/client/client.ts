@@ -1,0 +1,294 @@
+/**
+ * createMintClient: the typed, promise-based client of the MintService.
+ *
+ * Every method is one *logical operation*: it may make several attempts
+ * (see retry.ts for which failures are retried), each with its own deadline,
+ * all inside one time budget, all with the same idempotency key. Calls go
+ * round-robin over the replicas that are SERVING (endpoints.ts).
+ */
+import * as grpc from "@grpc/grpc-js";
+import {
+  MintServiceService,
+  type GetBalanceRequest,
+  type GetMintRequest,
+  type ListMintsRequest,
+  type MintUsdcRequest,
+  type ReconcileMintRequest,
+  type TransferRequest,
+} from "../../gen/usdc/mint/v1/mint.js";
+import { EndpointPool, expandTargets, isLoopbackTarget, type EndpointState } from "./endpoints.js";
+import { MintServiceError, toMintServiceError } from "./errors.js";
+import { backoffMs, DEFAULT_RETRY_POLICY, retryDecision, type CallSafety, type RetryPolicy } from "./retry.js";
+import { blockchainToWire, mintFromWire, transferFromWire, type Balance, type BlockchainName, type Mint, type MintPage, type MintResult, type TransferResult } from "./types.js";
+import { uuidv7 } from "./uuidv7.js";
+
+export interface RetryEvent {
+  /** The attempt that failed (1 = the first). */
+  readonly attempt: number;
+  readonly error: MintServiceError;
+  /** How long the client waits before the next attempt. */
+  readonly delayMs: number;
+  /** True when the delay is the server's RetryInfo, false when it is jittered backoff. */
+  readonly fromRetryInfo: boolean;
+}
+
+export interface MintClientOptions {
+  /**
+   * Where the replicas are: "host:port", a list of them, "ipv4:a:1,b:2",
+   * "ipv6:[::1]:1,[::1]:2" (one channel and one health watch per address) or
+   * "dns:name:port" (one channel, round_robin over what the name resolves to).
+   */
+  readonly addresses: string | readonly string[];
+  /** Channel credentials (TLS, mTLS); default plaintext, for a local or sidecar-protected service. */
+  readonly credentials?: grpc.ChannelCredentials;
+  /**
+   * A bearer token sent as `authorization: Bearer <token>` on every call. Without
+   * `credentials` (plaintext) it is refused for any non-loopback address unless
+   * `allowPlaintextToken` is set: a token on the wire in clear text is a stolen token.
+   */
+  readonly token?: string;
+  /** Send `token` over plaintext to non-loopback addresses (a network you trust, e.g. a sidecar). */
+  readonly allowPlaintextToken?: boolean;
+  /** Deadline of each attempt in milliseconds (default 5000); one operation may make several within `retry.budgetMs`. */
+  readonly defaultDeadlineMs?: number;
+  /** Retry policy overrides; `false` turns retries off (one attempt per call). */
+  readonly retry?: Partial<RetryPolicy> | false;
+  /** Called before each retry (for logs and metrics). */
+  readonly onRetry?: (event: RetryEvent) => void;
+  /** Extra grpc-js channel options (e.g. "grpc.ssl_target_name_override"). */
+  readonly channelOptions?: grpc.ChannelOptions;
+}
+
+export interface CallOptions {
+  /** This call's per-attempt deadline, instead of `defaultDeadlineMs`. */
+  readonly deadlineMs?: number;
+  /** Cancels the operation (the attempt in flight and any wait between attempts). */
+  readonly signal?: AbortSignal;
+  /** Retry policy overrides for this call; `false` = one attempt. */
+  readonly retry?: Partial<RetryPolicy> | false;
+}
+
+export interface MintUsdcInput {
+  readonly accountId: string;
+  /** Decimal USDC string, e.g. "100.5" (use fromMicros() for a bigint). */
+  readonly amount: string;
+  readonly blockchain: BlockchainName | (string & {});
+  /** One key per logical mint; generated (UUIDv7) when absent and reused on every retry. */
+  readonly idempotencyKey?: string;
+}
+
+export interface TransferInput {
+  readonly fromAccountId: string;
+  readonly toAccountId: string;
+  readonly amount: string;
+  readonly idempotencyKey?: string;
+}
+
+export interface ListMintsInput {
+  /** Only this account's mints; absent or "" = every account. */
+  readonly accountId?: string;
+  /** 1..1000; the service's default when absent. */
+  readonly pageSize?: number;
+  readonly pageToken?: string;
+}
+
+export interface ReconcileMintInput {
+  readonly mintId: string;
+  readonly reason?: string;
+}
+
+export interface MintClient {
+  mintUsdc(input: MintUsdcInput, options?: CallOptions): Promise<MintResult>;
+  transfer(input: TransferInput, options?: CallOptions): Promise<TransferResult>;
+  getBalance(accountId: string, options?: CallOptions): Promise<Balance>;
+  getMint(mintId: string, options?: CallOptions): Promise<Mint>;
+  listMints(input?: ListMintsInput, options?: CallOptions): Promise<MintPage>;
+  /** Every mint (of one account, or all), page after page, as an async iterator. */
+  listAllMints(input?: Omit<ListMintsInput, "pageToken">, options?: CallOptions): AsyncIterable<Mint>;
+  reconcileMint(input: ReconcileMintInput, options?: CallOptions): Promise<Mint>;
+  /** What the client knows of each replica's health (from its Watch streams). */
+  endpoints(): EndpointState[];
+  /** Resolves once every replica has reported its health (or after `timeoutMs`). */
+  waitForHealth(timeoutMs?: number): Promise<EndpointState[]>;
+  close(): void;
+}
+
+type Rpc = keyof typeof MintServiceService;
+
+/** How each RPC may be retried; a new RPC is one line here and one method below. */
+const SAFETY: Record<Rpc, CallSafety> = {
+  mintUsdc: "keyed",
+  transfer: "keyed",
+  getBalance: "read",
+  getMint: "read",
+  listMints: "read",
+  reconcileMint: "unkeyed",
+};
+
+export const DEFAULT_DEADLINE_MS = 5_000;
+
+function abortError(): MintServiceError {
+  return new MintServiceError({ code: "CANCELLED", message: "the operation was cancelled by the caller", sent: false });
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted === true) return reject(abortError());
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(abortError());
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+export function createMintClient(options: MintClientOptions): MintClient {
+  const credentials = options.credentials ?? grpc.credentials.createInsecure();
+  const defaultDeadlineMs = options.defaultDeadlineMs ?? DEFAULT_DEADLINE_MS;
+  const token = options.token;
+  if (token !== undefined && /[\r\n]/.test(token)) throw new TypeError("createMintClient: token must be one line");
+  const metadata = (): grpc.Metadata => {
+    const md = new grpc.Metadata();
+    if (token !== undefined && token !== "") md.set("authorization", `Bearer ${token}`);
+    return md;
+  };
+  const targets = expandTargets(options.addresses);
+  if (token !== undefined && token !== "" && options.credentials === undefined && options.allowPlaintextToken !== true) {
+    const remote = targets.find((t) => !isLoopbackTarget(t));
+    if (remote !== undefined) {
+      throw new TypeError(`createMintClient: the token would travel in plaintext to ${remote}; pass TLS credentials, or allowPlaintextToken: true on a network you trust`);
+    }
+  }
+  const pool = new EndpointPool(targets, credentials, options.channelOptions ?? {}, metadata);
+
+  function policyFor(call: CallOptions | undefined): RetryPolicy | undefined {
+    const override = call?.retry ?? options.retry;
+    if (override === false) return undefined;
+    return { ...DEFAULT_RETRY_POLICY, ...(options.retry === false ? {} : options.retry), ...(call?.retry === false ? {} : call?.retry) };
+  }
+
+  /** One attempt on one endpoint. */
+  function attempt<Req, Res>(rpc: Rpc, req: Req, deadline: number, signal: AbortSignal | undefined, avoid: string | undefined): Promise<{ res: Res; address: string }> {
+    const endpoint = pool.pick(avoid);
+    if (endpoint === undefined) {
+      return Promise.reject(
+        new MintServiceError({ code: "UNAVAILABLE", message: "no replica is serving (every address is NOT_SERVING or unreachable)", reason: "NO_SERVING_ADDRESS", sent: false }),
+      );
+    }
+    const def = MintServiceService[rpc] as unknown as {
+      path: string;
+      requestSerialize: (r: Req) => Buffer;
+      responseDeserialize: (b: Buffer) => Res;
+    };
+    return new Promise((resolve, reject) => {
+      const call = endpoint.mint.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, req, metadata(), { deadline }, (err, res) => {
+        signal?.removeEventListener("abort", onAbort);
+        if (err !== null || res === undefined) reject(toMintServiceError(err ?? new Error("empty response"), endpoint.address));
+        else resolve({ res, address: endpoint.address });
+      });
+      const onAbort = (): void => call.cancel();
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  /** One logical operation: attempts, waits and the budget. */
+  async function invoke<Req, Res>(rpc: Rpc, req: Req, call: CallOptions | undefined): Promise<Res> {
+    const policy = policyFor(call);
+    const deadlineMs = call?.deadlineMs ?? defaultDeadlineMs;
+    const signal = call?.signal;
+    const startedAt = Date.now();
+    const budgetEndsAt = startedAt + (policy?.budgetMs ?? deadlineMs);
+    let avoid: string | undefined;
+    for (let n = 1; ; n++) {
+      if (signal?.aborted === true) throw abortError();
+      const now = Date.now();
+      try {
+        const { res } = await attempt<Req, Res>(rpc, req, Math.min(now + deadlineMs, Math.max(budgetEndsAt, now + 1)), signal, avoid);
+        return res;
+      } catch (raw) {
+        const err = toMintServiceError(raw);
+        err.attempts = n;
+        // (The signal may have fired during the attempt; TypeScript narrowed it before.)
+        if ((signal as AbortSignal | undefined)?.aborted === true || policy === undefined || n >= policy.maxAttempts) throw err;
+        const decision = retryDecision(err, SAFETY[rpc]);
+        if (!decision.retry) throw err;
+        const fromRetryInfo = decision.exactDelayMs !== undefined;
+        const delayMs = decision.exactDelayMs ?? backoffMs(n, policy);
+        // A wait that ends after the budget cannot lead to an answer in time: give up now.
+        if (Date.now() + delayMs >= budgetEndsAt) throw err;
+        avoid = err.address;
+        options.onRetry?.({ attempt: n, error: err, delayMs, fromRetryInfo });
+        await sleep(delayMs, signal);
+      }
+    }
+  }
+
+  const client: MintClient = {
+    async mintUsdc(input, call) {
+      const idempotencyKey = input.idempotencyKey ?? uuidv7();
+      const req: MintUsdcRequest = { accountId: input.accountId, amount: input.amount, blockchain: blockchainToWire(input.blockchain), idempotencyKey };
+      const res = await invoke<MintUsdcRequest, { mint: Parameters<typeof mintFromWire>[0]; replayed: boolean }>("mintUsdc", req, call);
+      return { mint: mintFromWire(res.mint), replayed: res.replayed, idempotencyKey };
+    },
+    async transfer(input, call) {
+      const idempotencyKey = input.idempotencyKey ?? uuidv7();
+      const req: TransferRequest = { fromAccountId: input.fromAccountId, toAccountId: input.toAccountId, amount: input.amount, idempotencyKey };
+      const res = await invoke<TransferRequest, { transfer: Parameters<typeof transferFromWire>[0]; replayed: boolean }>("transfer", req, call);
+      return { transfer: transferFromWire(res.transfer), replayed: res.replayed, idempotencyKey };
+    },
+    async getBalance(accountId, call) {
+      const res = await invoke<GetBalanceRequest, Balance>("getBalance", { accountId }, call);
+      return { accountId: res.accountId, balance: res.balance };
+    },
+    async getMint(mintId, call) {
+      const res = await invoke<GetMintRequest, { mint: Parameters<typeof mintFromWire>[0] }>("getMint", { mintId }, call);
+      return mintFromWire(res.mint);
+    },
+    async listMints(input = {}, call) {
+      const req: ListMintsRequest = { accountId: input.accountId ?? "", pageSize: input.pageSize ?? 0, pageToken: input.pageToken ?? "" };
+      const res = await invoke<ListMintsRequest, { mints: Parameters<typeof mintFromWire>[0][]; nextPageToken: string }>("listMints", req, call);
+      return { mints: res.mints.map(mintFromWire), nextPageToken: res.nextPageToken };
+    },
+    listAllMints(input = {}, call) {
+      // Through `client`, not `this`: methods may be passed around unbound.
+      const list = client.listMints;
+      return {
+        async *[Symbol.asyncIterator]() {
+          let pageToken = "";
+          do {
+            const page = await list({ ...input, pageToken }, call);
+            yield* page.mints;
+            pageToken = page.nextPageToken;
+          } while (pageToken !== "");
+        },
+      };
+    },
+    async reconcileMint(input, call) {
+      const reason = input.reason ?? "";
+      try {
+        const res = await invoke<ReconcileMintRequest, { mint: Parameters<typeof mintFromWire>[0] }>("reconcileMint", { mintId: input.mintId, reason }, call);
+        return mintFromWire(res.mint);
+      } catch (err) {
+        // ReconcileMint has no key: when an earlier attempt of this very
+        // operation may have applied (an ambiguous failure, then a retry), the
+        // retry meets its own reversal. The mint as reversed with our reason is that answer.
+        if (err instanceof MintServiceError && err.reason === "MINT_ALREADY_REVERSED" && err.attempts > 1) {
+          const mint = await client.getMint(input.mintId, call);
+          if (mint.status === "REVERSED" && mint.reverseReason === reason) return mint;
+        }
+        throw err;
+      }
+    },
+    endpoints: () => pool.states(),
+    async waitForHealth(timeoutMs = 5_000) {
+      await pool.settled(timeoutMs);
+      return pool.states();
+    },
+    close: () => pool.close(),
+  };
+  return client;
+}

@@ -1,0 +1,132 @@
+/**
+ * The SDK's plain objects: camelCase, money as canonical decimal strings,
+ * enums as their short names ("ETHEREUM", "COMPLETED"), times as Dates.
+ * Converters from the generated ts-proto messages live here, one per message.
+ */
+import {
+  Blockchain as WireBlockchain,
+  MintStatus as WireMintStatus,
+  type Mint as WireMint,
+  type Transfer as WireTransfer,
+} from "../../gen/usdc/mint/v1/mint.js";
+
+/** The chains the service knows (the proto enum without its BLOCKCHAIN_ prefix). */
+export const BLOCKCHAINS = ["ETHEREUM", "SOLANA", "BASE", "ARBITRUM", "POLYGON", "AVALANCHE", "OPTIMISM", "STELLAR", "NOBLE"] as const;
+export type BlockchainName = (typeof BLOCKCHAINS)[number];
+
+export type MintStatusName = "COMPLETED" | "REVERSED" | "UNSPECIFIED" | "UNRECOGNIZED";
+
+export interface Mint {
+  readonly mintId: string;
+  readonly accountId: string;
+  /** Canonical decimal USDC ("100.5"); use toMicros() to compute with it. */
+  readonly amount: string;
+  /** "UNSPECIFIED"/"UNRECOGNIZED" only if the server knows a chain this SDK does not. */
+  readonly blockchain: BlockchainName | "UNSPECIFIED" | "UNRECOGNIZED";
+  readonly status: MintStatusName;
+  readonly idempotencyKey: string;
+  readonly createTime: Date | undefined;
+  /** Set only when status is REVERSED. */
+  readonly reverseTime: Date | undefined;
+  readonly reverseReason: string;
+}
+
+export interface Transfer {
+  readonly transferId: string;
+  readonly fromAccountId: string;
+  readonly toAccountId: string;
+  readonly amount: string;
+  readonly idempotencyKey: string;
+  readonly createTime: Date | undefined;
+}
+
+export interface MintResult {
+  readonly mint: Mint;
+  /** True when the service answered from its idempotency store (an earlier attempt or call applied it). */
+  readonly replayed: boolean;
+  /** The key the operation used (generated when the caller gave none). */
+  readonly idempotencyKey: string;
+}
+
+export interface TransferResult {
+  readonly transfer: Transfer;
+  readonly replayed: boolean;
+  readonly idempotencyKey: string;
+}
+
+export interface Balance {
+  readonly accountId: string;
+  readonly balance: string;
+}
+
+export interface MintPage {
+  readonly mints: Mint[];
+  /** "" on the last page. */
+  readonly nextPageToken: string;
+}
+
+/**
+ * A chain name as the wire number: "ETHEREUM", "ethereum" or
+ * "BLOCKCHAIN_ETHEREUM". An unknown name is sent as UNSPECIFIED so that the
+ * service, the one validator, answers INVALID_ARGUMENT (INVALID_BLOCKCHAIN).
+ */
+export function blockchainToWire(name: string): WireBlockchain {
+  const upper = name.toUpperCase();
+  const full = upper.startsWith("BLOCKCHAIN_") ? upper : `BLOCKCHAIN_${upper}`;
+  const value = (WireBlockchain as unknown as Record<string, number | undefined>)[full];
+  return typeof value === "number" && value >= 0 ? value : WireBlockchain.BLOCKCHAIN_UNSPECIFIED;
+}
+
+function blockchainName(wire: WireBlockchain): Mint["blockchain"] {
+  const name = WireBlockchain[wire] as string | undefined;
+  if (name === undefined || name === "UNRECOGNIZED") return "UNRECOGNIZED";
+  return name.slice("BLOCKCHAIN_".length) as Mint["blockchain"];
+}
+
+function statusName(wire: WireMintStatus): MintStatusName {
+  switch (wire) {
+    case WireMintStatus.MINT_STATUS_COMPLETED:
+      return "COMPLETED";
+    case WireMintStatus.MINT_STATUS_REVERSED:
+      return "REVERSED";
+    case WireMintStatus.MINT_STATUS_UNSPECIFIED:
+      return "UNSPECIFIED";
+    case WireMintStatus.UNRECOGNIZED:
+      return "UNRECOGNIZED";
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** The service always sends the message; a missing one is a broken server, reported as such. */
+function required<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`the service answered without ${what}`);
+  return value;
+}
+
+export function mintFromWire(m: WireMint | undefined): Mint {
+  const w = required(m, "a mint");
+  return {
+    mintId: w.mintId,
+    accountId: w.accountId,
+    amount: w.amount,
+    blockchain: blockchainName(w.blockchain),
+    status: statusName(w.status),
+    idempotencyKey: w.idempotencyKey,
+    createTime: w.createTime,
+    reverseTime: w.reverseTime,
+    reverseReason: w.reverseReason,
+  };
+}
+
+export function transferFromWire(t: WireTransfer | undefined): Transfer {
+  const w = required(t, "a transfer");
+  return {
+    transferId: w.transferId,
+    fromAccountId: w.fromAccountId,
+    toAccountId: w.toAccountId,
+    amount: w.amount,
+    idempotencyKey: w.idempotencyKey,
+    createTime: w.createTime,
+  };
+}

@@ -1,0 +1,243 @@
+/**
+ * On-chain settlement: the ports the settlement worker needs. Like
+ * `src/domain/ports.ts`, this module imports no adapter; adapters live beside
+ * it (`signer-*.ts`, `chain-*.ts`, `outbox-*.ts`) and are chosen once, at wiring.
+ *
+ * Money is `bigint` micro-USDC; the token has 6 decimals, so one micro-USDC is
+ * one token base unit and amounts go on-chain unchanged.
+ */
+import type { Blockchain } from "../domain/model.js";
+
+export type Hex = `0x${string}`;
+export type Address = `0x${string}`;
+
+/** A secp256k1 signature over a 32-byte digest, s already normalised to the lower half of the curve order. */
+export interface EcdsaSignature {
+  readonly r: Hex;
+  readonly s: Hex;
+  /** The recovery bit (0 or 1): which of the two candidate public keys signed. */
+  readonly yParity: 0 | 1;
+}
+
+/**
+ * A key that signs and never shows itself. `pkcs11` keeps it in an HSM;
+ * `dev-key` holds a private key in memory (tests and demos only).
+ */
+export interface Signer {
+  readonly kind: "pkcs11" | "dev-key";
+  /** The address of the key (EIP-55 checksummed). */
+  readonly address: Address;
+  /**
+   * Signs a 32-byte digest. Throws on a digest of any other length and when
+   * the device fails (a bug or an outage, not an expected outcome).
+   */
+  signDigest(digest: Hex): Promise<EcdsaSignature>;
+  close(): Promise<void>;
+}
+
+/** EIP-1559 fees, in wei. */
+export interface Fees {
+  readonly maxFeePerGas: bigint;
+  readonly maxPriorityFeePerGas: bigint;
+}
+
+/** A transaction signed but not yet (known to be) broadcast: enough to store, look up and send again. */
+export interface SignedTx {
+  readonly hash: Hex;
+  /** The signed, serialized transaction (EIP-2718 type 2), as broadcast. */
+  readonly raw: Hex;
+  readonly nonce: number;
+  readonly fees: Fees;
+  readonly gasLimit: bigint;
+}
+
+export type TxLookup =
+  /** The node has never heard of the hash (never broadcast, dropped, or reorged out while no longer in its pool). */
+  | { readonly kind: "unknown" }
+  /** In the node's pool, not mined. */
+  | { readonly kind: "pending" }
+  | {
+      readonly kind: "mined";
+      readonly blockNumber: bigint;
+      readonly blockHash: Hex;
+      /** head − blockNumber + 1: the including block counts as the first confirmation. */
+      readonly confirmations: number;
+      readonly status: "success" | "reverted";
+    };
+
+/** The outcome of handing signed bytes to a node. */
+export type BroadcastOutcome =
+  | { readonly kind: "accepted" }
+  /** The node refused the bytes for good (e.g. nonce already used by another transaction); `reason` is the node's message. */
+  | { readonly kind: "rejected"; readonly reason: string };
+
+/**
+ * One chain's token contract, seen from the treasury. Every method throws
+ * `ChainUnavailableError` when the node cannot be reached or answers with
+ * garbage; the worker waits and retries.
+ */
+export interface ChainSettlement {
+  readonly blockchain: Blockchain;
+  readonly chainId: number;
+  readonly treasury: Address;
+  /**
+   * Builds the ERC-20 `mint(treasury, amountMicros)` transaction for `nonce`
+   * and `fees`, signs it with the signer, and returns it WITHOUT sending it,
+   * so the caller can store the hash first.
+   */
+  signMint(amountMicros: bigint, nonce: number, fees: Fees): Promise<SignedTx>;
+  /**
+   * What would make every mint fail, checked before signing: the node's chain
+   * id differs from the configured one, the signer is not a minter of the
+   * token, or the signer or treasury is blacklisted. Returns the problem in
+   * one line, or null when settling can go ahead.
+   */
+  preflight(): Promise<string | null>;
+  /** Sends signed bytes. A node that already has them counts as accepted. */
+  broadcast(raw: Hex): Promise<BroadcastOutcome>;
+  /** `headBlock`: the chain head the caller already read this pass (saves one request per lookup). */
+  lookup(hash: Hex, headBlock?: bigint): Promise<TxLookup>;
+  /** Fees for a transaction to be mined soon (base fee headroom of 2 blocks). */
+  suggestFees(): Promise<Fees>;
+  /** Transactions the treasury has had mined ("latest" nonce). */
+  minedNonce(): Promise<number>;
+  headBlock(): Promise<bigint>;
+  totalSupply(): Promise<bigint>;
+  treasuryBalance(): Promise<bigint>;
+  close(): Promise<void>;
+}
+
+/** The node could not be reached, or did not answer sensibly: wait and retry. */
+export class ChainUnavailableError extends Error {
+  override readonly name = "ChainUnavailableError";
+  readonly code = "CHAIN_UNAVAILABLE";
+}
+
+/**
+ * PENDING: in the outbox, nothing signed (ReconcileMint may cancel it).
+ * SUBMITTED: a transaction is signed and stored (it may be on the wire; nobody may cancel it).
+ * CONFIRMED: mined successfully and buried `confirmations` deep.
+ * FAILED: mined and reverted (issue 16 also: dropped for good); the ledger reverses the credit.
+ */
+export type SettlementState = "PENDING" | "SUBMITTED" | "CONFIRMED" | "FAILED";
+
+export interface SettlementTx {
+  readonly hash: Hex;
+  readonly raw: Hex;
+  readonly nonce: number;
+  readonly maxFeePerGas: bigint;
+  readonly maxPriorityFeePerGas: bigint;
+  readonly signedWallMs: number;
+}
+
+export interface Settlement {
+  /** The mint id (one settlement per mint; burns for redemptions get their own ids later). */
+  readonly settlementId: string;
+  /** "mint" only for now; issue 16's redemptions add "burn". */
+  readonly kind: "mint";
+  readonly blockchain: Blockchain;
+  readonly amountMicros: bigint;
+  /** Commit order in the outbox; the worker signs in this order. */
+  readonly seq: number;
+  readonly state: SettlementState;
+  /** Every transaction signed for this settlement, oldest first (one now; fee bumps add more with the same nonce). */
+  readonly txs: readonly SettlementTx[];
+  /** The hash that was mined (CONFIRMED/FAILED, or mined but not yet deep enough); null otherwise. */
+  readonly minedHash: Hex | null;
+  readonly blockNumber: bigint | null;
+  readonly confirmations: number;
+  /** How many times signed bytes were handed to a node. */
+  readonly attempts: number;
+  /** The last error seen for this settlement (node refused, unreachable, reverted); empty when none. */
+  readonly lastError: string;
+  readonly createWallMs: number;
+  readonly updateWallMs: number;
+}
+
+/** What the mint's own transaction writes into the outbox. */
+export interface NewSettlement {
+  readonly settlementId: string;
+  readonly blockchain: Blockchain;
+  readonly amountMicros: bigint;
+  readonly createWallMs: number;
+}
+
+export type RecordSignedOutcome =
+  | { readonly ok: true; readonly settlement: Settlement }
+  /** The settlement is no longer PENDING (cancelled by ReconcileMint, or signed by another sender): do not broadcast. */
+  | { readonly ok: false; readonly code: "SETTLEMENT_NOT_PENDING"; readonly state: SettlementState | "MISSING" };
+
+/**
+ * The durable queue of settlements, fed in the mint's own transaction, and the
+ * record of everything the worker signs and learns. Every method is one
+ * atomic step; adapters throw when their backing store is unreachable.
+ */
+export interface SettlementOutbox {
+  /** Adds a PENDING settlement (the store calls this inside the mint's transaction). Idempotent per `settlementId`. */
+  enqueue(s: NewSettlement): Promise<void>;
+  /** Up to `limit` PENDING settlements of `blockchain`, in commit order. */
+  nextPending(blockchain: Blockchain, limit: number): Promise<Settlement[]>;
+  /** Every SUBMITTED settlement of `blockchain` (signed, not final), lowest nonce first. */
+  inFlight(blockchain: Blockchain): Promise<Settlement[]>;
+  /** The highest nonce ever stored for `blockchain`, or −1. */
+  highestNonce(blockchain: Blockchain): Promise<number>;
+  /**
+   * Stores a signed transaction and moves PENDING → SUBMITTED, atomically, BEFORE
+   * the bytes are broadcast. Refuses (SETTLEMENT_NOT_PENDING) unless PENDING.
+   */
+  recordSigned(settlementId: string, tx: SettlementTx, wallMs: number): Promise<RecordSignedOutcome>;
+  /** Counts a broadcast attempt and its error ("" when accepted). */
+  recordAttempt(settlementId: string, error: string, wallMs: number): Promise<void>;
+  /** A tx of the settlement is mined but not yet deep enough (or no longer mined: `mined` null after a reorg). */
+  recordProgress(settlementId: string, mined: { hash: Hex; blockNumber: bigint; confirmations: number } | null, wallMs: number): Promise<void>;
+  /**
+   * SUBMITTED → CONFIRMED, and the ledger moves the credit from pending to available
+   * in the same atomic step (see `SettlementEffects`). No-op when already final.
+   */
+  markConfirmed(settlementId: string, mined: { hash: Hex; blockNumber: bigint; confirmations: number }, wallMs: number): Promise<void>;
+  /** SUBMITTED → FAILED with `reason`, and the ledger reverses the pending credit in the same step. No-op when already final. */
+  markFailed(settlementId: string, mined: { hash: Hex; blockNumber: bigint; confirmations: number } | null, reason: string, wallMs: number): Promise<void>;
+  /**
+   * PENDING → removed, for ReconcileMint of a mint whose settlement is not yet signed.
+   * Returns the state found: "PENDING" when cancelled; otherwise nothing changed.
+   */
+  cancel(settlementId: string): Promise<SettlementState | "MISSING">;
+  get(settlementId: string): Promise<Settlement | null>;
+  close(): Promise<void>;
+}
+
+/**
+ * The ledger's side of a final settlement, applied by the outbox in the same
+ * atomic step as the state change (same critical section in memory, same SQL
+ * transaction in PostgreSQL), so a crash never leaves one without the other.
+ */
+export interface SettlementEffects<Tx = void> {
+  /** CONFIRMED: move `amountMicros` of the mint's credit from the account's pending to its available balance. */
+  confirmed(tx: Tx, s: Settlement): Promise<void> | void;
+  /** FAILED: reverse the pending credit (compensating entry, key freed, journal actor `settlement-worker`). */
+  failed(tx: Tx, s: Settlement, reason: string): Promise<void> | void;
+}
+
+/**
+ * One sender per chain across all replicas: only the holder signs and
+ * broadcasts for `blockchain`, so nonces never collide.
+ */
+export interface SenderLock {
+  /** Takes the lock when free; false when another worker holds it. */
+  tryAcquire(blockchain: Blockchain): Promise<boolean>;
+  /** True while this worker still holds it (a PostgreSQL session lock is lost with its connection). */
+  held(blockchain: Blockchain): Promise<boolean>;
+  release(blockchain: Blockchain): Promise<void>;
+}
+
+/** Named points where the test-only fault hook may stop the worker. */
+export const FAULT_POINTS = ["after-sign", "after-broadcast"] as const;
+export type FaultPoint = (typeof FAULT_POINTS)[number];
+
+/** Called at each fault point; the test hook stops the process (or, in-process, throws `WorkerCrash`). */
+export type FaultHook = (point: FaultPoint, settlementId: string) => void;
+
+/** Thrown by an in-process fault hook: the worker stops at once, as if the process had died. */
+export class WorkerCrash extends Error {
+  override readonly name = "WorkerCrash";
+}

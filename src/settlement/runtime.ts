@@ -1,0 +1,90 @@
+/**
+ * Wiring for settlement, so `src/app.ts` (or a process of its own,
+ * `settlement-worker-main.ts`) needs a few lines: open the signer the
+ * settings name, build one EVM adapter and one worker per configured chain
+ * over the given outbox and sender lock, start and stop them together.
+ */
+import type { Clock } from "../domain/clock.js";
+import type { Blockchain } from "../domain/model.js";
+import { EvmChainSettlement } from "./chain-evm.js";
+import type { FaultHook, SenderLock, SettlementOutbox, Signer } from "./ports.js";
+import type { SettlementSettings, SignerSettings } from "./settlement-config.js";
+import { DevKeySigner } from "./signer-dev-key.js";
+import { Pkcs11Signer } from "./signer-pkcs11.js";
+import { SettlementWorker, type WorkerStatus } from "./worker.js";
+
+/** Opens the signer the settings name; throws with one line when the token or key is unusable. */
+export function openSigner(settings: SignerSettings): Signer {
+  switch (settings.kind) {
+    case "pkcs11":
+      return Pkcs11Signer.open(settings);
+    case "dev-key":
+      return new DevKeySigner(settings.privateKey);
+  }
+}
+
+export interface SettlementRuntime {
+  /** True when mints on `blockchain` settle on-chain (credit pending until CONFIRMED); false means NOT_REQUIRED. */
+  required(blockchain: Blockchain): boolean;
+  /** Tells the chain's worker a settlement was just committed (saves up to one poll interval). */
+  wake(blockchain: Blockchain): void;
+  /** Per chain, for health: a chain outage shows here and never stops reads and transfers. */
+  status(): WorkerStatus[];
+  start(): void;
+  /** Stops every worker (each finishes its pass and releases its sender lock). */
+  stop(): Promise<void>;
+}
+
+/** No settlement configured: every mint is NOT_REQUIRED (the default). */
+export const noSettlement: SettlementRuntime = {
+  required: () => false,
+  wake: () => undefined,
+  status: () => [],
+  start: () => undefined,
+  stop: async () => undefined,
+};
+
+export interface SettlementRuntimeOptions {
+  readonly settings: SettlementSettings;
+  readonly signer: Signer;
+  readonly outbox: SettlementOutbox;
+  readonly lock: SenderLock;
+  readonly clock: Clock;
+  readonly faultHook?: FaultHook;
+  readonly onError?: (blockchain: Blockchain, err: unknown) => void;
+}
+
+export function createSettlementRuntime(opts: SettlementRuntimeOptions): SettlementRuntime {
+  const workers = new Map<Blockchain, SettlementWorker>();
+  for (const c of opts.settings.chains) {
+    const chain = new EvmChainSettlement(
+      { blockchain: c.blockchain, rpcUrl: c.rpcUrl, chainId: c.chainId, tokenAddress: c.tokenContract, treasury: c.treasury, gasLimit: c.gasLimit, requestTimeoutMs: c.requestTimeoutMs },
+      opts.signer,
+    );
+    workers.set(
+      c.blockchain,
+      new SettlementWorker({
+        chain,
+        outbox: opts.outbox,
+        lock: opts.lock,
+        clock: opts.clock,
+        confirmations: c.confirmations,
+        pollIntervalMs: c.pollIntervalMs,
+        maxBackoffMs: Math.max(c.pollIntervalMs, 10_000),
+        ...(opts.faultHook !== undefined ? { faultHook: opts.faultHook } : {}),
+        onError: (err) => opts.onError?.(c.blockchain, err),
+      }),
+    );
+  }
+  return {
+    required: (blockchain) => workers.has(blockchain),
+    wake: (blockchain) => workers.get(blockchain)?.wake(),
+    status: () => [...workers.values()].map((w) => w.status()),
+    start: () => {
+      for (const w of workers.values()) w.start();
+    },
+    stop: async () => {
+      await Promise.all([...workers.values()].map((w) => w.stop()));
+    },
+  };
+}

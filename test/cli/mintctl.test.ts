@@ -1,0 +1,315 @@
+/**
+ * mintctl against the real server (in-process on 127.0.0.1:0): every
+ * command's table and `--json` shape, exit codes (0, 2 usage, 3 bulk
+ * failures, 10 + gRPC code), environment fallbacks, the token, and the bulk
+ * mint from CSV (summary, failures file, a re-run that replays). A few runs go
+ * through the real executable to check the process's own exit code.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseCsv } from "../../src/cli/csv.js";
+import { startTestServer, type TestServer } from "../support/test-server.js";
+import { ROOT } from "../support/service-process.js";
+import { mintctl, startStubMintServer, type CliRun } from "../support/stub-mint-server.js";
+
+type Ran = CliRun;
+
+/** The output of a --json run, parsed. */
+function parsed<T = Record<string, unknown>>(r: Ran): T {
+  return JSON.parse(r.out) as T;
+}
+
+let s: TestServer;
+let A: string[];
+const dir = mkdtempSync(join(tmpdir(), "mintctl-"));
+let n = 0;
+const unique = (p: string): string => `${p}-${++n}`;
+
+beforeAll(async () => {
+  s = await startTestServer({ MINT_RATE_LIMIT: "1000000" });
+  A = ["--address", s.address];
+});
+afterAll(async () => {
+  await s.stop();
+});
+
+describe("single calls", () => {
+  it("mint: a table by default; --json {mint, replayed, idempotencyKey}; the same key replays", async () => {
+    const acct = unique("alice");
+    const t = await mintctl([...A, "mint", acct, "100.50"]);
+    expect(t.code).toBe(0);
+    expect(t.out).toMatch(new RegExp(`^FIELD +VALUE\\nmint_id +mint_\\w+\\naccount_id +${acct}\\namount +100\\.5\\nblockchain +ETHEREUM\\nstatus +COMPLETED\\n`));
+    expect(t.out).toMatch(/\nreplayed +false\n$/);
+
+    const j = await mintctl([...A, "--json", "mint", acct, "7", "--chain", "solana", "--idempotency-key", "order-1"]);
+    expect(j.code).toBe(0);
+    const body = parsed<{ mint: Record<string, unknown>; replayed: boolean; idempotencyKey: string }>(j);
+    expect(body).toEqual({
+      mint: { mintId: expect.stringMatching(/^mint_/), accountId: acct, amount: "7", blockchain: "SOLANA", status: "COMPLETED", idempotencyKey: "order-1", createTime: expect.any(String), reverseReason: "" },
+      replayed: false,
+      idempotencyKey: "order-1",
+    });
+    const again = parsed<{ replayed: boolean; mint: { mintId: string } }>(await mintctl([...A, "--json", "mint", acct, "7", "--chain", "SOLANA", "--idempotency-key", "order-1"]));
+    expect(again.replayed).toBe(true);
+    expect(again.mint.mintId).toBe(body.mint.mintId);
+  });
+
+  it("mint errors: 13 INVALID_ARGUMENT (human on stderr, --json on stdout), 16 ALREADY_EXISTS with differing fields", async () => {
+    const bad = await mintctl([...A, "mint", "a", "1.0000001"]);
+    expect(bad.code).toBe(13);
+    expect(bad.out).toBe("");
+    expect(bad.err).toContain("mintctl: INVALID_ARGUMENT INVALID_AMOUNT:");
+    expect(bad.err).toContain("field amount");
+    const badJson = await mintctl([...A, "--json", "mint", "a", "1", "--chain", "DOGE"]);
+    expect(badJson.code).toBe(13);
+    expect(parsed(badJson)).toEqual({
+      error: { code: "INVALID_ARGUMENT", reason: "INVALID_BLOCKCHAIN", message: expect.any(String), fieldViolations: [{ field: "blockchain", description: expect.any(String) }], metadata: { field: "blockchain" }, attempts: 1 },
+    });
+    const key = unique("k");
+    await mintctl([...A, "mint", unique("x"), "1", "--idempotency-key", key]);
+    const reused = await mintctl([...A, "--json", "mint", unique("y"), "1", "--idempotency-key", key]);
+    expect(reused.code).toBe(16);
+    expect(parsed<{ error: { reason: string; differingFields: string[] } }>(reused).error).toMatchObject({ reason: "IDEMPOTENCY_KEY_REUSED", differingFields: ["account_id"] });
+  });
+
+  it("transfer: --json {transfer, replayed, idempotencyKey}; 19 FAILED_PRECONDITION on insufficient funds", async () => {
+    const from = unique("from");
+    const to = unique("to");
+    await mintctl([...A, "mint", from, "10"]);
+    const r = await mintctl([...A, "--json", "transfer", from, to, "2.5", "--idempotency-key", "pay-1"]);
+    expect(r.code).toBe(0);
+    expect(parsed(r)).toEqual({
+      transfer: { transferId: expect.stringMatching(/^xfr_/), fromAccountId: from, toAccountId: to, amount: "2.5", idempotencyKey: "pay-1", createTime: expect.any(String) },
+      replayed: false,
+      idempotencyKey: "pay-1",
+    });
+    const table = await mintctl([...A, "transfer", from, to, "2.5", "--idempotency-key", "pay-1"]);
+    expect(table.out).toMatch(/\nreplayed +true\n$/);
+    const poor = await mintctl([...A, "transfer", from, to, "100"]);
+    expect(poor.code).toBe(19);
+    expect(poor.err).toContain("FAILED_PRECONDITION INSUFFICIENT_FUNDS");
+  });
+
+  it("balance: table and --json {accountId, balance}", async () => {
+    const acct = unique("bal");
+    await mintctl([...A, "mint", acct, "0.000001"]);
+    const t = await mintctl([...A, "balance", acct]);
+    expect(t).toEqual({ code: 0, out: `FIELD       VALUE\naccount_id  ${acct}\nbalance     0.000001\n`, err: "" });
+    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "0.000001" });
+    expect((await mintctl([...A, "balance", "a b"])).code).toBe(13);
+  });
+
+  it("get: --json {mint}; 15 NOT_FOUND; 13 for a malformed id", async () => {
+    const acct = unique("get");
+    const m = parsed<{ mint: { mintId: string } }>(await mintctl([...A, "--json", "mint", acct, "3"]));
+    const g = await mintctl([...A, "--json", "get", m.mint.mintId]);
+    expect(g.code).toBe(0);
+    expect(parsed(g)).toEqual({ mint: expect.objectContaining({ mintId: m.mint.mintId, accountId: acct, amount: "3", status: "COMPLETED" }) });
+    const missing = await mintctl([...A, "get", "mint_0000000000AAAAAAAAAAAAAAAA"]);
+    expect(missing.code).toBe(15);
+    expect(missing.err).toContain("NOT_FOUND MINT_NOT_FOUND");
+    expect((await mintctl([...A, "get", "nope!"])).code).toBe(13);
+  });
+
+  it("list pages through every mint: 25 mints with --page-size 10", async () => {
+    const acct = unique("list");
+    for (let i = 0; i < 25; i++) await mintctl([...A, "mint", acct, `${i + 1}`]);
+    const j = parsed<{ mints: { accountId: string; amount: string }[]; count: number; truncated: boolean }>(await mintctl([...A, "--json", "list", "--account", acct, "--page-size", "10"]));
+    expect([j.count, j.truncated]).toEqual([25, false]);
+    expect(j.mints.map((m) => Number(m.amount)).sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+    const t = await mintctl([...A, "list", "--account", acct, "--page-size", "10"]);
+    const lines = t.out.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^MINT_ID +ACCOUNT_ID +AMOUNT +BLOCKCHAIN +STATUS +CREATE_TIME$/);
+    expect(lines).toHaveLength(27);
+    expect(lines.at(-1)).toBe("25 mints");
+    // Aligned: every row's ACCOUNT_ID column starts where the header's does.
+    const col = (lines[0] as string).indexOf("ACCOUNT_ID");
+    for (const l of lines.slice(1, -1)) expect(l.slice(col, col + acct.length)).toBe(acct);
+    expect((await mintctl([...A, "list", "--page-size", "0"])).code).toBe(2);
+    expect((await mintctl([...A, "list", "--max", "x"])).code).toBe(2);
+    const capped = await mintctl([...A, "list", "--account", acct, "--page-size", "10", "--max", "12"]);
+    expect(capped.out.trimEnd().split("\n").at(-1)).toBe("12 mints (stopped at --max 12; more remain)");
+    expect(parsed(await mintctl([...A, "--json", "list", "--account", acct, "--max", "25"]))).toMatchObject({ count: 25, truncated: false });
+  });
+
+  it("reconcile: --json {mint} REVERSED with the reason; again is 19 MINT_ALREADY_REVERSED", async () => {
+    const acct = unique("rec");
+    const m = parsed<{ mint: { mintId: string } }>(await mintctl([...A, "--json", "mint", acct, "4"]));
+    const r = await mintctl([...A, "--json", "reconcile", m.mint.mintId, "--reason", "chain tx failed"]);
+    expect(r.code).toBe(0);
+    expect(parsed(r)).toEqual({ mint: expect.objectContaining({ mintId: m.mint.mintId, status: "REVERSED", reverseReason: "chain tx failed", reverseTime: expect.any(String) }) });
+    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "0" });
+    const again = await mintctl([...A, "reconcile", m.mint.mintId]);
+    expect(again.code).toBe(19);
+    expect(again.err).toContain("MINT_ALREADY_REVERSED");
+  });
+});
+
+describe("health", () => {
+  it("0 when every address serves; 24 when one is NOT_SERVING or unreachable", async () => {
+    const other = await startTestServer();
+    try {
+      const both = ["--address", `${s.address},${other.address}`];
+      const ok = await mintctl([...both, "--json", "health"]);
+      expect(ok.code).toBe(0);
+      expect(parsed(ok)).toEqual({ serving: true, endpoints: [{ address: s.address, status: "SERVING" }, { address: other.address, status: "SERVING" }] });
+      const t = await mintctl([...both, "health"]);
+      expect(t.out).toBe(table2(["ADDRESS", "STATUS"], [[s.address, "SERVING"], [other.address, "SERVING"]]));
+      other.app.server.health.setAll("NOT_SERVING");
+      const down = await mintctl([...both, "--json", "health"]);
+      expect(down.code).toBe(24);
+      expect(parsed<{ endpoints: { status: string }[] }>(down).endpoints.map((e) => e.status)).toEqual(["SERVING", "NOT_SERVING"]);
+    } finally {
+      await other.stop();
+    }
+    const gone = await mintctl(["--address", "127.0.0.1:1", "--json", "health"]);
+    expect(gone.code).toBe(24);
+    expect(parsed(gone)).toEqual({ serving: false, endpoints: [{ address: "127.0.0.1:1", status: "GONE" }] });
+  });
+});
+
+/** The expected two-column table: the first column padded to its widest cell, two spaces, the second. */
+function table2(header: [string, string], rows: [string, string][]): string {
+  const width = Math.max(...[header, ...rows].map((r) => r[0].length));
+  return [header, ...rows].map(([a, b]) => `${a.padEnd(width)}  ${b}`).join("\n") + "\n";
+}
+
+describe("flags, environment and usage", () => {
+  it("MINTCTL_ADDRESS is the fallback; --address wins over it", async () => {
+    const acct = unique("env");
+    expect((await mintctl(["mint", acct, "1"], { MINTCTL_ADDRESS: s.address })).code).toBe(0);
+    const r = await mintctl(["--address", s.address, "--json", "balance", acct], { MINTCTL_ADDRESS: "127.0.0.1:1" });
+    expect(parsed(r)).toEqual({ accountId: acct, balance: "1" });
+    // Flags after the command work too.
+    expect(parsed(await mintctl(["balance", acct, "--json", "--address", s.address]))).toEqual({ accountId: acct, balance: "1" });
+  });
+
+  it("an unreachable address is 24 UNAVAILABLE (after retrying within the budget)", async () => {
+    const r = await mintctl(["--address", "127.0.0.1:1", "--deadline-ms", "200", "balance", "x"]);
+    expect(r.code).toBe(24);
+    expect(r.err).toContain("UNAVAILABLE");
+  });
+
+  it("--token (and MINTCTL_TOKEN) is sent as authorization: Bearer", async () => {
+    const stub = await startStubMintServer();
+    try {
+      expect((await mintctl(["--address", stub.address, "--token", "flag-token", "balance", "a"])).code).toBe(0);
+      expect((await mintctl(["--address", stub.address, "balance", "a"], { MINTCTL_TOKEN: "env-token" })).code).toBe(0);
+      expect(stub.authorizations).toEqual(["Bearer flag-token", "Bearer env-token"]);
+    } finally {
+      stub.stop();
+    }
+  });
+
+  it.each([
+    [["bogus"], "unknown command"],
+    [["balance"], "missing required argument"],
+    [["mint", "alice"], "mint needs <account> and <amount>"],
+    [["--deadline-ms", "0", "balance", "a"], "--deadline-ms"],
+    [["--cert", "/etc/hostname", "balance", "a"], "--cert and --key go together"],
+    [["--ca", "/nonexistent/ca.pem", "balance", "a"], "--ca /nonexistent/ca.pem: ENOENT"],
+    [["mint", "--from-csv", "/nonexistent.csv"], "ENOENT"],
+    [["mint", "a", "1", "--from-csv", "/nonexistent.csv"], "takes no account or amount"],
+    [["mint", "--from-csv", "/nonexistent.csv", "--concurrency", "0"], "--concurrency"],
+    [["--address", "10.0.0.1:1", "--token", "t", "balance", "a"], "the token would travel in plaintext to 10.0.0.1:1; pass TLS credentials, or --allow-plaintext-token"],
+  ])("usage error %j -> exit 2", async (args, message) => {
+    const r = await mintctl([...A, ...args]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(message);
+  });
+
+  it("--help lists the commands and the exit codes; exit 0", async () => {
+    const r = await mintctl(["--help"]);
+    expect(r.code).toBe(0);
+    for (const c of ["mint", "transfer", "balance", "get", "list", "reconcile", "health", "Exit codes:", "24 UNAVAILABLE"]) expect(r.out).toContain(c);
+  });
+});
+
+describe("mint --from-csv", () => {
+  function csv(name: string, text: string): string {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  }
+
+  it("applies each row once, writes the failures, replays on a re-run", async () => {
+    const acct = unique("bulk");
+    const rows = ["account_id,amount,idempotency_key,blockchain"];
+    for (let i = 0; i < 10; i++) rows.push(`${acct},${i + 1},${acct}-row-${i},${i % 2 === 0 ? "" : "base"}`);
+    rows.push(`${acct},1.0000001,${acct}-bad-amount,`);
+    rows.push(`"has,comma",1,${acct}-bad-account,`);
+    const file = csv(`${acct}.csv`, rows.join("\r\n") + "\r\n");
+
+    const first = await mintctl([...A, "--json", "mint", "--from-csv", file, "--concurrency", "4"]);
+    expect(first.code).toBe(3);
+    expect(parsed(first)).toEqual({ total: 12, applied: 10, replayed: 0, failed: 2, failuresFile: `${file}.failures.csv` });
+    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "55" });
+    // Plain progress lines off a terminal, ending with the last row.
+    expect(first.err.trimEnd().split("\n").at(-1)).toBe("mint: 12/12 rows (applied 10, replayed 0, failed 2)");
+
+    const failures = parseCsv(readFileSync(`${file}.failures.csv`, "utf8")).map((r) => r.fields);
+    expect(failures).toEqual([
+      ["line", "account_id", "amount", "blockchain", "idempotency_key", "code", "reason", "message"],
+      ["12", acct, "1.0000001", "ETHEREUM", `${acct}-bad-amount`, "INVALID_ARGUMENT", "INVALID_AMOUNT", expect.any(String)],
+      ["13", "has,comma", "1", "ETHEREUM", `${acct}-bad-account`, "INVALID_ARGUMENT", "INVALID_ACCOUNT_ID", expect.any(String)],
+    ]);
+
+    const again = await mintctl([...A, "mint", "--from-csv", file]);
+    expect(again.code).toBe(3);
+    expect(again.out).toMatch(/total +12\napplied +0\nreplayed +10\nfailed +2\nfailures_file +\S+failures\.csv\n/);
+    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "55" });
+    const mints = parsed<{ mints: { blockchain: string }[] }>(await mintctl([...A, "--json", "list", "--account", acct]));
+    expect(mints.mints.map((m) => m.blockchain).sort()).toEqual([...Array(5).fill("BASE"), ...Array(5).fill("ETHEREUM")]);
+  });
+
+  it("a clean file exits 0 and writes no failures file; 15 rows to one account pass the 10/s limit by waiting", async () => {
+    const limited = await startTestServer({ MINT_RATE_LIMIT: "10", MINT_RATE_WINDOW: "1s" });
+    try {
+      const file = csv("hot.csv", "account_id,amount,idempotency_key\n" + Array.from({ length: 15 }, (_, i) => `hot,1,hot-${i}`).join("\n") + "\n");
+      const r = await mintctl(["--address", limited.address, "--json", "mint", "--from-csv", file]);
+      expect(r.code).toBe(0);
+      expect(parsed(r)).toEqual({ total: 15, applied: 15, replayed: 0, failed: 0, failuresFile: null });
+      expect(existsSync(`${file}.failures.csv`)).toBe(false);
+      expect(await limited.app.adapters.ledger.getBalance("hot")).toBe(15_000_000n);
+    } finally {
+      await limited.stop();
+    }
+  });
+
+  it.each([
+    ["empty.csv", "", "the file is empty"],
+    ["noheader.csv", "alice,1,k\n", "the header lacks"],
+    ["quote.csv", 'account_id,amount,idempotency_key\n"alice,1,k\n', "unterminated quoted field"],
+  ])("%s -> exit 2 (%s), nothing minted", async (name, text, message) => {
+    const r = await mintctl([...A, "mint", "--from-csv", csv(name, text)]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(message);
+    expect(await s.app.adapters.ledger.getBalance("alice")).toBe(0n);
+  });
+});
+
+describe("the executable", () => {
+  function exec(args: string[], env: Record<string, string>): Promise<Ran> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+      child.on("exit", (code) => resolve({ code: code ?? -1, out, err }));
+    });
+  }
+
+  it("exits with the mapped code and leaves no handle open", async () => {
+    const acct = unique("exe");
+    const ok = await exec(["--json", "mint", acct, "2"], { MINTCTL_ADDRESS: s.address });
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.out)).toMatchObject({ replayed: false, mint: { accountId: acct, amount: "2" } });
+    const bad = await exec(["mint", acct, "-2"], { MINTCTL_ADDRESS: s.address });
+    expect(bad.code).toBe(13);
+    expect((await exec(["nope"], {})).code).toBe(2);
+  });
+});

@@ -1,0 +1,153 @@
+/**
+ * The contract of `SettlementOutbox` and `SenderLock`, run against every
+ * adapter (settlement-outbox.test.ts): commit order, signing exactly once,
+ * nonces never reused, cancellation only while PENDING, final states once
+ * with their ledger effect.
+ */
+import { describe, expect, it } from "vitest";
+import type { Blockchain } from "../../src/domain/model.js";
+import type { Hex, SenderLock, Settlement, SettlementOutbox, SettlementTx } from "../../src/settlement/ports.js";
+
+export interface OutboxUnderTest {
+  readonly outbox: SettlementOutbox;
+  /** What the effects saw, in order: "confirmed:<id>" / "failed:<id>:<reason>". */
+  readonly effects: string[];
+  /** Two locks as two replicas would hold them. */
+  readonly locks: [SenderLock, SenderLock];
+  close(): Promise<void>;
+}
+
+const hash = (n: number): Hex => `0x${n.toString(16).padStart(64, "0")}`;
+function tx(n: number, nonce: number): SettlementTx {
+  return { hash: hash(n), raw: `0x02${n.toString(16).padStart(8, "0")}`, nonce, maxFeePerGas: 3_000_000_000n, maxPriorityFeePerGas: 10n ** 9n, signedWallMs: 1_700_000_000_000 };
+}
+const mined = (n: number, blockNumber: bigint, confirmations: number): { hash: Hex; blockNumber: bigint; confirmations: number } => ({ hash: hash(n), blockNumber, confirmations });
+
+export function settlementOutboxContract(name: string, open: () => Promise<OutboxUnderTest>): void {
+  describe(`SettlementOutbox contract: ${name}`, () => {
+    const use = async (fn: (t: OutboxUnderTest) => Promise<void>): Promise<void> => {
+      const t = await open();
+      try {
+        await fn(t);
+      } finally {
+        await t.close();
+      }
+    };
+    const add = (o: SettlementOutbox, id: string, amountMicros = 1_000_000n, blockchain: Blockchain = "ETHEREUM"): Promise<void> =>
+      o.enqueue({ settlementId: id, blockchain, amountMicros, createWallMs: 1_700_000_000_000 });
+
+    it("enqueue is idempotent per id; nextPending returns PENDING settlements of one chain in commit order, up to the limit", () =>
+      use(async ({ outbox }) => {
+        await add(outbox, "a", 1n);
+        await add(outbox, "b", 2n, "BASE");
+        await add(outbox, "c", 3n);
+        await add(outbox, "a", 999n);
+        const eth = await outbox.nextPending("ETHEREUM", 10);
+        expect(eth.map((s) => [s.settlementId, s.amountMicros, s.state, s.txs.length])).toEqual([
+          ["a", 1n, "PENDING", 0],
+          ["c", 3n, "PENDING", 0],
+        ]);
+        expect((eth[0] as Settlement).seq).toBeLessThan((eth[1] as Settlement).seq);
+        expect((await outbox.nextPending("ETHEREUM", 1)).map((s) => s.settlementId)).toEqual(["a"]);
+        expect((await outbox.nextPending("BASE", 10)).map((s) => s.settlementId)).toEqual(["b"]);
+        expect(await outbox.nextPending("POLYGON", 10)).toEqual([]);
+        expect(await outbox.highestNonce("ETHEREUM")).toBe(-1);
+      }));
+
+    it("refuses a non-positive amount and changes nothing", () =>
+      use(async ({ outbox }) => {
+        await expect(add(outbox, "zero", 0n)).rejects.toThrow();
+        expect(await outbox.get("zero")).toBeNull();
+      }));
+
+    it("recordSigned stores the transaction and moves PENDING → SUBMITTED once; a second signature is refused", () =>
+      use(async ({ outbox }) => {
+        await add(outbox, "a");
+        const first = await outbox.recordSigned("a", tx(1, 0), 1_700_000_000_100);
+        expect(first.ok).toBe(true);
+        expect(await outbox.recordSigned("a", tx(2, 1), 1_700_000_000_200)).toEqual({ ok: false, code: "SETTLEMENT_NOT_PENDING", state: "SUBMITTED" });
+        expect(await outbox.recordSigned("nope", tx(3, 2), 1_700_000_000_200)).toEqual({ ok: false, code: "SETTLEMENT_NOT_PENDING", state: "MISSING" });
+        const s = (await outbox.get("a")) as Settlement;
+        expect(s.state).toBe("SUBMITTED");
+        expect(s.txs).toEqual([tx(1, 0)]);
+        expect(await outbox.highestNonce("ETHEREUM")).toBe(0);
+        expect(await outbox.nextPending("ETHEREUM", 10)).toEqual([]);
+        expect((await outbox.inFlight("ETHEREUM")).map((x) => x.settlementId)).toEqual(["a"]);
+      }));
+
+    it("never gives one nonce of a chain to two settlements (another chain may use it)", () =>
+      use(async ({ outbox }) => {
+        await add(outbox, "a");
+        await add(outbox, "b");
+        await add(outbox, "c", 1n, "BASE");
+        expect((await outbox.recordSigned("a", tx(1, 7), 1)).ok).toBe(true);
+        await expect(outbox.recordSigned("b", tx(2, 7), 1)).rejects.toThrow();
+        expect((await outbox.get("b"))?.state).toBe("PENDING");
+        expect((await outbox.recordSigned("c", tx(3, 7), 1)).ok).toBe(true);
+      }));
+
+    it("inFlight lists SUBMITTED settlements by nonce; attempts and progress are recorded", () =>
+      use(async ({ outbox }) => {
+        for (const id of ["a", "b", "c"]) await add(outbox, id);
+        await outbox.recordSigned("b", tx(2, 0), 1);
+        await outbox.recordSigned("a", tx(1, 1), 1);
+        expect((await outbox.inFlight("ETHEREUM")).map((s) => s.settlementId)).toEqual(["b", "a"]);
+        await outbox.recordAttempt("b", "", 2);
+        await outbox.recordAttempt("b", "node unreachable", 3);
+        await outbox.recordProgress("b", mined(2, 41n, 1), 4);
+        let b = (await outbox.get("b")) as Settlement;
+        expect([b.attempts, b.lastError, b.minedHash, b.blockNumber, b.confirmations]).toEqual([2, "node unreachable", hash(2), 41n, 1]);
+        // A reorg took it out again.
+        await outbox.recordProgress("b", null, 5);
+        b = (await outbox.get("b")) as Settlement;
+        expect([b.minedHash, b.blockNumber, b.confirmations, b.state]).toEqual([null, null, 0, "SUBMITTED"]);
+      }));
+
+    it("markConfirmed and markFailed are final, once, each with its ledger effect in the same step", () =>
+      use(async ({ outbox, effects }) => {
+        for (const id of ["ok", "bad", "pending"]) await add(outbox, id);
+        await outbox.recordSigned("ok", tx(1, 0), 1);
+        await outbox.recordSigned("bad", tx(2, 1), 1);
+        await outbox.markConfirmed("ok", mined(1, 10n, 3), 2);
+        await outbox.markConfirmed("ok", mined(1, 10n, 4), 3);
+        await outbox.markFailed("ok", null, "late", 3);
+        await outbox.markFailed("bad", mined(2, 11n, 3), "reverted", 2);
+        await outbox.markFailed("bad", mined(2, 11n, 3), "reverted", 2);
+        await outbox.markConfirmed("pending", mined(3, 12n, 3), 2);
+        expect(effects).toEqual(["confirmed:ok", "failed:bad:reverted"]);
+        const ok = (await outbox.get("ok")) as Settlement;
+        expect([ok.state, ok.minedHash, ok.blockNumber, ok.confirmations]).toEqual(["CONFIRMED", hash(1), 10n, 3]);
+        const bad = (await outbox.get("bad")) as Settlement;
+        expect([bad.state, bad.lastError]).toEqual(["FAILED", "reverted"]);
+        expect((await outbox.get("pending"))?.state).toBe("PENDING");
+        expect(await outbox.inFlight("ETHEREUM")).toEqual([]);
+      }));
+
+    it("cancel removes a PENDING settlement only; it reports the state otherwise", () =>
+      use(async ({ outbox }) => {
+        await add(outbox, "p");
+        await add(outbox, "s");
+        await outbox.recordSigned("s", tx(1, 0), 1);
+        expect(await outbox.cancel("p")).toBe("PENDING");
+        expect(await outbox.get("p")).toBeNull();
+        expect(await outbox.cancel("p")).toBe("MISSING");
+        expect(await outbox.cancel("s")).toBe("SUBMITTED");
+        expect((await outbox.get("s"))?.state).toBe("SUBMITTED");
+        expect((await outbox.recordSigned("p", tx(2, 1), 1)).ok).toBe(false);
+      }));
+
+    it("one sender per chain: the second replica's lock waits until the first releases", () =>
+      use(async ({ locks: [one, two] }) => {
+        expect(await one.tryAcquire("ETHEREUM")).toBe(true);
+        expect(await one.tryAcquire("ETHEREUM")).toBe(true);
+        expect(await two.tryAcquire("ETHEREUM")).toBe(false);
+        expect(await two.tryAcquire("BASE")).toBe(true);
+        expect([await one.held("ETHEREUM"), await two.held("ETHEREUM"), await two.held("BASE")]).toEqual([true, false, true]);
+        await one.release("ETHEREUM");
+        expect(await one.held("ETHEREUM")).toBe(false);
+        expect(await two.tryAcquire("ETHEREUM")).toBe(true);
+        await two.release("ETHEREUM");
+        await two.release("BASE");
+      }));
+  });
+}

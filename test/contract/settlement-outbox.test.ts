@@ -1,0 +1,103 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Blockchain } from "../../src/domain/model.js";
+import { runMigrations } from "../../src/adapters/postgres/migrations.js";
+import { InProcessSenderLock, MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
+import { PgSenderLock, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
+import type { SettlementEffects } from "../../src/settlement/ports.js";
+import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
+import { settlementOutboxContract } from "./settlement-outbox.contract.js";
+
+function recordingEffects<Tx>(effects: string[]): SettlementEffects<Tx> {
+  return {
+    confirmed: (_tx, s) => void effects.push(`confirmed:${s.settlementId}`),
+    failed: (_tx, s, reason) => void effects.push(`failed:${s.settlementId}:${reason}`),
+  };
+}
+
+settlementOutboxContract("memory", async () => {
+  const effects: string[] = [];
+  const table = new Map<Blockchain, object>();
+  return { outbox: new MemorySettlementOutbox(recordingEffects(effects)), effects, locks: [new InProcessSenderLock(table), new InProcessSenderLock(table)], close: async () => undefined };
+});
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const c = new pg.Client({ connectionString: db.url });
+  await c.connect();
+  try {
+    await runMigrations(c, undefined, SETTLEMENT_MIGRATIONS);
+  } finally {
+    await c.end();
+  }
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+settlementOutboxContract("postgres", async () => {
+  await db.query("TRUNCATE settlement_txs, settlements RESTART IDENTITY");
+  const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  const effects: string[] = [];
+  const connect = async (): Promise<pg.Client> => {
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    return c;
+  };
+  const locks = [new PgSenderLock(connect), new PgSenderLock(connect)] as const;
+  return {
+    outbox: new PostgresSettlementOutbox(pool, recordingEffects(effects)),
+    effects,
+    locks: [locks[0], locks[1]],
+    async close() {
+      await Promise.all(locks.map((l) => l.close()));
+      await pool.end();
+    },
+  };
+});
+
+describe("PostgreSQL outbox specifics", () => {
+  it("a ledger effect that fails rolls the final state back with it (same transaction)", async () => {
+    await db.query("TRUNCATE settlement_txs, settlements RESTART IDENTITY");
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    try {
+      const outbox = new PostgresSettlementOutbox(pool, {
+        confirmed: async (client) => {
+          await client.query("SELECT 1");
+          throw new Error("ledger refused");
+        },
+        failed: () => undefined,
+      });
+      await outbox.enqueue({ settlementId: "x", blockchain: "ETHEREUM", amountMicros: 5n, createWallMs: 0 });
+      await outbox.recordSigned("x", { hash: `0x${"ab".repeat(32)}`, raw: "0x02", nonce: 0, maxFeePerGas: 1n, maxPriorityFeePerGas: 1n, signedWallMs: 0 }, 0);
+      await expect(outbox.markConfirmed("x", { hash: `0x${"ab".repeat(32)}`, blockNumber: 1n, confirmations: 1 }, 1)).rejects.toThrow(/ledger refused/);
+      expect((await outbox.get("x"))?.state).toBe("SUBMITTED");
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("the sender lock is lost with its connection, and another replica can take it", async () => {
+    const clients: pg.Client[] = [];
+    const connect = async (): Promise<pg.Client> => {
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      clients.push(c);
+      return c;
+    };
+    const one = new PgSenderLock(connect);
+    const two = new PgSenderLock(connect);
+    try {
+      expect(await one.tryAcquire("OPTIMISM")).toBe(true);
+      expect(await two.tryAcquire("OPTIMISM")).toBe(false);
+      const pid = (await (clients[0] as pg.Client).query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]?.pid;
+      await db.query("SELECT pg_terminate_backend($1)", [pid]);
+      expect(await one.held("OPTIMISM")).toBe(false);
+      expect(await two.tryAcquire("OPTIMISM")).toBe(true);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+});

@@ -1,0 +1,123 @@
+/**
+ * The settlement worker as a real process (src/settlement/settlement-worker-main.ts)
+ * on PostgreSQL, a real EDR node and a SoftHSM2 token, killed by the
+ * test-only fault hook (SIGKILL, no cleanup) right after signing or right
+ * after broadcasting, then restarted: every settlement ends with exactly one
+ * mined mint, and the signed bytes stored before the crash are the ones mined.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runMigrations } from "../../src/adapters/postgres/migrations.js";
+import { PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
+import type { Signer } from "../../src/settlement/ports.js";
+import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
+import { BLOCKCHAIN, countByState, deployForSigner, enqueueMany, expectChainMatchesOutbox, until, type TokenSetup } from "../support/evm/settlement-fixture.js";
+import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
+import { createDevToken, pkcs11SignerEnv, type DevToken } from "../support/softhsm.js";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const WORKER_MAIN = path.join(ROOT, "src", "settlement", "settlement-worker-main.ts");
+
+let node: EvmNode;
+let token: DevToken;
+let dir: string;
+
+beforeAll(async () => {
+  [node, token] = await Promise.all([startEvmNode(), createDevToken()]);
+  dir = mkdtempSync(path.join(tmpdir(), "mint-settlement-process-"));
+}, 60_000);
+
+afterAll(async () => {
+  await node?.stop();
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+/** Runs the worker process; resolves when it exits (or, with `stopWhen`, SIGTERMs it once that holds). */
+async function runWorker(env: Record<string, string>, stopWhen?: () => Promise<boolean>): Promise<Exit> {
+  const child = spawn(process.execPath, ["--import", "tsx", WORKER_MAIN], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
+  child.stdout.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
+  const exited = new Promise<Exit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal, stderr })));
+  if (stopWhen !== undefined) {
+    try {
+      await until(async () => (await stopWhen()) || child.exitCode !== null, 60_000, () => stderr);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGTERM");
+    }
+  }
+  return exited;
+}
+
+describe("settlement worker process: killed by the fault hook, then restarted", () => {
+  let db: TestDatabase;
+  let pool: pg.Pool;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const c = new pg.Client({ connectionString: db.url });
+    await c.connect();
+    await runMigrations(c, undefined, SETTLEMENT_MIGRATIONS);
+    await c.end();
+    pool = new pg.Pool({ connectionString: db.url, max: 2 });
+  });
+
+  afterAll(async () => {
+    await pool?.end();
+    await db?.drop();
+  });
+
+  function envFor(setup: TokenSetup): Record<string, string> {
+    const settlementFile = path.join(dir, `chains-${setup.token}.yaml`);
+    writeFileSync(
+      settlementFile,
+      `blockchains:\n  ${BLOCKCHAIN}:\n    rpcUrl: ${node.url}\n    chainId: ${node.chainId}\n    tokenContract: "${setup.token}"\n    treasury: "${setup.treasury}"\n    confirmations: 1\n    feeBumpTimeout: 1m\n    pollInterval: 20ms\n    requestTimeout: 2s\n`,
+    );
+    return { MINT_STORE: db.url, MINT_SETTLEMENT_FILE: settlementFile, ...pkcs11SignerEnv(token, dir), MINT_LOG_LEVEL: "warn" };
+  }
+
+  it.each(["after-sign", "after-broadcast"] as const)("SIGKILL %s: the restart resumes from the stored hashes; one mined mint per settlement", async (point) => {
+    const signer = { address: token.address } as Pick<Signer, "address">;
+    const setup = await deployForSigner(node, signer as Signer);
+    const outbox = new PostgresSettlementOutbox(pool);
+    await pool.query("TRUNCATE settlement_txs, settlements RESTART IDENTITY");
+    const expected = await enqueueMany(outbox, 10, point);
+    const env = envFor(setup);
+
+    const crashed = await runWorker({ ...env, MINT_TEST_FAULTS: "true", MINT_TEST_FAULT: `${point}:4` });
+    expect(crashed.signal, crashed.stderr).toBe("SIGKILL");
+    const afterCrash = await outbox.list(BLOCKCHAIN);
+    // Up to the 4th signature: 3 sent before it, the 4th stored (and, after-broadcast, sent) when the process died.
+    expect(afterCrash.filter((s) => s.state === "PENDING")).toHaveLength(6);
+    const fourth = afterCrash[3];
+    expect(fourth?.state).toBe("SUBMITTED");
+    expect((await setup.chain.lookup(fourth?.txs[0]?.hash ?? "0x")).kind).toBe(point === "after-sign" ? "unknown" : "mined");
+
+    const restarted = await runWorker(env, async () => (await outbox.list(BLOCKCHAIN)).every((s) => s.state === "CONFIRMED"));
+    expect(restarted.code, restarted.stderr).toBe(0);
+    const list = await outbox.list(BLOCKCHAIN);
+    expect(countByState(list)).toEqual({ CONFIRMED: 10 });
+    expect(list[3]?.txs.map((t) => t.hash)).toEqual([fourth?.txs[0]?.hash]);
+    const { confirmedSum, problems } = await expectChainMatchesOutbox(node, setup, list, signer);
+    expect(problems).toEqual([]);
+    expect(confirmedSum).toBe(expected);
+  });
+
+  it("refuses the fault hook without MINT_TEST_FAULTS=true (exit 2, one line)", async () => {
+    const setup = await deployForSigner(node, { address: token.address } as Signer);
+    const exit = await runWorker({ ...envFor(setup), MINT_TEST_FAULT: "after-sign" });
+    expect(exit.code).toBe(2);
+    expect(exit.stderr.trim()).toBe("usdc-mint settlement: invalid MINT_TEST_FAULT: fault hooks are refused unless MINT_TEST_FAULTS=true (test machines only)");
+  });
+});
