@@ -42,11 +42,18 @@ export interface MintCoreDeps {
   /** Largest amount one call may move, in micro-USDC. */
   readonly maxAmountMicros: bigint;
   readonly ids?: IdGenerator;
+  /** Most calls waiting for one account's lock; beyond it ACCOUNT_BUSY (default: no bound). */
+  readonly maxLockWaiters?: number;
 }
 
-/** Per-call context. `deadlineMs` is monotonic on the core's clock; Infinity for none. */
+/**
+ * Per-call context. `deadlineMs` is monotonic on the core's clock; Infinity
+ * for none. `signal` aborts when the caller cancels or goes away: a call still
+ * waiting for a lock then gives up with nothing applied (CANCELLED).
+ */
 export interface CallContext {
   readonly deadlineMs: number;
+  readonly signal?: AbortSignal;
 }
 
 export interface MintUsdcInput {
@@ -89,7 +96,7 @@ export class MintCore {
   private readonly ids: IdGenerator;
 
   constructor(private readonly deps: MintCoreDeps) {
-    this.locks = new AccountLocks(deps.clock);
+    this.locks = new AccountLocks(deps.clock, deps.maxLockWaiters);
     this.ids = deps.ids ?? createIdGenerator(deps.clock);
   }
 
@@ -239,8 +246,9 @@ export class MintCore {
     // atomic in every store, which is what makes concurrent reconciles reverse
     // once) and would invert the order mints use (store connection, then
     // lock), which could starve a small PostgreSQL pool.
-    const release = await this.locks.acquire([mint.accountId], ctx.deadlineMs);
+    const release = await this.locks.take([mint.accountId], ctx.deadlineMs, ctx);
     if (release === null) return fail(deadlinePassed);
+    if (typeof release !== "function") return fail(release);
     release();
     const reversed = await this.deps.ledger.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx.deadlineMs);
     if (!reversed.ok) return reversed;
@@ -263,9 +271,10 @@ export class MintCore {
     const inFlight = this.inFlight[op.scope];
     inFlight.set(op.key, (inFlight.get(op.key) ?? 0) + 1);
     try {
-      const locked = this.locks.take(op.accounts, ctx.deadlineMs);
+      const locked = this.locks.take(op.accounts, ctx.deadlineMs, ctx);
       const release = typeof locked === "function" ? locked : await locked;
       if (release === null) return this.lockTimedOut(inFlight, op.key);
+      if (typeof release !== "function") return fail(release);
       try {
         const begun = await this.deps.idempotency.begin(op.scope, op.key, op.request, ctx.deadlineMs);
         if (!begun.ok) return begun;

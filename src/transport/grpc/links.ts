@@ -1,0 +1,138 @@
+/**
+ * The links of the edge's chain (chain.ts), one concern each. `Edge` (edge.ts)
+ * puts them in order; README "The edge" lists the order and why.
+ */
+import type { Clock } from "../../domain/clock.js";
+import { OVERLOADED_RETRY_AFTER_MS } from "../../domain/limits.js";
+import type { Logger } from "../../logger.js";
+import type { Answer, EdgeCall, Link, Next } from "./chain.js";
+
+/** The server stops waiting this share of the caller's remaining time early... */
+const DEADLINE_MARGIN_FRACTION = 0.1;
+/** ...but at least this many ms (a short deadline under load needs room for the answer to travel)... */
+const DEADLINE_MARGIN_MIN_MS = 10;
+/** ...and never more than this many ms. */
+const DEADLINE_MARGIN_MAX_MS = 50;
+
+/**
+ * Logs every failed call once, with its RPC and code (and the INVALID_ARGUMENT
+ * reason); UNAVAILABLE-class failures at warn. Outermost, so that it sees
+ * what the caller gets, whichever link answered.
+ */
+export function logging(logger: Logger): Link {
+  return async (call, next) => {
+    const answer = await next(call);
+    if (!answer.ok) {
+      const f = answer.error;
+      const level = f.code === "UNAVAILABLE" || f.code === "STORE_UNAVAILABLE" || f.code === "OVERLOADED" || f.code === "ACCOUNT_BUSY" ? "warn" : "info";
+      logger[level]({ rpc: call.rpc, code: f.code, reason: f.code === "INVALID_ARGUMENT" ? f.reason : f.code }, "call failed");
+    }
+    return answer;
+  };
+}
+
+/**
+ * Turns what a handler (or a link) throws into a failure: an unreachable
+ * store (UnavailableError), a deadline inside an adapter
+ * (DeadlineExceededError), or a bug — INTERNAL, whose stack goes to the log
+ * and never to the caller.
+ */
+export function errors(logger: Logger): Link {
+  return async (call, next) => {
+    try {
+      return await next(call);
+    } catch (error: unknown) {
+      const code = (error as { code?: unknown } | null)?.code;
+      if (code === "UNAVAILABLE") {
+        logger.warn({ rpc: call.rpc, err: (error as Error).message }, "store unavailable");
+        return { ok: false, error: { code: "STORE_UNAVAILABLE" } };
+      }
+      if (code === "DEADLINE_EXCEEDED") return { ok: false, error: { code: "DEADLINE_EXCEEDED", message: (error as Error).message } };
+      logger.error({ rpc: call.rpc, err: error }, "call failed: internal error");
+      return { ok: false, error: { code: "INTERNAL" } };
+    }
+  };
+}
+
+/** Refuses new calls once the server drains (UNAVAILABLE SHUTTING_DOWN); calls already in flight go on. */
+export class Draining {
+  draining = false;
+  readonly link: Link = (call, next) => (this.draining ? SHUTTING_DOWN : next(call));
+}
+
+const SHUTTING_DOWN: Promise<Answer> = Promise.resolve({ ok: false, error: { code: "SHUTTING_DOWN" } });
+
+/**
+ * Counts calls in flight (for the drain) and caps them: beyond `max`, a call
+ * is refused at once, UNAVAILABLE (OVERLOADED) with RetryInfo, having done
+ * nothing. A bounded number of calls bounds memory and the time each waits.
+ */
+export class InFlight {
+  count = 0;
+  private idleWaiters: (() => void)[] = [];
+  private readonly overloaded: Promise<Answer>;
+
+  constructor(readonly max: number) {
+    this.overloaded = Promise.resolve({ ok: false, error: { code: "OVERLOADED", maxCallsInFlight: max, retryAfterMs: OVERLOADED_RETRY_AFTER_MS } });
+  }
+
+  readonly link: Link = (call, next) => {
+    if (this.count >= this.max) return this.overloaded;
+    this.count++;
+    return this.run(call, next);
+  };
+
+  /** Resolves when no call is in flight. */
+  idle(): Promise<void> {
+    if (this.count === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private async run(call: EdgeCall, next: Next): Promise<Answer> {
+    try {
+      return await next(call);
+    } finally {
+      if (--this.count === 0 && this.idleWaiters.length > 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const w of waiters) w();
+      }
+    }
+  }
+}
+
+/**
+ * Turns the caller's deadline (wall time from grpc-js) into the core's
+ * monotonic `deadlineMs`, a little early: 10% of the time left, at least
+ * 10 ms and at most 50 ms. Whatever waits inside the server (a lock, a key in
+ * use) gives up by then, so its answer — DEADLINE_EXCEEDED saying nothing was
+ * applied, or ABORTED with RetryInfo — reaches the caller before the caller's
+ * own timer fires. A caller whose timer fires first resets the stream
+ * (RST_STREAM), and enough resets on one connection make nghttp2 close it
+ * (README "Short deadlines and rapid reset").
+ */
+export function deadline(clock: Clock): Link {
+  return (call, next) => {
+    call.deadlineMs = monotonicDeadline(clock, call.raw.getDeadline());
+    return next(call);
+  };
+}
+
+function monotonicDeadline(clock: Clock, deadline: Date | number): number {
+  const wallMs = deadline instanceof Date ? deadline.getTime() : deadline;
+  if (!Number.isFinite(wallMs)) return Infinity;
+  const remainingMs = wallMs - Date.now();
+  const marginMs = Math.min(DEADLINE_MARGIN_MAX_MS, Math.max(DEADLINE_MARGIN_MIN_MS, remainingMs * DEADLINE_MARGIN_FRACTION));
+  return clock.nowMs() + remainingMs - marginMs;
+}
+
+/**
+ * Aborts the call's signal when the caller cancels, resets the stream or
+ * disconnects (grpc-js emits "cancelled"; also at the deadline). The core
+ * hands the signal to whatever waits, so a cancelled call gives up with
+ * nothing applied instead of applying after its caller left.
+ */
+export const cancellation: Link = (call, next) => {
+  call.raw.once("cancelled", () => call.cancel());
+  return next(call);
+};
