@@ -8,9 +8,9 @@ import type { Logger } from "../../logger.js";
 import type { Answer, EdgeCall, Link, Next } from "./chain.js";
 
 /** The server stops waiting this share of the caller's remaining time early... */
-const DEADLINE_MARGIN_FRACTION = 0.1;
+const DEADLINE_MARGIN_FRACTION = 0.25;
 /** ...but at least this many ms (a short deadline under load needs room for the answer to travel)... */
-const DEADLINE_MARGIN_MIN_MS = 10;
+const DEADLINE_MARGIN_MIN_MS = 20;
 /** ...and never more than this many ms. */
 const DEADLINE_MARGIN_MAX_MS = 50;
 
