@@ -11,7 +11,6 @@
 import { connect as http2Connect, constants as h2, type ClientHttp2Session } from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
-import { MintUsdcRequest, Blockchain } from "../../gen/usdc/mint/v1/mint.js";
 import { decodeError, expectError, startTestServer } from "../support/test-server.js";
 import { rpc, waitFor } from "./helpers.js";
 
@@ -151,10 +150,6 @@ describe("short deadlines and rapid reset", () => {
     flooder.on("error", () => {});
     try {
       await r.mint("rr-a", "1", "before");
-      const body = MintUsdcRequest.encode({ accountId: "rr-flood", amount: "1", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: "rr" }).finish();
-      const frame = Buffer.alloc(5 + body.length);
-      frame.writeUInt32BE(body.length, 1);
-      Buffer.from(body).copy(frame, 5);
       const goaway = new Promise<number>((resolve) => flooder.once("goaway", (code: number) => resolve(code)));
       let goneAway = false;
       void goaway.then(() => (goneAway = true));
@@ -169,11 +164,11 @@ describe("short deadlines and rapid reset", () => {
         stream.close(h2.NGHTTP2_CANCEL);
         if (i % 50 === 49) await new Promise((res) => setImmediate(res));
       }
+      // nghttp2's guard (about 1,000 resets, then 33/s) closes the flooding connection.
       expect(await goaway).toBeGreaterThanOrEqual(0);
       // The generated client's own connection is unaffected.
       expect(await r.balance("rr-a")).toBe("1");
       await waitFor(() => s.app.server.edge.callsInFlight === 0, "no call left in flight");
-      void frame;
     } finally {
       flooder.destroy();
       await s.stop();
