@@ -17,14 +17,15 @@ const DEADLINE_MARGIN_MAX_MS = 50;
 /**
  * Logs every failed call once, with its RPC and code (and the INVALID_ARGUMENT
  * reason); UNAVAILABLE-class failures at warn. Outermost, so that it sees
- * what the caller gets, whichever link answered.
+ * what the caller gets, whichever link answered. Failures that came from a
+ * throw were logged by `errors`, with the error itself.
  */
 export function logging(logger: Logger): Link {
   return async (call, next) => {
     const answer = await next(call);
-    if (!answer.ok) {
+    if (!answer.ok && answer.error.code !== "STORE_UNAVAILABLE" && answer.error.code !== "INTERNAL") {
       const f = answer.error;
-      const level = f.code === "UNAVAILABLE" || f.code === "STORE_UNAVAILABLE" || f.code === "OVERLOADED" || f.code === "ACCOUNT_BUSY" ? "warn" : "info";
+      const level = f.code === "UNAVAILABLE" || f.code === "OVERLOADED" || f.code === "ACCOUNT_BUSY" ? "warn" : "info";
       logger[level]({ rpc: call.rpc, code: f.code, reason: f.code === "INVALID_ARGUMENT" ? f.reason : f.code }, "call failed");
     }
     return answer;
@@ -44,9 +45,10 @@ export function errors(logger: Logger): Link {
     } catch (error: unknown) {
       const code = (error as { code?: unknown } | null)?.code;
       if (code === "UNAVAILABLE") {
-        logger.warn({ rpc: call.rpc, err: (error as Error).message }, "store unavailable");
+        logger.warn({ rpc: call.rpc, code: "UNAVAILABLE", reason: "STORE_UNAVAILABLE", err: (error as Error).message }, "call failed: store unavailable");
         return { ok: false, error: { code: "STORE_UNAVAILABLE" } };
       }
+      // Logged by `logging`, as any other DEADLINE_EXCEEDED.
       if (code === "DEADLINE_EXCEEDED") return { ok: false, error: { code: "DEADLINE_EXCEEDED", message: (error as Error).message } };
       logger.error({ rpc: call.rpc, err: error }, "call failed: internal error");
       return { ok: false, error: { code: "INTERNAL" } };
