@@ -5,7 +5,7 @@
 import type { Clock } from "../../domain/clock.js";
 import { OVERLOADED_RETRY_AFTER_MS } from "../../domain/limits.js";
 import type { Logger } from "../../logger.js";
-import type { Answer, EdgeCall, Link, Next } from "./chain.js";
+import type { Answer, EdgeCall, Link } from "./chain.js";
 
 /** The server stops waiting this share of the caller's remaining time early... */
 const DEADLINE_MARGIN_FRACTION = 0.25;
@@ -21,8 +21,7 @@ const DEADLINE_MARGIN_MAX_MS = 50;
  * throw were logged by `errors`, with the error itself.
  */
 export function logging(logger: Logger): Link {
-  return async (call, next) => {
-    const answer = await next(call);
+  const log = (call: EdgeCall, answer: Answer): Answer => {
     if (!answer.ok && answer.error.code !== "STORE_UNAVAILABLE" && answer.error.code !== "INTERNAL") {
       const f = answer.error;
       const level = f.code === "UNAVAILABLE" || f.code === "OVERLOADED" || f.code === "ACCOUNT_BUSY" ? "warn" : "info";
@@ -30,6 +29,8 @@ export function logging(logger: Logger): Link {
     }
     return answer;
   };
+  // `.then` rather than an async function: one promise per call instead of two (measured on the hot path).
+  return (call, next) => next(call).then((answer) => log(call, answer));
 }
 
 /**
@@ -39,19 +40,23 @@ export function logging(logger: Logger): Link {
  * and never to the caller.
  */
 export function errors(logger: Logger): Link {
-  return async (call, next) => {
+  const map = (call: EdgeCall, error: unknown): Answer => {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (code === "UNAVAILABLE") {
+      logger.warn({ rpc: call.rpc, code: "UNAVAILABLE", reason: "STORE_UNAVAILABLE", err: (error as Error).message }, "call failed: store unavailable");
+      return { ok: false, error: { code: "STORE_UNAVAILABLE" } };
+    }
+    // Logged by `logging`, as any other DEADLINE_EXCEEDED.
+    if (code === "DEADLINE_EXCEEDED") return { ok: false, error: { code: "DEADLINE_EXCEEDED", message: (error as Error).message } };
+    logger.error({ rpc: call.rpc, err: error }, "call failed: internal error");
+    return { ok: false, error: { code: "INTERNAL" } };
+  };
+  return (call, next) => {
     try {
-      return await next(call);
+      return next(call).catch((error: unknown) => map(call, error));
     } catch (error: unknown) {
-      const code = (error as { code?: unknown } | null)?.code;
-      if (code === "UNAVAILABLE") {
-        logger.warn({ rpc: call.rpc, code: "UNAVAILABLE", reason: "STORE_UNAVAILABLE", err: (error as Error).message }, "call failed: store unavailable");
-        return { ok: false, error: { code: "STORE_UNAVAILABLE" } };
-      }
-      // Logged by `logging`, as any other DEADLINE_EXCEEDED.
-      if (code === "DEADLINE_EXCEEDED") return { ok: false, error: { code: "DEADLINE_EXCEEDED", message: (error as Error).message } };
-      logger.error({ rpc: call.rpc, err: error }, "call failed: internal error");
-      return { ok: false, error: { code: "INTERNAL" } };
+      // A link or handler that threw before returning its promise.
+      return Promise.resolve(map(call, error));
     }
   };
 }
@@ -81,7 +86,14 @@ export class InFlight {
   readonly link: Link = (call, next) => {
     if (this.count >= this.max) return this.overloaded;
     this.count++;
-    return this.run(call, next);
+    let answer: Promise<Answer>;
+    try {
+      answer = next(call);
+    } catch (error) {
+      this.done();
+      throw error;
+    }
+    return answer.then(this.doneWith, this.doneThrowing);
   };
 
   /** Resolves when no call is in flight. */
@@ -90,15 +102,21 @@ export class InFlight {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private async run(call: EdgeCall, next: Next): Promise<Answer> {
-    try {
-      return await next(call);
-    } finally {
-      if (--this.count === 0 && this.idleWaiters.length > 0) {
-        const waiters = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const w of waiters) w();
-      }
+  private readonly doneWith = (answer: Answer): Answer => {
+    this.done();
+    return answer;
+  };
+
+  private readonly doneThrowing = (error: unknown): never => {
+    this.done();
+    throw error;
+  };
+
+  private done(): void {
+    if (--this.count === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
     }
   }
 }
