@@ -49,7 +49,8 @@ export interface MintCoreDeps {
 /**
  * Per-call context. `deadlineMs` is monotonic on the core's clock; Infinity
  * for none. `signal` aborts when the caller cancels or goes away: a call still
- * waiting for a lock then gives up with nothing applied (CANCELLED).
+ * waiting for a lock then gives up with nothing applied (CANCELLED). It is
+ * read only when a call must wait (the edge makes one on first read).
  */
 export interface CallContext {
   readonly deadlineMs: number;
