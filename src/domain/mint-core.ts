@@ -24,6 +24,7 @@ import type { Clock } from "./clock.js";
 import type { Failure } from "./errors.js";
 import { invalid } from "./errors.js";
 import { createIdGenerator, type IdGenerator } from "./ids.js";
+import { KEY_IN_USE_RETRY_AFTER_MS } from "./limits.js";
 import { mintRequest, transferRequest, type CanonicalRequest, type IdempotencyScope, type MintRecord, type StoredResult, type TransferRecord } from "./model.js";
 import { parseAmount } from "./money.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
@@ -80,8 +81,6 @@ export interface ListMintsInput {
 
 const deadlinePassed: Failure = { code: "DEADLINE_EXCEEDED", message: "deadline exceeded while waiting for an account lock; nothing was applied" };
 
-/** What a duplicate of a call in flight is told to wait before retrying (a mint or transfer takes milliseconds). */
-export const IN_FLIGHT_RETRY_AFTER_MS = 50;
 
 /** Drops one in-flight use of `key`. */
 function leave(scope: Map<string, number>, key: string): void {
@@ -307,7 +306,7 @@ export class MintCore {
    * DEADLINE_EXCEEDED. Either way nothing was looked at or applied.
    */
   private lockTimedOut<T>(scope: Map<string, number>, key: string): Result<T> {
-    if ((scope.get(key) ?? 0) > 1) return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: IN_FLIGHT_RETRY_AFTER_MS });
+    if ((scope.get(key) ?? 0) > 1) return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: KEY_IN_USE_RETRY_AFTER_MS });
     return fail(deadlinePassed);
   }
 
