@@ -196,6 +196,11 @@ export class AccountLocks {
       });
       signal?.addEventListener("abort", onAbort, { once: true });
       void mutex.acquire().then((release) => {
+        if (!settled && deadlineMs !== Infinity && this.clock.nowMs() >= deadlineMs) {
+          // The deadline passed but its timer has not run yet (a busy event loop runs the
+          // promise that hands the lock on before due timers): the deadline still wins.
+          settle("deadline");
+        }
         if (settled) {
           // The deadline or the caller won: our turn came too late, hand the lock on untouched.
           release();

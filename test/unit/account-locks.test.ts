@@ -418,3 +418,17 @@ describe("AccountLocks: cancellation and the waiter cap", () => {
     expect(locks.size()).toBe(0);
   });
 });
+
+describe("AccountLocks: a late deadline timer", () => {
+  it("a waiter whose deadline has passed does not take the lock even when its timer has not run yet", async () => {
+    const clock = new FakeClock();
+    const locks = new AccountLocks(clock);
+    const holder = await mustAcquire(locks, ["a"]);
+    const late = locks.take(["a"], clock.nowMs() + 10);
+    // Time passes without the timer running (as in a starved event loop), then the holder releases.
+    clock.nowMs = () => 1_000_000;
+    holder();
+    expect(await late).toBeNull();
+    expect(locks.size()).toBe(0);
+  });
+});

@@ -37,6 +37,16 @@ describe("deadline link", () => {
     expect(await serverWaitMs(60_000)).toBeCloseTo(59_950, -0.5);
   });
 
+  it("answers a call whose deadline has already passed DEADLINE_EXCEEDED without running it", async () => {
+    const raw = { getDeadline: () => Date.now() - 1, once: () => undefined } as unknown as ConstructorParameters<typeof Call>[1];
+    let ran = false;
+    const answer = await deadline(new FakeClock())(new Call("Transfer", raw, Infinity), () => {
+      ran = true;
+      return Promise.resolve<Answer>({ ok: true, value: null });
+    });
+    expect([ran, answer.ok ? "ok" : answer.error.code]).toEqual([false, "DEADLINE_EXCEEDED"]);
+  });
+
   it("leaves a call without a deadline without one", async () => {
     expect(await serverWaitMs(Infinity)).toBe(Infinity);
   });

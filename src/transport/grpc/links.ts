@@ -123,28 +123,34 @@ export class InFlight {
 
 /**
  * Turns the caller's deadline (wall time from grpc-js) into the core's
- * monotonic `deadlineMs`, a little early: 10% of the time left, at least
- * 10 ms and at most 50 ms. Whatever waits inside the server (a lock, a key in
- * use) gives up by then, so its answer — DEADLINE_EXCEEDED saying nothing was
- * applied, or ABORTED with RetryInfo — reaches the caller before the caller's
- * own timer fires. A caller whose timer fires first resets the stream
- * (RST_STREAM), and enough resets on one connection make nghttp2 close it
- * (README "Short deadlines and rapid reset").
+ * monotonic `deadlineMs`, a little early: a quarter of the time left, at
+ * least 20 ms and at most 50 ms. Whatever waits inside the server (a lock, a
+ * key in use) gives up by then, so its answer — DEADLINE_EXCEEDED saying
+ * nothing was applied, or ABORTED with RetryInfo — reaches the caller before
+ * the caller's own timer fires; a call that arrives with its deadline already
+ * passed is answered at once, having done nothing. A caller whose timer fires
+ * first resets the stream (RST_STREAM), and enough resets on one connection
+ * make nghttp2 close it (README "Short deadlines and rapid reset").
  */
 export function deadline(clock: Clock): Link {
   return (call, next) => {
-    call.deadlineMs = monotonicDeadline(clock, call.raw.getDeadline());
+    const deadline = call.raw.getDeadline();
+    const wallMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    if (!Number.isFinite(wallMs)) return next(call);
+    const remainingMs = wallMs - Date.now();
+    // The caller has already given up (the call waited in the socket or the event loop past
+    // its deadline): answer so, having done nothing, rather than apply for nobody.
+    if (remainingMs <= 0) return EXPIRED;
+    const marginMs = Math.min(DEADLINE_MARGIN_MAX_MS, Math.max(DEADLINE_MARGIN_MIN_MS, remainingMs * DEADLINE_MARGIN_FRACTION));
+    call.deadlineMs = clock.nowMs() + remainingMs - marginMs;
     return next(call);
   };
 }
 
-function monotonicDeadline(clock: Clock, deadline: Date | number): number {
-  const wallMs = deadline instanceof Date ? deadline.getTime() : deadline;
-  if (!Number.isFinite(wallMs)) return Infinity;
-  const remainingMs = wallMs - Date.now();
-  const marginMs = Math.min(DEADLINE_MARGIN_MAX_MS, Math.max(DEADLINE_MARGIN_MIN_MS, remainingMs * DEADLINE_MARGIN_FRACTION));
-  return clock.nowMs() + remainingMs - marginMs;
-}
+const EXPIRED: Promise<Answer> = Promise.resolve({
+  ok: false,
+  error: { code: "DEADLINE_EXCEEDED", message: "the deadline had passed when the call arrived; nothing was applied" },
+});
 
 /**
  * Aborts the call's signal when the caller cancels, resets the stream or
