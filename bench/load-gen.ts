@@ -3,8 +3,8 @@
  * pre-encoded gRPC frames over HTTP/2 — no grpc-js client, no protobuf
  * encoding per call — so that it costs far less CPU than the server it loads.
  *
- * Two clients: a minimal HTTP/2 client over a TCP socket (bench/h2-raw.ts,
- * the default) and node:http2's, kept to cross-check the first.
+ * The client is a minimal HTTP/2 client over a TCP socket (bench/h2-raw.ts):
+ * node:http2's client costs as much CPU as the empty server it would load.
  *
  * Closed loop: `concurrency` callers each keep exactly one call in flight,
  * spread over `connections` HTTP/2 connections. A call's outcome is the
@@ -14,7 +14,6 @@
  * Protocol: the parent sends a `LoadSpec` message, the child answers with a
  * `LoadResult` (or `{ error }`), and waits for the next one.
  */
-import http2 from "node:http2";
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { PATHS, bodyMaker, type Workload } from "./frames.js";
@@ -33,15 +32,12 @@ export interface LoadSpec {
   readonly totalCalls?: number;
   /** Server process whose CPU time is sampled over the measured window (Linux /proc). */
   readonly serverPid?: number;
-  /** "raw": bench/h2-raw.ts (default, cheapest); "node-http2": node:http2's client, for cross-checks. */
-  readonly client?: "raw" | "node-http2";
   /** Sent as `grpc-timeout` on every call (as real clients set deadlines); omitted when 0. */
   readonly deadlineMs: number;
 }
 
 export interface LoadResult {
   readonly workload: Workload;
-  readonly client: "raw" | "node-http2";
   readonly concurrency: number;
   readonly connections: number;
   /** Calls completed inside the measured window (any status). */
@@ -109,14 +105,6 @@ function nextKeyTag(): string {
   return processTag + (runCounter++ % 1296).toString(36).padStart(2, "0");
 }
 
-function connect(port: number): Promise<http2.ClientHttp2Session> {
-  return new Promise((resolve, reject) => {
-    const s = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 1 << 20 } });
-    s.once("connect", () => resolve(s));
-    s.once("error", reject);
-  });
-}
-
 /** Sends one call on the connection for `slot`; `done` gets the grpc-status and the latency. */
 type Caller = (slot: number, body: Buffer, done: Completion) => void;
 
@@ -140,36 +128,6 @@ async function rawTransport(spec: LoadSpec, headerBlock: Buffer, onError: (k: st
   };
 }
 
-async function nodeTransport(spec: LoadSpec, headers: http2.OutgoingHttpHeaders, onError: (k: string) => void): Promise<Transport> {
-  const sessions = await Promise.all(Array.from({ length: spec.connections }, () => connect(spec.port)));
-  for (const s of sessions) s.on("error", (e: NodeJS.ErrnoException) => onError("session:" + (e.code ?? e.message)));
-  return {
-    call(slot, body, done) {
-      const session = sessions[slot % sessions.length] as http2.ClientHttp2Session;
-      const t0 = performance.now();
-      let status = "no-status";
-      const stream = session.request(headers, { endStream: false });
-      stream.on("response", (h) => {
-        const g = h["grpc-status"];
-        if (g !== undefined) status = String(g);
-      });
-      stream.on("trailers", (t) => {
-        const g = t["grpc-status"];
-        if (g !== undefined) status = String(g);
-      });
-      stream.on("error", (e: NodeJS.ErrnoException) => {
-        status = "stream:" + (e.code ?? e.message);
-      });
-      stream.on("close", () => done(status, performance.now() - t0));
-      stream.resume();
-      stream.end(body);
-    },
-    async close() {
-      await Promise.all(sessions.map((s) => new Promise<void>((r) => s.close(() => r()))));
-    },
-  };
-}
-
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const errorKinds: Record<string, number> = {};
   const countError = (k: string): void => {
@@ -178,19 +136,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const next = bodyMaker({ workload: spec.workload, accounts: spec.accounts, keyTag: nextKeyTag() });
   const authority = `127.0.0.1:${spec.port}`;
   const timeout = spec.deadlineMs > 0 ? `${Math.round(spec.deadlineMs)}m` : null;
-  const headers: http2.OutgoingHttpHeaders = {
-    ":method": "POST",
-    ":scheme": "http",
-    ":authority": authority,
-    ":path": PATHS[spec.workload],
-    "content-type": "application/grpc",
-    te: "trailers",
-  };
-  if (timeout !== null) headers["grpc-timeout"] = timeout;
-  const transport =
-    (spec.client ?? "raw") === "raw"
-      ? await rawTransport(spec, requestHeaderBlock(PATHS[spec.workload], authority, timeout), countError)
-      : await nodeTransport(spec, headers, countError);
+  const transport = await rawTransport(spec, requestHeaderBlock(PATHS[spec.workload], authority, timeout), countError);
 
   const seeding = spec.totalCalls !== undefined;
   let sent = 0;
@@ -266,7 +212,6 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const sorted = lat.slice(0, nLat).sort();
   return {
     workload: spec.workload,
-    client: spec.client ?? "raw",
     concurrency: spec.concurrency,
     connections: spec.connections,
     calls,

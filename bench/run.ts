@@ -9,8 +9,7 @@
  * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,hot,core,memory,pg,
  * --conc 1,16,64, --tsx (run both servers with tsx instead of compiled JS),
  * --no-deadline (send no grpc-timeout), --profile (write a CPU profile of the
- * service and of the empty server per comparison to bench/profiles/), --client node-http2 (load with
- * node:http2's client instead of bench/h2-raw.ts, to cross-check).
+ * service and of the empty server per comparison to bench/profiles/).
  *
  * Method: for each comparison, fresh processes of the empty server and the
  * service are started; runs alternate (ABBA order) between them; each run is
@@ -39,7 +38,6 @@ interface Options {
   readonly tsx: boolean;
   readonly deadlineMs: number;
   readonly profile: boolean;
-  readonly client: "raw" | "node-http2";
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -69,7 +67,6 @@ function parseOptions(argv: readonly string[]): Options {
     tsx: argv.includes("--tsx"),
     deadlineMs: argv.includes("--no-deadline") ? 0 : 30_000,
     profile: argv.includes("--profile"),
-    client: value("--client") === "node-http2" ? "node-http2" : "raw",
   };
 }
 
@@ -278,7 +275,6 @@ function spec(ctx: Ctx, server: ServerProcess, workload: LoadSpec["workload"], c
     durationMs: ctx.opts.durationMs,
     serverPid: server.pid,
     deadlineMs: ctx.opts.deadlineMs,
-    client: ctx.opts.client,
   };
 }
 
@@ -548,7 +544,7 @@ async function main(): Promise<void> {
         launch,
         log,
         deadlineMs: opts.deadlineMs,
-        load: (s) => pgGen.run({ ...s, client: opts.client }),
+        load: (s) => pgGen.run(s),
       });
     } finally {
       pgGen.close();
@@ -594,7 +590,7 @@ async function main(): Promise<void> {
         `limiter_bytes_per_account: default limit 10 with a full ring (10 mints per account), ${biggest.toLocaleString("en-US")} accounts; ` +
         `idempotency_bytes_per_key: ${biggest.toLocaleString("en-US")} completed mint keys, the MintRecord itself excluded (the ledger holds it)`,
       generator:
-        `all end-to-end figures: bench/load-gen.ts — one node process sending pre-encoded gRPC frames over ${opts.client === "raw" ? "a minimal HTTP/2 client on a TCP socket (bench/h2-raw.ts)" : "node:http2"}, closed loop, ` +
+        `all end-to-end figures: bench/load-gen.ts — one node process sending pre-encoded gRPC frames over a minimal HTTP/2 client on a TCP socket (bench/h2-raw.ts), closed loop, ` +
         "min(c,4) HTTP/2 connections, unique idempotency key per call, grpc-status read from trailers (non-zero = error)" +
         (opts.deadlineMs > 0 ? `, grpc-timeout ${opts.deadlineMs} ms on every call` : ", no grpc-timeout") +
         "; h2load not used (it ignores grpc-status)",
@@ -638,7 +634,7 @@ async function main(): Promise<void> {
       [sideKey(c.numerator)]: side(c.subject),
       errors: c.errors,
       flagged: c.flagged,
-      generator: `load-gen (${opts.client === "raw" ? "h2-raw" : "node:http2"}, pre-encoded frames)`,
+      generator: "load-gen (h2-raw, pre-encoded frames)",
     })),
     core,
     memory,

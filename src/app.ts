@@ -10,11 +10,10 @@ import { systemClock, type Clock } from "./domain/clock.js";
 import { MintCore } from "./domain/mint-core.js";
 import type { ExactlyOnceStore, IdempotencyStore, LedgerStore, Probe, RateLimiter } from "./domain/ports.js";
 import type { Config } from "./config.js";
+import { SWEEP_BATCH_KEYS } from "./domain/limits.js";
 import type { Logger } from "./logger.js";
 import { startServer, type RunningServer } from "./transport/grpc/server.js";
 
-/** How many expired keys one sweep deletes at most; sweeps repeat while they fill a batch. */
-const SWEEP_BATCH_KEYS = 10_000;
 /** How often expired keys and idle limiter state are swept, in ms (at most). */
 const SWEEP_INTERVAL_MS = 1_000;
 
@@ -121,6 +120,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     limiter: adapters.limiter,
     clock,
     maxAmountMicros: config.maxAmountMicros,
+    maxLockWaiters: config.maxLockWaiters,
   });
 
   // Expired keys are deleted (not only hidden) and idle limiter state dropped,
@@ -150,6 +150,8 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     listen: config.listen,
     maxMessageBytes: config.maxMessageBytes,
     shutdownGraceMs: config.shutdownGraceMs,
+    maxCallsInFlight: config.maxCallsInFlight,
+    maxConcurrentStreams: config.maxConcurrentStreams,
     probes: adapters.probes,
     closeAdapters: async () => {
       clearInterval(sweepTimer);

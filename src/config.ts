@@ -42,6 +42,12 @@ export interface Config extends SettlementVariables {
   readonly settlement: SettlementSettings | null;
   /** Test-only fault hook (MINT_TEST_FAULT, refused unless MINT_TEST_FAULTS=true); null normally. */
   readonly testFault: FaultSpec | null;
+  /** Most calls this process runs at once; beyond it calls are shed UNAVAILABLE (OVERLOADED). */
+  readonly maxCallsInFlight: number;
+  /** Most calls that may wait for one account's lock; beyond it calls are shed UNAVAILABLE (ACCOUNT_BUSY). */
+  readonly maxLockWaiters: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: most calls open at once on one connection. */
+  readonly maxConcurrentStreams: number;
 }
 
 export class ConfigError extends Error {
@@ -156,6 +162,9 @@ const SETTINGS = [
   { key: "testFaults", env: "MINT_TEST_FAULTS", def: "false", doc: "allow test-only fault hooks (never in production)", parse: boolParser, expect: "true or false" },
   { key: "testFaultPoint", env: "MINT_TEST_FAULT", def: "", doc: "test-only: kill the process at after-sign or after-broadcast[:N] (needs MINT_TEST_FAULTS=true)", parse: (raw: string) => raw, expect: "after-sign or after-broadcast" },
   { key: "logLevel", env: "MINT_LOG_LEVEL", def: "info", doc: "log level (fatal, error, warn, info, debug, trace, silent)", parse: (raw: string) => (LOG_LEVELS as readonly string[]).includes(raw.trim()) ? (raw.trim() as Config["logLevel"]) : undefined, expect: LOG_LEVELS.join(", ") },
+  { key: "maxCallsInFlight", env: "MINT_MAX_CALLS_IN_FLIGHT", def: "1000", doc: "most calls running at once in this process; more are refused UNAVAILABLE (OVERLOADED) with RetryInfo", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
+  { key: "maxLockWaiters", env: "MINT_MAX_LOCK_WAITERS", def: "128", doc: "most calls waiting for one account; more are refused UNAVAILABLE (ACCOUNT_BUSY) with RetryInfo", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
+  { key: "maxConcurrentStreams", env: "MINT_MAX_CONCURRENT_STREAMS", def: "100", doc: "most calls open at once on one HTTP/2 connection (grpc.max_concurrent_streams)", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
 ] as const satisfies readonly Setting<keyof Config>[];
 
 function flagOf(env: string): string {
@@ -183,19 +192,18 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     const arg = argv[i] as string;
     if (!arg.startsWith("--")) throw new ConfigError(`unexpected argument ${JSON.stringify(arg)} (see --help)`);
     const eq = arg.indexOf("=");
-    let name: string;
+    const name = eq >= 0 ? arg.slice(0, eq) : arg;
+    // Known before needing a value: `--bogus` is an unknown flag, not one missing its value.
+    if (!SETTINGS.some((s) => flagOf(s.env) === name)) throw new ConfigError(`unknown flag ${name} (see --help)`);
     let value: string;
     if (eq >= 0) {
-      name = arg.slice(0, eq);
       value = arg.slice(eq + 1);
     } else {
-      name = arg;
       const next = argv[i + 1];
       if (next === undefined) throw new ConfigError(`flag ${name} needs a value (see --help)`);
       value = next;
       i++;
     }
-    if (!SETTINGS.some((s) => flagOf(s.env) === name)) throw new ConfigError(`unknown flag ${name} (see --help)`);
     flags.set(name, value);
   }
   const out: Record<string, unknown> = {};
@@ -267,5 +275,8 @@ export function describeConfig(config: Config): Record<string, string | number |
     settlement: config.settlement === null ? null : config.settlement.chains.map((c) => `${c.blockchain}:${c.chainId}:${c.confirmations}`).join(","),
     signer: config.settlement === null ? null : config.settlement.signer.kind === "pkcs11" ? `pkcs11:${config.settlement.signer.tokenLabel}/${config.settlement.signer.keyLabel}` : "dev-key",
     testFault: config.testFault === null ? null : `${config.testFault.point}:${config.testFault.count}`,
+    maxCallsInFlight: config.maxCallsInFlight,
+    maxLockWaiters: config.maxLockWaiters,
+    maxConcurrentStreams: config.maxConcurrentStreams,
   };
 }

@@ -3,9 +3,12 @@
  * account ids, i.e. JavaScript's default string order), so that opposing
  * transfers A→B and B→A never wait on each other in a cycle.
  *
- * Waiting respects the call's deadline: a waiter whose deadline passes gives
- * up, releases what it already holds, and — if its turn comes later — lets the
- * lock go at once, so nothing is applied on its behalf. Entries exist only
+ * Waiting respects the call's deadline and its AbortSignal: a waiter whose
+ * deadline passes, or whose caller cancels or goes away, gives up, releases
+ * what it already holds, and — if its turn comes later — lets the lock go at
+ * once, so nothing is applied on its behalf. Waiting is also bounded: beyond
+ * `maxWaiters` calls waiting for one account, a new one is refused at once
+ * (ACCOUNT_BUSY, holding nothing) rather than queued without limit. Entries exist only
  * while some call holds or waits for the lock: idle accounts cost nothing.
  *
  * Fast path: a lock nobody holds or awaits has no entry, and taking it only
@@ -18,7 +21,8 @@
  */
 import { Mutex } from "async-mutex";
 import type { Clock } from "./clock.js";
-import { assert } from "./errors.js";
+import { assert, type Failure } from "./errors.js";
+import { ACCOUNT_BUSY_RETRY_AFTER_MS } from "./limits.js";
 
 class Entry {
   /** Made on the first contention; null while only the fast-path holder is here. */
@@ -30,33 +34,58 @@ class Entry {
 /** Releases every lock a successful `acquire` took. Call exactly once (later calls do nothing). */
 export type ReleaseLocks = () => void;
 
+/** Why `acquire` gave up without the locks, other than its deadline (null): nothing is held. */
+export type LockRefusal = Extract<Failure, { code: "CANCELLED" } | { code: "ACCOUNT_BUSY" }>;
+
+const CANCELLED: LockRefusal = { code: "CANCELLED", message: "the call was cancelled while it waited for an account lock; nothing was applied" };
+
+/**
+ * Where a waiter finds the AbortSignal of its call. It is read only when the
+ * call must wait: at the edge a signal is made on first read, and making one
+ * costs more than an uncontended call's whole lock path.
+ */
+export interface Cancellable {
+  readonly signal?: AbortSignal;
+}
+
+/** What one wait for a Mutex came to. */
+type Waited = "held" | "deadline" | "cancelled";
+
 export class AccountLocks {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(private readonly clock: Clock) {}
+  /** `maxWaiters`: most calls waiting for one account at once (default: no bound). */
+  constructor(
+    private readonly clock: Clock,
+    private readonly maxWaiters = Infinity,
+  ) {}
 
   /**
    * Takes the locks of `accountIds` (duplicates ignored) in code-unit order.
-   * Resolves to a release function, or to null when `deadlineMs` (monotonic,
-   * Infinity for none) passes first, in which case nothing is held. A free
-   * lock is taken even when the deadline has passed.
+   * Resolves to a release function, or to null when it gave up (`deadlineMs`,
+   * monotonic and Infinity for none, passed first, or the call was cancelled,
+   * or too many calls wait); then nothing is held. `take` tells the reasons apart.
    */
-  acquire(accountIds: readonly string[], deadlineMs: number): Promise<ReleaseLocks | null> {
-    const r = this.take(accountIds, deadlineMs);
-    return typeof r === "function" ? Promise.resolve(r) : r;
+  async acquire(accountIds: readonly string[], deadlineMs: number, cancel?: Cancellable): Promise<ReleaseLocks | null> {
+    const r = await this.take(accountIds, deadlineMs, cancel);
+    return typeof r === "function" ? r : null;
   }
 
   /**
-   * `acquire` without the promise when it is not needed: returns the release
-   * function at once when every lock was free, and otherwise a promise that
-   * settles as `acquire`'s does (holding the locks taken so far meanwhile).
+   * Takes the locks as `acquire` does, without a promise when every lock was
+   * free (then it returns the release function at once). Otherwise a promise
+   * of the release function; of null when `deadlineMs` passed first; of
+   * CANCELLED when `cancel.signal` aborted first (or already had); of ACCOUNT_BUSY
+   * when `maxWaiters` calls already wait for one of the accounts. Unless it
+   * comes to a release function, nothing is held. A free lock is taken even
+   * when the deadline has passed.
    */
-  take(accountIds: readonly string[], deadlineMs: number): ReleaseLocks | Promise<ReleaseLocks | null> {
+  take(accountIds: readonly string[], deadlineMs: number, cancel?: Cancellable): ReleaseLocks | Promise<ReleaseLocks | LockRefusal | null> {
     const ids = lockOrder(accountIds);
     const held: Entry[] = [];
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i] as string;
-      if (this.entries.has(id)) return this.takeRest(ids, i, held, deadlineMs);
+      if (this.entries.has(id)) return this.takeRest(ids, i, held, deadlineMs, cancel);
       const e = new Entry();
       this.entries.set(id, e);
       held.push(e);
@@ -70,7 +99,18 @@ export class AccountLocks {
   }
 
   /** The slow path of `take`: some lock of `ids[from..]` is held or awaited by another call. */
-  private async takeRest(ids: readonly string[], from: number, held: Entry[], deadlineMs: number): Promise<ReleaseLocks | null> {
+  private async takeRest(
+    ids: readonly string[],
+    from: number,
+    held: Entry[],
+    deadlineMs: number,
+    cancel: Cancellable | undefined,
+  ): Promise<ReleaseLocks | LockRefusal | null> {
+    const signal = cancel?.signal;
+    if (signal?.aborted === true) {
+      this.releaseHeld(ids, held);
+      return CANCELLED;
+    }
     for (let i = from; i < ids.length; i++) {
       const id = ids[i] as string;
       let e = this.entries.get(id);
@@ -81,6 +121,11 @@ export class AccountLocks {
         held.push(e);
         continue;
       }
+      // refs counts the holder and every waiter.
+      if (e.refs - 1 >= this.maxWaiters) {
+        this.releaseHeld(ids, held);
+        return { code: "ACCOUNT_BUSY", accountId: id, maxWaiters: this.maxWaiters, retryAfterMs: ACCOUNT_BUSY_RETRY_AFTER_MS };
+      }
       e.refs++;
       if (e.mutex === null) {
         // The entry's holder took it on the fast path; it now holds the Mutex,
@@ -90,14 +135,20 @@ export class AccountLocks {
         void e.mutex.acquire();
         assert(e.mutex.isLocked(), "a free Mutex is taken synchronously");
       }
-      if (!(await this.lockOne(e.mutex, deadlineMs))) {
+      const waited = await this.lockOne(e.mutex, deadlineMs, signal);
+      if (waited !== "held") {
         this.unref(id, e);
-        for (let j = held.length - 1; j >= 0; j--) this.unlock(ids[j] as string, held[j] as Entry);
-        return null;
+        this.releaseHeld(ids, held);
+        return waited === "deadline" ? null : CANCELLED;
       }
       held.push(e);
     }
     return this.releaser(ids, held);
+  }
+
+  /** Gives up the locks taken so far (`held[j]` is the lock of `ids[j]`), in reverse order. */
+  private releaseHeld(ids: readonly string[], held: readonly Entry[]): void {
+    for (let j = held.length - 1; j >= 0; j--) this.unlock(ids[j] as string, held[j] as Entry);
   }
 
   /** The release function of `held[i]` = the lock of `ids[i]`: unlocks them in reverse order, once. */
@@ -120,33 +171,48 @@ export class AccountLocks {
     if (--e.refs === 0) this.entries.delete(id);
   }
 
-  /** Waits for `mutex`; true once held, false when `deadlineMs` passes first (then nothing is held). */
-  private lockOne(mutex: Mutex, deadlineMs: number): Promise<boolean> {
-    if (deadlineMs === Infinity) return mutex.acquire().then(acquired);
+  /**
+   * Waits for `mutex`: "held" once it is ours; "deadline" when `deadlineMs`
+   * passes first, "cancelled" when `signal` aborts first (then nothing is held:
+   * a turn that comes later is handed on untouched).
+   */
+  private lockOne(mutex: Mutex, deadlineMs: number, signal: AbortSignal | undefined): Promise<Waited> {
+    if (deadlineMs === Infinity && signal === undefined) return mutex.acquire().then(held);
     const remainingMs = deadlineMs - this.clock.nowMs();
-    if (remainingMs <= 0 && mutex.isLocked()) return Promise.resolve(false);
+    if (remainingMs <= 0 && mutex.isLocked()) return Promise.resolve("deadline");
     return new Promise((resolve) => {
       let settled = false;
-      const cancel = this.clock.setTimer(remainingMs, () => {
-        if (settled) return;
+      const settle = (outcome: Waited): void => {
         settled = true;
-        resolve(false);
+        cancelTimer?.();
+        signal?.removeEventListener("abort", onAbort);
+        resolve(outcome);
+      };
+      const onAbort = (): void => {
+        if (!settled) settle("cancelled");
+      };
+      const cancelTimer = deadlineMs === Infinity ? undefined : this.clock.setTimer(remainingMs, () => {
+        if (!settled) settle("deadline");
       });
+      signal?.addEventListener("abort", onAbort, { once: true });
       void mutex.acquire().then((release) => {
+        if (!settled && deadlineMs !== Infinity && this.clock.nowMs() >= deadlineMs) {
+          // The deadline passed but its timer has not run yet (a busy event loop runs the
+          // promise that hands the lock on before due timers): the deadline still wins.
+          settle("deadline");
+        }
         if (settled) {
-          // The deadline won: our turn came too late, hand the lock on untouched.
+          // The deadline or the caller won: our turn came too late, hand the lock on untouched.
           release();
           return;
         }
-        settled = true;
-        cancel();
-        resolve(true);
+        settle("held");
       });
     });
   }
 }
 
-const acquired = (): true => true;
+const held = (): Waited => "held";
 
 /** The ids to lock, without duplicates, in code-unit order. */
 function lockOrder(accountIds: readonly string[]): readonly string[] {

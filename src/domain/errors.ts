@@ -47,6 +47,8 @@ export type Failure =
   | { readonly code: "MINT_NOT_FOUND"; readonly mintId: string }
   /** The caller's deadline passed while the call waited (for a lock); nothing was applied. */
   | { readonly code: "DEADLINE_EXCEEDED"; readonly message: string }
+  /** More calls already wait for this account's lock than the service queues; nothing was applied. */
+  | { readonly code: "ACCOUNT_BUSY"; readonly accountId: string; readonly maxWaiters: number; readonly retryAfterMs: number }
   /** The service cannot answer now (shutting down, a store is unreachable); safe to retry. */
   | { readonly code: "UNAVAILABLE"; readonly message: string }
   /**

@@ -37,6 +37,7 @@ import {
   type StoredResult,
   type TransferRecord,
 } from "./model.js";
+import { KEY_IN_USE_RETRY_AFTER_MS } from "./limits.js";
 import { parseAmount } from "./money.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import type { Effect, ExactlyOnceStore, RateLimiter } from "./ports.js";
@@ -53,12 +54,18 @@ export interface MintCoreDeps {
   /** Largest amount one call may move, in micro-USDC. */
   readonly maxAmountMicros: bigint;
   readonly ids?: IdGenerator;
+  /** Most calls waiting for one account's lock; beyond it ACCOUNT_BUSY (default: no bound). */
+  readonly maxLockWaiters?: number;
 }
 
-/** Per-call context. `deadlineMs` is monotonic on the core's clock; Infinity for none. */
+/**
+ * Per-call context. `deadlineMs` is monotonic on the core's clock; Infinity
+ * for none. `signal` aborts when the caller cancels or goes away: a call still
+ * waiting for a lock then gives up with nothing applied (CANCELLED). It is
+ * read only when a call must wait (the edge makes one on first read).
+ */
 export interface CallContext {
   readonly deadlineMs: number;
-  /** Aborted when the caller cancels or goes away: a call still waiting gives up with nothing applied. */
   readonly signal?: AbortSignal;
 }
 
@@ -85,8 +92,6 @@ export interface ListMintsInput {
 
 const deadlinePassed: Failure = { code: "DEADLINE_EXCEEDED", message: "deadline exceeded while waiting for an account lock; nothing was applied" };
 
-/** What a duplicate of a call in flight is told to wait before retrying (a mint or transfer takes milliseconds). */
-export const IN_FLIGHT_RETRY_AFTER_MS = 50;
 
 /** Calls in flight in this process for one key: the request of the first, and how many. */
 interface InFlightKey {
@@ -109,7 +114,7 @@ export class MintCore {
   private readonly ids: IdGenerator;
 
   constructor(private readonly deps: MintCoreDeps) {
-    this.locks = new AccountLocks(deps.clock);
+    this.locks = new AccountLocks(deps.clock, deps.maxLockWaiters);
     this.ids = deps.ids ?? createIdGenerator(deps.clock);
   }
 
@@ -285,9 +290,10 @@ export class MintCore {
       inFlight.set(op.key, { request: op.request, count: 1 });
     }
     try {
-      const locked = this.locks.take(op.accounts, ctx.deadlineMs);
+      const locked = this.locks.take(op.accounts, ctx.deadlineMs, ctx);
       const release = typeof locked === "function" ? locked : await locked;
       if (release === null) return this.lockTimedOut(inFlight, op.key);
+      if (typeof release !== "function") return fail(release);
       try {
         const call = admit === undefined ? { ...op, effect } : { ...op, effect, admit };
         return await this.deps.store.applyOnce(call, ctx);
@@ -306,7 +312,7 @@ export class MintCore {
    * DEADLINE_EXCEEDED. Either way nothing was looked at or applied.
    */
   private lockTimedOut<T>(scope: Map<string, InFlightKey>, key: string): Result<T> {
-    if ((scope.get(key)?.count ?? 0) > 1) return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: IN_FLIGHT_RETRY_AFTER_MS });
+    if ((scope.get(key)?.count ?? 0) > 1) return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: KEY_IN_USE_RETRY_AFTER_MS });
     return fail(deadlinePassed);
   }
 

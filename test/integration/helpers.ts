@@ -100,7 +100,7 @@ export async function startCustomServer(ledger: LedgerStore, clock: Clock = syst
     clock,
     maxAmountMicros: 1_000_000_000_000_000_000n,
   });
-  const server = await startServer({ core, clock, logger, listen: "127.0.0.1:0", maxMessageBytes: 4096, shutdownGraceMs: 1000 });
+  const server = await startServer({ core, clock, logger, listen: "127.0.0.1:0", maxMessageBytes: 4096, shutdownGraceMs: 1000, maxCallsInFlight: 1000, maxConcurrentStreams: 100 });
   const client = new MintServiceClient(server.address, grpc.credentials.createInsecure());
   return {
     server,

@@ -343,3 +343,92 @@ describe("AccountLocks", () => {
     });
   });
 });
+
+describe("AccountLocks: cancellation and the waiter cap", () => {
+  it("a waiter whose signal aborts gives up holding nothing, and its turn is handed on untouched", async () => {
+    const { locks } = setup();
+    const holder = await mustAcquire(locks, ["a", "b"]);
+    const controller = new AbortController();
+    const cancelled = locks.take(["a", "b"], Infinity, controller);
+    const next = track(locks.acquire(["a"], Infinity));
+    controller.abort();
+    expect(await cancelled).toMatchObject({ code: "CANCELLED" });
+    expect(next.settled).toBe(false);
+    holder();
+    await flushPromises();
+    expect(next.value).toBeTypeOf("function");
+    next.value!();
+    expect(locks.size()).toBe(0);
+  });
+
+  it("a call already cancelled does not wait for a held lock, and releases the locks it took first", async () => {
+    const { locks } = setup();
+    const holdB = await mustAcquire(locks, ["b"]);
+    const r = await locks.take(["a", "b"], Infinity, { signal: AbortSignal.abort() });
+    expect(r).toMatchObject({ code: "CANCELLED" });
+    // "a" (taken on the fast path before "b" was found busy) is free again.
+    const a = track(locks.acquire(["a"], Infinity));
+    await flushPromises();
+    expect(a.value).toBeTypeOf("function");
+    a.value!();
+    holdB();
+    expect(locks.size()).toBe(0);
+  });
+
+  it("reads the signal only when it must wait", async () => {
+    const { locks } = setup();
+    let reads = 0;
+    const ctx = {
+      get signal(): AbortSignal {
+        reads++;
+        return new AbortController().signal;
+      },
+    };
+    const free = locks.take(["a"], Infinity, ctx);
+    expect(typeof free).toBe("function");
+    expect(reads).toBe(0);
+    const waiting = locks.take(["a"], Infinity, ctx);
+    expect(reads).toBe(1);
+    (free as ReleaseLocks)();
+    const got = await waiting;
+    expect(got).toBeTypeOf("function");
+    (got as ReleaseLocks)();
+  });
+
+  it("refuses a waiter beyond maxWaiters at once with ACCOUNT_BUSY, holding nothing", async () => {
+    const clock = new FakeClock();
+    const locks = new AccountLocks(clock, 2);
+    const holder = await mustAcquire(locks, ["a"]);
+    const w1 = track(locks.acquire(["a"], Infinity));
+    const w2 = track(locks.acquire(["a"], Infinity));
+    const holdZ = await mustAcquire(locks, ["z"]);
+    const refused = await locks.take(["a", "z"], Infinity);
+    expect(refused).toEqual({ code: "ACCOUNT_BUSY", accountId: "a", maxWaiters: 2, retryAfterMs: 50 });
+    // Another account is not affected by a's queue.
+    const b = await locks.take(["b"], Infinity);
+    expect(b).toBeTypeOf("function");
+    (b as ReleaseLocks)();
+    holder();
+    await flushPromises();
+    expect(w1.value).toBeTypeOf("function");
+    w1.value!();
+    await flushPromises();
+    w2.value!();
+    holdZ();
+    expect(locks.size()).toBe(0);
+  });
+});
+
+describe("AccountLocks: a late deadline timer", () => {
+  it("a waiter whose deadline has passed does not take the lock even when its timer has not run yet", async () => {
+    const clock = new FakeClock();
+    const locks = new AccountLocks(clock);
+    const holder = await mustAcquire(locks, ["a"]);
+    const late = locks.take(["a"], clock.nowMs() + 10);
+    // Time passes without the timer running (as in a starved event loop), then the holder releases.
+    clock.nowMs = () => 1_000_000;
+    holder();
+    expect(await late).toBeNull();
+    expect(locks.size()).toBe(0);
+  });
+});

@@ -163,6 +163,9 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_DEV_KEY_FILE", "/nonexistent/key"],
     ["MINT_TEST_FAULTS", "sometimes"],
     ["MINT_TEST_FAULT", "after-lunch"],
+    ["MINT_MAX_CALLS_IN_FLIGHT", "0"],
+    ["MINT_MAX_LOCK_WAITERS", "many"],
+    ["MINT_MAX_CONCURRENT_STREAMS", "-1"],
   ];
 
   it.each(bad)("%s=%j", (name, value) => {
@@ -194,6 +197,12 @@ describe("invalid values stop the start with one line naming the variable", () =
     expect(configError(() => loadConfig(["--rate-limitt=3"], {})).message).toContain("--rate-limitt");
     expect(configError(() => loadConfig(["serve"], {})).message).toContain("serve");
     expect(configError(() => loadConfig(["--rate-limit"], {})).message).toContain("--rate-limit");
+  });
+
+  it("calls a flag it does not know an unknown flag, with or without a value", () => {
+    expect(configError(() => loadConfig(["--bogus"], {})).message).toBe("unknown flag --bogus (see --help)");
+    expect(configError(() => loadConfig(["--bogus", "1"], {})).message).toBe("unknown flag --bogus (see --help)");
+    expect(configError(() => loadConfig(["--rate-limit"], {})).message).toBe("flag --rate-limit needs a value (see --help)");
   });
 });
 

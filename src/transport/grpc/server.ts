@@ -32,6 +32,10 @@ export interface ServerOptions {
   readonly probes?: readonly Probe[];
   /** How often probes run, in ms (default 2000). */
   readonly probeIntervalMs?: number;
+  /** Most calls in flight at once; more are refused UNAVAILABLE (OVERLOADED). */
+  readonly maxCallsInFlight: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
+  readonly maxConcurrentStreams: number;
   /** Closes the adapters, after the server has stopped. */
   readonly closeAdapters?: () => Promise<void>;
 }
@@ -59,8 +63,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     "grpc.max_connection_idle_ms": 5 * 60_000,
     "grpc.keepalive_time_ms": 60_000,
     "grpc.keepalive_timeout_ms": 20_000,
+    // A connection may not open more streams than this at once; the rest of
+    // the bound on work is the edge's cap on calls in flight.
+    "grpc.max_concurrent_streams": opts.maxConcurrentStreams,
   });
-  const edge = new Edge(opts.clock, opts.logger);
+  const edge = new Edge({ clock: opts.clock, logger: opts.logger, maxCallsInFlight: opts.maxCallsInFlight });
   const health = new HealthService([MINT_SERVICE_NAME]);
   server.addService(MintServiceService, mintServiceHandlers(opts.core, edge));
   health.addTo(server);

@@ -44,8 +44,20 @@ export function richError(code: Code, message: string, details: Any[]): RichErro
   return { code, details: message, metadata, message, name: "RichError" };
 }
 
-/** Maps one domain failure to its status (exhaustive: a new failure code fails to compile here). */
-export function failureToStatus(f: Failure): RichError {
+/**
+ * Failures the edge itself answers, before or around the core: the process is
+ * draining, too many calls are in flight, a backing store threw
+ * UnavailableError, or a bug.
+ */
+export type EdgeFailure =
+  | { readonly code: "SHUTTING_DOWN" }
+  | { readonly code: "OVERLOADED"; readonly maxCallsInFlight: number; readonly retryAfterMs: number }
+  | { readonly code: "STORE_UNAVAILABLE" }
+  /** A bug: the handler threw something else. */
+  | { readonly code: "INTERNAL" };
+
+/** Maps one failure to its status (exhaustive: a new failure code fails to compile here). */
+export function failureToStatus(f: Failure | EdgeFailure): RichError {
   switch (f.code) {
     case "INVALID_ARGUMENT":
       return richError(Code.INVALID_ARGUMENT, f.message, [
@@ -95,6 +107,13 @@ export function failureToStatus(f: Failure): RichError {
       return richError(Code.NOT_FOUND, `mint ${f.mintId} not found`, [errorInfo("MINT_NOT_FOUND", { mint_id: f.mintId })]);
     case "DEADLINE_EXCEEDED":
       return richError(Code.DEADLINE_EXCEEDED, f.message, [errorInfo("DEADLINE_EXCEEDED")]);
+    case "ACCOUNT_BUSY":
+      return unavailable(
+        `${f.maxWaiters} calls already wait for account ${f.accountId}; nothing was applied; retry with the same idempotency key`,
+        "ACCOUNT_BUSY",
+        { account_id: f.accountId, max_waiters: String(f.maxWaiters) },
+        f.retryAfterMs,
+      );
     case "UNAVAILABLE":
       return unavailable(f.message);
     case "STORE_BUSY":
@@ -103,6 +122,21 @@ export function failureToStatus(f: Failure): RichError {
       return richError(Code.UNAVAILABLE, f.message, [errorInfo("STORE_BUSY"), retryInfo(f.retryAfterMs)]);
     case "CANCELLED":
       return richError(Code.CANCELLED, f.message, [errorInfo("CANCELLED")]);
+    case "SHUTTING_DOWN":
+      return unavailable("the server is shutting down; retry on another replica", "SHUTTING_DOWN");
+    case "OVERLOADED":
+      return unavailable(
+        `the server runs its maximum of ${f.maxCallsInFlight} calls; nothing was applied; retry with the same idempotency key`,
+        "OVERLOADED",
+        { max_calls_in_flight: String(f.maxCallsInFlight) },
+        f.retryAfterMs,
+      );
+    case "STORE_UNAVAILABLE":
+      // Not "nothing was applied": a commit whose reply was lost may have applied. A retry with
+      // the same idempotency key is always safe: it replays or applies, never twice.
+      return unavailable("a backing store is unreachable; retry later with the same idempotency key (it never applies twice)", "STORE_UNAVAILABLE");
+    case "INTERNAL":
+      return internalError();
     default: {
       const unreachable: never = f;
       throw new Error(`unmapped failure ${JSON.stringify(unreachable)}`);
@@ -110,9 +144,15 @@ export function failureToStatus(f: Failure): RichError {
   }
 }
 
-/** UNAVAILABLE: shutting down or a store unreachable; safe to retry (elsewhere). */
-export function unavailable(message: string, reason = "UNAVAILABLE"): RichError {
-  return richError(Code.UNAVAILABLE, message, [errorInfo(reason)]);
+/**
+ * The one UNAVAILABLE answer: shutting down, shed under load, or a store
+ * unreachable; always safe to retry with the same idempotency key. With
+ * `retryAfterMs` it carries RetryInfo.
+ */
+function unavailable(message: string, reason = "UNAVAILABLE", metadata: Record<string, string> = {}, retryAfterMs?: number): RichError {
+  const details = [errorInfo(reason, metadata)];
+  if (retryAfterMs !== undefined) details.push(retryInfo(retryAfterMs));
+  return richError(Code.UNAVAILABLE, message, details);
 }
 
 /** A bug: a fixed message for the caller; the stack goes to the log only. */

@@ -1,0 +1,164 @@
+/**
+ * The links of the edge's chain (chain.ts), one concern each. `Edge` (edge.ts)
+ * puts them in order; README "The edge" lists the order and why.
+ */
+import type { Clock } from "../../domain/clock.js";
+import { OVERLOADED_RETRY_AFTER_MS } from "../../domain/limits.js";
+import type { Logger } from "../../logger.js";
+import type { Answer, EdgeCall, Link } from "./chain.js";
+
+/** The server stops waiting this share of the caller's remaining time early... */
+const DEADLINE_MARGIN_FRACTION = 0.25;
+/** ...but at least this many ms (a short deadline under load needs room for the answer to travel)... */
+const DEADLINE_MARGIN_MIN_MS = 20;
+/** ...and never more than this many ms. */
+const DEADLINE_MARGIN_MAX_MS = 50;
+
+/**
+ * Logs every failed call once, with its RPC and code (and the INVALID_ARGUMENT
+ * reason); UNAVAILABLE-class failures at warn. Outermost, so that it sees
+ * what the caller gets, whichever link answered. Failures that came from a
+ * throw were logged by `errors`, with the error itself.
+ */
+export function logging(logger: Logger): Link {
+  const log = (call: EdgeCall, answer: Answer): Answer => {
+    if (!answer.ok && answer.error.code !== "STORE_UNAVAILABLE" && answer.error.code !== "INTERNAL") {
+      const f = answer.error;
+      const level = f.code === "UNAVAILABLE" || f.code === "OVERLOADED" || f.code === "ACCOUNT_BUSY" ? "warn" : "info";
+      logger[level]({ rpc: call.rpc, code: f.code, reason: f.code === "INVALID_ARGUMENT" ? f.reason : f.code }, "call failed");
+    }
+    return answer;
+  };
+  // `.then` rather than an async function: one promise per call instead of two (measured on the hot path).
+  return (call, next) => next(call).then((answer) => log(call, answer));
+}
+
+/**
+ * Turns what a handler (or a link) throws into a failure: an unreachable
+ * store (UnavailableError), a deadline inside an adapter
+ * (DeadlineExceededError), or a bug — INTERNAL, whose stack goes to the log
+ * and never to the caller.
+ */
+export function errors(logger: Logger): Link {
+  const map = (call: EdgeCall, error: unknown): Answer => {
+    const code = (error as { code?: unknown } | null)?.code;
+    if (code === "UNAVAILABLE") {
+      logger.warn({ rpc: call.rpc, code: "UNAVAILABLE", reason: "STORE_UNAVAILABLE", err: (error as Error).message }, "call failed: store unavailable");
+      return { ok: false, error: { code: "STORE_UNAVAILABLE" } };
+    }
+    // Logged by `logging`, as any other DEADLINE_EXCEEDED.
+    if (code === "DEADLINE_EXCEEDED") return { ok: false, error: { code: "DEADLINE_EXCEEDED", message: (error as Error).message } };
+    logger.error({ rpc: call.rpc, err: error }, "call failed: internal error");
+    return { ok: false, error: { code: "INTERNAL" } };
+  };
+  return (call, next) => {
+    try {
+      return next(call).catch((error: unknown) => map(call, error));
+    } catch (error: unknown) {
+      // A link or handler that threw before returning its promise.
+      return Promise.resolve(map(call, error));
+    }
+  };
+}
+
+/** Refuses new calls once the server drains (UNAVAILABLE SHUTTING_DOWN); calls already in flight go on. */
+export class Draining {
+  draining = false;
+  readonly link: Link = (call, next) => (this.draining ? SHUTTING_DOWN : next(call));
+}
+
+const SHUTTING_DOWN: Promise<Answer> = Promise.resolve({ ok: false, error: { code: "SHUTTING_DOWN" } });
+
+/**
+ * Counts calls in flight (for the drain) and caps them: beyond `max`, a call
+ * is refused at once, UNAVAILABLE (OVERLOADED) with RetryInfo, having done
+ * nothing. A bounded number of calls bounds memory and the time each waits.
+ */
+export class InFlight {
+  count = 0;
+  private idleWaiters: (() => void)[] = [];
+  private readonly overloaded: Promise<Answer>;
+
+  constructor(readonly max: number) {
+    this.overloaded = Promise.resolve({ ok: false, error: { code: "OVERLOADED", maxCallsInFlight: max, retryAfterMs: OVERLOADED_RETRY_AFTER_MS } });
+  }
+
+  readonly link: Link = (call, next) => {
+    if (this.count >= this.max) return this.overloaded;
+    this.count++;
+    let answer: Promise<Answer>;
+    try {
+      answer = next(call);
+    } catch (error) {
+      this.done();
+      throw error;
+    }
+    return answer.then(this.doneWith, this.doneThrowing);
+  };
+
+  /** Resolves when no call is in flight. */
+  idle(): Promise<void> {
+    if (this.count === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private readonly doneWith = (answer: Answer): Answer => {
+    this.done();
+    return answer;
+  };
+
+  private readonly doneThrowing = (error: unknown): never => {
+    this.done();
+    throw error;
+  };
+
+  private done(): void {
+    if (--this.count === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+}
+
+/**
+ * Turns the caller's deadline (wall time from grpc-js) into the core's
+ * monotonic `deadlineMs`, a little early: a quarter of the time left, at
+ * least 20 ms and at most 50 ms. Whatever waits inside the server (a lock, a
+ * key in use) gives up by then, so its answer — DEADLINE_EXCEEDED saying
+ * nothing was applied, or ABORTED with RetryInfo — reaches the caller before
+ * the caller's own timer fires; a call that arrives with its deadline already
+ * passed is answered at once, having done nothing. A caller whose timer fires
+ * first resets the stream (RST_STREAM), and enough resets on one connection
+ * make nghttp2 close it (README "Short deadlines and rapid reset").
+ */
+export function deadline(clock: Clock): Link {
+  return (call, next) => {
+    const deadline = call.raw.getDeadline();
+    const wallMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    if (!Number.isFinite(wallMs)) return next(call);
+    const remainingMs = wallMs - Date.now();
+    // The caller has already given up (the call waited in the socket or the event loop past
+    // its deadline): answer so, having done nothing, rather than apply for nobody.
+    if (remainingMs <= 0) return EXPIRED;
+    const marginMs = Math.min(DEADLINE_MARGIN_MAX_MS, Math.max(DEADLINE_MARGIN_MIN_MS, remainingMs * DEADLINE_MARGIN_FRACTION));
+    call.deadlineMs = clock.nowMs() + remainingMs - marginMs;
+    return next(call);
+  };
+}
+
+const EXPIRED: Promise<Answer> = Promise.resolve({
+  ok: false,
+  error: { code: "DEADLINE_EXCEEDED", message: "the deadline had passed when the call arrived; nothing was applied" },
+});
+
+/**
+ * Aborts the call's signal when the caller cancels, resets the stream or
+ * disconnects (grpc-js emits "cancelled"; also at the deadline). The core
+ * hands the signal to whatever waits, so a cancelled call gives up with
+ * nothing applied instead of applying after its caller left.
+ */
+export const cancellation: Link = (call, next) => {
+  call.raw.once("cancelled", () => call.cancel());
+  return next(call);
+};

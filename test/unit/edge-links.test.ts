@@ -1,0 +1,53 @@
+/**
+ * The deadline link: how much earlier than the caller the server gives up
+ * waiting. Short deadlines get a margin of at least 20 ms (so an answer has
+ * room to reach the caller before its own timer resets the stream), long ones
+ * at most 50 ms, a quarter of the time left in between; a caller with no
+ * deadline gets none.
+ */
+import { describe, expect, it } from "vitest";
+import { Call, type Answer, type EdgeCall } from "../../src/transport/grpc/chain.js";
+import { deadline } from "../../src/transport/grpc/links.js";
+import { FakeClock } from "../support/fake-clock.js";
+
+/** The core's deadline, relative to the clock's now, for a caller with `remainingMs` left (Infinity: none). */
+async function serverWaitMs(remainingMs: number): Promise<number> {
+  const clock = new FakeClock();
+  const wallDeadline = remainingMs === Infinity ? Infinity : Date.now() + remainingMs;
+  const raw = { getDeadline: () => wallDeadline, once: () => undefined } as unknown as ConstructorParameters<typeof Call>[1];
+  const call = new Call("Transfer", raw, Infinity);
+  let seen: EdgeCall | undefined;
+  await deadline(clock)(call, (c) => {
+    seen = c;
+    return Promise.resolve<Answer>({ ok: true, value: null });
+  });
+  return (seen as EdgeCall).deadlineMs - clock.nowMs();
+}
+
+describe("deadline link", () => {
+  it("stops waiting at least 20 ms before a short deadline: with 20 ms or less left, it does not wait at all", async () => {
+    expect(await serverWaitMs(20)).toBeLessThanOrEqual(0);
+    expect(await serverWaitMs(10)).toBeLessThanOrEqual(-9);
+    expect(await serverWaitMs(40)).toBeCloseTo(20, -0.5);
+  });
+
+  it("takes a quarter of the time left in between, and at most 50 ms", async () => {
+    expect(await serverWaitMs(100)).toBeCloseTo(75, -0.5);
+    expect(await serverWaitMs(1_000)).toBeCloseTo(950, -0.5);
+    expect(await serverWaitMs(60_000)).toBeCloseTo(59_950, -0.5);
+  });
+
+  it("answers a call whose deadline has already passed DEADLINE_EXCEEDED without running it", async () => {
+    const raw = { getDeadline: () => Date.now() - 1, once: () => undefined } as unknown as ConstructorParameters<typeof Call>[1];
+    let ran = false;
+    const answer = await deadline(new FakeClock())(new Call("Transfer", raw, Infinity), () => {
+      ran = true;
+      return Promise.resolve<Answer>({ ok: true, value: null });
+    });
+    expect([ran, answer.ok ? "ok" : answer.error.code]).toEqual([false, "DEADLINE_EXCEEDED"]);
+  });
+
+  it("leaves a call without a deadline without one", async () => {
+    expect(await serverWaitMs(Infinity)).toBe(Infinity);
+  });
+});
