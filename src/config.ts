@@ -48,6 +48,8 @@ export interface Config extends SettlementVariables {
   readonly maxLockWaiters: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: most calls open at once on one connection. */
   readonly maxConcurrentStreams: number;
+  /** host:port of the Prometheus HTTP listener (GET /metrics); empty = no listener. */
+  readonly metricsListen: string;
 }
 
 export class ConfigError extends Error {
@@ -97,6 +99,8 @@ const listenParser: Parser<string> = (raw) => {
   if (m === null || Number(m[2]) > 65535) return undefined;
   return raw.trim();
 };
+
+const optionalListenParser: Parser<string> = (raw) => (raw.trim() === "" ? "" : listenParser(raw));
 
 const storeParser: Parser<string> = (raw) => {
   const v = raw.trim();
@@ -165,6 +169,7 @@ const SETTINGS = [
   { key: "maxCallsInFlight", env: "MINT_MAX_CALLS_IN_FLIGHT", def: "1000", doc: "most calls running at once in this process; more are refused UNAVAILABLE (OVERLOADED) with RetryInfo", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
   { key: "maxLockWaiters", env: "MINT_MAX_LOCK_WAITERS", def: "128", doc: "most calls waiting for one account; more are refused UNAVAILABLE (ACCOUNT_BUSY) with RetryInfo", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
   { key: "maxConcurrentStreams", env: "MINT_MAX_CONCURRENT_STREAMS", def: "100", doc: "most calls open at once on one HTTP/2 connection (grpc.max_concurrent_streams)", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
+  { key: "metricsListen", env: "MINT_METRICS_LISTEN", def: "", doc: "host:port serving Prometheus metrics at GET /metrics (empty = off; port 0 = any free port)", parse: optionalListenParser, expect: "empty or host:port" },
 ] as const satisfies readonly Setting<keyof Config>[];
 
 function flagOf(env: string): string {
@@ -278,5 +283,6 @@ export function describeConfig(config: Config): Record<string, string | number |
     maxCallsInFlight: config.maxCallsInFlight,
     maxLockWaiters: config.maxLockWaiters,
     maxConcurrentStreams: config.maxConcurrentStreams,
+    metricsListen: config.metricsListen,
   };
 }

@@ -166,6 +166,8 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_MAX_CALLS_IN_FLIGHT", "0"],
     ["MINT_MAX_LOCK_WAITERS", "many"],
     ["MINT_MAX_CONCURRENT_STREAMS", "-1"],
+    ["MINT_METRICS_LISTEN", "9464"],
+    ["MINT_METRICS_LISTEN", "http://127.0.0.1:9464/metrics"],
   ];
 
   it.each(bad)("%s=%j", (name, value) => {
@@ -234,6 +236,12 @@ describe("flags", () => {
       expect(() => loadConfig([flagOf(name), defaultInHelp(name)], {})).not.toThrow();
       expect(configError(() => loadConfig([`${flagOf(name)}=%bad%`], {})).message).toContain(flagOf(name));
     }
+  });
+
+  it("leave the metrics listener off by default and take host:port to turn it on", () => {
+    expect(loadConfig([], {}).metricsListen).toBe("");
+    expect(loadConfig([], { MINT_METRICS_LISTEN: "127.0.0.1:9464" }).metricsListen).toBe("127.0.0.1:9464");
+    expect(loadConfig(["--metrics-listen", "[::1]:0"], {}).metricsListen).toBe("[::1]:0");
   });
 
   it("the last of a repeated flag wins", () => {
