@@ -51,9 +51,9 @@ async function main(): Promise<void> {
   // default kill-by-signal. Logged at warn as well as info would be noise; the
   // start line is the one thing every deployment wants to see, so it goes out
   // at any level but silent.
-  logger.level === "silent" || logger.info({ address: app.server.address, config: describeConfig(config), adapters: app.adapters.description }, "listening");
+  logger.level === "silent" || logger.info({ address: app.server.address, metricsAddress: app.metricsAddress, config: describeConfig(config), adapters: app.adapters.description }, "listening");
   if (!logger.isLevelEnabled("info") && logger.level !== "silent") {
-    process.stdout.write(JSON.stringify({ level: "info", msg: "listening", address: app.server.address }) + "\n");
+    process.stdout.write(JSON.stringify({ level: "info", msg: "listening", address: app.server.address, metricsAddress: app.metricsAddress }) + "\n");
   }
 }
 

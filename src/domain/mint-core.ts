@@ -40,7 +40,7 @@ import {
 import { KEY_IN_USE_RETRY_AFTER_MS } from "./limits.js";
 import { parseAmount } from "./money.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
-import type { Effect, ExactlyOnceStore, RateLimiter } from "./ports.js";
+import { noMetrics, type Effect, type ExactlyOnceStore, type MetricsSink, type RateLimiter } from "./ports.js";
 import { fail, ok, type Result } from "./result.js";
 import * as v from "./validate.js";
 export const DEFAULT_PAGE_SIZE = 50;
@@ -56,6 +56,8 @@ export interface MintCoreDeps {
   readonly ids?: IdGenerator;
   /** Most calls waiting for one account's lock; beyond it ACCOUNT_BUSY (default: no bound). */
   readonly maxLockWaiters?: number;
+  /** Hears money moved, replays, rate-limit refusals, duplicates and lock waits (default: nothing records). */
+  readonly metrics?: MetricsSink;
 }
 
 /**
@@ -113,8 +115,11 @@ export class MintCore {
   private readonly inFlight = { mint: new Map<string, InFlightKey>(), transfer: new Map<string, InFlightKey>() };
   private readonly ids: IdGenerator;
 
+  private readonly metrics: MetricsSink;
+
   constructor(private readonly deps: MintCoreDeps) {
-    this.locks = new AccountLocks(deps.clock, deps.maxLockWaiters);
+    this.metrics = deps.metrics ?? noMetrics;
+    this.locks = new AccountLocks(deps.clock, deps.maxLockWaiters, this.metrics);
     this.ids = deps.ids ?? createIdGenerator(deps.clock);
   }
 
@@ -134,6 +139,7 @@ export class MintCore {
     const admit = async (): Promise<Result<void>> => {
       const decision = await limiter.tryAcquire(accountId.value);
       if (!decision.allowed) {
+        this.metrics.rateLimited();
         return fail({
           code: "RATE_LIMITED",
           accountId: accountId.value,
@@ -173,6 +179,8 @@ export class MintCore {
     if (!r.ok) return r;
     const stored = r.value.stored;
     if (stored.scope !== "mint") throw new Error("invariant violated: a mint key holds a non-mint result");
+    if (r.value.replayed) this.metrics.idempotentReplay("mint");
+    else this.metrics.moneyMoved("mint", stored.mint.amountMicros);
     return ok({ mint: stored.mint, replayed: r.value.replayed });
   }
 
@@ -208,6 +216,8 @@ export class MintCore {
     if (!r.ok) return r;
     const stored = r.value.stored;
     if (stored.scope !== "transfer") throw new Error("invariant violated: a transfer key holds a non-transfer result");
+    if (r.value.replayed) this.metrics.idempotentReplay("transfer");
+    else this.metrics.moneyMoved("transfer", stored.transfer.amountMicros);
     return ok({ transfer: stored.transfer, replayed: r.value.replayed });
   }
 
@@ -266,7 +276,9 @@ export class MintCore {
     // No account lock: the store reverses and frees the mint's key in one
     // atomic step, so neither a same-key retry nor a mint still in flight can
     // see the ledger and the key disagree.
-    return this.deps.store.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx);
+    const reversed = await this.deps.store.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx);
+    if (reversed.ok) this.metrics.moneyMoved("reversal", reversed.value.amountMicros);
+    return reversed;
   }
 
   /**
@@ -286,6 +298,8 @@ export class MintCore {
         return fail({ code: "IDEMPOTENCY_KEY_REUSED", key: op.key, fields: differingFields(first.request, op.request) });
       }
       first.count++;
+      // A call with this key is in flight here: this one queues behind it on the lock, then replays.
+      this.metrics.duplicateWaited(op.scope);
     } else {
       inFlight.set(op.key, { request: op.request, count: 1 });
     }

@@ -22,14 +22,17 @@ import { Metadata, type ServerUnaryCall } from "@grpc/grpc-js";
 import type { Failure } from "../../domain/errors.js";
 import type { CallContext } from "../../domain/mint-core.js";
 import type { Result } from "../../domain/result.js";
-import type { EdgeFailure } from "./status.js";
+import { failureToStatus, type EdgeFailure, type RichError } from "./status.js";
 
 /**
  * Values links attach to a call for later links and the handler. A link that
  * adds one declares it where it is written, e.g.
  *   declare module "./chain.js" { interface CallValues { principal?: Principal } }
  */
-export interface CallValues {}
+export interface CallValues {
+  /** The call's request id (request-id.ts): the caller's valid `x-request-id` or a new UUID. */
+  requestId?: string;
+}
 
 /** What a handler sees of its call. */
 export interface HandlerContext extends CallContext {
@@ -58,6 +61,12 @@ export interface EdgeCall extends HandlerContext {
   addTrailer(key: string, value: string | Buffer): void;
   /** Aborts the call's signal (now, or at once when it is first read). */
   cancel(): void;
+  /**
+   * The error answer for `failure`, through the error table, built once per
+   * call and failure: a link that needs its status code (metrics) and the
+   * answer share one (building one costs microseconds).
+   */
+  statusOf(failure: Failure | EdgeFailure): RichError;
 }
 
 /** What a call comes to: the handler's value, or a failure for the error table. */
@@ -89,6 +98,7 @@ export class Call implements EdgeCall {
   private cancelled = false;
   /** Trailing metadata added by links; made on first use. */
   trailers: Metadata | null = null;
+  private built: { readonly failure: Failure | EdgeFailure; readonly status: RichError } | null = null;
 
   constructor(
     readonly rpc: string,
@@ -121,5 +131,10 @@ export class Call implements EdgeCall {
     if (this.cancelled) return;
     this.cancelled = true;
     this.controller?.abort();
+  }
+
+  statusOf(failure: Failure | EdgeFailure): RichError {
+    if (this.built?.failure !== failure) this.built = { failure, status: failureToStatus(failure) };
+    return this.built.status;
   }
 }

@@ -10,9 +10,10 @@
  * error (`request_id`).
  */
 import { randomUUID } from "node:crypto";
-import { Metadata } from "@grpc/grpc-js";
+import type { Metadata } from "@grpc/grpc-js";
 import { ErrorInfo } from "../../../gen/google/rpc/error_details.js";
 import { Status } from "../../../gen/google/rpc/status.js";
+import type { Link } from "./chain.js";
 import { STATUS_DETAILS_KEY, type RichError } from "./status.js";
 
 export const REQUEST_ID_KEY = "x-request-id";
@@ -21,7 +22,7 @@ export const REQUEST_ID_MAX_LENGTH = 128;
 /** The ErrorInfo metadata key carrying the id. */
 export const ERROR_INFO_REQUEST_ID = "request_id";
 
-const VALID_REQUEST_ID = /^[A-Za-z0-9._:/+=-]{1,128}$/;
+const VALID_REQUEST_ID = new RegExp(`^[A-Za-z0-9._:/+=-]{1,${REQUEST_ID_MAX_LENGTH}}$`);
 const ERROR_INFO_TYPE_URL = "type.googleapis.com/google.rpc.ErrorInfo";
 
 /** True when `value` may be used as a request id as sent. */
@@ -39,22 +40,13 @@ export function requestIdOf(metadata: Metadata): string {
   return randomUUID();
 }
 
-/** Trailing metadata of a successful answer: the request id. */
-export function requestIdTrailer(requestId: string): Metadata {
-  const m = new Metadata();
-  m.set(REQUEST_ID_KEY, requestId);
-  return m;
-}
-
 /**
- * Adds the request id to an error's answer: `request_id` in its ErrorInfo
- * metadata (decoded from and re-encoded into `grpc-status-details-bin`, so
- * the error table stays the only place errors are built) and `x-request-id`
- * in its trailing metadata. Errors are the rare path; a success pays nothing
- * of this. Returns the same error object, changed.
+ * Adds `request_id` to the ErrorInfo metadata of an error answer (decoded
+ * from and re-encoded into `grpc-status-details-bin`, so the error table stays
+ * the only place errors are built). Errors are the rare path; a success pays
+ * nothing of this. Changes and returns `error`.
  */
-export function tagErrorWithRequestId(error: RichError, requestId: string): RichError {
-  error.metadata.set(REQUEST_ID_KEY, requestId);
+export function addRequestIdToErrorInfo(error: RichError, requestId: string): RichError {
   const raw = error.metadata.get(STATUS_DETAILS_KEY)[0];
   if (!Buffer.isBuffer(raw)) return error;
   const status = Status.decode(raw);
@@ -67,3 +59,15 @@ export function tagErrorWithRequestId(error: RichError, requestId: string): Rich
   error.metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ ...status, details }).finish()));
   return error;
 }
+
+/**
+ * The chain link (outermost): gives the call its id, for the links after it
+ * (logging writes it on every line) and the answer (the `x-request-id`
+ * trailer on successes and errors; the edge adds it to an error's ErrorInfo).
+ */
+export const requestIdLink: Link = (call, next) => {
+  const id = requestIdOf(call.metadata);
+  call.values.requestId = id;
+  call.addTrailer(REQUEST_ID_KEY, id);
+  return next(call);
+};

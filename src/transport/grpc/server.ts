@@ -10,6 +10,7 @@ import type { Clock } from "../../domain/clock.js";
 import type { MintCore } from "../../domain/mint-core.js";
 import type { Probe } from "../../domain/ports.js";
 import type { Logger } from "../../logger.js";
+import type { ServiceMetrics } from "../../observability/metrics.js";
 import { Edge } from "./edge.js";
 import { HealthService } from "./health.js";
 import { mintServiceHandlers } from "./mint-handlers.js";
@@ -36,6 +37,8 @@ export interface ServerOptions {
   readonly maxCallsInFlight: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
   readonly maxConcurrentStreams: number;
+  /** Counts and times MintService calls (the edge's metrics link); absent when metrics are off. */
+  readonly metrics?: ServiceMetrics;
   /** Closes the adapters, after the server has stopped. */
   readonly closeAdapters?: () => Promise<void>;
 }
@@ -67,7 +70,12 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     // the bound on work is the edge's cap on calls in flight.
     "grpc.max_concurrent_streams": opts.maxConcurrentStreams,
   });
-  const edge = new Edge({ clock: opts.clock, logger: opts.logger, maxCallsInFlight: opts.maxCallsInFlight });
+  const edge = new Edge({
+    clock: opts.clock,
+    logger: opts.logger,
+    maxCallsInFlight: opts.maxCallsInFlight,
+    ...(opts.metrics === undefined ? {} : { metrics: { sink: opts.metrics, service: MINT_SERVICE_NAME } }),
+  });
   const health = new HealthService([MINT_SERVICE_NAME]);
   server.addService(MintServiceService, mintServiceHandlers(opts.core, edge));
   health.addTo(server);
