@@ -3,31 +3,39 @@
  * gauges, the idempotency keys the database holds, and a real deadlock
  * (40P01) that the service retries. The deadlock is made by a foreign writer:
  * it locks account B, the service's transfer A→B locks A and waits for B,
- * then the writer asks for A. PostgreSQL aborts the transaction whose
- * deadlock check runs first — the service's, which has waited longer — and
- * the service retries it once the writer commits.
+ * then the writer asks for A. PostgreSQL checks for a deadlock once, when a
+ * backend has waited `deadlock_timeout`, and aborts the backend that finds
+ * it. The service's sessions check after 3 s and the writer's after 60 s, so
+ * the service is the one aborted (however slowly a loaded machine runs the
+ * test), and it retries once the writer commits.
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePromText, sampleValue, type Sample } from "../support/prom-text.js";
-import { startPgTestServer, type PgTestServer } from "../support/pg-test-server.js";
+import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
+import { startTestServer, type TestServer } from "../support/test-server.js";
 import { rpc, waitFor } from "./helpers.js";
 
-async function samplesOf(s: PgTestServer): Promise<Sample[]> {
+async function samplesOf(s: TestServer): Promise<Sample[]> {
   const res = await fetch(`http://${s.app.metricsAddress}/metrics`);
   expect(res.status).toBe(200);
   return parsePromText(await res.text());
 }
 
 describe("PostgreSQL metrics", () => {
-  let s: PgTestServer;
+  let db: TestDatabase;
+  let s: TestServer;
 
   beforeAll(async () => {
-    s = await startPgTestServer({ MINT_METRICS_LISTEN: "127.0.0.1:0", MINT_PG_POOL_SIZE: "4" }, "");
+    db = await createTestDatabase();
+    // Before the service connects: its sessions look for deadlocks after 3 s (the default is 1 s).
+    await db.query(`ALTER DATABASE ${db.name} SET deadlock_timeout = '3s'`);
+    s = await startTestServer({ MINT_STORE: db.url, MINT_REDIS_URL: "", MINT_METRICS_LISTEN: "127.0.0.1:0", MINT_PG_POOL_SIZE: "4" });
   });
 
   afterAll(async () => {
     await s?.stop();
+    await db?.drop();
   });
 
   it("report the pool and the keys the database holds", async () => {
@@ -46,10 +54,11 @@ describe("PostgreSQL metrics", () => {
 
   it("count a deadlock the service retried", async () => {
     const r = rpc(s.call);
-    const foreign = new pg.Client({ connectionString: s.db.url, application_name: "foreign-writer" });
+    const foreign = new pg.Client({ connectionString: db.url, application_name: "foreign-writer" });
     await foreign.connect();
     try {
       await foreign.query("BEGIN");
+      await foreign.query("SET LOCAL deadlock_timeout = '60s'");
       await foreign.query("SELECT 1 FROM accounts WHERE account_id = 'pg-b' FOR UPDATE");
       const transfer = r.transfer("pg-a", "pg-b", "3", "pg-t1");
       // The service holds pg-a and waits for pg-b.
@@ -59,7 +68,7 @@ describe("PostgreSQL metrics", () => {
         );
         return (w.rows[0] as { n: number }).n === 1;
       }, "the service's transfer to wait for pg-b");
-      // Closing the cycle: the service's deadlock check (it has waited longer) aborts its transaction.
+      // Closing the cycle: the service's deadlock check (after 3 s of waiting) aborts its transaction.
       await foreign.query("SELECT 1 FROM accounts WHERE account_id = 'pg-a' FOR UPDATE");
       await foreign.query("COMMIT");
       expect((await transfer).replayed).toBe(false);
