@@ -57,6 +57,8 @@ export interface Config extends SettlementVariables {
   readonly tlsClientCa: string;
   /** Serve a non-loopback address without TLS and an auth file (logged loudly at start). */
   readonly insecure: boolean;
+  /** Who may use server reflection: everyone, authenticated principals, or nobody (not served). */
+  readonly reflection: "public" | "authenticated" | "off";
 }
 
 export class ConfigError extends Error {
@@ -194,6 +196,7 @@ const SETTINGS = [
   { key: "tlsKey", env: "MINT_TLS_KEY", def: "", doc: "PEM private key of MINT_TLS_CERT; re-read on SIGHUP", parse: fileParser, expect: "the path of a readable file" },
   { key: "tlsClientCa", env: "MINT_TLS_CLIENT_CA", def: "", doc: "PEM CA certificate(s) of client certificates (mutual TLS; asked for, not required: health needs none); re-read on SIGHUP", parse: fileParser, expect: "the path of a readable file" },
   { key: "insecure", env: "MINT_INSECURE", def: "false", doc: "allow a non-loopback MINT_LISTEN without TLS and an auth file (logged loudly)", parse: boolParser, expect: "true or false" },
+  { key: "reflection", env: "MINT_REFLECTION", def: "auto", doc: "server reflection: public, authenticated (any principal of the auth file) or off; auto = authenticated with an auth file, else public", parse: (raw: string) => (["auto", "public", "authenticated", "off"].includes(raw.trim()) ? (raw.trim() as Config["reflection"]) : undefined), expect: "auto, public, authenticated or off" },
 ] as const satisfies readonly Setting<keyof Config>[];
 
 function flagOf(env: string): string {
@@ -261,6 +264,8 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     if (err instanceof SettlementConfigError) throw new ConfigError(err.message);
     throw err;
   }
+  // "auto" resolves here, so everything downstream sees the decision.
+  if ((out.reflection as string) === "auto") out.reflection = out.authFile === "" ? "public" : "authenticated";
   const config = out as unknown as Config;
   checkSecurity(config);
   return Object.freeze(config);
@@ -338,5 +343,6 @@ export function describeConfig(config: Config): Record<string, string | number |
     tlsKey: config.tlsKey,
     tlsClientCa: config.tlsClientCa,
     insecure: config.insecure,
+    reflection: config.reflection,
   };
 }

@@ -173,6 +173,7 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_TLS_KEY", "/nonexistent/server.key"],
     ["MINT_TLS_CLIENT_CA", "/nonexistent/client-ca.crt"],
     ["MINT_INSECURE", "maybe"],
+    ["MINT_REFLECTION", "private"],
   ];
 
   it.each(bad)("%s=%j", (name, value) => {
@@ -329,5 +330,16 @@ describe("safe by default: who may reach the service", () => {
     expect(configError(() => loadConfig([], { MINT_TLS_KEY: FILE })).message).toBe("MINT_TLS_CERT and MINT_TLS_KEY must be set together");
     expect(configError(() => loadConfig([], { MINT_TLS_CLIENT_CA: FILE })).message).toContain("MINT_TLS_CLIENT_CA needs MINT_TLS_CERT");
     expect(loadConfig([], { ...TLS, MINT_TLS_CLIENT_CA: FILE }).tlsClientCa).toBe(FILE);
+  });
+});
+
+describe("MINT_REFLECTION", () => {
+  const FILE = new URL("../../package.json", import.meta.url).pathname;
+  it("auto: public without an auth file, authenticated with one", () => {
+    expect(loadConfig([], {}).reflection).toBe("public");
+    expect(loadConfig([], { MINT_AUTH_FILE: FILE }).reflection).toBe("authenticated");
+  });
+  it.each(["public", "authenticated", "off"] as const)("%s is taken as given", (v) => {
+    expect(loadConfig([], { MINT_AUTH_FILE: FILE, MINT_REFLECTION: v }).reflection).toBe(v);
   });
 });
