@@ -13,6 +13,7 @@ import type { Config } from "./config.js";
 import { SWEEP_BATCH_KEYS } from "./domain/limits.js";
 import type { Logger } from "./logger.js";
 import { startServer, type RunningServer } from "./transport/grpc/server.js";
+import { Security, type ReloadReport } from "./auth/security.js";
 
 /** How often expired keys and idle limiter state are swept, in ms (at most). */
 const SWEEP_INTERVAL_MS = 1_000;
@@ -106,6 +107,10 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
 
 export interface App {
   readonly server: RunningServer;
+  /** Callers, roles and certificates; `reload()` re-reads them. */
+  readonly security: Security;
+  /** Re-reads the auth file and the TLS files (SIGHUP); each part that fails keeps its previous version. */
+  reload(): ReloadReport;
   readonly core: MintCore;
   readonly adapters: Adapters;
   /** Drains, stops the server and closes the adapters; true when calls in flight finished within the grace. */
@@ -114,6 +119,8 @@ export interface App {
 
 /** Starts the whole service. `clock` defaults to the system clock (tests pass a fake one). */
 export async function startApp(config: Config, logger: Logger, clock: Clock = systemClock, hooks: TestHooks = {}): Promise<App> {
+  // First, before any adapter opens: an unusable auth file or certificate stops the start (one line).
+  const security = new Security(config);
   const adapters = await openAdapters(config, clock, logger, hooks);
   const core = new MintCore({
     store: adapters.store,
@@ -152,11 +159,13 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     shutdownGraceMs: config.shutdownGraceMs,
     maxCallsInFlight: config.maxCallsInFlight,
     maxConcurrentStreams: config.maxConcurrentStreams,
+    security,
+    reflection: config.reflection,
     probes: adapters.probes,
     closeAdapters: async () => {
       clearInterval(sweepTimer);
       await adapters.close();
     },
   });
-  return { server, core, adapters, shutdown: () => server.shutdown() };
+  return { server, core, adapters, security, reload: () => security.reload(), shutdown: () => server.shutdown() };
 }

@@ -80,3 +80,8 @@ export class Security {
     return report;
   }
 }
+
+/** No auth file, no TLS: every caller is `local` (what a loopback-only service without MINT_AUTH_FILE runs). */
+export function openSecurity(): Security {
+  return new Security({ authFile: "", tlsCert: "", tlsKey: "", tlsClientCa: "" });
+}

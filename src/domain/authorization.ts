@@ -5,6 +5,8 @@
  * the scope of a mint's account once it has looked the mint up).
  */
 
+import type { Failure } from "./errors.js";
+
 /** Every RPC the service authorizes, by its proto method name. */
 export const RPCS = ["MintUsdc", "Transfer", "GetBalance", "GetMint", "ListMints", "ReconcileMint"] as const;
 export type Rpc = (typeof RPCS)[number];
@@ -74,6 +76,12 @@ export const LOCAL_PRINCIPAL: Principal = Object.freeze({
   scopes: Object.freeze([ALL_ACCOUNTS]),
 });
 
+const RPC_NAMES: ReadonlySet<string> = new Set(RPCS);
+
+export function isRpc(value: string): value is Rpc {
+  return RPC_NAMES.has(value);
+}
+
 export function isRole(value: string): value is Role {
   return Object.prototype.hasOwnProperty.call(ROLE_TABLE, value);
 }
@@ -95,6 +103,11 @@ export function scopeMatches(pattern: string, account: string): boolean {
   if (account === ALL_ACCOUNTS) return false;
   if (pattern.endsWith("*")) return account.startsWith(pattern.slice(0, -1));
   return pattern === account;
+}
+
+/** Whether the principal holds the scope `*` (every account, and ListMints over all). */
+export function coversAllAccounts(principal: Principal): boolean {
+  return principal.scopes.includes(ALL_ACCOUNTS);
 }
 
 export function inScope(principal: Principal, account: string): boolean {
@@ -138,4 +151,28 @@ export function authorize(principal: Principal, rpc: Rpc, accounts: readonly str
     if (!inScope(principal, account)) return { ok: false, code: "PERMISSION_DENIED", rpc, missingScope: account };
   }
   return ALLOWED;
+}
+
+/**
+ * Idempotency keys are scoped per caller: the key the stores see is the
+ * principal's name, a tab, then the caller's key, so the same key from two
+ * principals is two keys. A tab can be in neither part (names are
+ * `[A-Za-z0-9._-]`, keys printable ASCII). `local` (and the service's own
+ * calls, without a principal) keep the bare key, so keys stored before an auth
+ * file was introduced are nobody else's.
+ */
+export function scopedIdempotencyKey(principal: Principal | undefined, key: string): string {
+  return principal === undefined || principal.name === LOCAL_PRINCIPAL_NAME ? key : `${principal.name}\t${key}`;
+}
+
+/** The caller's own key of a scoped key (what responses and errors show). */
+export function callerIdempotencyKey(scopedKey: string): string {
+  const tab = scopedKey.indexOf("\t");
+  return tab < 0 ? scopedKey : scopedKey.slice(tab + 1);
+}
+
+/** PERMISSION_DENIED when `principal` (if any) has no scope over the mint's account; undefined when allowed. */
+export function mintScopeRefusal(principal: Principal | undefined, rpc: Rpc, accountId: string): Failure | undefined {
+  if (principal === undefined || inScope(principal, accountId)) return undefined;
+  return { code: "PERMISSION_DENIED", rpc, principal: principal.name, missingScope: accountId };
 }

@@ -7,6 +7,8 @@ import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
 import type { Clock } from "../../domain/clock.js";
 import type { Logger } from "../../logger.js";
 import { Call, compose, type Answer, type Link, type Next, type UnaryHandler } from "./chain.js";
+import type { Security } from "../../auth/security.js";
+import { authLink } from "./auth-check.js";
 import { cancellation, deadline, Draining, errors, InFlight, logging } from "./links.js";
 import { failureToStatus } from "./status.js";
 
@@ -17,6 +19,8 @@ export interface EdgeOptions {
   readonly logger: Logger;
   /** Most calls in flight at once; more are refused UNAVAILABLE (OVERLOADED). */
   readonly maxCallsInFlight: number;
+  /** Who may call: authentication and the role table (src/auth). */
+  readonly security: Security;
 }
 
 export class Edge {
@@ -31,6 +35,7 @@ export class Edge {
       logging(opts.logger), // sees every answer, whichever link gave it
       errors(opts.logger), // maps what any link below throws
       this.drain.link, // refuses new calls while draining, before they count
+      authLink(opts.security), // who is calling and may they: decided before anything does work
       this.inFlight.link, // counts and caps calls in flight
       deadline(opts.clock), // the core's deadline, a little before the caller's
       cancellation, // aborts the call's signal when the caller goes away
