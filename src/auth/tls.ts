@@ -144,11 +144,46 @@ export function reloadableServerCredentials(certs: ReloadableCertificates): grpc
   return grpc.experimental.createCertificateProviderServerCredentials(certs, certs.mutual ? certs : null, false);
 }
 
+/**
+ * What each HTTP/2 connection's client certificate says: its SANs when TLS
+ * verified it, null when there is none (or it did not verify, or plaintext).
+ * Node builds the peer certificate object anew on every `getPeerCertificate()`
+ * (about 40 µs, as much as a whole uncontended mint), and a connection's
+ * certificate cannot change: Node's http2 disables TLS renegotiation on every
+ * session's socket (as RFC 9113 §9.2.1 requires). So it is read once per
+ * connection and kept in a WeakMap that dies with the session.
+ */
+const sansBySession = new WeakMap<object, string | null>();
+
+/**
+ * The http2 session a grpc-js server call runs on. grpc-js does not expose it:
+ * this follows its private fields (handler call -> interceptor chain ->
+ * base call -> stream -> session) and returns undefined when they are not
+ * there, in which case every call pays for `getAuthContext()` instead
+ * (slower, never wrong). test/integration/tls.test.ts fails if a grpc-js
+ * upgrade moves them.
+ */
+export function http2SessionOf(call: object): object | undefined {
+  let c = (call as { call?: unknown }).call as { nextCall?: unknown; stream?: { session?: unknown } } | undefined;
+  for (let hops = 0; c !== undefined && c !== null && hops < 16; hops++) {
+    const session = c.stream?.session;
+    if (typeof session === "object" && session !== null) return session;
+    c = c.nextCall as typeof c;
+  }
+  return undefined;
+}
+
 /** The SAN string of the call's client certificate, only if TLS verified it against the client CA. */
 export function verifiedPeerSans(call: { getAuthContext(): AuthContext | null }): string | undefined {
+  const session = http2SessionOf(call);
+  if (session !== undefined) {
+    const known = sansBySession.get(session);
+    if (known !== undefined) return known ?? undefined;
+  }
   // getAuthContext returns {} for plaintext and for a socket that is not `authorized`
   // (no certificate, an expired one, one from another CA).
   const cert = call.getAuthContext()?.sslPeerCertificate;
-  if (cert === undefined) return undefined;
-  return cert.subjectaltname ?? "";
+  const sans = cert === undefined ? null : (cert.subjectaltname ?? "");
+  if (session !== undefined) sansBySession.set(session, sans);
+  return sans ?? undefined;
 }

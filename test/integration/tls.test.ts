@@ -12,7 +12,7 @@
 import { copyFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ReloadableCertificates, reloadableServerCredentials, TlsFileError, verifiedPeerSans } from "../../src/auth/tls.js";
+import { http2SessionOf, ReloadableCertificates, reloadableServerCredentials, TlsFileError, verifiedPeerSans } from "../../src/auth/tls.js";
 import { makeTestCerts, type KeyPair, type TestCerts } from "../support/test-certs.js";
 
 const json = {
@@ -48,6 +48,8 @@ let address: string;
 /** Resolves the held call of the in-flight test. */
 let release: (() => void) | undefined;
 let held: (() => void) | undefined;
+/** Whether the last call's http2 session was found (the per-connection cache works). */
+let sessionFound = false;
 
 beforeAll(async () => {
   certs = makeTestCerts();
@@ -60,6 +62,7 @@ beforeAll(async () => {
   server = new grpc.Server();
   server.addService(WHOAMI, {
     whoami: (call: grpc.ServerUnaryCall<{ hold?: boolean }, WhoAmI>, cb: grpc.sendUnaryData<WhoAmI>) => {
+      sessionFound = http2SessionOf(call) !== undefined;
       const answer = (): void => cb(null, { sans: verifiedPeerSans(call) ?? null });
       if (call.request.hold === true) {
         release = answer;
@@ -115,6 +118,16 @@ describe("TLS on the gRPC port", () => {
   it("gives the call the SANs of a certificate the client CA verified", async () => {
     const c = client(tls(certs.client("payments-api", "URI:spiffe://mint.test/payments-api,DNS:payments.internal")));
     expect((await whoami(c)).sans).toBe("URI:spiffe://mint.test/payments-api, DNS:payments.internal");
+    c.close();
+  });
+
+  it("reads the certificate once per connection: grpc-js's call still leads to its http2 session", async () => {
+    const c = client(tls(certs.client("cached", "DNS:cached.internal")));
+    sessionFound = false;
+    expect((await whoami(c)).sans).toBe("DNS:cached.internal");
+    expect(sessionFound).toBe(true);
+    // Twice on one connection: the second answer comes from the cache and is the same.
+    expect((await whoami(c)).sans).toBe("DNS:cached.internal");
     c.close();
   });
 
