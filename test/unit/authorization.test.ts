@@ -7,6 +7,8 @@ import { describe, expect, it } from "vitest";
 import {
   ALL_ACCOUNTS,
   authorize,
+  callerIdempotencyKey,
+  scopedIdempotencyKey,
   isScopePattern,
   LOCAL_PRINCIPAL,
   RESERVED_PRINCIPAL_NAMES,
@@ -114,5 +116,20 @@ describe("scopes", () => {
     ["a".repeat(129), false],
   ])("scope pattern %j valid: %s", (s, valid) => {
     expect(isScopePattern(s)).toBe(valid);
+  });
+});
+
+describe("idempotency keys per caller", () => {
+  const p = (name: string): Principal => ({ name, roles: new Set(), scopes: [] });
+  it("prefixes the principal's name and a tab; local and no principal keep the bare key", () => {
+    expect(scopedIdempotencyKey(p("payments-api"), "order-1")).toBe("payments-api\torder-1");
+    expect(scopedIdempotencyKey(LOCAL_PRINCIPAL, "order-1")).toBe("order-1");
+    expect(scopedIdempotencyKey(undefined, "order-1")).toBe("order-1");
+  });
+  it("gives back the caller's key, whatever it contains", () => {
+    for (const key of ["order-1", "a b/c:d", " ~!"]) {
+      expect(callerIdempotencyKey(scopedIdempotencyKey(p("n"), key))).toBe(key);
+      expect(callerIdempotencyKey(key)).toBe(key);
+    }
   });
 });
