@@ -6,7 +6,7 @@
  *   npm run bench                 full run (7 pairs per comparison, ~10 min)
  *   npm run bench -- --quick      short run (3 pairs, shorter windows, ~1.5 min)
  *
- * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,hot,metrics,core,memory,pg,
+ * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,metrics,hot,core,memory,pg,
  * --conc 1,16,64, --tsx (run both servers with tsx instead of compiled JS),
  * --no-deadline (send no grpc-timeout), --profile (write a CPU profile of the
  * service and of the empty server per comparison to bench/profiles/).
@@ -18,8 +18,8 @@
  * service/baseline; the report gives the median ratio, its min–max, and the
  * medians of the absolute figures for context.
  */
-import { fork, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { LoadResult, LoadSpec } from "./load-gen.js";
@@ -360,6 +360,71 @@ async function compareMetrics(ctx: Ctx, concurrency: number): Promise<Comparison
   }
 }
 
+/**
+ * PEM files for the auth comparison, made with openssl in a temp directory:
+ * a server certificate, a client CA and one client certificate whose identity
+ * is the principal `bench` (minter on every account) of an auth file.
+ */
+function makeBenchSecrets(): { dir: string; env: Record<string, string>; tls: { ca: string; cert: string; key: string } } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "mint-bench-auth-"));
+  const sh = (args: string[]): void => void execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  sh(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=bench-ca", "-days", "2"]);
+  const leaf = (name: string, san: string): void => {
+    writeFileSync(path.join(dir, `${name}.ext`), `subjectAltName=${san}\n`);
+    sh(["req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`]);
+    sh(["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-days", "2", "-extfile", `${name}.ext`, "-out", `${name}.crt`]);
+  };
+  leaf("server", "IP:127.0.0.1,DNS:localhost");
+  leaf("client", "URI:spiffe://bench/minter");
+  writeFileSync(
+    path.join(dir, "auth.json"),
+    JSON.stringify({ principals: [{ name: "bench", roles: ["minter"], scopes: ["*"], certificate_identities: ["URI:spiffe://bench/minter"] }] }),
+  );
+  const f = (n: string): string => path.join(dir, n);
+  return {
+    dir,
+    env: { MINT_TLS_CERT: f("server.crt"), MINT_TLS_KEY: f("server.key"), MINT_TLS_CLIENT_CA: f("ca.crt"), MINT_AUTH_FILE: f("auth.json") },
+    tls: { ca: f("ca.crt"), cert: f("client.crt"), key: f("client.key") },
+  };
+}
+
+/**
+ * MintUsdc with mutual TLS + auth on (a client certificate naming a principal
+ * with the minter role) against the same service with both off (plaintext,
+ * every caller `local`). Connections are long-lived, as real callers keep
+ * them: the figure is the per-call cost (record encryption, the auth link),
+ * not the handshake.
+ */
+async function compareAuth(ctx: Ctx, concurrency: number): Promise<Comparison> {
+  const secrets = makeBenchSecrets();
+  const label = `auth-c${concurrency}`;
+  const open = await startServer("service", { launch: ctx.launch, nodeFlags: profileFlags(ctx, `service-open-${label}`) });
+  const secured = await startServer("service", { launch: ctx.launch, env: secrets.env, nodeFlags: profileFlags(ctx, `service-auth-${label}`) });
+  try {
+    const offRuns: LoadResult[] = [];
+    const onRuns: LoadResult[] = [];
+    for (let i = 0; i < ctx.opts.pairs; i++) {
+      const order: ["off" | "on", "off" | "on"] = i % 2 === 0 ? ["off", "on"] : ["on", "off"];
+      for (const side of order) {
+        const s = side === "off" ? spec(ctx, open, "mint", concurrency, ACCOUNTS) : { ...spec(ctx, secured, "mint", concurrency, ACCOUNTS), tls: secrets.tls };
+        const r = await ctx.gen.run(s);
+        (side === "off" ? offRuns : onRuns).push(r);
+      }
+      const b = offRuns[i] as LoadResult;
+      const a = onRuns[i] as LoadResult;
+      ctx.log(
+        `  ${label} pair ${i + 1}/${ctx.opts.pairs}: off ${b.rps.toFixed(0)}/s ${fmtUs(b.serverCpuUsPerCall)} µs/call, ` +
+          `mTLS+auth ${a.rps.toFixed(0)}/s ${fmtUs(a.serverCpuUsPerCall)} µs/call${a.errors + b.errors > 0 ? ` ERRORS ${JSON.stringify({ ...b.errorKinds, ...a.errorKinds })}` : ""}`,
+      );
+    }
+    return buildComparison(`mint_auth_vs_open_c${concurrency}`, "mTLS + auth", "plaintext, no auth", "mint", concurrency, offRuns, onRuns);
+  } finally {
+    await Promise.all([open.stop(), secured.stop()]);
+    rmSync(secrets.dir, { recursive: true, force: true });
+  }
+}
+
 /** Hot account (two accounts) vs uniform (many accounts), transfers on the service at c=64. */
 async function compareHot(ctx: Ctx, concurrency: number): Promise<Comparison> {
   const service = await startServer("service", { launch: ctx.launch, nodeFlags: profileFlags(ctx, `service-hot-c${concurrency}`) });
@@ -555,6 +620,17 @@ async function main(): Promise<void> {
           comparisons.push(await compareMetrics(ctx, c));
         } catch (e) {
           failures.push(`metrics c=${c}: ${(e as Error).message}`);
+          log(`  FAILED: ${(e as Error).message}`);
+        }
+      }
+    }
+    if (want("auth")) {
+      for (const c of opts.concurrencies) {
+        log(`mint c=${c}: mTLS + auth vs plaintext without auth`);
+        try {
+          comparisons.push(await compareAuth(ctx, c));
+        } catch (e) {
+          failures.push(`auth c=${c}: ${(e as Error).message}`);
           log(`  FAILED: ${(e as Error).message}`);
         }
       }
@@ -771,6 +847,8 @@ function sideKey(label: string): string {
   if (label.startsWith("empty")) return "empty";
   if (label === "service") return "service";
   if (label.startsWith("hot")) return "hot";
+  if (label.startsWith("mTLS")) return "auth_on";
+  if (label.startsWith("plaintext")) return "auth_off";
   return "uniform";
 }
 

@@ -17,6 +17,7 @@ import { startMetricsServer, type RunningMetricsServer } from "./observability/m
 import { ServiceMetrics, type MetricsSources } from "./observability/metrics.js";
 import { grpcMethodsOf } from "./transport/grpc/metrics-link.js";
 import { startServer, type RunningServer } from "./transport/grpc/server.js";
+import { Security, type ReloadReport } from "./auth/security.js";
 
 /** How often expired keys and idle limiter state are swept, in ms (at most). */
 const SWEEP_INTERVAL_MS = 1_000;
@@ -119,6 +120,10 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
 
 export interface App {
   readonly server: RunningServer;
+  /** Callers, roles and certificates; `reload()` re-reads them. */
+  readonly security: Security;
+  /** Re-reads the auth file and the TLS files (SIGHUP); each part that fails keeps its previous version. */
+  reload(): ReloadReport;
   readonly core: MintCore;
   readonly adapters: Adapters;
   /** The metrics: null when MINT_METRICS_LISTEN is empty (then nothing records). */
@@ -147,6 +152,8 @@ async function startMetrics(config: Config): Promise<{ metrics: ServiceMetrics; 
 
 /** Starts the whole service. `clock` defaults to the system clock (tests pass a fake one). */
 export async function startApp(config: Config, logger: Logger, clock: Clock = systemClock, hooks: TestHooks = {}): Promise<App> {
+  // First, before any adapter opens: an unusable auth file or certificate stops the start (one line).
+  const security = new Security(config);
   const observed = await startMetrics(config);
   const metrics = observed?.metrics ?? null;
   const sink: MetricsSink = metrics ?? noMetrics;
@@ -200,6 +207,8 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
       shutdownGraceMs: config.shutdownGraceMs,
       maxCallsInFlight: config.maxCallsInFlight,
       maxConcurrentStreams: config.maxConcurrentStreams,
+      security,
+      reflection: config.reflection,
       probes: adapters.probes,
       closeAdapters: async () => {
         clearInterval(sweepTimer);
@@ -218,5 +227,5 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     callsInFlight: () => server.edge.callsInFlight,
     idempotencyKeys: () => adapters.idempotency.size(),
   });
-  return { server, core, adapters, metrics, metricsAddress: observed?.listener.address ?? null, shutdown: () => server.shutdown() };
+  return { server, core, adapters, metrics, metricsAddress: observed?.listener.address ?? null, security, reload: () => security.reload(), shutdown: () => server.shutdown() };
 }

@@ -21,6 +21,7 @@
  *     returned failure, or a store error marked `notApplied`); when the
  *     outcome is unknown (a lost commit reply) it is kept.
  */
+import { coversAllAccounts, mintScopeRefusal, scopedIdempotencyKey, type Principal } from "./authorization.js";
 import { AccountLocks } from "./account-locks.js";
 import type { Clock } from "./clock.js";
 import type { Failure } from "./errors.js";
@@ -69,6 +70,12 @@ export interface MintCoreDeps {
 export interface CallContext {
   readonly deadlineMs: number;
   readonly signal?: AbortSignal;
+  /**
+   * Who is calling, as the edge's auth link decided (absent for the service's
+   * own calls and in tests of the core alone). It scopes idempotency keys and
+   * the account checks the core makes once it has looked a mint up.
+   */
+  readonly principal?: Principal;
 }
 
 export interface MintUsdcInput {
@@ -133,6 +140,8 @@ export class MintCore {
     if (!blockchain.ok) return blockchain;
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
+    // The record keeps the caller-scoped key, so that a reconcile frees the right one.
+    const storeKey = scopedIdempotencyKey(ctx.principal, key.value);
 
     const limiter = this.deps.limiter;
     let counted = false;
@@ -158,14 +167,14 @@ export class MintCore {
         accountId: accountId.value,
         amountMicros: amount.value,
         blockchain: blockchain.value,
-        idempotencyKey: key.value,
+        idempotencyKey: storeKey,
         createWallMs: this.deps.clock.wallMs(),
       },
     };
     let r: Result<{ stored: StoredResult; replayed: boolean }>;
     try {
       r = await this.keyed(
-        { scope: "mint", key: key.value, request: mintRequest(accountId.value, amount.value, blockchain.value), accounts: [accountId.value] },
+        { scope: "mint", key: storeKey, request: mintRequest(accountId.value, amount.value, blockchain.value), accounts: [accountId.value] },
         ctx,
         effect,
         admit,
@@ -197,9 +206,11 @@ export class MintCore {
     if (!amount.ok) return amount;
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
+    // The record keeps the caller-scoped key, so that a reconcile frees the right one.
+    const storeKey = scopedIdempotencyKey(ctx.principal, key.value);
 
     const r = await this.keyed(
-      { scope: "transfer", key: key.value, request: transferRequest(from.value, to.value, amount.value), accounts: [from.value, to.value] },
+      { scope: "transfer", key: storeKey, request: transferRequest(from.value, to.value, amount.value), accounts: [from.value, to.value] },
       ctx,
       {
         kind: "transfer",
@@ -208,7 +219,7 @@ export class MintCore {
           fromAccountId: from.value,
           toAccountId: to.value,
           amountMicros: amount.value,
-          idempotencyKey: key.value,
+          idempotencyKey: storeKey,
           createWallMs: this.deps.clock.wallMs(),
         },
       },
@@ -228,12 +239,14 @@ export class MintCore {
     return ok({ accountId: accountId.value, balanceMicros: await this.deps.store.getBalance(accountId.value) });
   }
 
-  /** Failures: INVALID_ARGUMENT, MINT_NOT_FOUND. */
-  async getMint(mintIdText: string): Promise<Result<MintRecord>> {
+  /** Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, PERMISSION_DENIED (the mint's account is outside the caller's scopes). */
+  async getMint(mintIdText: string, ctx?: Pick<CallContext, "principal">): Promise<Result<MintRecord>> {
     const mintId = v.mintId(mintIdText);
     if (!mintId.ok) return mintId;
     const mint = await this.deps.store.getMint(mintId.value);
-    return mint === null ? fail({ code: "MINT_NOT_FOUND", mintId: mintId.value }) : ok(mint);
+    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
+    const refusal = mintScopeRefusal(ctx?.principal, "GetMint", mint.accountId);
+    return refusal === undefined ? ok(mint) : fail(refusal);
   }
 
   /** Oldest first. Failures: INVALID_ARGUMENT (account id, page size < 0, page token not ours). */
@@ -266,13 +279,24 @@ export class MintCore {
 
   /**
    * Reverses a mint and frees its idempotency key.
-   * Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED.
+   * Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, PERMISSION_DENIED, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED.
    */
   async reconcileMint(mintIdText: string, reasonText: string, ctx: CallContext): Promise<Result<MintRecord>> {
     const mintId = v.mintId(mintIdText);
     if (!mintId.ok) return mintId;
     const reason = v.reason(reasonText);
     if (!reason.ok) return reason;
+    // The edge checked the role; the scope needs the mint's account, known
+    // only after a lookup, and is checked before anything changes. A mint's
+    // account never changes, so the lookup and the reversal cannot disagree.
+    // A caller whose scopes cover every account needs no lookup.
+    const principal = ctx.principal;
+    if (principal !== undefined && !coversAllAccounts(principal)) {
+      const mint = await this.deps.store.getMint(mintId.value);
+      if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
+      const refusal = mintScopeRefusal(principal, "ReconcileMint", mint.accountId);
+      if (refusal !== undefined) return fail(refusal);
+    }
     // No account lock: the store reverses and frees the mint's key in one
     // atomic step, so neither a same-key retry nor a mint still in flight can
     // see the ledger and the key disagree.

@@ -19,6 +19,7 @@
  * hot path was measured, bench/LATEST.md).
  */
 import { Metadata, type ServerUnaryCall } from "@grpc/grpc-js";
+import type { Principal } from "../../domain/authorization.js";
 import type { Failure } from "../../domain/errors.js";
 import type { CallContext } from "../../domain/mint-core.js";
 import type { Result } from "../../domain/result.js";
@@ -46,6 +47,8 @@ export interface HandlerContext extends CallContext {
    */
   readonly signal: AbortSignal;
   readonly values: CallValues;
+  /** Who is calling, as the auth link decided; the core reads it, never metadata. */
+  readonly principal?: Principal;
 }
 
 /** A link's view of the call: the handler's context plus the request, its metadata and the answer's trailers. */
@@ -57,6 +60,8 @@ export interface EdgeCall extends HandlerContext {
   readonly raw: ServerUnaryCall<unknown, unknown>;
   deadlineMs: number;
   readonly values: CallValues;
+  /** Set once by the auth link, before any other link does work. */
+  principal?: Principal;
   /** Adds trailing metadata to the answer, success or failure. */
   addTrailer(key: string, value: string | Buffer): void;
   /** Aborts the call's signal (now, or at once when it is first read). */
@@ -94,6 +99,7 @@ export function compose(links: readonly Link[], handler: Next): Next {
 /** The one object a call allocates at the edge. */
 export class Call implements EdgeCall {
   readonly values: CallValues = {};
+  principal: Principal | undefined = undefined;
   private controller: AbortController | null = null;
   private cancelled = false;
   /** Trailing metadata added by links; made on first use. */

@@ -8,6 +8,8 @@ import type { Clock } from "../../domain/clock.js";
 import type { Logger } from "../../logger.js";
 import type { ServiceMetrics } from "../../observability/metrics.js";
 import { Call, compose, type Answer, type Link, type Next, type UnaryHandler } from "./chain.js";
+import type { Security } from "../../auth/security.js";
+import { authLink } from "./auth-check.js";
 import { cancellation, deadline, Draining, errors, InFlight, logging } from "./links.js";
 import { metricsLink } from "./metrics-link.js";
 import { addRequestIdToErrorInfo, requestIdLink } from "./request-id.js";
@@ -21,6 +23,8 @@ export interface EdgeOptions {
   readonly maxCallsInFlight: number;
   /** Where calls are counted and timed; none when metrics are off (then no metrics link runs). */
   readonly metrics?: { readonly sink: ServiceMetrics; readonly service: string };
+  /** Who may call: authentication and the role table (src/auth). */
+  readonly security: Security;
 }
 
 export class Edge {
@@ -37,6 +41,7 @@ export class Edge {
       logging(opts.logger), // sees every answer, whichever link gave it
       errors(opts.logger), // maps what any link below throws
       this.drain.link, // refuses new calls while draining, before they count
+      authLink(opts.security), // who is calling and may they: decided before anything does work
       this.inFlight.link, // counts and caps calls in flight
       deadline(opts.clock), // the core's deadline, a little before the caller's
       cancellation, // aborts the call's signal when the caller goes away
