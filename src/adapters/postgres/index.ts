@@ -23,7 +23,6 @@ import { PostgresExactlyOnceStore } from "./postgres-exactly-once-store.js";
 import { PostgresLedgerStore } from "./postgres-ledger-store.js";
 
 export { MIGRATIONS, runMigrations, type Migration } from "./migrations.js";
-export { KEY_IN_USE_RETRY_AFTER_MS, SWEEP_BATCH_MAX_KEYS } from "./postgres-idempotency-store.js";
 export { LIST_MINTS_MAX_LIMIT } from "./postgres-ledger-store.js";
 export type { PgLogger } from "./pg-database.js";
 

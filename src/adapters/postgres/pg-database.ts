@@ -4,6 +4,7 @@
  * caller's deadline becomes `lock_timeout`/`statement_timeout`, and lost
  * connections become `UnavailableError`.
  */
+import { STORE_BUSY_RETRY_AFTER_MS } from "../../domain/limits.js";
 import pg from "pg";
 import { setTimeout as sleepRealMs } from "node:timers/promises";
 import type { Clock } from "../../domain/clock.js";
@@ -19,9 +20,6 @@ import { classifyPgError, unavailable } from "./pg-errors.js";
 export function dbNowSql(param: number): string {
   return `COALESCE(to_timestamp($${param}::float8 / 1000), now())`;
 }
-
-/** What a call refused STORE_BUSY is told to wait before retrying with the same key. */
-export const STORE_BUSY_RETRY_AFTER_MS = 100;
 
 const DEADLINE_WAITING_FOR_CONNECTION: Failure = {
   code: "DEADLINE_EXCEEDED",

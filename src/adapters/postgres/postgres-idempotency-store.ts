@@ -10,6 +10,7 @@
  * the ledger change (see `PostgresLedgerStore`), so `complete` has nothing
  * left to do.
  */
+import { KEY_IN_USE_RETRY_AFTER_MS, SWEEP_BATCH_KEYS } from "../../domain/limits.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { assert, UnavailableError } from "../../domain/errors.js";
 import {
@@ -26,11 +27,6 @@ import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase } from "./pg-dat
 import { classifyPgError } from "./pg-errors.js";
 import { decodeStoredResult } from "./stored-result-codec.js";
 
-/** What a duplicate is told to wait before retrying a key still in flight. */
-export const KEY_IN_USE_RETRY_AFTER_MS = 50;
-
-/** Most expired keys one `sweepExpired` call deletes, whatever it is asked, to keep the statement short. */
-export const SWEEP_BATCH_MAX_KEYS = 10_000;
 
 /**
  * Claims the key: inserts a 'pending' row, or takes over an expired one (an
@@ -209,12 +205,12 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
   }
 
   /**
-   * Deletes up to `maxKeys` (at most SWEEP_BATCH_MAX_KEYS) expired keys, the
+   * Deletes up to `maxKeys` (at most SWEEP_BATCH_KEYS) expired keys, the
    * oldest first. Rows another replica's sweep or claim has locked are
    * skipped, so replicas sweeping at once never wait on each other.
    */
   async sweepExpired(maxKeys: number): Promise<number> {
-    const limit = Math.min(Math.floor(maxKeys), SWEEP_BATCH_MAX_KEYS);
+    const limit = Math.min(Math.floor(maxKeys), SWEEP_BATCH_KEYS);
     if (!(limit >= 1)) return 0;
     const res = await this.db.query(SWEEP_SQL, [this.db.nowParam(), limit], "sweeping expired idempotency keys");
     return res.rowCount ?? 0;
