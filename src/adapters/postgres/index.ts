@@ -16,7 +16,8 @@ import pg from "pg";
 import type { Clock } from "../../domain/clock.js";
 import type { ExactlyOnceStore, IdempotencyStore, LedgerStore, MetricsSink, Probe } from "../../domain/ports.js";
 import { runMigrations } from "./migrations.js";
-import { PgDatabase, silentLogger, type PgLogger } from "./pg-database.js";
+import { PgDatabase } from "./pg-database.js";
+import { silentLogger, type AdapterLogger } from "../../logger.js";
 import { classifyPgError, unavailable } from "./pg-errors.js";
 import { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
 import { PostgresExactlyOnceStore } from "./postgres-exactly-once-store.js";
@@ -24,7 +25,6 @@ import { PostgresLedgerStore } from "./postgres-ledger-store.js";
 
 export { MIGRATIONS, runMigrations, type Migration } from "./migrations.js";
 export { LIST_MINTS_MAX_LIMIT } from "./postgres-ledger-store.js";
-export type { PgLogger } from "./pg-database.js";
 
 export interface PostgresStoresOptions {
   /** postgres://user[:password]@host:port/db */
@@ -39,7 +39,7 @@ export interface PostgresStoresOptions {
   readonly idempotencyTtlMs: number;
   /** Deadlines (monotonic) and record times (wall). Key expiry runs on the database's now(). */
   readonly clock: Clock;
-  readonly logger?: PgLogger;
+  readonly logger?: AdapterLogger;
   /** Hears PostgreSQL lost races (40P01/40001), retried or given up. */
   readonly metrics?: MetricsSink;
   /** Test only: the wall ms standing in for the database's now() where key expiry is judged (see PgDatabase). */
@@ -134,7 +134,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
 }
 
 /** Runs the migrations on a dedicated session, so the advisory lock and the long timeout stay off the pool. */
-async function migrate(opts: PostgresStoresOptions, logger: PgLogger): Promise<void> {
+async function migrate(opts: PostgresStoresOptions, logger: AdapterLogger): Promise<void> {
   const client = new pg.Client({
     connectionString: opts.url,
     connectionTimeoutMillis: opts.connectTimeoutMs,

@@ -4,6 +4,7 @@
  * caller's deadline becomes `lock_timeout`/`statement_timeout`, and lost
  * connections become `UnavailableError`.
  */
+import { silentLogger, type AdapterLogger } from "../../logger.js";
 import { STORE_BUSY_RETRY_AFTER_MS } from "../../domain/limits.js";
 import pg from "pg";
 import { setTimeout as sleepRealMs } from "node:timers/promises";
@@ -44,21 +45,13 @@ function isPoolWaitTimeout(err: unknown): boolean {
   return err instanceof Error && err.message.includes("timeout exceeded when trying to connect");
 }
 
-export interface PgLogger {
-  info(o: object, m: string): void;
-  warn(o: object, m: string): void;
-  error(o: object, m: string): void;
-}
-
-export const silentLogger: PgLogger = { info() {}, warn() {}, error() {} };
-
 export interface PgDatabaseOptions {
   readonly url: string;
   readonly poolSize: number;
   readonly statementTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly clock: Clock;
-  readonly logger: PgLogger;
+  readonly logger: AdapterLogger;
   /**
    * Test only: the wall time (ms) that stands in for the database's `now()`
    * wherever key expiry is judged, so TTL tests move a fake clock instead of
@@ -131,7 +124,7 @@ export interface TxTimeouts {
 export class PgDatabase {
   readonly pool: pg.Pool;
   readonly clock: Clock;
-  readonly logger: PgLogger;
+  readonly logger: AdapterLogger;
   readonly statementTimeoutMs: number;
   readonly connectTimeoutMs: number;
   private ended: Promise<void> | null = null;

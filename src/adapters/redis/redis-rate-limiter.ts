@@ -8,18 +8,13 @@
  * so the trim, the count and the add happen atomically on the server, and the
  * time comes from Redis `TIME`: replicas never compare their own clocks.
  */
+import type { AdapterLogger } from "../../logger.js";
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import type { RedisOptions } from "ioredis";
 import { systemClock, type Clock } from "../../domain/clock.js";
 import { UnavailableError, assert } from "../../domain/errors.js";
 import { noMetrics, type LimitDecision, type MetricsSink, type Probe, type RateLimiter } from "../../domain/ports.js";
-
-/** The part of a pino logger the limiter uses; a pino `Logger` fits it. */
-export interface RedisRateLimiterLogger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
 
 export interface RedisRateLimiterOptions {
   /** redis:// or rediss:// URL, e.g. `redis://127.0.0.1:6379/0`. */
@@ -35,7 +30,7 @@ export interface RedisRateLimiterOptions {
   readonly failOpen: boolean;
   /** Prepended to every key; keys are `${keyPrefix}rl:{accountId}`. Default "usdc-mint:". */
   readonly keyPrefix?: string;
-  readonly logger?: RedisRateLimiterLogger;
+  readonly logger?: AdapterLogger;
   /** Hears every failed acquisition command (connection down, timeout, script error). */
   readonly metrics?: MetricsSink;
   /** Longest wait for one Redis reply before the call counts as unavailable. Default 500 ms. */
