@@ -18,7 +18,7 @@ import type { ExactlyOnceStore, IdempotencyStore, LedgerStore, MetricsSink, Prob
 import { runMigrations } from "./migrations.js";
 import { PgDatabase } from "./pg-database.js";
 import { silentLogger, type AdapterLogger } from "../../logger.js";
-import { classifyPgError, unavailable } from "./pg-errors.js";
+import { classifyPgError, pgUnavailableError } from "./pg-errors.js";
 import { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
 import { PostgresExactlyOnceStore } from "./postgres-exactly-once-store.js";
 import { PostgresLedgerStore } from "./postgres-ledger-store.js";
@@ -149,7 +149,7 @@ async function migrate(opts: PostgresStoresOptions, logger: AdapterLogger): Prom
     const applied = await runMigrations(client, logger);
     logger.info({ applied }, applied.length === 0 ? "database schema is current" : "database schema migrated");
   } catch (err) {
-    throw classifyPgError(err) === "connection" ? unavailable(err, "migrating the schema") : err;
+    throw classifyPgError(err) === "connection" ? pgUnavailableError(err, "migrating the schema") : err;
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -12,7 +12,7 @@ import type { Clock } from "../../domain/clock.js";
 import { noMetrics, type MetricsSink } from "../../domain/ports.js";
 import { markNotApplied, type Failure } from "../../domain/errors.js";
 import { fail, ok, type Result } from "../../domain/result.js";
-import { classifyPgError, unavailable } from "./pg-errors.js";
+import { classifyPgError, pgUnavailableError } from "./pg-errors.js";
 
 /**
  * Key expiry is judged by one clock per store: the database's `now()`, never
@@ -232,7 +232,7 @@ export class PgDatabase {
 
   /** Turns a connection-kind error into UnavailableError; returns anything else unchanged (a bug). */
   asUnavailable(err: unknown, doing: string): unknown {
-    return classifyPgError(err) === "connection" ? unavailable(err, doing) : err;
+    return classifyPgError(err) === "connection" ? pgUnavailableError(err, doing) : err;
   }
 
   /**
@@ -245,7 +245,7 @@ export class PgDatabase {
     try {
       return await this.pool.query<R>(text, values);
     } catch (err) {
-      if (classifyPgError(err) !== "other") throw unavailable(err, doing);
+      if (classifyPgError(err) !== "other") throw pgUnavailableError(err, doing);
       throw err;
     }
   }

@@ -23,7 +23,7 @@ import { completedMint, isBlockchain, type MintRecord, type NewMint, type NewTra
 import type { IdempotencyClaim, LedgerStore, ListMintsQuery } from "../../domain/ports.js";
 import { asPgClaim, BEGIN_READ_COMMITTED, setLocalTimeoutsSql, type PgClaim } from "./pg-claim.js";
 import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase, type TxTimeouts } from "./pg-database.js";
-import { classifyPgError, unavailable } from "./pg-errors.js";
+import { classifyPgError, pgUnavailableError } from "./pg-errors.js";
 import { isoOfWallMs } from "./postgres-idempotency-store.js";
 import { mintToJson, transferToJson } from "./stored-result-codec.js";
 
@@ -446,7 +446,7 @@ export class PostgresLedgerStore implements LedgerStore {
       lease.give(false);
     } catch (err) {
       lease.give(true);
-      throw unavailable(err, `${doing} (commit outcome unknown)`);
+      throw pgUnavailableError(err, `${doing} (commit outcome unknown)`);
     }
   }
 
