@@ -13,6 +13,7 @@ import type { Config } from "./config.js";
 import { SWEEP_BATCH_KEYS } from "./domain/limits.js";
 import type { Logger } from "./logger.js";
 import { startServer, type RunningServer } from "./transport/grpc/server.js";
+import type { SettlementReads, SettlementRuntime } from "./settlement/runtime.js";
 
 /** How often expired keys and idle limiter state are swept, in ms (at most). */
 const SWEEP_INTERVAL_MS = 1_000;
@@ -26,6 +27,8 @@ export interface Adapters {
   readonly probes: Probe[];
   /** What each port runs on, for the start log line. */
   readonly description: Record<string, string>;
+  /** PostgreSQL only: the settlement outbox on the store's database (issue 15). */
+  readonly settlementOutbox?: () => import("./settlement/outbox-postgres.js").PostgresSettlementOutbox;
   close(): Promise<void>;
 }
 
@@ -43,6 +46,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
   const probes: Probe[] = [];
   const closers: (() => Promise<void>)[] = [];
   const description: Record<string, string> = {};
+  let settlementOutbox: Adapters["settlementOutbox"];
 
   if (config.store === "memory") {
     ledger = new MemoryLedgerStore({ clock });
@@ -66,6 +70,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
     ledger = pg.ledger;
     idempotency = pg.idempotency;
     probes.push(pg.probe);
+    settlementOutbox = () => pg.settlementOutbox();
     closers.push(() => pg.close());
     description.ledger = "postgres";
     description.idempotency = "postgres";
@@ -98,8 +103,59 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
     limiter,
     probes,
     description,
+    ...(settlementOutbox !== undefined ? { settlementOutbox } : {}),
     async close() {
       for (const c of closers.reverse()) await c();
+    },
+  };
+}
+
+/** Issue 15: the settlement runtime over the store's outbox, when MINT_SETTLEMENT_FILE is set. */
+async function openSettlement(config: Config, adapters: Adapters, clock: Clock, logger: Logger): Promise<{ runtime: SettlementRuntime; reads: SettlementReads; close(): Promise<void> } | null> {
+  const settings = config.settlement;
+  if (settings === null) return null;
+  const { openSigner, createSettlementRuntime, settlementReads } = await import("./settlement/runtime.js");
+  const { createFaultHook } = await import("./settlement/worker.js");
+  let outbox;
+  let lock;
+  let closeLock = async (): Promise<void> => undefined;
+  if (adapters.store instanceof MemoryExactlyOnceStore) {
+    const { MemorySettlementOutbox, InProcessSenderLock } = await import("./settlement/outbox-memory.js");
+    outbox = new MemorySettlementOutbox(adapters.store.settlementEffects());
+    adapters.store.attachOutbox(outbox);
+    lock = new InProcessSenderLock(new Map());
+  } else {
+    if (adapters.settlementOutbox === undefined) throw new Error("invariant violated: a PostgreSQL store without a settlement outbox");
+    outbox = adapters.settlementOutbox();
+    const { PgSenderLock } = await import("./settlement/outbox-postgres.js");
+    const pg = (await import("pg")).default;
+    const pgLock = new PgSenderLock(async () => {
+      const c = new pg.Client({ connectionString: config.store, connectionTimeoutMillis: config.pgConnectTimeoutMs });
+      await c.connect();
+      return c;
+    });
+    lock = pgLock;
+    closeLock = () => pgLock.close();
+  }
+  const signer = openSigner(settings.signer);
+  const faultHook = config.testFault === null ? undefined : createFaultHook({ enabled: config.testFaults, point: config.testFault.point, count: config.testFault.count, action: "exit" });
+  const runtime = createSettlementRuntime({
+    settings,
+    signer,
+    outbox,
+    lock,
+    clock,
+    ...(faultHook !== undefined ? { faultHook } : {}),
+    onError: (blockchain, err) => logger.warn({ blockchain, err: err instanceof Error ? err.message : String(err) }, "settlement pass failed; retrying"),
+  });
+  logger.info({ signer: signer.kind, address: signer.address, chains: settings.chains.map((c) => c.blockchain) }, "settlement enabled");
+  return {
+    runtime,
+    reads: settlementReads(runtime, outbox),
+    async close() {
+      await runtime.stop();
+      await closeLock();
+      await signer.close();
     },
   };
 }
@@ -108,6 +164,8 @@ export interface App {
   readonly server: RunningServer;
   readonly core: MintCore;
   readonly adapters: Adapters;
+  /** Issue 15: the settlement workers, when MINT_SETTLEMENT_FILE is set. */
+  readonly settlement?: SettlementRuntime;
   /** Drains, stops the server and closes the adapters; true when calls in flight finished within the grace. */
   shutdown(): Promise<boolean>;
 }
@@ -115,7 +173,9 @@ export interface App {
 /** Starts the whole service. `clock` defaults to the system clock (tests pass a fake one). */
 export async function startApp(config: Config, logger: Logger, clock: Clock = systemClock, hooks: TestHooks = {}): Promise<App> {
   const adapters = await openAdapters(config, clock, logger, hooks);
+  const settlement = await openSettlement(config, adapters, clock, logger);
   const core = new MintCore({
+    ...(settlement !== null ? { settlement: settlement.runtime } : {}),
     store: adapters.store,
     limiter: adapters.limiter,
     clock,
@@ -153,10 +213,15 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     maxCallsInFlight: config.maxCallsInFlight,
     maxConcurrentStreams: config.maxConcurrentStreams,
     probes: adapters.probes,
+    // Settlement is not a probe: a chain outage never stops reads and transfers.
+    ...(settlement !== null ? { settlement: settlement.reads } : {}),
     closeAdapters: async () => {
       clearInterval(sweepTimer);
+      await settlement?.close();
       await adapters.close();
     },
   });
-  return { server, core, adapters, shutdown: () => server.shutdown() };
+  // The worker starts once the server listens (a fault hook may stop the process at once).
+  settlement?.runtime.start();
+  return { server, core, adapters, ...(settlement !== null ? { settlement: settlement.runtime } : {}), shutdown: () => server.shutdown() };
 }

@@ -123,6 +123,8 @@ const SAFETY: Record<Rpc, CallSafety> = {
   getMint: "read",
   listMints: "read",
   reconcileMint: "unkeyed",
+  // Issue 16: a read-only comparison; the SDK method is a follow-up (mintctl calls it directly).
+  reconcileChain: "read",
 };
 
 export const DEFAULT_DEADLINE_MS = 5_000;

@@ -40,7 +40,7 @@ import {
 import { KEY_IN_USE_RETRY_AFTER_MS } from "./limits.js";
 import { parseAmount } from "./money.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
-import type { Effect, ExactlyOnceStore, RateLimiter } from "./ports.js";
+import type { Effect, ExactlyOnceStore, RateLimiter, SettlementGate } from "./ports.js";
 import { fail, ok, type Result } from "./result.js";
 import * as v from "./validate.js";
 export const DEFAULT_PAGE_SIZE = 50;
@@ -56,6 +56,8 @@ export interface MintCoreDeps {
   readonly ids?: IdGenerator;
   /** Most calls waiting for one account's lock; beyond it ACCOUNT_BUSY (default: no bound). */
   readonly maxLockWaiters?: number;
+  /** Issue 15: chains whose mints settle on-chain (default: none, every credit available at once). */
+  readonly settlement?: SettlementGate;
 }
 
 /**
@@ -145,6 +147,7 @@ export class MintCore {
       counted = true;
       return ok(undefined);
     };
+    const settle = this.deps.settlement?.required(blockchain.value) === true;
     const effect: Effect = {
       kind: "mint",
       cmd: {
@@ -154,6 +157,7 @@ export class MintCore {
         blockchain: blockchain.value,
         idempotencyKey: key.value,
         createWallMs: this.deps.clock.wallMs(),
+        settle,
       },
     };
     let r: Result<{ stored: StoredResult; replayed: boolean }>;
@@ -173,6 +177,7 @@ export class MintCore {
     if (!r.ok) return r;
     const stored = r.value.stored;
     if (stored.scope !== "mint") throw new Error("invariant violated: a mint key holds a non-mint result");
+    if (settle && !r.value.replayed) this.deps.settlement?.wake(blockchain.value);
     return ok({ mint: stored.mint, replayed: r.value.replayed });
   }
 
@@ -212,10 +217,16 @@ export class MintCore {
   }
 
   /** Balance in micro-USDC; 0 for unknown accounts. Failures: INVALID_ARGUMENT. */
-  async getBalance(accountIdText: string): Promise<Result<{ accountId: string; balanceMicros: bigint }>> {
+  async getBalance(accountIdText: string): Promise<Result<{ accountId: string; balanceMicros: bigint; pendingMicros: bigint }>> {
     const accountId = v.accountId(accountIdText);
     if (!accountId.ok) return accountId;
-    return ok({ accountId: accountId.value, balanceMicros: await this.deps.store.getBalance(accountId.value) });
+    const store = this.deps.store;
+    // Pending money exists only with settlement configured; without it the hot read stays one query.
+    const [balanceMicros, pendingMicros] = await Promise.all([
+      store.getBalance(accountId.value),
+      this.deps.settlement !== undefined && store.getPendingBalance !== undefined ? store.getPendingBalance(accountId.value) : 0n,
+    ]);
+    return ok({ accountId: accountId.value, balanceMicros, pendingMicros });
   }
 
   /** Failures: INVALID_ARGUMENT, MINT_NOT_FOUND. */

@@ -145,8 +145,8 @@ export class MemorySettlementOutbox implements SettlementOutbox {
   }
 
   /** Every settlement, in commit order (tests and reconciliation). */
-  list(): Settlement[] {
-    return [...this.all.values()].sort((a, b) => a.seq - b.seq);
+  list(blockchain?: Blockchain): Settlement[] {
+    return [...this.all.values()].filter((s) => blockchain === undefined || s.blockchain === blockchain).sort((a, b) => a.seq - b.seq);
   }
 
   async close(): Promise<void> {}

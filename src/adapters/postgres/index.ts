@@ -16,6 +16,7 @@ import pg from "pg";
 import type { Clock } from "../../domain/clock.js";
 import type { ExactlyOnceStore, IdempotencyStore, LedgerStore, Probe } from "../../domain/ports.js";
 import { runMigrations } from "./migrations.js";
+import { PostgresSettlementOutbox } from "../../settlement/outbox-postgres.js";
 import { PgDatabase, silentLogger, type PgLogger } from "./pg-database.js";
 import { classifyPgError, unavailable } from "./pg-errors.js";
 import { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
@@ -56,6 +57,8 @@ export interface PostgresStores {
   poolStats(): { totalCount: number; idleCount: number; waitingCount: number };
   /** Ends the pool (waits for checked-out clients). Idempotent. */
   close(): Promise<void>;
+  /** Issue 15: the settlement outbox on this database, whose final steps apply the ledger's effects in the same transaction. */
+  settlementOutbox(): PostgresSettlementOutbox;
 }
 
 /** Longest a health probe waits for `SELECT 1`, in ms. */
@@ -127,6 +130,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     idempotency,
     probe,
     poolStats: () => db.stats(),
+    settlementOutbox: () => new PostgresSettlementOutbox(db.pool, ledger.settlementEffects()),
     close: () => db.end(),
   };
 }

@@ -13,6 +13,7 @@ import type { Logger } from "../../logger.js";
 import { Edge } from "./edge.js";
 import { HealthService } from "./health.js";
 import { mintServiceHandlers } from "./mint-handlers.js";
+import type { SettlementReads } from "../../settlement/runtime.js";
 import { addReflection, loadDescriptorSet, REFLECTION_SERVICES, type ReflectionHandle } from "./reflection.js";
 
 export const MINT_SERVICE_NAME = "usdc.mint.v1.MintService";
@@ -30,6 +31,8 @@ export interface ServerOptions {
   readonly shutdownGraceMs: number;
   /** Backing stores to watch; health is NOT_SERVING while any is unhealthy. */
   readonly probes?: readonly Probe[];
+  /** Issue 15/16: settlement reads for Mint.settlement and ReconcileChain; absent without settlement. */
+  readonly settlement?: SettlementReads;
   /** How often probes run, in ms (default 2000). */
   readonly probeIntervalMs?: number;
   /** Most calls in flight at once; more are refused UNAVAILABLE (OVERLOADED). */
@@ -69,7 +72,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   const edge = new Edge({ clock: opts.clock, logger: opts.logger, maxCallsInFlight: opts.maxCallsInFlight });
   const health = new HealthService([MINT_SERVICE_NAME]);
-  server.addService(MintServiceService, mintServiceHandlers(opts.core, edge));
+  server.addService(MintServiceService, mintServiceHandlers(opts.core, edge, opts.settlement));
   health.addTo(server);
   const reflection: ReflectionHandle = addReflection(
     server,
