@@ -104,7 +104,16 @@ export interface ChainSettlement {
   headBlock(): Promise<bigint>;
   totalSupply(): Promise<bigint>;
   treasuryBalance(): Promise<bigint>;
+  /** Issue 16: every mint to the treasury on the chain (for reconciliation); adapters that cannot list them leave it out. */
+  treasuryMints?(fromBlock?: bigint): Promise<TreasuryMint[]>;
   close(): Promise<void>;
+}
+
+/** One mint to the treasury as the chain recorded it. */
+export interface TreasuryMint {
+  readonly hash: Hex;
+  readonly amountMicros: bigint;
+  readonly blockNumber: bigint;
 }
 
 /** The node could not be reached, or did not answer sensibly: wait and retry. */

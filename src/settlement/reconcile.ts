@@ -8,8 +8,10 @@ import type { Blockchain } from "../domain/model.js";
 import type { ChainSettlement, Hex, Settlement, SettlementState } from "./ports.js";
 
 export interface SettlementDifference {
+  /** The mint; empty for an on-chain mint the ledger does not know. */
   readonly settlementId: string;
-  readonly ledgerState: SettlementState;
+  /** null for an on-chain mint the ledger does not know. */
+  readonly ledgerState: SettlementState | null;
   /** What the chain shows, in words. */
   readonly chainState: string;
   /** The transaction looked up; null when none. */
@@ -44,6 +46,15 @@ export async function reconcileChain(chain: ChainSettlement, settlements: readon
   for (let i = 0; i < final.length; i += LOOKUP_BATCH) {
     const found = await Promise.all(final.slice(i, i + LOOKUP_BATCH).map((s) => compare(chain, s, headBlock)));
     for (const d of found) if (d !== null) differences.push(d);
+  }
+  // Mints on-chain that no settlement of the ledger signed (minted behind the service's back).
+  if (chain.treasuryMints !== undefined) {
+    const ours = new Set<string>();
+    for (const s of settlements) for (const t of s.txs) ours.add(t.hash.toLowerCase());
+    for (const m of await chain.treasuryMints()) {
+      if (ours.has(m.hash.toLowerCase())) continue;
+      differences.push({ settlementId: "", ledgerState: null, chainState: `minted ${m.amountMicros} micro-USDC to the treasury in block ${m.blockNumber}; no settlement in the ledger`, txHash: m.hash });
+    }
   }
   const agree = differences.length === 0 && totalSupplyMicros === confirmedSumMicros && treasuryBalanceMicros === confirmedSumMicros;
   return { blockchain: chain.blockchain, agree, totalSupplyMicros, treasuryBalanceMicros, confirmedSumMicros, headBlock, differences };

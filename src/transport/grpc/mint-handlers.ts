@@ -102,7 +102,7 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
           treasuryBalance: formatMicros(report.treasuryBalanceMicros),
           confirmedSum: formatMicros(report.confirmedSumMicros),
           headBlock: Number(report.headBlock),
-          differences: report.differences.map((d) => ({ mintId: d.settlementId, ledgerState: settlementStateValue(d.ledgerState), chainState: d.chainState, txHash: d.txHash ?? "" })),
+          differences: report.differences.map((d) => ({ mintId: d.settlementId, ledgerState: d.ledgerState === null ? 0 : settlementStateValue(d.ledgerState), chainState: d.chainState, txHash: d.txHash ?? "" })),
         }),
       );
     }),
