@@ -195,6 +195,12 @@ export interface SettlementOutbox {
    * the bytes are broadcast. Refuses (SETTLEMENT_NOT_PENDING) unless PENDING.
    */
   recordSigned(settlementId: string, tx: SettlementTx, wallMs: number): Promise<RecordSignedOutcome>;
+  /**
+   * Issue 16: stores a fee-bump replacement (same nonce, higher fees) of a
+   * SUBMITTED settlement BEFORE it is broadcast. False (nothing stored) when
+   * the settlement is no longer SUBMITTED.
+   */
+  recordReplacement(settlementId: string, tx: SettlementTx, wallMs: number): Promise<boolean>;
   /** Counts a broadcast attempt and its error ("" when accepted). */
   recordAttempt(settlementId: string, error: string, wallMs: number): Promise<void>;
   /** A tx of the settlement is mined but not yet deep enough (or no longer mined: `mined` null after a reorg). */

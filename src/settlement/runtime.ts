@@ -76,6 +76,7 @@ export function createSettlementRuntime(opts: SettlementRuntimeOptions): Settlem
         clock: opts.clock,
         confirmations: c.confirmations,
         pollIntervalMs: c.pollIntervalMs,
+        feeBumpTimeoutMs: c.feeBumpTimeoutMs,
         maxBackoffMs: Math.max(c.pollIntervalMs, 10_000),
         ...(opts.faultHook !== undefined ? { faultHook: opts.faultHook } : {}),
         onError: (err) => opts.onError?.(c.blockchain, err),

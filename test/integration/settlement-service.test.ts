@@ -54,7 +54,7 @@ afterAll(async () => {
 });
 
 /** The service settling ETHEREUM on a fresh token (minter: the HSM key unless `minter` says otherwise). */
-async function serviceFor(storeOf: () => Promise<string>, opts: { allowance?: bigint; minter?: `0x${string}`; confirmations?: number } = {}): Promise<{ s: TestServer; setup: TokenSetup }> {
+async function serviceFor(storeOf: () => Promise<string>, opts: { allowance?: bigint; minter?: `0x${string}`; confirmations?: number; feeBumpTimeout?: string } = {}): Promise<{ s: TestServer; setup: TokenSetup }> {
   const setup =
     opts.minter === undefined
       ? await deployForSigner(node, signer(), opts.allowance === undefined ? {} : { allowance: opts.allowance })
@@ -62,7 +62,7 @@ async function serviceFor(storeOf: () => Promise<string>, opts: { allowance?: bi
   const file = path.join(dir, `chains-${setup.token}.yaml`);
   writeFileSync(
     file,
-    `blockchains:\n  ${BLOCKCHAIN}:\n    rpcUrl: ${node.url}\n    chainId: ${node.chainId}\n    tokenContract: "${setup.token}"\n    treasury: "${setup.treasury}"\n    confirmations: ${opts.confirmations ?? 1}\n    feeBumpTimeout: 1m\n    pollInterval: 20ms\n    requestTimeout: 2s\n`,
+    `blockchains:\n  ${BLOCKCHAIN}:\n    rpcUrl: ${node.url}\n    chainId: ${node.chainId}\n    tokenContract: "${setup.token}"\n    treasury: "${setup.treasury}"\n    confirmations: ${opts.confirmations ?? 1}\n    feeBumpTimeout: ${opts.feeBumpTimeout ?? "1m"}\n    pollInterval: 20ms\n    requestTimeout: 2s\n`,
   );
   const s = await startTestServer({ MINT_STORE: await storeOf(), MINT_SETTLEMENT_FILE: file, ...pkcs11SignerEnv(token, dir) });
   return { s, setup };
@@ -189,6 +189,59 @@ describe.each([
       await untilState(s, retry.mint?.mintId ?? "", SettlementState.SETTLEMENT_STATE_FAILED);
       expect(await balance(s, "fail-alice")).toEqual({ accountId: "fail-alice", balance: "4", pendingBalance: "0" });
       expect(await setup.chain.totalSupply()).toBe(4_000_000n);
+      expect((await reconcileChain(s)).agree).toBe(true);
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
+
+  it("issue 16: a transaction stuck past the fee-bump timeout is replaced (same nonce, higher fees, stored first); exactly one is mined, CONFIRMED once", async () => {
+    const { s, setup } = await serviceFor(storeOf, { feeBumpTimeout: "1s" });
+    try {
+      await node.testClient.setAutomine(false);
+      const r = await mint(s, "bump-alice", "9", "bump-1");
+      const mintId = r.mint?.mintId ?? "";
+      await until(async () => ((await getMint(s, mintId))?.settlement?.txHashes.length ?? 0) >= 2, 20_000, () => "waiting for a replacement");
+      await node.testClient.setAutomine(true);
+      await node.testClient.mine({ blocks: 1 });
+      await untilState(s, mintId, SettlementState.SETTLEMENT_STATE_CONFIRMED);
+      const settled = (await getMint(s, mintId))?.settlement;
+      const onChain = await mintsOnChain(node, setup);
+      expect([...onChain.keys()]).toEqual([settled?.minedTxHash]);
+      expect(settled?.txHashes).toContain(settled?.minedTxHash);
+      const nonces = await Promise.all((settled?.txHashes ?? []).map(async (hash) => (await node.publicClient.getTransaction({ hash: hash as `0x${string}` }).catch(() => null))?.nonce));
+      // The replaced ones are gone from the node; the mined one carries the settlement's nonce.
+      expect(nonces.filter((n) => n !== undefined)).toEqual([Number(settled?.nonce)]);
+      expect(await setup.chain.totalSupply()).toBe(9_000_000n);
+      expect(await balance(s, "bump-alice")).toMatchObject({ balance: "9", pendingBalance: "0" });
+      expect((await reconcileChain(s)).agree).toBe(true);
+    } finally {
+      await node.testClient.setAutomine(true);
+      await s.stop();
+    }
+  }, 60_000);
+
+  it("issue 16: a reorg before the confirmation depth (evm_snapshot/evm_revert) rebroadcasts the same signed bytes; CONFIRMED once; totalSupply equals the ledger", async () => {
+    const { s, setup } = await serviceFor(storeOf, { confirmations: 3 });
+    try {
+      const snapshot = await node.testClient.snapshot();
+      const r = await mint(s, "reorg-alice", "5", "reorg-1");
+      const mintId = r.mint?.mintId ?? "";
+      await until(async () => ((await getMint(s, mintId))?.settlement?.blockNumber ?? 0) > 0, 20_000, () => "waiting for the mint to be mined");
+      const before = (await getMint(s, mintId))?.settlement;
+      expect(before?.state).toBe(SettlementState.SETTLEMENT_STATE_SUBMITTED);
+      await node.testClient.revert({ id: snapshot });
+      expect((await mintsOnChain(node, setup)).size).toBe(0);
+      // The worker notices the transaction is gone and sends the same bytes again; automine mines them.
+      await until(async () => (await mintsOnChain(node, setup)).size === 1, 20_000, () => "waiting for the rebroadcast");
+      await node.testClient.mine({ blocks: 2 });
+      await untilState(s, mintId, SettlementState.SETTLEMENT_STATE_CONFIRMED);
+      const after = (await getMint(s, mintId))?.settlement;
+      expect(after?.txHashes).toEqual(before?.txHashes);
+      expect(after?.minedTxHash).toBe(before?.txHashes[0]);
+      expect(after?.attempts).toBeGreaterThanOrEqual(2);
+      expect(await setup.chain.totalSupply()).toBe(5_000_000n);
+      expect(await balance(s, "reorg-alice")).toMatchObject({ balance: "5", pendingBalance: "0" });
       expect((await reconcileChain(s)).agree).toBe(true);
     } finally {
       await s.stop();
