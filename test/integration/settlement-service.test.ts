@@ -29,6 +29,7 @@ import { BLOCKCHAIN, deployForSigner, mintsOnChain, until, type TokenSetup } fro
 import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
 import { createDevToken, pkcs11SignerEnv, type DevToken } from "../support/softhsm.js";
 import { expectError, startTestServer, type TestServer } from "../support/test-server.js";
+import { mintctl } from "../support/stub-mint-server.js";
 
 let node: EvmNode;
 let token: DevToken;
@@ -254,6 +255,8 @@ describe.each([
       const r = await mint(s, "back-alice", "1", "back-1");
       await untilState(s, r.mint?.mintId ?? "", SettlementState.SETTLEMENT_STATE_CONFIRMED);
       expect((await reconcileChain(s)).agree).toBe(true);
+      const clean = await mintctl(["--address", s.address, "chain", "reconcile", "ethereum"]);
+      expect([clean.code, clean.out], clean.err).toEqual([0, expect.stringMatching(/agree\s+yes/)]);
       const account = node.deployer.account;
       await node.deployer.writeContract({ address: setup.token, abi: fiatTokenAbi, functionName: "configureMinter", args: [account.address, 10n ** 12n], chain: node.chain, account, gas: 200_000n });
       const hash = await node.deployer.writeContract({ address: setup.token, abi: fiatTokenAbi, functionName: "mint", args: [setup.treasury, 5_000_000n], chain: node.chain, account, gas: 200_000n });
@@ -264,6 +267,10 @@ describe.each([
       expect(report.confirmedSum).toBe("1");
       expect(report.differences).toHaveLength(1);
       expect(report.differences[0]).toMatchObject({ mintId: "", ledgerState: SettlementState.SETTLEMENT_STATE_UNSPECIFIED, txHash: hash });
+      // mintctl exits 4 and names the transaction.
+      const differs = await mintctl(["--address", s.address, "--json", "chain", "reconcile", "ETHEREUM"]);
+      expect(differs.code).toBe(4);
+      expect(JSON.parse(differs.out)).toMatchObject({ agree: false, totalSupply: "6", confirmedSum: "1", differences: [{ mintId: "", ledgerState: "UNSPECIFIED", txHash: hash }] });
     } finally {
       await s.stop();
     }
