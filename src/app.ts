@@ -214,7 +214,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     maxConcurrentStreams: config.maxConcurrentStreams,
     probes: adapters.probes,
     // Settlement is not a probe: a chain outage never stops reads and transfers.
-    ...(settlement !== null ? { settlement: settlement.reads } : {}),
+    ...(settlement !== null ? { settlement: settlement.reads, settlementHealth: () => settlement.runtime.status() } : {}),
     closeAdapters: async () => {
       clearInterval(sweepTimer);
       await settlement?.close();

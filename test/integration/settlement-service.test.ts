@@ -24,7 +24,10 @@ import {
 } from "../../gen/usdc/mint/v1/mint.js";
 import { fiatTokenAbi } from "../../src/settlement/fiat-token-artifact.js";
 import type { Signer } from "../../src/settlement/ports.js";
-import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
+import { freePort, startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
+import * as grpc from "@grpc/grpc-js";
+import { HealthCheckResponse_ServingStatus, HealthClient } from "../../gen/grpc/health/v1/health.js";
+import { settlementHealthName } from "../../src/transport/grpc/server.js";
 import { BLOCKCHAIN, deployForSigner, mintsOnChain, until, type TokenSetup } from "../support/evm/settlement-fixture.js";
 import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
 import { createDevToken, pkcs11SignerEnv, type DevToken } from "../support/softhsm.js";
@@ -55,7 +58,7 @@ afterAll(async () => {
 });
 
 /** The service settling ETHEREUM on a fresh token (minter: the HSM key unless `minter` says otherwise). */
-async function serviceFor(storeOf: () => Promise<string>, opts: { allowance?: bigint; minter?: `0x${string}`; confirmations?: number; feeBumpTimeout?: string } = {}): Promise<{ s: TestServer; setup: TokenSetup }> {
+async function serviceFor(storeOf: () => Promise<string>, opts: { allowance?: bigint; minter?: `0x${string}`; confirmations?: number; feeBumpTimeout?: string; rpcUrl?: string } = {}): Promise<{ s: TestServer; setup: TokenSetup }> {
   const setup =
     opts.minter === undefined
       ? await deployForSigner(node, signer(), opts.allowance === undefined ? {} : { allowance: opts.allowance })
@@ -63,7 +66,7 @@ async function serviceFor(storeOf: () => Promise<string>, opts: { allowance?: bi
   const file = path.join(dir, `chains-${setup.token}.yaml`);
   writeFileSync(
     file,
-    `blockchains:\n  ${BLOCKCHAIN}:\n    rpcUrl: ${node.url}\n    chainId: ${node.chainId}\n    tokenContract: "${setup.token}"\n    treasury: "${setup.treasury}"\n    confirmations: ${opts.confirmations ?? 1}\n    feeBumpTimeout: ${opts.feeBumpTimeout ?? "1m"}\n    pollInterval: 20ms\n    requestTimeout: 2s\n`,
+    `blockchains:\n  ${BLOCKCHAIN}:\n    rpcUrl: ${opts.rpcUrl ?? node.url}\n    chainId: ${node.chainId}\n    tokenContract: "${setup.token}"\n    treasury: "${setup.treasury}"\n    confirmations: ${opts.confirmations ?? 1}\n    feeBumpTimeout: ${opts.feeBumpTimeout ?? "1m"}\n    pollInterval: 20ms\n    requestTimeout: 2s\n`,
   );
   const s = await startTestServer({ MINT_STORE: await storeOf(), MINT_SETTLEMENT_FILE: file, ...pkcs11SignerEnv(token, dir) });
   return { s, setup };
@@ -275,6 +278,31 @@ describe.each([
       await s.stop();
     }
   }, 60_000);
+});
+
+describe("a chain outage (the node unreachable)", () => {
+  it("settlement health is NOT_SERVING on its own name; the server stays SERVING; mints queue PENDING; reads and transfers go on; ReconcileChain is UNAVAILABLE", async () => {
+    const { s } = await serviceFor(async () => "memory", { rpcUrl: `http://127.0.0.1:${await freePort()}` });
+    const health = new HealthClient(s.address, grpc.credentials.createInsecure());
+    const check = (service: string): Promise<HealthCheckResponse_ServingStatus> =>
+      new Promise((resolve, reject) => health.check({ service }, (e, r) => (e ? reject(e) : resolve(r.status))));
+    try {
+      const r = await mint(s, "outage-alice", "2", "outage-1");
+      expect(r.mint?.settlement?.state).toBe(SettlementState.SETTLEMENT_STATE_PENDING);
+      await until(async () => (await check(settlementHealthName("ETHEREUM"))) === HealthCheckResponse_ServingStatus.NOT_SERVING, 10_000, () => "settlement health");
+      expect(await check("")).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      expect(await check("usdc.mint.v1.MintService")).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      await s.call("mintUsdc", { accountId: "outage-alice", amount: "3", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: "outage-2" });
+      await transfer(s, "outage-alice", "outage-bob", "3", "outage-t");
+      expect(await balance(s, "outage-alice")).toEqual({ accountId: "outage-alice", balance: "0", pendingBalance: "2" });
+      expect((await getMint(s, r.mint?.mintId ?? ""))?.settlement?.state).toBe(SettlementState.SETTLEMENT_STATE_PENDING);
+      const e = await expectError(reconcileChain(s));
+      expect([e.code, e.reason]).toEqual([Code.UNAVAILABLE, "CHAIN_UNAVAILABLE"]);
+    } finally {
+      health.close();
+      await s.stop();
+    }
+  }, 30_000);
 });
 
 describe("ReconcileChain without settlement", () => {
