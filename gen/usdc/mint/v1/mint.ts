@@ -430,7 +430,10 @@ export interface ReconcileChainRequest {
 export interface SettlementDifference {
   /** The mint. */
   mintId: string;
-  /** The state the ledger records. */
+  /**
+   * The state the ledger records; UNSPECIFIED (and mint_id empty) for a mint
+   * on-chain that no settlement of the ledger signed.
+   */
   ledgerState: SettlementState;
   /** What the chain shows, in words ("not mined", "reverted in block 12", ...). */
   chainState: string;
