@@ -333,15 +333,21 @@ export class PostgresLedgerStore implements LedgerStore {
 
   private async reverseBody(lease: Lease, mintId: string, reason: string, wallMs: number): Promise<TxDecision<MintRecord>> {
     const client = lease.client;
-    // Issue 15: the settlement row first (lock order: settlement < mint <
-    // key < accounts, as the worker's final step takes them). A PENDING one
-    // is deleted (rolled back with everything else on a failure below).
-    const refused = settlementRefusal(mintId, await cancelSettlement(client, mintId));
-    const found = await client.query<MintRow & { pending: boolean }>(`SELECT ${MINT_COLUMNS}, pending FROM mints WHERE mint_id = $1 FOR UPDATE`, [mintId]);
+    // Issue 15: the settlement's state comes with the mint's lock (no extra
+    // round trip for a mint that never settles). A PENDING settlement is then
+    // deleted, and only while still PENDING: a worker that signed it meanwhile
+    // wins and the reversal is refused (rolled back with everything else).
+    const found = await client.query<MintRow & { pending: boolean; settlement_state: string | null }>(
+      `SELECT ${MINT_COLUMNS}, pending, (SELECT state FROM settlements WHERE settlement_id = $1) AS settlement_state FROM mints WHERE mint_id = $1 FOR UPDATE`,
+      [mintId],
+    );
     const row = found.rows[0];
     if (row === undefined) return fail({ code: "MINT_NOT_FOUND", mintId });
     const mint = mintFromRow(row);
     if (mint.status === "REVERSED") return fail({ code: "MINT_ALREADY_REVERSED", mintId });
+    let settlementState = row.settlement_state ?? "MISSING";
+    if (settlementState === "PENDING") settlementState = await cancelSettlement(client, mintId);
+    const refused = settlementRefusal(mintId, settlementState);
     if (refused !== null) return fail(refused);
     return this.reverseLocked(client, mint, row.pending, reason, wallMs);
   }
