@@ -74,6 +74,7 @@ const handlers: MintServiceServer = {
   getMint: (_call, cb) => cb(null, getMintResponse),
   listMints: (_call, cb) => cb(null, listMintsResponse),
   reconcileMint: (_call, cb) => cb(null, reconcileResponse),
+  reconcileChain: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED, details: "not in the empty server" }),
 };
 
 async function main(): Promise<void> {

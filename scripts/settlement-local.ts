@@ -3,25 +3,21 @@
  * a hardhat EDR node on a free loopback port, a SoftHSM2 token in a temporary
  * directory with a secp256k1 key generated on it, the FiatToken deployed with
  * that key as its minter, a PostgreSQL database, the settlement file and PIN
- * file, and the settlement worker process, which settles `--mints N` demo
- * settlements and keeps running until Ctrl-C (or exits once they are
- * CONFIRMED with `--exit`).
- *
- * The mint path does not write settlement rows yet (it lands with the atomic
- * store, issue 7), so the demo settlements are put in the outbox directly;
- * the printed environment is what `npm start` will take once it is wired.
+ * file, and the service itself (`src/main.ts`) with settlement, on a free
+ * loopback port. It mints `--mints N` through the service's gRPC API, waits
+ * until every one is CONFIRMED, prints ReconcileChain's comparison and keeps
+ * running until Ctrl-C (or exits with `--exit`). The printed environment is
+ * what `npm start` takes.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
-import { runMigrations } from "../src/adapters/postgres/migrations.js";
-import { EvmChainSettlement } from "../src/settlement/chain-evm.js";
-import { PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../src/settlement/outbox-postgres.js";
-import type { Signer } from "../src/settlement/ports.js";
-import { startEvmNode } from "../test/support/evm/evm-node.js";
+import { Blockchain, MintServiceClient, SettlementState, type GetMintResponse, type MintUsdcResponse, type ReconcileChainResponse } from "../gen/usdc/mint/v1/mint.js";
+import { freePort, startEvmNode } from "../test/support/evm/evm-node.js";
 import { createDevToken, pkcs11SignerEnv } from "../test/support/softhsm.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -49,10 +45,6 @@ async function main(): Promise<void> {
   await admin.query(`CREATE DATABASE ${DB}`);
   await admin.end();
   const store = `${PG}/${DB}`;
-  const migrator = new pg.Client({ connectionString: store });
-  await migrator.connect();
-  await runMigrations(migrator, undefined, SETTLEMENT_MIGRATIONS);
-  await migrator.end();
 
   const settlementFile = path.join(dir, "chains.yaml");
   writeFileSync(
@@ -70,11 +62,8 @@ async function main(): Promise<void> {
       "",
     ].join("\n"),
   );
-  const env = { MINT_STORE: store, MINT_SETTLEMENT_FILE: settlementFile, ...pkcs11SignerEnv(token, dir) };
-
-  const pool = new pg.Pool({ connectionString: store, max: 2 });
-  const outbox = new PostgresSettlementOutbox(pool);
-  for (let i = 1; i <= MINTS; i++) await outbox.enqueue({ settlementId: `demo-${i}`, blockchain: "ETHEREUM", amountMicros: BigInt(i) * 1_000_000n, createWallMs: Date.now() });
+  const listen = `127.0.0.1:${await freePort()}`;
+  const env = { MINT_LISTEN: listen, MINT_STORE: store, MINT_SETTLEMENT_FILE: settlementFile, ...pkcs11SignerEnv(token, dir) };
 
   process.stdout.write(
     [
@@ -83,41 +72,48 @@ async function main(): Promise<void> {
       `treasury        ${TREASURY}`,
       `SoftHSM2 token  ${token.settings.tokenLabel} (key ${token.settings.keyLabel}, generated on the token, non-extractable)`,
       `database        ${store}`,
-      "",
-      "environment for the settlement worker (and, once wired, npm start):",
+      `service         ${listen} (npm start with this environment):`,
       ...Object.entries(env).map(([k, v]) => `  export ${k}=${v}`),
       "",
-      `settling ${MINTS} demo mints...`,
+      `minting ${MINTS} USDC mints on ETHEREUM through the service...`,
       "",
     ].join("\n"),
   );
 
-  const worker = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/settlement/settlement-worker-main.ts")], { cwd: ROOT, env: { ...process.env, ...env }, stdio: "inherit" });
-  const chain = new EvmChainSettlement(
-    { blockchain: "ETHEREUM", rpcUrl: node.url, chainId: node.chainId, tokenAddress: contract, treasury: TREASURY, gasLimit: 150_000n, requestTimeoutMs: 2_000 },
-    { address: token.address } as Signer,
-  );
+  const service = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "src/main.ts")], { cwd: ROOT, env: { ...process.env, ...env, MINT_LOG_LEVEL: "warn" }, stdio: "inherit" });
+  const client = new MintServiceClient(listen, grpc.credentials.createInsecure());
+  const call = <Res>(method: "mintUsdc" | "getMint" | "reconcileChain", req: object): Promise<Res> =>
+    new Promise((resolve, reject) => (client[method] as unknown as (r: object, cb: (e: Error | null, r: Res) => void) => void).call(client, req, (e, r) => (e ? reject(e) : resolve(r))));
   const shutdown = async (code: number): Promise<never> => {
-    worker.kill("SIGTERM");
-    await new Promise((r) => worker.once("exit", r));
-    await pool.end();
+    client.close();
+    service.kill("SIGTERM");
+    await new Promise((r) => service.once("exit", r));
     await node.stop();
     rmSync(dir, { recursive: true, force: true });
     process.exit(code);
   };
   process.once("SIGINT", () => void shutdown(0));
   process.once("SIGTERM", () => void shutdown(0));
+  await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 30_000, (err) => (err ? reject(err) : resolve())));
 
-  for (;;) {
-    const res = await pool.query<{ state: string; n: string }>("SELECT state, count(*) AS n FROM settlements GROUP BY state ORDER BY state");
-    const confirmed = Number(res.rows.find((r) => r.state === "CONFIRMED")?.n ?? 0);
-    if (confirmed === MINTS) break;
-    await new Promise((r) => setTimeout(r, 200));
+  const mintIds: string[] = [];
+  for (let i = 1; i <= MINTS; i++) {
+    const r = await call<MintUsdcResponse>("mintUsdc", { accountId: `demo-${(i % 3) + 1}`, amount: String(i), blockchain: Blockchain.BLOCKCHAIN_ETHEREUM, idempotencyKey: `settlement-local-${i}` });
+    mintIds.push(r.mint?.mintId ?? "");
   }
-  const [supply, balance] = await Promise.all([chain.totalSupply(), chain.treasuryBalance()]);
-  process.stdout.write(`all ${MINTS} CONFIRMED: totalSupply() = ${supply}, balanceOf(treasury) = ${balance} (micro-USDC)\n`);
-  if (argv.includes("--exit")) await shutdown(supply === balance && supply === (BigInt(MINTS) * BigInt(MINTS + 1) / 2n) * 1_000_000n ? 0 : 1);
-  process.stdout.write("running; Ctrl-C stops the node and the worker\n");
+  for (const mintId of mintIds) {
+    for (;;) {
+      const m = await call<GetMintResponse>("getMint", { mintId });
+      if (m.mint?.settlement?.state === SettlementState.SETTLEMENT_STATE_CONFIRMED) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const report = await call<ReconcileChainResponse>("reconcileChain", { blockchain: Blockchain.BLOCKCHAIN_ETHEREUM });
+  process.stdout.write(
+    `all ${MINTS} CONFIRMED: totalSupply() = ${report.totalSupply} USDC, balanceOf(treasury) = ${report.treasuryBalance} USDC, confirmed in the ledger = ${report.confirmedSum} USDC; agree: ${report.agree}\n`,
+  );
+  if (argv.includes("--exit")) await shutdown(report.agree ? 0 : 1);
+  process.stdout.write("running; Ctrl-C stops the service and the node (try: mintctl --address " + listen + " chain reconcile ETHEREUM)\n");
 }
 
 main().catch((err: unknown) => {

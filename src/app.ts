@@ -18,6 +18,7 @@ import { ServiceMetrics, type MetricsSources } from "./observability/metrics.js"
 import { grpcMethodsOf } from "./transport/grpc/metrics-link.js";
 import { startServer, type RunningServer } from "./transport/grpc/server.js";
 import { Security, type ReloadReport } from "./auth/security.js";
+import type { SettlementReads, SettlementRuntime } from "./settlement/runtime.js";
 
 /** How often expired keys and idle limiter state are swept, in ms (at most). */
 const SWEEP_INTERVAL_MS = 1_000;
@@ -33,6 +34,8 @@ export interface Adapters {
   readonly description: Record<string, string>;
   /** Gauges of adapter state that metrics read at scrape time (pool, limiter). */
   readonly metricsSources: Pick<MetricsSources, "pgPool" | "limiterAccounts">;
+  /** PostgreSQL only: the settlement outbox on the store's database (issue 15). */
+  readonly settlementOutbox?: () => import("./settlement/outbox-postgres.js").PostgresSettlementOutbox;
   close(): Promise<void>;
 }
 
@@ -51,6 +54,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
   const closers: (() => Promise<void>)[] = [];
   const description: Record<string, string> = {};
   const metricsSources: { -readonly [K in keyof Adapters["metricsSources"]]: Adapters["metricsSources"][K] } = {};
+  let settlementOutbox: Adapters["settlementOutbox"];
 
   if (config.store === "memory") {
     ledger = new MemoryLedgerStore({ clock });
@@ -76,6 +80,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
     ledger = pg.ledger;
     idempotency = pg.idempotency;
     probes.push(pg.probe);
+    settlementOutbox = () => pg.settlementOutbox();
     closers.push(() => pg.close());
     description.ledger = "postgres";
     description.idempotency = "postgres";
@@ -112,8 +117,59 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
     probes,
     description,
     metricsSources,
+    ...(settlementOutbox !== undefined ? { settlementOutbox } : {}),
     async close() {
       for (const c of closers.reverse()) await c();
+    },
+  };
+}
+
+/** Issue 15: the settlement runtime over the store's outbox, when MINT_SETTLEMENT_FILE is set. */
+async function openSettlement(config: Config, adapters: Adapters, clock: Clock, logger: Logger): Promise<{ runtime: SettlementRuntime; reads: SettlementReads; close(): Promise<void> } | null> {
+  const settings = config.settlement;
+  if (settings === null) return null;
+  const { openSigner, createSettlementRuntime, settlementReads } = await import("./settlement/runtime.js");
+  const { createFaultHook } = await import("./settlement/worker.js");
+  let outbox;
+  let lock;
+  let closeLock = async (): Promise<void> => undefined;
+  if (adapters.store instanceof MemoryExactlyOnceStore) {
+    const { MemorySettlementOutbox, InProcessSenderLock } = await import("./settlement/outbox-memory.js");
+    outbox = new MemorySettlementOutbox(adapters.store.settlementEffects());
+    adapters.store.attachOutbox(outbox);
+    lock = new InProcessSenderLock(new Map());
+  } else {
+    if (adapters.settlementOutbox === undefined) throw new Error("invariant violated: a PostgreSQL store without a settlement outbox");
+    outbox = adapters.settlementOutbox();
+    const { PgSenderLock } = await import("./settlement/outbox-postgres.js");
+    const pg = (await import("pg")).default;
+    const pgLock = new PgSenderLock(async () => {
+      const c = new pg.Client({ connectionString: config.store, connectionTimeoutMillis: config.pgConnectTimeoutMs });
+      await c.connect();
+      return c;
+    });
+    lock = pgLock;
+    closeLock = () => pgLock.close();
+  }
+  const signer = openSigner(settings.signer);
+  const faultHook = config.testFault === null ? undefined : createFaultHook({ enabled: config.testFaults, point: config.testFault.point, count: config.testFault.count, action: "exit" });
+  const runtime = createSettlementRuntime({
+    settings,
+    signer,
+    outbox,
+    lock,
+    clock,
+    ...(faultHook !== undefined ? { faultHook } : {}),
+    onError: (blockchain, err) => logger.warn({ blockchain, err: err instanceof Error ? err.message : String(err) }, "settlement pass failed; retrying"),
+  });
+  logger.info({ signer: signer.kind, address: signer.address, chains: settings.chains.map((c) => c.blockchain) }, "settlement enabled");
+  return {
+    runtime,
+    reads: settlementReads(runtime, outbox),
+    async close() {
+      await runtime.stop();
+      await closeLock();
+      await signer.close();
     },
   };
 }
@@ -130,6 +186,8 @@ export interface App {
   readonly metrics: ServiceMetrics | null;
   /** host:port the metrics listener bound; null when off. */
   readonly metricsAddress: string | null;
+  /** Issue 15: the settlement workers, when MINT_SETTLEMENT_FILE is set. */
+  readonly settlement?: SettlementRuntime;
   /** Drains, stops the server and closes the adapters; true when calls in flight finished within the grace. */
   shutdown(): Promise<boolean>;
 }
@@ -164,7 +222,9 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     await observed?.listener.close();
     throw err;
   }
+  const settlement = await openSettlement(config, adapters, clock, logger);
   const core = new MintCore({
+    ...(settlement !== null ? { settlement: settlement.runtime } : {}),
     store: adapters.store,
     limiter: adapters.limiter,
     clock,
@@ -210,22 +270,28 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
       security,
       reflection: config.reflection,
       probes: adapters.probes,
+      // Settlement is not a probe: a chain outage never stops reads and transfers.
+      ...(settlement !== null ? { settlement: settlement.reads, settlementHealth: () => settlement.runtime.status() } : {}),
       closeAdapters: async () => {
         clearInterval(sweepTimer);
+        await settlement?.close();
         await adapters.close();
         // Last, so the final scrape of a draining replica still answers.
         await observed?.listener.close();
       },
     });
   } catch (err: unknown) {
+    await settlement?.close();
     await observed?.listener.close();
     throw err;
   }
+  // The worker starts once the server listens (a fault hook may stop the process at once).
+  settlement?.runtime.start();
   metrics?.watch({
     ...adapters.metricsSources,
     lockWaiters: () => core.locks.waiting(),
     callsInFlight: () => server.edge.callsInFlight,
     idempotencyKeys: () => adapters.idempotency.size(),
   });
-  return { server, core, adapters, metrics, metricsAddress: observed?.listener.address ?? null, security, reload: () => security.reload(), shutdown: () => server.shutdown() };
+  return { server, core, adapters, metrics, metricsAddress: observed?.listener.address ?? null, security, reload: () => security.reload(), ...(settlement !== null ? { settlement: settlement.runtime } : {}), shutdown: () => server.shutdown() };
 }

@@ -13,6 +13,8 @@ export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_BULK_FAILURES = 3;
+/** Issue 16: `chain reconcile` found the ledger and the chain differ. */
+export const EXIT_CHAIN_DIFFERS = 4;
 const GRPC_BASE = 10;
 
 /** The exit code of a call that failed with the given gRPC code (10 + its number). */

@@ -16,6 +16,7 @@ Exit codes:
   1   mintctl itself failed unexpectedly
   2   usage: unknown flag, missing argument, unreadable file
   3   mint --from-csv finished with failed rows (see the failures file)
+  4   chain reconcile found the ledger and the chain differ
   10 + gRPC code, when the call failed:
       13 INVALID_ARGUMENT  15 NOT_FOUND  16 ALREADY_EXISTS  17 PERMISSION_DENIED
       18 RESOURCE_EXHAUSTED  19 FAILED_PRECONDITION  20 ABORTED  23 INTERNAL
@@ -26,7 +27,7 @@ export async function runCli(argv: readonly string[], io: Io): Promise<number> {
   let exitCode = EXIT_OK;
   let ctx: Context | undefined;
   const program = new Command("mintctl")
-    .description("Call the USDC mint service: mint, transfer, balance, get, list, reconcile, health.")
+    .description("Call the USDC mint service: mint, transfer, balance, get, list, reconcile, health, chain reconcile.")
     .addOption(new Option("--address <target>", `host:port, or ipv4:a:1,b:2 for several replicas (default ${DEFAULT_ADDRESS}; env ${ENV_FALLBACKS.address})`))
     .addOption(new Option("--token <token>", `bearer token sent as authorization metadata (env ${ENV_FALLBACKS.token}; prefer the env, argv is visible to ps)`))
     .addOption(new Option("--allow-plaintext-token", "send --token without TLS to a non-loopback address (a network you trust)"))

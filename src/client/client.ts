@@ -19,7 +19,8 @@ import {
 import { EndpointPool, expandTargets, isLoopbackTarget, type EndpointState } from "./endpoints.js";
 import { MintServiceError, toMintServiceError } from "./errors.js";
 import { backoffMs, DEFAULT_RETRY_POLICY, retryDecision, type CallSafety, type RetryPolicy } from "./retry.js";
-import { blockchainToWire, mintFromWire, transferFromWire, type Balance, type BlockchainName, type Mint, type MintPage, type MintResult, type TransferResult } from "./types.js";
+import { Blockchain as WireBlockchain, SettlementState, type ReconcileChainRequest, type ReconcileChainResponse } from "../../gen/usdc/mint/v1/mint.js";
+import { blockchainToWire, mintFromWire, transferFromWire, type Balance, type BlockchainName, type ChainReconciliation, type Mint, type MintPage, type MintResult, type TransferResult } from "./types.js";
 import { uuidv7 } from "./uuidv7.js";
 
 export interface RetryEvent {
@@ -106,6 +107,8 @@ export interface MintClient {
   /** Every mint (of one account, or all), page after page, as an async iterator. */
   listAllMints(input?: Omit<ListMintsInput, "pageToken">, options?: CallOptions): AsyncIterable<Mint>;
   reconcileMint(input: ReconcileMintInput, options?: CallOptions): Promise<Mint>;
+  /** Issue 16: compares the chain with the ledger (read-only). */
+  reconcileChain(blockchain: BlockchainName | (string & {}), options?: CallOptions): Promise<ChainReconciliation>;
   /** What the client knows of each replica's health (from its Watch streams). */
   endpoints(): EndpointState[];
   /** Resolves once every replica has reported its health (or after `timeoutMs`). */
@@ -123,6 +126,8 @@ const SAFETY: Record<Rpc, CallSafety> = {
   getMint: "read",
   listMints: "read",
   reconcileMint: "unkeyed",
+  // Issue 16: a read-only comparison; the SDK method is a follow-up (mintctl calls it directly).
+  reconcileChain: "read",
 };
 
 export const DEFAULT_DEADLINE_MS = 5_000;
@@ -282,6 +287,18 @@ export function createMintClient(options: MintClientOptions): MintClient {
         }
         throw err;
       }
+    },
+    async reconcileChain(blockchain, call) {
+      const res = await invoke<ReconcileChainRequest, ReconcileChainResponse>("reconcileChain", { blockchain: blockchainToWire(blockchain) }, call);
+      return {
+        blockchain: WireBlockchain[res.blockchain]?.replace(/^BLOCKCHAIN_/, "") ?? "UNRECOGNIZED",
+        agree: res.agree,
+        totalSupply: res.totalSupply,
+        treasuryBalance: res.treasuryBalance,
+        confirmedSum: res.confirmedSum,
+        headBlock: res.headBlock,
+        differences: res.differences.map((d) => ({ mintId: d.mintId, ledgerState: (SettlementState[d.ledgerState] ?? "UNRECOGNIZED").replace(/^SETTLEMENT_STATE_/, ""), chainState: d.chainState, txHash: d.txHash })),
+      };
     },
     endpoints: () => pool.states(),
     async waitForHealth(timeoutMs = 5_000) {

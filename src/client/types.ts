@@ -130,3 +130,23 @@ export function transferFromWire(t: WireTransfer | undefined): Transfer {
     createTime: w.createTime,
   };
 }
+
+/** Issue 16: one settlement whose on-chain state differs from the ledger's (mintId "" for a mint on-chain the ledger does not know). */
+export interface SettlementDifference {
+  readonly mintId: string;
+  /** PENDING, SUBMITTED, CONFIRMED, FAILED; "UNSPECIFIED" for a mint the ledger does not know. */
+  readonly ledgerState: string;
+  readonly chainState: string;
+  readonly txHash: string;
+}
+
+/** Issue 16: ReconcileChain's answer. Money as canonical decimal USDC strings. */
+export interface ChainReconciliation {
+  readonly blockchain: string;
+  readonly agree: boolean;
+  readonly totalSupply: string;
+  readonly treasuryBalance: string;
+  readonly confirmedSum: string;
+  readonly headBlock: number;
+  readonly differences: readonly SettlementDifference[];
+}

@@ -8,7 +8,7 @@
 import type { Failure } from "./errors.js";
 
 /** Every RPC the service authorizes, by its proto method name. */
-export const RPCS = ["MintUsdc", "Transfer", "GetBalance", "GetMint", "ListMints", "ReconcileMint"] as const;
+export const RPCS = ["MintUsdc", "Transfer", "GetBalance", "GetMint", "ListMints", "ReconcileMint", "ReconcileChain"] as const;
 export type Rpc = (typeof RPCS)[number];
 
 /**
@@ -24,7 +24,7 @@ export const ROLE_TABLE = {
   transferer: ["Transfer"],
   reader: ["GetBalance", "GetMint", "ListMints"],
   reconciler: ["ReconcileMint"],
-  auditor: [],
+  auditor: ["ReconcileChain"],
   approver: [],
   "reserve-manager": [],
   redeemer: [],
@@ -45,6 +45,7 @@ export const SCOPE_TARGET: Readonly<Record<Rpc, string>> = {
   GetMint: "the mint's account",
   ListMints: "account_id; all accounts (empty account_id) needs scope *",
   ReconcileMint: "the mint's account",
+  ReconcileChain: "— (a whole chain: not account-scoped)",
 };
 
 /**

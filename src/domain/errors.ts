@@ -45,6 +45,14 @@ export type Failure =
   | { readonly code: "INSUFFICIENT_FUNDS"; readonly accountId: string }
   | { readonly code: "MINT_ALREADY_REVERSED"; readonly mintId: string }
   | { readonly code: "MINT_NOT_FOUND"; readonly mintId: string }
+  /** Issue 15: ReconcileMint of a mint whose on-chain transaction is signed and not final; wait for CONFIRMED or FAILED. */
+  | { readonly code: "MINT_SETTLEMENT_IN_FLIGHT"; readonly mintId: string }
+  /** Issue 15: ReconcileMint of a mint settled on-chain: settled money leaves only by redemption. */
+  | { readonly code: "MINT_SETTLED"; readonly mintId: string }
+  /** Issue 16: ReconcileChain of a chain without settlement configured. */
+  | { readonly code: "SETTLEMENT_NOT_CONFIGURED"; readonly blockchain: string }
+  /** Issue 16: the chain's node could not be reached (ReconcileChain); ledger reads and transfers are unaffected. */
+  | { readonly code: "CHAIN_UNAVAILABLE"; readonly blockchain: string; readonly message: string }
   /** The caller's deadline passed while the call waited (for a lock); nothing was applied. */
   | { readonly code: "DEADLINE_EXCEEDED"; readonly message: string }
   /** More calls already wait for this account's lock than the service queues; nothing was applied. */

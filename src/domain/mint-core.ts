@@ -41,7 +41,7 @@ import {
 import { KEY_IN_USE_RETRY_AFTER_MS } from "./limits.js";
 import { parseAmount } from "./money.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
-import { noMetrics, type Effect, type ExactlyOnceStore, type MetricsSink, type RateLimiter } from "./ports.js";
+import { noMetrics, type Effect, type ExactlyOnceStore, type MetricsSink, type RateLimiter, type SettlementGate } from "./ports.js";
 import { fail, ok, type Result } from "./result.js";
 import * as v from "./validate.js";
 export const DEFAULT_PAGE_SIZE = 50;
@@ -59,6 +59,8 @@ export interface MintCoreDeps {
   readonly maxLockWaiters?: number;
   /** Hears money moved, replays, rate-limit refusals, duplicates and lock waits (default: nothing records). */
   readonly metrics?: MetricsSink;
+  /** Issue 15: chains whose mints settle on-chain (default: none, every credit available at once). */
+  readonly settlement?: SettlementGate;
 }
 
 /**
@@ -160,6 +162,7 @@ export class MintCore {
       counted = true;
       return ok(undefined);
     };
+    const settle = this.deps.settlement?.required(blockchain.value) === true;
     const effect: Effect = {
       kind: "mint",
       cmd: {
@@ -169,6 +172,7 @@ export class MintCore {
         blockchain: blockchain.value,
         idempotencyKey: storeKey,
         createWallMs: this.deps.clock.wallMs(),
+        settle,
       },
     };
     let r: Result<{ stored: StoredResult; replayed: boolean }>;
@@ -190,6 +194,7 @@ export class MintCore {
     if (stored.scope !== "mint") throw new Error("invariant violated: a mint key holds a non-mint result");
     if (r.value.replayed) this.metrics.idempotentReplay("mint");
     else this.metrics.moneyMoved("mint", stored.mint.amountMicros);
+    if (settle && !r.value.replayed) this.deps.settlement?.wake(blockchain.value);
     return ok({ mint: stored.mint, replayed: r.value.replayed });
   }
 
@@ -233,10 +238,16 @@ export class MintCore {
   }
 
   /** Balance in micro-USDC; 0 for unknown accounts. Failures: INVALID_ARGUMENT. */
-  async getBalance(accountIdText: string): Promise<Result<{ accountId: string; balanceMicros: bigint }>> {
+  async getBalance(accountIdText: string): Promise<Result<{ accountId: string; balanceMicros: bigint; pendingMicros: bigint }>> {
     const accountId = v.accountId(accountIdText);
     if (!accountId.ok) return accountId;
-    return ok({ accountId: accountId.value, balanceMicros: await this.deps.store.getBalance(accountId.value) });
+    const store = this.deps.store;
+    // Pending money exists only with settlement configured; without it the hot read stays one query.
+    const [balanceMicros, pendingMicros] = await Promise.all([
+      store.getBalance(accountId.value),
+      this.deps.settlement !== undefined && store.getPendingBalance !== undefined ? store.getPendingBalance(accountId.value) : 0n,
+    ]);
+    return ok({ accountId: accountId.value, balanceMicros, pendingMicros });
   }
 
   /** Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, PERMISSION_DENIED (the mint's account is outside the caller's scopes). */

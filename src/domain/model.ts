@@ -56,6 +56,12 @@ export interface NewMint {
   readonly blockchain: Blockchain;
   readonly idempotencyKey: string;
   readonly createWallMs: number;
+  /**
+   * Issue 15: the chain settles on-chain, so the store credits the account's
+   * pending balance and writes the settlement's outbox row in the same
+   * atomic step. Absent or false: the credit is available at once.
+   */
+  readonly settle?: boolean;
 }
 
 /** The record of a mint as applied: COMPLETED, at position `seq` of the store's mint order. */

@@ -10,6 +10,7 @@
  */
 import type { Result } from "./result.js";
 import type {
+  Blockchain,
   CanonicalRequest,
   IdempotencyScope,
   MintRecord,
@@ -129,9 +130,22 @@ export interface ExactlyOnceStore {
    */
   reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait): Promise<Result<MintRecord>>;
   getBalance(accountId: string): Promise<bigint>;
+  /** Issue 15: credit of mints not yet settled on-chain, micro-USDC (0 when the store never settles). */
+  getPendingBalance?(accountId: string): Promise<bigint>;
   getMint(mintId: string): Promise<MintRecord | null>;
   /** Mints oldest first (ascending `seq`). */
   listMints(query: ListMintsQuery): Promise<MintRecord[]>;
+}
+
+/**
+ * Issue 15: which chains settle mints on-chain. A mint on such a chain is
+ * credited to the pending balance (the store writes the settlement's outbox
+ * row in the mint's own atomic step) and becomes available once CONFIRMED.
+ */
+export interface SettlementGate {
+  required(blockchain: Blockchain): boolean;
+  /** Tells the chain's worker a settlement was just committed. */
+  wake(blockchain: Blockchain): void;
 }
 
 export type LimitDecision =

@@ -20,6 +20,8 @@ import {
   RpcRequestError,
   TransactionReceiptNotFoundError,
   TransactionNotFoundError,
+  parseAbiItem,
+  zeroAddress,
   type PublicClient,
   type TransactionSerializableEIP1559,
 } from "viem";
@@ -27,6 +29,7 @@ import type { Blockchain } from "../domain/model.js";
 import { fiatTokenAbi } from "./fiat-token-artifact.js";
 import {
   ChainUnavailableError,
+  type TreasuryMint,
   type Address,
   type BroadcastOutcome,
   type ChainSettlement,
@@ -190,5 +193,19 @@ export class EvmChainSettlement implements ChainSettlement {
     );
   }
 
+  /**
+   * Issue 16: every mint to the treasury the chain recorded (Transfer from
+   * 0x0 to the treasury), from block `fromBlock` to the head. Reconciliation
+   * uses it to find mints the ledger knows nothing about.
+   */
+  async treasuryMints(fromBlock = 0n): Promise<TreasuryMint[]> {
+    const logs = await this.rpc("eth_getLogs", () =>
+      this.client.getLogs({ address: this.settings.tokenAddress, event: TRANSFER_EVENT, args: { from: zeroAddress, to: this.treasury }, fromBlock, toBlock: "latest" }),
+    );
+    return logs.map((l) => ({ hash: l.transactionHash as Hex, amountMicros: l.args.value as bigint, blockNumber: l.blockNumber as bigint }));
+  }
+
   async close(): Promise<void> {}
 }
+
+const TRANSFER_EVENT = parseAbiItem("event Transfer(address indexed from, address indexed to, uint256 value)");

@@ -97,6 +97,14 @@ export class MemorySettlementOutbox implements SettlementOutbox {
     return { ok: true, settlement: this.put({ ...s, state: "SUBMITTED", txs: [...s.txs, tx], updateWallMs: wallMs }) };
   }
 
+  async recordReplacement(settlementId: string, tx: SettlementTx, wallMs: number): Promise<boolean> {
+    const s = this.all.get(settlementId);
+    if (s === undefined || s.state !== "SUBMITTED") return false;
+    if (tx.nonce !== s.txs[0]?.nonce) throw new Error(`recordReplacement: nonce ${tx.nonce} is not the settlement's nonce`);
+    this.put({ ...s, txs: [...s.txs, tx], updateWallMs: wallMs });
+    return true;
+  }
+
   async recordAttempt(settlementId: string, error: string, wallMs: number): Promise<void> {
     const s = this.all.get(settlementId);
     if (s === undefined || s.state !== "SUBMITTED") return;
@@ -145,8 +153,8 @@ export class MemorySettlementOutbox implements SettlementOutbox {
   }
 
   /** Every settlement, in commit order (tests and reconciliation). */
-  list(): Settlement[] {
-    return [...this.all.values()].sort((a, b) => a.seq - b.seq);
+  list(blockchain?: Blockchain): Settlement[] {
+    return [...this.all.values()].filter((s) => blockchain === undefined || s.blockchain === blockchain).sort((a, b) => a.seq - b.seq);
   }
 
   async close(): Promise<void> {}

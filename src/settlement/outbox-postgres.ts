@@ -240,6 +240,20 @@ export class PostgresSettlementOutbox implements SettlementOutbox {
     });
   }
 
+  async recordReplacement(settlementId: string, tx: SettlementTx, wallMs: number): Promise<boolean> {
+    // One statement: the row is stored only while the settlement is SUBMITTED with this very nonce.
+    const res = await this.pool.query(
+      `WITH s AS (
+         UPDATE settlements SET update_time = to_timestamp($8 / 1000.0)
+         WHERE settlement_id = $2 AND state = 'SUBMITTED' AND nonce = $3 RETURNING 1
+       )
+       INSERT INTO settlement_txs (hash, settlement_id, nonce, raw, max_fee_per_gas, max_priority_fee_per_gas, signed_time)
+       SELECT $1, $2, $3, $4, $5, $6, to_timestamp($7 / 1000.0) FROM s`,
+      [tx.hash, settlementId, tx.nonce, tx.raw, tx.maxFeePerGas.toString(), tx.maxPriorityFeePerGas.toString(), tx.signedWallMs, wallMs],
+    );
+    return res.rowCount === 1;
+  }
+
   async recordAttempt(settlementId: string, error: string, wallMs: number): Promise<void> {
     await this.pool.query(
       "UPDATE settlements SET attempts = attempts + 1, last_error = $2, update_time = to_timestamp($3 / 1000.0) WHERE settlement_id = $1 AND state = 'SUBMITTED'",

@@ -104,7 +104,16 @@ export interface ChainSettlement {
   headBlock(): Promise<bigint>;
   totalSupply(): Promise<bigint>;
   treasuryBalance(): Promise<bigint>;
+  /** Issue 16: every mint to the treasury on the chain (for reconciliation); adapters that cannot list them leave it out. */
+  treasuryMints?(fromBlock?: bigint): Promise<TreasuryMint[]>;
   close(): Promise<void>;
+}
+
+/** One mint to the treasury as the chain recorded it. */
+export interface TreasuryMint {
+  readonly hash: Hex;
+  readonly amountMicros: bigint;
+  readonly blockNumber: bigint;
 }
 
 /** The node could not be reached, or did not answer sensibly: wait and retry. */
@@ -186,6 +195,12 @@ export interface SettlementOutbox {
    * the bytes are broadcast. Refuses (SETTLEMENT_NOT_PENDING) unless PENDING.
    */
   recordSigned(settlementId: string, tx: SettlementTx, wallMs: number): Promise<RecordSignedOutcome>;
+  /**
+   * Issue 16: stores a fee-bump replacement (same nonce, higher fees) of a
+   * SUBMITTED settlement BEFORE it is broadcast. False (nothing stored) when
+   * the settlement is no longer SUBMITTED.
+   */
+  recordReplacement(settlementId: string, tx: SettlementTx, wallMs: number): Promise<boolean>;
   /** Counts a broadcast attempt and its error ("" when accepted). */
   recordAttempt(settlementId: string, error: string, wallMs: number): Promise<void>;
   /** A tx of the settlement is mined but not yet deep enough (or no longer mined: `mined` null after a reorg). */

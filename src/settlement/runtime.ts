@@ -7,7 +7,8 @@
 import type { Clock } from "../domain/clock.js";
 import type { Blockchain } from "../domain/model.js";
 import { EvmChainSettlement } from "./chain-evm.js";
-import type { FaultHook, SenderLock, SettlementOutbox, Signer } from "./ports.js";
+import type { ChainSettlement, FaultHook, SenderLock, Settlement, SettlementOutbox, Signer } from "./ports.js";
+import { reconcileChain, type ChainReport } from "./reconcile.js";
 import type { SettlementSettings, SignerSettings } from "./settlement-config.js";
 import { DevKeySigner } from "./signer-dev-key.js";
 import { Pkcs11Signer } from "./signer-pkcs11.js";
@@ -30,6 +31,8 @@ export interface SettlementRuntime {
   wake(blockchain: Blockchain): void;
   /** Per chain, for health: a chain outage shows here and never stops reads and transfers. */
   status(): WorkerStatus[];
+  /** The chain's adapter (reconciliation reads through it); undefined when the chain does not settle. */
+  chain(blockchain: Blockchain): ChainSettlement | undefined;
   start(): void;
   /** Stops every worker (each finishes its pass and releases its sender lock). */
   stop(): Promise<void>;
@@ -40,6 +43,7 @@ export const noSettlement: SettlementRuntime = {
   required: () => false,
   wake: () => undefined,
   status: () => [],
+  chain: () => undefined,
   start: () => undefined,
   stop: async () => undefined,
 };
@@ -56,11 +60,13 @@ export interface SettlementRuntimeOptions {
 
 export function createSettlementRuntime(opts: SettlementRuntimeOptions): SettlementRuntime {
   const workers = new Map<Blockchain, SettlementWorker>();
+  const chains = new Map<Blockchain, ChainSettlement>();
   for (const c of opts.settings.chains) {
     const chain = new EvmChainSettlement(
       { blockchain: c.blockchain, rpcUrl: c.rpcUrl, chainId: c.chainId, tokenAddress: c.tokenContract, treasury: c.treasury, gasLimit: c.gasLimit, requestTimeoutMs: c.requestTimeoutMs },
       opts.signer,
     );
+    chains.set(c.blockchain, chain);
     workers.set(
       c.blockchain,
       new SettlementWorker({
@@ -70,6 +76,7 @@ export function createSettlementRuntime(opts: SettlementRuntimeOptions): Settlem
         clock: opts.clock,
         confirmations: c.confirmations,
         pollIntervalMs: c.pollIntervalMs,
+        feeBumpTimeoutMs: c.feeBumpTimeoutMs,
         maxBackoffMs: Math.max(c.pollIntervalMs, 10_000),
         ...(opts.faultHook !== undefined ? { faultHook: opts.faultHook } : {}),
         onError: (err) => opts.onError?.(c.blockchain, err),
@@ -80,11 +87,38 @@ export function createSettlementRuntime(opts: SettlementRuntimeOptions): Settlem
     required: (blockchain) => workers.has(blockchain),
     wake: (blockchain) => workers.get(blockchain)?.wake(),
     status: () => [...workers.values()].map((w) => w.status()),
+    chain: (blockchain) => chains.get(blockchain),
     start: () => {
       for (const w of workers.values()) w.start();
     },
     stop: async () => {
       await Promise.all([...workers.values()].map((w) => w.stop()));
+    },
+  };
+}
+
+/** What the gRPC handlers read of settlement (issue 15: Mint.settlement; issue 16: ReconcileChain). */
+export interface SettlementReads {
+  required(blockchain: Blockchain): boolean;
+  /** The settlements of these mints that exist (a mint without one is NOT_REQUIRED). */
+  getMany(mintIds: readonly string[]): Promise<Map<string, Settlement>>;
+  /** null when the chain does not settle. Throws ChainUnavailableError when the node cannot be reached. */
+  reconcile(blockchain: Blockchain): Promise<ChainReport | null>;
+}
+
+export function settlementReads(runtime: SettlementRuntime, outbox: SettlementOutbox & { list(blockchain: Blockchain): Promise<Settlement[]> | Settlement[] }): SettlementReads {
+  return {
+    required: (b) => runtime.required(b),
+    async getMany(mintIds) {
+      const found = await Promise.all(mintIds.map((id) => outbox.get(id)));
+      const out = new Map<string, Settlement>();
+      for (const s of found) if (s !== null) out.set(s.settlementId, s);
+      return out;
+    },
+    async reconcile(b) {
+      const chain = runtime.chain(b);
+      if (chain === undefined) return null;
+      return reconcileChain(chain, await outbox.list(b));
     },
   };
 }

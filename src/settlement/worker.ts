@@ -29,6 +29,7 @@ import {
   type SenderLock,
   type Settlement,
   type SettlementOutbox,
+  type SettlementTx,
   type TxLookup,
 } from "./ports.js";
 
@@ -45,6 +46,11 @@ export interface SettlementWorkerOptions {
   readonly maxBackoffMs?: number;
   /** Most settlements signed and not final at once (bounds the nonce gap a stuck transaction can leave). */
   readonly maxInFlight?: number;
+  /**
+   * Issue 16: a transaction not mined this long after it was signed (wall ms)
+   * is replaced by one with the same nonce and higher fees (default: never).
+   */
+  readonly feeBumpTimeoutMs?: number;
   /** How long an unknown transaction waits before its bytes are broadcast again. */
   readonly rebroadcastAfterMs?: number;
   /** Test-only: called at each fault point (see `createFaultHook`). */
@@ -69,6 +75,8 @@ export interface WorkerStatus {
   readonly healthy: boolean;
   readonly lastError: string;
   readonly consecutiveErrors: number;
+  /** Fee-bump replacements signed since start (issue 16). */
+  readonly replacements: number;
 }
 
 type Mined = Extract<TxLookup, { kind: "mined" }> & { hash: Hex };
@@ -99,6 +107,8 @@ export class SettlementWorker {
   private consecutiveErrors = 0;
   /** Monotonic ms of the last broadcast per settlement, so unknown transactions are re-sent at a bounded rate. */
   private readonly lastSentMs = new Map<string, number>();
+  /** Fee-bump replacements signed by this worker (issue 16), for status and metrics. */
+  private replacements = 0;
 
   constructor(private readonly opts: SettlementWorkerOptions) {
     if (!Number.isInteger(opts.confirmations) || opts.confirmations < 1) throw new Error("confirmations must be an integer ≥ 1");
@@ -139,6 +149,7 @@ export class SettlementWorker {
       healthy: this.consecutiveErrors === 0,
       lastError: this.lastError,
       consecutiveErrors: this.consecutiveErrors,
+      replacements: this.replacements,
     };
   }
 
@@ -291,6 +302,29 @@ export class SettlementWorker {
     await this.outbox.recordAttempt(settlementId, error, this.opts.clock.wallMs());
   }
 
+  /**
+   * Issue 16: replaces a stuck transaction: same nonce, fees raised by at
+   * least 12.5% over the last transaction (nodes require 10% for both EIP-1559
+   * fees) or to what the chain asks now, whichever is higher. The replacement
+   * is stored before it is broadcast; whichever of the nonce's transactions
+   * is mined settles the mint (the nonce admits only one).
+   */
+  private async bumpFees(s: Settlement, last: SettlementTx): Promise<boolean> {
+    const suggested = await this.chain.suggestFees();
+    const bump = (v: bigint): bigint => v + (v + 7n) / 8n;
+    const priority = bump(last.maxPriorityFeePerGas) > suggested.maxPriorityFeePerGas ? bump(last.maxPriorityFeePerGas) : suggested.maxPriorityFeePerGas;
+    let maxFee = bump(last.maxFeePerGas) > suggested.maxFeePerGas ? bump(last.maxFeePerGas) : suggested.maxFeePerGas;
+    if (maxFee < priority) maxFee = priority;
+    const fees = { maxFeePerGas: maxFee, maxPriorityFeePerGas: priority };
+    const tx = await this.chain.signMint(s.amountMicros, last.nonce, fees);
+    const wallMs = this.opts.clock.wallMs();
+    const stored = await this.outbox.recordReplacement(s.settlementId, { hash: tx.hash, raw: tx.raw, nonce: last.nonce, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, signedWallMs: wallMs }, wallMs);
+    if (!stored) return false;
+    this.replacements++;
+    await this.send(s.settlementId, tx.raw);
+    return true;
+  }
+
   private async follow(s: Settlement, head: bigint): Promise<"confirmed" | "failed" | "open" | "rebroadcast"> {
     let mined: Mined | null = null;
     let anyPending = false;
@@ -322,9 +356,22 @@ export class SettlementWorker {
     }
     // Mined before, gone now: a reorg took it out; it goes back to the pool or is re-sent below.
     if (s.minedHash !== null) await this.outbox.recordProgress(s.settlementId, null, wallMs);
-    if (anyPending) return "open";
     const last = s.txs[s.txs.length - 1];
     if (last === undefined) throw new Error(`settlement ${s.settlementId} is SUBMITTED without a transaction`);
+    if (anyPending) {
+      // Stuck in the pool: replace it with higher fees once the fee-bump timeout passed.
+      const bumpMs = this.opts.feeBumpTimeoutMs;
+      if (bumpMs !== undefined && wallMs - last.signedWallMs >= bumpMs && (await this.bumpFees(s, last))) return "rebroadcast";
+      return "open";
+    }
+    // Dropped for good: none of the nonce's transactions is known, yet the
+    // nonce is used on-chain (by a transaction that is not ours for this
+    // mint). Nothing of ours can be mined any more: FAILED, credit reversed.
+    if ((await this.chain.minedNonce()) > last.nonce) {
+      this.lastSentMs.delete(s.settlementId);
+      await this.outbox.markFailed(s.settlementId, null, `dropped: nonce ${last.nonce} was used by another transaction`, wallMs);
+      return "failed";
+    }
     const sentMs = this.lastSentMs.get(s.settlementId);
     if (sentMs !== undefined && this.opts.clock.nowMs() - sentMs < (this.opts.rebroadcastAfterMs ?? 2_000)) return "open";
     await this.send(s.settlementId, last.raw);

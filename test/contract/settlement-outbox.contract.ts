@@ -54,6 +54,24 @@ export function settlementOutboxContract(name: string, open: () => Promise<Outbo
         expect(await outbox.highestNonce("ETHEREUM")).toBe(-1);
       }));
 
+    it("issue 16: recordReplacement stores a same-nonce replacement only while SUBMITTED; the mined one settles", () =>
+      use(async ({ outbox, effects }) => {
+        await add(outbox, "r");
+        expect(await outbox.recordReplacement("r", tx(2, 0), 1)).toBe(false); // PENDING: nothing signed yet
+        expect((await outbox.recordSigned("r", tx(1, 0), 1)).ok).toBe(true);
+        expect(await outbox.recordReplacement("r", tx(2, 0), 2)).toBe(true);
+        expect((await outbox.get("r"))?.txs.map((t) => [t.hash, t.nonce])).toEqual([
+          [hash(1), 0],
+          [hash(2), 0],
+        ]);
+        await outbox.markConfirmed("r", mined(2, 7n, 1), 3);
+        const done = await outbox.get("r");
+        expect([done?.state, done?.minedHash]).toEqual(["CONFIRMED", hash(2)]);
+        expect(effects).toEqual(["confirmed:r"]);
+        expect(await outbox.recordReplacement("r", tx(3, 0), 4)).toBe(false); // final: nothing more is stored
+        expect((await outbox.get("r"))?.txs).toHaveLength(2);
+      }));
+
     it("refuses a non-positive amount and changes nothing", () =>
       use(async ({ outbox }) => {
         await expect(add(outbox, "zero", 0n)).rejects.toThrow();

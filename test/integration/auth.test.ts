@@ -15,6 +15,7 @@ import {
   GetMintRequest,
   ListMintsRequest,
   MintUsdcRequest,
+  ReconcileChainRequest,
   ReconcileMintRequest,
   TransferRequest,
   type Mint,
@@ -70,6 +71,7 @@ const EMPTY: Record<Rpc, unknown> = {
   GetMint: GetMintRequest.fromPartial({}),
   ListMints: ListMintsRequest.fromPartial({}),
   ReconcileMint: ReconcileMintRequest.fromPartial({}),
+  ReconcileChain: ReconcileChainRequest.fromPartial({}),
 };
 
 let seq = 0;
@@ -117,6 +119,8 @@ describe("every role × RPC cell", () => {
         return { accountId: funded, pageSize: 5, pageToken: "" };
       case "ReconcileMint":
         return { mintId: mints[i]!.mintId, reason: "matrix" };
+      case "ReconcileChain":
+        return { blockchain: Blockchain.BLOCKCHAIN_BASE };
     }
   }
 
@@ -125,7 +129,7 @@ describe("every role × RPC cell", () => {
     transferer: ["Transfer"],
     reader: ["GetBalance", "GetMint", "ListMints"],
     reconciler: ["ReconcileMint"],
-    auditor: [],
+    auditor: ["ReconcileChain"],
     approver: [],
     "reserve-manager": [],
     redeemer: [],
@@ -136,7 +140,11 @@ describe("every role × RPC cell", () => {
   it.each(cells)("$role × $rpc: allowed $allowed", async ({ role, rpc, i, allowed }) => {
     const c = client({ token: fx.roleTokens[role] });
     const p = call(c, rpc, request(rpc, i));
-    if (allowed) {
+    if (allowed && rpc === "ReconcileChain") {
+      // Past the auth link: this server settles no chain, which the core says (not a refusal of the caller).
+      const e = await refused(p);
+      expect([e.code, e.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "SETTLEMENT_NOT_CONFIGURED"]);
+    } else if (allowed) {
       await expect(p).resolves.toBeDefined();
     } else {
       const e = await refused(p);

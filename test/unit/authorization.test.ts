@@ -26,7 +26,7 @@ const GRANTS: Record<Role, readonly Rpc[]> = {
   transferer: ["Transfer"],
   reader: ["GetBalance", "GetMint", "ListMints"],
   reconciler: ["ReconcileMint"],
-  auditor: [],
+  auditor: ["ReconcileChain"],
   approver: [],
   "reserve-manager": [],
   redeemer: [],

@@ -459,7 +459,7 @@ describe("deadlines", () => {
 describe("GetBalance and ListMints", () => {
   it("unknown accounts have balance 0; malformed ids are INVALID_ARGUMENT", async () => {
     const { core } = setup();
-    expect(value(await core.getBalance("nobody"))).toEqual({ accountId: "nobody", balanceMicros: 0n });
+    expect(value(await core.getBalance("nobody"))).toEqual({ accountId: "nobody", balanceMicros: 0n, pendingMicros: 0n });
     expect(failure(await core.getBalance("no body"))).toMatchObject({ code: "INVALID_ARGUMENT", field: "account_id" });
   });
 

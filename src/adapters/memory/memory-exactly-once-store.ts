@@ -12,6 +12,10 @@ import { differingFields, sameRequest, type CanonicalRequest, type IdempotencySc
 import type { Effect, ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, KeyedCall, LedgerStore, ListMintsQuery, Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
+import type { JournalEntry } from "../../domain/journal.js";
+import { settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
+import type { Settlement, SettlementEffects, SettlementOutbox } from "../../settlement/ports.js";
+import type { MemoryLedgerStore } from "./memory-ledger-store.js";
 
 /** Who holds a key's gate, and who waits behind it. */
 interface Gate {
@@ -26,11 +30,53 @@ export const CANCELLED_WHILE_WAITING: Failure = { code: "CANCELLED", message: "t
 export class MemoryExactlyOnceStore implements ExactlyOnceStore {
   private readonly gates = new Map<string, Gate>();
 
+  /** Issue 15: where settlements are queued; set with `attachOutbox` when settlement is configured. */
+  private outbox: SettlementOutbox | null = null;
+
   constructor(
     readonly ledger: LedgerStore,
     readonly keys: IdempotencyStore,
     private readonly clock: Clock,
   ) {}
+
+  /**
+   * Issue 15: mints marked `settle` are queued in `outbox` in the same
+   * synchronous stretch as their credit, and ReconcileMint consults it. The
+   * outbox is built with `settlementEffects()`, hence the late attachment.
+   */
+  attachOutbox(outbox: SettlementOutbox): void {
+    this.outbox = outbox;
+  }
+
+  /**
+   * The ledger's side of a final settlement (run by the memory outbox in the
+   * same step as its state change). CONFIRMED: pending → available. FAILED:
+   * the mint is reversed from the pending balance and its key freed, exactly
+   * as ReconcileMint does, once (a mint already reversed is left alone).
+   */
+  settlementEffects(): SettlementEffects {
+    const ledger = this.ledger as MemoryLedgerStore;
+    return {
+      confirmed: async (_tx, s) => {
+        await this.settleConfirmed(ledger, s, settlementJournal("SettleMint", s));
+      },
+      failed: async (_tx, s, reason) => {
+        await this.settleFailed(s, reason, settlementJournal("FailMintSettlement", s));
+      },
+    };
+  }
+
+  /** `journal` is appended once the journal (issue 10) lands; the change itself is one synchronous step. */
+  private async settleConfirmed(ledger: MemoryLedgerStore, s: Settlement, journal: JournalEntry): Promise<void> {
+    void journal;
+    await ledger.settleConfirmed(s.settlementId);
+  }
+
+  private async settleFailed(s: Settlement, reason: string, journal: JournalEntry): Promise<void> {
+    void journal;
+    const reversed = await this.ledger.reverseMint(s.settlementId, `settlement failed: ${reason}`, s.updateWallMs, Infinity);
+    if (reversed.ok) await this.keys.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
+  }
 
   async applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
     // The uncontended path takes the gate without a promise turn.
@@ -67,6 +113,8 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
     const entered = await this.enter("mint", mint.idempotencyKey, null, wait);
     if (!entered.ok) return entered;
     try {
+      const refused = await this.cancelSettlement(mintId);
+      if (refused !== null) return fail(refused);
       const reversed = await this.ledger.reverseMint(mintId, reason, wallMs, wait.deadlineMs);
       if (reversed.ok) await this.keys.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
       return reversed;
@@ -77,6 +125,23 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
 
   getBalance(accountId: string): Promise<bigint> {
     return this.ledger.getBalance(accountId);
+  }
+
+  getPendingBalance(accountId: string): Promise<bigint> {
+    return (this.ledger as MemoryLedgerStore).getPendingBalance(accountId);
+  }
+
+  /**
+   * ReconcileMint's settlement half: a PENDING settlement is cancelled (the
+   * reversal goes on); one signed or settled refuses the reversal. Null when
+   * the reversal may go ahead.
+   */
+  private async cancelSettlement(mintId: string): Promise<Failure | null> {
+    if (this.outbox === null) return null;
+    const current = await this.ledger.getMint(mintId);
+    if (current === null || current.status === "REVERSED") return null; // the ledger answers
+    const state = await this.outbox.cancel(mintId);
+    return settlementRefusal(mintId, state);
   }
 
   getMint(mintId: string): Promise<MintRecord | null> {
@@ -92,6 +157,11 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
     try {
       if (effect.kind === "mint") {
         const r = await this.ledger.mint(effect.cmd, claim, deadlineMs);
+        if (r.ok && effect.cmd.settle === true) {
+          if (this.outbox === null) throw new Error("invariant violated: a settling mint without an outbox");
+          // The memory outbox's enqueue completes synchronously: same step as the credit.
+          await this.outbox.enqueue({ settlementId: r.value.mintId, blockchain: r.value.blockchain, amountMicros: r.value.amountMicros, createWallMs: r.value.createWallMs });
+        }
         return r.ok ? ok({ scope: "mint", mint: r.value }) : r;
       }
       const r = await this.ledger.transfer(effect.cmd, claim, deadlineMs);
@@ -153,3 +223,4 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
     });
   }
 }
+

@@ -35,6 +35,8 @@ type JournalLine = MintRecord | TransferRecord;
 /** One account: its balance and (when it has any) the indexes of its mints. */
 class Account {
   balanceMicros = 0n;
+  /** Issue 15: credit of mints not yet settled on-chain (not spendable). */
+  pendingMicros = 0n;
   /** Indexes into `mints`, ascending; null until the first mint. */
   mintIndexes: number[] | null = null;
 }
@@ -46,6 +48,8 @@ export class MemoryLedgerStore implements LedgerStore {
   private readonly mintIndexById = new Map<string, number>();
   /** The append-only ledger, oldest first (see JournalLine). */
   private readonly journal: JournalLine[] = [];
+  /** Issue 15: mints whose credit is still pending (settlement not CONFIRMED). */
+  private readonly pendingMints = new Set<string>();
 
   constructor(private readonly opts: { clock: Clock }) {}
 
@@ -59,9 +63,32 @@ export class MemoryLedgerStore implements LedgerStore {
     this.mintIndexById.set(cmd.mintId, index);
     if (account.mintIndexes === null) account.mintIndexes = [index];
     else account.mintIndexes.push(index);
-    account.balanceMicros += cmd.amountMicros;
+    if (cmd.settle === true) {
+      account.pendingMicros += cmd.amountMicros;
+      this.pendingMints.add(cmd.mintId);
+    } else {
+      account.balanceMicros += cmd.amountMicros;
+    }
     this.journal.push(record);
     return ok(record);
+  }
+
+  /**
+   * Issue 15: the mint's settlement is CONFIRMED: its credit moves from the
+   * pending to the available balance. A no-op (false) for a mint whose credit
+   * is not pending (settled already, reversed, or never settling).
+   */
+  async settleConfirmed(mintId: string): Promise<boolean> {
+    if (!this.pendingMints.delete(mintId)) return false;
+    const mint = this.mints[this.mintIndexById.get(mintId) as number] as MintRecord;
+    const account = this.account(mint.accountId);
+    account.pendingMicros -= mint.amountMicros;
+    account.balanceMicros += mint.amountMicros;
+    return true;
+  }
+
+  async getPendingBalance(accountId: string): Promise<bigint> {
+    return this.accounts.get(accountId)?.pendingMicros ?? 0n;
   }
 
   async transfer(cmd: NewTransfer): Promise<Result<TransferRecord>> {
@@ -89,12 +116,19 @@ export class MemoryLedgerStore implements LedgerStore {
     const mint = this.mints[index] as MintRecord;
     if (mint.status === "REVERSED") return fail({ code: "MINT_ALREADY_REVERSED", mintId });
     const account = this.accounts.get(mint.accountId);
-    if (account === undefined || account.balanceMicros < mint.amountMicros) {
+    // A pending credit (settlement not CONFIRMED) is reversed from the pending balance, which nothing else spends.
+    const pending = this.pendingMints.has(mintId);
+    if (account === undefined || (!pending && account.balanceMicros < mint.amountMicros)) {
       return fail({ code: "INSUFFICIENT_FUNDS", accountId: mint.accountId });
     }
     const reversed: MintRecord = { ...mint, status: "REVERSED", reverseWallMs: wallMs, reverseReason: reason };
     this.mints[index] = reversed;
-    account.balanceMicros -= mint.amountMicros;
+    if (pending) {
+      this.pendingMints.delete(mintId);
+      account.pendingMicros -= mint.amountMicros;
+    } else {
+      account.balanceMicros -= mint.amountMicros;
+    }
     this.journal.push(reversed);
     return ok(reversed);
   }

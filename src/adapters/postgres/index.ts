@@ -19,6 +19,7 @@ import { runMigrations } from "./migrations.js";
 import { PgDatabase } from "./pg-database.js";
 import { silentLogger, type AdapterLogger } from "../../logger.js";
 import { classifyPgError, pgUnavailableError } from "./pg-errors.js";
+import { PostgresSettlementOutbox } from "../../settlement/outbox-postgres.js";
 import { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
 import { PostgresExactlyOnceStore } from "./postgres-exactly-once-store.js";
 import { PostgresLedgerStore } from "./postgres-ledger-store.js";
@@ -57,6 +58,8 @@ export interface PostgresStores {
   poolStats(): { totalCount: number; idleCount: number; waitingCount: number };
   /** Ends the pool (waits for checked-out clients). Idempotent. */
   close(): Promise<void>;
+  /** Issue 15: the settlement outbox on this database, whose final steps apply the ledger's effects in the same transaction. */
+  settlementOutbox(): PostgresSettlementOutbox;
 }
 
 /** Longest a health probe waits for `SELECT 1`, in ms. */
@@ -129,6 +132,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     idempotency,
     probe,
     poolStats: () => db.stats(),
+    settlementOutbox: () => new PostgresSettlementOutbox(db.pool, ledger.settlementEffects()),
     close: () => db.end(),
   };
 }

@@ -10,6 +10,7 @@
  * with its `schema_migrations` row, so a crash leaves it applied or not at all.
  */
 import type pg from "pg";
+import { SETTLEMENT_MIGRATIONS } from "../../settlement/outbox-postgres.js";
 
 export interface Migration {
   /** Applied in ascending order; never renumber or edit an applied one, add a new one. */
@@ -108,6 +109,19 @@ CREATE INDEX idempotency_keys_expires_at ON idempotency_keys (expires_at);
 CREATE TABLE mint_seq_base (base bigint NOT NULL);
 INSERT INTO mint_seq_base (base) SELECT COALESCE(MAX(seq), 0) + 1 FROM mints;
 ALTER TABLE mints ALTER COLUMN seq DROP DEFAULT;
+`,
+  },
+  // Issue 15: the settlement outbox (its own module keeps its schema), then pending credit.
+  ...SETTLEMENT_MIGRATIONS,
+  {
+    version: 1502,
+    name: "pending credit of mints not yet settled on-chain",
+    sql: `
+-- The credit of a mint whose settlement is not CONFIRMED is pending: it
+-- counts in the ledger (balance + pending = the sum of the account's
+-- entries) but cannot be spent.
+ALTER TABLE accounts ADD COLUMN pending numeric(38,0) NOT NULL DEFAULT 0 CHECK (pending >= 0);
+ALTER TABLE mints ADD COLUMN pending boolean NOT NULL DEFAULT false;
 `,
   },
 ];

@@ -70,6 +70,10 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore {
     return this.ledger.getBalance(accountId);
   }
 
+  getPendingBalance(accountId: string): Promise<bigint> {
+    return this.ledger.getPendingBalance(accountId);
+  }
+
   getMint(mintId: string): Promise<MintRecord | null> {
     return this.ledger.getMint(mintId);
   }

@@ -26,6 +26,10 @@ import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase, type TxTimeouts
 import { classifyPgError, pgUnavailableError } from "./pg-errors.js";
 import { isoOfWallMs } from "./postgres-idempotency-store.js";
 import { mintToJson, transferToJson } from "./stored-result-codec.js";
+import type pg from "pg";
+import { settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
+import { cancelSettlement } from "../../settlement/outbox-postgres.js";
+import type { SettlementEffects } from "../../settlement/ports.js";
 
 /**
  * ListMints never returns more than this many rows, whatever it is asked: the
@@ -95,6 +99,39 @@ WITH acct AS (
   RETURNING 1
 )
 SELECT m.seq::text AS seq, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM acct)::int AS accounts FROM m`;
+
+/**
+ * Issue 15: a mint on a chain that settles on-chain: the credit goes to the
+ * account's pending balance and the settlement's outbox row is written in the
+ * same statement (so in the same transaction, in commit order).
+ */
+const MINT_PENDING_SQL = `
+WITH acct AS (
+  INSERT INTO accounts AS a (account_id, balance, pending) VALUES ($2, 0, $3)
+  ON CONFLICT (account_id) DO UPDATE SET pending = a.pending + EXCLUDED.pending
+  RETURNING 1
+), m AS (
+  INSERT INTO mints (seq, mint_id, account_id, amount, blockchain, status, idempotency_key, create_time, pending)
+  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, 'COMPLETED', $5, $6, true FROM mint_seq_base AS b
+  RETURNING seq
+), st AS (
+  INSERT INTO settlements (settlement_id, kind, blockchain, amount, state, create_time, update_time)
+  VALUES ($1, 'mint', $4, $3, 'PENDING', $6, $6)
+  RETURNING 1
+), e AS (
+  INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
+  VALUES ($2, $3, 'mint', $1, $6)
+  RETURNING 1
+), k AS (
+  UPDATE idempotency_keys AS k
+  SET state = 'completed', result = jsonb_set($7::jsonb, '{mint,seq}', to_jsonb(m.seq)),
+    expires_at = ${dbNowSql(8)} + make_interval(secs => $9::float8 / 1000)
+  FROM m
+  WHERE k.scope = 'mint' AND k.key = $5
+  RETURNING 1
+)
+SELECT m.seq::text AS seq, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM acct)::int AS accounts,
+  (SELECT count(*) FROM st)::int AS settlements FROM m`;
 
 /**
  * The feed's horizon (see migration 2): `limit_seq` = base + the oldest
@@ -174,7 +211,7 @@ WITH e AS (
   VALUES ($2, -$3::numeric, 'reversal', $1, $4)
   RETURNING 1
 )
-UPDATE mints SET status = 'REVERSED', reverse_time = $4, reverse_reason = $5
+UPDATE mints SET status = 'REVERSED', reverse_time = $4, reverse_reason = $5, pending = false
 WHERE mint_id = $1
 RETURNING ${MINT_COLUMNS}`;
 
@@ -204,7 +241,7 @@ export class PostgresLedgerStore implements LedgerStore {
     assert(c.scope === "mint" && c.key === cmd.idempotencyKey, "mint runs on its own mint-scope claim");
     const record = completedMint(cmd, 0);
     return this.onClaim(c, deadlineMs, "minting", async (client) => {
-      const res = await client.query<{ seq: string; keys: number; accounts: number }>(MINT_SQL, [
+      const res = await client.query<{ seq: string; keys: number; accounts: number; settlements?: number }>(cmd.settle === true ? MINT_PENDING_SQL : MINT_SQL, [
         cmd.mintId,
         cmd.accountId,
         cmd.amountMicros.toString(),
@@ -217,6 +254,7 @@ export class PostgresLedgerStore implements LedgerStore {
       ]);
       const row = res.rows[0];
       assert(row !== undefined && row.keys === 1 && row.accounts === 1, "mint wrote one account and its claimed key");
+      assert(cmd.settle !== true || row.settlements === 1, "a settling mint wrote its outbox row");
       return ok({ ...record, seq: Number(row.seq) });
     });
   }
@@ -295,11 +333,28 @@ export class PostgresLedgerStore implements LedgerStore {
 
   private async reverseBody(lease: Lease, mintId: string, reason: string, wallMs: number): Promise<TxDecision<MintRecord>> {
     const client = lease.client;
-    const found = await client.query<MintRow>(`SELECT ${MINT_COLUMNS} FROM mints WHERE mint_id = $1 FOR UPDATE`, [mintId]);
+    // Issue 15: the settlement's state comes with the mint's lock (no extra
+    // round trip for a mint that never settles). A PENDING settlement is then
+    // deleted, and only while still PENDING: a worker that signed it meanwhile
+    // wins and the reversal is refused (rolled back with everything else).
+    const found = await client.query<MintRow & { pending: boolean; settlement_state: string | null }>(
+      `SELECT ${MINT_COLUMNS}, pending, (SELECT state FROM settlements WHERE settlement_id = $1) AS settlement_state FROM mints WHERE mint_id = $1 FOR UPDATE`,
+      [mintId],
+    );
     const row = found.rows[0];
     if (row === undefined) return fail({ code: "MINT_NOT_FOUND", mintId });
     const mint = mintFromRow(row);
     if (mint.status === "REVERSED") return fail({ code: "MINT_ALREADY_REVERSED", mintId });
+    let settlementState = row.settlement_state ?? "MISSING";
+    if (settlementState === "PENDING") settlementState = await cancelSettlement(client, mintId);
+    const refused = settlementRefusal(mintId, settlementState);
+    if (refused !== null) return fail(refused);
+    return this.reverseLocked(client, mint, row.pending, reason, wallMs);
+  }
+
+  /** Reverses `mint` (locked, COMPLETED): frees its key, debits the account (pending or available), appends the entry. */
+  private async reverseLocked(client: Lease["client"], mint: MintRecord, pending: boolean, reason: string, wallMs: number): Promise<TxDecision<MintRecord>> {
+    const mintId = mint.mintId;
     // Freed before the account is locked, to keep the lock order (key row
     // before account rows). Only if the key still replays this mint: once
     // expired it may have been claimed again for a new mint, which keeps it.
@@ -308,7 +363,9 @@ export class PostgresLedgerStore implements LedgerStore {
       [mint.idempotencyKey, mintId],
     );
     const debited = await client.query(
-      "UPDATE accounts SET balance = balance - $2::numeric WHERE account_id = $1 AND balance >= $2::numeric",
+      pending
+        ? "UPDATE accounts SET pending = pending - $2::numeric WHERE account_id = $1 AND pending >= $2::numeric"
+        : "UPDATE accounts SET balance = balance - $2::numeric WHERE account_id = $1 AND balance >= $2::numeric",
       [mint.accountId, mint.amountMicros.toString()],
     );
     if (debited.rowCount !== 1) return fail({ code: "INSUFFICIENT_FUNDS", accountId: mint.accountId });
@@ -333,6 +390,42 @@ export class PostgresLedgerStore implements LedgerStore {
     );
     const row = res.rows[0];
     return row === undefined ? 0n : BigInt(row.balance);
+  }
+
+  /** Issue 15: credit of mints not yet settled on-chain; 0 for unknown accounts. */
+  async getPendingBalance(accountId: string): Promise<bigint> {
+    const res = await this.db.query<{ pending: string }>("SELECT pending::text AS pending FROM accounts WHERE account_id = $1", [accountId], "reading a balance");
+    const row = res.rows[0];
+    return row === undefined ? 0n : BigInt(row.pending);
+  }
+
+  /**
+   * Issue 15/16: the ledger's side of a final settlement, run by the
+   * PostgreSQL outbox inside the transaction that moves the settlement to
+   * its final state. CONFIRMED: the credit moves from pending to available.
+   * FAILED: the mint is reversed from the pending balance and its key freed,
+   * as ReconcileMint does; a mint already reversed is left alone, so it
+   * happens once however often the worker restarts.
+   */
+  settlementEffects(): SettlementEffects<pg.PoolClient> {
+    return {
+      confirmed: async (client, s) => {
+        void settlementJournal("SettleMint", s); // appended once the journal (issue 10) lands
+        await client.query(
+          `WITH m AS (UPDATE mints SET pending = false WHERE mint_id = $1 AND pending RETURNING account_id, amount)
+           UPDATE accounts AS a SET pending = a.pending - m.amount, balance = a.balance + m.amount FROM m WHERE a.account_id = m.account_id`,
+          [s.settlementId],
+        );
+      },
+      failed: async (client, s, reason) => {
+        void settlementJournal("FailMintSettlement", s);
+        const found = await client.query<MintRow & { pending: boolean }>(`SELECT ${MINT_COLUMNS}, pending FROM mints WHERE mint_id = $1 FOR UPDATE`, [s.settlementId]);
+        const row = found.rows[0];
+        if (row === undefined || row.status === "REVERSED") return;
+        const r = await this.reverseLocked(client, mintFromRow(row), row.pending, `settlement failed: ${reason}`, s.updateWallMs);
+        assert(r.ok, `the failed settlement's mint ${s.settlementId} is reversed from its pending credit`);
+      },
+    };
   }
 
   async getMint(mintId: string): Promise<MintRecord | null> {

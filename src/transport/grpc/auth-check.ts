@@ -28,6 +28,8 @@ export const SCOPE_ACCOUNTS: { readonly [R in Rpc]: (request: unknown) => readon
   ListMints: (r) => [(r as ListMintsRequest).accountId === "" ? ALL_ACCOUNTS : (r as ListMintsRequest).accountId],
   GetMint: () => [],
   ReconcileMint: () => [],
+  // A whole chain's totals: the role decides, no account is named.
+  ReconcileChain: () => [],
 };
 
 export type AuthFailure = Extract<EdgeFailure, { code: "UNAUTHENTICATED" }> | Extract<Failure, { code: "PERMISSION_DENIED" }>;

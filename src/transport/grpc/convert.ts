@@ -1,5 +1,6 @@
 /** Proto <-> domain conversions. Money leaves as a canonical decimal string, formatted once here. */
-import { Blockchain, MintStatus, type Mint, type Transfer } from "../../../gen/usdc/mint/v1/mint.js";
+import { Blockchain, MintStatus, SettlementState, type Mint, type Settlement as SettlementProto, type Transfer } from "../../../gen/usdc/mint/v1/mint.js";
+import type { Settlement } from "../../settlement/ports.js";
 import { callerIdempotencyKey } from "../../domain/authorization.js";
 import { BLOCKCHAINS, type Blockchain as DomainBlockchain, type MintRecord, type TransferRecord } from "../../domain/model.js";
 import { formatMicros } from "../../domain/money.js";
@@ -25,7 +26,7 @@ export function blockchainName(value: Blockchain | number): string {
   return NAME_BY_VALUE.get(value) ?? "";
 }
 
-function blockchainValue(name: DomainBlockchain): Blockchain {
+export function blockchainValue(name: DomainBlockchain): Blockchain {
   return VALUE_BY_NAME.get(name) as Blockchain;
 }
 
@@ -40,6 +41,44 @@ export function mintToProto(m: MintRecord): Mint {
     createTime: new Date(m.createWallMs),
     reverseTime: m.reverseWallMs === null ? undefined : new Date(m.reverseWallMs),
     reverseReason: m.reverseReason,
+    settlement: NOT_REQUIRED,
+  };
+}
+
+/** Issue 15: a mint with no settlement (none configured for its chain, or cancelled before signing). */
+const NOT_REQUIRED: SettlementProto = Object.freeze({
+  state: SettlementState.SETTLEMENT_STATE_NOT_REQUIRED,
+  txHashes: [],
+  minedTxHash: "",
+  blockNumber: 0,
+  confirmations: 0,
+  attempts: 0,
+  lastError: "",
+  nonce: undefined,
+}) as SettlementProto;
+
+const STATE_VALUE: Record<Settlement["state"], SettlementState> = {
+  PENDING: SettlementState.SETTLEMENT_STATE_PENDING,
+  SUBMITTED: SettlementState.SETTLEMENT_STATE_SUBMITTED,
+  CONFIRMED: SettlementState.SETTLEMENT_STATE_CONFIRMED,
+  FAILED: SettlementState.SETTLEMENT_STATE_FAILED,
+};
+
+export function settlementStateValue(state: Settlement["state"]): SettlementState {
+  return STATE_VALUE[state];
+}
+
+export function settlementToProto(s: Settlement | undefined): SettlementProto {
+  if (s === undefined) return NOT_REQUIRED;
+  return {
+    state: STATE_VALUE[s.state],
+    txHashes: s.txs.map((t) => t.hash),
+    minedTxHash: s.minedHash ?? "",
+    blockNumber: s.blockNumber === null ? 0 : Number(s.blockNumber),
+    confirmations: s.confirmations,
+    attempts: s.attempts,
+    lastError: s.lastError,
+    nonce: s.txs[0]?.nonce,
   };
 }
 

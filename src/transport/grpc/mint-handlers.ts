@@ -7,6 +7,9 @@
  */
 import {
   GetMintResponse,
+  ReconcileChainResponse,
+  type Mint,
+  type ReconcileChainRequest,
   ListMintsResponse,
   ReconcileMintResponse,
   type GetBalanceRequest,
@@ -23,17 +26,35 @@ import {
 import type { MintCore } from "../../domain/mint-core.js";
 import { formatMicros } from "../../domain/money.js";
 import { ok } from "../../domain/result.js";
-import { blockchainName, mintToProto, transferToProto } from "./convert.js";
+import { invalid } from "../../domain/errors.js";
+import { fail } from "../../domain/result.js";
+import { isBlockchain, type MintRecord } from "../../domain/model.js";
+import { ChainUnavailableError } from "../../settlement/ports.js";
+import type { SettlementReads } from "../../settlement/runtime.js";
+import { blockchainName, blockchainValue, mintToProto, settlementStateValue, settlementToProto, transferToProto } from "./convert.js";
 import type { Edge } from "./edge.js";
 
-export function mintServiceHandlers(core: MintCore, edge: Edge): MintServiceServer {
+export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: SettlementReads): MintServiceServer {
+  /** Issue 15: mints with their settlement; without settlement configured, no lookups at all. */
+  const withSettlement = async (mints: readonly MintRecord[]): Promise<Mint[]> => {
+    const out = mints.map(mintToProto);
+    if (settlement === undefined) return out;
+    const ids = mints.filter((m) => settlement.required(m.blockchain)).map((m) => m.mintId);
+    if (ids.length === 0) return out;
+    const found = await settlement.getMany(ids);
+    return out.map((m) => (found.has(m.mintId) ? { ...m, settlement: settlementToProto(found.get(m.mintId)) } : m));
+  };
+  const one = async (m: MintRecord): Promise<Mint> => (await withSettlement([m]))[0] as Mint;
   return {
     mintUsdc: edge.unary("MintUsdc", async (req: MintUsdcRequest, ctx) => {
       const r = await core.mintUsdc(
         { accountId: req.accountId, amount: req.amount, blockchain: blockchainName(req.blockchain), idempotencyKey: req.idempotencyKey },
         ctx,
       );
-      return r.ok ? ok<MintUsdcResponse>({ mint: mintToProto(r.value.mint), replayed: r.value.replayed }) : r;
+      if (!r.ok) return r;
+      // Without settlement the hot path takes no extra promise turn.
+      const mint = settlement === undefined ? mintToProto(r.value.mint) : await one(r.value.mint);
+      return ok<MintUsdcResponse>({ mint, replayed: r.value.replayed });
     }),
 
     transfer: edge.unary("Transfer", async (req: TransferRequest, ctx) => {
@@ -46,22 +67,47 @@ export function mintServiceHandlers(core: MintCore, edge: Edge): MintServiceServ
 
     getBalance: edge.unary("GetBalance", async (req: GetBalanceRequest) => {
       const r = await core.getBalance(req.accountId);
-      return r.ok ? ok<GetBalanceResponse>({ accountId: r.value.accountId, balance: formatMicros(r.value.balanceMicros) }) : r;
+      return r.ok ? ok<GetBalanceResponse>({ accountId: r.value.accountId, balance: formatMicros(r.value.balanceMicros), pendingBalance: formatMicros(r.value.pendingMicros) }) : r;
     }),
 
     getMint: edge.unary("GetMint", async (req: GetMintRequest, ctx) => {
       const r = await core.getMint(req.mintId, ctx);
-      return r.ok ? ok(GetMintResponse.fromPartial({ mint: mintToProto(r.value) })) : r;
+      return r.ok ? ok(GetMintResponse.fromPartial({ mint: await one(r.value) })) : r;
     }),
 
     listMints: edge.unary("ListMints", async (req: ListMintsRequest) => {
       const r = await core.listMints({ accountId: req.accountId, pageSize: req.pageSize, pageToken: req.pageToken });
-      return r.ok ? ok(ListMintsResponse.fromPartial({ mints: r.value.mints.map(mintToProto), nextPageToken: r.value.nextPageToken })) : r;
+      return r.ok ? ok(ListMintsResponse.fromPartial({ mints: await withSettlement(r.value.mints), nextPageToken: r.value.nextPageToken })) : r;
     }),
 
     reconcileMint: edge.unary("ReconcileMint", async (req: ReconcileMintRequest, ctx) => {
       const r = await core.reconcileMint(req.mintId, req.reason, ctx);
-      return r.ok ? ok(ReconcileMintResponse.fromPartial({ mint: mintToProto(r.value) })) : r;
+      return r.ok ? ok(ReconcileMintResponse.fromPartial({ mint: await one(r.value) })) : r;
+    }),
+
+    // Issue 16.
+    reconcileChain: edge.unary("ReconcileChain", async (req: ReconcileChainRequest) => {
+      const name = blockchainName(req.blockchain);
+      if (!isBlockchain(name)) return fail(invalid("INVALID_BLOCKCHAIN", "blockchain", "blockchain must be set to a known chain"));
+      let report;
+      try {
+        report = settlement === undefined ? null : await settlement.reconcile(name);
+      } catch (err) {
+        if (err instanceof ChainUnavailableError) return fail({ code: "CHAIN_UNAVAILABLE", blockchain: name, message: err.message });
+        throw err;
+      }
+      if (report === null) return fail({ code: "SETTLEMENT_NOT_CONFIGURED", blockchain: name });
+      return ok(
+        ReconcileChainResponse.fromPartial({
+          blockchain: blockchainValue(report.blockchain),
+          agree: report.agree,
+          totalSupply: formatMicros(report.totalSupplyMicros),
+          treasuryBalance: formatMicros(report.treasuryBalanceMicros),
+          confirmedSum: formatMicros(report.confirmedSumMicros),
+          headBlock: Number(report.headBlock),
+          differences: report.differences.map((d) => ({ mintId: d.settlementId, ledgerState: d.ledgerState === null ? 0 : settlementStateValue(d.ledgerState), chainState: d.chainState, txHash: d.txHash ?? "" })),
+        }),
+      );
     }),
   };
 }

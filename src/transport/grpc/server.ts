@@ -15,13 +15,23 @@ import type { Security } from "../../auth/security.js";
 import { reloadableServerCredentials } from "../../auth/tls.js";
 import { identifyCall } from "./auth-check.js";
 import { Edge } from "./edge.js";
-import { HealthService } from "./health.js";
+import { HealthService, OVERALL_SERVICE } from "./health.js";
 import { mintServiceHandlers } from "./mint-handlers.js";
+import type { SettlementReads } from "../../settlement/runtime.js";
 import { addReflection, loadDescriptorSet, REFLECTION_SERVICES, type ReflectionHandle } from "./reflection.js";
 import { failureToStatus } from "./status.js";
 
 export const MINT_SERVICE_NAME = "usdc.mint.v1.MintService";
 const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
+
+/**
+ * Issue 15: the health name of one chain's settlement, reported apart from
+ * the server's own status so a chain outage never stops reads and transfers
+ * (a load balancer watching "" or MintService keeps sending traffic).
+ */
+export function settlementHealthName(blockchain: string): string {
+  return `usdc.mint.v1.Settlement.${blockchain}`;
+}
 
 export interface ServerOptions {
   readonly core: MintCore;
@@ -35,6 +45,10 @@ export interface ServerOptions {
   readonly shutdownGraceMs: number;
   /** Backing stores to watch; health is NOT_SERVING while any is unhealthy. */
   readonly probes?: readonly Probe[];
+  /** Issue 15/16: settlement reads for Mint.settlement and ReconcileChain; absent without settlement. */
+  readonly settlement?: SettlementReads;
+  /** Issue 15: per chain, whether its settlement worker is healthy (its own health names; never the server's status). */
+  readonly settlementHealth?: () => readonly { readonly blockchain: string; readonly healthy: boolean }[];
   /** How often probes run, in ms (default 2000). */
   readonly probeIntervalMs?: number;
   /** Most calls in flight at once; more are refused UNAVAILABLE (OVERLOADED). */
@@ -85,8 +99,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     security: opts.security,
     ...(opts.metrics === undefined ? {} : { metrics: { sink: opts.metrics, service: MINT_SERVICE_NAME } }),
   });
-  const health = new HealthService([MINT_SERVICE_NAME]);
-  server.addService(MintServiceService, mintServiceHandlers(opts.core, edge));
+  const settlementHealth = opts.settlementHealth;
+  const settlementNames = (settlementHealth?.() ?? []).map((s) => settlementHealthName(s.blockchain));
+  const health = new HealthService([MINT_SERVICE_NAME, ...settlementNames]);
+  server.addService(MintServiceService, mintServiceHandlers(opts.core, edge, opts.settlement));
   health.addTo(server);
   // Reflection describes the API, not money; "authenticated" still keeps it from strangers.
   const security = opts.security;
@@ -119,9 +135,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const runProbes = async (): Promise<void> => {
     const results = await Promise.all(probes.map((p) => p.healthy().catch(() => false)));
     const healthy = results.every(Boolean);
-    health.setAll(healthy ? "SERVING" : "NOT_SERVING");
+    const status = healthy ? "SERVING" : "NOT_SERVING";
+    if (settlementNames.length === 0) {
+      health.setAll(status);
+      return;
+    }
+    health.setStatus(OVERALL_SERVICE, status);
+    health.setStatus(MINT_SERVICE_NAME, status);
+    for (const s of settlementHealth?.() ?? []) health.setStatus(settlementHealthName(s.blockchain), s.healthy ? "SERVING" : "NOT_SERVING");
   };
-  if (probes.length > 0) {
+  if (probes.length > 0 || settlementNames.length > 0) {
     await runProbes();
     probeTimer = setInterval(() => void runProbes(), opts.probeIntervalMs ?? 2000);
     probeTimer.unref();

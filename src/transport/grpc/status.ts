@@ -107,6 +107,18 @@ export function failureToStatus(f: Failure | EdgeFailure): RichError {
       return richError(Code.FAILED_PRECONDITION, `mint ${f.mintId} is already reversed`, [
         errorInfo("MINT_ALREADY_REVERSED", { mint_id: f.mintId }),
       ]);
+    case "MINT_SETTLEMENT_IN_FLIGHT":
+      return richError(Code.FAILED_PRECONDITION, `mint ${f.mintId} has a signed on-chain transaction not yet final; retry once its settlement is CONFIRMED or FAILED`, [
+        errorInfo("MINT_SETTLEMENT_IN_FLIGHT", { mint_id: f.mintId }),
+      ]);
+    case "MINT_SETTLED":
+      return richError(Code.FAILED_PRECONDITION, `mint ${f.mintId} is settled on-chain; settled money leaves only by redemption`, [
+        errorInfo("MINT_SETTLED", { mint_id: f.mintId }),
+      ]);
+    case "SETTLEMENT_NOT_CONFIGURED":
+      return richError(Code.FAILED_PRECONDITION, `no settlement is configured for ${f.blockchain}`, [errorInfo("SETTLEMENT_NOT_CONFIGURED", { blockchain: f.blockchain })]);
+    case "CHAIN_UNAVAILABLE":
+      return richError(Code.UNAVAILABLE, `the ${f.blockchain} node could not be reached: ${f.message}`, [errorInfo("CHAIN_UNAVAILABLE", { blockchain: f.blockchain })]);
     case "MINT_NOT_FOUND":
       return richError(Code.NOT_FOUND, `mint ${f.mintId} not found`, [errorInfo("MINT_NOT_FOUND", { mint_id: f.mintId })]);
     case "DEADLINE_EXCEEDED":

@@ -159,6 +159,70 @@ export function mintStatusToJSON(object: MintStatus): string {
   }
 }
 
+/** SettlementState is where a mint's on-chain settlement stands. */
+export enum SettlementState {
+  /** SETTLEMENT_STATE_UNSPECIFIED - Never sent by the server. */
+  SETTLEMENT_STATE_UNSPECIFIED = 0,
+  /** SETTLEMENT_STATE_NOT_REQUIRED - No settlement: the chain has none configured (the credit was available at once). */
+  SETTLEMENT_STATE_NOT_REQUIRED = 1,
+  /** SETTLEMENT_STATE_PENDING - Queued; nothing signed yet (ReconcileMint may still cancel it). */
+  SETTLEMENT_STATE_PENDING = 2,
+  /** SETTLEMENT_STATE_SUBMITTED - A transaction is signed and stored, maybe mined but not yet deep enough. */
+  SETTLEMENT_STATE_SUBMITTED = 3,
+  /** SETTLEMENT_STATE_CONFIRMED - Mined successfully and buried deep enough: the credit is available. */
+  SETTLEMENT_STATE_CONFIRMED = 4,
+  /** SETTLEMENT_STATE_FAILED - Reverted on-chain or dropped for good: the mint was reversed by the service. */
+  SETTLEMENT_STATE_FAILED = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function settlementStateFromJSON(object: any): SettlementState {
+  switch (object) {
+    case 0:
+    case "SETTLEMENT_STATE_UNSPECIFIED":
+      return SettlementState.SETTLEMENT_STATE_UNSPECIFIED;
+    case 1:
+    case "SETTLEMENT_STATE_NOT_REQUIRED":
+      return SettlementState.SETTLEMENT_STATE_NOT_REQUIRED;
+    case 2:
+    case "SETTLEMENT_STATE_PENDING":
+      return SettlementState.SETTLEMENT_STATE_PENDING;
+    case 3:
+    case "SETTLEMENT_STATE_SUBMITTED":
+      return SettlementState.SETTLEMENT_STATE_SUBMITTED;
+    case 4:
+    case "SETTLEMENT_STATE_CONFIRMED":
+      return SettlementState.SETTLEMENT_STATE_CONFIRMED;
+    case 5:
+    case "SETTLEMENT_STATE_FAILED":
+      return SettlementState.SETTLEMENT_STATE_FAILED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return SettlementState.UNRECOGNIZED;
+  }
+}
+
+export function settlementStateToJSON(object: SettlementState): string {
+  switch (object) {
+    case SettlementState.SETTLEMENT_STATE_UNSPECIFIED:
+      return "SETTLEMENT_STATE_UNSPECIFIED";
+    case SettlementState.SETTLEMENT_STATE_NOT_REQUIRED:
+      return "SETTLEMENT_STATE_NOT_REQUIRED";
+    case SettlementState.SETTLEMENT_STATE_PENDING:
+      return "SETTLEMENT_STATE_PENDING";
+    case SettlementState.SETTLEMENT_STATE_SUBMITTED:
+      return "SETTLEMENT_STATE_SUBMITTED";
+    case SettlementState.SETTLEMENT_STATE_CONFIRMED:
+      return "SETTLEMENT_STATE_CONFIRMED";
+    case SettlementState.SETTLEMENT_STATE_FAILED:
+      return "SETTLEMENT_STATE_FAILED";
+    case SettlementState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Mint is one credit of newly minted USDC to an account. */
 export interface Mint {
   /** Server-assigned id, unique and opaque ("mint_" + 26 characters). */
@@ -183,6 +247,12 @@ export interface Mint {
     | undefined;
   /** The reason given to ReconcileMint; empty unless status is REVERSED. */
   reverseReason: string;
+  /**
+   * Issue 15: the mint's on-chain settlement (state NOT_REQUIRED when the
+   * chain has no settlement configured, or the mint was reversed before a
+   * transaction was signed).
+   */
+  settlement: Settlement | undefined;
 }
 
 /** Transfer is one movement of USDC between two accounts. */
@@ -267,8 +337,16 @@ export interface GetBalanceRequest {
 export interface GetBalanceResponse {
   /** The account id, as asked. */
   accountId: string;
-  /** Balance in USDC, canonical decimal string; "0" for unknown accounts. */
+  /**
+   * Balance in USDC, canonical decimal string; "0" for unknown accounts.
+   * Only this (available) money can be transferred.
+   */
   balance: string;
+  /**
+   * Issue 15: minted USDC whose on-chain settlement is not yet CONFIRMED,
+   * canonical decimal string; it becomes available once confirmed.
+   */
+  pendingBalance: string;
 }
 
 /** GetMintRequest names the mint to read. */
@@ -322,6 +400,65 @@ export interface ReconcileMintResponse {
   mint: Mint | undefined;
 }
 
+/** Settlement is the on-chain side of one mint. */
+export interface Settlement {
+  /** See SettlementState. */
+  state: SettlementState;
+  /** Every transaction signed for the mint, oldest first (fee bumps add more, same nonce). */
+  txHashes: string[];
+  /** The transaction that was mined; empty until one is. */
+  minedTxHash: string;
+  /** The including block; 0 until mined. */
+  blockNumber: number;
+  /** Blocks on top of (and including) the including block, as last seen. */
+  confirmations: number;
+  /** How many times signed bytes were handed to a node. */
+  attempts: number;
+  /** The last error seen (node refused, unreachable, reverted); empty when none. */
+  lastError: string;
+  /** The transaction's nonce; unset while PENDING. */
+  nonce?: number | undefined;
+}
+
+/** ReconcileChainRequest names the chain to compare with the ledger. */
+export interface ReconcileChainRequest {
+  /** Required; a chain with settlement configured. */
+  blockchain: Blockchain;
+}
+
+/** SettlementDifference is one settlement whose on-chain state differs from the ledger's. */
+export interface SettlementDifference {
+  /** The mint. */
+  mintId: string;
+  /**
+   * The state the ledger records; UNSPECIFIED (and mint_id empty) for a mint
+   * on-chain that no settlement of the ledger signed.
+   */
+  ledgerState: SettlementState;
+  /** What the chain shows, in words ("not mined", "reverted in block 12", ...). */
+  chainState: string;
+  /** The transaction looked up; empty when none. */
+  txHash: string;
+}
+
+/** ReconcileChainResponse is the comparison; agree is true only when nothing differs. */
+export interface ReconcileChainResponse {
+  /** The chain compared. */
+  blockchain: Blockchain;
+  /** True when total supply, treasury balance and confirmed sum are equal and no settlement differs. */
+  agree: boolean;
+  /** The token's totalSupply(), USDC decimal string. */
+  totalSupply: string;
+  /** The treasury's balanceOf(), USDC decimal string. */
+  treasuryBalance: string;
+  /** The sum of the ledger's CONFIRMED settlements on the chain, USDC decimal string. */
+  confirmedSum: string;
+  /** The chain's head block when compared. */
+  headBlock: number;
+  /** Every settlement whose on-chain state differs from the ledger's. */
+  differences: SettlementDifference[];
+}
+
 function createBaseMint(): Mint {
   return {
     mintId: "",
@@ -333,6 +470,7 @@ function createBaseMint(): Mint {
     createTime: undefined,
     reverseTime: undefined,
     reverseReason: "",
+    settlement: undefined,
   };
 }
 
@@ -364,6 +502,9 @@ export const Mint: MessageFns<Mint> = {
     }
     if (message.reverseReason !== "") {
       writer.uint32(74).string(message.reverseReason);
+    }
+    if (message.settlement !== undefined) {
+      Settlement.encode(message.settlement, writer.uint32(122).fork()).join();
     }
     return writer;
   },
@@ -453,6 +594,14 @@ export const Mint: MessageFns<Mint> = {
             message.reverseReason = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.settlement = Settlement.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -500,6 +649,7 @@ export const Mint: MessageFns<Mint> = {
         : isSet(object.reverse_reason)
         ? globalThis.String(object.reverse_reason)
         : "",
+      settlement: isSet(object.settlement) ? Settlement.fromJSON(object.settlement) : undefined,
     };
   },
 
@@ -532,6 +682,9 @@ export const Mint: MessageFns<Mint> = {
     if (message.reverseReason !== "") {
       obj.reverseReason = message.reverseReason;
     }
+    if (message.settlement !== undefined) {
+      obj.settlement = Settlement.toJSON(message.settlement);
+    }
     return obj;
   },
 
@@ -549,6 +702,9 @@ export const Mint: MessageFns<Mint> = {
     message.createTime = object.createTime ?? undefined;
     message.reverseTime = object.reverseTime ?? undefined;
     message.reverseReason = object.reverseReason ?? "";
+    message.settlement = (object.settlement !== undefined && object.settlement !== null)
+      ? Settlement.fromPartial(object.settlement)
+      : undefined;
     return message;
   },
 };
@@ -1222,7 +1378,7 @@ export const GetBalanceRequest: MessageFns<GetBalanceRequest> = {
 };
 
 function createBaseGetBalanceResponse(): GetBalanceResponse {
-  return { accountId: "", balance: "" };
+  return { accountId: "", balance: "", pendingBalance: "" };
 }
 
 export const GetBalanceResponse: MessageFns<GetBalanceResponse> = {
@@ -1232,6 +1388,9 @@ export const GetBalanceResponse: MessageFns<GetBalanceResponse> = {
     }
     if (message.balance !== "") {
       writer.uint32(18).string(message.balance);
+    }
+    if (message.pendingBalance !== "") {
+      writer.uint32(122).string(message.pendingBalance);
     }
     return writer;
   },
@@ -1265,6 +1424,14 @@ export const GetBalanceResponse: MessageFns<GetBalanceResponse> = {
             message.balance = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.pendingBalance = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1285,6 +1452,11 @@ export const GetBalanceResponse: MessageFns<GetBalanceResponse> = {
         ? globalThis.String(object.account_id)
         : "",
       balance: isSet(object.balance) ? globalThis.String(object.balance) : "",
+      pendingBalance: isSet(object.pendingBalance)
+        ? globalThis.String(object.pendingBalance)
+        : isSet(object.pending_balance)
+        ? globalThis.String(object.pending_balance)
+        : "",
     };
   },
 
@@ -1296,6 +1468,9 @@ export const GetBalanceResponse: MessageFns<GetBalanceResponse> = {
     if (message.balance !== "") {
       obj.balance = message.balance;
     }
+    if (message.pendingBalance !== "") {
+      obj.pendingBalance = message.pendingBalance;
+    }
     return obj;
   },
 
@@ -1306,6 +1481,7 @@ export const GetBalanceResponse: MessageFns<GetBalanceResponse> = {
     const message = createBaseGetBalanceResponse();
     message.accountId = object.accountId ?? "";
     message.balance = object.balance ?? "";
+    message.pendingBalance = object.pendingBalance ?? "";
     return message;
   },
 };
@@ -1808,6 +1984,603 @@ export const ReconcileMintResponse: MessageFns<ReconcileMintResponse> = {
   },
 };
 
+function createBaseSettlement(): Settlement {
+  return {
+    state: 0,
+    txHashes: [],
+    minedTxHash: "",
+    blockNumber: 0,
+    confirmations: 0,
+    attempts: 0,
+    lastError: "",
+    nonce: undefined,
+  };
+}
+
+export const Settlement: MessageFns<Settlement> = {
+  encode(message: Settlement, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.state !== 0) {
+      writer.uint32(8).int32(message.state);
+    }
+    for (const v of message.txHashes) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.minedTxHash !== "") {
+      writer.uint32(26).string(message.minedTxHash);
+    }
+    if (message.blockNumber !== 0) {
+      writer.uint32(32).uint64(message.blockNumber);
+    }
+    if (message.confirmations !== 0) {
+      writer.uint32(40).uint32(message.confirmations);
+    }
+    if (message.attempts !== 0) {
+      writer.uint32(48).uint32(message.attempts);
+    }
+    if (message.lastError !== "") {
+      writer.uint32(58).string(message.lastError);
+    }
+    if (message.nonce !== undefined) {
+      writer.uint32(64).uint64(message.nonce);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Settlement {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSettlement();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.txHashes.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.minedTxHash = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.blockNumber = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.confirmations = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.attempts = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.lastError = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.nonce = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Settlement {
+    return {
+      state: isSet(object.state) ? settlementStateFromJSON(object.state) : 0,
+      txHashes: globalThis.Array.isArray(object?.txHashes)
+        ? object.txHashes.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.tx_hashes)
+        ? object.tx_hashes.map((e: any) => globalThis.String(e))
+        : [],
+      minedTxHash: isSet(object.minedTxHash)
+        ? globalThis.String(object.minedTxHash)
+        : isSet(object.mined_tx_hash)
+        ? globalThis.String(object.mined_tx_hash)
+        : "",
+      blockNumber: isSet(object.blockNumber)
+        ? globalThis.Number(object.blockNumber)
+        : isSet(object.block_number)
+        ? globalThis.Number(object.block_number)
+        : 0,
+      confirmations: isSet(object.confirmations) ? globalThis.Number(object.confirmations) : 0,
+      attempts: isSet(object.attempts) ? globalThis.Number(object.attempts) : 0,
+      lastError: isSet(object.lastError)
+        ? globalThis.String(object.lastError)
+        : isSet(object.last_error)
+        ? globalThis.String(object.last_error)
+        : "",
+      nonce: isSet(object.nonce) ? globalThis.Number(object.nonce) : undefined,
+    };
+  },
+
+  toJSON(message: Settlement): unknown {
+    const obj: any = {};
+    if (message.state !== 0) {
+      obj.state = settlementStateToJSON(message.state);
+    }
+    if (message.txHashes?.length) {
+      obj.txHashes = message.txHashes;
+    }
+    if (message.minedTxHash !== "") {
+      obj.minedTxHash = message.minedTxHash;
+    }
+    if (message.blockNumber !== 0) {
+      obj.blockNumber = Math.round(message.blockNumber);
+    }
+    if (message.confirmations !== 0) {
+      obj.confirmations = Math.round(message.confirmations);
+    }
+    if (message.attempts !== 0) {
+      obj.attempts = Math.round(message.attempts);
+    }
+    if (message.lastError !== "") {
+      obj.lastError = message.lastError;
+    }
+    if (message.nonce !== undefined) {
+      obj.nonce = Math.round(message.nonce);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Settlement>): Settlement {
+    return Settlement.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Settlement>): Settlement {
+    const message = createBaseSettlement();
+    message.state = object.state ?? 0;
+    message.txHashes = object.txHashes?.map((e) => e) || [];
+    message.minedTxHash = object.minedTxHash ?? "";
+    message.blockNumber = object.blockNumber ?? 0;
+    message.confirmations = object.confirmations ?? 0;
+    message.attempts = object.attempts ?? 0;
+    message.lastError = object.lastError ?? "";
+    message.nonce = object.nonce ?? undefined;
+    return message;
+  },
+};
+
+function createBaseReconcileChainRequest(): ReconcileChainRequest {
+  return { blockchain: 0 };
+}
+
+export const ReconcileChainRequest: MessageFns<ReconcileChainRequest> = {
+  encode(message: ReconcileChainRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.blockchain !== 0) {
+      writer.uint32(8).int32(message.blockchain);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReconcileChainRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReconcileChainRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.blockchain = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReconcileChainRequest {
+    return { blockchain: isSet(object.blockchain) ? blockchainFromJSON(object.blockchain) : 0 };
+  },
+
+  toJSON(message: ReconcileChainRequest): unknown {
+    const obj: any = {};
+    if (message.blockchain !== 0) {
+      obj.blockchain = blockchainToJSON(message.blockchain);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReconcileChainRequest>): ReconcileChainRequest {
+    return ReconcileChainRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReconcileChainRequest>): ReconcileChainRequest {
+    const message = createBaseReconcileChainRequest();
+    message.blockchain = object.blockchain ?? 0;
+    return message;
+  },
+};
+
+function createBaseSettlementDifference(): SettlementDifference {
+  return { mintId: "", ledgerState: 0, chainState: "", txHash: "" };
+}
+
+export const SettlementDifference: MessageFns<SettlementDifference> = {
+  encode(message: SettlementDifference, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mintId !== "") {
+      writer.uint32(10).string(message.mintId);
+    }
+    if (message.ledgerState !== 0) {
+      writer.uint32(16).int32(message.ledgerState);
+    }
+    if (message.chainState !== "") {
+      writer.uint32(26).string(message.chainState);
+    }
+    if (message.txHash !== "") {
+      writer.uint32(34).string(message.txHash);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SettlementDifference {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSettlementDifference();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mintId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ledgerState = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.chainState = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.txHash = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SettlementDifference {
+    return {
+      mintId: isSet(object.mintId)
+        ? globalThis.String(object.mintId)
+        : isSet(object.mint_id)
+        ? globalThis.String(object.mint_id)
+        : "",
+      ledgerState: isSet(object.ledgerState)
+        ? settlementStateFromJSON(object.ledgerState)
+        : isSet(object.ledger_state)
+        ? settlementStateFromJSON(object.ledger_state)
+        : 0,
+      chainState: isSet(object.chainState)
+        ? globalThis.String(object.chainState)
+        : isSet(object.chain_state)
+        ? globalThis.String(object.chain_state)
+        : "",
+      txHash: isSet(object.txHash)
+        ? globalThis.String(object.txHash)
+        : isSet(object.tx_hash)
+        ? globalThis.String(object.tx_hash)
+        : "",
+    };
+  },
+
+  toJSON(message: SettlementDifference): unknown {
+    const obj: any = {};
+    if (message.mintId !== "") {
+      obj.mintId = message.mintId;
+    }
+    if (message.ledgerState !== 0) {
+      obj.ledgerState = settlementStateToJSON(message.ledgerState);
+    }
+    if (message.chainState !== "") {
+      obj.chainState = message.chainState;
+    }
+    if (message.txHash !== "") {
+      obj.txHash = message.txHash;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SettlementDifference>): SettlementDifference {
+    return SettlementDifference.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SettlementDifference>): SettlementDifference {
+    const message = createBaseSettlementDifference();
+    message.mintId = object.mintId ?? "";
+    message.ledgerState = object.ledgerState ?? 0;
+    message.chainState = object.chainState ?? "";
+    message.txHash = object.txHash ?? "";
+    return message;
+  },
+};
+
+function createBaseReconcileChainResponse(): ReconcileChainResponse {
+  return {
+    blockchain: 0,
+    agree: false,
+    totalSupply: "",
+    treasuryBalance: "",
+    confirmedSum: "",
+    headBlock: 0,
+    differences: [],
+  };
+}
+
+export const ReconcileChainResponse: MessageFns<ReconcileChainResponse> = {
+  encode(message: ReconcileChainResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.blockchain !== 0) {
+      writer.uint32(8).int32(message.blockchain);
+    }
+    if (message.agree !== false) {
+      writer.uint32(16).bool(message.agree);
+    }
+    if (message.totalSupply !== "") {
+      writer.uint32(26).string(message.totalSupply);
+    }
+    if (message.treasuryBalance !== "") {
+      writer.uint32(34).string(message.treasuryBalance);
+    }
+    if (message.confirmedSum !== "") {
+      writer.uint32(42).string(message.confirmedSum);
+    }
+    if (message.headBlock !== 0) {
+      writer.uint32(48).uint64(message.headBlock);
+    }
+    for (const v of message.differences) {
+      SettlementDifference.encode(v!, writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReconcileChainResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReconcileChainResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.blockchain = reader.int32() as any;
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.agree = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.totalSupply = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.treasuryBalance = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.confirmedSum = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.headBlock = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.differences.push(SettlementDifference.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReconcileChainResponse {
+    return {
+      blockchain: isSet(object.blockchain) ? blockchainFromJSON(object.blockchain) : 0,
+      agree: isSet(object.agree) ? globalThis.Boolean(object.agree) : false,
+      totalSupply: isSet(object.totalSupply)
+        ? globalThis.String(object.totalSupply)
+        : isSet(object.total_supply)
+        ? globalThis.String(object.total_supply)
+        : "",
+      treasuryBalance: isSet(object.treasuryBalance)
+        ? globalThis.String(object.treasuryBalance)
+        : isSet(object.treasury_balance)
+        ? globalThis.String(object.treasury_balance)
+        : "",
+      confirmedSum: isSet(object.confirmedSum)
+        ? globalThis.String(object.confirmedSum)
+        : isSet(object.confirmed_sum)
+        ? globalThis.String(object.confirmed_sum)
+        : "",
+      headBlock: isSet(object.headBlock)
+        ? globalThis.Number(object.headBlock)
+        : isSet(object.head_block)
+        ? globalThis.Number(object.head_block)
+        : 0,
+      differences: globalThis.Array.isArray(object?.differences)
+        ? object.differences.map((e: any) => SettlementDifference.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReconcileChainResponse): unknown {
+    const obj: any = {};
+    if (message.blockchain !== 0) {
+      obj.blockchain = blockchainToJSON(message.blockchain);
+    }
+    if (message.agree !== false) {
+      obj.agree = message.agree;
+    }
+    if (message.totalSupply !== "") {
+      obj.totalSupply = message.totalSupply;
+    }
+    if (message.treasuryBalance !== "") {
+      obj.treasuryBalance = message.treasuryBalance;
+    }
+    if (message.confirmedSum !== "") {
+      obj.confirmedSum = message.confirmedSum;
+    }
+    if (message.headBlock !== 0) {
+      obj.headBlock = Math.round(message.headBlock);
+    }
+    if (message.differences?.length) {
+      obj.differences = message.differences.map((e) => SettlementDifference.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReconcileChainResponse>): ReconcileChainResponse {
+    return ReconcileChainResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReconcileChainResponse>): ReconcileChainResponse {
+    const message = createBaseReconcileChainResponse();
+    message.blockchain = object.blockchain ?? 0;
+    message.agree = object.agree ?? false;
+    message.totalSupply = object.totalSupply ?? "";
+    message.treasuryBalance = object.treasuryBalance ?? "";
+    message.confirmedSum = object.confirmedSum ?? "";
+    message.headBlock = object.headBlock ?? 0;
+    message.differences = object.differences?.map((e) => SettlementDifference.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /** MintService is the only service of this API. */
 export type MintServiceService = typeof MintServiceService;
 export const MintServiceService = {
@@ -1888,6 +2661,25 @@ export const MintServiceService = {
       Buffer.from(ReconcileMintResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ReconcileMintResponse => ReconcileMintResponse.decode(value),
   },
+  /**
+   * Issue 16. ReconcileChain compares one chain with the ledger: the token's
+   * totalSupply() and the treasury's balance against the sum of the ledger's
+   * CONFIRMED settlements, and every settlement whose on-chain state differs
+   * from the ledger's. FAILED_PRECONDITION (SETTLEMENT_NOT_CONFIGURED) for a
+   * chain without settlement; UNAVAILABLE (CHAIN_UNAVAILABLE) when the node
+   * cannot be reached.
+   */
+  reconcileChain: {
+    path: "/usdc.mint.v1.MintService/ReconcileChain" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReconcileChainRequest): Buffer =>
+      Buffer.from(ReconcileChainRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReconcileChainRequest => ReconcileChainRequest.decode(value),
+    responseSerialize: (value: ReconcileChainResponse): Buffer =>
+      Buffer.from(ReconcileChainResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReconcileChainResponse => ReconcileChainResponse.decode(value),
+  },
 } as const;
 
 export interface MintServiceServer extends UntypedServiceImplementation {
@@ -1919,6 +2711,15 @@ export interface MintServiceServer extends UntypedServiceImplementation {
    * (INSUFFICIENT_FUNDS).
    */
   reconcileMint: handleUnaryCall<ReconcileMintRequest, ReconcileMintResponse>;
+  /**
+   * Issue 16. ReconcileChain compares one chain with the ledger: the token's
+   * totalSupply() and the treasury's balance against the sum of the ledger's
+   * CONFIRMED settlements, and every settlement whose on-chain state differs
+   * from the ledger's. FAILED_PRECONDITION (SETTLEMENT_NOT_CONFIGURED) for a
+   * chain without settlement; UNAVAILABLE (CHAIN_UNAVAILABLE) when the node
+   * cannot be reached.
+   */
+  reconcileChain: handleUnaryCall<ReconcileChainRequest, ReconcileChainResponse>;
 }
 
 export interface MintServiceClient extends Client {
@@ -2034,6 +2835,29 @@ export interface MintServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ReconcileMintResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Issue 16. ReconcileChain compares one chain with the ledger: the token's
+   * totalSupply() and the treasury's balance against the sum of the ledger's
+   * CONFIRMED settlements, and every settlement whose on-chain state differs
+   * from the ledger's. FAILED_PRECONDITION (SETTLEMENT_NOT_CONFIGURED) for a
+   * chain without settlement; UNAVAILABLE (CHAIN_UNAVAILABLE) when the node
+   * cannot be reached.
+   */
+  reconcileChain(
+    request: ReconcileChainRequest,
+    callback: (error: ServiceError | null, response: ReconcileChainResponse) => void,
+  ): ClientUnaryCall;
+  reconcileChain(
+    request: ReconcileChainRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReconcileChainResponse) => void,
+  ): ClientUnaryCall;
+  reconcileChain(
+    request: ReconcileChainRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReconcileChainResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const MintServiceClient = makeGenericClientConstructor(
@@ -2073,6 +2897,17 @@ function fromJsonTimestamp(o: any): Date {
   } else {
     return fromTimestamp(Timestamp.fromJSON(o));
   }
+}
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
 }
 
 function isSet(value: any): boolean {

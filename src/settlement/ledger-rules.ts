@@ -1,0 +1,34 @@
+/**
+ * What both stores (memory and PostgreSQL) decide the same way about a mint's
+ * settlement: ReconcileMint's answer for each settlement state, and the
+ * journal entry of a settlement outcome.
+ */
+import type { Failure } from "../domain/errors.js";
+import type { JournalEntry } from "../domain/journal.js";
+import type { Settlement } from "./ports.js";
+
+/** What ReconcileMint answers for a settlement found in `state` (null: go on reversing). */
+export function settlementRefusal(mintId: string, state: string): Failure | null {
+  switch (state) {
+    case "SUBMITTED":
+      return { code: "MINT_SETTLEMENT_IN_FLIGHT", mintId };
+    case "CONFIRMED":
+      return { code: "MINT_SETTLED", mintId };
+    case "FAILED":
+      return { code: "MINT_ALREADY_REVERSED", mintId };
+    default:
+      // PENDING (cancelled now) or MISSING (never settling): reverse as always.
+      return null;
+  }
+}
+
+/** The journal entry of a settlement outcome, with the worker as actor. */
+export function settlementJournal(action: string, s: Settlement): JournalEntry {
+  return {
+    actor: "settlement-worker",
+    action,
+    idempotencyKey: null,
+    request: { mint_id: s.settlementId, blockchain: s.blockchain, amount: s.amountMicros.toString(), tx_hash: s.minedHash, state: s.state },
+    accounts: [],
+  };
+}
