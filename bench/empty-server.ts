@@ -74,6 +74,8 @@ const handlers: MintServiceServer = {
   getMint: (_call, cb) => cb(null, getMintResponse),
   listMints: (_call, cb) => cb(null, listMintsResponse),
   reconcileMint: (_call, cb) => cb(null, reconcileResponse),
+  listAuditEvents: (_call, cb) => cb(null, { events: [], nextPageToken: "" }),
+  verifyAuditChain: (_call, cb) => cb(null, { whole: true, checked: 0, firstSeq: 0, lastSeq: 0, headHash: "", unsealed: 0, brokenSeq: 0, reason: "" }),
 };
 
 async function main(): Promise<void> {

@@ -21,9 +21,11 @@ import { classifyPgError, unavailable } from "./pg-errors.js";
 import { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
 import { PostgresExactlyOnceStore } from "./postgres-exactly-once-store.js";
 import { PostgresLedgerStore } from "./postgres-ledger-store.js";
+import { PostgresAuditJournal } from "./postgres-audit-journal.js";
 
 export { MIGRATIONS, runMigrations, type Migration } from "./migrations.js";
 export { KEY_IN_USE_RETRY_AFTER_MS, SWEEP_BATCH_MAX_KEYS } from "./postgres-idempotency-store.js";
+export { PostgresAuditJournal, SEAL_BATCH, SEAL_INTERVAL_MS, appendJournal, journalCte, journalParams } from "./postgres-audit-journal.js";
 export { LIST_MINTS_MAX_LIMIT } from "./postgres-ledger-store.js";
 export type { PgLogger } from "./pg-database.js";
 
@@ -41,6 +43,10 @@ export interface PostgresStoresOptions {
   /** Deadlines (monotonic) and record times (wall). Key expiry runs on the database's now(). */
   readonly clock: Clock;
   readonly logger?: PgLogger;
+  /** Journal every change (default true); false only to measure what the journal costs (bench). */
+  readonly auditJournal?: boolean;
+  /** Sealing pass period in ms (default SEAL_INTERVAL_MS); tests with a fake clock drive it. */
+  readonly sealIntervalMs?: number;
   /** Test only: the wall ms standing in for the database's now() where key expiry is judged (see PgDatabase). */
   readonly testNowWallMs?: () => number;
 }
@@ -50,6 +56,8 @@ export interface PostgresStores {
   readonly store: ExactlyOnceStore;
   readonly ledger: LedgerStore;
   readonly idempotency: IdempotencyStore;
+  /** The audit journal and its sealer (kicked after every journaled commit, and on a timer). */
+  readonly audit: PostgresAuditJournal;
   /** `SELECT 1` within PROBE_TIMEOUT_MS (or the connect timeout, if shorter). */
   readonly probe: Probe;
   /** Pool occupancy: `totalCount - idleCount` clients are checked out. For tests and metrics. */
@@ -81,16 +89,29 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     logger,
     ...(opts.testNowWallMs === undefined ? {} : { testNowWallMs: opts.testNowWallMs }),
   });
+  const audit = new PostgresAuditJournal(db.pool, {
+    clock: opts.clock,
+    logger,
+    ...(opts.sealIntervalMs === undefined ? {} : { sealIntervalMs: opts.sealIntervalMs }),
+  });
+  const journaling = opts.auditJournal !== false;
+  if (journaling) audit.start();
   // The pool ends when both stores are closed, or at `close()`.
   let ledgerOpen = true;
   let idempotencyOpen = true;
   const closeIfBothClosed = async (): Promise<void> => {
     if (!ledgerOpen && !idempotencyOpen) await db.end();
   };
-  const ledger = new PostgresLedgerStore(db, opts.idempotencyTtlMs, async () => {
-    ledgerOpen = false;
-    await closeIfBothClosed();
-  });
+  const ledger = new PostgresLedgerStore(
+    db,
+    opts.idempotencyTtlMs,
+    async () => {
+      ledgerOpen = false;
+      await audit.close();
+      await closeIfBothClosed();
+    },
+    journaling ? audit : null,
+  );
   const idempotency = new PostgresIdempotencyStore(db, opts.idempotencyTtlMs, async () => {
     idempotencyOpen = false;
     await closeIfBothClosed();
@@ -122,12 +143,16 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     },
   };
   return {
-    store: new PostgresExactlyOnceStore(ledger, idempotency),
+    store: new PostgresExactlyOnceStore(ledger, idempotency, audit),
+    audit,
     ledger,
     idempotency,
     probe,
     poolStats: () => db.stats(),
-    close: () => db.end(),
+    close: async () => {
+      await audit.close();
+      await db.end();
+    },
   };
 }
 

@@ -96,6 +96,15 @@ export class Call implements EdgeCall {
     public deadlineMs: number,
   ) {}
 
+  /**
+   * Who the audit journal records as making the call: the authenticated
+   * principal's name once authentication (issue 9) puts one in `values`;
+   * `local` until then.
+   */
+  get actor(): string {
+    return "local";
+  }
+
   get request(): unknown {
     return this.raw.request;
   }

@@ -7,6 +7,10 @@
  */
 import {
   GetMintResponse,
+  ListAuditEventsResponse,
+  VerifyAuditChainResponse,
+  type ListAuditEventsRequest,
+  type VerifyAuditChainRequest,
   ListMintsResponse,
   ReconcileMintResponse,
   type GetBalanceRequest,
@@ -23,7 +27,7 @@ import {
 import type { MintCore } from "../../domain/mint-core.js";
 import { formatMicros } from "../../domain/money.js";
 import { ok } from "../../domain/result.js";
-import { blockchainName, mintToProto, transferToProto } from "./convert.js";
+import { auditEventToProto, blockchainName, mintToProto, transferToProto, wallMsOfTimestamp } from "./convert.js";
 import type { Edge } from "./edge.js";
 
 export function mintServiceHandlers(core: MintCore, edge: Edge): MintServiceServer {
@@ -62,6 +66,32 @@ export function mintServiceHandlers(core: MintCore, edge: Edge): MintServiceServ
     reconcileMint: edge.unary("ReconcileMint", async (req: ReconcileMintRequest, ctx) => {
       const r = await core.reconcileMint(req.mintId, req.reason, ctx);
       return r.ok ? ok(ReconcileMintResponse.fromPartial({ mint: mintToProto(r.value) })) : r;
+    }),
+
+    // Issue 10: the audit journal.
+    listAuditEvents: edge.unary("ListAuditEvents", async (req: ListAuditEventsRequest) => {
+      const r = await core.listAuditEvents({
+        accountId: req.accountId,
+        principal: req.principal,
+        startWallMs: wallMsOfTimestamp(req.startTime),
+        endWallMs: wallMsOfTimestamp(req.endTime),
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return r.ok ? ok(ListAuditEventsResponse.fromPartial({ events: r.value.events.map(auditEventToProto), nextPageToken: r.value.nextPageToken })) : r;
+    }),
+
+    verifyAuditChain: edge.unary("VerifyAuditChain", async (req: VerifyAuditChainRequest) => {
+      const r = await core.verifyAuditChain(req.fromSeq, req.toSeq);
+      if (!r.ok) return r;
+      const v = r.value;
+      return ok(
+        VerifyAuditChainResponse.fromPartial(
+          v.whole
+            ? { whole: true, checked: v.checked, firstSeq: v.firstSeq, lastSeq: v.lastSeq, headHash: v.headHash, unsealed: v.unsealed }
+            : { whole: false, checked: v.checked, brokenSeq: v.brokenSeq, reason: v.reason },
+        ),
+      );
     }),
   };
 }
