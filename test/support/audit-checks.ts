@@ -67,3 +67,22 @@ export async function expectSealedWithoutGaps(db: TestDatabase): Promise<number>
   });
   return r.n;
 }
+
+/** The ledger effects of a memory ledger's entries, in the form of `ledgerEffects`. */
+export function memoryLedgerEffects(entries: readonly { kind: string; refId: string; accountId: string; amountMicros: bigint }[]): string[] {
+  return entries.map((e) => `${e.kind} ${e.refId} ${e.accountId} ${e.amountMicros}`).sort();
+}
+
+/** The ledger effects a list of journal records says happened. */
+export function recordEffects(records: readonly { action: string; request: Readonly<Record<string, unknown>>; result: Readonly<Record<string, unknown>> }[]): string[] {
+  const out: string[] = [];
+  for (const r of records) {
+    const req = r.request as Record<string, string>;
+    const res = r.result as Record<string, string>;
+    if (r.action === "MintUsdc") out.push(`mint ${res.mint_id} ${req.account_id} ${req.amount}`);
+    else if (r.action === "Transfer") out.push(`transfer_out ${res.transfer_id} ${req.from_account_id} -${req.amount}`, `transfer_in ${res.transfer_id} ${req.to_account_id} ${req.amount}`);
+    else if (r.action === "ReconcileMint") out.push(`reversal ${res.mint_id} ${res.account_id} -${res.amount}`);
+    else throw new Error(`unexpected journal action ${r.action}`);
+  }
+  return out.sort();
+}

@@ -25,6 +25,7 @@ import type pg from "pg";
 import { recordHash, canonicalObjectJson, type AuditJournal, type AuditQuery, type AuditRecord, type CanonicalObject, type UnsealedAuditRecord } from "../../domain/audit.js";
 import type { Clock } from "../../domain/clock.js";
 import { GENESIS_HASH } from "../../domain/audit.js";
+import { Lease } from "./pg-database.js";
 
 /** How often every replica runs a sealing pass even without a kick, in ms: the unsealed bound's main term. */
 export const SEAL_INTERVAL_MS = 100;
@@ -123,6 +124,7 @@ export class PostgresAuditJournal implements AuditJournal {
   private again = false;
   private cancelTimer: () => void = () => undefined;
   private closed = false;
+  private failing = false;
 
   constructor(
     private readonly pool: Queryable,
@@ -203,12 +205,19 @@ export class PostgresAuditJournal implements AuditJournal {
     });
   }
 
-  /** Passes back to back until a pass finds less than a full batch. Errors are logged: the next pass retries. */
+  /**
+   * Passes back to back until a pass finds less than a full batch. A failure
+   * (the database unreachable) is logged once, not every pass, until a pass
+   * succeeds again; the next pass retries.
+   */
   private async drain(): Promise<void> {
     try {
       while ((await this.sealOnce()) === SEAL_BATCH);
+      if (this.failing) this.opts.logger?.warn({}, "audit sealing passes succeed again");
+      this.failing = false;
     } catch (err) {
-      this.opts.logger?.warn({ err: err instanceof Error ? err.message : String(err) }, "audit sealing pass failed; will retry");
+      if (!this.failing) this.opts.logger?.warn({ err: err instanceof Error ? err.message : String(err) }, "audit sealing pass failed; retrying every pass until it succeeds");
+      this.failing = true;
     }
   }
 
@@ -218,7 +227,10 @@ export class PostgresAuditJournal implements AuditJournal {
    * sealed (0 when another replica holds the lock).
    */
   async sealOnce(): Promise<number> {
-    const client = await this.pool.connect();
+    // A Lease keeps an 'error' listener on the client while it is out: a
+    // connection lost mid-pass must not become an unhandled 'error' event.
+    const lease = new Lease(await this.pool.connect());
+    const client = lease.client;
     let broken = false;
     try {
       // SET LOCAL before any write, so the name is in pg_stat_activity before this transaction has an id.
@@ -267,7 +279,7 @@ export class PostgresAuditJournal implements AuditJournal {
       await client.query("ROLLBACK").catch(() => undefined);
       throw err;
     } finally {
-      client.release(broken);
+      lease.give(broken);
     }
   }
 }
