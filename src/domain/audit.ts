@@ -13,7 +13,7 @@
  * `hash` = lowercase hex SHA-256 of those UTF-8 bytes. The first record's
  * `prevHash` is 64 zeros (GENESIS_HASH).
  */
-import { createHash } from "node:crypto";
+import * as nodeCrypto from "node:crypto";
 import type { JournalEntry } from "./journal.js";
 import { mintRequest, transferRequest, type MintRecord, type NewMint, type NewTransfer, type TransferRecord } from "./model.js";
 
@@ -64,14 +64,36 @@ export function canonicalEncoding(r: Omit<AuditRecord, "hash">): string {
   );
 }
 
+/**
+ * SHA-256 hex of a string: the one-shot `crypto.hash` (Node >= 20.12) where
+ * there is one, about half the cost of createHash().update().digest() for
+ * inputs this small; the hash is the same.
+ */
+const sha256Hex: (text: string) => string =
+  typeof (nodeCrypto as { hash?: unknown }).hash === "function"
+    ? (text) => (nodeCrypto as unknown as { hash(alg: string, data: string): string }).hash("sha256", text)
+    : (text) => nodeCrypto.createHash("sha256").update(text, "utf8").digest("hex");
+
 export function recordHash(r: Omit<AuditRecord, "hash">): string {
-  return createHash("sha256").update(canonicalEncoding(r), "utf8").digest("hex");
+  return sha256Hex(canonicalEncoding(r));
 }
 
-/** Seals `u` as record `seq` after the record whose hash is `prevHash`. */
+/** Seals `u` as record `seq` after the record whose hash is `prevHash` (one object, no spreads: it is on the memory store's hot path). */
 export function seal(u: UnsealedAuditRecord, seq: number, prevHash: string): AuditRecord {
-  const unhashed = { ...u, seq, prevHash };
-  return { ...unhashed, hash: recordHash(unhashed) };
+  const record = {
+    seq,
+    timeMs: u.timeMs,
+    actor: u.actor,
+    action: u.action,
+    idempotencyKey: u.idempotencyKey,
+    request: u.request,
+    result: u.result,
+    accounts: u.accounts,
+    prevHash,
+    hash: "",
+  };
+  record.hash = recordHash(record);
+  return record;
 }
 
 /** The JSON-safe encoding of an object (for storing `request` and `result` as text). */
