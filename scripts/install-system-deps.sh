@@ -9,6 +9,8 @@
 #   softhsm2                the PKCS#11 token the settlement signer tests use
 #                           (libsofthsm2.so, softhsm2-util)
 #   opensc                  pkcs11-tool, to inspect a token by hand
+#   prometheus              a real Prometheus server and promtool (2.42), for the
+#                           metrics test and `promtool check rules` on ops/alerts.yml
 #   postgresql-client       psql, which the audit journal's tamper tests use as
 #                           an attacker would (counted present when any
 #                           version's psql is installed)
@@ -17,7 +19,7 @@
 # needed. Needs root (or sudo) when something is missing.
 set -euo pipefail
 
-PACKAGES=(protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf softhsm2 opensc postgresql-client)
+PACKAGES=(protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf softhsm2 opensc prometheus postgresql-client)
 
 installed() {
   if [ "$1" = postgresql-client ] && command -v psql >/dev/null 2>&1; then return 0; fi

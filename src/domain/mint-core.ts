@@ -21,6 +21,7 @@
  *     returned failure, or a store error marked `notApplied`); when the
  *     outcome is unknown (a lost commit reply) it is kept.
  */
+import { coversAllAccounts, mintScopeRefusal, scopedIdempotencyKey, type Principal } from "./authorization.js";
 import { AccountLocks } from "./account-locks.js";
 import { LOCAL_ACTOR, reversalEntry, verifyChain, type AuditRecord, type ChainVerdict } from "./audit.js";
 import type { JournalEntry } from "./journal.js";
@@ -42,7 +43,7 @@ import {
 import { KEY_IN_USE_RETRY_AFTER_MS } from "./limits.js";
 import { parseAmount } from "./money.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
-import type { Effect, ExactlyOnceStore, RateLimiter } from "./ports.js";
+import { noMetrics, type Effect, type ExactlyOnceStore, type MetricsSink, type RateLimiter } from "./ports.js";
 import { fail, ok, type Result } from "./result.js";
 import * as v from "./validate.js";
 export const DEFAULT_PAGE_SIZE = 50;
@@ -58,6 +59,8 @@ export interface MintCoreDeps {
   readonly ids?: IdGenerator;
   /** Most calls waiting for one account's lock; beyond it ACCOUNT_BUSY (default: no bound). */
   readonly maxLockWaiters?: number;
+  /** Hears money moved, replays, rate-limit refusals, duplicates and lock waits (default: nothing records). */
+  readonly metrics?: MetricsSink;
 }
 
 /**
@@ -69,8 +72,12 @@ export interface MintCoreDeps {
 export interface CallContext {
   readonly deadlineMs: number;
   readonly signal?: AbortSignal;
-  /** Who is calling, for the audit journal: the principal's name; absent means `local` (no authentication). */
-  readonly actor?: string;
+  /**
+   * Who is calling, as the edge's auth link decided (absent for the service's
+   * own calls and in tests of the core alone). It scopes idempotency keys and
+   * the account checks the core makes once it has looked a mint up.
+   */
+  readonly principal?: Principal;
 }
 
 export interface MintUsdcInput {
@@ -126,7 +133,7 @@ function leave(scope: Map<string, InFlightKey>, key: string): void {
 
 /** The journal entry of a keyed call (the store appends it with the result when the effect applies). */
 function journalEntry(ctx: CallContext, action: string, key: string, request: CanonicalRequest, accounts: readonly string[]): JournalEntry {
-  return { actor: ctx.actor ?? LOCAL_ACTOR, action, idempotencyKey: key, request, accounts };
+  return { actor: ctx.principal?.name ?? LOCAL_ACTOR, action, idempotencyKey: key, request, accounts };
 }
 
 export class MintCore {
@@ -135,8 +142,11 @@ export class MintCore {
   private readonly inFlight = { mint: new Map<string, InFlightKey>(), transfer: new Map<string, InFlightKey>() };
   private readonly ids: IdGenerator;
 
+  private readonly metrics: MetricsSink;
+
   constructor(private readonly deps: MintCoreDeps) {
-    this.locks = new AccountLocks(deps.clock, deps.maxLockWaiters);
+    this.metrics = deps.metrics ?? noMetrics;
+    this.locks = new AccountLocks(deps.clock, deps.maxLockWaiters, this.metrics);
     this.ids = deps.ids ?? createIdGenerator(deps.clock);
   }
 
@@ -150,12 +160,15 @@ export class MintCore {
     if (!blockchain.ok) return blockchain;
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
+    // The record keeps the caller-scoped key, so that a reconcile frees the right one.
+    const storeKey = scopedIdempotencyKey(ctx.principal, key.value);
 
     const limiter = this.deps.limiter;
     let counted = false;
     const admit = async (): Promise<Result<void>> => {
       const decision = await limiter.tryAcquire(accountId.value);
       if (!decision.allowed) {
+        this.metrics.rateLimited();
         return fail({
           code: "RATE_LIMITED",
           accountId: accountId.value,
@@ -174,7 +187,7 @@ export class MintCore {
         accountId: accountId.value,
         amountMicros: amount.value,
         blockchain: blockchain.value,
-        idempotencyKey: key.value,
+        idempotencyKey: storeKey,
         createWallMs: this.deps.clock.wallMs(),
       },
     };
@@ -183,7 +196,7 @@ export class MintCore {
       const request = mintRequest(accountId.value, amount.value, blockchain.value);
       const accounts = [accountId.value];
       r = await this.keyed(
-        { scope: "mint", key: key.value, request, accounts, journal: journalEntry(ctx, "MintUsdc", key.value, request, accounts) },
+        { scope: "mint", key: storeKey, request, accounts, journal: journalEntry(ctx, "MintUsdc", key.value, request, accounts) },
         ctx,
         effect,
         admit,
@@ -197,6 +210,8 @@ export class MintCore {
     if (!r.ok) return r;
     const stored = r.value.stored;
     if (stored.scope !== "mint") throw new Error("invariant violated: a mint key holds a non-mint result");
+    if (r.value.replayed) this.metrics.idempotentReplay("mint");
+    else this.metrics.moneyMoved("mint", stored.mint.amountMicros);
     return ok({ mint: stored.mint, replayed: r.value.replayed });
   }
 
@@ -213,11 +228,13 @@ export class MintCore {
     if (!amount.ok) return amount;
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
+    // The record keeps the caller-scoped key, so that a reconcile frees the right one.
+    const storeKey = scopedIdempotencyKey(ctx.principal, key.value);
 
     const request = transferRequest(from.value, to.value, amount.value);
     const accounts = [from.value, to.value];
     const r = await this.keyed(
-      { scope: "transfer", key: key.value, request, accounts, journal: journalEntry(ctx, "Transfer", key.value, request, accounts) },
+      { scope: "transfer", key: storeKey, request, accounts, journal: journalEntry(ctx, "Transfer", key.value, request, accounts) },
       ctx,
       {
         kind: "transfer",
@@ -226,7 +243,7 @@ export class MintCore {
           fromAccountId: from.value,
           toAccountId: to.value,
           amountMicros: amount.value,
-          idempotencyKey: key.value,
+          idempotencyKey: storeKey,
           createWallMs: this.deps.clock.wallMs(),
         },
       },
@@ -234,6 +251,8 @@ export class MintCore {
     if (!r.ok) return r;
     const stored = r.value.stored;
     if (stored.scope !== "transfer") throw new Error("invariant violated: a transfer key holds a non-transfer result");
+    if (r.value.replayed) this.metrics.idempotentReplay("transfer");
+    else this.metrics.moneyMoved("transfer", stored.transfer.amountMicros);
     return ok({ transfer: stored.transfer, replayed: r.value.replayed });
   }
 
@@ -244,12 +263,14 @@ export class MintCore {
     return ok({ accountId: accountId.value, balanceMicros: await this.deps.store.getBalance(accountId.value) });
   }
 
-  /** Failures: INVALID_ARGUMENT, MINT_NOT_FOUND. */
-  async getMint(mintIdText: string): Promise<Result<MintRecord>> {
+  /** Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, PERMISSION_DENIED (the mint's account is outside the caller's scopes). */
+  async getMint(mintIdText: string, ctx?: Pick<CallContext, "principal">): Promise<Result<MintRecord>> {
     const mintId = v.mintId(mintIdText);
     if (!mintId.ok) return mintId;
     const mint = await this.deps.store.getMint(mintId.value);
-    return mint === null ? fail({ code: "MINT_NOT_FOUND", mintId: mintId.value }) : ok(mint);
+    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
+    const refusal = mintScopeRefusal(ctx?.principal, "GetMint", mint.accountId);
+    return refusal === undefined ? ok(mint) : fail(refusal);
   }
 
   /** Oldest first. Failures: INVALID_ARGUMENT (account id, page size < 0, page token not ours). */
@@ -282,17 +303,36 @@ export class MintCore {
 
   /**
    * Reverses a mint and frees its idempotency key.
-   * Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED.
+   * Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, PERMISSION_DENIED, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED.
    */
   async reconcileMint(mintIdText: string, reasonText: string, ctx: CallContext): Promise<Result<MintRecord>> {
     const mintId = v.mintId(mintIdText);
     if (!mintId.ok) return mintId;
     const reason = v.reason(reasonText);
     if (!reason.ok) return reason;
+    // The edge checked the role; the scope needs the mint's account, known
+    // only after a lookup, and is checked before anything changes. A mint's
+    // account never changes, so the lookup and the reversal cannot disagree.
+    // A caller whose scopes cover every account needs no lookup.
+    const principal = ctx.principal;
+    if (principal !== undefined && !coversAllAccounts(principal)) {
+      const mint = await this.deps.store.getMint(mintId.value);
+      if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
+      const refusal = mintScopeRefusal(principal, "ReconcileMint", mint.accountId);
+      if (refusal !== undefined) return fail(refusal);
+    }
     // No account lock: the store reverses and frees the mint's key in one
     // atomic step, so neither a same-key retry nor a mint still in flight can
     // see the ledger and the key disagree.
-    return this.deps.store.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx, reversalEntry(ctx.actor ?? LOCAL_ACTOR, mintId.value, reason.value));
+    const reversed = await this.deps.store.reverseMint(
+      mintId.value,
+      reason.value,
+      this.deps.clock.wallMs(),
+      ctx,
+      reversalEntry(ctx.principal?.name ?? LOCAL_ACTOR, mintId.value, reason.value),
+    );
+    if (reversed.ok) this.metrics.moneyMoved("reversal", reversed.value.amountMicros);
+    return reversed;
   }
 
   /**
@@ -372,6 +412,8 @@ export class MintCore {
         return fail({ code: "IDEMPOTENCY_KEY_REUSED", key: op.key, fields: differingFields(first.request, op.request) });
       }
       first.count++;
+      // A call with this key is in flight here: this one queues behind it on the lock, then replays.
+      this.metrics.duplicateWaited(op.scope);
     } else {
       inFlight.set(op.key, { request: op.request, count: 1 });
     }

@@ -14,7 +14,7 @@
  */
 import pg from "pg";
 import type { Clock } from "../../domain/clock.js";
-import type { ExactlyOnceStore, IdempotencyStore, LedgerStore, Probe } from "../../domain/ports.js";
+import type { ExactlyOnceStore, IdempotencyStore, LedgerStore, MetricsSink, Probe } from "../../domain/ports.js";
 import { runMigrations } from "./migrations.js";
 import { PgDatabase, silentLogger, type PgLogger } from "./pg-database.js";
 import { classifyPgError, unavailable } from "./pg-errors.js";
@@ -43,6 +43,8 @@ export interface PostgresStoresOptions {
   /** Deadlines (monotonic) and record times (wall). Key expiry runs on the database's now(). */
   readonly clock: Clock;
   readonly logger?: PgLogger;
+  /** Hears PostgreSQL lost races (40P01/40001), retried or given up. */
+  readonly metrics?: MetricsSink;
   /** Journal every change (default true); false only to measure what the journal costs (bench). */
   readonly auditJournal?: boolean;
   /** Sealing pass period in ms (default SEAL_INTERVAL_MS); tests with a fake clock drive it. */
@@ -88,6 +90,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     clock: opts.clock,
     logger,
     ...(opts.testNowWallMs === undefined ? {} : { testNowWallMs: opts.testNowWallMs }),
+    ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }),
   });
   const audit = new PostgresAuditJournal(db.pool, {
     clock: opts.clock,
