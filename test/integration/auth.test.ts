@@ -19,6 +19,8 @@ import {
   TransferRequest,
   ListAuditEventsRequest,
   VerifyAuditChainRequest,
+  type ListAuditEventsResponse,
+  type VerifyAuditChainResponse,
   type Mint,
   type MintServiceClient,
   type MintUsdcResponse,
@@ -380,5 +382,21 @@ describe("rotation (what SIGHUP does)", () => {
     } finally {
       await rot.shutdown();
     }
+  });
+});
+
+describe("the audit journal records the caller (issue 10)", () => {
+  it("a change made with a principal's token is journaled with that principal's name; an auditor filters by it", async () => {
+    const minter = client({ token: fx.roleTokens.minter });
+    const account = unique("audited");
+    const made = await mint(minter, account, "3");
+    const auditor = client({ token: fx.roleTokens.auditor });
+    const page = await call<ListAuditEventsResponse>(auditor, "ListAuditEvents", ListAuditEventsRequest.fromPartial({ accountId: account }));
+    expect(page.events.map((e) => [e.principal, e.action, JSON.parse(e.resultJson).mint_id])).toEqual([["role-minter", "MintUsdc", made.mint!.mintId]]);
+    const byPrincipal = await call<ListAuditEventsResponse>(auditor, "ListAuditEvents", ListAuditEventsRequest.fromPartial({ principal: "role-minter" }));
+    expect(byPrincipal.events.every((e) => e.principal === "role-minter")).toBe(true);
+    expect(byPrincipal.events.map((e) => e.hash)).toContain(page.events[0]!.hash);
+    const verdict = await call<VerifyAuditChainResponse>(auditor, "VerifyAuditChain", VerifyAuditChainRequest.fromPartial({}));
+    expect(verdict.whole).toBe(true);
   });
 });
