@@ -110,7 +110,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     opts.idempotencyTtlMs,
     async () => {
       ledgerOpen = false;
-      await audit.close();
+      if (journaling) await audit.close();
       await closeIfBothClosed();
     },
     journaling ? audit : null,
@@ -153,7 +153,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     probe,
     poolStats: () => db.stats(),
     close: async () => {
-      await audit.close();
+      if (journaling) await audit.close();
       await db.end();
     },
   };
