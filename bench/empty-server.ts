@@ -75,6 +75,8 @@ const handlers: MintServiceServer = {
   listMints: (_call, cb) => cb(null, listMintsResponse),
   reconcileMint: (_call, cb) => cb(null, reconcileResponse),
   reconcileChain: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED, details: "not in the empty server" }),
+  listAuditEvents: (_call, cb) => cb(null, { events: [], nextPageToken: "" }),
+  verifyAuditChain: (_call, cb) => cb(null, { whole: true, checked: 0, firstSeq: 0, lastSeq: 0, headHash: "", unsealed: 0, brokenSeq: 0, reason: "" }),
 };
 
 async function main(): Promise<void> {

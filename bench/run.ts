@@ -6,7 +6,7 @@
  *   npm run bench                 full run (7 pairs per comparison, ~10 min)
  *   npm run bench -- --quick      short run (3 pairs, shorter windows, ~1.5 min)
  *
- * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,metrics,hot,core,memory,pg,
+ * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,metrics,hot,core,memory,pg,audit,
  * --conc 1,16,64, --tsx (run both servers with tsx instead of compiled JS),
  * --no-deadline (send no grpc-timeout), --profile (write a CPU profile of the
  * service and of the empty server per comparison to bench/profiles/).
@@ -18,7 +18,7 @@
  * service/baseline; the report gives the median ratio, its min–max, and the
  * medians of the absolute figures for context.
  */
-import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, fork, spawn, type ChildProcess, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -425,6 +425,57 @@ async function compareAuth(ctx: Ctx, concurrency: number): Promise<Comparison> {
   }
 }
 
+/**
+ * Issue 10: the audit journal's cost. Two services that differ only in
+ * MINT_AUDIT_JOURNAL (on vs off), same method and concurrency, ABBA pairs.
+ * `store` "memory": MintUsdc at c=64 (the CPU-cost ratio is the figure);
+ * a postgres URL prefix: transfers at c=32 with pool 10, each service on its
+ * own fresh database (`<prefix>_on`, `<prefix>_off`).
+ */
+async function compareAudit(ctx: Ctx, store: "memory" | "postgres"): Promise<Comparison> {
+  const method: Method = store === "memory" ? "mint" : "transfer";
+  const concurrency = store === "memory" ? 64 : 32;
+  const envOf = (on: boolean): Record<string, string> => {
+    if (store === "memory") return { MINT_AUDIT_JOURNAL: on ? "on" : "off" };
+    const base = process.env.BENCH_PG_URL ?? "postgres://postgres@127.0.0.1:5432/usdc_bench";
+    const u = new URL(base);
+    const name = `${u.pathname.replace(/^\//, "")}_audit_${on ? "on" : "off"}`;
+    const admin = new URL(base);
+    admin.pathname = "/postgres";
+    const reset = spawnSync("psql", [admin.toString(), "-v", "ON_ERROR_STOP=1", "-qc", `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`, "-qc", `CREATE DATABASE ${name}`], { encoding: "utf8" });
+    if (reset.status !== 0) throw new Error(`cannot reset database ${name}: ${(reset.stderr || reset.stdout).trim().split("\n")[0]}`);
+    u.pathname = `/${name}`;
+    return { MINT_AUDIT_JOURNAL: on ? "on" : "off", MINT_STORE: u.toString(), MINT_PG_POOL_SIZE: "10" };
+  };
+  const label = `audit-${store}`;
+  const off = await startServer("service", { launch: ctx.launch, env: envOf(false), startTimeoutMs: 60_000, nodeFlags: profileFlags(ctx, `${label}-off`) });
+  const on = await startServer("service", { launch: ctx.launch, env: envOf(true), startTimeoutMs: 60_000, nodeFlags: profileFlags(ctx, `${label}-on`) });
+  try {
+    if (method !== "mint") {
+      // One load at a time: the generator runs one spec at once.
+      await seed(ctx, off, ACCOUNTS);
+      await seed(ctx, on, ACCOUNTS);
+    }
+    const offRuns: LoadResult[] = [];
+    const onRuns: LoadResult[] = [];
+    for (let i = 0; i < ctx.opts.pairs; i++) {
+      for (const side of i % 2 === 0 ? ["off", "on"] : ["on", "off"]) {
+        const r = await ctx.gen.run(spec(ctx, side === "off" ? off : on, method, concurrency, ACCOUNTS));
+        (side === "off" ? offRuns : onRuns).push(r);
+      }
+      const b = offRuns[i] as LoadResult;
+      const x = onRuns[i] as LoadResult;
+      ctx.log(
+        `  ${label} pair ${i + 1}/${ctx.opts.pairs}: journal off ${b.rps.toFixed(0)}/s (${fmtUs(b.serverCpuUsPerCall)} µs CPU/call), ` +
+          `on ${x.rps.toFixed(0)}/s (${fmtUs(x.serverCpuUsPerCall)} µs CPU/call)${b.errors + x.errors > 0 ? ` ERRORS ${JSON.stringify({ ...b.errorKinds, ...x.errorKinds })}` : ""}`,
+      );
+    }
+    return buildComparison(`audit_${method}_${store}_c${concurrency}`, "journal on", "journal off", method, concurrency, offRuns, onRuns);
+  } finally {
+    await Promise.all([off.stop(), on.stop()]);
+  }
+}
+
 /** Hot account (two accounts) vs uniform (many accounts), transfers on the service at c=64. */
 async function compareHot(ctx: Ctx, concurrency: number): Promise<Comparison> {
   const service = await startServer("service", { launch: ctx.launch, nodeFlags: profileFlags(ctx, `service-hot-c${concurrency}`) });
@@ -644,6 +695,17 @@ async function main(): Promise<void> {
         log(`  FAILED: ${(e as Error).message}`);
       }
     }
+    if (want("audit")) {
+      for (const store of ["memory", "postgres"] as const) {
+        log(`audit journal on vs off (${store})`);
+        try {
+          comparisons.push(await compareAudit(ctx, store));
+        } catch (e) {
+          failures.push(`audit ${store}: ${(e as Error).message}`);
+          log(`  FAILED: ${(e as Error).message}`);
+        }
+      }
+    }
   } finally {
     gen.close();
   }
@@ -708,6 +770,8 @@ async function main(): Promise<void> {
     limiter_heap_returns: limiterWorst === null ? null : limiterWorst.returnsWithin10Pct,
     idempotency_heap_returns: idem === null ? null : idem.returnsWithin10Pct,
     pg_transfer_vs_pgbench: pg === null || pg.ratio === null ? null : round(pg.ratio),
+    audit_pg_transfer_on_vs_off: ratio(find("audit_transfer_postgres_c32")),
+    audit_mint_memory_cpu_cost_on_vs_off: cost(find("audit_mint_memory_c64")),
     mint_cpu_cost_metrics_on_vs_off: cost(metricsCost),
     notes: {
       headline:
@@ -832,6 +896,10 @@ async function main(): Promise<void> {
   out.push(targetLine("MintUsdc CPU cost metrics on/off", mc, ">= 0.97", mc === null ? null : mc >= 0.97));
   out.push(targetLine("limiter bytes/account", t.limiter_bytes_per_account, "<= 300", t.limiter_bytes_per_account === null ? null : t.limiter_bytes_per_account <= 300));
   out.push(targetLine("idempotency bytes/key", t.idempotency_bytes_per_key, "<= 1024", t.idempotency_bytes_per_key === null ? null : t.idempotency_bytes_per_key <= 1024));
+  out.push(
+    targetLine("audit journal: PG transfers on/off", t.audit_pg_transfer_on_vs_off, ">= 0.85", t.audit_pg_transfer_on_vs_off === null ? null : t.audit_pg_transfer_on_vs_off >= 0.85),
+  );
+  out.push(`  audit journal: MintUsdc CPU-cost ratio in memory, on/off: ${t.audit_mint_memory_cpu_cost_on_vs_off ?? "n/a"}`);
   out.push(`  heap back after window/TTL: limiter ${t.limiter_heap_returns ?? "n/a"}, idempotency ${t.idempotency_heap_returns ?? "n/a"}`);
   if (failures.length > 0) out.push("", "FAILED PARTS:", ...failures.map((f) => "  " + f.split("\n")[0]));
   out.push("", `report: ${path.relative(ROOT, path.join(BENCH_DIR, "report.json"))}`);

@@ -11,14 +11,18 @@
 #   opensc                  pkcs11-tool, to inspect a token by hand
 #   prometheus              a real Prometheus server and promtool (2.42), for the
 #                           metrics test and `promtool check rules` on ops/alerts.yml
+#   postgresql-client       psql, which the audit journal's tamper tests use as
+#                           an attacker would (counted present when any
+#                           version's psql is installed)
 # Idempotent and quiet: prints nothing when all are present, one line per
 # install otherwise. Runs `apt-get update` at most once, only if an install is
 # needed. Needs root (or sudo) when something is missing.
 set -euo pipefail
 
-PACKAGES=(protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf softhsm2 opensc prometheus)
+PACKAGES=(protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf softhsm2 opensc prometheus postgresql-client)
 
 installed() {
+  if [ "$1" = postgresql-client ] && command -v psql >/dev/null 2>&1; then return 0; fi
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = "installed" ]
 }
 

@@ -59,9 +59,10 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
   if (config.store === "memory") {
     ledger = new MemoryLedgerStore({ clock });
     idempotency = new MemoryIdempotencyStore({ ttlMs: config.idempotencyTtlMs, maxKeys: config.idempotencyMaxKeys, clock });
-    store = new MemoryExactlyOnceStore(ledger, idempotency, clock);
+    store = new MemoryExactlyOnceStore(ledger, idempotency, clock, config.auditJournal ? {} : { journal: null });
     description.ledger = "memory";
     description.idempotency = "memory";
+    description.auditJournal = config.auditJournal ? "memory" : "off";
   } else {
     const { openPostgresStores } = await import("./adapters/postgres/index.js");
     const pg = await openPostgresStores({
@@ -70,6 +71,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
       statementTimeoutMs: config.pgStatementTimeoutMs,
       connectTimeoutMs: config.pgConnectTimeoutMs,
       idempotencyTtlMs: config.idempotencyTtlMs,
+      auditJournal: config.auditJournal,
       clock,
       logger,
       ...(hooks.pgNowWallMs === undefined ? {} : { testNowWallMs: hooks.pgNowWallMs }),
@@ -84,6 +86,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
     closers.push(() => pg.close());
     description.ledger = "postgres";
     description.idempotency = "postgres";
+    description.auditJournal = config.auditJournal ? "postgres (sealed by one replica at a time)" : "off";
   }
 
   if (config.redisUrl !== "") {

@@ -61,6 +61,8 @@ export interface Config extends SettlementVariables {
   readonly insecure: boolean;
   /** Who may use server reflection: everyone, authenticated principals, or nobody (not served). */
   readonly reflection: "public" | "authenticated" | "off";
+  /** Issue 10: journal every change (on, the default); off exists only to measure the journal's cost (bench). */
+  readonly auditJournal: boolean;
 }
 
 export class ConfigError extends Error {
@@ -194,6 +196,7 @@ const SETTINGS = [
   { key: "logLevel", env: "MINT_LOG_LEVEL", def: "info", doc: "log level (fatal, error, warn, info, debug, trace, silent)", parse: (raw: string) => (LOG_LEVELS as readonly string[]).includes(raw.trim()) ? (raw.trim() as Config["logLevel"]) : undefined, expect: LOG_LEVELS.join(", ") },
   { key: "maxCallsInFlight", env: "MINT_MAX_CALLS_IN_FLIGHT", def: "1000", doc: "most calls running at once in this process; more are refused UNAVAILABLE (OVERLOADED) with RetryInfo", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
   { key: "maxLockWaiters", env: "MINT_MAX_LOCK_WAITERS", def: "128", doc: "most calls waiting for one account; more are refused UNAVAILABLE (ACCOUNT_BUSY) with RetryInfo", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
+  { key: "auditJournal", env: "MINT_AUDIT_JOURNAL", def: "on", doc: "audit journal of every change: on, or off only to measure its cost (nothing is journaled)", parse: (raw: string) => (raw === "on" ? true : raw === "off" ? false : undefined), expect: "on or off" },
   { key: "maxConcurrentStreams", env: "MINT_MAX_CONCURRENT_STREAMS", def: "100", doc: "most calls open at once on one HTTP/2 connection (grpc.max_concurrent_streams)", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
   { key: "metricsListen", env: "MINT_METRICS_LISTEN", def: "", doc: "host:port serving Prometheus metrics at GET /metrics (empty = off; port 0 = any free port)", parse: optionalListenParser, expect: "empty or host:port" },
   { key: "authFile", env: "MINT_AUTH_FILE", def: "", doc: "principals file (YAML or JSON): names, roles, account scopes, certificate identities, token SHA-256 digests; re-read on SIGHUP (empty = every caller is `local`, loopback only)", parse: fileParser, expect: "the path of a readable file" },
@@ -350,5 +353,6 @@ export function describeConfig(config: Config): Record<string, string | number |
     tlsClientCa: config.tlsClientCa,
     insecure: config.insecure,
     reflection: config.reflection,
+    auditJournal: config.auditJournal,
   };
 }

@@ -2,7 +2,7 @@
  * mintctl's exit codes. Scripts branch on them, so they are fixed:
  * 0 success, 1 an unexpected failure of mintctl itself, 2 bad usage (unknown
  * flag, missing argument, unreadable file), 3 a bulk mint finished with failed
- * rows, and 10 + the gRPC code for a call the service (or the transport)
+ * rows, 4 `audit verify` found the audit chain broken, and 10 + the gRPC code for a call the service (or the transport)
  * refused: 13 INVALID_ARGUMENT, 15 NOT_FOUND, 16 ALREADY_EXISTS, 18
  * RESOURCE_EXHAUSTED, 19 FAILED_PRECONDITION, 24 UNAVAILABLE, ...
  */
@@ -14,7 +14,9 @@ export const EXIT_INTERNAL = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_BULK_FAILURES = 3;
 /** Issue 16: `chain reconcile` found the ledger and the chain differ. */
-export const EXIT_CHAIN_DIFFERS = 4;
+export const EXIT_CHAIN_DIFFERS = 5;
+/** `mintctl audit verify`: the service answered, and the audit chain is broken (issue 10). */
+export const EXIT_AUDIT_BROKEN = 4;
 const GRPC_BASE = 10;
 
 /** The exit code of a call that failed with the given gRPC code (10 + its number). */

@@ -16,7 +16,8 @@ Exit codes:
   1   mintctl itself failed unexpectedly
   2   usage: unknown flag, missing argument, unreadable file
   3   mint --from-csv finished with failed rows (see the failures file)
-  4   chain reconcile found the ledger and the chain differ
+  4   audit verify: the audit chain is broken (the first broken seq is printed)
+  5   chain reconcile found the ledger and the chain differ
   10 + gRPC code, when the call failed:
       13 INVALID_ARGUMENT  15 NOT_FOUND  16 ALREADY_EXISTS  17 PERMISSION_DENIED
       18 RESOURCE_EXHAUSTED  19 FAILED_PRECONDITION  20 ABORTED  23 INTERNAL

@@ -12,6 +12,8 @@ import {
   type GetBalanceRequest,
   type GetMintRequest,
   type ListMintsRequest,
+  type ListAuditEventsRequest,
+  type VerifyAuditChainRequest,
   type MintUsdcRequest,
   type ReconcileMintRequest,
   type TransferRequest,
@@ -98,6 +100,47 @@ export interface ReconcileMintInput {
   readonly reason?: string;
 }
 
+/** Issue 10: ListAuditEvents filters; every one optional. */
+export interface ListAuditEventsInput {
+  readonly accountId?: string;
+  readonly principal?: string;
+  readonly startTime?: Date;
+  readonly endTime?: Date;
+  readonly pageSize?: number;
+  readonly pageToken?: string;
+}
+
+/** One sealed audit journal record. */
+export interface AuditEvent {
+  readonly seq: number;
+  readonly time: Date;
+  readonly principal: string;
+  readonly action: string;
+  readonly idempotencyKey: string;
+  readonly requestJson: string;
+  readonly resultJson: string;
+  readonly accountIds: readonly string[];
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+export interface AuditPage {
+  readonly events: AuditEvent[];
+  readonly nextPageToken: string;
+}
+
+/** VerifyAuditChain's answer: `whole`, or the first broken sequence number and why. */
+export interface AuditVerdict {
+  readonly whole: boolean;
+  readonly checked: number;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+  readonly headHash: string;
+  readonly unsealed: number;
+  readonly brokenSeq: number;
+  readonly reason: string;
+}
+
 export interface MintClient {
   mintUsdc(input: MintUsdcInput, options?: CallOptions): Promise<MintResult>;
   transfer(input: TransferInput, options?: CallOptions): Promise<TransferResult>;
@@ -109,6 +152,10 @@ export interface MintClient {
   reconcileMint(input: ReconcileMintInput, options?: CallOptions): Promise<Mint>;
   /** Issue 16: compares the chain with the ledger (read-only). */
   reconcileChain(blockchain: BlockchainName | (string & {}), options?: CallOptions): Promise<ChainReconciliation>;
+  /** Issue 10: one page of the audit journal (role auditor). */
+  listAuditEvents(input?: ListAuditEventsInput, options?: CallOptions): Promise<AuditPage>;
+  /** Issue 10: recomputes the journal's chain over [fromSeq, toSeq] (0: start / head). */
+  verifyAuditChain(input?: { fromSeq?: number; toSeq?: number }, options?: CallOptions): Promise<AuditVerdict>;
   /** What the client knows of each replica's health (from its Watch streams). */
   endpoints(): EndpointState[];
   /** Resolves once every replica has reported its health (or after `timeoutMs`). */
@@ -128,6 +175,8 @@ const SAFETY: Record<Rpc, CallSafety> = {
   reconcileMint: "unkeyed",
   // Issue 16: a read-only comparison; the SDK method is a follow-up (mintctl calls it directly).
   reconcileChain: "read",
+  listAuditEvents: "read",
+  verifyAuditChain: "read",
 };
 
 export const DEFAULT_DEADLINE_MS = 5_000;
@@ -299,6 +348,21 @@ export function createMintClient(options: MintClientOptions): MintClient {
         headBlock: res.headBlock,
         differences: res.differences.map((d) => ({ mintId: d.mintId, ledgerState: (SettlementState[d.ledgerState] ?? "UNRECOGNIZED").replace(/^SETTLEMENT_STATE_/, ""), chainState: d.chainState, txHash: d.txHash })),
       };
+    },
+    async listAuditEvents(input = {}, call) {
+      const req: ListAuditEventsRequest = {
+        accountId: input.accountId ?? "",
+        principal: input.principal ?? "",
+        startTime: input.startTime,
+        endTime: input.endTime,
+        pageSize: input.pageSize ?? 0,
+        pageToken: input.pageToken ?? "",
+      };
+      const res = await invoke<ListAuditEventsRequest, { events: AuditEvent[]; nextPageToken: string }>("listAuditEvents", req, call);
+      return { events: res.events, nextPageToken: res.nextPageToken };
+    },
+    async verifyAuditChain(input = {}, call) {
+      return invoke<VerifyAuditChainRequest, AuditVerdict>("verifyAuditChain", { fromSeq: input.fromSeq ?? 0, toSeq: input.toSeq ?? 0 }, call);
     },
     endpoints: () => pool.states(),
     async waitForHealth(timeoutMs = 5_000) {

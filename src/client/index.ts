@@ -5,6 +5,7 @@
  *   const { mint, replayed } = await client.mintUsdc({ accountId: "alice", amount: "100.5", blockchain: "ETHEREUM" });
  */
 export { createMintClient, DEFAULT_DEADLINE_MS } from "./client.js";
+export type { AuditEvent, AuditPage, AuditVerdict, ListAuditEventsInput } from "./client.js";
 export type { CallOptions, ListMintsInput, MintClient, MintClientOptions, MintUsdcInput, ReconcileMintInput, RetryEvent, TransferInput } from "./client.js";
 export type { EndpointState, EndpointStatus } from "./endpoints.js";
 export { MintServiceError } from "./errors.js";

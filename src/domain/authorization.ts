@@ -8,14 +8,14 @@
 import type { Failure } from "./errors.js";
 
 /** Every RPC the service authorizes, by its proto method name. */
-export const RPCS = ["MintUsdc", "Transfer", "GetBalance", "GetMint", "ListMints", "ReconcileMint", "ReconcileChain"] as const;
+export const RPCS = ["MintUsdc", "Transfer", "GetBalance", "GetMint", "ListMints", "ReconcileMint", "ReconcileChain", "ListAuditEvents", "VerifyAuditChain"] as const;
 export type Rpc = (typeof RPCS)[number];
 
 /**
  * THE role table: each role and the RPCs it grants. Adding a role is one
  * line. A role with no RPCs yet is reserved: an auth file may name it (so
  * operators can provision ahead of the feature) and it grants nothing today.
- * `auditor` gets the audit RPCs of the next issue; `approver`,
+ * `auditor` reads and verifies the audit journal (issue 10); `approver`,
  * `reserve-manager`, `redeemer` and `compliance` get theirs from the
  * supply-governance issues.
  */
@@ -24,7 +24,7 @@ export const ROLE_TABLE = {
   transferer: ["Transfer"],
   reader: ["GetBalance", "GetMint", "ListMints"],
   reconciler: ["ReconcileMint"],
-  auditor: ["ReconcileChain"],
+  auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
   approver: [],
   "reserve-manager": [],
   redeemer: [],
@@ -46,6 +46,8 @@ export const SCOPE_TARGET: Readonly<Record<Rpc, string>> = {
   ListMints: "account_id; all accounts (empty account_id) needs scope *",
   ReconcileMint: "the mint's account",
   ReconcileChain: "— (a whole chain: not account-scoped)",
+  ListAuditEvents: "account_id; every account (empty account_id) needs scope *",
+  VerifyAuditChain: "the whole journal: needs scope *",
 };
 
 /**

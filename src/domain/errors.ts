@@ -15,7 +15,12 @@ export type FieldName =
   | "mint_id"
   | "reason"
   | "page_size"
-  | "page_token";
+  | "page_token"
+  // Issue 10 (ListAuditEvents, VerifyAuditChain).
+  | "principal"
+  | "start_time"
+  | "end_time"
+  | "from_seq";
 
 /** UPPER_SNAKE_CASE reasons of INVALID_ARGUMENT. */
 export type InvalidReason =
@@ -28,7 +33,11 @@ export type InvalidReason =
   | "INVALID_MINT_ID"
   | "INVALID_REASON"
   | "INVALID_PAGE_SIZE"
-  | "INVALID_PAGE_TOKEN";
+  | "INVALID_PAGE_TOKEN"
+  // Issue 10 (ListAuditEvents, VerifyAuditChain).
+  | "INVALID_PRINCIPAL"
+  | "INVALID_TIME_RANGE"
+  | "INVALID_SEQ_RANGE";
 
 export type Failure =
   /** The request is malformed; nothing was looked at or changed. */

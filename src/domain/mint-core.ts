@@ -23,6 +23,8 @@
  */
 import { coversAllAccounts, mintScopeRefusal, scopedIdempotencyKey, type Principal } from "./authorization.js";
 import { AccountLocks } from "./account-locks.js";
+import { LOCAL_ACTOR, reversalEntry, verifyChain, type AuditRecord, type ChainVerdict } from "./audit.js";
+import type { JournalEntry } from "./journal.js";
 import type { Clock } from "./clock.js";
 import type { Failure } from "./errors.js";
 import { invalid, UnavailableError } from "./errors.js";
@@ -101,6 +103,19 @@ export interface ListMintsInput {
   readonly pageToken: string;
 }
 
+export interface ListAuditEventsInput {
+  readonly accountId: string;
+  readonly principal: string;
+  /** Wall ms; 0 for no bound. */
+  readonly startWallMs: number;
+  readonly endWallMs: number;
+  readonly pageSize: number;
+  readonly pageToken: string;
+}
+
+/** Longest principal name a ListAuditEvents filter may name. */
+const MAX_PRINCIPAL_CHARS = 256;
+
 const deadlinePassed: Failure = { code: "DEADLINE_EXCEEDED", message: "deadline exceeded while waiting for an account lock; nothing was applied" };
 
 
@@ -116,6 +131,11 @@ function leave(scope: Map<string, InFlightKey>, key: string): void {
   if (entry === undefined) return;
   if (entry.count <= 1) scope.delete(key);
   else entry.count--;
+}
+
+/** The journal entry of a keyed call (the store appends it with the result when the effect applies). */
+function journalEntry(ctx: CallContext, action: string, key: string, request: CanonicalRequest, accounts: readonly string[]): JournalEntry {
+  return { actor: ctx.principal?.name ?? LOCAL_ACTOR, action, idempotencyKey: key, request, accounts };
 }
 
 export class MintCore {
@@ -177,8 +197,10 @@ export class MintCore {
     };
     let r: Result<{ stored: StoredResult; replayed: boolean }>;
     try {
+      const request = mintRequest(accountId.value, amount.value, blockchain.value);
+      const accounts = [accountId.value];
       r = await this.keyed(
-        { scope: "mint", key: storeKey, request: mintRequest(accountId.value, amount.value, blockchain.value), accounts: [accountId.value] },
+        { scope: "mint", key: storeKey, request, accounts, journal: journalEntry(ctx, "MintUsdc", key.value, request, accounts) },
         ctx,
         effect,
         admit,
@@ -214,8 +236,10 @@ export class MintCore {
     // The record keeps the caller-scoped key, so that a reconcile frees the right one.
     const storeKey = scopedIdempotencyKey(ctx.principal, key.value);
 
+    const request = transferRequest(from.value, to.value, amount.value);
+    const accounts = [from.value, to.value];
     const r = await this.keyed(
-      { scope: "transfer", key: storeKey, request: transferRequest(from.value, to.value, amount.value), accounts: [from.value, to.value] },
+      { scope: "transfer", key: storeKey, request, accounts, journal: journalEntry(ctx, "Transfer", key.value, request, accounts) },
       ctx,
       {
         kind: "transfer",
@@ -311,9 +335,69 @@ export class MintCore {
     // No account lock: the store reverses and frees the mint's key in one
     // atomic step, so neither a same-key retry nor a mint still in flight can
     // see the ledger and the key disagree.
-    const reversed = await this.deps.store.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx);
+    const reversed = await this.deps.store.reverseMint(
+      mintId.value,
+      reason.value,
+      this.deps.clock.wallMs(),
+      ctx,
+      reversalEntry(ctx.principal?.name ?? LOCAL_ACTOR, mintId.value, reason.value),
+    );
     if (reversed.ok) this.metrics.moneyMoved("reversal", reversed.value.amountMicros);
     return reversed;
+  }
+
+  /**
+   * Sealed audit records, oldest first, filtered by account, principal and
+   * time ([startWallMs, endWallMs); 0 for no bound). Failures:
+   * INVALID_ARGUMENT (account id, principal, times, page size, page token).
+   */
+  async listAuditEvents(input: ListAuditEventsInput): Promise<Result<{ events: AuditRecord[]; nextPageToken: string }>> {
+    let accountId: string | null = null;
+    if (input.accountId !== "") {
+      const a = v.accountId(input.accountId);
+      if (!a.ok) return a;
+      accountId = a.value;
+    }
+    if (input.principal.length > MAX_PRINCIPAL_CHARS) {
+      return fail(invalid("INVALID_PRINCIPAL", "principal", `principal must be at most ${MAX_PRINCIPAL_CHARS} characters`));
+    }
+    if (!Number.isSafeInteger(input.startWallMs) || !Number.isSafeInteger(input.endWallMs) || input.startWallMs < 0 || input.endWallMs < 0) {
+      return fail(invalid("INVALID_TIME_RANGE", "start_time", "start_time and end_time must be valid times after 1970"));
+    }
+    if (input.endWallMs !== 0 && input.endWallMs <= input.startWallMs) {
+      return fail(invalid("INVALID_TIME_RANGE", "end_time", "end_time must be after start_time"));
+    }
+    if (!Number.isInteger(input.pageSize) || input.pageSize < 0) {
+      return fail(invalid("INVALID_PAGE_SIZE", "page_size", "page_size must not be negative (0 means 50, at most 1000)"));
+    }
+    const limit = input.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(input.pageSize, MAX_PAGE_SIZE);
+    // The token is bound to the filters, so it cannot page another query.
+    const filters = `audit\u0000${input.accountId}\u0000${input.principal}\u0000${input.startWallMs}\u0000${input.endWallMs}`;
+    let afterSeq = 0;
+    if (input.pageToken !== "") {
+      const decoded = decodePageToken(input.pageToken, filters);
+      if (decoded === null) return fail(invalid("INVALID_PAGE_TOKEN", "page_token", "page_token was not issued by this service for these filters"));
+      afterSeq = decoded;
+    }
+    const rows = await this.deps.store.audit.list({
+      accountId,
+      actor: input.principal === "" ? null : input.principal,
+      fromTimeMs: input.startWallMs,
+      toTimeMs: input.endWallMs === 0 ? Infinity : input.endWallMs,
+      afterSeq,
+      limit: limit + 1,
+    });
+    const events = rows.slice(0, limit);
+    const last = events[events.length - 1];
+    return ok({ events, nextPageToken: rows.length > limit && last !== undefined ? encodePageToken(last.seq, filters) : "" });
+  }
+
+  /** Recomputes the journal's chain over [fromSeq, toSeq] (0: start / head). Failures: INVALID_ARGUMENT (a negative or reversed range). */
+  async verifyAuditChain(fromSeq: number, toSeq: number): Promise<Result<ChainVerdict>> {
+    if (!Number.isSafeInteger(fromSeq) || !Number.isSafeInteger(toSeq) || fromSeq < 0 || toSeq < 0 || (toSeq !== 0 && toSeq < fromSeq)) {
+      return fail(invalid("INVALID_SEQ_RANGE", "from_seq", "from_seq and to_seq must be >= 0 and from_seq <= to_seq (0 means the start / the head)"));
+    }
+    return ok(await verifyChain(this.deps.store.audit, fromSeq, toSeq));
   }
 
   /**
@@ -321,7 +405,13 @@ export class MintCore {
    * the top of this file.
    */
   private async keyed(
-    op: { readonly scope: IdempotencyScope; readonly key: string; readonly request: CanonicalRequest; readonly accounts: readonly string[] },
+    op: {
+      readonly scope: IdempotencyScope;
+      readonly key: string;
+      readonly request: CanonicalRequest;
+      readonly accounts: readonly string[];
+      readonly journal: JournalEntry;
+    },
     ctx: CallContext,
     effect: Effect,
     admit?: () => Promise<Result<void>>,

@@ -8,6 +8,8 @@
  * `UnavailableError` and a passed deadline by returning DEADLINE_EXCEEDED (or
  * throwing `DeadlineExceededError`); every other outcome is a `Result`.
  */
+import type { AuditJournal } from "./audit.js";
+import type { JournalEntry } from "./journal.js";
 import type { Result } from "./result.js";
 import type {
   Blockchain,
@@ -90,6 +92,13 @@ export interface KeyedCall {
    * nothing applied and the key free.
    */
   readonly admit?: () => Promise<Result<void>>;
+  /**
+   * What the audit journal records of the change, appended in the same
+   * atomic step as the effect when it applies (never for a replay or a
+   * failure). Absent (building-block tests): the store journals the effect
+   * as its RPC (`MintUsdc`, `Transfer`) by actor `local` (see `entryOfEffect`).
+   */
+  readonly journal?: JournalEntry;
 }
 
 /** How long a call may wait, and its cancellation. */
@@ -128,13 +137,15 @@ export interface ExactlyOnceStore {
    * Failures: MINT_NOT_FOUND, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS,
    * DEADLINE_EXCEEDED, STORE_BUSY, CANCELLED.
    */
-  reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait): Promise<Result<MintRecord>>;
+  reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait, journal?: JournalEntry): Promise<Result<MintRecord>>;
   getBalance(accountId: string): Promise<bigint>;
   /** Issue 15: credit of mints not yet settled on-chain, micro-USDC (0 when the store never settles). */
   getPendingBalance?(accountId: string): Promise<bigint>;
   getMint(mintId: string): Promise<MintRecord | null>;
   /** Mints oldest first (ascending `seq`). */
   listMints(query: ListMintsQuery): Promise<MintRecord[]>;
+  /** The audit journal every change above is appended to (issue 10). */
+  readonly audit: AuditJournal;
 }
 
 /**

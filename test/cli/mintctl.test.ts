@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MemoryExactlyOnceStore } from "../../src/adapters/memory/memory-exactly-once-store.js";
 import { parseCsv } from "../../src/cli/csv.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { ROOT } from "../support/service-process.js";
@@ -311,5 +312,36 @@ describe("the executable", () => {
     const bad = await exec(["mint", acct, "-2"], { MINTCTL_ADDRESS: s.address });
     expect(bad.code).toBe(13);
     expect((await exec(["nope"], {})).code).toBe(2);
+  });
+});
+
+describe("audit (issue 10)", () => {
+  it("audit list: a table and --json, filtered by account and time; audit verify: exit 0 whole, 4 broken (names the seq); usage errors exit 2", async () => {
+    const acct = unique("audited");
+    const other = unique("audited-to");
+    await mintctl([...A, "mint", acct, "3", "--idempotency-key", unique("ak")]);
+    await mintctl([...A, "transfer", acct, other, "1", "--idempotency-key", unique("ak")]);
+    const t = await mintctl([...A, "audit", "list", "--account", acct]);
+    expect(t.code).toBe(0);
+    expect(t.out).toMatch(/^SEQ +TIME +PRINCIPAL +ACTION +ACCOUNTS +REQUEST +RESULT\n/);
+    expect(t.out).toMatch(new RegExp(`\\n\\d+ +\\S+ +local +MintUsdc +${acct} +\\{"account_id":"${acct}","amount":"3000000","blockchain":"ETHEREUM"\\}`));
+    expect(t.out).toMatch(/\n2 records\n$/);
+    const j = parsed<{ events: { action: string; accountIds: string[] }[]; count: number }>(await mintctl([...A, "--json", "audit", "list", "--account", other]));
+    expect(j.events.map((e) => [e.action, e.accountIds])).toEqual([["Transfer", [acct, other]]]);
+    expect(parsed<{ count: number }>(await mintctl([...A, "--json", "audit", "list", "--account", acct, "--until", "2000-01-01T00:00:00Z"])).count).toBe(0);
+
+    const ok = await mintctl([...A, "--json", "audit", "verify"]);
+    expect(ok.code).toBe(0);
+    const whole = parsed<{ whole: boolean; checked: number; lastSeq: number }>(ok);
+    expect(whole.whole).toBe(true);
+    expect(whole.checked).toBe(whole.lastSeq);
+
+    (s.app.adapters.store as MemoryExactlyOnceStore).audit.tamperForTest(2, (r) => ({ ...r, actor: "mallory" }));
+    const broken = await mintctl([...A, "audit", "verify"]);
+    expect(broken.code).toBe(4);
+    expect(broken.out).toMatch(/\nwhole +NO\nbroken_seq +2\nreason +record 2 does not match its hash\n/);
+
+    expect((await mintctl([...A, "audit", "list", "--since", "yesterday-ish"])).code).toBe(2);
+    expect((await mintctl([...A, "audit", "verify", "--from", "-1"])).code).toBe(2);
   });
 });

@@ -9,6 +9,8 @@
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { CanonicalRequest, MintRecord, StoredResult } from "../../src/domain/model.js";
+import { verifyChain, type AuditRecord } from "../../src/domain/audit.js";
+import type { JournalEntry } from "../../src/domain/journal.js";
 import type { KeyedCall } from "../../src/domain/ports.js";
 import { fail, ok, type Result } from "../../src/domain/result.js";
 import { mintRequest, newKey, newMintId, NO_DEADLINE, realSleep, transferRequest, newTransferId, type MakeStores, type StoresUnderTest } from "./stores-under-test.js";
@@ -72,6 +74,41 @@ export function exactlyOnceStoreContract(name: string, make: MakeStores): void {
         open,
       };
     }
+
+    /** The journal once every committed record is sealed (PostgreSQL seals right after commit; memory at once). */
+    async function journal(): Promise<AuditRecord[]> {
+      const until = Date.now() + 5_000;
+      while ((await s.store.audit.unsealedCount()) > 0) {
+        if (Date.now() > until) throw new Error("journal records stayed unsealed for 5 s");
+        await realSleep(2);
+      }
+      return s.store.audit.readSealed(0, 1000);
+    }
+
+    it("journals each applied effect once with the entry it was given, in the same step; replays and failures journal nothing (issue 10)", async () => {
+      const entry: JournalEntry = { actor: "ops@example", action: "MintUsdc", idempotencyKey: "k-audit", request: mintRequest("alice", 7n), accounts: ["alice"] };
+      const first = minted(await s.store.applyOnce({ ...mintCall("k-audit", "alice", 7n), journal: entry }, { deadlineMs: NO_DEADLINE }));
+      minted(await s.store.applyOnce({ ...mintCall("k-audit", "alice", 7n), journal: entry }, { deadlineMs: NO_DEADLINE }));
+      expect((await s.store.applyOnce(transferCall(newKey(), "alice", "bob", 100n), { deadlineMs: NO_DEADLINE })).ok).toBe(false);
+      expect((await s.store.applyOnce(transferCall("k-t", "alice", "bob", 2n), { deadlineMs: NO_DEADLINE })).ok).toBe(true);
+      const reversal: JournalEntry = { actor: "ops@example", action: "ReconcileMint", idempotencyKey: null, request: { mint_id: first.mint.mintId, reason: "reorg" }, accounts: [] };
+      expect((await s.store.reverseMint(first.mint.mintId, "reorg", s.clock.wallMs(), { deadlineMs: NO_DEADLINE }, reversal)).ok).toBe(false);
+      const records = await journal();
+      expect(records.map((r) => [r.seq, r.actor, r.action, r.idempotencyKey, r.accounts])).toEqual([
+        [1, "ops@example", "MintUsdc", "k-audit", ["alice"]],
+        [2, "local", "Transfer", "k-t", ["alice", "bob"]],
+      ]);
+      expect(records[0]!.result).toEqual({ mint_id: first.mint.mintId, status: "COMPLETED" });
+      expect(records[0]!.request).toEqual({ account_id: "alice", amount: "7", blockchain: "ETHEREUM" });
+      await s.store.applyOnce(mintCall(newKey(), "carol", 9n), { deadlineMs: NO_DEADLINE }).then(minted).then((m) =>
+        s.store.reverseMint(m.mint.mintId, "reorg", s.clock.wallMs(), { deadlineMs: NO_DEADLINE }, { ...reversal, request: { mint_id: m.mint.mintId, reason: "reorg" } }),
+      );
+      const after = await journal();
+      expect(after.map((r) => r.action)).toEqual(["MintUsdc", "Transfer", "MintUsdc", "ReconcileMint"]);
+      expect(after[3]!.accounts).toEqual(["carol"]);
+      expect(after[3]!.result).toMatchObject({ account_id: "carol", amount: "9", status: "REVERSED" });
+      expect(await verifyChain(s.store.audit, 0, 0)).toMatchObject({ whole: true, checked: 4, lastSeq: 4, unsealed: 0 });
+    });
 
     it("applies the effect once; a replay returns the stored result and applies nothing", async () => {
       const key = newKey();

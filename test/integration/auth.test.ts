@@ -18,6 +18,10 @@ import {
   ReconcileChainRequest,
   ReconcileMintRequest,
   TransferRequest,
+  ListAuditEventsRequest,
+  VerifyAuditChainRequest,
+  type ListAuditEventsResponse,
+  type VerifyAuditChainResponse,
   type Mint,
   type MintServiceClient,
   type MintUsdcResponse,
@@ -72,6 +76,8 @@ const EMPTY: Record<Rpc, unknown> = {
   ListMints: ListMintsRequest.fromPartial({}),
   ReconcileMint: ReconcileMintRequest.fromPartial({}),
   ReconcileChain: ReconcileChainRequest.fromPartial({}),
+  ListAuditEvents: ListAuditEventsRequest.fromPartial({}),
+  VerifyAuditChain: VerifyAuditChainRequest.fromPartial({}),
 };
 
 let seq = 0;
@@ -121,6 +127,10 @@ describe("every role × RPC cell", () => {
         return { mintId: mints[i]!.mintId, reason: "matrix" };
       case "ReconcileChain":
         return { blockchain: Blockchain.BLOCKCHAIN_BASE };
+      case "ListAuditEvents":
+        return ListAuditEventsRequest.fromPartial({ accountId: funded, pageSize: 5 });
+      case "VerifyAuditChain":
+        return VerifyAuditChainRequest.fromPartial({});
     }
   }
 
@@ -129,7 +139,7 @@ describe("every role × RPC cell", () => {
     transferer: ["Transfer"],
     reader: ["GetBalance", "GetMint", "ListMints"],
     reconciler: ["ReconcileMint"],
-    auditor: ["ReconcileChain"],
+    auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
     approver: [],
     "reserve-manager": [],
     redeemer: [],
@@ -380,5 +390,21 @@ describe("rotation (what SIGHUP does)", () => {
     } finally {
       await rot.shutdown();
     }
+  });
+});
+
+describe("the audit journal records the caller (issue 10)", () => {
+  it("a change made with a principal's token is journaled with that principal's name; an auditor filters by it", async () => {
+    const minter = client({ token: fx.roleTokens.minter });
+    const account = unique("audited");
+    const made = await mint(minter, account, "3");
+    const auditor = client({ token: fx.roleTokens.auditor });
+    const page = await call<ListAuditEventsResponse>(auditor, "ListAuditEvents", ListAuditEventsRequest.fromPartial({ accountId: account }));
+    expect(page.events.map((e) => [e.principal, e.action, JSON.parse(e.resultJson).mint_id])).toEqual([["role-minter", "MintUsdc", made.mint!.mintId]]);
+    const byPrincipal = await call<ListAuditEventsResponse>(auditor, "ListAuditEvents", ListAuditEventsRequest.fromPartial({ principal: "role-minter" }));
+    expect(byPrincipal.events.every((e) => e.principal === "role-minter")).toBe(true);
+    expect(byPrincipal.events.map((e) => e.hash)).toContain(page.events[0]!.hash);
+    const verdict = await call<VerifyAuditChainResponse>(auditor, "VerifyAuditChain", VerifyAuditChainRequest.fromPartial({}));
+    expect(verdict.whole).toBe(true);
   });
 });

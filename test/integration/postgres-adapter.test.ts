@@ -57,6 +57,9 @@ async function openReplica(opts: ReplicaOptions = {}): Promise<Replica> {
     statementTimeoutMs: opts.statementTimeoutMs ?? 5_000,
     connectTimeoutMs: opts.connectTimeoutMs ?? 2_000,
     idempotencyTtlMs: TTL_MS,
+    // These tests count the pool's clients and sessions of the ledger path; the
+    // audit sealer's own checkouts (test/integration/audit-journal.test.ts) would blur them.
+    auditJournal: false,
     clock,
     testNowWallMs: () => clock.wallMs(),
     logger: { info() {}, warn: (o, m) => warnings.push({ o, m }), error: (o, m) => warnings.push({ o, m }) },
@@ -138,7 +141,7 @@ describe("migrations", () => {
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
       );
       expect(tables.rows.map((r) => r.table_name).sort()).toEqual(
-        ["accounts", "idempotency_keys", "ledger_entries", "mint_seq_base", "mints", "schema_migrations", "settlement_txs", "settlements", "transfers"].sort(),
+        ["accounts", "audit_journal", "idempotency_keys", "ledger_entries", "mint_seq_base", "mints", "schema_migrations", "settlement_txs", "settlements", "transfers"].sort(),
       );
       const money = await client.query<{ table_name: string; column_name: string; data_type: string; numeric_precision: number; numeric_scale: number }>(
         `SELECT table_name, column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns

@@ -270,9 +270,9 @@ describe.each([
       expect(report.confirmedSum).toBe("1");
       expect(report.differences).toHaveLength(1);
       expect(report.differences[0]).toMatchObject({ mintId: "", ledgerState: SettlementState.SETTLEMENT_STATE_UNSPECIFIED, txHash: hash });
-      // mintctl exits 4 and names the transaction.
+      // mintctl exits 5 and names the transaction.
       const differs = await mintctl(["--address", s.address, "--json", "chain", "reconcile", "ETHEREUM"]);
-      expect(differs.code).toBe(4);
+      expect(differs.code).toBe(5);
       expect(JSON.parse(differs.out)).toMatchObject({ agree: false, totalSupply: "6", confirmedSum: "1", differences: [{ mintId: "", ledgerState: "UNSPECIFIED", txHash: hash }] });
     } finally {
       await s.stop();

@@ -20,6 +20,7 @@ import type { MintRecord } from "../../src/domain/model.js";
 import { formatMicros } from "../../src/domain/money.js";
 import type { IdempotencyStore, LedgerStore, RateLimiter } from "../../src/domain/ports.js";
 import type { Result } from "../../src/domain/result.js";
+import { memoryLedgerEffects, recordEffects } from "../support/audit-checks.js";
 import { FakeClock } from "../support/fake-clock.js";
 
 const NO_DEADLINE = { deadlineMs: Infinity };
@@ -189,7 +190,8 @@ async function runSequence(cmds: Cmd[]): Promise<void> {
   const ledger = new MemoryLedgerStore({ clock });
   const idempotency = new MemoryIdempotencyStore({ ttlMs: TTL_MS, maxKeys: 10_000, clock });
   const limiter = new MemoryRateLimiter({ limit: LIMIT, windowMs: WINDOW_MS, clock });
-  const core = new MintCore({ store: new MemoryExactlyOnceStore(ledger, idempotency, clock), limiter, clock, maxAmountMicros: MAX_MICROS });
+  const store = new MemoryExactlyOnceStore(ledger, idempotency, clock);
+  const core = new MintCore({ store, limiter, clock, maxAmountMicros: MAX_MICROS });
   const model = new Model();
 
   const doMint = async (input: MintUsdcInput, micros: bigint | null): Promise<void> => {
@@ -331,8 +333,14 @@ async function runSequence(cmds: Cmd[]): Promise<void> {
     }
     checkLedgerLaws(ledger, model.minted, model.reversed);
     for (const a of ACCOUNTS) expect(value(await core.getBalance(a)).balanceMicros, `balance of ${a}`).toBe(model.balance(a));
+    // One journal record per applied mutation (a transfer is two ledger entries, the rest one).
+    expect(store.audit.size, "journal records").toBe(ledger.ledgerEntries().filter((e) => e.kind !== "transfer_in").length);
   }
   expect(core.locks.size()).toBe(0);
+  // Every record matches a ledger effect and vice versa, and the chain is whole.
+  const records = await store.audit.readSealed(0, Number.MAX_SAFE_INTEGER);
+  expect(recordEffects(records)).toEqual(memoryLedgerEffects(ledger.ledgerEntries()));
+  expect(value(await core.verifyAuditChain(0, 0))).toMatchObject({ whole: true, checked: records.length });
 }
 
 function microsOf(text: string): bigint {

@@ -26,7 +26,7 @@ const GRANTS: Record<Role, readonly Rpc[]> = {
   transferer: ["Transfer"],
   reader: ["GetBalance", "GetMint", "ListMints"],
   reconciler: ["ReconcileMint"],
-  auditor: ["ReconcileChain"],
+  auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
   approver: [],
   "reserve-manager": [],
   redeemer: [],

@@ -176,6 +176,7 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_TLS_CLIENT_CA", "/nonexistent/client-ca.crt"],
     ["MINT_INSECURE", "maybe"],
     ["MINT_REFLECTION", "private"],
+    ["MINT_AUDIT_JOURNAL", "true"],
   ];
 
   it.each(bad)("%s=%j", (name, value) => {

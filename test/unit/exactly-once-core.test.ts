@@ -114,6 +114,7 @@ describe("the core over ExactlyOnceStore", () => {
         getBalance: (a) => inner.getBalance(a),
         getMint: (id) => inner.getMint(id),
         listMints: (q) => inner.listMints(q),
+        audit: inner.audit,
       }),
     });
     await expect(core.mintUsdc(mintInput(), NO_DEADLINE)).rejects.toBeInstanceOf(UnavailableError);

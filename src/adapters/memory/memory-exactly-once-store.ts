@@ -6,16 +6,18 @@
  * nothing (a same-key retry, a reconcile) ever sees the ledger and the key
  * disagree. Calls queued on a gate wait holding nothing else.
  */
+import { entryOfEffect, LOCAL_ACTOR, mintResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
 import type { Clock } from "../../domain/clock.js";
+import type { JournalEntry } from "../../domain/journal.js";
 import { markNotApplied, type Failure } from "../../domain/errors.js";
 import { differingFields, sameRequest, type CanonicalRequest, type IdempotencyScope, type MintRecord, type StoredResult } from "../../domain/model.js";
 import type { Effect, ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, KeyedCall, LedgerStore, ListMintsQuery, Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
-import type { JournalEntry } from "../../domain/journal.js";
 import { settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
 import type { Settlement, SettlementEffects, SettlementOutbox } from "../../settlement/ports.js";
 import type { MemoryLedgerStore } from "./memory-ledger-store.js";
+import { MemoryAuditJournal } from "./memory-audit-journal.js";
 
 /** Who holds a key's gate, and who waits behind it. */
 interface Gate {
@@ -25,10 +27,18 @@ interface Gate {
   waiters: (() => void)[] | null;
 }
 
+const EMPTY_JOURNAL = new MemoryAuditJournal();
+
+function reversalEntryOf(mintId: string, reason: string): JournalEntry {
+  return reversalEntry(LOCAL_ACTOR, mintId, reason);
+}
+
 export const CANCELLED_WHILE_WAITING: Failure = { code: "CANCELLED", message: "the call was cancelled while it waited; nothing was applied" };
 
 export class MemoryExactlyOnceStore implements ExactlyOnceStore {
   private readonly gates = new Map<string, Gate>();
+  /** Null only to measure what the journal costs (bench); the service always journals. */
+  private readonly journal: MemoryAuditJournal | null;
 
   /** Issue 15: where settlements are queued; set with `attachOutbox` when settlement is configured. */
   private outbox: SettlementOutbox | null = null;
@@ -37,7 +47,15 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
     readonly ledger: LedgerStore,
     readonly keys: IdempotencyStore,
     private readonly clock: Clock,
-  ) {}
+    opts: { journal?: MemoryAuditJournal | null } = {},
+  ) {
+    this.journal = opts.journal === undefined ? new MemoryAuditJournal() : opts.journal;
+  }
+
+  /** The journal (a disabled one reads as empty). */
+  get audit(): MemoryAuditJournal {
+    return this.journal ?? EMPTY_JOURNAL;
+  }
 
   /**
    * Issue 15: mints marked `settle` are queued in `outbox` in the same
@@ -66,16 +84,20 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
     };
   }
 
-  /** `journal` is appended once the journal (issue 10) lands; the change itself is one synchronous step. */
+  /** The credit becomes available, journaled with the worker as actor right after (no other call runs between). */
   private async settleConfirmed(ledger: MemoryLedgerStore, s: Settlement, journal: JournalEntry): Promise<void> {
-    void journal;
-    await ledger.settleConfirmed(s.settlementId);
+    const moved = await ledger.settleConfirmed(s.settlementId);
+    const mint = moved ? await ledger.getMint(s.settlementId) : null;
+    if (mint !== null) {
+      this.journal?.append(unsealedRecord(journal, { mint_id: s.settlementId, state: "CONFIRMED" }, s.updateWallMs, [mint.accountId]));
+    }
   }
 
   private async settleFailed(s: Settlement, reason: string, journal: JournalEntry): Promise<void> {
-    void journal;
     const reversed = await this.ledger.reverseMint(s.settlementId, `settlement failed: ${reason}`, s.updateWallMs, Infinity);
-    if (reversed.ok) await this.keys.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
+    if (!reversed.ok) return;
+    this.journal?.append(unsealedRecord(journal, reversalResult(reversed.value), s.updateWallMs, [reversed.value.accountId]));
+    await this.keys.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
   }
 
   async applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
@@ -94,7 +116,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
           const admitted = await call.admit();
           if (!admitted.ok) return admitted;
         }
-        const applied = await this.apply(call.effect, claim, wait.deadlineMs);
+        const applied = await this.apply(call.effect, claim, wait.deadlineMs, call.journal);
         if (!applied.ok) return applied;
         stored = applied.value;
         await this.keys.complete(claim, stored);
@@ -107,7 +129,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
     }
   }
 
-  async reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait): Promise<Result<MintRecord>> {
+  async reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait, journal?: JournalEntry): Promise<Result<MintRecord>> {
     const mint = await this.ledger.getMint(mintId);
     if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId });
     const entered = await this.enter("mint", mint.idempotencyKey, null, wait);
@@ -116,6 +138,8 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
       const refused = await this.cancelSettlement(mintId);
       if (refused !== null) return fail(refused);
       const reversed = await this.ledger.reverseMint(mintId, reason, wallMs, wait.deadlineMs);
+      // Journaled in the same synchronous stretch as the ledger's answer.
+      if (reversed.ok) this.journal?.append(unsealedRecord(journal ?? reversalEntryOf(mintId, reason), reversalResult(reversed.value), wallMs, [reversed.value.accountId]));
       if (reversed.ok) await this.keys.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
       return reversed;
     } finally {
@@ -152,11 +176,16 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
     return this.ledger.listMints(query);
   }
 
-  /** The memory ledger is atomic per call: when it throws, nothing was applied. */
-  private async apply(effect: Effect, claim: IdempotencyClaim, deadlineMs: number): Promise<Result<StoredResult>> {
+  /**
+   * The memory ledger is atomic per call: when it throws, nothing was
+   * applied. The journal record is appended in the same synchronous stretch
+   * as the ledger's answer (nothing can run between them).
+   */
+  private async apply(effect: Effect, claim: IdempotencyClaim, deadlineMs: number, entry: JournalEntry | undefined): Promise<Result<StoredResult>> {
     try {
       if (effect.kind === "mint") {
         const r = await this.ledger.mint(effect.cmd, claim, deadlineMs);
+        if (r.ok) this.journal?.append(unsealedRecord(entry ?? entryOfEffect(effect), mintResult(r.value), effect.cmd.createWallMs));
         if (r.ok && effect.cmd.settle === true) {
           if (this.outbox === null) throw new Error("invariant violated: a settling mint without an outbox");
           // The memory outbox's enqueue completes synchronously: same step as the credit.
@@ -165,6 +194,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
         return r.ok ? ok({ scope: "mint", mint: r.value }) : r;
       }
       const r = await this.ledger.transfer(effect.cmd, claim, deadlineMs);
+      if (r.ok) this.journal?.append(unsealedRecord(entry ?? entryOfEffect(effect), transferResult(r.value), effect.cmd.createWallMs));
       return r.ok ? ok({ scope: "transfer", transfer: r.value }) : r;
     } catch (err) {
       throw markNotApplied(err);

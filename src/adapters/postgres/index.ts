@@ -23,8 +23,10 @@ import { PostgresSettlementOutbox } from "../../settlement/outbox-postgres.js";
 import { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
 import { PostgresExactlyOnceStore } from "./postgres-exactly-once-store.js";
 import { PostgresLedgerStore } from "./postgres-ledger-store.js";
+import { PostgresAuditJournal } from "./postgres-audit-journal.js";
 
 export { MIGRATIONS, runMigrations, type Migration } from "./migrations.js";
+export { PostgresAuditJournal, SEAL_BATCH, SEAL_INTERVAL_MS, appendJournal, journalCte, journalParams } from "./postgres-audit-journal.js";
 export { LIST_MINTS_MAX_LIMIT } from "./postgres-ledger-store.js";
 
 export interface PostgresStoresOptions {
@@ -43,6 +45,10 @@ export interface PostgresStoresOptions {
   readonly logger?: AdapterLogger;
   /** Hears PostgreSQL lost races (40P01/40001), retried or given up. */
   readonly metrics?: MetricsSink;
+  /** Journal every change (default true); false only to measure what the journal costs (bench). */
+  readonly auditJournal?: boolean;
+  /** Sealing pass period in ms (default SEAL_INTERVAL_MS); tests with a fake clock drive it. */
+  readonly sealIntervalMs?: number;
   /** Test only: the wall ms standing in for the database's now() where key expiry is judged (see PgDatabase). */
   readonly testNowWallMs?: () => number;
 }
@@ -52,6 +58,8 @@ export interface PostgresStores {
   readonly store: ExactlyOnceStore;
   readonly ledger: LedgerStore;
   readonly idempotency: IdempotencyStore;
+  /** The audit journal and its sealer (kicked after every journaled commit, and on a timer). */
+  readonly audit: PostgresAuditJournal;
   /** `SELECT 1` within PROBE_TIMEOUT_MS (or the connect timeout, if shorter). */
   readonly probe: Probe;
   /** Pool occupancy: `totalCount - idleCount` clients are checked out. For tests and metrics. */
@@ -86,16 +94,29 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     ...(opts.testNowWallMs === undefined ? {} : { testNowWallMs: opts.testNowWallMs }),
     ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }),
   });
+  const audit = new PostgresAuditJournal(db.pool, {
+    clock: opts.clock,
+    logger,
+    ...(opts.sealIntervalMs === undefined ? {} : { sealIntervalMs: opts.sealIntervalMs }),
+  });
+  const journaling = opts.auditJournal !== false;
+  if (journaling) audit.start();
   // The pool ends when both stores are closed, or at `close()`.
   let ledgerOpen = true;
   let idempotencyOpen = true;
   const closeIfBothClosed = async (): Promise<void> => {
     if (!ledgerOpen && !idempotencyOpen) await db.end();
   };
-  const ledger = new PostgresLedgerStore(db, opts.idempotencyTtlMs, async () => {
-    ledgerOpen = false;
-    await closeIfBothClosed();
-  });
+  const ledger = new PostgresLedgerStore(
+    db,
+    opts.idempotencyTtlMs,
+    async () => {
+      ledgerOpen = false;
+      if (journaling) await audit.close();
+      await closeIfBothClosed();
+    },
+    journaling ? audit : null,
+  );
   const idempotency = new PostgresIdempotencyStore(db, opts.idempotencyTtlMs, async () => {
     idempotencyOpen = false;
     await closeIfBothClosed();
@@ -127,13 +148,17 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     },
   };
   return {
-    store: new PostgresExactlyOnceStore(ledger, idempotency),
+    store: new PostgresExactlyOnceStore(ledger, idempotency, audit),
+    audit,
     ledger,
     idempotency,
     probe,
     poolStats: () => db.stats(),
     settlementOutbox: () => new PostgresSettlementOutbox(db.pool, ledger.settlementEffects()),
-    close: () => db.end(),
+    close: async () => {
+      if (journaling) await audit.close();
+      await db.end();
+    },
   };
 }
 

@@ -111,6 +111,61 @@ INSERT INTO mint_seq_base (base) SELECT COALESCE(MAX(seq), 0) + 1 FROM mints;
 ALTER TABLE mints ALTER COLUMN seq DROP DEFAULT;
 `,
   },
+  // Issue 10: the audit journal (versions 1001+).
+  {
+    version: 1001,
+    name: "hash-chained audit journal",
+    sql: `
+-- One row per state change, inserted unsealed (seq, prev_hash, hash null) in
+-- the change's own transaction; the single sealer (advisory lock) fills them
+-- in, in commit order, right after. request and result hold canonical JSON
+-- text, exactly the bytes the hash covers for those two fields.
+CREATE TABLE audit_journal (
+  record_id bigserial PRIMARY KEY,
+  seq bigint UNIQUE CHECK (seq > 0),
+  time_ms bigint NOT NULL,
+  actor text NOT NULL,
+  action text NOT NULL,
+  idempotency_key text,
+  request text NOT NULL,
+  result text NOT NULL,
+  accounts text[] NOT NULL,
+  prev_hash text,
+  hash text,
+  CHECK ((seq IS NULL) = (hash IS NULL) AND (seq IS NULL) = (prev_hash IS NULL))
+);
+-- The sealer's work list: only unsealed rows are in it.
+CREATE INDEX audit_journal_unsealed ON audit_journal (record_id) WHERE seq IS NULL;
+CREATE INDEX audit_journal_accounts ON audit_journal USING gin (accounts);
+CREATE INDEX audit_journal_actor_seq ON audit_journal (actor, seq);
+CREATE INDEX audit_journal_time ON audit_journal (time_ms);
+
+-- Append-only, like ledger_entries: DELETE and TRUNCATE are refused, and the
+-- only UPDATE allowed is sealing, once: an unsealed row gets its seq,
+-- prev_hash and hash and nothing else changes. A sealed row never changes.
+CREATE FUNCTION audit_journal_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'audit_journal is append-only (% refused)', TG_OP;
+END;
+$$;
+CREATE TRIGGER audit_journal_no_delete
+  BEFORE DELETE OR TRUNCATE ON audit_journal
+  FOR EACH STATEMENT EXECUTE FUNCTION audit_journal_append_only();
+CREATE FUNCTION audit_journal_seal_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF OLD.seq IS NOT NULL OR NEW.seq IS NULL
+     OR (NEW.record_id, NEW.time_ms, NEW.actor, NEW.action, NEW.idempotency_key, NEW.request, NEW.result, NEW.accounts)
+        IS DISTINCT FROM (OLD.record_id, OLD.time_ms, OLD.actor, OLD.action, OLD.idempotency_key, OLD.request, OLD.result, OLD.accounts) THEN
+    RAISE EXCEPTION 'audit_journal is append-only (UPDATE refused: only sealing an unsealed record is allowed)';
+  END IF;
+  RETURN NEW;
+END;
+$$;
+CREATE TRIGGER audit_journal_seal_only
+  BEFORE UPDATE ON audit_journal
+  FOR EACH ROW EXECUTE FUNCTION audit_journal_seal_only();
+`,
+  },
   // Issue 15: the settlement outbox (its own module keeps its schema), then pending credit.
   ...SETTLEMENT_MIGRATIONS,
   {

@@ -17,6 +17,8 @@
  */
 import { markNotApplied, type Failure } from "../../domain/errors.js";
 import type { MintRecord, StoredResult } from "../../domain/model.js";
+import type { AuditJournal } from "../../domain/audit.js";
+import type { JournalEntry } from "../../domain/journal.js";
 import type { ExactlyOnceStore, KeyedCall, ListMintsQuery, Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import type { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
@@ -28,6 +30,8 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore {
   constructor(
     private readonly ledger: PostgresLedgerStore,
     private readonly keys: PostgresIdempotencyStore,
+    /** The journal's read side (the ledger appends; with the journal off, an empty one). */
+    readonly audit: AuditJournal,
   ) {}
 
   async applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
@@ -51,10 +55,10 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore {
       }
       const effect = call.effect;
       if (effect.kind === "mint") {
-        const r = await this.ledger.mint(effect.cmd, claim, wait.deadlineMs);
+        const r = await this.ledger.mint(effect.cmd, claim, wait.deadlineMs, call.journal);
         return r.ok ? ok({ stored: { scope: "mint", mint: r.value }, replayed: false }) : r;
       }
-      const r = await this.ledger.transfer(effect.cmd, claim, wait.deadlineMs);
+      const r = await this.ledger.transfer(effect.cmd, claim, wait.deadlineMs, call.journal);
       return r.ok ? ok({ stored: { scope: "transfer", transfer: r.value }, replayed: false }) : r;
     } finally {
       // A no-op once the ledger call ended the transaction (commit or rollback).
@@ -62,8 +66,8 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore {
     }
   }
 
-  reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait): Promise<Result<MintRecord>> {
-    return this.ledger.reverseMint(mintId, reason, wallMs, wait.deadlineMs, wait.signal);
+  reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait, journal?: JournalEntry): Promise<Result<MintRecord>> {
+    return this.ledger.reverseMint(mintId, reason, wallMs, wait.deadlineMs, wait.signal, journal);
   }
 
   getBalance(accountId: string): Promise<bigint> {

@@ -30,6 +30,19 @@ import type pg from "pg";
 import { settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
 import { cancelSettlement } from "../../settlement/outbox-postgres.js";
 import type { SettlementEffects } from "../../settlement/ports.js";
+import { entryOfEffect, LOCAL_ACTOR, mintResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
+import type { JournalEntry } from "../../domain/journal.js";
+import { appendJournal, journalCte, journalParams, SEALER_APPLICATION_NAME, type PostgresAuditJournal } from "./postgres-audit-journal.js";
+
+/**
+ * `sql` (CTEs then one final SELECT) with the audit journal's CTE added
+ * before the final SELECT, its parameters starting at `$first`.
+ */
+function withJournal(sql: string, first: number): string {
+  const at = sql.lastIndexOf("\nSELECT ");
+  assert(at > 0, "statement ends with a SELECT");
+  return `${sql.slice(0, at)}, ${journalCte(first)}${sql.slice(at)}`;
+}
 
 /**
  * ListMints never returns more than this many rows, whatever it is asked: the
@@ -160,10 +173,16 @@ h AS (
   FROM s
 )`;
 
-/** Transaction ids running in other databases of the cluster (backend_xid is visible to every role). */
+/**
+ * Transaction ids that can never write a mint: those running in other
+ * databases of the cluster, and the audit sealer's (it only seals journal
+ * rows; without this, every sealing pass would hold the feed back while it
+ * runs). backend_xid is visible to every role.
+ */
 const OTHER_DATABASE_XIDS_SQL = `
 SELECT COALESCE(array_agg(backend_xid::text), '{}') AS xids FROM pg_stat_activity
-WHERE backend_xid IS NOT NULL AND datid <> (SELECT oid FROM pg_database WHERE datname = current_database())`;
+WHERE backend_xid IS NOT NULL
+  AND (datid <> (SELECT oid FROM pg_database WHERE datname = current_database()) OR application_name = '${SEALER_APPLICATION_NAME}')`;
 
 /**
  * Creates the receiving account if it is new (the sender must exist to have
@@ -205,6 +224,10 @@ WITH upd AS (
 )
 SELECT (SELECT count(*) FROM upd)::int AS accounts, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM t)::int AS transfers`;
 
+const MINT_JOURNALED_SQL = withJournal(MINT_SQL, 10);
+const MINT_PENDING_JOURNALED_SQL = withJournal(MINT_PENDING_SQL, 10);
+const TRANSFER_JOURNALED_SQL = withJournal(TRANSFER_SQL, 10);
+
 const REVERSE_SQL = `
 WITH e AS (
   INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
@@ -228,6 +251,8 @@ export class PostgresLedgerStore implements LedgerStore {
     /** How long a completed idempotency key replays, counted from this commit. */
     private readonly idempotencyTtlMs: number,
     private readonly onClose: () => Promise<void>,
+    /** Where every change is journaled; null only to measure what the journal costs (bench). */
+    readonly audit: PostgresAuditJournal | null = null,
   ) {}
 
   /**
@@ -236,12 +261,14 @@ export class PostgresLedgerStore implements LedgerStore {
    * free). Throws UnavailableError when PostgreSQL cannot be reached or the
    * commit's outcome is unknown (a retry with the same key replays or applies).
    */
-  async mint(cmd: NewMint, claim: IdempotencyClaim, deadlineMs: number): Promise<Result<MintRecord>> {
+  async mint(cmd: NewMint, claim: IdempotencyClaim, deadlineMs: number, entry?: JournalEntry): Promise<Result<MintRecord>> {
     const c = asPgClaim(claim);
     assert(c.scope === "mint" && c.key === cmd.idempotencyKey, "mint runs on its own mint-scope claim");
     const record = completedMint(cmd, 0);
     return this.onClaim(c, deadlineMs, "minting", async (client) => {
-      const res = await client.query<{ seq: string; keys: number; accounts: number; settlements?: number }>(cmd.settle === true ? MINT_PENDING_SQL : MINT_SQL, [
+      const journal = this.audit === null ? [] : journalParams(unsealedRecord(entry ?? entryOfEffect({ kind: "mint", cmd }), mintResult(record), cmd.createWallMs));
+      const sql = cmd.settle === true ? (this.audit === null ? MINT_PENDING_SQL : MINT_PENDING_JOURNALED_SQL) : this.audit === null ? MINT_SQL : MINT_JOURNALED_SQL;
+      const res = await client.query<{ seq: string; keys: number; accounts: number; settlements?: number }>(sql, [
         cmd.mintId,
         cmd.accountId,
         cmd.amountMicros.toString(),
@@ -251,6 +278,7 @@ export class PostgresLedgerStore implements LedgerStore {
         JSON.stringify({ scope: "mint", mint: mintToJson(record) }),
         this.db.nowParam(),
         this.idempotencyTtlMs,
+        ...journal,
       ]);
       const row = res.rows[0];
       assert(row !== undefined && row.keys === 1 && row.accounts === 1, "mint wrote one account and its claimed key");
@@ -264,7 +292,7 @@ export class PostgresLedgerStore implements LedgerStore {
    * result. Failures: INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED (both rolled
    * back: nothing changed, key free). Throws UnavailableError like `mint`.
    */
-  async transfer(cmd: NewTransfer, claim: IdempotencyClaim, deadlineMs: number): Promise<Result<TransferRecord>> {
+  async transfer(cmd: NewTransfer, claim: IdempotencyClaim, deadlineMs: number, entry?: JournalEntry): Promise<Result<TransferRecord>> {
     const c = asPgClaim(claim);
     assert(c.scope === "transfer" && c.key === cmd.idempotencyKey, "transfer runs on its own transfer-scope claim");
     assert(cmd.fromAccountId !== cmd.toAccountId, "transfer between two different accounts");
@@ -278,7 +306,8 @@ export class PostgresLedgerStore implements LedgerStore {
       if (from === undefined || BigInt(from.balance) < cmd.amountMicros) {
         return fail({ code: "INSUFFICIENT_FUNDS", accountId: cmd.fromAccountId });
       }
-      const res = await client.query<{ accounts: number; keys: number; transfers: number }>(TRANSFER_SQL, [
+      const journal = this.audit === null ? [] : journalParams(unsealedRecord(entry ?? entryOfEffect({ kind: "transfer", cmd }), transferResult(record), cmd.createWallMs));
+      const res = await client.query<{ accounts: number; keys: number; transfers: number }>(this.audit === null ? TRANSFER_SQL : TRANSFER_JOURNALED_SQL, [
         cmd.transferId,
         cmd.fromAccountId,
         cmd.toAccountId,
@@ -288,6 +317,7 @@ export class PostgresLedgerStore implements LedgerStore {
         JSON.stringify({ scope: "transfer", transfer: transferToJson(record) }),
         this.db.nowParam(),
         this.idempotencyTtlMs,
+        ...journal,
       ]);
       const row = res.rows[0];
       assert(row !== undefined && row.accounts === 2 && row.keys === 1 && row.transfers === 1, "transfer wrote two accounts and its claimed key");
@@ -303,7 +333,7 @@ export class PostgresLedgerStore implements LedgerStore {
    * changed). Concurrent calls for one mint queue on its row: one reverses,
    * the others see REVERSED.
    */
-  async reverseMint(mintId: string, reason: string, wallMs: number, deadlineMs: number, signal?: AbortSignal): Promise<Result<MintRecord>> {
+  async reverseMint(mintId: string, reason: string, wallMs: number, deadlineMs: number, signal?: AbortSignal, entry?: JournalEntry): Promise<Result<MintRecord>> {
     for (let attempt = 1; ; attempt++) {
       const leased = await this.db.checkout(deadlineMs, signal);
       if (!leased.ok) return leased;
@@ -316,7 +346,12 @@ export class PostgresLedgerStore implements LedgerStore {
           await lease.rollbackAndGive();
           return decision;
         }
+        if (this.audit !== null) {
+          const m = decision.value;
+          await appendJournal(lease.client, unsealedRecord(entry ?? reversalEntry(LOCAL_ACTOR, mintId, reason), reversalResult(m), wallMs, [m.accountId]));
+        }
         await this.commit(lease, "reversing a mint");
+        this.audit?.kick();
         return decision;
       } catch (err) {
         await lease.rollbackAndGive();
@@ -410,20 +445,27 @@ export class PostgresLedgerStore implements LedgerStore {
   settlementEffects(): SettlementEffects<pg.PoolClient> {
     return {
       confirmed: async (client, s) => {
-        void settlementJournal("SettleMint", s); // appended once the journal (issue 10) lands
-        await client.query(
+        const moved = await client.query<{ account_id: string }>(
           `WITH m AS (UPDATE mints SET pending = false WHERE mint_id = $1 AND pending RETURNING account_id, amount)
-           UPDATE accounts AS a SET pending = a.pending - m.amount, balance = a.balance + m.amount FROM m WHERE a.account_id = m.account_id`,
+           UPDATE accounts AS a SET pending = a.pending - m.amount, balance = a.balance + m.amount FROM m WHERE a.account_id = m.account_id
+           RETURNING a.account_id`,
           [s.settlementId],
         );
+        const account = moved.rows[0]?.account_id;
+        // Journaled in the outbox's transaction, with the worker as actor (a reversed mint moves nothing and records nothing).
+        if (this.audit !== null && account !== undefined) {
+          await appendJournal(client, unsealedRecord(settlementJournal("SettleMint", s), { mint_id: s.settlementId, state: "CONFIRMED" }, s.updateWallMs, [account]));
+        }
       },
       failed: async (client, s, reason) => {
-        void settlementJournal("FailMintSettlement", s);
         const found = await client.query<MintRow & { pending: boolean }>(`SELECT ${MINT_COLUMNS}, pending FROM mints WHERE mint_id = $1 FOR UPDATE`, [s.settlementId]);
         const row = found.rows[0];
         if (row === undefined || row.status === "REVERSED") return;
         const r = await this.reverseLocked(client, mintFromRow(row), row.pending, `settlement failed: ${reason}`, s.updateWallMs);
         assert(r.ok, `the failed settlement's mint ${s.settlementId} is reversed from its pending credit`);
+        if (this.audit !== null) {
+          await appendJournal(client, unsealedRecord(settlementJournal("FailMintSettlement", s), reversalResult(r.value), s.updateWallMs, [r.value.accountId]));
+        }
       },
     };
   }
@@ -518,6 +560,7 @@ export class PostgresLedgerStore implements LedgerStore {
           throw err;
         }
         claim.end("committed");
+        this.audit?.kick();
         return decision;
       }
     } catch (err) {

@@ -11,7 +11,7 @@
  */
 import type { Metadata } from "@grpc/grpc-js";
 import type { AuthContext } from "@grpc/grpc-js/build/src/auth-context.js";
-import type { GetBalanceRequest, ListMintsRequest, MintUsdcRequest, TransferRequest } from "../../../gen/usdc/mint/v1/mint.js";
+import type { GetBalanceRequest, ListAuditEventsRequest, ListMintsRequest, MintUsdcRequest, TransferRequest } from "../../../gen/usdc/mint/v1/mint.js";
 import type { AuthnResult } from "../../auth/authenticate.js";
 import type { Security } from "../../auth/security.js";
 import { verifiedPeerSans } from "../../auth/tls.js";
@@ -30,6 +30,9 @@ export const SCOPE_ACCOUNTS: { readonly [R in Rpc]: (request: unknown) => readon
   ReconcileMint: () => [],
   // A whole chain's totals: the role decides, no account is named.
   ReconcileChain: () => [],
+  // Issue 10: an auditor reads one account's records, or (scope *) all of them and the whole chain.
+  ListAuditEvents: (r) => [(r as ListAuditEventsRequest).accountId === "" ? ALL_ACCOUNTS : (r as ListAuditEventsRequest).accountId],
+  VerifyAuditChain: () => [ALL_ACCOUNTS],
 };
 
 export type AuthFailure = Extract<EdgeFailure, { code: "UNAUTHENTICATED" }> | Extract<Failure, { code: "PERMISSION_DENIED" }>;

@@ -1,5 +1,6 @@
 /** Proto <-> domain conversions. Money leaves as a canonical decimal string, formatted once here. */
-import { Blockchain, MintStatus, SettlementState, type Mint, type Settlement as SettlementProto, type Transfer } from "../../../gen/usdc/mint/v1/mint.js";
+import { Blockchain, MintStatus, SettlementState, type AuditEvent, type Mint, type Settlement as SettlementProto, type Transfer } from "../../../gen/usdc/mint/v1/mint.js";
+import { canonicalObjectJson, type AuditRecord } from "../../domain/audit.js";
 import type { Settlement } from "../../settlement/ports.js";
 import { callerIdempotencyKey } from "../../domain/authorization.js";
 import { BLOCKCHAINS, type Blockchain as DomainBlockchain, type MintRecord, type TransferRecord } from "../../domain/model.js";
@@ -91,4 +92,27 @@ export function transferToProto(t: TransferRecord): Transfer {
     createTime: new Date(t.createWallMs),
     idempotencyKey: callerIdempotencyKey(t.idempotencyKey),
   };
+}
+
+/** Issue 10: a sealed journal record on the wire (request and result as their canonical JSON). */
+export function auditEventToProto(r: AuditRecord): AuditEvent {
+  return {
+    seq: r.seq,
+    time: new Date(r.timeMs),
+    principal: r.actor,
+    action: r.action,
+    idempotencyKey: r.idempotencyKey ?? "",
+    requestJson: canonicalObjectJson(r.request),
+    resultJson: canonicalObjectJson(r.result),
+    accountIds: [...r.accounts],
+    prevHash: r.prevHash,
+    hash: r.hash,
+  };
+}
+
+/** A request's optional time as wall ms; 0 when unset, -1 when not a valid time (refused by the core). */
+export function wallMsOfTimestamp(t: Date | undefined): number {
+  if (t === undefined) return 0;
+  const ms = t.getTime();
+  return Number.isFinite(ms) ? ms : -1;
 }

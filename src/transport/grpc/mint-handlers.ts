@@ -10,6 +10,10 @@ import {
   ReconcileChainResponse,
   type Mint,
   type ReconcileChainRequest,
+  ListAuditEventsResponse,
+  VerifyAuditChainResponse,
+  type ListAuditEventsRequest,
+  type VerifyAuditChainRequest,
   ListMintsResponse,
   ReconcileMintResponse,
   type GetBalanceRequest,
@@ -31,7 +35,7 @@ import { fail } from "../../domain/result.js";
 import { isBlockchain, type MintRecord } from "../../domain/model.js";
 import { ChainUnavailableError } from "../../settlement/ports.js";
 import type { SettlementReads } from "../../settlement/runtime.js";
-import { blockchainName, blockchainValue, mintToProto, settlementStateValue, settlementToProto, transferToProto } from "./convert.js";
+import { auditEventToProto, blockchainName, blockchainValue, mintToProto, settlementStateValue, settlementToProto, transferToProto, wallMsOfTimestamp } from "./convert.js";
 import type { Edge } from "./edge.js";
 
 export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: SettlementReads): MintServiceServer {
@@ -107,6 +111,32 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
           headBlock: Number(report.headBlock),
           differences: report.differences.map((d) => ({ mintId: d.settlementId, ledgerState: d.ledgerState === null ? 0 : settlementStateValue(d.ledgerState), chainState: d.chainState, txHash: d.txHash ?? "" })),
         }),
+      );
+    }),
+
+    // Issue 10: the audit journal.
+    listAuditEvents: edge.unary("ListAuditEvents", async (req: ListAuditEventsRequest) => {
+      const r = await core.listAuditEvents({
+        accountId: req.accountId,
+        principal: req.principal,
+        startWallMs: wallMsOfTimestamp(req.startTime),
+        endWallMs: wallMsOfTimestamp(req.endTime),
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+      });
+      return r.ok ? ok(ListAuditEventsResponse.fromPartial({ events: r.value.events.map(auditEventToProto), nextPageToken: r.value.nextPageToken })) : r;
+    }),
+
+    verifyAuditChain: edge.unary("VerifyAuditChain", async (req: VerifyAuditChainRequest) => {
+      const r = await core.verifyAuditChain(req.fromSeq, req.toSeq);
+      if (!r.ok) return r;
+      const v = r.value;
+      return ok(
+        VerifyAuditChainResponse.fromPartial(
+          v.whole
+            ? { whole: true, checked: v.checked, firstSeq: v.firstSeq, lastSeq: v.lastSeq, headHash: v.headHash, unsealed: v.unsealed }
+            : { whole: false, checked: v.checked, brokenSeq: v.brokenSeq, reason: v.reason },
+        ),
       );
     }),
   };
