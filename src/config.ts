@@ -48,6 +48,14 @@ export interface Config extends SettlementVariables {
   readonly maxLockWaiters: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: most calls open at once on one connection. */
   readonly maxConcurrentStreams: number;
+  /** Mints at or above this many micro-USDC wait for approval (issue 11); null (the default, "off") for none. */
+  readonly mintApprovalThresholdMicros: bigint | null;
+  /** Distinct approvers a pending mint needs. */
+  readonly mintApprovalsRequired: number;
+  /** A pending mint older than this is rejected as expired. */
+  readonly mintApprovalTtlMs: number;
+  /** Each minter's mints consume its allowance (set by SetMinterAllowance); false (default) for no cap. */
+  readonly mintAllowances: boolean;
 }
 
 export class ConfigError extends Error {
@@ -165,6 +173,10 @@ const SETTINGS = [
   { key: "maxCallsInFlight", env: "MINT_MAX_CALLS_IN_FLIGHT", def: "1000", doc: "most calls running at once in this process; more are refused UNAVAILABLE (OVERLOADED) with RetryInfo", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
   { key: "maxLockWaiters", env: "MINT_MAX_LOCK_WAITERS", def: "128", doc: "most calls waiting for one account; more are refused UNAVAILABLE (ACCOUNT_BUSY) with RetryInfo", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
   { key: "maxConcurrentStreams", env: "MINT_MAX_CONCURRENT_STREAMS", def: "100", doc: "most calls open at once on one HTTP/2 connection (grpc.max_concurrent_streams)", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
+  { key: "mintApprovalThresholdMicros", env: "MINT_APPROVAL_THRESHOLD", def: "off", doc: "mints of at least this amount (USDC) wait for M-of-N approval (off = none)", parse: (raw: string) => (raw.trim() === "off" ? null : (parseConfigAmount(raw.trim()) ?? undefined)), expect: "off or a positive decimal USDC amount" },
+  { key: "mintApprovalsRequired", env: "MINT_APPROVALS_REQUIRED", def: "2", doc: "distinct approvers (not the requester) a pending mint needs", parse: intIn(1, 100), expect: "an integer from 1 to 100" },
+  { key: "mintApprovalTtlMs", env: "MINT_APPROVAL_TTL", def: "24h", doc: "a pending mint older than this is rejected as expired", parse: durationIn(1_000, 30 * 86_400_000), expect: "a duration such as 1h, 24h (1s to 720h)" },
+  { key: "mintAllowances", env: "MINT_ALLOWANCES", def: "false", doc: "cap each minter by its allowance (SetMinterAllowance); false = no cap", parse: boolParser, expect: "true or false" },
 ] as const satisfies readonly Setting<keyof Config>[];
 
 function flagOf(env: string): string {
@@ -278,5 +290,10 @@ export function describeConfig(config: Config): Record<string, string | number |
     maxCallsInFlight: config.maxCallsInFlight,
     maxLockWaiters: config.maxLockWaiters,
     maxConcurrentStreams: config.maxConcurrentStreams,
+    mintApprovalThreshold: config.mintApprovalThresholdMicros === null ? "off" : formatMicros(config.mintApprovalThresholdMicros),
+    mintApprovalsRequired: config.mintApprovalsRequired,
+    mintApprovalTtlMs: config.mintApprovalTtlMs,
+    // Said plainly in the start line: without allowances no minter is capped.
+    mintAllowances: config.mintAllowances ? "on" : "off (no minter allowance cap)",
   };
 }

@@ -15,7 +15,9 @@ export type FieldName =
   | "mint_id"
   | "reason"
   | "page_size"
-  | "page_token";
+  | "page_token"
+  | "principal"
+  | "status";
 
 /** UPPER_SNAKE_CASE reasons of INVALID_ARGUMENT. */
 export type InvalidReason =
@@ -28,7 +30,9 @@ export type InvalidReason =
   | "INVALID_MINT_ID"
   | "INVALID_REASON"
   | "INVALID_PAGE_SIZE"
-  | "INVALID_PAGE_TOKEN";
+  | "INVALID_PAGE_TOKEN"
+  | "INVALID_PRINCIPAL"
+  | "INVALID_STATUS";
 
 export type Failure =
   /** The request is malformed; nothing was looked at or changed. */
@@ -45,6 +49,14 @@ export type Failure =
   | { readonly code: "INSUFFICIENT_FUNDS"; readonly accountId: string }
   | { readonly code: "MINT_ALREADY_REVERSED"; readonly mintId: string }
   | { readonly code: "MINT_NOT_FOUND"; readonly mintId: string }
+  /** Approve/Reject of a mint that is no longer pending; `reason` says which state it is in (issue 11). */
+  | { readonly code: "MINT_NOT_PENDING"; readonly mintId: string; readonly reason: "MINT_COMPLETED" | "MINT_REVERSED" | "MINT_REJECTED" | "MINT_EXPIRED" }
+  /** ReconcileMint of a mint awaiting approval: reject it instead (issue 11). */
+  | { readonly code: "MINT_PENDING_APPROVAL"; readonly mintId: string }
+  /** The requester of a pending mint tried to approve it (issue 11). */
+  | { readonly code: "APPROVER_IS_REQUESTER"; readonly mintId: string; readonly principal: string }
+  /** The mint is larger than what is left of the minter's allowance; nothing changed (issue 11). */
+  | { readonly code: "ALLOWANCE_EXCEEDED"; readonly principal: string; readonly remainingMicros: bigint; readonly amountMicros: bigint }
   /** The caller's deadline passed while the call waited (for a lock); nothing was applied. */
   | { readonly code: "DEADLINE_EXCEEDED"; readonly message: string }
   /** More calls already wait for this account's lock than the service queues; nothing was applied. */

@@ -5,7 +5,7 @@
  */
 import type { Clock } from "../../domain/clock.js";
 import { assert } from "../../domain/errors.js";
-import { completedMint, type MintRecord, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
+import { completedMint, type MintRecord, type MintStatus, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
 import type { LedgerStore, ListMintsQuery } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 
@@ -59,9 +59,37 @@ export class MemoryLedgerStore implements LedgerStore {
     this.mintIndexById.set(cmd.mintId, index);
     if (account.mintIndexes === null) account.mintIndexes = [index];
     else account.mintIndexes.push(index);
-    account.balanceMicros += cmd.amountMicros;
-    this.journal.push(record);
+    // A mint awaiting approval credits nothing until it completes (replacePending).
+    if (record.status === "COMPLETED") {
+      account.balanceMicros += cmd.amountMicros;
+      this.journal.push(record);
+    }
     return ok(record);
+  }
+
+  /**
+   * Replaces a PENDING_APPROVAL mint with its next state (one more approval,
+   * COMPLETED with its credit, or REJECTED), synchronously: the caller checks
+   * and replaces in one stretch (issue 11).
+   */
+  replacePending(next: MintRecord): void {
+    const index = this.mintIndexById.get(next.mintId);
+    assert(index !== undefined && this.mints[index]?.status === "PENDING_APPROVAL", "only a pending mint is replaced");
+    this.mints[index] = next;
+    if (next.status === "COMPLETED") {
+      this.account(next.accountId).balanceMicros += next.amountMicros;
+      this.journal.push(next);
+    }
+  }
+
+  /** Mint ids still PENDING_APPROVAL whose expiry is at or before `wallMs`, oldest first. */
+  expiredPending(wallMs: number, limit: number): string[] {
+    const out: string[] = [];
+    for (const m of this.mints) {
+      if (out.length >= limit) break;
+      if (m.status === "PENDING_APPROVAL" && m.approval !== undefined && m.approval.expireWallMs <= wallMs) out.push(m.mintId);
+    }
+    return out;
   }
 
   async transfer(cmd: NewTransfer): Promise<Result<TransferRecord>> {
@@ -88,6 +116,8 @@ export class MemoryLedgerStore implements LedgerStore {
     if (index === undefined) return fail({ code: "MINT_NOT_FOUND", mintId });
     const mint = this.mints[index] as MintRecord;
     if (mint.status === "REVERSED") return fail({ code: "MINT_ALREADY_REVERSED", mintId });
+    if (mint.status === "PENDING_APPROVAL") return fail({ code: "MINT_PENDING_APPROVAL", mintId });
+    if (mint.status === "REJECTED") return fail({ code: "MINT_NOT_PENDING", mintId, reason: "MINT_REJECTED" });
     const account = this.accounts.get(mint.accountId);
     if (account === undefined || account.balanceMicros < mint.amountMicros) {
       return fail({ code: "INSUFFICIENT_FUNDS", accountId: mint.accountId });
@@ -104,11 +134,16 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   async getMint(mintId: string): Promise<MintRecord | null> {
+    return this.peekMint(mintId);
+  }
+
+  peekMint(mintId: string): MintRecord | null {
     const index = this.mintIndexById.get(mintId);
     return index === undefined ? null : (this.mints[index] as MintRecord);
   }
 
   async listMints(query: ListMintsQuery): Promise<MintRecord[]> {
+    if (query.status !== undefined) return this.listByStatus(query, query.status);
     if (query.accountId === null) return this.mints.slice(query.afterSeq, query.afterSeq + query.limit);
     const indexes = this.accounts.get(query.accountId)?.mintIndexes ?? [];
     // First position whose seq (index + 1) is above afterSeq.
@@ -123,6 +158,16 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   async close(): Promise<void> {}
+
+  /** ListMints filtered by status: a scan from `afterSeq` (memory is for development and tests). */
+  private listByStatus(query: ListMintsQuery, status: MintStatus): MintRecord[] {
+    const out: MintRecord[] = [];
+    for (let i = query.afterSeq; i < this.mints.length && out.length < query.limit; i++) {
+      const m = this.mints[i] as MintRecord;
+      if (m.status === status && (query.accountId === null || m.accountId === query.accountId)) out.push(m);
+    }
+    return out;
+  }
 
   /** The ledger's entries, oldest first (a copy); for audits and tests. */
   ledgerEntries(): LedgerEntry[] {

@@ -14,7 +14,7 @@
  */
 import pg from "pg";
 import type { Clock } from "../../domain/clock.js";
-import type { ExactlyOnceStore, IdempotencyStore, LedgerStore, Probe } from "../../domain/ports.js";
+import type { ApprovalStore, ExactlyOnceStore, IdempotencyStore, LedgerStore, Probe } from "../../domain/ports.js";
 import { runMigrations } from "./migrations.js";
 import { PgDatabase, silentLogger, type PgLogger } from "./pg-database.js";
 import { classifyPgError, unavailable } from "./pg-errors.js";
@@ -47,7 +47,7 @@ export interface PostgresStoresOptions {
 
 export interface PostgresStores {
   /** The port the core uses; `ledger` and `idempotency` are its building blocks (reads, sweeps, tests). */
-  readonly store: ExactlyOnceStore;
+  readonly store: ExactlyOnceStore & ApprovalStore;
   readonly ledger: LedgerStore;
   readonly idempotency: IdempotencyStore;
   /** `SELECT 1` within PROBE_TIMEOUT_MS (or the connect timeout, if shorter). */

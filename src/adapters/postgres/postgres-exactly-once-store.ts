@@ -17,14 +17,15 @@
  */
 import { markNotApplied, type Failure } from "../../domain/errors.js";
 import type { MintRecord, StoredResult } from "../../domain/model.js";
-import type { ExactlyOnceStore, KeyedCall, ListMintsQuery, Wait } from "../../domain/ports.js";
+import type { JournalEntry } from "../../domain/journal.js";
+import type { ApprovalStore, ExactlyOnceStore, KeyedCall, ListMintsQuery, Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import type { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
 import type { PostgresLedgerStore } from "./postgres-ledger-store.js";
 
 const CANCELLED: Failure = { code: "CANCELLED", message: "the call was cancelled while it waited; nothing was applied" };
 
-export class PostgresExactlyOnceStore implements ExactlyOnceStore {
+export class PostgresExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   constructor(
     private readonly ledger: PostgresLedgerStore,
     private readonly keys: PostgresIdempotencyStore,
@@ -64,6 +65,27 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore {
 
   reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait): Promise<Result<MintRecord>> {
     return this.ledger.reverseMint(mintId, reason, wallMs, wait.deadlineMs, wait.signal);
+  }
+
+  // Issue 11. The journal entry is handed on once the audit journal (issue 10) lands: its append joins each transaction.
+  approveMint(mintId: string, approver: string, wallMs: number, _journal: JournalEntry, wait: Wait): Promise<Result<MintRecord>> {
+    return this.ledger.approveMint(mintId, approver, wallMs, wait.deadlineMs, wait.signal);
+  }
+
+  rejectMint(mintId: string, reason: string, rejectedBy: string, wallMs: number, _journal: JournalEntry, wait: Wait): Promise<Result<MintRecord>> {
+    return this.ledger.rejectMint(mintId, reason, rejectedBy, wallMs, rejectedBy === "sweeper", wait.deadlineMs, wait.signal);
+  }
+
+  expiredPending(wallMs: number, limit: number): Promise<string[]> {
+    return this.ledger.expiredPending(wallMs, limit);
+  }
+
+  getAllowance(principal: string): Promise<bigint> {
+    return this.ledger.getAllowance(principal);
+  }
+
+  setAllowance(principal: string, amountMicros: bigint, _journal: JournalEntry): Promise<void> {
+    return this.ledger.setAllowance(principal, amountMicros);
   }
 
   getBalance(accountId: string): Promise<bigint> {

@@ -19,13 +19,13 @@
  */
 import { assert, markNotApplied, UnavailableError, type Failure } from "../../domain/errors.js";
 import { fail, ok, type Result } from "../../domain/result.js";
-import { completedMint, isBlockchain, type MintRecord, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
+import { completedMint, decideApproval, decideRejection, isBlockchain, type MintRecord, type MintStatus, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
 import type { IdempotencyClaim, LedgerStore, ListMintsQuery } from "../../domain/ports.js";
 import { asPgClaim, BEGIN_READ_COMMITTED, setLocalTimeoutsSql, type PgClaim } from "./pg-claim.js";
 import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase, type TxTimeouts } from "./pg-database.js";
 import { classifyPgError, unavailable } from "./pg-errors.js";
 import { isoOfWallMs } from "./postgres-idempotency-store.js";
-import { mintToJson, transferToJson } from "./stored-result-codec.js";
+import { approvalFields, mintToJson, transferToJson } from "./stored-result-codec.js";
 
 /**
  * ListMints never returns more than this many rows, whatever it is asked: the
@@ -36,7 +36,7 @@ import { mintToJson, transferToJson } from "./stored-result-codec.js";
 export const LIST_MINTS_MAX_LIMIT = 1001;
 
 const MINT_COLUMNS = `mint_id, seq::text AS seq, account_id, amount::text AS amount, blockchain, status,
-  idempotency_key, create_time, reverse_time, reverse_reason`;
+  idempotency_key, create_time, reverse_time, reverse_reason, requester, allowance_charged, approval`;
 
 interface MintRow {
   mint_id: string;
@@ -49,12 +49,18 @@ interface MintRow {
   create_time: Date;
   reverse_time: Date | null;
   reverse_reason: string;
+  requester: string | null;
+  allowance_charged: boolean;
+  approval: unknown;
 }
 
 function mintFromRow(r: MintRow): MintRecord {
   assert(isBlockchain(r.blockchain), `mint ${r.mint_id} has a known blockchain`);
-  assert(r.status === "COMPLETED" || r.status === "REVERSED", `mint ${r.mint_id} has a known status`);
-  return {
+  assert(
+    r.status === "COMPLETED" || r.status === "REVERSED" || r.status === "PENDING_APPROVAL" || r.status === "REJECTED",
+    `mint ${r.mint_id} has a known status`,
+  );
+  const base: MintRecord = {
     mintId: r.mint_id,
     seq: Number(r.seq),
     accountId: r.account_id,
@@ -66,7 +72,38 @@ function mintFromRow(r: MintRow): MintRecord {
     reverseWallMs: r.reverse_time === null ? null : r.reverse_time.getTime(),
     reverseReason: r.reverse_reason,
   };
+  if (r.requester === null) return base;
+  return { ...base, ...approvalFields({ requester: r.requester, allowanceCharged: r.allowance_charged, approval: r.approval }) };
 }
+
+/**
+ * A mint with issue 11's columns: PENDING_APPROVAL ($10) credits nothing
+ * ($13 = 0, no ledger entry), COMPLETED credits like MINT_SQL. Only mints
+ * with a requester (approvals or allowances on) take this statement; the
+ * plain MINT_SQL stays the hot path otherwise.
+ */
+const TRACKED_MINT_SQL = `
+WITH acct AS (
+  INSERT INTO accounts AS a (account_id, balance) VALUES ($2, $13::numeric)
+  ON CONFLICT (account_id) DO UPDATE SET balance = a.balance + EXCLUDED.balance
+  RETURNING 1
+), m AS (
+  INSERT INTO mints (seq, mint_id, account_id, amount, blockchain, status, idempotency_key, create_time, requester, allowance_charged, approval)
+  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, $10, $5, $6, $11, $12, $14::jsonb FROM mint_seq_base AS b
+  RETURNING seq
+), e AS (
+  INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
+  SELECT $2, $3, 'mint', $1, $6 WHERE $10 = 'COMPLETED'
+  RETURNING 1
+), k AS (
+  UPDATE idempotency_keys AS k
+  SET state = 'completed', result = jsonb_set($7::jsonb, '{mint,seq}', to_jsonb(m.seq)),
+    expires_at = ${dbNowSql(8)} + make_interval(secs => $9::float8 / 1000)
+  FROM m
+  WHERE k.scope = 'mint' AND k.key = $5
+  RETURNING 1
+)
+SELECT m.seq::text AS seq, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM acct)::int AS accounts FROM m`;
 
 /**
  * Applies a mint: credits the account (creating it), records the mint and
@@ -203,6 +240,7 @@ export class PostgresLedgerStore implements LedgerStore {
     const c = asPgClaim(claim);
     assert(c.scope === "mint" && c.key === cmd.idempotencyKey, "mint runs on its own mint-scope claim");
     const record = completedMint(cmd, 0);
+    if (cmd.requester !== undefined) return this.trackedMint(cmd, record, c, deadlineMs);
     return this.onClaim(c, deadlineMs, "minting", async (client) => {
       const res = await client.query<{ seq: string; keys: number; accounts: number }>(MINT_SQL, [
         cmd.mintId,
@@ -219,6 +257,131 @@ export class PostgresLedgerStore implements LedgerStore {
       assert(row !== undefined && row.keys === 1 && row.accounts === 1, "mint wrote one account and its claimed key");
       return ok({ ...record, seq: Number(row.seq) });
     });
+  }
+
+  /** A mint with a requester (issue 11): charges the allowance first, then TRACKED_MINT_SQL, on the claim's transaction. */
+  private trackedMint(cmd: NewMint, record: MintRecord, c: PgClaim, deadlineMs: number): Promise<Result<MintRecord>> {
+    const requester = cmd.requester as string;
+    return this.onClaim(c, deadlineMs, "minting", async (client) => {
+      if (cmd.chargeAllowance === true) {
+        // Lock order: key row (claimed) < allowance row < account row.
+        const taken = await client.query(
+          "UPDATE minter_allowances SET remaining = remaining - $2::numeric WHERE principal = $1 AND remaining >= $2::numeric",
+          [requester, cmd.amountMicros.toString()],
+        );
+        if (taken.rowCount !== 1) {
+          const left = await client.query<{ remaining: string }>("SELECT remaining::text AS remaining FROM minter_allowances WHERE principal = $1", [requester]);
+          return fail({ code: "ALLOWANCE_EXCEEDED", principal: requester, remainingMicros: BigInt(left.rows[0]?.remaining ?? "0"), amountMicros: cmd.amountMicros });
+        }
+      }
+      const res = await client.query<{ seq: string; keys: number; accounts: number }>(TRACKED_MINT_SQL, [
+        cmd.mintId,
+        cmd.accountId,
+        cmd.amountMicros.toString(),
+        cmd.blockchain,
+        cmd.idempotencyKey,
+        isoOfWallMs(cmd.createWallMs),
+        JSON.stringify({ scope: "mint", mint: mintToJson(record) }),
+        this.db.nowParam(),
+        this.idempotencyTtlMs,
+        record.status,
+        requester,
+        cmd.chargeAllowance === true,
+        record.status === "COMPLETED" ? cmd.amountMicros.toString() : "0",
+        record.approval === undefined ? null : JSON.stringify(record.approval),
+      ]);
+      const row = res.rows[0];
+      assert(row !== undefined && row.keys === 1 && row.accounts === 1, "mint wrote one account and its claimed key");
+      return ok({ ...record, seq: Number(row.seq) });
+    });
+  }
+
+  /**
+   * Records an approval in a transaction of its own, under the mint's row
+   * lock: racing approvals of one mint queue on it, so exactly one sees the
+   * last missing approval and credits the account (issue 11).
+   */
+  approveMint(mintId: string, approver: string, wallMs: number, deadlineMs: number, signal?: AbortSignal): Promise<Result<MintRecord>> {
+    return this.ownTx(deadlineMs, signal, "approving a mint", async (lease) => {
+      const mint = await this.lockMint(lease, mintId);
+      if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId });
+      const decided = decideApproval(mint, approver, wallMs);
+      if (!decided.ok) return fail(decided.error);
+      if (!decided.changed) return ok(decided.next);
+      const next = decided.next;
+      await lease.client.query("UPDATE mints SET status = $2, approval = $3::jsonb WHERE mint_id = $1", [mintId, next.status, JSON.stringify(next.approval)]);
+      if (next.status === "COMPLETED") {
+        await lease.client.query("UPDATE accounts SET balance = balance + $2::numeric WHERE account_id = $1", [next.accountId, next.amountMicros.toString()]);
+        await lease.client.query("INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at) VALUES ($1, $2, 'mint', $3, $4)", [
+          next.accountId,
+          next.amountMicros.toString(),
+          mintId,
+          isoOfWallMs(wallMs),
+        ]);
+      }
+      return ok(next);
+    });
+  }
+
+  /** Rejects a pending mint, gives its allowance back and frees its key, in one transaction (issue 11). */
+  rejectMint(mintId: string, reason: string, rejectedBy: string, wallMs: number, bySweeper: boolean, deadlineMs: number, signal?: AbortSignal): Promise<Result<MintRecord>> {
+    return this.ownTx(deadlineMs, signal, "rejecting a mint", async (lease) => {
+      const mint = await this.lockMint(lease, mintId);
+      if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId });
+      const decided = decideRejection(mint, reason, rejectedBy, wallMs, bySweeper);
+      if (!decided.ok) return fail(decided.error);
+      await this.freeKey(lease, mint);
+      if (mint.allowanceCharged === true && mint.requester !== undefined) await this.refundAllowance(lease, mint.requester, mint.amountMicros);
+      await lease.client.query("UPDATE mints SET status = 'REJECTED', approval = $2::jsonb WHERE mint_id = $1", [mintId, JSON.stringify(decided.next.approval)]);
+      return ok(decided.next);
+    });
+  }
+
+  /** Pending mints past their expiry at `wallMs`, oldest first. */
+  async expiredPending(wallMs: number, limit: number): Promise<string[]> {
+    const res = await this.db.query<{ mint_id: string }>(
+      "SELECT mint_id FROM mints WHERE status = 'PENDING_APPROVAL' AND (approval->>'expireWallMs')::float8 <= $1 ORDER BY seq LIMIT $2",
+      [wallMs, limit],
+      "listing expired pending mints",
+    );
+    return res.rows.map((r) => r.mint_id);
+  }
+
+  async getAllowance(principal: string): Promise<bigint> {
+    const res = await this.db.query<{ remaining: string }>("SELECT remaining::text AS remaining FROM minter_allowances WHERE principal = $1", [principal], "reading an allowance");
+    return BigInt(res.rows[0]?.remaining ?? "0");
+  }
+
+  async setAllowance(principal: string, amountMicros: bigint): Promise<void> {
+    await this.db.query(
+      "INSERT INTO minter_allowances (principal, remaining) VALUES ($1, $2::numeric) ON CONFLICT (principal) DO UPDATE SET remaining = EXCLUDED.remaining",
+      [principal, amountMicros.toString()],
+      "setting an allowance",
+    );
+  }
+
+  private async lockMint(lease: Lease, mintId: string): Promise<MintRecord | null> {
+    const found = await lease.client.query<MintRow>(`SELECT ${MINT_COLUMNS} FROM mints WHERE mint_id = $1 FOR UPDATE`, [mintId]);
+    const row = found.rows[0];
+    return row === undefined ? null : mintFromRow(row);
+  }
+
+  /**
+   * Frees the mint's key, only if it still replays this mint: once expired it
+   * may have been claimed again for a new mint, which keeps it.
+   */
+  private async freeKey(lease: Lease, mint: MintRecord): Promise<void> {
+    await lease.client.query(
+      "DELETE FROM idempotency_keys WHERE scope = 'mint' AND key = $1 AND state = 'completed' AND result->'mint'->>'mintId' = $2",
+      [mint.idempotencyKey, mint.mintId],
+    );
+  }
+
+  private async refundAllowance(lease: Lease, principal: string, amountMicros: bigint): Promise<void> {
+    await lease.client.query(
+      "INSERT INTO minter_allowances (principal, remaining) VALUES ($1, $2::numeric) ON CONFLICT (principal) DO UPDATE SET remaining = minter_allowances.remaining + EXCLUDED.remaining",
+      [principal, amountMicros.toString()],
+    );
   }
 
   /**
@@ -265,7 +428,12 @@ export class PostgresLedgerStore implements LedgerStore {
    * changed). Concurrent calls for one mint queue on its row: one reverses,
    * the others see REVERSED.
    */
-  async reverseMint(mintId: string, reason: string, wallMs: number, deadlineMs: number, signal?: AbortSignal): Promise<Result<MintRecord>> {
+  reverseMint(mintId: string, reason: string, wallMs: number, deadlineMs: number, signal?: AbortSignal): Promise<Result<MintRecord>> {
+    return this.ownTx(deadlineMs, signal, "reversing a mint", (lease) => this.reverseBody(lease, mintId, reason, wallMs));
+  }
+
+  /** Runs `body` in a transaction of its own (READ COMMITTED), committing on ok; lost races are retried. */
+  private async ownTx<T>(deadlineMs: number, signal: AbortSignal | undefined, doing: string, body: (lease: Lease) => Promise<TxDecision<T>>): Promise<Result<T>> {
     for (let attempt = 1; ; attempt++) {
       const leased = await this.db.checkout(deadlineMs, signal);
       if (!leased.ok) return leased;
@@ -273,40 +441,37 @@ export class PostgresLedgerStore implements LedgerStore {
       const timeouts = this.db.timeoutsFor(deadlineMs);
       try {
         await lease.client.query(`${BEGIN_READ_COMMITTED}; ${setLocalTimeoutsSql({ lockMs: timeouts.ms, statementMs: timeouts.ms })}`);
-        const decision = await this.reverseBody(lease, mintId, reason, wallMs);
+        const decision = await body(lease);
         if (!decision.ok) {
           await lease.rollbackAndGive();
           return decision;
         }
-        await this.commit(lease, "reversing a mint");
+        await this.commit(lease, doing);
         return decision;
       } catch (err) {
         await lease.rollbackAndGive();
         if (err instanceof UnavailableError) throw err;
         if (classifyPgError(err) === "retryable" && attempt < MAX_TX_ATTEMPTS) {
-          this.logRetry("reversing a mint", attempt, err);
+          this.logRetry(doing, attempt, err);
           await this.db.backoff(attempt);
           continue;
         }
-        return this.mapTxError(err, timeouts, "reversing a mint");
+        return this.mapTxError(err, timeouts, doing);
       }
     }
   }
 
   private async reverseBody(lease: Lease, mintId: string, reason: string, wallMs: number): Promise<TxDecision<MintRecord>> {
     const client = lease.client;
-    const found = await client.query<MintRow>(`SELECT ${MINT_COLUMNS} FROM mints WHERE mint_id = $1 FOR UPDATE`, [mintId]);
-    const row = found.rows[0];
-    if (row === undefined) return fail({ code: "MINT_NOT_FOUND", mintId });
-    const mint = mintFromRow(row);
+    const mint = await this.lockMint(lease, mintId);
+    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId });
     if (mint.status === "REVERSED") return fail({ code: "MINT_ALREADY_REVERSED", mintId });
-    // Freed before the account is locked, to keep the lock order (key row
-    // before account rows). Only if the key still replays this mint: once
-    // expired it may have been claimed again for a new mint, which keeps it.
-    await client.query(
-      "DELETE FROM idempotency_keys WHERE scope = 'mint' AND key = $1 AND state = 'completed' AND result->'mint'->>'mintId' = $2",
-      [mint.idempotencyKey, mintId],
-    );
+    if (mint.status === "PENDING_APPROVAL") return fail({ code: "MINT_PENDING_APPROVAL", mintId });
+    if (mint.status === "REJECTED") return fail({ code: "MINT_NOT_PENDING", mintId, reason: "MINT_REJECTED" });
+    // Freed before the account is locked, to keep the lock order (key row,
+    // allowance row, account rows).
+    await this.freeKey(lease, mint);
+    if (mint.allowanceCharged === true && mint.requester !== undefined) await this.refundAllowance(lease, mint.requester, mint.amountMicros);
     const debited = await client.query(
       "UPDATE accounts SET balance = balance - $2::numeric WHERE account_id = $1 AND balance >= $2::numeric",
       [mint.accountId, mint.amountMicros.toString()],
@@ -354,6 +519,7 @@ export class PostgresLedgerStore implements LedgerStore {
     if (limit === 0) return [];
     const others = await this.db.query<{ xids: string[] }>(OTHER_DATABASE_XIDS_SQL, [], "listing mints");
     const otherXids = others.rows[0]?.xids ?? [];
+    if (query.status !== undefined) return this.listByStatus(query, query.status, limit, otherXids);
     const res =
       query.accountId === null
         ? await this.db.query<MintRow>(
@@ -366,6 +532,16 @@ export class PostgresLedgerStore implements LedgerStore {
             [query.afterSeq, limit, otherXids, query.accountId],
             "listing mints",
           );
+    return res.rows.map(mintFromRow);
+  }
+
+  /** ListMints filtered by status (issue 11), up to the same horizon. */
+  private async listByStatus(query: ListMintsQuery, status: MintStatus, limit: number, otherXids: string[]): Promise<MintRecord[]> {
+    const res = await this.db.query<MintRow>(
+      `${FEED_HORIZON_CTE} SELECT ${MINT_COLUMNS} FROM mints, h WHERE status = $4 AND ($5::text IS NULL OR account_id = $5) AND seq > $1 AND seq < h.limit_seq ORDER BY mints.seq LIMIT $2`,
+      [query.afterSeq, limit, otherXids, status, query.accountId],
+      "listing mints",
+    );
     return res.rows.map(mintFromRow);
   }
 
