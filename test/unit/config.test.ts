@@ -166,6 +166,11 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_MAX_CALLS_IN_FLIGHT", "0"],
     ["MINT_MAX_LOCK_WAITERS", "many"],
     ["MINT_MAX_CONCURRENT_STREAMS", "-1"],
+    ["MINT_APPROVAL_THRESHOLD", "0"],
+    ["MINT_APPROVAL_THRESHOLD", "on"],
+    ["MINT_APPROVALS_REQUIRED", "0"],
+    ["MINT_APPROVAL_TTL", "10ms"],
+    ["MINT_ALLOWANCES", "maybe"],
   ];
 
   it.each(bad)("%s=%j", (name, value) => {
