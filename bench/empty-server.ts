@@ -74,6 +74,10 @@ const handlers: MintServiceServer = {
   getMint: (_call, cb) => cb(null, getMintResponse),
   listMints: (_call, cb) => cb(null, listMintsResponse),
   reconcileMint: (_call, cb) => cb(null, reconcileResponse),
+  approveMint: (_call, cb) => cb(null, reconcileResponse),
+  rejectMint: (_call, cb) => cb(null, reconcileResponse),
+  setMinterAllowance: (_call, cb) => cb(null, { principal: "p", allowance: "0" }),
+  getMinterAllowance: (_call, cb) => cb(null, { principal: "p", allowance: "0" }),
 };
 
 async function main(): Promise<void> {

@@ -1,5 +1,7 @@
 // Every mintctl command, in the order `mintctl --help` lists them. A new RPC's command is one more line.
 import type { CommandSpec } from "../command.js";
+import { allowanceCommand } from "./allowance.js";
+import { approveCommand, rejectCommand } from "./approve.js";
 import { balanceCommand } from "./balance.js";
 import { getCommand } from "./get.js";
 import { healthCommand } from "./health.js";
@@ -8,4 +10,4 @@ import { mintCommand } from "./mint.js";
 import { reconcileCommand } from "./reconcile.js";
 import { transferCommand } from "./transfer.js";
 
-export const COMMANDS: readonly CommandSpec[] = [mintCommand, transferCommand, balanceCommand, getCommand, listCommand, reconcileCommand, healthCommand];
+export const COMMANDS: readonly CommandSpec[] = [mintCommand, transferCommand, balanceCommand, getCommand, listCommand, reconcileCommand, approveCommand, rejectCommand, allowanceCommand, healthCommand];

@@ -6,6 +6,14 @@
  * than through `fromPartial`, which would copy each message once more.
  */
 import {
+  ApproveMintResponse,
+  GetMinterAllowanceResponse,
+  RejectMintResponse,
+  SetMinterAllowanceResponse,
+  type ApproveMintRequest,
+  type GetMinterAllowanceRequest,
+  type RejectMintRequest,
+  type SetMinterAllowanceRequest,
   GetMintResponse,
   ListMintsResponse,
   ReconcileMintResponse,
@@ -23,7 +31,7 @@ import {
 import type { MintCore } from "../../domain/mint-core.js";
 import { formatMicros } from "../../domain/money.js";
 import { ok } from "../../domain/result.js";
-import { blockchainName, mintToProto, transferToProto } from "./convert.js";
+import { blockchainName, mintStatusName, mintToProto, transferToProto } from "./convert.js";
 import type { Edge } from "./edge.js";
 
 export function mintServiceHandlers(core: MintCore, edge: Edge): MintServiceServer {
@@ -55,13 +63,34 @@ export function mintServiceHandlers(core: MintCore, edge: Edge): MintServiceServ
     }),
 
     listMints: edge.unary("ListMints", async (req: ListMintsRequest) => {
-      const r = await core.listMints({ accountId: req.accountId, pageSize: req.pageSize, pageToken: req.pageToken });
+      const r = await core.listMints({ accountId: req.accountId, pageSize: req.pageSize, pageToken: req.pageToken, status: mintStatusName(req.status) });
       return r.ok ? ok(ListMintsResponse.fromPartial({ mints: r.value.mints.map(mintToProto), nextPageToken: r.value.nextPageToken })) : r;
     }),
 
     reconcileMint: edge.unary("ReconcileMint", async (req: ReconcileMintRequest, ctx) => {
       const r = await core.reconcileMint(req.mintId, req.reason, ctx);
       return r.ok ? ok(ReconcileMintResponse.fromPartial({ mint: mintToProto(r.value) })) : r;
+    }),
+
+    // Issue 11.
+    approveMint: edge.unary("ApproveMint", async (req: ApproveMintRequest, ctx) => {
+      const r = await core.approveMint(req.mintId, ctx);
+      return r.ok ? ok(ApproveMintResponse.fromPartial({ mint: mintToProto(r.value) })) : r;
+    }),
+
+    rejectMint: edge.unary("RejectMint", async (req: RejectMintRequest, ctx) => {
+      const r = await core.rejectMint(req.mintId, req.reason, ctx);
+      return r.ok ? ok(RejectMintResponse.fromPartial({ mint: mintToProto(r.value) })) : r;
+    }),
+
+    setMinterAllowance: edge.unary("SetMinterAllowance", async (req: SetMinterAllowanceRequest, ctx) => {
+      const r = await core.setMinterAllowance(req.principal, req.amount, ctx);
+      return r.ok ? ok(SetMinterAllowanceResponse.fromPartial({ principal: r.value.principal, allowance: formatMicros(r.value.allowanceMicros) })) : r;
+    }),
+
+    getMinterAllowance: edge.unary("GetMinterAllowance", async (req: GetMinterAllowanceRequest) => {
+      const r = await core.getMinterAllowance(req.principal);
+      return r.ok ? ok(GetMinterAllowanceResponse.fromPartial({ principal: r.value.principal, allowance: formatMicros(r.value.allowanceMicros) })) : r;
     }),
   };
 }
