@@ -166,6 +166,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     shutdownGraceMs: config.shutdownGraceMs,
     maxCallsInFlight: config.maxCallsInFlight,
     maxConcurrentStreams: config.maxConcurrentStreams,
+    devPrincipalHeader: config.devPrincipalHeader,
     probes: adapters.probes,
     closeAdapters: async () => {
       clearInterval(sweepTimer);

@@ -56,6 +56,8 @@ export interface Config extends SettlementVariables {
   readonly mintApprovalTtlMs: number;
   /** Each minter's mints consume its allowance (set by SetMinterAllowance); false (default) for no cap. */
   readonly mintAllowances: boolean;
+  /** Take the caller's principal from the x-mint-dev-principal header (until auth; loopback listener only). */
+  readonly devPrincipalHeader: boolean;
 }
 
 export class ConfigError extends Error {
@@ -177,6 +179,7 @@ const SETTINGS = [
   { key: "mintApprovalsRequired", env: "MINT_APPROVALS_REQUIRED", def: "2", doc: "distinct approvers (not the requester) a pending mint needs", parse: intIn(1, 100), expect: "an integer from 1 to 100" },
   { key: "mintApprovalTtlMs", env: "MINT_APPROVAL_TTL", def: "24h", doc: "a pending mint older than this is rejected as expired", parse: durationIn(1_000, 30 * 86_400_000), expect: "a duration such as 1h, 24h (1s to 720h)" },
   { key: "mintAllowances", env: "MINT_ALLOWANCES", def: "false", doc: "cap each minter by its allowance (SetMinterAllowance); false = no cap", parse: boolParser, expect: "true or false" },
+  { key: "devPrincipalHeader", env: "MINT_DEV_PRINCIPAL_HEADER", def: "false", doc: "tests and demos until auth: the x-mint-dev-principal header names the caller (loopback listener only)", parse: boolParser, expect: "true or false" },
 ] as const satisfies readonly Setting<keyof Config>[];
 
 function flagOf(env: string): string {
@@ -232,6 +235,10 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     out[s.key] = parsed;
   }
   const raw = out as unknown as Config;
+  if (raw.devPrincipalHeader && !isLoopbackListen(raw.listen)) {
+    const name = flags.has(flagOf("MINT_DEV_PRINCIPAL_HEADER")) ? `flag ${flagOf("MINT_DEV_PRINCIPAL_HEADER")}` : "MINT_DEV_PRINCIPAL_HEADER";
+    throw new ConfigError(`invalid ${name}=true: refused on a non-loopback listener (${raw.listen}); any caller could name itself`);
+  }
   try {
     const { settlement, testFault } = resolveSettlementSettings(raw, {
       readFile: (path) => readFileSync(path, "utf8"),
@@ -245,6 +252,11 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     throw err;
   }
   return Object.freeze(out as unknown as Config);
+}
+
+function isLoopbackListen(listen: string): boolean {
+  const host = listen.slice(0, listen.lastIndexOf(":")).replace(/^\[|\]$/g, "");
+  return host === "localhost" || host === "::1" || /^127\.[0-9]+\.[0-9]+\.[0-9]+$/.test(host);
 }
 
 function deepFreeze<T>(value: T): T {
@@ -295,5 +307,6 @@ export function describeConfig(config: Config): Record<string, string | number |
     mintApprovalTtlMs: config.mintApprovalTtlMs,
     // Said plainly in the start line: without allowances no minter is capped.
     mintAllowances: config.mintAllowances ? "on" : "off (no minter allowance cap)",
+    devPrincipalHeader: config.devPrincipalHeader,
   };
 }

@@ -171,6 +171,7 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_APPROVALS_REQUIRED", "0"],
     ["MINT_APPROVAL_TTL", "10ms"],
     ["MINT_ALLOWANCES", "maybe"],
+    ["MINT_DEV_PRINCIPAL_HEADER", "sure"],
   ];
 
   it.each(bad)("%s=%j", (name, value) => {

@@ -85,6 +85,8 @@ export function compose(links: readonly Link[], handler: Next): Next {
 /** The one object a call allocates at the edge. */
 export class Call implements EdgeCall {
   readonly values: CallValues = {};
+  /** The caller's principal, set by the principal link (issue 9's auth, or the dev header of issue 11); undefined: `local`. */
+  principal: string | undefined = undefined;
   private controller: AbortController | null = null;
   private cancelled = false;
   /** Trailing metadata added by links; made on first use. */

@@ -8,6 +8,7 @@ import type { Clock } from "../../domain/clock.js";
 import type { Logger } from "../../logger.js";
 import { Call, compose, type Answer, type Link, type Next, type UnaryHandler } from "./chain.js";
 import { cancellation, deadline, Draining, errors, InFlight, logging } from "./links.js";
+import { devPrincipal } from "./dev-principal.js";
 import { failureToStatus } from "./status.js";
 
 export type { HandlerContext, UnaryHandler } from "./chain.js";
@@ -17,6 +18,8 @@ export interface EdgeOptions {
   readonly logger: Logger;
   /** Most calls in flight at once; more are refused UNAVAILABLE (OVERLOADED). */
   readonly maxCallsInFlight: number;
+  /** Honour the x-mint-dev-principal header (issue 11's stop-gap until auth; loopback only, checked by config). */
+  readonly devPrincipalHeader?: boolean;
 }
 
 export class Edge {
@@ -34,6 +37,7 @@ export class Edge {
       this.inFlight.link, // counts and caps calls in flight
       deadline(opts.clock), // the core's deadline, a little before the caller's
       cancellation, // aborts the call's signal when the caller goes away
+      ...(opts.devPrincipalHeader === true ? [devPrincipal] : []), // names the caller (until auth, issue 9)
     ];
   }
 

@@ -36,6 +36,8 @@ export interface ServerOptions {
   readonly maxCallsInFlight: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
   readonly maxConcurrentStreams: number;
+  /** Honour the x-mint-dev-principal header (issue 11, until auth). */
+  readonly devPrincipalHeader?: boolean;
   /** Closes the adapters, after the server has stopped. */
   readonly closeAdapters?: () => Promise<void>;
 }
@@ -67,7 +69,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     // the bound on work is the edge's cap on calls in flight.
     "grpc.max_concurrent_streams": opts.maxConcurrentStreams,
   });
-  const edge = new Edge({ clock: opts.clock, logger: opts.logger, maxCallsInFlight: opts.maxCallsInFlight });
+  const edge = new Edge({ clock: opts.clock, logger: opts.logger, maxCallsInFlight: opts.maxCallsInFlight, devPrincipalHeader: opts.devPrincipalHeader === true });
   const health = new HealthService([MINT_SERVICE_NAME]);
   server.addService(MintServiceService, mintServiceHandlers(opts.core, edge));
   health.addTo(server);
