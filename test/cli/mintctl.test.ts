@@ -48,7 +48,7 @@ describe("single calls", () => {
     expect(j.code).toBe(0);
     const body = parsed<{ mint: Record<string, unknown>; replayed: boolean; idempotencyKey: string }>(j);
     expect(body).toEqual({
-      mint: { mintId: expect.stringMatching(/^mint_/), accountId: acct, amount: "7", blockchain: "SOLANA", status: "COMPLETED", idempotencyKey: "order-1", createTime: expect.any(String), reverseReason: "" },
+      mint: { mintId: expect.stringMatching(/^mint_/), accountId: acct, amount: "7", blockchain: "SOLANA", status: "COMPLETED", idempotencyKey: "order-1", createTime: expect.any(String), reverseReason: "", requester: "", approvals: [], rejectReason: "", rejectedBy: "" },
       replayed: false,
       idempotencyKey: "order-1",
     });

@@ -42,7 +42,7 @@ export function rpc(call: Call) {
     balance: async (accountId: string) => (await call<object, GetBalanceResponse>("getBalance", { accountId })).balance,
     getBalance: (accountId: string) => call<object, GetBalanceResponse>("getBalance", { accountId }),
     getMint: (mintId: string) => call<object, GetMintResponse>("getMint", { mintId }),
-    list: (accountId: string, pageSize: number, pageToken = "") => call<object, ListMintsResponse>("listMints", { accountId, pageSize, pageToken }),
+    list: (accountId: string, pageSize: number, pageToken = "") => call<object, ListMintsResponse>("listMints", { accountId, pageSize, pageToken, status: 0 }),
     reconcile: (mintId: string, reason: string, deadlineMs?: number) =>
       call<object, ReconcileMintResponse>("reconcileMint", { mintId, reason }, deadlineMs === undefined ? {} : { deadlineMs }),
   };
