@@ -44,6 +44,8 @@ export class MemoryLedgerStore implements LedgerStore {
   /** Mints by position: seq = index + 1. Replaced (never removed) when reversed. */
   private readonly mints: MintRecord[] = [];
   private readonly mintIndexById = new Map<string, number>();
+  /** Indexes of the mints still PENDING_APPROVAL, oldest first (insertion order), so the expiry sweep never scans every mint. */
+  private readonly pendingIndexes = new Set<number>();
   /** The append-only ledger, oldest first (see JournalLine). */
   private readonly journal: JournalLine[] = [];
 
@@ -63,6 +65,8 @@ export class MemoryLedgerStore implements LedgerStore {
     if (record.status === "COMPLETED") {
       account.balanceMicros += cmd.amountMicros;
       this.journal.push(record);
+    } else {
+      this.pendingIndexes.add(index);
     }
     return ok(record);
   }
@@ -76,6 +80,7 @@ export class MemoryLedgerStore implements LedgerStore {
     const index = this.mintIndexById.get(next.mintId);
     assert(index !== undefined && this.mints[index]?.status === "PENDING_APPROVAL", "only a pending mint is replaced");
     this.mints[index] = next;
+    if (next.status !== "PENDING_APPROVAL") this.pendingIndexes.delete(index);
     if (next.status === "COMPLETED") {
       this.account(next.accountId).balanceMicros += next.amountMicros;
       this.journal.push(next);
@@ -85,9 +90,10 @@ export class MemoryLedgerStore implements LedgerStore {
   /** Mint ids still PENDING_APPROVAL whose expiry is at or before `wallMs`, oldest first. */
   expiredPending(wallMs: number, limit: number): string[] {
     const out: string[] = [];
-    for (const m of this.mints) {
+    for (const index of this.pendingIndexes) {
       if (out.length >= limit) break;
-      if (m.status === "PENDING_APPROVAL" && m.approval !== undefined && m.approval.expireWallMs <= wallMs) out.push(m.mintId);
+      const m = this.mints[index] as MintRecord;
+      if (m.approval !== undefined && m.approval.expireWallMs <= wallMs) out.push(m.mintId);
     }
     return out;
   }
