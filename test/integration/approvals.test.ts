@@ -108,3 +108,17 @@ function suite(name: string, start: () => Promise<TestServer>): void {
 
 suite("memory", () => startTestServer(ENV));
 suite("postgres", () => startPgTestServer(ENV, ""));
+
+describe("without MINT_DEV_PRINCIPAL_HEADER the header names no one", () => {
+  it("every call is `local`: the requester header is ignored and so is the approver's", async () => {
+    const s = await startTestServer({ MINT_APPROVAL_THRESHOLD: "1000" });
+    try {
+      const r = await s.call<object, MintUsdcResponse>("mintUsdc", { accountId: "x", amount: "1000", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: "k" }, as("mallory"));
+      expect(r.mint?.requester).toBe("local");
+      const e = await expectError(s.call("approveMint", { mintId: r.mint?.mintId }, as("bob")));
+      expect([e.code, e.reason]).toEqual([Code.PERMISSION_DENIED, "APPROVER_IS_REQUESTER"]);
+    } finally {
+      await s.stop();
+    }
+  });
+});

@@ -290,3 +290,24 @@ describe("describeConfig", () => {
     expect(describeConfig(loadConfig([], {})).maxAmount).toBe("1000000000000");
   });
 });
+
+describe("issue 11 settings", () => {
+  it("defaults: approval off, 2 approvers, 24h, and the start line says there is no allowance cap", () => {
+    const c = loadConfig([], {});
+    expect([c.mintApprovalThresholdMicros, c.mintApprovalsRequired, c.mintApprovalTtlMs, c.mintAllowances, c.devPrincipalHeader]).toEqual([null, 2, 86_400_000, false, false]);
+    const d = describeConfig(c);
+    expect(d.mintAllowances).toBe("off (no minter allowance cap)");
+    expect(d.mintApprovalThreshold).toBe("off");
+  });
+
+  it("parses a threshold in USDC and turns allowances on", () => {
+    const c = loadConfig(["--approval-threshold", "1000.5"], { MINT_ALLOWANCES: "true" });
+    expect(c.mintApprovalThresholdMicros).toBe(1_000_500_000n);
+    expect(describeConfig(c).mintAllowances).toBe("on");
+  });
+
+  it("refuses the dev principal header on a non-loopback listener, naming the variable", () => {
+    expect(() => loadConfig([], { MINT_DEV_PRINCIPAL_HEADER: "true", MINT_LISTEN: "0.0.0.0:50051" })).toThrow(/^invalid MINT_DEV_PRINCIPAL_HEADER=true: refused on a non-loopback listener/);
+    expect(loadConfig([], { MINT_DEV_PRINCIPAL_HEADER: "true", MINT_LISTEN: "127.0.0.1:0" }).devPrincipalHeader).toBe(true);
+  });
+});
