@@ -21,6 +21,7 @@
  *     returned failure, or a store error marked `notApplied`); when the
  *     outcome is unknown (a lost commit reply) it is kept.
  */
+import { coversAllAccounts, mintScopeRefusal, scopedIdempotencyKey, type Principal } from "./authorization.js";
 import { AccountLocks } from "./account-locks.js";
 import type { Clock } from "./clock.js";
 import type { Failure } from "./errors.js";
@@ -43,7 +44,7 @@ import { KEY_IN_USE_RETRY_AFTER_MS } from "./limits.js";
 import { parseAmount } from "./money.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import type { JournalEntry } from "./journal.js";
-import type { ApprovalStore, Effect, ExactlyOnceStore, RateLimiter } from "./ports.js";
+import { noMetrics, type ApprovalStore, type Effect, type ExactlyOnceStore, type MetricsSink, type RateLimiter } from "./ports.js";
 import { fail, ok, type Result } from "./result.js";
 import * as v from "./validate.js";
 export const DEFAULT_PAGE_SIZE = 50;
@@ -61,6 +62,8 @@ export interface MintCoreDeps {
   readonly maxLockWaiters?: number;
   /** M-of-N approval and minter allowances (issue 11); absent: neither (every mint completes at once, uncapped). */
   readonly approvals?: ApprovalSettings;
+  /** Hears money moved, replays, rate-limit refusals, duplicates and lock waits (default: nothing records). */
+  readonly metrics?: MetricsSink;
 }
 
 /** Issue 11's settings and the store that keeps approvals and allowances (the same store as `store`). */
@@ -90,8 +93,12 @@ export const SWEEPER_ACTOR = "sweeper";
 export interface CallContext {
   readonly deadlineMs: number;
   readonly signal?: AbortSignal;
-  /** The authenticated caller (issue 9); `local` when absent. Requester and approver of issue 11. */
-  readonly principal?: string;
+  /**
+   * Who is calling, as the edge's auth link decided (absent for the service's
+   * own calls and in tests of the core alone). It scopes idempotency keys and
+   * the account checks the core makes once it has looked a mint up.
+   */
+  readonly principal?: Principal;
 }
 
 export interface MintUsdcInput {
@@ -147,8 +154,11 @@ export class MintCore {
   private readonly inFlight = { mint: new Map<string, InFlightKey>(), transfer: new Map<string, InFlightKey>() };
   private readonly ids: IdGenerator;
 
+  private readonly metrics: MetricsSink;
+
   constructor(private readonly deps: MintCoreDeps) {
-    this.locks = new AccountLocks(deps.clock, deps.maxLockWaiters);
+    this.metrics = deps.metrics ?? noMetrics;
+    this.locks = new AccountLocks(deps.clock, deps.maxLockWaiters, this.metrics);
     this.ids = deps.ids ?? createIdGenerator(deps.clock);
   }
 
@@ -162,12 +172,15 @@ export class MintCore {
     if (!blockchain.ok) return blockchain;
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
+    // The record keeps the caller-scoped key, so that a reconcile frees the right one.
+    const storeKey = scopedIdempotencyKey(ctx.principal, key.value);
 
     const limiter = this.deps.limiter;
     let counted = false;
     const admit = async (): Promise<Result<void>> => {
       const decision = await limiter.tryAcquire(accountId.value);
       if (!decision.allowed) {
+        this.metrics.rateLimited();
         return fail({
           code: "RATE_LIMITED",
           accountId: accountId.value,
@@ -187,7 +200,7 @@ export class MintCore {
           accountId: accountId.value,
           amountMicros: amount.value,
           blockchain: blockchain.value,
-          idempotencyKey: key.value,
+          idempotencyKey: storeKey,
           createWallMs: this.deps.clock.wallMs(),
         },
         ctx,
@@ -196,7 +209,7 @@ export class MintCore {
     let r: Result<{ stored: StoredResult; replayed: boolean }>;
     try {
       r = await this.keyed(
-        { scope: "mint", key: key.value, request: mintRequest(accountId.value, amount.value, blockchain.value), accounts: [accountId.value] },
+        { scope: "mint", key: storeKey, request: mintRequest(accountId.value, amount.value, blockchain.value), accounts: [accountId.value] },
         ctx,
         effect,
         admit,
@@ -210,6 +223,8 @@ export class MintCore {
     if (!r.ok) return r;
     const stored = r.value.stored;
     if (stored.scope !== "mint") throw new Error("invariant violated: a mint key holds a non-mint result");
+    if (r.value.replayed) this.metrics.idempotentReplay("mint");
+    else this.metrics.moneyMoved("mint", stored.mint.amountMicros);
     // A replay of a mint that went through approval answers the mint as it is now (issue 11).
     if (r.value.replayed && stored.mint.approval !== undefined) {
       return ok({ mint: (await this.deps.store.getMint(stored.mint.mintId)) ?? stored.mint, replayed: true });
@@ -223,7 +238,7 @@ export class MintCore {
     if (a === undefined) return cmd;
     const pending = a.thresholdMicros !== null && cmd.amountMicros >= a.thresholdMicros;
     if (!pending && !a.allowances) return cmd;
-    const out: NewMint = { ...cmd, requester: ctx.principal ?? LOCAL_PRINCIPAL, chargeAllowance: a.allowances };
+    const out: NewMint = { ...cmd, requester: ctx.principal?.name ?? LOCAL_PRINCIPAL, chargeAllowance: a.allowances };
     return pending ? { ...out, pending: { required: a.required, expireWallMs: cmd.createWallMs + a.ttlMs } } : out;
   }
 
@@ -235,9 +250,11 @@ export class MintCore {
   async approveMint(mintIdText: string, ctx: CallContext): Promise<Result<MintRecord>> {
     const mintId = v.mintId(mintIdText);
     if (!mintId.ok) return mintId;
-    const actor = ctx.principal ?? LOCAL_PRINCIPAL;
+    const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
     const mint = await this.deps.store.getMint(mintId.value);
     if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
+    const refusal = mintScopeRefusal(ctx.principal, "ApproveMint", mint.accountId);
+    if (refusal !== undefined) return fail(refusal);
     return this.approvalStore().approveMint(mintId.value, actor, this.deps.clock.wallMs(), journalOf(actor, "ApproveMint", { mint_id: mintId.value }, [mint.accountId]), ctx);
   }
 
@@ -247,9 +264,11 @@ export class MintCore {
     if (!mintId.ok) return mintId;
     const reason = v.reason(reasonText);
     if (!reason.ok) return reason;
-    const actor = ctx.principal ?? LOCAL_PRINCIPAL;
+    const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
     const mint = await this.deps.store.getMint(mintId.value);
     if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
+    const refusal = mintScopeRefusal(ctx.principal, "RejectMint", mint.accountId);
+    if (refusal !== undefined) return fail(refusal);
     const journal = journalOf(actor, "RejectMint", { mint_id: mintId.value, reason: reason.value }, [mint.accountId]);
     return this.approvalStore().rejectMint(mintId.value, reason.value, actor, this.deps.clock.wallMs(), journal, ctx);
   }
@@ -289,7 +308,7 @@ export class MintCore {
       if (!amount.ok) return amount;
       amountMicros = amount.value;
     }
-    const actor = ctx.principal ?? LOCAL_PRINCIPAL;
+    const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
     await this.approvalStore().setAllowance(principal.value, amountMicros, journalOf(actor, "SetMinterAllowance", { principal: principal.value, amount: amountMicros.toString() }, []));
     return ok({ principal: principal.value, allowanceMicros: amountMicros });
   }
@@ -313,9 +332,11 @@ export class MintCore {
     if (!amount.ok) return amount;
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
+    // The record keeps the caller-scoped key, so that a reconcile frees the right one.
+    const storeKey = scopedIdempotencyKey(ctx.principal, key.value);
 
     const r = await this.keyed(
-      { scope: "transfer", key: key.value, request: transferRequest(from.value, to.value, amount.value), accounts: [from.value, to.value] },
+      { scope: "transfer", key: storeKey, request: transferRequest(from.value, to.value, amount.value), accounts: [from.value, to.value] },
       ctx,
       {
         kind: "transfer",
@@ -324,7 +345,7 @@ export class MintCore {
           fromAccountId: from.value,
           toAccountId: to.value,
           amountMicros: amount.value,
-          idempotencyKey: key.value,
+          idempotencyKey: storeKey,
           createWallMs: this.deps.clock.wallMs(),
         },
       },
@@ -332,6 +353,8 @@ export class MintCore {
     if (!r.ok) return r;
     const stored = r.value.stored;
     if (stored.scope !== "transfer") throw new Error("invariant violated: a transfer key holds a non-transfer result");
+    if (r.value.replayed) this.metrics.idempotentReplay("transfer");
+    else this.metrics.moneyMoved("transfer", stored.transfer.amountMicros);
     return ok({ transfer: stored.transfer, replayed: r.value.replayed });
   }
 
@@ -342,12 +365,14 @@ export class MintCore {
     return ok({ accountId: accountId.value, balanceMicros: await this.deps.store.getBalance(accountId.value) });
   }
 
-  /** Failures: INVALID_ARGUMENT, MINT_NOT_FOUND. */
-  async getMint(mintIdText: string): Promise<Result<MintRecord>> {
+  /** Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, PERMISSION_DENIED (the mint's account is outside the caller's scopes). */
+  async getMint(mintIdText: string, ctx?: Pick<CallContext, "principal">): Promise<Result<MintRecord>> {
     const mintId = v.mintId(mintIdText);
     if (!mintId.ok) return mintId;
     const mint = await this.deps.store.getMint(mintId.value);
-    return mint === null ? fail({ code: "MINT_NOT_FOUND", mintId: mintId.value }) : ok(mint);
+    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
+    const refusal = mintScopeRefusal(ctx?.principal, "GetMint", mint.accountId);
+    return refusal === undefined ? ok(mint) : fail(refusal);
   }
 
   /** Oldest first. Failures: INVALID_ARGUMENT (account id, page size < 0, page token not ours). */
@@ -387,17 +412,30 @@ export class MintCore {
 
   /**
    * Reverses a mint and frees its idempotency key.
-   * Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED.
+   * Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, PERMISSION_DENIED, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED.
    */
   async reconcileMint(mintIdText: string, reasonText: string, ctx: CallContext): Promise<Result<MintRecord>> {
     const mintId = v.mintId(mintIdText);
     if (!mintId.ok) return mintId;
     const reason = v.reason(reasonText);
     if (!reason.ok) return reason;
+    // The edge checked the role; the scope needs the mint's account, known
+    // only after a lookup, and is checked before anything changes. A mint's
+    // account never changes, so the lookup and the reversal cannot disagree.
+    // A caller whose scopes cover every account needs no lookup.
+    const principal = ctx.principal;
+    if (principal !== undefined && !coversAllAccounts(principal)) {
+      const mint = await this.deps.store.getMint(mintId.value);
+      if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
+      const refusal = mintScopeRefusal(principal, "ReconcileMint", mint.accountId);
+      if (refusal !== undefined) return fail(refusal);
+    }
     // No account lock: the store reverses and frees the mint's key in one
     // atomic step, so neither a same-key retry nor a mint still in flight can
     // see the ledger and the key disagree.
-    return this.deps.store.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx);
+    const reversed = await this.deps.store.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx);
+    if (reversed.ok) this.metrics.moneyMoved("reversal", reversed.value.amountMicros);
+    return reversed;
   }
 
   /**
@@ -417,6 +455,8 @@ export class MintCore {
         return fail({ code: "IDEMPOTENCY_KEY_REUSED", key: op.key, fields: differingFields(first.request, op.request) });
       }
       first.count++;
+      // A call with this key is in flight here: this one queues behind it on the lock, then replays.
+      this.metrics.duplicateWaited(op.scope);
     } else {
       inFlight.set(op.key, { request: op.request, count: 1 });
     }

@@ -4,10 +4,12 @@ import { MemoryExactlyOnceStore } from "../../src/adapters/memory/memory-exactly
 import { MemoryIdempotencyStore } from "../../src/adapters/memory/memory-idempotency-store.js";
 import { MemoryLedgerStore } from "../../src/adapters/memory/memory-ledger-store.js";
 import { MemoryRateLimiter } from "../../src/adapters/memory/memory-rate-limiter.js";
+import { LOCAL_PRINCIPAL, type Principal } from "../../src/domain/authorization.js";
 import { MintCore } from "../../src/domain/mint-core.js";
 import { FakeClock } from "../support/fake-clock.js";
 
 const TTL_MS = 60_000;
+const as = (name: string): Principal => ({ ...LOCAL_PRINCIPAL, name });
 
 function setup(opts: { limit?: number; allowances?: boolean } = {}) {
   const clock = new FakeClock();
@@ -23,7 +25,7 @@ function setup(opts: { limit?: number; allowances?: boolean } = {}) {
     approvals: { store, thresholdMicros: 1_000_000_000n, required: 2, ttlMs: TTL_MS, allowances: opts.allowances ?? false },
   });
   const mint = (key: string, amount: string, principal = "minter") =>
-    core.mintUsdc({ accountId: "acct", amount, blockchain: "BASE", idempotencyKey: key }, { deadlineMs: Infinity, principal });
+    core.mintUsdc({ accountId: "acct", amount, blockchain: "BASE", idempotencyKey: key }, { deadlineMs: Infinity, principal: as(principal) });
   return { clock, ledger, store, core, mint };
 }
 
@@ -54,7 +56,7 @@ describe("approval in the core", () => {
     await clock.advance(TTL_MS - 1);
     expect(await core.expirePending(100)).toBe(0);
     await clock.advance(1);
-    const late = await core.approveMint(big.value.mint.mintId, { deadlineMs: Infinity, principal: "bob" });
+    const late = await core.approveMint(big.value.mint.mintId, { deadlineMs: Infinity, principal: as("bob") });
     expect(!late.ok && late.error).toEqual({ code: "MINT_NOT_PENDING", mintId: big.value.mint.mintId, reason: "MINT_EXPIRED" });
     expect(await core.expirePending(100)).toBe(1);
     const swept = await core.getMint(big.value.mint.mintId);
@@ -68,7 +70,7 @@ describe("approval in the core", () => {
 
   it("bad input to the new calls is INVALID_ARGUMENT and changes nothing", async () => {
     const { core } = setup({ allowances: true });
-    const ctx = { deadlineMs: Infinity, principal: "rm" };
+    const ctx = { deadlineMs: Infinity, principal: as("rm") };
     expect(await core.approveMint("", ctx)).toMatchObject({ ok: false, error: { code: "INVALID_ARGUMENT", reason: "INVALID_MINT_ID" } });
     expect(await core.approveMint("mint_nope", ctx)).toEqual({ ok: false, error: { code: "MINT_NOT_FOUND", mintId: "mint_nope" } });
     expect(await core.rejectMint("mint_x", "bad\u0001", ctx)).toMatchObject({ ok: false, error: { reason: "INVALID_REASON" } });

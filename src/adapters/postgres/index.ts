@@ -14,7 +14,7 @@
  */
 import pg from "pg";
 import type { Clock } from "../../domain/clock.js";
-import type { ApprovalStore, ExactlyOnceStore, IdempotencyStore, LedgerStore, Probe } from "../../domain/ports.js";
+import type { ApprovalStore, ExactlyOnceStore, IdempotencyStore, LedgerStore, MetricsSink, Probe } from "../../domain/ports.js";
 import { runMigrations } from "./migrations.js";
 import { PgDatabase, silentLogger, type PgLogger } from "./pg-database.js";
 import { classifyPgError, unavailable } from "./pg-errors.js";
@@ -41,6 +41,8 @@ export interface PostgresStoresOptions {
   /** Deadlines (monotonic) and record times (wall). Key expiry runs on the database's now(). */
   readonly clock: Clock;
   readonly logger?: PgLogger;
+  /** Hears PostgreSQL lost races (40P01/40001), retried or given up. */
+  readonly metrics?: MetricsSink;
   /** Test only: the wall ms standing in for the database's now() where key expiry is judged (see PgDatabase). */
   readonly testNowWallMs?: () => number;
 }
@@ -80,6 +82,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     clock: opts.clock,
     logger,
     ...(opts.testNowWallMs === undefined ? {} : { testNowWallMs: opts.testNowWallMs }),
+    ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }),
   });
   // The pool ends when both stores are closed, or at `close()`.
   let ledgerOpen = true;

@@ -7,6 +7,7 @@
 import pg from "pg";
 import { setTimeout as sleepRealMs } from "node:timers/promises";
 import type { Clock } from "../../domain/clock.js";
+import { noMetrics, type MetricsSink } from "../../domain/ports.js";
 import { markNotApplied, type Failure } from "../../domain/errors.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { classifyPgError, unavailable } from "./pg-errors.js";
@@ -66,6 +67,8 @@ export interface PgDatabaseOptions {
    * waiting. Unset in production: the database's own `now()` is the clock.
    */
   readonly testNowWallMs?: () => number;
+  /** Hears transactions that lost a race (40P01/40001), retried or given up. */
+  readonly metrics?: MetricsSink;
 }
 
 /** How many times a transaction that hit 40001/40P01 is tried in all before UNAVAILABLE. */
@@ -135,7 +138,10 @@ export class PgDatabase {
   readonly connectTimeoutMs: number;
   private ended: Promise<void> | null = null;
 
+  readonly metrics: MetricsSink;
+
   constructor(readonly opts: PgDatabaseOptions) {
+    this.metrics = opts.metrics ?? noMetrics;
     this.clock = opts.clock;
     this.logger = opts.logger;
     this.statementTimeoutMs = opts.statementTimeoutMs;
@@ -264,6 +270,12 @@ export class PgDatabase {
   }
 
   /** Pool occupancy, for tests and metrics. */
+  /** Counts a transaction that lost a race (`err` is a 40P01 or 40001), retried or given up. */
+  lostRace(err: unknown, gaveUp: boolean): void {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code === "40P01" || code === "40001") this.metrics.pgConflict(code, gaveUp);
+  }
+
   stats(): { totalCount: number; idleCount: number; waitingCount: number } {
     return { totalCount: this.pool.totalCount, idleCount: this.pool.idleCount, waitingCount: this.pool.waitingCount };
   }

@@ -108,11 +108,15 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
           return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: KEY_IN_USE_RETRY_AFTER_MS });
         }
         if (kind === "retryable" && attempt < MAX_TX_ATTEMPTS) {
+          this.db.lostRace(err, false);
           this.db.logger.warn({ scope, attempt, code: (err as { code?: string }).code }, "retrying idempotency claim");
           await this.db.backoff(attempt);
           continue;
         }
-        if (kind === "retryable") throw new UnavailableError("idempotency claim kept losing races in PostgreSQL", { cause: err });
+        if (kind === "retryable") {
+          this.db.lostRace(err, true);
+          throw new UnavailableError("idempotency claim kept losing races in PostgreSQL", { cause: err });
+        }
         throw this.db.asUnavailable(err, "claiming an idempotency key");
       }
       if (outcome.kind === "done") return outcome.result;

@@ -634,11 +634,15 @@ export class PostgresLedgerStore implements LedgerStore {
       if (timeouts.deadlineBound) return fail(deadlineFailure());
       throw new UnavailableError(`PostgreSQL did not finish ${doing} within ${timeouts.ms} ms`, { cause: err, notApplied: true });
     }
-    if (kind === "retryable") throw new UnavailableError(`${doing} kept losing races in PostgreSQL; retry`, { cause: err, notApplied: true });
+    if (kind === "retryable") {
+      this.db.lostRace(err, true);
+      throw new UnavailableError(`${doing} kept losing races in PostgreSQL; retry`, { cause: err, notApplied: true });
+    }
     throw markNotApplied(this.db.asUnavailable(err, doing));
   }
 
   private logRetry(doing: string, attempt: number, err: unknown): void {
+    this.db.lostRace(err, false);
     this.db.logger.warn({ attempt, code: (err as { code?: string }).code, doing }, "retrying PostgreSQL transaction after a lost race");
   }
 }

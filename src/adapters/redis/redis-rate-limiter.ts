@@ -13,7 +13,7 @@ import { Redis } from "ioredis";
 import type { RedisOptions } from "ioredis";
 import { systemClock, type Clock } from "../../domain/clock.js";
 import { UnavailableError, assert } from "../../domain/errors.js";
-import type { LimitDecision, Probe, RateLimiter } from "../../domain/ports.js";
+import { noMetrics, type LimitDecision, type MetricsSink, type Probe, type RateLimiter } from "../../domain/ports.js";
 
 /** The part of a pino logger the limiter uses; a pino `Logger` fits it. */
 export interface RedisRateLimiterLogger {
@@ -36,6 +36,8 @@ export interface RedisRateLimiterOptions {
   /** Prepended to every key; keys are `${keyPrefix}rl:{accountId}`. Default "usdc-mint:". */
   readonly keyPrefix?: string;
   readonly logger?: RedisRateLimiterLogger;
+  /** Hears every failed acquisition command (connection down, timeout, script error). */
+  readonly metrics?: MetricsSink;
   /** Longest wait for one Redis reply before the call counts as unavailable. Default 500 ms. */
   readonly commandTimeoutMs?: number;
   /** Longest wait for the first connection (and for each TCP connect). Default 2000 ms. */
@@ -107,6 +109,7 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RedisR
   assert(Number.isSafeInteger(windowMs) && windowMs >= 1, `rate window must be a positive integer of ms, got ${windowMs}`);
   const keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
   const logger = options.logger;
+  const metrics = options.metrics ?? noMetrics;
   const clock = options.clock ?? systemClock;
   const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
@@ -190,6 +193,7 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RedisR
       // calls admitted in the same microsecond.
       reply = await redis.usdcMintRateAcquire(keyOf(accountId), limit, windowMs * 1000, windowMs, `${instanceId}:${++seq}`);
     } catch (err: unknown) {
+      metrics.redisCommandError();
       if (failOpen) {
         const silenced = failOpenLog.take();
         if (silenced !== null) {

@@ -1,12 +1,14 @@
 /**
- * A stop-gap until authentication (issue 9) lands: with
+ * For tests and demos without an auth file: with
  * MINT_DEV_PRINCIPAL_HEADER=true (refused unless the listener is loopback),
- * the caller names its principal in the `x-mint-dev-principal` header, so
+ * (refused beside MINT_AUTH_FILE) the caller renames the all-roles `local`
+ * principal in the `x-mint-dev-principal` header, so
  * requester and approvers of issue 11 can differ in tests and demos. Anyone
  * who can reach the port can claim any name, which is why it is off by
- * default and loopback only; issue 9's auth link replaces it (the principal
- * then comes from the caller's credentials).
+ * default, loopback only and never beside an auth file (where the principal
+ * comes from the caller's credentials). It runs after the auth link.
  */
+import { LOCAL_PRINCIPAL } from "../../domain/authorization.js";
 import type { Link } from "./chain.js";
 import { Call } from "./chain.js";
 
@@ -16,6 +18,6 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 export const devPrincipal: Link = (call, next) => {
   const value = call.metadata.get(DEV_PRINCIPAL_HEADER)[0];
   // A malformed name is ignored (the call runs as `local`), never echoed.
-  if (typeof value === "string" && NAME.test(value) && call instanceof Call) call.principal = value;
+  if (typeof value === "string" && NAME.test(value) && call instanceof Call) call.principal = { ...LOCAL_PRINCIPAL, name: value };
   return next(call);
 };

@@ -57,8 +57,8 @@ export function mintServiceHandlers(core: MintCore, edge: Edge): MintServiceServ
       return r.ok ? ok<GetBalanceResponse>({ accountId: r.value.accountId, balance: formatMicros(r.value.balanceMicros) }) : r;
     }),
 
-    getMint: edge.unary("GetMint", async (req: GetMintRequest) => {
-      const r = await core.getMint(req.mintId);
+    getMint: edge.unary("GetMint", async (req: GetMintRequest, ctx) => {
+      const r = await core.getMint(req.mintId, ctx);
       return r.ok ? ok(GetMintResponse.fromPartial({ mint: mintToProto(r.value) })) : r;
     }),
 
