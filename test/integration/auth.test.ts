@@ -122,7 +122,7 @@ describe("every role × RPC cell", () => {
       case "GetMint":
         return { mintId: mints[i]!.mintId };
       case "ListMints":
-        return { accountId: funded, pageSize: 5, pageToken: "" };
+        return { accountId: funded, pageSize: 5, pageToken: "", status: 0 };
       case "ReconcileMint":
         return { mintId: mints[i]!.mintId, reason: "matrix" };
       case "ApproveMint":
@@ -246,10 +246,10 @@ describe("scopes", () => {
   it("reads: the account asked about; ListMints over all needs *", async () => {
     await expect(call(treasury, "GetBalance", { accountId: "treasury:a" })).resolves.toBeDefined();
     expect((await refused(call(treasury, "GetBalance", { accountId: "treasury2:a" }))).metadata.missing_scope).toBe("treasury2:a");
-    await expect(call(treasury, "ListMints", { accountId: "treasury:a", pageSize: 5, pageToken: "" })).resolves.toBeDefined();
-    const all = await refused(call(treasury, "ListMints", { accountId: "", pageSize: 5, pageToken: "" }));
+    await expect(call(treasury, "ListMints", { accountId: "treasury:a", pageSize: 5, pageToken: "", status: 0 })).resolves.toBeDefined();
+    const all = await refused(call(treasury, "ListMints", { accountId: "", pageSize: 5, pageToken: "", status: 0 }));
     expect([all.code, all.metadata.missing_scope]).toEqual([grpc.status.PERMISSION_DENIED, "*"]);
-    await expect(call(admin, "ListMints", { accountId: "", pageSize: 5, pageToken: "" })).resolves.toBeDefined();
+    await expect(call(admin, "ListMints", { accountId: "", pageSize: 5, pageToken: "", status: 0 })).resolves.toBeDefined();
   });
 
   it("GetMint and ReconcileMint: the mint's account; a refused reversal changes nothing", async () => {
