@@ -93,3 +93,18 @@ describe("approval in the core", () => {
     expect(!r.ok && r.error).toEqual({ code: "ALLOWANCE_EXCEEDED", principal: "fresh-minter", remainingMicros: 0n, amountMicros: 1_000_000n });
   });
 });
+
+describe("approver scope (issue 11 roles)", () => {
+  it("an approver without scope over the mint's account is PERMISSION_DENIED and changes nothing", async () => {
+    const { core, mint } = setup();
+    const big = await mint("k1", "5000");
+    if (!big.ok) throw new Error("mint failed");
+    const outsider: Principal = { name: "outsider", roles: new Set(["approver"]), scopes: ["other:*"] };
+    const r = await core.approveMint(big.value.mint.mintId, { deadlineMs: Infinity, principal: outsider });
+    expect(!r.ok && r.error).toMatchObject({ code: "PERMISSION_DENIED", rpc: "ApproveMint", principal: "outsider", missingScope: "acct" });
+    const rj = await core.rejectMint(big.value.mint.mintId, "x", { deadlineMs: Infinity, principal: outsider });
+    expect(!rj.ok && rj.error).toMatchObject({ code: "PERMISSION_DENIED", rpc: "RejectMint" });
+    const after = await core.getMint(big.value.mint.mintId);
+    expect(after.ok && [after.value.status, after.value.approval?.approvals.length]).toEqual(["PENDING_APPROVAL", 0]);
+  });
+});
