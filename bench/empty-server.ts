@@ -77,6 +77,10 @@ const handlers: MintServiceServer = {
   reconcileChain: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED, details: "not in the empty server" }),
   listAuditEvents: (_call, cb) => cb(null, { events: [], nextPageToken: "" }),
   verifyAuditChain: (_call, cb) => cb(null, { whole: true, checked: 0, firstSeq: 0, lastSeq: 0, headHash: "", unsealed: 0, brokenSeq: 0, reason: "" }),
+  approveMint: (_call, cb) => cb(null, reconcileResponse),
+  rejectMint: (_call, cb) => cb(null, reconcileResponse),
+  setMinterAllowance: (_call, cb) => cb(null, { principal: "p", allowance: "0" }),
+  getMinterAllowance: (_call, cb) => cb(null, { principal: "p", allowance: "0" }),
 };
 
 async function main(): Promise<void> {

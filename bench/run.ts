@@ -6,7 +6,7 @@
  *   npm run bench                 full run (7 pairs per comparison, ~10 min)
  *   npm run bench -- --quick      short run (3 pairs, shorter windows, ~1.5 min)
  *
- * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,metrics,hot,core,memory,pg,audit,
+ * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,metrics,hot,allowances,core,memory,pg,audit,
  * --conc 1,16,64, --tsx (run both servers with tsx instead of compiled JS),
  * --no-deadline (send no grpc-timeout), --profile (write a CPU profile of the
  * service and of the empty server per comparison to bench/profiles/).
@@ -499,6 +499,46 @@ async function compareHot(ctx: Ctx, concurrency: number): Promise<Comparison> {
   }
 }
 
+/**
+ * Issue 11: MintUsdc on a service with MINT_ALLOWANCES=true (every mint takes
+ * from the caller's allowance, set high enough never to refuse) against one
+ * with allowances off, ABBA, at one concurrency. The CPU-cost ratio is
+ * off-CPU-per-call ÷ on-CPU-per-call (1.0 = no extra cost).
+ */
+async function compareAllowances(ctx: Ctx, concurrency: number): Promise<Comparison> {
+  const off = await startServer("service", { launch: ctx.launch });
+  const on = await startServer("service", { launch: ctx.launch, env: { MINT_ALLOWANCES: "true" } });
+  try {
+    const grpc = await import("@grpc/grpc-js");
+    const { MintServiceClient } = await import("../gen/usdc/mint/v1/mint.js");
+    const client = new MintServiceClient(`127.0.0.1:${on.port}`, grpc.credentials.createInsecure());
+    try {
+      // The load generator names no principal: every mint is `local`'s.
+      await new Promise<void>((resolve, reject) =>
+        client.setMinterAllowance({ principal: "local", amount: "99999999999999999999999999999999" }, (err) => (err ? reject(err) : resolve())),
+      );
+    } finally {
+      client.close();
+    }
+    const offRuns: LoadResult[] = [];
+    const onRuns: LoadResult[] = [];
+    for (let i = 0; i < ctx.opts.pairs; i++) {
+      const order: ["off" | "on", "off" | "on"] = i % 2 === 0 ? ["off", "on"] : ["on", "off"];
+      for (const side of order) {
+        const r = await ctx.gen.run(spec(ctx, side === "off" ? off : on, "mint", concurrency, ACCOUNTS));
+        (side === "off" ? offRuns : onRuns).push(r);
+      }
+      const a = offRuns[i] as LoadResult;
+      const b = onRuns[i] as LoadResult;
+      ctx.log(`  allowances-c${concurrency} pair ${i + 1}/${ctx.opts.pairs}: off ${a.rps.toFixed(0)}/s ${a.serverCpuUsPerCall?.toFixed(1)}µs, on ${b.rps.toFixed(0)}/s ${b.serverCpuUsPerCall?.toFixed(1)}µs`);
+    }
+    return buildComparison(`mint_allowances_on_vs_off_c${concurrency}`, "allowances on", "allowances off", "mint", concurrency, offRuns, onRuns);
+  } finally {
+    await off.stop();
+    await on.stop();
+  }
+}
+
 // ---------------------------------------------------------------- child probes (core, memory)
 
 function runChild(args: string[], timeoutMs: number): Promise<unknown> {
@@ -686,6 +726,15 @@ async function main(): Promise<void> {
         }
       }
     }
+    if (want("allowances")) {
+      log("mint c=64: MINT_ALLOWANCES on vs off (issue 11)");
+      try {
+        comparisons.push(await compareAllowances(ctx, 64));
+      } catch (e) {
+        failures.push(`allowances: ${(e as Error).message}`);
+        log(`  FAILED: ${(e as Error).message}`);
+      }
+    }
     if (want("hot")) {
       log("transfers c=64: hot account vs uniform");
       try {
@@ -773,6 +822,8 @@ async function main(): Promise<void> {
     audit_pg_transfer_on_vs_off: ratio(find("audit_transfer_postgres_c32")),
     audit_mint_memory_cpu_cost_on_vs_off: cost(find("audit_mint_memory_c64")),
     mint_cpu_cost_metrics_on_vs_off: cost(metricsCost),
+    mint_allowances_on_vs_off: ratio(find("mint_allowances_on_vs_off_c64")),
+    mint_allowances_cpu_cost_on_vs_off: cost(find("mint_allowances_on_vs_off_c64")),
     notes: {
       headline:
         "*_vs_empty: median over pairs of service req/s ÷ empty-server req/s at concurrency 64 (the target's point); *_p99_vs_empty: median of per-pair p99 ratios at c=64; " +

@@ -8,7 +8,7 @@ import { MemoryLedgerStore } from "./adapters/memory/memory-ledger-store.js";
 import { MemoryRateLimiter } from "./adapters/memory/memory-rate-limiter.js";
 import { systemClock, type Clock } from "./domain/clock.js";
 import { MintCore } from "./domain/mint-core.js";
-import { noMetrics, type ExactlyOnceStore, type IdempotencyStore, type LedgerStore, type MetricsSink, type Probe, type RateLimiter } from "./domain/ports.js";
+import { noMetrics, type ApprovalStore, type ExactlyOnceStore, type IdempotencyStore, type LedgerStore, type MetricsSink, type Probe, type RateLimiter } from "./domain/ports.js";
 import type { Config } from "./config.js";
 import { SWEEP_BATCH_KEYS } from "./domain/limits.js";
 import type { Logger } from "./logger.js";
@@ -20,12 +20,15 @@ import { startServer, type RunningServer } from "./transport/grpc/server.js";
 import { Security, type ReloadReport } from "./auth/security.js";
 import type { SettlementReads, SettlementRuntime } from "./settlement/runtime.js";
 
+/** Most expired pending mints one sweep round rejects before yielding. */
+const SWEEP_BATCH_PENDING = 100;
+
 /** How often expired keys and idle limiter state are swept, in ms (at most). */
 const SWEEP_INTERVAL_MS = 1_000;
 
 export interface Adapters {
   /** The port the core writes money through; `ledger` and `idempotency` are its building blocks (sweeps, tests). */
-  readonly store: ExactlyOnceStore;
+  readonly store: ExactlyOnceStore & ApprovalStore;
   readonly ledger: LedgerStore;
   readonly idempotency: IdempotencyStore;
   readonly limiter: RateLimiter;
@@ -46,7 +49,7 @@ export interface TestHooks {
 }
 
 export async function openAdapters(config: Config, clock: Clock, logger: Logger, hooks: TestHooks = {}, metrics: MetricsSink = noMetrics): Promise<Adapters> {
-  let store: ExactlyOnceStore;
+  let store: ExactlyOnceStore & ApprovalStore;
   let ledger: LedgerStore;
   let idempotency: IdempotencyStore;
   let limiter: RateLimiter;
@@ -234,6 +237,13 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     maxAmountMicros: config.maxAmountMicros,
     maxLockWaiters: config.maxLockWaiters,
     metrics: sink,
+    approvals: {
+      store: adapters.store,
+      thresholdMicros: config.mintApprovalThresholdMicros,
+      required: config.mintApprovalsRequired,
+      ttlMs: config.mintApprovalTtlMs,
+      allowances: config.mintAllowances,
+    },
   });
 
   // Expired keys are deleted (not only hidden) and idle limiter state dropped,
@@ -247,6 +257,10 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
         await new Promise((r) => setImmediate(r));
       }
       await adapters.limiter.sweepIdle();
+      // Pending mints past MINT_APPROVAL_TTL are rejected as expired (issue 11).
+      while ((await core.expirePending(SWEEP_BATCH_PENDING)) === SWEEP_BATCH_PENDING) {
+        await new Promise((r) => setImmediate(r));
+      }
       sink.sweeperRun(true);
     } catch (err) {
       sink.sweeperRun(false);
@@ -271,6 +285,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
       maxCallsInFlight: config.maxCallsInFlight,
       maxConcurrentStreams: config.maxConcurrentStreams,
       security,
+      devPrincipalHeader: config.devPrincipalHeader,
       reflection: config.reflection,
       probes: adapters.probes,
       // Settlement is not a probe: a chain outage never stops reads and transfers.

@@ -63,6 +63,16 @@ export interface Config extends SettlementVariables {
   readonly reflection: "public" | "authenticated" | "off";
   /** Issue 10: journal every change (on, the default); off exists only to measure the journal's cost (bench). */
   readonly auditJournal: boolean;
+  /** Mints at or above this many micro-USDC wait for approval (issue 11); null (the default, "off") for none. */
+  readonly mintApprovalThresholdMicros: bigint | null;
+  /** Distinct approvers a pending mint needs. */
+  readonly mintApprovalsRequired: number;
+  /** A pending mint older than this is rejected as expired. */
+  readonly mintApprovalTtlMs: number;
+  /** Each minter's mints consume its allowance (set by SetMinterAllowance); false (default) for no cap. */
+  readonly mintAllowances: boolean;
+  /** Take the caller's principal from the x-mint-dev-principal header (until auth; loopback listener only). */
+  readonly devPrincipalHeader: boolean;
 }
 
 export class ConfigError extends Error {
@@ -205,6 +215,11 @@ const SETTINGS = [
   { key: "tlsClientCa", env: "MINT_TLS_CLIENT_CA", def: "", doc: "PEM CA certificate(s) of client certificates (mutual TLS; asked for, not required: health needs none); re-read on SIGHUP", parse: fileParser, expect: "the path of a readable file" },
   { key: "insecure", env: "MINT_INSECURE", def: "false", doc: "allow a non-loopback MINT_LISTEN without TLS and an auth file (logged loudly)", parse: boolParser, expect: "true or false" },
   { key: "reflection", env: "MINT_REFLECTION", def: "auto", doc: "server reflection: public, authenticated (any principal of the auth file) or off; auto = authenticated with an auth file, else public", parse: (raw: string) => (["auto", "public", "authenticated", "off"].includes(raw.trim()) ? (raw.trim() as Config["reflection"]) : undefined), expect: "auto, public, authenticated or off" },
+  { key: "mintApprovalThresholdMicros", env: "MINT_APPROVAL_THRESHOLD", def: "off", doc: "mints of at least this amount (USDC) wait for M-of-N approval (off = none)", parse: (raw: string) => (raw.trim() === "off" ? null : (parseConfigAmount(raw.trim()) ?? undefined)), expect: "off or a positive decimal USDC amount" },
+  { key: "mintApprovalsRequired", env: "MINT_APPROVALS_REQUIRED", def: "2", doc: "distinct approvers (not the requester) a pending mint needs", parse: intIn(1, 100), expect: "an integer from 1 to 100" },
+  { key: "mintApprovalTtlMs", env: "MINT_APPROVAL_TTL", def: "24h", doc: "a pending mint older than this is rejected as expired", parse: durationIn(1_000, 30 * 86_400_000), expect: "a duration such as 1h, 24h (1s to 720h)" },
+  { key: "mintAllowances", env: "MINT_ALLOWANCES", def: "false", doc: "cap each minter by its allowance (SetMinterAllowance); false = no cap", parse: boolParser, expect: "true or false" },
+  { key: "devPrincipalHeader", env: "MINT_DEV_PRINCIPAL_HEADER", def: "false", doc: "tests and demos without an auth file: the x-mint-dev-principal header renames the local caller (loopback only, refused beside MINT_AUTH_FILE)", parse: boolParser, expect: "true or false" },
 ] as const satisfies readonly Setting<keyof Config>[];
 
 function flagOf(env: string): string {
@@ -260,6 +275,12 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     out[s.key] = parsed;
   }
   const raw = out as unknown as Config;
+  if (raw.devPrincipalHeader && (!isLoopbackListen(raw.listen) || raw.authFile !== "")) {
+    // The header renames the all-roles `local` caller: only where there is no auth file and no other host.
+    const name = flags.has(flagOf("MINT_DEV_PRINCIPAL_HEADER")) ? `flag ${flagOf("MINT_DEV_PRINCIPAL_HEADER")}` : "MINT_DEV_PRINCIPAL_HEADER";
+    const why = raw.authFile !== "" ? "beside MINT_AUTH_FILE (principals come from credentials)" : `on a non-loopback listener (${raw.listen}); any caller could name itself`;
+    throw new ConfigError(`invalid ${name}=true: refused ${why}`);
+  }
   try {
     const { settlement, testFault } = resolveSettlementSettings(raw, {
       readFile: (path) => readFileSync(path, "utf8"),
@@ -354,5 +375,11 @@ export function describeConfig(config: Config): Record<string, string | number |
     insecure: config.insecure,
     reflection: config.reflection,
     auditJournal: config.auditJournal,
+    mintApprovalThreshold: config.mintApprovalThresholdMicros === null ? "off" : formatMicros(config.mintApprovalThresholdMicros),
+    mintApprovalsRequired: config.mintApprovalsRequired,
+    mintApprovalTtlMs: config.mintApprovalTtlMs,
+    // Said plainly in the start line: without allowances no minter is capped.
+    mintAllowances: config.mintAllowances ? "on" : "off (no minter allowance cap)",
+    devPrincipalHeader: config.devPrincipalHeader,
   };
 }

@@ -40,6 +40,16 @@ export function mintFields(m: Mint): [string, string][] {
     ["create_time", time(m.createTime)],
     ["reverse_time", time(m.reverseTime)],
     ["reverse_reason", m.reverseReason],
+    // Issue 11's rows only for mints it applied to, so other mints print as before.
+    ...(m.requester === ""
+      ? []
+      : ([
+          ["requester", m.requester],
+          ["approvals", m.approvals.map((a) => `${a.approver}@${time(a.approveTime)}`).join(",")],
+          ["approval_expire_time", time(m.approvalExpireTime)],
+          ["reject_reason", m.rejectReason],
+          ["rejected_by", m.rejectedBy],
+        ] as [string, string][])),
   ];
 }
 

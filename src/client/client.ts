@@ -22,7 +22,7 @@ import { EndpointPool, expandTargets, isLoopbackTarget, type EndpointState } fro
 import { MintServiceError, toMintServiceError } from "./errors.js";
 import { backoffMs, DEFAULT_RETRY_POLICY, retryDecision, type CallSafety, type RetryPolicy } from "./retry.js";
 import { Blockchain as WireBlockchain, SettlementState, type ReconcileChainRequest, type ReconcileChainResponse } from "../../gen/usdc/mint/v1/mint.js";
-import { blockchainToWire, mintFromWire, transferFromWire, type Balance, type BlockchainName, type ChainReconciliation, type Mint, type MintPage, type MintResult, type TransferResult } from "./types.js";
+import { blockchainToWire, mintFromWire, mintStatusToWire, type MinterAllowance, transferFromWire, type Balance, type BlockchainName, type ChainReconciliation, type Mint, type MintPage, type MintResult, type TransferResult } from "./types.js";
 import { uuidv7 } from "./uuidv7.js";
 
 export interface RetryEvent {
@@ -93,6 +93,8 @@ export interface ListMintsInput {
   /** 1..1000; the service's default when absent. */
   readonly pageSize?: number;
   readonly pageToken?: string;
+  /** Only mints in this status ("PENDING_APPROVAL", ...); absent or "" = all (issue 11). */
+  readonly status?: string;
 }
 
 export interface ReconcileMintInput {
@@ -156,6 +158,12 @@ export interface MintClient {
   listAuditEvents(input?: ListAuditEventsInput, options?: CallOptions): Promise<AuditPage>;
   /** Issue 10: recomputes the journal's chain over [fromSeq, toSeq] (0: start / head). */
   verifyAuditChain(input?: { fromSeq?: number; toSeq?: number }, options?: CallOptions): Promise<AuditVerdict>;
+  /** Approves a pending mint as this client's principal (issue 11); safe to retry (counted once). */
+  approveMint(mintId: string, options?: CallOptions): Promise<Mint>;
+  /** Rejects a pending mint (issue 11). */
+  rejectMint(input: { readonly mintId: string; readonly reason?: string }, options?: CallOptions): Promise<Mint>;
+  setMinterAllowance(input: { readonly principal: string; readonly amount: string }, options?: CallOptions): Promise<MinterAllowance>;
+  getMinterAllowance(principal: string, options?: CallOptions): Promise<MinterAllowance>;
   /** What the client knows of each replica's health (from its Watch streams). */
   endpoints(): EndpointState[];
   /** Resolves once every replica has reported its health (or after `timeoutMs`). */
@@ -177,6 +185,11 @@ const SAFETY: Record<Rpc, CallSafety> = {
   reconcileChain: "read",
   listAuditEvents: "read",
   verifyAuditChain: "read",
+  // An approver's retry counts once and a set is absolute, so both may be resent after an ambiguous failure.
+  approveMint: "keyed",
+  rejectMint: "unkeyed",
+  setMinterAllowance: "keyed",
+  getMinterAllowance: "read",
 };
 
 export const DEFAULT_DEADLINE_MS = 5_000;
@@ -303,7 +316,12 @@ export function createMintClient(options: MintClientOptions): MintClient {
       return mintFromWire(res.mint);
     },
     async listMints(input = {}, call) {
-      const req: ListMintsRequest = { accountId: input.accountId ?? "", pageSize: input.pageSize ?? 0, pageToken: input.pageToken ?? "" };
+      const req: ListMintsRequest = {
+        accountId: input.accountId ?? "",
+        pageSize: input.pageSize ?? 0,
+        pageToken: input.pageToken ?? "",
+        status: mintStatusToWire(input.status ?? ""),
+      };
       const res = await invoke<ListMintsRequest, { mints: Parameters<typeof mintFromWire>[0][]; nextPageToken: string }>("listMints", req, call);
       return { mints: res.mints.map(mintFromWire), nextPageToken: res.nextPageToken };
     },
@@ -363,6 +381,30 @@ export function createMintClient(options: MintClientOptions): MintClient {
     },
     async verifyAuditChain(input = {}, call) {
       return invoke<VerifyAuditChainRequest, AuditVerdict>("verifyAuditChain", { fromSeq: input.fromSeq ?? 0, toSeq: input.toSeq ?? 0 }, call);
+    },
+    async approveMint(mintId, call) {
+      const res = await invoke<{ mintId: string }, { mint: Parameters<typeof mintFromWire>[0] }>("approveMint", { mintId }, call);
+      return mintFromWire(res.mint);
+    },
+    async rejectMint(input, call) {
+      const reason = input.reason ?? "";
+      try {
+        const res = await invoke<{ mintId: string; reason: string }, { mint: Parameters<typeof mintFromWire>[0] }>("rejectMint", { mintId: input.mintId, reason }, call);
+        return mintFromWire(res.mint);
+      } catch (err) {
+        // As for reconcileMint: a retry that meets its own earlier rejection answers with it.
+        if (err instanceof MintServiceError && err.reason === "MINT_REJECTED" && err.attempts > 1) {
+          const mint = await client.getMint(input.mintId, call);
+          if (mint.status === "REJECTED" && mint.rejectReason === reason) return mint;
+        }
+        throw err;
+      }
+    },
+    async setMinterAllowance(input, call) {
+      return invoke<{ principal: string; amount: string }, MinterAllowance>("setMinterAllowance", { principal: input.principal, amount: input.amount }, call);
+    },
+    async getMinterAllowance(principal, call) {
+      return invoke<{ principal: string }, MinterAllowance>("getMinterAllowance", { principal }, call);
     },
     endpoints: () => pool.states(),
     async waitForHealth(timeoutMs = 5_000) {

@@ -14,7 +14,7 @@ import {
 export const BLOCKCHAINS = ["ETHEREUM", "SOLANA", "BASE", "ARBITRUM", "POLYGON", "AVALANCHE", "OPTIMISM", "STELLAR", "NOBLE"] as const;
 export type BlockchainName = (typeof BLOCKCHAINS)[number];
 
-export type MintStatusName = "COMPLETED" | "REVERSED" | "UNSPECIFIED" | "UNRECOGNIZED";
+export type MintStatusName = "COMPLETED" | "REVERSED" | "PENDING_APPROVAL" | "REJECTED" | "UNSPECIFIED" | "UNRECOGNIZED";
 
 export interface Mint {
   readonly mintId: string;
@@ -29,6 +29,20 @@ export interface Mint {
   /** Set only when status is REVERSED. */
   readonly reverseTime: Date | undefined;
   readonly reverseReason: string;
+  /** Issue 11: who asked ("" when neither approvals nor allowances applied), who approved and when, rejection. */
+  readonly requester: string;
+  readonly approvals: readonly { readonly approver: string; readonly approveTime: Date | undefined }[];
+  readonly approvalExpireTime: Date | undefined;
+  readonly rejectReason: string;
+  readonly rejectedBy: string;
+  readonly rejectTime: Date | undefined;
+}
+
+/** What is left of a minter's allowance (issue 11). */
+export interface MinterAllowance {
+  readonly principal: string;
+  /** Canonical decimal USDC. */
+  readonly allowance: string;
 }
 
 export interface Transfer {
@@ -89,6 +103,10 @@ function statusName(wire: WireMintStatus): MintStatusName {
       return "COMPLETED";
     case WireMintStatus.MINT_STATUS_REVERSED:
       return "REVERSED";
+    case WireMintStatus.MINT_STATUS_PENDING_APPROVAL:
+      return "PENDING_APPROVAL";
+    case WireMintStatus.MINT_STATUS_REJECTED:
+      return "REJECTED";
     case WireMintStatus.MINT_STATUS_UNSPECIFIED:
       return "UNSPECIFIED";
     case WireMintStatus.UNRECOGNIZED:
@@ -116,7 +134,23 @@ export function mintFromWire(m: WireMint | undefined): Mint {
     createTime: w.createTime,
     reverseTime: w.reverseTime,
     reverseReason: w.reverseReason,
+    requester: w.requester,
+    approvals: w.approvals.map((a) => ({ approver: a.approver, approveTime: a.approveTime })),
+    approvalExpireTime: w.approvalExpireTime,
+    rejectReason: w.rejectReason,
+    rejectedBy: w.rejectedBy,
+    rejectTime: w.rejectTime,
   };
+}
+
+/** A ListMints status filter as the wire number: "PENDING_APPROVAL" or "MINT_STATUS_PENDING_APPROVAL"; "" for all. */
+export function mintStatusToWire(name: string): WireMintStatus {
+  if (name === "") return WireMintStatus.MINT_STATUS_UNSPECIFIED;
+  const upper = name.toUpperCase();
+  const full = upper.startsWith("MINT_STATUS_") ? upper : `MINT_STATUS_${upper}`;
+  const value = (WireMintStatus as unknown as Record<string, number | undefined>)[full];
+  // An unknown name goes as a number the service does not know, so it answers INVALID_ARGUMENT.
+  return typeof value === "number" && value >= 0 ? value : (-1 as WireMintStatus);
 }
 
 export function transferFromWire(t: WireTransfer | undefined): Transfer {

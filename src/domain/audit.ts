@@ -111,6 +111,10 @@ export function transferResult(t: TransferRecord): CanonicalObject {
 export function reversalResult(m: MintRecord): CanonicalObject {
   return { account_id: m.accountId, amount: m.amountMicros.toString(), mint_id: m.mintId, status: m.status };
 }
+/** Issue 11: an approval counted, the one that completed the mint (status COMPLETED: the credit), a rejection or an expiry. */
+export function approvalResult(m: MintRecord): CanonicalObject {
+  return { account_id: m.accountId, amount: m.amountMicros.toString(), approvals: m.approval?.approvals.length ?? 0, mint_id: m.mintId, status: m.status };
+}
 
 export type ChainVerdict =
   | {

@@ -8,25 +8,26 @@
 import type { Failure } from "./errors.js";
 
 /** Every RPC the service authorizes, by its proto method name. */
-export const RPCS = ["MintUsdc", "Transfer", "GetBalance", "GetMint", "ListMints", "ReconcileMint", "ReconcileChain", "ListAuditEvents", "VerifyAuditChain"] as const;
+export const RPCS = ["MintUsdc", "Transfer", "GetBalance", "GetMint", "ListMints", "ReconcileMint", "ReconcileChain", "ListAuditEvents", "VerifyAuditChain", "ApproveMint", "RejectMint", "SetMinterAllowance", "GetMinterAllowance"] as const;
 export type Rpc = (typeof RPCS)[number];
 
 /**
  * THE role table: each role and the RPCs it grants. Adding a role is one
  * line. A role with no RPCs yet is reserved: an auth file may name it (so
  * operators can provision ahead of the feature) and it grants nothing today.
- * `auditor` reads and verifies the audit journal (issue 10); `approver`,
- * `reserve-manager`, `redeemer` and `compliance` get theirs from the
- * supply-governance issues.
+ * `auditor` reads and verifies the audit journal (issue 10); `approver` and
+ * `reserve-manager` hold issue 11's calls; `redeemer` and `compliance` get
+ * theirs from the supply-governance issues.
  */
 export const ROLE_TABLE = {
   minter: ["MintUsdc"],
   transferer: ["Transfer"],
-  reader: ["GetBalance", "GetMint", "ListMints"],
+  // GetMinterAllowance: each RPC has one role, so reserve-managers that read allowances also hold `reader` (issue 11).
+  reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance"],
   reconciler: ["ReconcileMint"],
   auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
-  approver: [],
-  "reserve-manager": [],
+  approver: ["ApproveMint", "RejectMint"], // issue 11; scope: the mint's account
+  "reserve-manager": ["SetMinterAllowance"], // issue 11
   redeemer: [],
   compliance: [],
 } as const satisfies Record<string, readonly Rpc[]>;
@@ -48,6 +49,10 @@ export const SCOPE_TARGET: Readonly<Record<Rpc, string>> = {
   ReconcileChain: "— (a whole chain: not account-scoped)",
   ListAuditEvents: "account_id; every account (empty account_id) needs scope *",
   VerifyAuditChain: "the whole journal: needs scope *",
+  ApproveMint: "the mint's account",
+  RejectMint: "the mint's account",
+  SetMinterAllowance: "none (allowances belong to principals, not accounts)",
+  GetMinterAllowance: "none (allowances belong to principals, not accounts)",
 };
 
 /**

@@ -16,6 +16,7 @@ export type FieldName =
   | "reason"
   | "page_size"
   | "page_token"
+  | "status"
   // Issue 10 (ListAuditEvents, VerifyAuditChain).
   | "principal"
   | "start_time"
@@ -34,6 +35,7 @@ export type InvalidReason =
   | "INVALID_REASON"
   | "INVALID_PAGE_SIZE"
   | "INVALID_PAGE_TOKEN"
+  | "INVALID_STATUS"
   // Issue 10 (ListAuditEvents, VerifyAuditChain).
   | "INVALID_PRINCIPAL"
   | "INVALID_TIME_RANGE"
@@ -62,6 +64,14 @@ export type Failure =
   | { readonly code: "SETTLEMENT_NOT_CONFIGURED"; readonly blockchain: string }
   /** Issue 16: the chain's node could not be reached (ReconcileChain); ledger reads and transfers are unaffected. */
   | { readonly code: "CHAIN_UNAVAILABLE"; readonly blockchain: string; readonly message: string }
+  /** Approve/Reject of a mint that is no longer pending; `reason` says which state it is in (issue 11). */
+  | { readonly code: "MINT_NOT_PENDING"; readonly mintId: string; readonly reason: "MINT_COMPLETED" | "MINT_REVERSED" | "MINT_REJECTED" | "MINT_EXPIRED" }
+  /** ReconcileMint of a mint awaiting approval: reject it instead (issue 11). */
+  | { readonly code: "MINT_PENDING_APPROVAL"; readonly mintId: string }
+  /** The requester of a pending mint tried to approve it (issue 11). */
+  | { readonly code: "APPROVER_IS_REQUESTER"; readonly mintId: string; readonly principal: string }
+  /** The mint is larger than what is left of the minter's allowance; nothing changed (issue 11). */
+  | { readonly code: "ALLOWANCE_EXCEEDED"; readonly principal: string; readonly remainingMicros: bigint; readonly amountMicros: bigint }
   /** The caller's deadline passed while the call waited (for a lock); nothing was applied. */
   | { readonly code: "DEADLINE_EXCEEDED"; readonly message: string }
   /** More calls already wait for this account's lock than the service queues; nothing was applied. */

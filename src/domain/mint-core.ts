@@ -37,13 +37,15 @@ import {
   type CanonicalRequest,
   type IdempotencyScope,
   type MintRecord,
+  type MintStatus,
+  type NewMint,
   type StoredResult,
   type TransferRecord,
 } from "./model.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "./limits.js";
 import { parseAmount } from "./money.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
-import { noMetrics, type Effect, type ExactlyOnceStore, type MetricsSink, type RateLimiter, type SettlementGate } from "./ports.js";
+import { noMetrics, type ApprovalStore, type Effect, type ExactlyOnceStore, type MetricsSink, type RateLimiter, type SettlementGate } from "./ports.js";
 import { fail, ok, type Result } from "./result.js";
 import * as v from "./validate.js";
 export const DEFAULT_PAGE_SIZE = 50;
@@ -59,11 +61,31 @@ export interface MintCoreDeps {
   readonly ids?: IdGenerator;
   /** Most calls waiting for one account's lock; beyond it ACCOUNT_BUSY (default: no bound). */
   readonly maxLockWaiters?: number;
+  /** M-of-N approval and minter allowances (issue 11); absent: neither (every mint completes at once, uncapped). */
+  readonly approvals?: ApprovalSettings;
   /** Hears money moved, replays, rate-limit refusals, duplicates and lock waits (default: nothing records). */
   readonly metrics?: MetricsSink;
   /** Issue 15: chains whose mints settle on-chain (default: none, every credit available at once). */
   readonly settlement?: SettlementGate;
 }
+
+/** Issue 11's settings and the store that keeps approvals and allowances (the same store as `store`). */
+export interface ApprovalSettings {
+  readonly store: ApprovalStore;
+  /** Mints at or above this wait for approval; null for none. */
+  readonly thresholdMicros: bigint | null;
+  /** Distinct approvers needed (the requester never counts). */
+  readonly required: number;
+  /** A pending mint expires this long after it was accepted. */
+  readonly ttlMs: number;
+  /** Whether every mint consumes its requester's allowance. */
+  readonly allowances: boolean;
+}
+
+/** The principal that names calls without one (no authentication configured). */
+export const LOCAL_PRINCIPAL = "local";
+/** The actor of rejections made by the expiry sweeper. */
+export const SWEEPER_ACTOR = "sweeper";
 
 /**
  * Per-call context. `deadlineMs` is monotonic on the core's clock; Infinity
@@ -101,6 +123,15 @@ export interface ListMintsInput {
   readonly accountId: string;
   readonly pageSize: number;
   readonly pageToken: string;
+  /** Only mints in this status (issue 11); absent or "" for all. */
+  readonly status?: string;
+}
+
+const MINT_STATUSES: readonly MintStatus[] = ["COMPLETED", "REVERSED", "PENDING_APPROVAL", "REJECTED"];
+
+/** A journal entry of one of issue 11's calls. */
+function journalOf(actor: string, action: string, request: Record<string, string>, accounts: readonly string[]): JournalEntry {
+  return { actor, action, idempotencyKey: null, request, accounts };
 }
 
 export interface ListAuditEventsInput {
@@ -185,15 +216,18 @@ export class MintCore {
     const settle = this.deps.settlement?.required(blockchain.value) === true;
     const effect: Effect = {
       kind: "mint",
-      cmd: {
-        mintId: this.ids.mintId(),
-        accountId: accountId.value,
-        amountMicros: amount.value,
-        blockchain: blockchain.value,
-        idempotencyKey: storeKey,
-        createWallMs: this.deps.clock.wallMs(),
-        settle,
-      },
+      cmd: this.withApproval(
+        {
+          mintId: this.ids.mintId(),
+          accountId: accountId.value,
+          amountMicros: amount.value,
+          blockchain: blockchain.value,
+          idempotencyKey: storeKey,
+          createWallMs: this.deps.clock.wallMs(),
+          settle,
+        },
+        ctx,
+      ),
     };
     let r: Result<{ stored: StoredResult; replayed: boolean }>;
     try {
@@ -217,7 +251,103 @@ export class MintCore {
     if (r.value.replayed) this.metrics.idempotentReplay("mint");
     else this.metrics.moneyMoved("mint", stored.mint.amountMicros);
     if (settle && !r.value.replayed) this.deps.settlement?.wake(blockchain.value);
+    // A replay of a mint that went through approval answers the mint as it is now (issue 11).
+    if (r.value.replayed && stored.mint.approval !== undefined) {
+      return ok({ mint: (await this.deps.store.getMint(stored.mint.mintId)) ?? stored.mint, replayed: true });
+    }
     return ok({ mint: stored.mint, replayed: r.value.replayed });
+  }
+
+  /** The mint command with issue 11's requester, pending state and allowance charge, when configured. */
+  private withApproval(cmd: NewMint, ctx: CallContext): NewMint {
+    const a = this.deps.approvals;
+    if (a === undefined) return cmd;
+    const pending = a.thresholdMicros !== null && cmd.amountMicros >= a.thresholdMicros;
+    if (!pending && !a.allowances) return cmd;
+    const out: NewMint = { ...cmd, requester: ctx.principal?.name ?? LOCAL_PRINCIPAL, chargeAllowance: a.allowances };
+    return pending ? { ...out, pending: { required: a.required, expireWallMs: cmd.createWallMs + a.ttlMs } } : out;
+  }
+
+  /**
+   * Approves a pending mint as the caller (issue 11); the approval reaching
+   * the required count completes it. Failures: INVALID_ARGUMENT,
+   * MINT_NOT_FOUND, APPROVER_IS_REQUESTER, MINT_NOT_PENDING, DEADLINE_EXCEEDED.
+   */
+  async approveMint(mintIdText: string, ctx: CallContext): Promise<Result<MintRecord>> {
+    const mintId = v.mintId(mintIdText);
+    if (!mintId.ok) return mintId;
+    const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
+    const mint = await this.deps.store.getMint(mintId.value);
+    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
+    const refusal = mintScopeRefusal(ctx.principal, "ApproveMint", mint.accountId);
+    if (refusal !== undefined) return fail(refusal);
+    // Issue 15: the approval that completes a mint on a settling chain goes through MintUsdc's settle path.
+    const settle = this.deps.settlement?.required(mint.blockchain) === true;
+    const journal = journalOf(actor, "ApproveMint", { mint_id: mintId.value }, [mint.accountId]);
+    const r = await this.approvalStore().approveMint(mintId.value, actor, this.deps.clock.wallMs(), journal, ctx, settle);
+    if (settle && r.ok && r.value.status === "COMPLETED") this.deps.settlement?.wake(mint.blockchain);
+    return r;
+  }
+
+  /** Rejects a pending mint (issue 11). Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, MINT_NOT_PENDING, DEADLINE_EXCEEDED. */
+  async rejectMint(mintIdText: string, reasonText: string, ctx: CallContext): Promise<Result<MintRecord>> {
+    const mintId = v.mintId(mintIdText);
+    if (!mintId.ok) return mintId;
+    const reason = v.reason(reasonText);
+    if (!reason.ok) return reason;
+    const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
+    const mint = await this.deps.store.getMint(mintId.value);
+    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
+    const refusal = mintScopeRefusal(ctx.principal, "RejectMint", mint.accountId);
+    if (refusal !== undefined) return fail(refusal);
+    const journal = journalOf(actor, "RejectMint", { mint_id: mintId.value, reason: reason.value }, [mint.accountId]);
+    return this.approvalStore().rejectMint(mintId.value, reason.value, actor, this.deps.clock.wallMs(), journal, ctx);
+  }
+
+  /**
+   * Rejects, as expired, up to `limit` pending mints past their TTL; returns
+   * how many it rejected (for the sweeper).
+   */
+  async expirePending(limit: number): Promise<number> {
+    const store = this.deps.approvals?.store;
+    if (store === undefined) return 0;
+    const wallMs = this.deps.clock.wallMs();
+    let rejected = 0;
+    for (const mintId of await store.expiredPending(wallMs, limit)) {
+      const journal = journalOf(SWEEPER_ACTOR, "ExpireMint", { mint_id: mintId }, []);
+      const r = await store.rejectMint(mintId, "expired: not approved within MINT_APPROVAL_TTL", SWEEPER_ACTOR, wallMs, journal, { deadlineMs: Infinity });
+      if (r.ok) rejected++;
+    }
+    return rejected;
+  }
+
+  /** What is left of a minter's allowance (issue 11). Failures: INVALID_ARGUMENT. */
+  async getMinterAllowance(principalText: string): Promise<Result<{ principal: string; allowanceMicros: bigint }>> {
+    const principal = v.accountId(principalText, "principal");
+    if (!principal.ok) return principal;
+    return ok({ principal: principal.value, allowanceMicros: await this.approvalStore().getAllowance(principal.value) });
+  }
+
+  /** Sets what is left of a minter's allowance ("0" revokes). Failures: INVALID_ARGUMENT. */
+  async setMinterAllowance(principalText: string, amountText: string, ctx: CallContext): Promise<Result<{ principal: string; allowanceMicros: bigint }>> {
+    const principal = v.accountId(principalText, "principal");
+    if (!principal.ok) return principal;
+    let amountMicros = 0n;
+    if (amountText !== "0") {
+      // The same grammar as mint amounts (zero written "0"); the cap is numeric(38,0).
+      const amount = parseAmount(amountText, 10n ** 38n - 1n);
+      if (!amount.ok) return amount;
+      amountMicros = amount.value;
+    }
+    const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
+    await this.approvalStore().setAllowance(principal.value, amountMicros, journalOf(actor, "SetMinterAllowance", { principal: principal.value, amount: amountMicros.toString() }, []), this.deps.clock.wallMs());
+    return ok({ principal: principal.value, allowanceMicros: amountMicros });
+  }
+
+  private approvalStore(): ApprovalStore {
+    const a = this.deps.approvals;
+    if (a === undefined) throw new Error("invariant violated: approval calls need MintCoreDeps.approvals");
+    return a.store;
   }
 
   /** Failures: INVALID_ARGUMENT (incl. from == to), IDEMPOTENCY_*, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED. */
@@ -295,6 +425,13 @@ export class MintCore {
     if (!Number.isInteger(input.pageSize) || input.pageSize < 0) {
       return fail(invalid("INVALID_PAGE_SIZE", "page_size", "page_size must not be negative (0 means 50, at most 1000)"));
     }
+    let status: MintStatus | undefined;
+    if (input.status !== undefined && input.status !== "") {
+      if (!(MINT_STATUSES as readonly string[]).includes(input.status)) {
+        return fail(invalid("INVALID_STATUS", "status", `status must be one of ${MINT_STATUSES.join(", ")} (or unset for all)`));
+      }
+      status = input.status as MintStatus;
+    }
     const limit = input.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(input.pageSize, MAX_PAGE_SIZE);
     let afterSeq = 0;
     if (input.pageToken !== "") {
@@ -305,7 +442,7 @@ export class MintCore {
       afterSeq = decoded;
     }
     // One extra row tells whether another page exists, so the last page has no token.
-    const rows = await this.deps.store.listMints({ accountId, afterSeq, limit: limit + 1 });
+    const rows = await this.deps.store.listMints(status === undefined ? { accountId, afterSeq, limit: limit + 1 } : { accountId, afterSeq, limit: limit + 1, status });
     const mints = rows.slice(0, limit);
     const last = mints[mints.length - 1];
     const nextPageToken = rows.length > limit && last !== undefined ? encodePageToken(last.seq, input.accountId) : "";

@@ -18,7 +18,33 @@ export function isBlockchain(value: string): value is Blockchain {
   return (BLOCKCHAINS as readonly string[]).includes(value);
 }
 
-export type MintStatus = "COMPLETED" | "REVERSED";
+/** PENDING_APPROVAL and REJECTED only for mints at or above the approval threshold (issue 11). */
+export type MintStatus = "COMPLETED" | "REVERSED" | "PENDING_APPROVAL" | "REJECTED";
+
+/** One approval of a pending mint (issue 11). */
+export interface MintApproval {
+  readonly approver: string;
+  readonly wallMs: number;
+}
+
+/**
+ * The approval state of a mint that needed M-of-N approval (issue 11):
+ * absent on mints below the threshold.
+ */
+export interface ApprovalState {
+  /** Distinct approvals needed to complete the mint. */
+  readonly required: number;
+  /** Distinct approvers so far, in the order they approved. */
+  readonly approvals: readonly MintApproval[];
+  /** Wall-clock ms after which the pending mint is expired (refused, then rejected by the sweeper). */
+  readonly expireWallMs: number;
+  /** Why it was rejected ("expired: ..." when by the sweeper); empty unless REJECTED. */
+  readonly rejectReason: string;
+  /** Who rejected it (an approver, or `sweeper`); empty unless REJECTED. */
+  readonly rejectedBy: string;
+  /** Wall-clock ms of the rejection; null unless REJECTED. */
+  readonly rejectWallMs: number | null;
+}
 
 export interface MintRecord {
   /** "mint_" + 26 characters; unique. */
@@ -36,6 +62,12 @@ export interface MintRecord {
   readonly reverseWallMs: number | null;
   /** Empty unless REVERSED. */
   readonly reverseReason: string;
+  /** The principal that asked for the mint; absent when neither approvals nor allowances applied (issue 11). */
+  readonly requester?: string;
+  /** True when the mint consumed the requester's minter allowance (given back on reversal or rejection). */
+  readonly allowanceCharged?: boolean;
+  /** Present when the mint needed approval. */
+  readonly approval?: ApprovalState;
 }
 
 export interface TransferRecord {
@@ -62,11 +94,17 @@ export interface NewMint {
    * atomic step. Absent or false: the credit is available at once.
    */
   readonly settle?: boolean;
+  /** The caller's principal; set when approvals or allowances apply (issue 11). */
+  readonly requester?: string;
+  /** Consume `amountMicros` of the requester's allowance in the same atomic step, or refuse ALLOWANCE_EXCEEDED. */
+  readonly chargeAllowance?: boolean;
+  /** Create the mint PENDING_APPROVAL (nothing credited) instead of COMPLETED. */
+  readonly pending?: { readonly required: number; readonly expireWallMs: number };
 }
 
-/** The record of a mint as applied: COMPLETED, at position `seq` of the store's mint order. */
+/** The record of a new mint: COMPLETED (or PENDING_APPROVAL when `cmd.pending`), at position `seq` of the store's mint order. */
 export function completedMint(cmd: NewMint, seq: number): MintRecord {
-  return {
+  const base: MintRecord = {
     mintId: cmd.mintId,
     seq,
     accountId: cmd.accountId,
@@ -78,6 +116,66 @@ export function completedMint(cmd: NewMint, seq: number): MintRecord {
     reverseWallMs: null,
     reverseReason: "",
   };
+  if (cmd.requester === undefined) return base;
+  const withRequester: MintRecord = { ...base, requester: cmd.requester, allowanceCharged: cmd.chargeAllowance === true };
+  if (cmd.pending === undefined) return withRequester;
+  return {
+    ...withRequester,
+    status: "PENDING_APPROVAL",
+    approval: { required: cmd.pending.required, approvals: [], expireWallMs: cmd.pending.expireWallMs, rejectReason: "", rejectedBy: "", rejectWallMs: null },
+  };
+}
+
+/**
+ * What an approval by `approver` at `wallMs` makes of `mint`: the next record
+ * (`changed` false for a retry by an approver already counted), or why it is
+ * refused. Both adapters decide with this, under their own lock or stretch.
+ */
+export function decideApproval(
+  mint: MintRecord,
+  approver: string,
+  wallMs: number,
+):
+  | { readonly ok: true; readonly next: MintRecord; readonly changed: boolean }
+  | { readonly ok: false; readonly error: { readonly code: "MINT_NOT_PENDING"; readonly mintId: string; readonly reason: NonNullable<ReturnType<typeof notPendingReason>> } | { readonly code: "APPROVER_IS_REQUESTER"; readonly mintId: string; readonly principal: string } } {
+  const approval = mint.approval;
+  const notPending = approval === undefined ? (mint.status === "REVERSED" ? "MINT_REVERSED" : "MINT_COMPLETED") : notPendingReason(mint, wallMs);
+  // A retry of an approval already counted gets the mint back while it is pending or completed.
+  if (approval?.approvals.some((a) => a.approver === approver) === true && (notPending === null || notPending === "MINT_COMPLETED")) {
+    return { ok: true, next: mint, changed: false };
+  }
+  if (notPending !== null || approval === undefined) return { ok: false, error: { code: "MINT_NOT_PENDING", mintId: mint.mintId, reason: notPending ?? "MINT_COMPLETED" } };
+  if (mint.requester === approver) return { ok: false, error: { code: "APPROVER_IS_REQUESTER", mintId: mint.mintId, principal: approver } };
+  const approvals = [...approval.approvals, { approver, wallMs }];
+  const status = approvals.length >= approval.required ? "COMPLETED" : "PENDING_APPROVAL";
+  return { ok: true, next: { ...mint, status, approval: { ...approval, approvals } }, changed: true };
+}
+
+/**
+ * What a rejection makes of `mint`, or why it is refused. A person cannot
+ * reject a mint past its expiry (it says MINT_EXPIRED); the sweeper can.
+ */
+export function decideRejection(
+  mint: MintRecord,
+  reason: string,
+  rejectedBy: string,
+  wallMs: number,
+  bySweeper: boolean,
+): { readonly ok: true; readonly next: MintRecord } | { readonly ok: false; readonly error: { readonly code: "MINT_NOT_PENDING"; readonly mintId: string; readonly reason: NonNullable<ReturnType<typeof notPendingReason>> } } {
+  const approval = mint.approval;
+  if (approval === undefined) return { ok: false, error: { code: "MINT_NOT_PENDING", mintId: mint.mintId, reason: mint.status === "REVERSED" ? "MINT_REVERSED" : "MINT_COMPLETED" } };
+  const notPending = notPendingReason(mint, bySweeper ? approval.expireWallMs - 1 : wallMs);
+  if (notPending !== null) return { ok: false, error: { code: "MINT_NOT_PENDING", mintId: mint.mintId, reason: notPending } };
+  return { ok: true, next: { ...mint, status: "REJECTED", approval: { ...approval, rejectReason: reason, rejectedBy, rejectWallMs: wallMs } } };
+}
+
+/** Why a mint that is not pending cannot be approved or rejected (the ErrorInfo reason of MINT_NOT_PENDING). */
+export function notPendingReason(m: MintRecord, wallMs: number): "MINT_COMPLETED" | "MINT_REVERSED" | "MINT_REJECTED" | "MINT_EXPIRED" | null {
+  if (m.status === "COMPLETED") return "MINT_COMPLETED";
+  if (m.status === "REVERSED") return "MINT_REVERSED";
+  if (m.status === "REJECTED") return m.approval?.rejectedBy === "sweeper" ? "MINT_EXPIRED" : "MINT_REJECTED";
+  if (m.approval !== undefined && wallMs >= m.approval.expireWallMs) return "MINT_EXPIRED";
+  return null;
 }
 
 /** A transfer about to be applied (validated; from != to). */

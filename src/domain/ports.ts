@@ -16,6 +16,7 @@ import type {
   CanonicalRequest,
   IdempotencyScope,
   MintRecord,
+  MintStatus,
   NewMint,
   NewTransfer,
   StoredResult,
@@ -159,6 +160,45 @@ export interface SettlementGate {
   wake(blockchain: Blockchain): void;
 }
 
+/**
+ * M-of-N approval of large mints and per-minter allowances (issue 11), on the
+ * same store as `ExactlyOnceStore` (its mints and keys). A mint effect whose
+ * `cmd.pending` is set is created PENDING_APPROVAL (nothing credited); one
+ * whose `cmd.chargeAllowance` is set consumes the requester's allowance in
+ * the same atomic step or fails ALLOWANCE_EXCEEDED with nothing changed.
+ *
+ * Each method below is one atomic step; its returned failures changed
+ * nothing. The `journal` entry is handed through for the audit journal
+ * (issue 10), appended in the same step once that lands.
+ */
+export interface ApprovalStore {
+  /**
+   * Records `approver`'s approval; the approval that reaches `required`
+   * distinct approvers completes the mint (credit, ledger entry, status) in
+   * the same step, exactly once however many race. An approver approving
+   * again gets the mint back, counted once. Failures: MINT_NOT_FOUND,
+   * APPROVER_IS_REQUESTER, MINT_NOT_PENDING (completed, reversed, rejected or
+   * expired: `wallMs` at or past the mint's expiry), DEADLINE_EXCEEDED,
+   * STORE_BUSY, CANCELLED. `settle` (issue 15: the mint's chain settles
+   * on-chain): the completing approval credits the pending balance and writes
+   * the settlement's outbox row in the same step, as MintUsdc does.
+   */
+  approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, wait: Wait, settle?: boolean): Promise<Result<MintRecord>>;
+  /**
+   * Rejects a pending mint, gives its allowance back and frees its
+   * idempotency key (the same request may be submitted again). `rejectedBy`
+   * is `sweeper` for an expiry. Failures: MINT_NOT_FOUND, MINT_NOT_PENDING,
+   * DEADLINE_EXCEEDED, STORE_BUSY, CANCELLED.
+   */
+  rejectMint(mintId: string, reason: string, rejectedBy: string, wallMs: number, journal: JournalEntry, wait: Wait): Promise<Result<MintRecord>>;
+  /** Pending mints whose expiry is at or before `wallMs`, oldest first, at most `limit` (for the sweeper). */
+  expiredPending(wallMs: number, limit: number): Promise<string[]>;
+  /** What is left of the principal's allowance, micro-USDC; 0 when never set. */
+  getAllowance(principal: string): Promise<bigint>;
+  /** Sets what is left of the principal's allowance (not added to it), journaled at `wallMs` in the same step. */
+  setAllowance(principal: string, amountMicros: bigint, journal: JournalEntry, wallMs: number): Promise<void>;
+}
+
 export type LimitDecision =
   | { readonly allowed: true }
   /** `retryAfterMs`: exact time until the oldest counted mint leaves the window. */
@@ -187,6 +227,8 @@ export interface ListMintsQuery {
   readonly afterSeq: number;
   /** At most this many (1..1001: a page of up to 1000 plus one look-ahead row). */
   readonly limit: number;
+  /** Only mints in this status (issue 11); absent for all. */
+  readonly status?: MintStatus;
 }
 
 /**

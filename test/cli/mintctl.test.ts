@@ -49,7 +49,7 @@ describe("single calls", () => {
     expect(j.code).toBe(0);
     const body = parsed<{ mint: Record<string, unknown>; replayed: boolean; idempotencyKey: string }>(j);
     expect(body).toEqual({
-      mint: { mintId: expect.stringMatching(/^mint_/), accountId: acct, amount: "7", blockchain: "SOLANA", status: "COMPLETED", idempotencyKey: "order-1", createTime: expect.any(String), reverseReason: "" },
+      mint: { mintId: expect.stringMatching(/^mint_/), accountId: acct, amount: "7", blockchain: "SOLANA", status: "COMPLETED", idempotencyKey: "order-1", createTime: expect.any(String), reverseReason: "", requester: "", approvals: [], rejectReason: "", rejectedBy: "" },
       replayed: false,
       idempotencyKey: "order-1",
     });
@@ -343,5 +343,41 @@ describe("audit (issue 10)", () => {
 
     expect((await mintctl([...A, "audit", "list", "--since", "yesterday-ish"])).code).toBe(2);
     expect((await mintctl([...A, "audit", "verify", "--from", "-1"])).code).toBe(2);
+  });
+});
+
+describe("approve, reject, allowance (issue 11)", () => {
+  let big: TestServer;
+  let B: string[];
+  beforeAll(async () => {
+    big = await startTestServer({ MINT_APPROVAL_THRESHOLD: "1000", MINT_ALLOWANCES: "true" });
+    B = ["--address", big.address];
+  });
+  afterAll(async () => {
+    await big.stop();
+  });
+
+  it("allowance sets and reads; a pending mint cannot be approved by its requester (17 PERMISSION_DENIED) and can be rejected", async () => {
+    const set = await mintctl([...B, "allowance", "local", "5000"]);
+    expect(set.code).toBe(0);
+    expect(set.out).toMatch(/^FIELD +VALUE\nprincipal +local\nallowance +5000\n$/);
+    const m = parsed<{ mint: { mintId: string; status: string; requester: string } }>(await mintctl([...B, "--json", "mint", "treasury", "1500", "--idempotency-key", "big-1"]));
+    expect([m.mint.status, m.mint.requester]).toEqual(["PENDING_APPROVAL", "local"]);
+    expect(parsed<{ allowance: string }>(await mintctl([...B, "--json", "allowance", "local"])).allowance).toBe("3500");
+
+    const self = await mintctl([...B, "approve", m.mint.mintId]);
+    expect(self.code).toBe(17);
+    expect(self.err).toContain("APPROVER_IS_REQUESTER");
+
+    const rejected = await mintctl([...B, "reject", m.mint.mintId, "--reason", "no wire"]);
+    expect(rejected.code).toBe(0);
+    expect(rejected.out).toMatch(/\nstatus +REJECTED\n/);
+    expect(rejected.out).toMatch(/\nreject_reason +no wire\n/);
+    expect(parsed<{ allowance: string }>(await mintctl([...B, "--json", "allowance", "local"])).allowance).toBe("5000");
+    const again = await mintctl([...B, "approve", m.mint.mintId]);
+    expect(again.code).toBe(19);
+    expect(again.err).toContain("MINT_REJECTED");
+    const bad = await mintctl([...B, "allowance", "local", "-1"]);
+    expect(bad.code).toBe(13);
   });
 });

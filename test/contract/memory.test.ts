@@ -3,6 +3,7 @@ import { MemoryExactlyOnceStore } from "../../src/adapters/memory/memory-exactly
 import { MemoryIdempotencyStore } from "../../src/adapters/memory/memory-idempotency-store.js";
 import { MemoryLedgerStore } from "../../src/adapters/memory/memory-ledger-store.js";
 import { FakeClock } from "../support/fake-clock.js";
+import { approvalStoreContract } from "./approval-store.contract.js";
 import { exactlyOnceStoreContract } from "./exactly-once-store.contract.js";
 import { idempotencyStoreContract } from "./idempotency-store.contract.js";
 import { ledgerStoreContract } from "./ledger-store.contract.js";
@@ -25,5 +26,6 @@ async function makeMemoryStores(): Promise<StoresUnderTest> {
 }
 
 exactlyOnceStoreContract("memory", makeMemoryStores);
+approvalStoreContract("memory", makeMemoryStores);
 ledgerStoreContract("memory", makeMemoryStores);
 idempotencyStoreContract("memory", makeMemoryStores);

@@ -6,6 +6,7 @@
 import { openPostgresStores } from "../../src/adapters/postgres/index.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { createTestDatabase } from "../support/pg-test-database.js";
+import { approvalStoreContract } from "./approval-store.contract.js";
 import { exactlyOnceStoreContract } from "./exactly-once-store.contract.js";
 import { idempotencyStoreContract } from "./idempotency-store.contract.js";
 import { ledgerStoreContract } from "./ledger-store.contract.js";
@@ -49,6 +50,7 @@ async function makePostgresStores(defaultIsolation?: "serializable"): Promise<St
 const serializableDefault = (): Promise<StoresUnderTest> => makePostgresStores("serializable");
 
 exactlyOnceStoreContract("postgres", () => makePostgresStores());
+approvalStoreContract("postgres", () => makePostgresStores());
 ledgerStoreContract("postgres", () => makePostgresStores());
 idempotencyStoreContract("postgres", () => makePostgresStores());
 exactlyOnceStoreContract("postgres, default isolation SERIALIZABLE", serializableDefault);

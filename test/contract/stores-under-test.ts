@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { expect } from "vitest";
 import type { Blockchain, CanonicalRequest, MintRecord, StoredResult, TransferRecord } from "../../src/domain/model.js";
-import type { ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, LedgerStore } from "../../src/domain/ports.js";
+import type { ApprovalStore, ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, LedgerStore } from "../../src/domain/ports.js";
 import type { Failure } from "../../src/domain/errors.js";
 import type { FakeClock } from "../support/fake-clock.js";
 
@@ -18,7 +18,7 @@ export const CONTRACT_IDEMPOTENCY_TTL_MS = 60_000;
 
 export interface StoresUnderTest {
   /** The exactly-once port built from `ledger` and `idempotency`. */
-  readonly store: ExactlyOnceStore;
+  readonly store: ExactlyOnceStore & ApprovalStore;
   readonly ledger: LedgerStore;
   readonly idempotency: IdempotencyStore;
   /** The clock both stores were built with. */

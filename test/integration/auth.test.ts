@@ -10,7 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HealthClient, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health.js";
 import { ServerReflectionClient as ReflectionV1Client } from "../../gen/grpc/reflection/v1/reflection.js";
 import {
+  ApproveMintRequest,
   Blockchain,
+  GetMinterAllowanceRequest,
+  RejectMintRequest,
+  SetMinterAllowanceRequest,
   GetBalanceRequest,
   GetMintRequest,
   ListMintsRequest,
@@ -78,6 +82,10 @@ const EMPTY: Record<Rpc, unknown> = {
   ReconcileChain: ReconcileChainRequest.fromPartial({}),
   ListAuditEvents: ListAuditEventsRequest.fromPartial({}),
   VerifyAuditChain: VerifyAuditChainRequest.fromPartial({}),
+  ApproveMint: ApproveMintRequest.fromPartial({}),
+  RejectMint: RejectMintRequest.fromPartial({}),
+  SetMinterAllowance: SetMinterAllowanceRequest.fromPartial({}),
+  GetMinterAllowance: GetMinterAllowanceRequest.fromPartial({}),
 };
 
 let seq = 0;
@@ -122,7 +130,7 @@ describe("every role × RPC cell", () => {
       case "GetMint":
         return { mintId: mints[i]!.mintId };
       case "ListMints":
-        return { accountId: funded, pageSize: 5, pageToken: "" };
+        return { accountId: funded, pageSize: 5, pageToken: "", status: 0 };
       case "ReconcileMint":
         return { mintId: mints[i]!.mintId, reason: "matrix" };
       case "ReconcileChain":
@@ -131,17 +139,25 @@ describe("every role × RPC cell", () => {
         return ListAuditEventsRequest.fromPartial({ accountId: funded, pageSize: 5 });
       case "VerifyAuditChain":
         return VerifyAuditChainRequest.fromPartial({});
+      case "ApproveMint":
+        return { mintId: mints[i]!.mintId };
+      case "RejectMint":
+        return { mintId: mints[i]!.mintId, reason: "matrix" };
+      case "SetMinterAllowance":
+        return { principal: "matrix-minter", amount: "1" };
+      case "GetMinterAllowance":
+        return { principal: "matrix-minter" };
     }
   }
 
   const GRANTS: Record<Role, readonly Rpc[]> = {
     minter: ["MintUsdc"],
     transferer: ["Transfer"],
-    reader: ["GetBalance", "GetMint", "ListMints"],
+    reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance"],
     reconciler: ["ReconcileMint"],
     auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
-    approver: [],
-    "reserve-manager": [],
+    approver: ["ApproveMint", "RejectMint"],
+    "reserve-manager": ["SetMinterAllowance"],
     redeemer: [],
     compliance: [],
   };
@@ -154,6 +170,10 @@ describe("every role × RPC cell", () => {
       // Past the auth link: this server settles no chain, which the core says (not a refusal of the caller).
       const e = await refused(p);
       expect([e.code, e.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "SETTLEMENT_NOT_CONFIGURED"]);
+    } else if (allowed && (rpc === "ApproveMint" || rpc === "RejectMint")) {
+      // Past authorization: the mint (completed, no approval threshold here) is refused for what it is.
+      const e = await refused(p);
+      expect([e.code, e.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "MINT_COMPLETED"]);
     } else if (allowed) {
       await expect(p).resolves.toBeDefined();
     } else {
@@ -244,10 +264,10 @@ describe("scopes", () => {
   it("reads: the account asked about; ListMints over all needs *", async () => {
     await expect(call(treasury, "GetBalance", { accountId: "treasury:a" })).resolves.toBeDefined();
     expect((await refused(call(treasury, "GetBalance", { accountId: "treasury2:a" }))).metadata.missing_scope).toBe("treasury2:a");
-    await expect(call(treasury, "ListMints", { accountId: "treasury:a", pageSize: 5, pageToken: "" })).resolves.toBeDefined();
-    const all = await refused(call(treasury, "ListMints", { accountId: "", pageSize: 5, pageToken: "" }));
+    await expect(call(treasury, "ListMints", { accountId: "treasury:a", pageSize: 5, pageToken: "", status: 0 })).resolves.toBeDefined();
+    const all = await refused(call(treasury, "ListMints", { accountId: "", pageSize: 5, pageToken: "", status: 0 }));
     expect([all.code, all.metadata.missing_scope]).toEqual([grpc.status.PERMISSION_DENIED, "*"]);
-    await expect(call(admin, "ListMints", { accountId: "", pageSize: 5, pageToken: "" })).resolves.toBeDefined();
+    await expect(call(admin, "ListMints", { accountId: "", pageSize: 5, pageToken: "", status: 0 })).resolves.toBeDefined();
   });
 
   it("GetMint and ReconcileMint: the mint's account; a refused reversal changes nothing", async () => {

@@ -43,7 +43,7 @@ export function rpc(call: Call) {
     balance: async (accountId: string) => (await call<object, GetBalanceResponse>("getBalance", { accountId })).balance,
     getBalance: (accountId: string) => call<object, GetBalanceResponse>("getBalance", { accountId }),
     getMint: (mintId: string) => call<object, GetMintResponse>("getMint", { mintId }),
-    list: (accountId: string, pageSize: number, pageToken = "") => call<object, ListMintsResponse>("listMints", { accountId, pageSize, pageToken }),
+    list: (accountId: string, pageSize: number, pageToken = "") => call<object, ListMintsResponse>("listMints", { accountId, pageSize, pageToken, status: 0 }),
     reconcile: (mintId: string, reason: string, deadlineMs?: number) =>
       call<object, ReconcileMintResponse>("reconcileMint", { mintId, reason }, deadlineMs === undefined ? {} : { deadlineMs }),
   };
@@ -51,12 +51,14 @@ export function rpc(call: Call) {
 
 /** A `call` function like TestServer's, over any generated client. */
 export function callerFor(client: MintServiceClient): Call {
-  return <Req, Res>(method: string, req: Req, opts: { deadlineMs?: number } = {}): Promise<Res> =>
+  return <Req, Res>(method: string, req: Req, opts: { deadlineMs?: number; metadata?: Record<string, string> } = {}): Promise<Res> =>
     new Promise((resolve, reject) => {
       const options: grpc.CallOptions = opts.deadlineMs === undefined ? {} : { deadline: Date.now() + opts.deadlineMs };
       const fn = (client as unknown as Record<string, (r: Req, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void>)[method];
       if (fn === undefined) throw new Error(`no such method ${method}`);
-      fn.call(client, req, new grpc.Metadata(), options, (err, res) => (err ? reject(err) : resolve(res)));
+      const metadata = new grpc.Metadata();
+      for (const [k, v] of Object.entries(opts.metadata ?? {})) metadata.set(k, v);
+      fn.call(client, req, metadata, options, (err, res) => (err ? reject(err) : resolve(res)));
     });
 }
 

@@ -141,7 +141,7 @@ describe("migrations", () => {
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
       );
       expect(tables.rows.map((r) => r.table_name).sort()).toEqual(
-        ["accounts", "audit_journal", "idempotency_keys", "ledger_entries", "mint_seq_base", "mints", "schema_migrations", "settlement_txs", "settlements", "transfers"].sort(),
+        ["accounts", "audit_journal", "idempotency_keys", "ledger_entries", "mint_seq_base", "minter_allowances", "mints", "schema_migrations", "settlement_txs", "settlements", "transfers"].sort(),
       );
       const money = await client.query<{ table_name: string; column_name: string; data_type: string; numeric_precision: number; numeric_scale: number }>(
         `SELECT table_name, column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns
@@ -149,6 +149,10 @@ describe("migrations", () => {
       );
       // balance and pending (issue 15) of accounts; amount of mints, transfers, ledger entries and settlements.
       expect(money.rows.length).toBe(6);
+      const allowance = await client.query<{ data_type: string; numeric_precision: number; numeric_scale: number }>(
+        `SELECT data_type, numeric_precision, numeric_scale FROM information_schema.columns WHERE table_name = 'minter_allowances' AND column_name = 'remaining'`,
+      );
+      expect(allowance.rows.map((c) => [c.data_type, c.numeric_precision, c.numeric_scale])).toEqual([["numeric", 38, 0]]);
       for (const col of money.rows) expect([col.data_type, col.numeric_precision, col.numeric_scale]).toEqual(["numeric", 38, 0]);
       const before = await client.query("SELECT version, applied_at FROM schema_migrations ORDER BY version");
 

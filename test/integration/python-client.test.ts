@@ -55,7 +55,7 @@ describe("a Python caller (Debian protoc + grpc_python_plugin + python3-grpcio)"
 
   beforeAll(async () => {
     stubDir = await mkdtemp(join(tmpdir(), "mint-pystubs-"));
-    server = await startTestServer({ MINT_RATE_LIMIT: "2" });
+    server = await startTestServer({ MINT_RATE_LIMIT: "2", MINT_APPROVAL_THRESHOLD: "1000", MINT_DEV_PRINCIPAL_HEADER: "true" });
   });
 
   afterAll(async () => {
@@ -111,6 +111,7 @@ describe("a Python caller (Debian protoc + grpc_python_plugin + python3-grpcio)"
       "ok invalid amount",
       "ok insufficient funds",
       "ok rate limited",
+      "ok approval",
       "scenario passed",
     ]);
   });

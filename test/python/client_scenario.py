@@ -236,6 +236,36 @@ def main(argv):
                 f"QuotaFailure naming {carol}; got {err.code().name}/{d['ErrorInfo'].reason}, "
                 f"retry {delay_ms} ms, subjects {subjects}",
             )
+
+            # 7. Issue 11: a mint at or above MINT_APPROVAL_THRESHOLD (1000) waits
+            # for two approvers other than its requester. Principals are named by
+            # the x-mint-dev-principal header until authentication lands.
+            current[0] = "approval"
+            def who(name):
+                return (("x-mint-dev-principal", name),)
+            big = stub.MintUsdc(
+                mint_pb2.MintUsdcRequest(account_id=f"py-dave-{run}", amount="2500", blockchain=mint_pb2.BLOCKCHAIN_BASE, idempotency_key=f"big-{run}"),
+                timeout=10,
+                metadata=who("py-requester"),
+            ).mint
+            err = expect_error(lambda req, timeout=10: stub.ApproveMint(req, timeout=timeout, metadata=who("py-requester")), mint_pb2.ApproveMintRequest(mint_id=big.mint_id))
+            self_reason = details_of(err)["ErrorInfo"].reason
+            first = stub.ApproveMint(mint_pb2.ApproveMintRequest(mint_id=big.mint_id), timeout=10, metadata=who("py-approver-1")).mint
+            second = stub.ApproveMint(mint_pb2.ApproveMintRequest(mint_id=big.mint_id), timeout=10, metadata=who("py-approver-2")).mint
+            dave_after = stub.GetBalance(mint_pb2.GetBalanceRequest(account_id=f"py-dave-{run}"), timeout=10).balance
+            check(
+                "approval",
+                big.status == mint_pb2.MINT_STATUS_PENDING_APPROVAL
+                and err.code() == grpc.StatusCode.PERMISSION_DENIED
+                and self_reason == "APPROVER_IS_REQUESTER"
+                and first.status == mint_pb2.MINT_STATUS_PENDING_APPROVAL
+                and second.status == mint_pb2.MINT_STATUS_COMPLETED
+                and [a.approver for a in second.approvals] == ["py-approver-1", "py-approver-2"]
+                and second.requester == "py-requester"
+                and dave_after == "2500",
+                f"expected PENDING, requester refused, then COMPLETED after two approvers and 2500 credited; "
+                f"got {big.status}/{self_reason}/{first.status}/{second.status}, balance {dave_after}",
+            )
         except Mismatch as m:
             print(f"FAIL {m}", file=sys.stderr)
             return 1

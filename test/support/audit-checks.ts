@@ -30,7 +30,21 @@ export async function journalEffects(db: TestDatabase): Promise<{ effects: strin
     const out = JSON.parse(row.result) as Record<string, string>;
     switch (row.action) {
       case "MintUsdc":
-        effects.push(`mint ${out.mint_id} ${req.account_id} ${req.amount}`);
+        // A mint accepted PENDING_APPROVAL (issue 11) credits nothing until its completing approval.
+        if (out.status !== "PENDING_APPROVAL") effects.push(`mint ${out.mint_id} ${req.account_id} ${req.amount}`);
+        break;
+      case "ApproveMint":
+        // Only the approval that completes the mint credits it; the others only count.
+        if (out.status === "COMPLETED") effects.push(`mint ${out.mint_id} ${out.account_id} ${out.amount}`);
+        break;
+      case "RejectMint":
+      case "ExpireMint":
+      case "SetMinterAllowance":
+      case "SettleMint":
+        // No ledger entry: a pending mint is rejected before any credit; an allowance is not money; settling moves pending to available.
+        break;
+      case "FailMintSettlement":
+        effects.push(`reversal ${out.mint_id} ${out.account_id} -${out.amount}`);
         break;
       case "Transfer":
         effects.push(`transfer_out ${out.transfer_id} ${req.from_account_id} -${req.amount}`);

@@ -17,7 +17,8 @@ export interface TestServer {
   readonly address: string;
   readonly client: MintServiceClient;
   /** Calls an RPC of the generated client as a promise; `deadlineMs` is relative. */
-  call<Req, Res>(method: keyof MintServiceClient & string, req: Req, opts?: { deadlineMs?: number }): Promise<Res>;
+  /** `opts.metadata`: request headers (e.g. x-mint-dev-principal). */
+  call<Req, Res>(method: keyof MintServiceClient & string, req: Req, opts?: { deadlineMs?: number; metadata?: Record<string, string> }): Promise<Res>;
   stop(): Promise<void>;
 }
 
@@ -26,12 +27,14 @@ export async function startTestServer(env: Record<string, string> = {}, clock?: 
   // A fake clock moves the PostgreSQL store's expiry clock (now()) as well.
   const app = await startApp(config, createLogger(config.logLevel), clock, clock === undefined ? {} : { pgNowWallMs: () => clock.wallMs() });
   const client = new MintServiceClient(app.server.address, grpc.credentials.createInsecure());
-  const call = <Req, Res>(method: string, req: Req, opts: { deadlineMs?: number } = {}): Promise<Res> =>
+  const call = <Req, Res>(method: string, req: Req, opts: { deadlineMs?: number; metadata?: Record<string, string> } = {}): Promise<Res> =>
     new Promise((resolve, reject) => {
       const options: grpc.CallOptions = opts.deadlineMs === undefined ? {} : { deadline: Date.now() + opts.deadlineMs };
       const fn = (client as unknown as Record<string, (r: Req, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void>)[method];
       if (fn === undefined) throw new Error(`no such method ${method}`);
-      fn.call(client, req, new grpc.Metadata(), options, (err, res) => (err ? reject(err) : resolve(res)));
+      const metadata = new grpc.Metadata();
+      for (const [k, v] of Object.entries(opts.metadata ?? {})) metadata.set(k, v);
+      fn.call(client, req, metadata, options, (err, res) => (err ? reject(err) : resolve(res)));
     });
   return {
     app,

@@ -24,11 +24,11 @@ import {
 const GRANTS: Record<Role, readonly Rpc[]> = {
   minter: ["MintUsdc"],
   transferer: ["Transfer"],
-  reader: ["GetBalance", "GetMint", "ListMints"],
+  reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance"],
   reconciler: ["ReconcileMint"],
   auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
-  approver: [],
-  "reserve-manager": [],
+  approver: ["ApproveMint", "RejectMint"],
+  "reserve-manager": ["SetMinterAllowance"],
   redeemer: [],
   compliance: [],
 };

@@ -177,6 +177,12 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_INSECURE", "maybe"],
     ["MINT_REFLECTION", "private"],
     ["MINT_AUDIT_JOURNAL", "true"],
+    ["MINT_APPROVAL_THRESHOLD", "0"],
+    ["MINT_APPROVAL_THRESHOLD", "on"],
+    ["MINT_APPROVALS_REQUIRED", "0"],
+    ["MINT_APPROVAL_TTL", "10ms"],
+    ["MINT_ALLOWANCES", "maybe"],
+    ["MINT_DEV_PRINCIPAL_HEADER", "sure"],
   ];
 
   it.each(bad)("%s=%j", (name, value) => {
@@ -350,5 +356,28 @@ describe("MINT_REFLECTION", () => {
   });
   it.each(["public", "authenticated", "off"] as const)("%s is taken as given", (v) => {
     expect(loadConfig([], { MINT_AUTH_FILE: FILE, MINT_REFLECTION: v }).reflection).toBe(v);
+  });
+});
+
+describe("issue 11 settings", () => {
+  it("defaults: approval off, 2 approvers, 24h, and the start line says there is no allowance cap", () => {
+    const c = loadConfig([], {});
+    expect([c.mintApprovalThresholdMicros, c.mintApprovalsRequired, c.mintApprovalTtlMs, c.mintAllowances, c.devPrincipalHeader]).toEqual([null, 2, 86_400_000, false, false]);
+    const d = describeConfig(c);
+    expect(d.mintAllowances).toBe("off (no minter allowance cap)");
+    expect(d.mintApprovalThreshold).toBe("off");
+  });
+
+  it("parses a threshold in USDC and turns allowances on", () => {
+    const c = loadConfig(["--approval-threshold", "1000.5"], { MINT_ALLOWANCES: "true" });
+    expect(c.mintApprovalThresholdMicros).toBe(1_000_500_000n);
+    expect(describeConfig(c).mintAllowances).toBe("on");
+  });
+
+  it("refuses the dev principal header off loopback or beside an auth file, naming the variable", () => {
+    expect(() => loadConfig([], { MINT_DEV_PRINCIPAL_HEADER: "true", MINT_LISTEN: "0.0.0.0:50051", MINT_INSECURE: "true" })).toThrow(/^invalid MINT_DEV_PRINCIPAL_HEADER=true: refused/);
+    const FILE = new URL("../../package.json", import.meta.url).pathname;
+    expect(() => loadConfig([], { MINT_DEV_PRINCIPAL_HEADER: "true", MINT_AUTH_FILE: FILE })).toThrow(/^invalid MINT_DEV_PRINCIPAL_HEADER=true: refused/);
+    expect(loadConfig([], { MINT_DEV_PRINCIPAL_HEADER: "true", MINT_LISTEN: "127.0.0.1:0" }).devPrincipalHeader).toBe(true);
   });
 });

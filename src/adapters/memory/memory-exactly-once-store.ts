@@ -6,12 +6,12 @@
  * nothing (a same-key retry, a reconcile) ever sees the ledger and the key
  * disagree. Calls queued on a gate wait holding nothing else.
  */
-import { entryOfEffect, LOCAL_ACTOR, mintResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
+import { approvalResult, entryOfEffect, LOCAL_ACTOR, mintResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
 import type { Clock } from "../../domain/clock.js";
+import { assert, markNotApplied, type Failure } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
-import { markNotApplied, type Failure } from "../../domain/errors.js";
-import { differingFields, sameRequest, type CanonicalRequest, type IdempotencyScope, type MintRecord, type StoredResult } from "../../domain/model.js";
-import type { Effect, ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, KeyedCall, LedgerStore, ListMintsQuery, Wait } from "../../domain/ports.js";
+import { decideApproval, decideRejection, differingFields, sameRequest, type CanonicalRequest, type IdempotencyScope, type MintRecord, type NewMint, type StoredResult } from "../../domain/model.js";
+import type { ApprovalStore, Effect, ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, KeyedCall, LedgerStore, ListMintsQuery, Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
 import { settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
@@ -32,16 +32,28 @@ const EMPTY_JOURNAL = new MemoryAuditJournal();
 function reversalEntryOf(mintId: string, reason: string): JournalEntry {
   return reversalEntry(LOCAL_ACTOR, mintId, reason);
 }
+/** The actor name of expiry rejections (the core's SWEEPER_ACTOR). */
+const SWEEPER = "sweeper";
 
 export const CANCELLED_WHILE_WAITING: Failure = { code: "CANCELLED", message: "the call was cancelled while it waited; nothing was applied" };
 
-export class MemoryExactlyOnceStore implements ExactlyOnceStore {
+/** What the approval methods need of the ledger beyond `LedgerStore` (the memory ledger has it). */
+interface PendingLedger {
+  /** The mint as it is now, read synchronously (so check and replace share one stretch). */
+  peekMint(mintId: string): MintRecord | null;
+  replacePending(next: MintRecord, settle?: boolean): void;
+  expiredPending(wallMs: number, limit: number): string[];
+}
+
+export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   private readonly gates = new Map<string, Gate>();
   /** Null only to measure what the journal costs (bench); the service always journals. */
   private readonly journal: MemoryAuditJournal | null;
 
   /** Issue 15: where settlements are queued; set with `attachOutbox` when settlement is configured. */
   private outbox: SettlementOutbox | null = null;
+  /** What is left of each minter's allowance (issue 11). */
+  private readonly allowances = new Map<string, bigint>();
 
   constructor(
     readonly ledger: LedgerStore,
@@ -138,9 +150,12 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
       const refused = await this.cancelSettlement(mintId);
       if (refused !== null) return fail(refused);
       const reversed = await this.ledger.reverseMint(mintId, reason, wallMs, wait.deadlineMs);
-      // Journaled in the same synchronous stretch as the ledger's answer.
-      if (reversed.ok) this.journal?.append(unsealedRecord(journal ?? reversalEntryOf(mintId, reason), reversalResult(reversed.value), wallMs, [reversed.value.accountId]));
-      if (reversed.ok) await this.keys.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
+      if (reversed.ok) {
+        // Journaled in the same synchronous stretch as the ledger's answer.
+        this.journal?.append(unsealedRecord(journal ?? reversalEntryOf(mintId, reason), reversalResult(reversed.value), wallMs, [reversed.value.accountId]));
+        if (reversed.value.allowanceCharged === true) this.refund(reversed.value.requester, reversed.value.amountMicros);
+        await this.keys.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
+      }
       return reversed;
     } finally {
       entered.value();
@@ -168,6 +183,91 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
     return settlementRefusal(mintId, state);
   }
 
+  /**
+   * Check and replacement run in one synchronous stretch after the read, so
+   * racing approvals of one mint are serialised by Node's single thread:
+   * exactly one of them sees the last missing approval and completes it.
+   */
+  async approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, wait: Wait, settle = false): Promise<Result<MintRecord>> {
+    if (wait.signal?.aborted === true) return fail(CANCELLED_WHILE_WAITING);
+    const ledger = this.pendingLedger();
+    const mint = ledger.peekMint(mintId);
+    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId });
+    const decided = decideApproval(mint, approver, wallMs);
+    if (!decided.ok) return fail(decided.error);
+    if (!decided.changed) return ok(decided.next);
+    const next = decided.next;
+    // Issue 15: completing a mint on a settling chain credits pending and queues its settlement, as MintUsdc does.
+    const settling = settle && next.status === "COMPLETED";
+    if (settling && this.outbox === null) throw new Error("invariant violated: a settling mint without an outbox");
+    ledger.replacePending(next, settling);
+    // Journaled in the same synchronous stretch as the replacement.
+    this.journal?.append(unsealedRecord(journal, approvalResult(next), wallMs, [next.accountId]));
+    if (settling) {
+      // The memory outbox's enqueue completes synchronously: same step as the credit.
+      await this.outbox?.enqueue({ settlementId: next.mintId, blockchain: next.blockchain, amountMicros: next.amountMicros, createWallMs: wallMs });
+    }
+    return ok(next);
+  }
+
+  async rejectMint(mintId: string, reason: string, rejectedBy: string, wallMs: number, journal: JournalEntry, wait: Wait): Promise<Result<MintRecord>> {
+    if (wait.signal?.aborted === true) return fail(CANCELLED_WHILE_WAITING);
+    const found = await this.ledger.getMint(mintId);
+    if (found === null) return fail({ code: "MINT_NOT_FOUND", mintId });
+    // Holds the mint's key gate while the key is freed, as a reversal does.
+    const entered = await this.enter("mint", found.idempotencyKey, null, wait);
+    if (!entered.ok) return entered;
+    try {
+      const mint = this.pendingLedger().peekMint(mintId);
+      assert(mint !== null, "a mint never disappears");
+      const decided = decideRejection(mint, reason, rejectedBy, wallMs, rejectedBy === SWEEPER);
+      if (!decided.ok) return fail(decided.error);
+      const next = decided.next;
+      this.pendingLedger().replacePending(next);
+      this.journal?.append(unsealedRecord(journal, approvalResult(next), wallMs, [next.accountId]));
+      if (mint.allowanceCharged === true) this.refund(mint.requester, mint.amountMicros);
+      await this.keys.forget("mint", mint.idempotencyKey, mint.mintId);
+      return ok(next);
+    } finally {
+      entered.value();
+    }
+  }
+
+  async expiredPending(wallMs: number, limit: number): Promise<string[]> {
+    return this.pendingLedger().expiredPending(wallMs, limit);
+  }
+
+  async getAllowance(principal: string): Promise<bigint> {
+    return this.allowances.get(principal) ?? 0n;
+  }
+
+  async setAllowance(principal: string, amountMicros: bigint, journal: JournalEntry, wallMs: number): Promise<void> {
+    assert(amountMicros >= 0n, "an allowance is not negative");
+    this.allowances.set(principal, amountMicros);
+    this.journal?.append(unsealedRecord(journal, { allowance: amountMicros.toString(), principal }, wallMs));
+  }
+
+  /** Consumes the requester's allowance for a mint that charges one (synchronous: check and take in one stretch). */
+  private charge(cmd: NewMint): Result<void> {
+    if (cmd.chargeAllowance !== true) return ok(undefined);
+    const principal = cmd.requester ?? "";
+    const left = this.allowances.get(principal) ?? 0n;
+    if (left < cmd.amountMicros) return fail({ code: "ALLOWANCE_EXCEEDED", principal, remainingMicros: left, amountMicros: cmd.amountMicros });
+    this.allowances.set(principal, left - cmd.amountMicros);
+    return ok(undefined);
+  }
+
+  private refund(principal: string | undefined, amountMicros: bigint): void {
+    if (principal === undefined) return;
+    this.allowances.set(principal, (this.allowances.get(principal) ?? 0n) + amountMicros);
+  }
+
+  private pendingLedger(): PendingLedger {
+    const ledger = this.ledger as LedgerStore & Partial<PendingLedger>;
+    assert(typeof ledger.replacePending === "function" && typeof ledger.peekMint === "function", "approvals need the memory ledger");
+    return ledger as LedgerStore & PendingLedger;
+  }
+
   getMint(mintId: string): Promise<MintRecord | null> {
     return this.ledger.getMint(mintId);
   }
@@ -184,9 +284,17 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
   private async apply(effect: Effect, claim: IdempotencyClaim, deadlineMs: number, entry: JournalEntry | undefined): Promise<Result<StoredResult>> {
     try {
       if (effect.kind === "mint") {
-        const r = await this.ledger.mint(effect.cmd, claim, deadlineMs);
+        const charged = this.charge(effect.cmd);
+        if (!charged.ok) return charged;
+        let r;
+        try {
+          r = await this.ledger.mint(effect.cmd, claim, deadlineMs);
+        } finally {
+          if (r?.ok !== true) this.refund(effect.cmd.chargeAllowance === true ? effect.cmd.requester : undefined, effect.cmd.amountMicros);
+        }
         if (r.ok) this.journal?.append(unsealedRecord(entry ?? entryOfEffect(effect), mintResult(r.value), effect.cmd.createWallMs));
-        if (r.ok && effect.cmd.settle === true) {
+        // A mint awaiting approval is queued for settlement when it completes (approveMint).
+        if (r.ok && effect.cmd.settle === true && r.value.status === "COMPLETED") {
           if (this.outbox === null) throw new Error("invariant violated: a settling mint without an outbox");
           // The memory outbox's enqueue completes synchronously: same step as the credit.
           await this.outbox.enqueue({ settlementId: r.value.mintId, blockchain: r.value.blockchain, amountMicros: r.value.amountMicros, createWallMs: r.value.createWallMs });

@@ -5,7 +5,7 @@
  */
 import type { Clock } from "../../domain/clock.js";
 import { assert } from "../../domain/errors.js";
-import { completedMint, type MintRecord, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
+import { completedMint, type MintRecord, type MintStatus, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
 import type { LedgerStore, ListMintsQuery } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 
@@ -46,6 +46,8 @@ export class MemoryLedgerStore implements LedgerStore {
   /** Mints by position: seq = index + 1. Replaced (never removed) when reversed. */
   private readonly mints: MintRecord[] = [];
   private readonly mintIndexById = new Map<string, number>();
+  /** Indexes of the mints still PENDING_APPROVAL, oldest first (insertion order), so the expiry sweep never scans every mint. */
+  private readonly pendingIndexes = new Set<number>();
   /** The append-only ledger, oldest first (see JournalLine). */
   private readonly journal: JournalLine[] = [];
   /** Issue 15: mints whose credit is still pending (settlement not CONFIRMED). */
@@ -63,13 +65,9 @@ export class MemoryLedgerStore implements LedgerStore {
     this.mintIndexById.set(cmd.mintId, index);
     if (account.mintIndexes === null) account.mintIndexes = [index];
     else account.mintIndexes.push(index);
-    if (cmd.settle === true) {
-      account.pendingMicros += cmd.amountMicros;
-      this.pendingMints.add(cmd.mintId);
-    } else {
-      account.balanceMicros += cmd.amountMicros;
-    }
-    this.journal.push(record);
+    // A mint awaiting approval credits nothing until it completes (replacePending).
+    if (record.status === "COMPLETED") this.credit(record, cmd.settle === true);
+    else this.pendingIndexes.add(index);
     return ok(record);
   }
 
@@ -89,6 +87,47 @@ export class MemoryLedgerStore implements LedgerStore {
 
   async getPendingBalance(accountId: string): Promise<bigint> {
     return this.accounts.get(accountId)?.pendingMicros ?? 0n;
+  }
+
+  /**
+   * A completed mint's credit: to the pending balance while its on-chain
+   * settlement is not CONFIRMED (issue 15), else available at once.
+   */
+  private credit(record: MintRecord, settle: boolean): void {
+    const account = this.account(record.accountId);
+    if (settle) {
+      account.pendingMicros += record.amountMicros;
+      this.pendingMints.add(record.mintId);
+    } else {
+      account.balanceMicros += record.amountMicros;
+    }
+    this.journal.push(record);
+  }
+
+  /**
+   * Replaces a PENDING_APPROVAL mint with its next state (one more approval,
+   * COMPLETED with its credit, pending when `settle`, or REJECTED), synchronously: the caller checks
+   * and replaces in one stretch (issue 11).
+   */
+  replacePending(next: MintRecord, settle = false): void {
+    const index = this.mintIndexById.get(next.mintId);
+    assert(index !== undefined && this.mints[index]?.status === "PENDING_APPROVAL", "only a pending mint is replaced");
+    this.mints[index] = next;
+    if (next.status !== "PENDING_APPROVAL") this.pendingIndexes.delete(index);
+    if (next.status === "COMPLETED") {
+      this.credit(next, settle);
+    }
+  }
+
+  /** Mint ids still PENDING_APPROVAL whose expiry is at or before `wallMs`, oldest first. */
+  expiredPending(wallMs: number, limit: number): string[] {
+    const out: string[] = [];
+    for (const index of this.pendingIndexes) {
+      if (out.length >= limit) break;
+      const m = this.mints[index] as MintRecord;
+      if (m.approval !== undefined && m.approval.expireWallMs <= wallMs) out.push(m.mintId);
+    }
+    return out;
   }
 
   async transfer(cmd: NewTransfer): Promise<Result<TransferRecord>> {
@@ -115,6 +154,8 @@ export class MemoryLedgerStore implements LedgerStore {
     if (index === undefined) return fail({ code: "MINT_NOT_FOUND", mintId });
     const mint = this.mints[index] as MintRecord;
     if (mint.status === "REVERSED") return fail({ code: "MINT_ALREADY_REVERSED", mintId });
+    if (mint.status === "PENDING_APPROVAL") return fail({ code: "MINT_PENDING_APPROVAL", mintId });
+    if (mint.status === "REJECTED") return fail({ code: "MINT_NOT_PENDING", mintId, reason: "MINT_REJECTED" });
     const account = this.accounts.get(mint.accountId);
     // A pending credit (settlement not CONFIRMED) is reversed from the pending balance, which nothing else spends.
     const pending = this.pendingMints.has(mintId);
@@ -138,11 +179,16 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   async getMint(mintId: string): Promise<MintRecord | null> {
+    return this.peekMint(mintId);
+  }
+
+  peekMint(mintId: string): MintRecord | null {
     const index = this.mintIndexById.get(mintId);
     return index === undefined ? null : (this.mints[index] as MintRecord);
   }
 
   async listMints(query: ListMintsQuery): Promise<MintRecord[]> {
+    if (query.status !== undefined) return this.listByStatus(query, query.status);
     if (query.accountId === null) return this.mints.slice(query.afterSeq, query.afterSeq + query.limit);
     const indexes = this.accounts.get(query.accountId)?.mintIndexes ?? [];
     // First position whose seq (index + 1) is above afterSeq.
@@ -157,6 +203,16 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   async close(): Promise<void> {}
+
+  /** ListMints filtered by status: a scan from `afterSeq` (memory is for development and tests). */
+  private listByStatus(query: ListMintsQuery, status: MintStatus): MintRecord[] {
+    const out: MintRecord[] = [];
+    for (let i = query.afterSeq; i < this.mints.length && out.length < query.limit; i++) {
+      const m = this.mints[i] as MintRecord;
+      if (m.status === status && (query.accountId === null || m.accountId === query.accountId)) out.push(m);
+    }
+    return out;
+  }
 
   /** The ledger's entries, oldest first (a copy); for audits and tests. */
   ledgerEntries(): LedgerEntry[] {

@@ -14,7 +14,7 @@
  */
 import pg from "pg";
 import type { Clock } from "../../domain/clock.js";
-import type { ExactlyOnceStore, IdempotencyStore, LedgerStore, MetricsSink, Probe } from "../../domain/ports.js";
+import type { ApprovalStore, ExactlyOnceStore, IdempotencyStore, LedgerStore, MetricsSink, Probe } from "../../domain/ports.js";
 import { runMigrations } from "./migrations.js";
 import { PgDatabase } from "./pg-database.js";
 import { silentLogger, type AdapterLogger } from "../../logger.js";
@@ -55,7 +55,7 @@ export interface PostgresStoresOptions {
 
 export interface PostgresStores {
   /** The port the core uses; `ledger` and `idempotency` are its building blocks (reads, sweeps, tests). */
-  readonly store: ExactlyOnceStore;
+  readonly store: ExactlyOnceStore & ApprovalStore;
   readonly ledger: LedgerStore;
   readonly idempotency: IdempotencyStore;
   /** The audit journal and its sealer (kicked after every journaled commit, and on a timer). */

@@ -166,6 +166,28 @@ CREATE TRIGGER audit_journal_seal_only
   FOR EACH ROW EXECUTE FUNCTION audit_journal_seal_only();
 `,
   },
+  {
+    version: 1101,
+    name: "M-of-N approval of large mints and minter allowances (issue 11)",
+    sql: `
+ALTER TABLE mints DROP CONSTRAINT mints_status_check;
+ALTER TABLE mints ADD CONSTRAINT mints_status_check CHECK (status IN ('COMPLETED', 'REVERSED', 'PENDING_APPROVAL', 'REJECTED'));
+-- requester: the principal that asked (null when neither approvals nor
+-- allowances applied); approval: the ApprovalState JSON of a mint that needed
+-- approval (approvers with times, expiry, rejection), null otherwise.
+ALTER TABLE mints ADD COLUMN requester text,
+  ADD COLUMN allowance_charged boolean NOT NULL DEFAULT false,
+  ADD COLUMN approval jsonb;
+-- The expiry sweeper reads pending mints only.
+CREATE INDEX mints_pending ON mints (seq) WHERE status = 'PENDING_APPROVAL';
+-- What is left of each minter's allowance: a mint takes from it in its own
+-- transaction (row lock), a reversal or rejection gives back.
+CREATE TABLE minter_allowances (
+  principal text PRIMARY KEY,
+  remaining numeric(38,0) NOT NULL CHECK (remaining >= 0)
+);
+`,
+  },
   // Issue 15: the settlement outbox (its own module keeps its schema), then pending credit.
   ...SETTLEMENT_MIGRATIONS,
   {

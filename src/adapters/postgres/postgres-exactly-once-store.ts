@@ -18,15 +18,16 @@
 import { markNotApplied, type Failure } from "../../domain/errors.js";
 import type { MintRecord, StoredResult } from "../../domain/model.js";
 import type { AuditJournal } from "../../domain/audit.js";
+import { UnavailableError } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
-import type { ExactlyOnceStore, KeyedCall, ListMintsQuery, Wait } from "../../domain/ports.js";
+import type { ApprovalStore, ExactlyOnceStore, KeyedCall, ListMintsQuery, Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import type { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
 import type { PostgresLedgerStore } from "./postgres-ledger-store.js";
 
 const CANCELLED: Failure = { code: "CANCELLED", message: "the call was cancelled while it waited; nothing was applied" };
 
-export class PostgresExactlyOnceStore implements ExactlyOnceStore {
+export class PostgresExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   constructor(
     private readonly ledger: PostgresLedgerStore,
     private readonly keys: PostgresIdempotencyStore,
@@ -68,6 +69,29 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore {
 
   reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait, journal?: JournalEntry): Promise<Result<MintRecord>> {
     return this.ledger.reverseMint(mintId, reason, wallMs, wait.deadlineMs, wait.signal, journal);
+  }
+
+  // Issue 11. Each journal entry is appended on the change's own transaction (issue 10).
+  approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, wait: Wait, settle = false): Promise<Result<MintRecord>> {
+    return this.ledger.approveMint(mintId, approver, wallMs, journal, settle, wait.deadlineMs, wait.signal);
+  }
+
+  rejectMint(mintId: string, reason: string, rejectedBy: string, wallMs: number, journal: JournalEntry, wait: Wait): Promise<Result<MintRecord>> {
+    return this.ledger.rejectMint(mintId, reason, rejectedBy, wallMs, rejectedBy === "sweeper", journal, wait.deadlineMs, wait.signal);
+  }
+
+  expiredPending(wallMs: number, limit: number): Promise<string[]> {
+    return this.ledger.expiredPending(wallMs, limit);
+  }
+
+  getAllowance(principal: string): Promise<bigint> {
+    return this.ledger.getAllowance(principal);
+  }
+
+  async setAllowance(principal: string, amountMicros: bigint, journal: JournalEntry, wallMs: number): Promise<void> {
+    // No caller deadline reaches here (the port's contract); a failure is an outage, thrown.
+    const r = await this.ledger.setAllowance(principal, amountMicros, journal, wallMs, Number.POSITIVE_INFINITY);
+    if (!r.ok) throw new UnavailableError(`setting an allowance failed: ${r.error.code}`);
   }
 
   getBalance(accountId: string): Promise<bigint> {

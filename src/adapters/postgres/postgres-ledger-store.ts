@@ -19,18 +19,18 @@
  */
 import { assert, markNotApplied, UnavailableError, type Failure } from "../../domain/errors.js";
 import { fail, ok, type Result } from "../../domain/result.js";
-import { completedMint, isBlockchain, type MintRecord, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
+import { completedMint, decideApproval, decideRejection, isBlockchain, type MintRecord, type MintStatus, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
 import type { IdempotencyClaim, LedgerStore, ListMintsQuery } from "../../domain/ports.js";
 import { asPgClaim, BEGIN_READ_COMMITTED, setLocalTimeoutsSql, type PgClaim } from "./pg-claim.js";
 import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase, type TxTimeouts } from "./pg-database.js";
 import { classifyPgError, pgUnavailableError } from "./pg-errors.js";
 import { isoOfWallMs } from "./postgres-idempotency-store.js";
-import { mintToJson, transferToJson } from "./stored-result-codec.js";
+import { approvalFields, mintToJson, transferToJson } from "./stored-result-codec.js";
 import type pg from "pg";
 import { settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
 import { cancelSettlement } from "../../settlement/outbox-postgres.js";
 import type { SettlementEffects } from "../../settlement/ports.js";
-import { entryOfEffect, LOCAL_ACTOR, mintResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
+import { approvalResult, entryOfEffect, LOCAL_ACTOR, mintResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
 import type { JournalEntry } from "../../domain/journal.js";
 import { appendJournal, journalCte, journalParams, SEALER_APPLICATION_NAME, type PostgresAuditJournal } from "./postgres-audit-journal.js";
 
@@ -53,7 +53,7 @@ function withJournal(sql: string, first: number): string {
 export const LIST_MINTS_MAX_LIMIT = 1001;
 
 const MINT_COLUMNS = `mint_id, seq::text AS seq, account_id, amount::text AS amount, blockchain, status,
-  idempotency_key, create_time, reverse_time, reverse_reason`;
+  idempotency_key, create_time, reverse_time, reverse_reason, requester, allowance_charged, approval`;
 
 interface MintRow {
   mint_id: string;
@@ -66,12 +66,18 @@ interface MintRow {
   create_time: Date;
   reverse_time: Date | null;
   reverse_reason: string;
+  requester: string | null;
+  allowance_charged: boolean;
+  approval: unknown;
 }
 
 function mintFromRow(r: MintRow): MintRecord {
   assert(isBlockchain(r.blockchain), `mint ${r.mint_id} has a known blockchain`);
-  assert(r.status === "COMPLETED" || r.status === "REVERSED", `mint ${r.mint_id} has a known status`);
-  return {
+  assert(
+    r.status === "COMPLETED" || r.status === "REVERSED" || r.status === "PENDING_APPROVAL" || r.status === "REJECTED",
+    `mint ${r.mint_id} has a known status`,
+  );
+  const base: MintRecord = {
     mintId: r.mint_id,
     seq: Number(r.seq),
     accountId: r.account_id,
@@ -83,7 +89,38 @@ function mintFromRow(r: MintRow): MintRecord {
     reverseWallMs: r.reverse_time === null ? null : r.reverse_time.getTime(),
     reverseReason: r.reverse_reason,
   };
+  if (r.requester === null) return base;
+  return { ...base, ...approvalFields({ requester: r.requester, allowanceCharged: r.allowance_charged, approval: r.approval }) };
 }
+
+/**
+ * A mint with issue 11's columns: PENDING_APPROVAL ($10) credits nothing
+ * ($13 = 0, no ledger entry), COMPLETED credits like MINT_SQL. Only mints
+ * with a requester (approvals or allowances on) take this statement; the
+ * plain MINT_SQL stays the hot path otherwise.
+ */
+const TRACKED_MINT_SQL = `
+WITH acct AS (
+  INSERT INTO accounts AS a (account_id, balance) VALUES ($2, $13::numeric)
+  ON CONFLICT (account_id) DO UPDATE SET balance = a.balance + EXCLUDED.balance
+  RETURNING 1
+), m AS (
+  INSERT INTO mints (seq, mint_id, account_id, amount, blockchain, status, idempotency_key, create_time, requester, allowance_charged, approval)
+  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, $10, $5, $6, $11, $12, $14::jsonb FROM mint_seq_base AS b
+  RETURNING seq
+), e AS (
+  INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
+  SELECT $2, $3, 'mint', $1, $6 WHERE $10 = 'COMPLETED'
+  RETURNING 1
+), k AS (
+  UPDATE idempotency_keys AS k
+  SET state = 'completed', result = jsonb_set($7::jsonb, '{mint,seq}', to_jsonb(m.seq)),
+    expires_at = ${dbNowSql(8)} + make_interval(secs => $9::float8 / 1000)
+  FROM m
+  WHERE k.scope = 'mint' AND k.key = $5
+  RETURNING 1
+)
+SELECT m.seq::text AS seq, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM acct)::int AS accounts FROM m`;
 
 /**
  * Applies a mint: credits the account (creating it), records the mint and
@@ -265,6 +302,7 @@ export class PostgresLedgerStore implements LedgerStore {
     const c = asPgClaim(claim);
     assert(c.scope === "mint" && c.key === cmd.idempotencyKey, "mint runs on its own mint-scope claim");
     const record = completedMint(cmd, 0);
+    if (cmd.requester !== undefined) return this.trackedMint(cmd, record, c, deadlineMs, entry);
     return this.onClaim(c, deadlineMs, "minting", async (client) => {
       const journal = this.audit === null ? [] : journalParams(unsealedRecord(entry ?? entryOfEffect({ kind: "mint", cmd }), mintResult(record), cmd.createWallMs));
       const sql = cmd.settle === true ? (this.audit === null ? MINT_PENDING_SQL : MINT_PENDING_JOURNALED_SQL) : this.audit === null ? MINT_SQL : MINT_JOURNALED_SQL;
@@ -285,6 +323,172 @@ export class PostgresLedgerStore implements LedgerStore {
       assert(cmd.settle !== true || row.settlements === 1, "a settling mint wrote its outbox row");
       return ok({ ...record, seq: Number(row.seq) });
     });
+  }
+
+  /** A mint with a requester (issue 11): charges the allowance first, then TRACKED_MINT_SQL, on the claim's transaction. */
+  private trackedMint(cmd: NewMint, record: MintRecord, c: PgClaim, deadlineMs: number, entry: JournalEntry | undefined): Promise<Result<MintRecord>> {
+    // Issue 15: a completed mint on a settling chain credits pending (creditSettling), not the balance.
+    const settling = cmd.settle === true && record.status === "COMPLETED";
+    const requester = cmd.requester as string;
+    return this.onClaim(c, deadlineMs, "minting", async (client) => {
+      if (cmd.chargeAllowance === true) {
+        // Lock order: key row (claimed) < allowance row < account row.
+        const taken = await client.query(
+          "UPDATE minter_allowances SET remaining = remaining - $2::numeric WHERE principal = $1 AND remaining >= $2::numeric",
+          [requester, cmd.amountMicros.toString()],
+        );
+        if (taken.rowCount !== 1) {
+          const left = await client.query<{ remaining: string }>("SELECT remaining::text AS remaining FROM minter_allowances WHERE principal = $1", [requester]);
+          return fail({ code: "ALLOWANCE_EXCEEDED", principal: requester, remainingMicros: BigInt(left.rows[0]?.remaining ?? "0"), amountMicros: cmd.amountMicros });
+        }
+      }
+      const res = await client.query<{ seq: string; keys: number; accounts: number }>(TRACKED_MINT_SQL, [
+        cmd.mintId,
+        cmd.accountId,
+        cmd.amountMicros.toString(),
+        cmd.blockchain,
+        cmd.idempotencyKey,
+        isoOfWallMs(cmd.createWallMs),
+        JSON.stringify({ scope: "mint", mint: mintToJson(record) }),
+        this.db.nowParam(),
+        this.idempotencyTtlMs,
+        record.status,
+        requester,
+        cmd.chargeAllowance === true,
+        record.status === "COMPLETED" && !settling ? cmd.amountMicros.toString() : "0",
+        record.approval === undefined ? null : JSON.stringify(record.approval),
+      ]);
+      const row = res.rows[0];
+      assert(row !== undefined && row.keys === 1 && row.accounts === 1, "mint wrote one account and its claimed key");
+      if (settling) await this.creditSettling(client, record, cmd.createWallMs);
+      if (this.audit !== null) await appendJournal(client, unsealedRecord(entry ?? entryOfEffect({ kind: "mint", cmd }), mintResult(record), cmd.createWallMs));
+      return ok({ ...record, seq: Number(row.seq) });
+    });
+  }
+
+  /**
+   * Records an approval in a transaction of its own, under the mint's row
+   * lock: racing approvals of one mint queue on it, so exactly one sees the
+   * last missing approval and credits the account (issue 11).
+   */
+  approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, settle: boolean, deadlineMs: number, signal?: AbortSignal): Promise<Result<MintRecord>> {
+    return this.ownTx(deadlineMs, signal, "approving a mint", async (lease) => {
+      const mint = await this.lockMint(lease, mintId);
+      if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId });
+      const decided = decideApproval(mint, approver, wallMs);
+      if (!decided.ok) return fail(decided.error);
+      if (!decided.changed) return ok(decided.next);
+      const next = decided.next;
+      await lease.client.query("UPDATE mints SET status = $2, approval = $3::jsonb WHERE mint_id = $1", [mintId, next.status, JSON.stringify(next.approval)]);
+      if (next.status === "COMPLETED") {
+        // Issue 15: on a settling chain the credit is pending and the outbox row is written here, as MintUsdc's MINT_PENDING_SQL does.
+        if (settle) await this.creditSettling(lease.client, next, wallMs);
+        else await lease.client.query("UPDATE accounts SET balance = balance + $2::numeric WHERE account_id = $1", [next.accountId, next.amountMicros.toString()]);
+        await lease.client.query("INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at) VALUES ($1, $2, 'mint', $3, $4)", [
+          next.accountId,
+          next.amountMicros.toString(),
+          mintId,
+          isoOfWallMs(wallMs),
+        ]);
+      }
+      if (this.audit !== null) await appendJournal(lease.client, unsealedRecord(journal, approvalResult(next), wallMs, [next.accountId]));
+      return ok(next);
+    });
+  }
+
+  /**
+   * Issue 15 for a mint completed outside MINT_PENDING_SQL (approval, or a
+   * tracked mint): its credit goes to the pending balance, the mint is marked
+   * pending and its settlement's outbox row is written, on `client`'s
+   * transaction.
+   */
+  private async creditSettling(client: Lease["client"], m: MintRecord, wallMs: number): Promise<void> {
+    const amount = m.amountMicros.toString();
+    await client.query(
+      `INSERT INTO accounts AS a (account_id, balance, pending) VALUES ($1, 0, $2::numeric)
+       ON CONFLICT (account_id) DO UPDATE SET pending = a.pending + EXCLUDED.pending`,
+      [m.accountId, amount],
+    );
+    await client.query("UPDATE mints SET pending = true WHERE mint_id = $1", [m.mintId]);
+    await client.query(
+      "INSERT INTO settlements (settlement_id, kind, blockchain, amount, state, create_time, update_time) VALUES ($1, 'mint', $2, $3::numeric, 'PENDING', $4, $4)",
+      [m.mintId, m.blockchain, amount, isoOfWallMs(wallMs)],
+    );
+  }
+
+  /** Rejects a pending mint, gives its allowance back and frees its key, in one transaction (issue 11). */
+  rejectMint(
+    mintId: string,
+    reason: string,
+    rejectedBy: string,
+    wallMs: number,
+    bySweeper: boolean,
+    journal: JournalEntry,
+    deadlineMs: number,
+    signal?: AbortSignal,
+  ): Promise<Result<MintRecord>> {
+    return this.ownTx(deadlineMs, signal, "rejecting a mint", async (lease) => {
+      const mint = await this.lockMint(lease, mintId);
+      if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId });
+      const decided = decideRejection(mint, reason, rejectedBy, wallMs, bySweeper);
+      if (!decided.ok) return fail(decided.error);
+      await this.freeKey(lease.client, mint);
+      if (mint.allowanceCharged === true && mint.requester !== undefined) await this.refundAllowance(lease.client, mint.requester, mint.amountMicros);
+      await lease.client.query("UPDATE mints SET status = 'REJECTED', approval = $2::jsonb WHERE mint_id = $1", [mintId, JSON.stringify(decided.next.approval)]);
+      if (this.audit !== null) await appendJournal(lease.client, unsealedRecord(journal, approvalResult(decided.next), wallMs, [mint.accountId]));
+      return ok(decided.next);
+    });
+  }
+
+  /** Pending mints past their expiry at `wallMs`, oldest first. */
+  async expiredPending(wallMs: number, limit: number): Promise<string[]> {
+    const res = await this.db.query<{ mint_id: string }>(
+      "SELECT mint_id FROM mints WHERE status = 'PENDING_APPROVAL' AND (approval->>'expireWallMs')::float8 <= $1 ORDER BY seq LIMIT $2",
+      [wallMs, limit],
+      "listing expired pending mints",
+    );
+    return res.rows.map((r) => r.mint_id);
+  }
+
+  async getAllowance(principal: string): Promise<bigint> {
+    const res = await this.db.query<{ remaining: string }>("SELECT remaining::text AS remaining FROM minter_allowances WHERE principal = $1", [principal], "reading an allowance");
+    return BigInt(res.rows[0]?.remaining ?? "0");
+  }
+
+  /** Sets the allowance and journals it in one transaction of its own. */
+  async setAllowance(principal: string, amountMicros: bigint, journal: JournalEntry, wallMs: number, deadlineMs: number): Promise<Result<void>> {
+    return this.ownTx(deadlineMs, undefined, "setting an allowance", async (lease) => {
+      await lease.client.query(
+        "INSERT INTO minter_allowances (principal, remaining) VALUES ($1, $2::numeric) ON CONFLICT (principal) DO UPDATE SET remaining = EXCLUDED.remaining",
+        [principal, amountMicros.toString()],
+      );
+      if (this.audit !== null) await appendJournal(lease.client, unsealedRecord(journal, { allowance: amountMicros.toString(), principal }, wallMs));
+      return ok(undefined);
+    });
+  }
+
+  private async lockMint(lease: Lease, mintId: string): Promise<MintRecord | null> {
+    const found = await lease.client.query<MintRow>(`SELECT ${MINT_COLUMNS} FROM mints WHERE mint_id = $1 FOR UPDATE`, [mintId]);
+    const row = found.rows[0];
+    return row === undefined ? null : mintFromRow(row);
+  }
+
+  /**
+   * Frees the mint's key, only if it still replays this mint: once expired it
+   * may have been claimed again for a new mint, which keeps it.
+   */
+  private async freeKey(client: Lease["client"], mint: MintRecord): Promise<void> {
+    await client.query(
+      "DELETE FROM idempotency_keys WHERE scope = 'mint' AND key = $1 AND state = 'completed' AND result->'mint'->>'mintId' = $2",
+      [mint.idempotencyKey, mint.mintId],
+    );
+  }
+
+  private async refundAllowance(client: Lease["client"], principal: string, amountMicros: bigint): Promise<void> {
+    await client.query(
+      "INSERT INTO minter_allowances (principal, remaining) VALUES ($1, $2::numeric) ON CONFLICT (principal) DO UPDATE SET remaining = minter_allowances.remaining + EXCLUDED.remaining",
+      [principal, amountMicros.toString()],
+    );
   }
 
   /**
@@ -333,7 +537,23 @@ export class PostgresLedgerStore implements LedgerStore {
    * changed). Concurrent calls for one mint queue on its row: one reverses,
    * the others see REVERSED.
    */
-  async reverseMint(mintId: string, reason: string, wallMs: number, deadlineMs: number, signal?: AbortSignal, entry?: JournalEntry): Promise<Result<MintRecord>> {
+  reverseMint(mintId: string, reason: string, wallMs: number, deadlineMs: number, signal?: AbortSignal, entry?: JournalEntry): Promise<Result<MintRecord>> {
+    return this.ownTx(deadlineMs, signal, "reversing a mint", async (lease) => {
+      const decision = await this.reverseBody(lease, mintId, reason, wallMs);
+      if (decision.ok && this.audit !== null) {
+        const m = decision.value;
+        await appendJournal(lease.client, unsealedRecord(entry ?? reversalEntry(LOCAL_ACTOR, mintId, reason), reversalResult(m), wallMs, [m.accountId]));
+      }
+      return decision;
+    });
+  }
+
+  /**
+   * Runs `body` in a transaction of its own (READ COMMITTED), committing on
+   * ok; lost races are retried. The body appends its journal record on the
+   * transaction's client, so the sealer is kicked after the commit.
+   */
+  private async ownTx<T>(deadlineMs: number, signal: AbortSignal | undefined, doing: string, body: (lease: Lease) => Promise<TxDecision<T>>): Promise<Result<T>> {
     for (let attempt = 1; ; attempt++) {
       const leased = await this.db.checkout(deadlineMs, signal);
       if (!leased.ok) return leased;
@@ -341,27 +561,23 @@ export class PostgresLedgerStore implements LedgerStore {
       const timeouts = this.db.timeoutsFor(deadlineMs);
       try {
         await lease.client.query(`${BEGIN_READ_COMMITTED}; ${setLocalTimeoutsSql({ lockMs: timeouts.ms, statementMs: timeouts.ms })}`);
-        const decision = await this.reverseBody(lease, mintId, reason, wallMs);
+        const decision = await body(lease);
         if (!decision.ok) {
           await lease.rollbackAndGive();
           return decision;
         }
-        if (this.audit !== null) {
-          const m = decision.value;
-          await appendJournal(lease.client, unsealedRecord(entry ?? reversalEntry(LOCAL_ACTOR, mintId, reason), reversalResult(m), wallMs, [m.accountId]));
-        }
-        await this.commit(lease, "reversing a mint");
+        await this.commit(lease, doing);
         this.audit?.kick();
         return decision;
       } catch (err) {
         await lease.rollbackAndGive();
         if (err instanceof UnavailableError) throw err;
         if (classifyPgError(err) === "retryable" && attempt < MAX_TX_ATTEMPTS) {
-          this.logRetry("reversing a mint", attempt, err);
+          this.logRetry(doing, attempt, err);
           await this.db.backoff(attempt);
           continue;
         }
-        return this.mapTxError(err, timeouts, "reversing a mint");
+        return this.mapTxError(err, timeouts, doing);
       }
     }
   }
@@ -380,6 +596,8 @@ export class PostgresLedgerStore implements LedgerStore {
     if (row === undefined) return fail({ code: "MINT_NOT_FOUND", mintId });
     const mint = mintFromRow(row);
     if (mint.status === "REVERSED") return fail({ code: "MINT_ALREADY_REVERSED", mintId });
+    if (mint.status === "PENDING_APPROVAL") return fail({ code: "MINT_PENDING_APPROVAL", mintId });
+    if (mint.status === "REJECTED") return fail({ code: "MINT_NOT_PENDING", mintId, reason: "MINT_REJECTED" });
     let settlementState = row.settlement_state ?? "MISSING";
     if (settlementState === "PENDING") settlementState = await cancelSettlement(client, mintId);
     const refused = settlementRefusal(mintId, settlementState);
@@ -390,13 +608,10 @@ export class PostgresLedgerStore implements LedgerStore {
   /** Reverses `mint` (locked, COMPLETED): frees its key, debits the account (pending or available), appends the entry. */
   private async reverseLocked(client: Lease["client"], mint: MintRecord, pending: boolean, reason: string, wallMs: number): Promise<TxDecision<MintRecord>> {
     const mintId = mint.mintId;
-    // Freed before the account is locked, to keep the lock order (key row
-    // before account rows). Only if the key still replays this mint: once
-    // expired it may have been claimed again for a new mint, which keeps it.
-    await client.query(
-      "DELETE FROM idempotency_keys WHERE scope = 'mint' AND key = $1 AND state = 'completed' AND result->'mint'->>'mintId' = $2",
-      [mint.idempotencyKey, mintId],
-    );
+    // Freed before the account is locked, to keep the lock order (key row,
+    // allowance row, account rows).
+    await this.freeKey(client, mint);
+    if (mint.allowanceCharged === true && mint.requester !== undefined) await this.refundAllowance(client, mint.requester, mint.amountMicros);
     const debited = await client.query(
       pending
         ? "UPDATE accounts SET pending = pending - $2::numeric WHERE account_id = $1 AND pending >= $2::numeric"
@@ -489,6 +704,7 @@ export class PostgresLedgerStore implements LedgerStore {
     if (limit === 0) return [];
     const others = await this.db.query<{ xids: string[] }>(OTHER_DATABASE_XIDS_SQL, [], "listing mints");
     const otherXids = others.rows[0]?.xids ?? [];
+    if (query.status !== undefined) return this.listByStatus(query, query.status, limit, otherXids);
     const res =
       query.accountId === null
         ? await this.db.query<MintRow>(
@@ -501,6 +717,16 @@ export class PostgresLedgerStore implements LedgerStore {
             [query.afterSeq, limit, otherXids, query.accountId],
             "listing mints",
           );
+    return res.rows.map(mintFromRow);
+  }
+
+  /** ListMints filtered by status (issue 11), up to the same horizon. */
+  private async listByStatus(query: ListMintsQuery, status: MintStatus, limit: number, otherXids: string[]): Promise<MintRecord[]> {
+    const res = await this.db.query<MintRow>(
+      `${FEED_HORIZON_CTE} SELECT ${MINT_COLUMNS} FROM mints, h WHERE status = $4 AND ($5::text IS NULL OR account_id = $5) AND seq > $1 AND seq < h.limit_seq ORDER BY mints.seq LIMIT $2`,
+      [query.afterSeq, limit, otherXids, status, query.accountId],
+      "listing mints",
+    );
     return res.rows.map(mintFromRow);
   }
 

@@ -4,7 +4,7 @@
  * money travels as a decimal string of micro-USDC.
  */
 import { assert } from "../../domain/errors.js";
-import { isBlockchain, type MintRecord, type StoredResult, type TransferRecord } from "../../domain/model.js";
+import { isBlockchain, type ApprovalState, type MintRecord, type StoredResult, type TransferRecord } from "../../domain/model.js";
 
 interface MintJson {
   mintId: string;
@@ -17,6 +17,9 @@ interface MintJson {
   createWallMs: number;
   reverseWallMs: number | null;
   reverseReason: string;
+  requester?: string;
+  allowanceCharged?: boolean;
+  approval?: ApprovalState;
 }
 
 interface TransferJson {
@@ -59,6 +62,15 @@ function obj(v: unknown, what: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
+/** Issue 11's optional fields of a stored mint, as written by `mintToJson` (plain JSON values). */
+export function approvalFields(m: Record<string, unknown>): Pick<MintRecord, "requester" | "allowanceCharged" | "approval"> {
+  const out: { requester?: string; allowanceCharged?: boolean; approval?: ApprovalState } = {};
+  if (typeof m.requester === "string") out.requester = m.requester;
+  if (typeof m.allowanceCharged === "boolean") out.allowanceCharged = m.allowanceCharged;
+  if (m.approval !== undefined && m.approval !== null) out.approval = obj(m.approval, "approval") as unknown as ApprovalState;
+  return out;
+}
+
 /** Parses a stored result; a malformed one is a broken invariant (the adapter wrote it). */
 export function decodeStoredResult(json: unknown): StoredResult {
   const o = obj(json, "root");
@@ -67,7 +79,7 @@ export function decodeStoredResult(json: unknown): StoredResult {
     const blockchain = str(m, "blockchain");
     const status = str(m, "status");
     assert(isBlockchain(blockchain), "stored mint blockchain is known");
-    assert(status === "COMPLETED" || status === "REVERSED", "stored mint status is known");
+    assert(status === "COMPLETED" || status === "REVERSED" || status === "PENDING_APPROVAL" || status === "REJECTED", "stored mint status is known");
     const reverse = m.reverseWallMs;
     assert(reverse === null || typeof reverse === "number", "stored mint reverseWallMs is a number or null");
     return {
@@ -83,6 +95,7 @@ export function decodeStoredResult(json: unknown): StoredResult {
         createWallMs: num(m, "createWallMs"),
         reverseWallMs: reverse,
         reverseReason: str(m, "reverseReason"),
+        ...approvalFields(m),
       },
     };
   }

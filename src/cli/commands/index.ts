@@ -1,6 +1,8 @@
 // Every mintctl command, in the order `mintctl --help` lists them. A new RPC's command is one more line.
 import type { CommandSpec } from "../command.js";
 import { auditCommand } from "./audit.js";
+import { allowanceCommand } from "./allowance.js";
+import { approveCommand, rejectCommand } from "./approve.js";
 import { balanceCommand } from "./balance.js";
 import { chainCommand } from "./chain.js";
 import { getCommand } from "./get.js";
@@ -10,4 +12,17 @@ import { mintCommand } from "./mint.js";
 import { reconcileCommand } from "./reconcile.js";
 import { transferCommand } from "./transfer.js";
 
-export const COMMANDS: readonly CommandSpec[] = [mintCommand, transferCommand, balanceCommand, getCommand, listCommand, reconcileCommand, healthCommand, auditCommand, chainCommand];
+export const COMMANDS: readonly CommandSpec[] = [
+  mintCommand,
+  transferCommand,
+  balanceCommand,
+  getCommand,
+  listCommand,
+  reconcileCommand,
+  approveCommand,
+  rejectCommand,
+  allowanceCommand,
+  healthCommand,
+  auditCommand,
+  chainCommand,
+];

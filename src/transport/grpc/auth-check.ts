@@ -33,6 +33,11 @@ export const SCOPE_ACCOUNTS: { readonly [R in Rpc]: (request: unknown) => readon
   // Issue 10: an auditor reads one account's records, or (scope *) all of them and the whole chain.
   ListAuditEvents: (r) => [(r as ListAuditEventsRequest).accountId === "" ? ALL_ACCOUNTS : (r as ListAuditEventsRequest).accountId],
   VerifyAuditChain: () => [ALL_ACCOUNTS],
+  // Issue 11: the mint's account is checked by the core once it has looked the mint up.
+  ApproveMint: () => [],
+  RejectMint: () => [],
+  SetMinterAllowance: () => [],
+  GetMinterAllowance: () => [],
 };
 
 export type AuthFailure = Extract<EdgeFailure, { code: "UNAUTHENTICATED" }> | Extract<Failure, { code: "PERMISSION_DENIED" }>;

@@ -31,18 +31,39 @@ export function blockchainValue(name: DomainBlockchain): Blockchain {
   return VALUE_BY_NAME.get(name) as Blockchain;
 }
 
+const STATUS_TO_PROTO: Record<MintRecord["status"], MintStatus> = {
+  COMPLETED: MintStatus.MINT_STATUS_COMPLETED,
+  REVERSED: MintStatus.MINT_STATUS_REVERSED,
+  PENDING_APPROVAL: MintStatus.MINT_STATUS_PENDING_APPROVAL,
+  REJECTED: MintStatus.MINT_STATUS_REJECTED,
+};
+
+/** The domain name of a ListMints status filter; "" for UNSPECIFIED (all), "?" for numbers this server does not know. */
+export function mintStatusName(value: MintStatus | number): string {
+  if (value === MintStatus.MINT_STATUS_UNSPECIFIED) return "";
+  for (const [name, v] of Object.entries(STATUS_TO_PROTO)) if (v === value) return name;
+  return "?";
+}
+
 export function mintToProto(m: MintRecord): Mint {
+  const a = m.approval;
   return {
     mintId: m.mintId,
     accountId: m.accountId,
     amount: formatMicros(m.amountMicros),
     blockchain: blockchainValue(m.blockchain),
-    status: m.status === "COMPLETED" ? MintStatus.MINT_STATUS_COMPLETED : MintStatus.MINT_STATUS_REVERSED,
+    status: STATUS_TO_PROTO[m.status],
     idempotencyKey: callerIdempotencyKey(m.idempotencyKey),
     createTime: new Date(m.createWallMs),
     reverseTime: m.reverseWallMs === null ? undefined : new Date(m.reverseWallMs),
     reverseReason: m.reverseReason,
     settlement: NOT_REQUIRED,
+    requester: m.requester ?? "",
+    approvals: a === undefined ? [] : a.approvals.map((x) => ({ approver: x.approver, approveTime: new Date(x.wallMs) })),
+    approvalExpireTime: a === undefined ? undefined : new Date(a.expireWallMs),
+    rejectReason: a?.rejectReason ?? "",
+    rejectedBy: a?.rejectedBy ?? "",
+    rejectTime: a?.rejectWallMs == null ? undefined : new Date(a.rejectWallMs),
   };
 }
 

@@ -13,6 +13,8 @@ import { authLink } from "./auth-check.js";
 import { cancellation, deadline, Draining, errors, InFlight, logging } from "./links.js";
 import { metricsLink } from "./metrics-link.js";
 import { addRequestIdToErrorInfo, requestIdLink } from "./request-id.js";
+import { devPrincipal } from "./dev-principal.js";
+import { failureToStatus } from "./status.js";
 
 export type { HandlerContext, UnaryHandler } from "./chain.js";
 
@@ -25,6 +27,8 @@ export interface EdgeOptions {
   readonly metrics?: { readonly sink: ServiceMetrics; readonly service: string };
   /** Who may call: authentication and the role table (src/auth). */
   readonly security: Security;
+  /** Honour the x-mint-dev-principal header (issue 11's stop-gap until auth; loopback only, checked by config). */
+  readonly devPrincipalHeader?: boolean;
 }
 
 export class Edge {
@@ -45,6 +49,7 @@ export class Edge {
       this.inFlight.link, // counts and caps calls in flight
       deadline(opts.clock), // the core's deadline, a little before the caller's
       cancellation, // aborts the call's signal when the caller goes away
+      ...(opts.devPrincipalHeader === true ? [devPrincipal] : []), // names the caller (until auth, issue 9)
     ];
   }
 

@@ -6,6 +6,14 @@
  * than through `fromPartial`, which would copy each message once more.
  */
 import {
+  ApproveMintResponse,
+  GetMinterAllowanceResponse,
+  RejectMintResponse,
+  SetMinterAllowanceResponse,
+  type ApproveMintRequest,
+  type GetMinterAllowanceRequest,
+  type RejectMintRequest,
+  type SetMinterAllowanceRequest,
   GetMintResponse,
   ReconcileChainResponse,
   type Mint,
@@ -35,7 +43,7 @@ import { fail } from "../../domain/result.js";
 import { isBlockchain, type MintRecord } from "../../domain/model.js";
 import { ChainUnavailableError } from "../../settlement/ports.js";
 import type { SettlementReads } from "../../settlement/runtime.js";
-import { auditEventToProto, blockchainName, blockchainValue, mintToProto, settlementStateValue, settlementToProto, transferToProto, wallMsOfTimestamp } from "./convert.js";
+import { auditEventToProto, blockchainName, blockchainValue, mintStatusName, mintToProto, settlementStateValue, settlementToProto, transferToProto, wallMsOfTimestamp } from "./convert.js";
 import type { Edge } from "./edge.js";
 
 export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: SettlementReads): MintServiceServer {
@@ -80,7 +88,7 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
     }),
 
     listMints: edge.unary("ListMints", async (req: ListMintsRequest) => {
-      const r = await core.listMints({ accountId: req.accountId, pageSize: req.pageSize, pageToken: req.pageToken });
+      const r = await core.listMints({ accountId: req.accountId, pageSize: req.pageSize, pageToken: req.pageToken, status: mintStatusName(req.status) });
       return r.ok ? ok(ListMintsResponse.fromPartial({ mints: await withSettlement(r.value.mints), nextPageToken: r.value.nextPageToken })) : r;
     }),
 
@@ -138,6 +146,27 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
             : { whole: false, checked: v.checked, brokenSeq: v.brokenSeq, reason: v.reason },
         ),
       );
+    }),
+
+    // Issue 11.
+    approveMint: edge.unary("ApproveMint", async (req: ApproveMintRequest, ctx) => {
+      const r = await core.approveMint(req.mintId, ctx);
+      return r.ok ? ok(ApproveMintResponse.fromPartial({ mint: await one(r.value) })) : r;
+    }),
+
+    rejectMint: edge.unary("RejectMint", async (req: RejectMintRequest, ctx) => {
+      const r = await core.rejectMint(req.mintId, req.reason, ctx);
+      return r.ok ? ok(RejectMintResponse.fromPartial({ mint: mintToProto(r.value) })) : r;
+    }),
+
+    setMinterAllowance: edge.unary("SetMinterAllowance", async (req: SetMinterAllowanceRequest, ctx) => {
+      const r = await core.setMinterAllowance(req.principal, req.amount, ctx);
+      return r.ok ? ok(SetMinterAllowanceResponse.fromPartial({ principal: r.value.principal, allowance: formatMicros(r.value.allowanceMicros) })) : r;
+    }),
+
+    getMinterAllowance: edge.unary("GetMinterAllowance", async (req: GetMinterAllowanceRequest) => {
+      const r = await core.getMinterAllowance(req.principal);
+      return r.ok ? ok(GetMinterAllowanceResponse.fromPartial({ principal: r.value.principal, allowance: formatMicros(r.value.allowanceMicros) })) : r;
     }),
   };
 }

@@ -61,6 +61,8 @@ export interface ServerOptions {
   readonly security: Security;
   /** Who may use server reflection. */
   readonly reflection: "public" | "authenticated" | "off";
+  /** Honour the x-mint-dev-principal header (issue 11, until auth). */
+  readonly devPrincipalHeader?: boolean;
   /** Closes the adapters, after the server has stopped. */
   readonly closeAdapters?: () => Promise<void>;
 }
@@ -97,6 +99,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     logger: opts.logger,
     maxCallsInFlight: opts.maxCallsInFlight,
     security: opts.security,
+    devPrincipalHeader: opts.devPrincipalHeader === true,
     ...(opts.metrics === undefined ? {} : { metrics: { sink: opts.metrics, service: MINT_SERVICE_NAME } }),
   });
   const settlementHealth = opts.settlementHealth;

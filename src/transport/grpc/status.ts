@@ -11,6 +11,7 @@ import { Status } from "../../../gen/google/rpc/status.js";
 import type { UnauthenticatedReason } from "../../auth/authenticate.js";
 import { ALL_ACCOUNTS, callerIdempotencyKey } from "../../domain/authorization.js";
 import type { Failure } from "../../domain/errors.js";
+import { formatMicros } from "../../domain/money.js";
 
 /** The fixed ErrorInfo domain of this service. */
 export const ERROR_DOMAIN = "mint.usdc.example";
@@ -121,6 +122,30 @@ export function failureToStatus(f: Failure | EdgeFailure): RichError {
       return richError(Code.UNAVAILABLE, `the ${f.blockchain} node could not be reached: ${f.message}`, [errorInfo("CHAIN_UNAVAILABLE", { blockchain: f.blockchain })]);
     case "MINT_NOT_FOUND":
       return richError(Code.NOT_FOUND, `mint ${f.mintId} not found`, [errorInfo("MINT_NOT_FOUND", { mint_id: f.mintId })]);
+    case "MINT_NOT_PENDING":
+      return richError(Code.FAILED_PRECONDITION, `mint ${f.mintId} is not pending approval (${f.reason}); nothing changed`, [
+        errorInfo(f.reason, { mint_id: f.mintId }),
+      ]);
+    case "MINT_PENDING_APPROVAL":
+      return richError(Code.FAILED_PRECONDITION, `mint ${f.mintId} is pending approval and credited nothing; reject it instead`, [
+        errorInfo("MINT_PENDING_APPROVAL", { mint_id: f.mintId }),
+      ]);
+    case "APPROVER_IS_REQUESTER":
+      return richError(Code.PERMISSION_DENIED, `${f.principal} requested mint ${f.mintId} and cannot approve it; nothing changed`, [
+        errorInfo("APPROVER_IS_REQUESTER", { mint_id: f.mintId, principal: f.principal }),
+      ]);
+    case "ALLOWANCE_EXCEEDED":
+      return richError(
+        Code.FAILED_PRECONDITION,
+        `the mint exceeds what is left of ${f.principal}'s minter allowance (${formatMicros(f.remainingMicros)} USDC); nothing changed`,
+        [
+          errorInfo("ALLOWANCE_EXCEEDED", {
+            principal: f.principal,
+            remaining: formatMicros(f.remainingMicros),
+            amount: formatMicros(f.amountMicros),
+          }),
+        ],
+      );
     case "DEADLINE_EXCEEDED":
       return richError(Code.DEADLINE_EXCEEDED, f.message, [errorInfo("DEADLINE_EXCEEDED")]);
     case "ACCOUNT_BUSY":

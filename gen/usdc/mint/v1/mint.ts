@@ -124,6 +124,16 @@ export enum MintStatus {
   MINT_STATUS_COMPLETED = 1,
   /** MINT_STATUS_REVERSED - The mint was reversed by ReconcileMint; its amount left the balance. */
   MINT_STATUS_REVERSED = 2,
+  /**
+   * MINT_STATUS_PENDING_APPROVAL - Accepted at or above MINT_APPROVAL_THRESHOLD and waiting for
+   * MINT_APPROVALS_REQUIRED approvers (ApproveMint); nothing is credited yet.
+   */
+  MINT_STATUS_PENDING_APPROVAL = 3,
+  /**
+   * MINT_STATUS_REJECTED - Rejected by an approver (RejectMint) or expired after MINT_APPROVAL_TTL;
+   * nothing was credited and its idempotency key is free again.
+   */
+  MINT_STATUS_REJECTED = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -138,6 +148,12 @@ export function mintStatusFromJSON(object: any): MintStatus {
     case 2:
     case "MINT_STATUS_REVERSED":
       return MintStatus.MINT_STATUS_REVERSED;
+    case 3:
+    case "MINT_STATUS_PENDING_APPROVAL":
+      return MintStatus.MINT_STATUS_PENDING_APPROVAL;
+    case 4:
+    case "MINT_STATUS_REJECTED":
+      return MintStatus.MINT_STATUS_REJECTED;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -153,6 +169,10 @@ export function mintStatusToJSON(object: MintStatus): string {
       return "MINT_STATUS_COMPLETED";
     case MintStatus.MINT_STATUS_REVERSED:
       return "MINT_STATUS_REVERSED";
+    case MintStatus.MINT_STATUS_PENDING_APPROVAL:
+      return "MINT_STATUS_PENDING_APPROVAL";
+    case MintStatus.MINT_STATUS_REJECTED:
+      return "MINT_STATUS_REJECTED";
     case MintStatus.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -233,7 +253,10 @@ export interface Mint {
   amount: string;
   /** The chain the USDC was minted on. */
   blockchain: Blockchain;
-  /** COMPLETED, or REVERSED after ReconcileMint. */
+  /**
+   * COMPLETED, REVERSED after ReconcileMint, or (large mints) PENDING_APPROVAL
+   * then COMPLETED or REJECTED.
+   */
   status: MintStatus;
   /** The idempotency key of the MintUsdc call that created this mint. */
   idempotencyKey: string;
@@ -252,7 +275,33 @@ export interface Mint {
    * chain has no settlement configured, or the mint was reversed before a
    * transaction was signed).
    */
-  settlement: Settlement | undefined;
+  settlement:
+    | Settlement
+    | undefined;
+  /**
+   * Issue 11 (numbers 1101+ so other features' fields never collide).
+   * The principal that asked for the mint; empty when neither approvals nor
+   * allowances applied to it.
+   */
+  requester: string;
+  /** Each approver, in order, with the time of the approval. */
+  approvals: MintApproval[];
+  /**
+   * When a pending mint expires (is rejected by the sweeper); unset for mints
+   * that needed no approval.
+   */
+  approvalExpireTime:
+    | Date
+    | undefined;
+  /**
+   * Why the mint was rejected ("expired: ..." for an expiry); empty unless
+   * status is REJECTED.
+   */
+  rejectReason: string;
+  /** Who rejected it (an approver, or "sweeper"); empty unless REJECTED. */
+  rejectedBy: string;
+  /** When it was rejected; unset unless status is REJECTED. */
+  rejectTime: Date | undefined;
 }
 
 /** Transfer is one movement of USDC between two accounts. */
@@ -376,6 +425,8 @@ export interface ListMintsRequest {
    * INVALID_ARGUMENT.
    */
   pageToken: string;
+  /** Only mints in this status; UNSPECIFIED means all (issue 11). */
+  status: MintStatus;
 }
 
 /** ListMintsResponse is one page of mints. */
@@ -541,6 +592,70 @@ export interface VerifyAuditChainResponse {
   reason: string;
 }
 
+/** MintApproval is one approver's approval of a mint. */
+export interface MintApproval {
+  /** The approving principal. */
+  approver: string;
+  /** When it approved (server wall clock). */
+  approveTime: Date | undefined;
+}
+
+/** ApproveMintRequest names the pending mint the caller approves. */
+export interface ApproveMintRequest {
+  /** The mint to approve. */
+  mintId: string;
+}
+
+/** ApproveMintResponse carries the mint after the approval. */
+export interface ApproveMintResponse {
+  /** PENDING_APPROVAL (more approvals needed) or COMPLETED. */
+  mint: Mint | undefined;
+}
+
+/** RejectMintRequest names the pending mint to reject and why. */
+export interface RejectMintRequest {
+  /** The mint to reject. */
+  mintId: string;
+  /** Why (stored as reject_reason); at most 1024 characters. */
+  reason: string;
+}
+
+/** RejectMintResponse carries the rejected mint. */
+export interface RejectMintResponse {
+  /** The mint, now MINT_STATUS_REJECTED. */
+  mint: Mint | undefined;
+}
+
+/** SetMinterAllowanceRequest sets a minter's remaining allowance. */
+export interface SetMinterAllowanceRequest {
+  /** The minter's principal name. */
+  principal: string;
+  /** What it may still mint, decimal USDC ("0" revokes). */
+  amount: string;
+}
+
+/** SetMinterAllowanceResponse echoes the allowance now in force. */
+export interface SetMinterAllowanceResponse {
+  /** The minter's principal name. */
+  principal: string;
+  /** What it may still mint, decimal USDC. */
+  allowance: string;
+}
+
+/** GetMinterAllowanceRequest names a minter. */
+export interface GetMinterAllowanceRequest {
+  /** The minter's principal name. */
+  principal: string;
+}
+
+/** GetMinterAllowanceResponse is what is left of a minter's allowance. */
+export interface GetMinterAllowanceResponse {
+  /** The minter's principal name. */
+  principal: string;
+  /** What it may still mint, decimal USDC. */
+  allowance: string;
+}
+
 function createBaseMint(): Mint {
   return {
     mintId: "",
@@ -553,6 +668,12 @@ function createBaseMint(): Mint {
     reverseTime: undefined,
     reverseReason: "",
     settlement: undefined,
+    requester: "",
+    approvals: [],
+    approvalExpireTime: undefined,
+    rejectReason: "",
+    rejectedBy: "",
+    rejectTime: undefined,
   };
 }
 
@@ -587,6 +708,24 @@ export const Mint: MessageFns<Mint> = {
     }
     if (message.settlement !== undefined) {
       Settlement.encode(message.settlement, writer.uint32(122).fork()).join();
+    }
+    if (message.requester !== "") {
+      writer.uint32(8810).string(message.requester);
+    }
+    for (const v of message.approvals) {
+      MintApproval.encode(v!, writer.uint32(8818).fork()).join();
+    }
+    if (message.approvalExpireTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.approvalExpireTime), writer.uint32(8826).fork()).join();
+    }
+    if (message.rejectReason !== "") {
+      writer.uint32(8834).string(message.rejectReason);
+    }
+    if (message.rejectedBy !== "") {
+      writer.uint32(8842).string(message.rejectedBy);
+    }
+    if (message.rejectTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.rejectTime), writer.uint32(8850).fork()).join();
     }
     return writer;
   },
@@ -684,6 +823,54 @@ export const Mint: MessageFns<Mint> = {
             message.settlement = Settlement.decode(reader, reader.uint32());
             continue;
           }
+          case 1101: {
+            if (tag !== 8810) {
+              break;
+            }
+
+            message.requester = reader.string();
+            continue;
+          }
+          case 1102: {
+            if (tag !== 8818) {
+              break;
+            }
+
+            message.approvals.push(MintApproval.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 1103: {
+            if (tag !== 8826) {
+              break;
+            }
+
+            message.approvalExpireTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 1104: {
+            if (tag !== 8834) {
+              break;
+            }
+
+            message.rejectReason = reader.string();
+            continue;
+          }
+          case 1105: {
+            if (tag !== 8842) {
+              break;
+            }
+
+            message.rejectedBy = reader.string();
+            continue;
+          }
+          case 1106: {
+            if (tag !== 8850) {
+              break;
+            }
+
+            message.rejectTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -732,6 +919,30 @@ export const Mint: MessageFns<Mint> = {
         ? globalThis.String(object.reverse_reason)
         : "",
       settlement: isSet(object.settlement) ? Settlement.fromJSON(object.settlement) : undefined,
+      requester: isSet(object.requester) ? globalThis.String(object.requester) : "",
+      approvals: globalThis.Array.isArray(object?.approvals)
+        ? object.approvals.map((e: any) => MintApproval.fromJSON(e))
+        : [],
+      approvalExpireTime: isSet(object.approvalExpireTime)
+        ? fromJsonTimestamp(object.approvalExpireTime)
+        : isSet(object.approval_expire_time)
+        ? fromJsonTimestamp(object.approval_expire_time)
+        : undefined,
+      rejectReason: isSet(object.rejectReason)
+        ? globalThis.String(object.rejectReason)
+        : isSet(object.reject_reason)
+        ? globalThis.String(object.reject_reason)
+        : "",
+      rejectedBy: isSet(object.rejectedBy)
+        ? globalThis.String(object.rejectedBy)
+        : isSet(object.rejected_by)
+        ? globalThis.String(object.rejected_by)
+        : "",
+      rejectTime: isSet(object.rejectTime)
+        ? fromJsonTimestamp(object.rejectTime)
+        : isSet(object.reject_time)
+        ? fromJsonTimestamp(object.reject_time)
+        : undefined,
     };
   },
 
@@ -767,6 +978,24 @@ export const Mint: MessageFns<Mint> = {
     if (message.settlement !== undefined) {
       obj.settlement = Settlement.toJSON(message.settlement);
     }
+    if (message.requester !== "") {
+      obj.requester = message.requester;
+    }
+    if (message.approvals?.length) {
+      obj.approvals = message.approvals.map((e) => MintApproval.toJSON(e));
+    }
+    if (message.approvalExpireTime !== undefined) {
+      obj.approvalExpireTime = message.approvalExpireTime.toISOString();
+    }
+    if (message.rejectReason !== "") {
+      obj.rejectReason = message.rejectReason;
+    }
+    if (message.rejectedBy !== "") {
+      obj.rejectedBy = message.rejectedBy;
+    }
+    if (message.rejectTime !== undefined) {
+      obj.rejectTime = message.rejectTime.toISOString();
+    }
     return obj;
   },
 
@@ -787,6 +1016,12 @@ export const Mint: MessageFns<Mint> = {
     message.settlement = (object.settlement !== undefined && object.settlement !== null)
       ? Settlement.fromPartial(object.settlement)
       : undefined;
+    message.requester = object.requester ?? "";
+    message.approvals = object.approvals?.map((e) => MintApproval.fromPartial(e)) || [];
+    message.approvalExpireTime = object.approvalExpireTime ?? undefined;
+    message.rejectReason = object.rejectReason ?? "";
+    message.rejectedBy = object.rejectedBy ?? "";
+    message.rejectTime = object.rejectTime ?? undefined;
     return message;
   },
 };
@@ -1709,7 +1944,7 @@ export const GetMintResponse: MessageFns<GetMintResponse> = {
 };
 
 function createBaseListMintsRequest(): ListMintsRequest {
-  return { accountId: "", pageSize: 0, pageToken: "" };
+  return { accountId: "", pageSize: 0, pageToken: "", status: 0 };
 }
 
 export const ListMintsRequest: MessageFns<ListMintsRequest> = {
@@ -1722,6 +1957,9 @@ export const ListMintsRequest: MessageFns<ListMintsRequest> = {
     }
     if (message.pageToken !== "") {
       writer.uint32(26).string(message.pageToken);
+    }
+    if (message.status !== 0) {
+      writer.uint32(8808).int32(message.status);
     }
     return writer;
   },
@@ -1763,6 +2001,14 @@ export const ListMintsRequest: MessageFns<ListMintsRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 1101: {
+            if (tag !== 8808) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1792,6 +2038,7 @@ export const ListMintsRequest: MessageFns<ListMintsRequest> = {
         : isSet(object.page_token)
         ? globalThis.String(object.page_token)
         : "",
+      status: isSet(object.status) ? mintStatusFromJSON(object.status) : 0,
     };
   },
 
@@ -1806,6 +2053,9 @@ export const ListMintsRequest: MessageFns<ListMintsRequest> = {
     if (message.pageToken !== "") {
       obj.pageToken = message.pageToken;
     }
+    if (message.status !== 0) {
+      obj.status = mintStatusToJSON(message.status);
+    }
     return obj;
   },
 
@@ -1817,6 +2067,7 @@ export const ListMintsRequest: MessageFns<ListMintsRequest> = {
     message.accountId = object.accountId ?? "";
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.status = object.status ?? 0;
     return message;
   },
 };
@@ -3455,13 +3706,725 @@ export const VerifyAuditChainResponse: MessageFns<VerifyAuditChainResponse> = {
   },
 };
 
+function createBaseMintApproval(): MintApproval {
+  return { approver: "", approveTime: undefined };
+}
+
+export const MintApproval: MessageFns<MintApproval> = {
+  encode(message: MintApproval, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.approver !== "") {
+      writer.uint32(10).string(message.approver);
+    }
+    if (message.approveTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.approveTime), writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MintApproval {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMintApproval();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.approver = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.approveTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MintApproval {
+    return {
+      approver: isSet(object.approver) ? globalThis.String(object.approver) : "",
+      approveTime: isSet(object.approveTime)
+        ? fromJsonTimestamp(object.approveTime)
+        : isSet(object.approve_time)
+        ? fromJsonTimestamp(object.approve_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: MintApproval): unknown {
+    const obj: any = {};
+    if (message.approver !== "") {
+      obj.approver = message.approver;
+    }
+    if (message.approveTime !== undefined) {
+      obj.approveTime = message.approveTime.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<MintApproval>): MintApproval {
+    return MintApproval.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MintApproval>): MintApproval {
+    const message = createBaseMintApproval();
+    message.approver = object.approver ?? "";
+    message.approveTime = object.approveTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseApproveMintRequest(): ApproveMintRequest {
+  return { mintId: "" };
+}
+
+export const ApproveMintRequest: MessageFns<ApproveMintRequest> = {
+  encode(message: ApproveMintRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mintId !== "") {
+      writer.uint32(10).string(message.mintId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApproveMintRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApproveMintRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mintId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApproveMintRequest {
+    return {
+      mintId: isSet(object.mintId)
+        ? globalThis.String(object.mintId)
+        : isSet(object.mint_id)
+        ? globalThis.String(object.mint_id)
+        : "",
+    };
+  },
+
+  toJSON(message: ApproveMintRequest): unknown {
+    const obj: any = {};
+    if (message.mintId !== "") {
+      obj.mintId = message.mintId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ApproveMintRequest>): ApproveMintRequest {
+    return ApproveMintRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ApproveMintRequest>): ApproveMintRequest {
+    const message = createBaseApproveMintRequest();
+    message.mintId = object.mintId ?? "";
+    return message;
+  },
+};
+
+function createBaseApproveMintResponse(): ApproveMintResponse {
+  return { mint: undefined };
+}
+
+export const ApproveMintResponse: MessageFns<ApproveMintResponse> = {
+  encode(message: ApproveMintResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mint !== undefined) {
+      Mint.encode(message.mint, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ApproveMintResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApproveMintResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mint = Mint.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ApproveMintResponse {
+    return { mint: isSet(object.mint) ? Mint.fromJSON(object.mint) : undefined };
+  },
+
+  toJSON(message: ApproveMintResponse): unknown {
+    const obj: any = {};
+    if (message.mint !== undefined) {
+      obj.mint = Mint.toJSON(message.mint);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ApproveMintResponse>): ApproveMintResponse {
+    return ApproveMintResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ApproveMintResponse>): ApproveMintResponse {
+    const message = createBaseApproveMintResponse();
+    message.mint = (object.mint !== undefined && object.mint !== null) ? Mint.fromPartial(object.mint) : undefined;
+    return message;
+  },
+};
+
+function createBaseRejectMintRequest(): RejectMintRequest {
+  return { mintId: "", reason: "" };
+}
+
+export const RejectMintRequest: MessageFns<RejectMintRequest> = {
+  encode(message: RejectMintRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mintId !== "") {
+      writer.uint32(10).string(message.mintId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RejectMintRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRejectMintRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mintId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RejectMintRequest {
+    return {
+      mintId: isSet(object.mintId)
+        ? globalThis.String(object.mintId)
+        : isSet(object.mint_id)
+        ? globalThis.String(object.mint_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: RejectMintRequest): unknown {
+    const obj: any = {};
+    if (message.mintId !== "") {
+      obj.mintId = message.mintId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RejectMintRequest>): RejectMintRequest {
+    return RejectMintRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RejectMintRequest>): RejectMintRequest {
+    const message = createBaseRejectMintRequest();
+    message.mintId = object.mintId ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseRejectMintResponse(): RejectMintResponse {
+  return { mint: undefined };
+}
+
+export const RejectMintResponse: MessageFns<RejectMintResponse> = {
+  encode(message: RejectMintResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mint !== undefined) {
+      Mint.encode(message.mint, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RejectMintResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRejectMintResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mint = Mint.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RejectMintResponse {
+    return { mint: isSet(object.mint) ? Mint.fromJSON(object.mint) : undefined };
+  },
+
+  toJSON(message: RejectMintResponse): unknown {
+    const obj: any = {};
+    if (message.mint !== undefined) {
+      obj.mint = Mint.toJSON(message.mint);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RejectMintResponse>): RejectMintResponse {
+    return RejectMintResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RejectMintResponse>): RejectMintResponse {
+    const message = createBaseRejectMintResponse();
+    message.mint = (object.mint !== undefined && object.mint !== null) ? Mint.fromPartial(object.mint) : undefined;
+    return message;
+  },
+};
+
+function createBaseSetMinterAllowanceRequest(): SetMinterAllowanceRequest {
+  return { principal: "", amount: "" };
+}
+
+export const SetMinterAllowanceRequest: MessageFns<SetMinterAllowanceRequest> = {
+  encode(message: SetMinterAllowanceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== "") {
+      writer.uint32(10).string(message.principal);
+    }
+    if (message.amount !== "") {
+      writer.uint32(18).string(message.amount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetMinterAllowanceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetMinterAllowanceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.amount = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetMinterAllowanceRequest {
+    return {
+      principal: isSet(object.principal) ? globalThis.String(object.principal) : "",
+      amount: isSet(object.amount) ? globalThis.String(object.amount) : "",
+    };
+  },
+
+  toJSON(message: SetMinterAllowanceRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== "") {
+      obj.principal = message.principal;
+    }
+    if (message.amount !== "") {
+      obj.amount = message.amount;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetMinterAllowanceRequest>): SetMinterAllowanceRequest {
+    return SetMinterAllowanceRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetMinterAllowanceRequest>): SetMinterAllowanceRequest {
+    const message = createBaseSetMinterAllowanceRequest();
+    message.principal = object.principal ?? "";
+    message.amount = object.amount ?? "";
+    return message;
+  },
+};
+
+function createBaseSetMinterAllowanceResponse(): SetMinterAllowanceResponse {
+  return { principal: "", allowance: "" };
+}
+
+export const SetMinterAllowanceResponse: MessageFns<SetMinterAllowanceResponse> = {
+  encode(message: SetMinterAllowanceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== "") {
+      writer.uint32(10).string(message.principal);
+    }
+    if (message.allowance !== "") {
+      writer.uint32(18).string(message.allowance);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetMinterAllowanceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetMinterAllowanceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.allowance = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetMinterAllowanceResponse {
+    return {
+      principal: isSet(object.principal) ? globalThis.String(object.principal) : "",
+      allowance: isSet(object.allowance) ? globalThis.String(object.allowance) : "",
+    };
+  },
+
+  toJSON(message: SetMinterAllowanceResponse): unknown {
+    const obj: any = {};
+    if (message.principal !== "") {
+      obj.principal = message.principal;
+    }
+    if (message.allowance !== "") {
+      obj.allowance = message.allowance;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetMinterAllowanceResponse>): SetMinterAllowanceResponse {
+    return SetMinterAllowanceResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetMinterAllowanceResponse>): SetMinterAllowanceResponse {
+    const message = createBaseSetMinterAllowanceResponse();
+    message.principal = object.principal ?? "";
+    message.allowance = object.allowance ?? "";
+    return message;
+  },
+};
+
+function createBaseGetMinterAllowanceRequest(): GetMinterAllowanceRequest {
+  return { principal: "" };
+}
+
+export const GetMinterAllowanceRequest: MessageFns<GetMinterAllowanceRequest> = {
+  encode(message: GetMinterAllowanceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== "") {
+      writer.uint32(10).string(message.principal);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetMinterAllowanceRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetMinterAllowanceRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetMinterAllowanceRequest {
+    return { principal: isSet(object.principal) ? globalThis.String(object.principal) : "" };
+  },
+
+  toJSON(message: GetMinterAllowanceRequest): unknown {
+    const obj: any = {};
+    if (message.principal !== "") {
+      obj.principal = message.principal;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetMinterAllowanceRequest>): GetMinterAllowanceRequest {
+    return GetMinterAllowanceRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetMinterAllowanceRequest>): GetMinterAllowanceRequest {
+    const message = createBaseGetMinterAllowanceRequest();
+    message.principal = object.principal ?? "";
+    return message;
+  },
+};
+
+function createBaseGetMinterAllowanceResponse(): GetMinterAllowanceResponse {
+  return { principal: "", allowance: "" };
+}
+
+export const GetMinterAllowanceResponse: MessageFns<GetMinterAllowanceResponse> = {
+  encode(message: GetMinterAllowanceResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== "") {
+      writer.uint32(10).string(message.principal);
+    }
+    if (message.allowance !== "") {
+      writer.uint32(18).string(message.allowance);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetMinterAllowanceResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetMinterAllowanceResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.allowance = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetMinterAllowanceResponse {
+    return {
+      principal: isSet(object.principal) ? globalThis.String(object.principal) : "",
+      allowance: isSet(object.allowance) ? globalThis.String(object.allowance) : "",
+    };
+  },
+
+  toJSON(message: GetMinterAllowanceResponse): unknown {
+    const obj: any = {};
+    if (message.principal !== "") {
+      obj.principal = message.principal;
+    }
+    if (message.allowance !== "") {
+      obj.allowance = message.allowance;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetMinterAllowanceResponse>): GetMinterAllowanceResponse {
+    return GetMinterAllowanceResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetMinterAllowanceResponse>): GetMinterAllowanceResponse {
+    const message = createBaseGetMinterAllowanceResponse();
+    message.principal = object.principal ?? "";
+    message.allowance = object.allowance ?? "";
+    return message;
+  },
+};
+
 /** MintService is the only service of this API. */
 export type MintServiceService = typeof MintServiceService;
 export const MintServiceService = {
   /**
    * MintUsdc credits `amount` USDC to `account_id`. Idempotent by
    * `idempotency_key` (scoped to this RPC): a retry with the same request
-   * replays the stored result with `replayed = true`. At most MINT_RATE_LIMIT
+   * replays the stored result with `replayed = true`; a mint that needed
+   * approval is replayed as it is now (PENDING_APPROVAL or COMPLETED; after
+   * REJECTED the key is free and the same request makes a new mint). Mints at
+   * or above MINT_APPROVAL_THRESHOLD are accepted PENDING_APPROVAL; with
+   * MINT_ALLOWANCES on, a mint beyond what is left of the caller's allowance
+   * is FAILED_PRECONDITION (ALLOWANCE_EXCEEDED). At most MINT_RATE_LIMIT
    * mints per account in any sliding MINT_RATE_WINDOW, else RESOURCE_EXHAUSTED
    * (reason RATE_LIMITED) with RetryInfo.
    */
@@ -3585,13 +4548,72 @@ export const MintServiceService = {
       Buffer.from(VerifyAuditChainResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): VerifyAuditChainResponse => VerifyAuditChainResponse.decode(value),
   },
+  /**
+   * ApproveMint records the caller's approval of a PENDING_APPROVAL mint; the
+   * approval that reaches MINT_APPROVALS_REQUIRED distinct approvers completes
+   * it (credit and status in one step). The requester cannot approve
+   * (PERMISSION_DENIED, APPROVER_IS_REQUESTER); approving again returns the
+   * mint, counted once; a completed, rejected or expired mint is
+   * FAILED_PRECONDITION (MINT_COMPLETED, MINT_REJECTED, MINT_EXPIRED).
+   */
+  approveMint: {
+    path: "/usdc.mint.v1.MintService/ApproveMint" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ApproveMintRequest): Buffer => Buffer.from(ApproveMintRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ApproveMintRequest => ApproveMintRequest.decode(value),
+    responseSerialize: (value: ApproveMintResponse): Buffer => Buffer.from(ApproveMintResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ApproveMintResponse => ApproveMintResponse.decode(value),
+  },
+  /**
+   * RejectMint rejects a PENDING_APPROVAL mint: MINT_STATUS_REJECTED, its
+   * allowance given back and its idempotency key freed.
+   */
+  rejectMint: {
+    path: "/usdc.mint.v1.MintService/RejectMint" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RejectMintRequest): Buffer => Buffer.from(RejectMintRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RejectMintRequest => RejectMintRequest.decode(value),
+    responseSerialize: (value: RejectMintResponse): Buffer => Buffer.from(RejectMintResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RejectMintResponse => RejectMintResponse.decode(value),
+  },
+  /** SetMinterAllowance sets what is left of a minter's allowance (not added). */
+  setMinterAllowance: {
+    path: "/usdc.mint.v1.MintService/SetMinterAllowance" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetMinterAllowanceRequest): Buffer =>
+      Buffer.from(SetMinterAllowanceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetMinterAllowanceRequest => SetMinterAllowanceRequest.decode(value),
+    responseSerialize: (value: SetMinterAllowanceResponse): Buffer =>
+      Buffer.from(SetMinterAllowanceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetMinterAllowanceResponse => SetMinterAllowanceResponse.decode(value),
+  },
+  /** GetMinterAllowance returns what is left of a minter's allowance ("0" if never set). */
+  getMinterAllowance: {
+    path: "/usdc.mint.v1.MintService/GetMinterAllowance" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetMinterAllowanceRequest): Buffer =>
+      Buffer.from(GetMinterAllowanceRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetMinterAllowanceRequest => GetMinterAllowanceRequest.decode(value),
+    responseSerialize: (value: GetMinterAllowanceResponse): Buffer =>
+      Buffer.from(GetMinterAllowanceResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetMinterAllowanceResponse => GetMinterAllowanceResponse.decode(value),
+  },
 } as const;
 
 export interface MintServiceServer extends UntypedServiceImplementation {
   /**
    * MintUsdc credits `amount` USDC to `account_id`. Idempotent by
    * `idempotency_key` (scoped to this RPC): a retry with the same request
-   * replays the stored result with `replayed = true`. At most MINT_RATE_LIMIT
+   * replays the stored result with `replayed = true`; a mint that needed
+   * approval is replayed as it is now (PENDING_APPROVAL or COMPLETED; after
+   * REJECTED the key is free and the same request makes a new mint). Mints at
+   * or above MINT_APPROVAL_THRESHOLD are accepted PENDING_APPROVAL; with
+   * MINT_ALLOWANCES on, a mint beyond what is left of the caller's allowance
+   * is FAILED_PRECONDITION (ALLOWANCE_EXCEEDED). At most MINT_RATE_LIMIT
    * mints per account in any sliding MINT_RATE_WINDOW, else RESOURCE_EXHAUSTED
    * (reason RATE_LIMITED) with RetryInfo.
    */
@@ -3636,13 +4658,36 @@ export interface MintServiceServer extends UntypedServiceImplementation {
    * sequence numbers and names the first broken record.
    */
   verifyAuditChain: handleUnaryCall<VerifyAuditChainRequest, VerifyAuditChainResponse>;
+  /**
+   * ApproveMint records the caller's approval of a PENDING_APPROVAL mint; the
+   * approval that reaches MINT_APPROVALS_REQUIRED distinct approvers completes
+   * it (credit and status in one step). The requester cannot approve
+   * (PERMISSION_DENIED, APPROVER_IS_REQUESTER); approving again returns the
+   * mint, counted once; a completed, rejected or expired mint is
+   * FAILED_PRECONDITION (MINT_COMPLETED, MINT_REJECTED, MINT_EXPIRED).
+   */
+  approveMint: handleUnaryCall<ApproveMintRequest, ApproveMintResponse>;
+  /**
+   * RejectMint rejects a PENDING_APPROVAL mint: MINT_STATUS_REJECTED, its
+   * allowance given back and its idempotency key freed.
+   */
+  rejectMint: handleUnaryCall<RejectMintRequest, RejectMintResponse>;
+  /** SetMinterAllowance sets what is left of a minter's allowance (not added). */
+  setMinterAllowance: handleUnaryCall<SetMinterAllowanceRequest, SetMinterAllowanceResponse>;
+  /** GetMinterAllowance returns what is left of a minter's allowance ("0" if never set). */
+  getMinterAllowance: handleUnaryCall<GetMinterAllowanceRequest, GetMinterAllowanceResponse>;
 }
 
 export interface MintServiceClient extends Client {
   /**
    * MintUsdc credits `amount` USDC to `account_id`. Idempotent by
    * `idempotency_key` (scoped to this RPC): a retry with the same request
-   * replays the stored result with `replayed = true`. At most MINT_RATE_LIMIT
+   * replays the stored result with `replayed = true`; a mint that needed
+   * approval is replayed as it is now (PENDING_APPROVAL or COMPLETED; after
+   * REJECTED the key is free and the same request makes a new mint). Mints at
+   * or above MINT_APPROVAL_THRESHOLD are accepted PENDING_APPROVAL; with
+   * MINT_ALLOWANCES on, a mint beyond what is left of the caller's allowance
+   * is FAILED_PRECONDITION (ALLOWANCE_EXCEEDED). At most MINT_RATE_LIMIT
    * mints per account in any sliding MINT_RATE_WINDOW, else RESOURCE_EXHAUSTED
    * (reason RATE_LIMITED) with RetryInfo.
    */
@@ -3812,6 +4857,80 @@ export interface MintServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: VerifyAuditChainResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ApproveMint records the caller's approval of a PENDING_APPROVAL mint; the
+   * approval that reaches MINT_APPROVALS_REQUIRED distinct approvers completes
+   * it (credit and status in one step). The requester cannot approve
+   * (PERMISSION_DENIED, APPROVER_IS_REQUESTER); approving again returns the
+   * mint, counted once; a completed, rejected or expired mint is
+   * FAILED_PRECONDITION (MINT_COMPLETED, MINT_REJECTED, MINT_EXPIRED).
+   */
+  approveMint(
+    request: ApproveMintRequest,
+    callback: (error: ServiceError | null, response: ApproveMintResponse) => void,
+  ): ClientUnaryCall;
+  approveMint(
+    request: ApproveMintRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ApproveMintResponse) => void,
+  ): ClientUnaryCall;
+  approveMint(
+    request: ApproveMintRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ApproveMintResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RejectMint rejects a PENDING_APPROVAL mint: MINT_STATUS_REJECTED, its
+   * allowance given back and its idempotency key freed.
+   */
+  rejectMint(
+    request: RejectMintRequest,
+    callback: (error: ServiceError | null, response: RejectMintResponse) => void,
+  ): ClientUnaryCall;
+  rejectMint(
+    request: RejectMintRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RejectMintResponse) => void,
+  ): ClientUnaryCall;
+  rejectMint(
+    request: RejectMintRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RejectMintResponse) => void,
+  ): ClientUnaryCall;
+  /** SetMinterAllowance sets what is left of a minter's allowance (not added). */
+  setMinterAllowance(
+    request: SetMinterAllowanceRequest,
+    callback: (error: ServiceError | null, response: SetMinterAllowanceResponse) => void,
+  ): ClientUnaryCall;
+  setMinterAllowance(
+    request: SetMinterAllowanceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetMinterAllowanceResponse) => void,
+  ): ClientUnaryCall;
+  setMinterAllowance(
+    request: SetMinterAllowanceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetMinterAllowanceResponse) => void,
+  ): ClientUnaryCall;
+  /** GetMinterAllowance returns what is left of a minter's allowance ("0" if never set). */
+  getMinterAllowance(
+    request: GetMinterAllowanceRequest,
+    callback: (error: ServiceError | null, response: GetMinterAllowanceResponse) => void,
+  ): ClientUnaryCall;
+  getMinterAllowance(
+    request: GetMinterAllowanceRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetMinterAllowanceResponse) => void,
+  ): ClientUnaryCall;
+  getMinterAllowance(
+    request: GetMinterAllowanceRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetMinterAllowanceResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,124 @@
+/**
+ * Issue 11 through the generated client, on memory and on PostgreSQL: a large
+ * mint waits for two approvers other than its requester, replays show it as
+ * it is now, rejection frees its key, ReconcileMint refuses it while pending,
+ * and minter allowances cap mints. Principals come from the
+ * x-mint-dev-principal header (the stop-gap until authentication lands).
+ */
+import { status as Code } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Blockchain, MintStatus, type ApproveMintResponse, type GetBalanceResponse, type GetMinterAllowanceResponse, type ListMintsResponse, type Mint, type MintUsdcResponse, type RejectMintResponse } from "../../gen/usdc/mint/v1/mint.js";
+import { startPgTestServer } from "../support/pg-test-server.js";
+import { expectError, startTestServer, type TestServer } from "../support/test-server.js";
+
+const ENV = {
+  MINT_APPROVAL_THRESHOLD: "1000",
+  MINT_APPROVALS_REQUIRED: "2",
+  MINT_ALLOWANCES: "true",
+  MINT_DEV_PRINCIPAL_HEADER: "true",
+};
+
+const as = (principal: string) => ({ metadata: { "x-mint-dev-principal": principal } });
+
+function suite(name: string, start: () => Promise<TestServer>): void {
+  describe(`approvals and allowances over gRPC: ${name}`, () => {
+    let s: TestServer;
+    beforeAll(async () => {
+      s = await start();
+      await s.call("setMinterAllowance", { principal: "minter-a", amount: "5000" }, as("reserve"));
+    });
+    afterAll(async () => {
+      await s.stop();
+    });
+
+    const mint = (key: string, amount: string, account = "acct-big", who = "minter-a") =>
+      s.call<object, MintUsdcResponse>("mintUsdc", { accountId: account, amount, blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: key }, as(who));
+    const approve = (mintId: string, who: string) => s.call<object, ApproveMintResponse>("approveMint", { mintId }, as(who));
+    const balance = async (account: string) => (await s.call<object, GetBalanceResponse>("getBalance", { accountId: account })).balance;
+
+    it("a large mint is pending until two approvers other than the requester approve; replays show it as it is now", async () => {
+      const first = await mint("big-1", "1500");
+      const m = first.mint as Mint;
+      expect(m.status).toBe(MintStatus.MINT_STATUS_PENDING_APPROVAL);
+      expect(m.requester).toBe("minter-a");
+      expect(await balance("acct-big")).toBe("0");
+
+      const self = await expectError(approve(m.mintId, "minter-a"));
+      expect(self.code).toBe(Code.PERMISSION_DENIED);
+      expect(self.reason).toBe("APPROVER_IS_REQUESTER");
+
+      expect((await approve(m.mintId, "bob")).mint?.status).toBe(MintStatus.MINT_STATUS_PENDING_APPROVAL);
+      expect((await approve(m.mintId, "bob")).mint?.approvals.map((a) => a.approver)).toEqual(["bob"]);
+      const replay = await mint("big-1", "1500");
+      expect(replay.replayed).toBe(true);
+      expect(replay.mint?.approvals.map((a) => a.approver)).toEqual(["bob"]);
+
+      const done = await approve(m.mintId, "carol");
+      expect(done.mint?.status).toBe(MintStatus.MINT_STATUS_COMPLETED);
+      expect(await balance("acct-big")).toBe("1500");
+      const replayDone = await mint("big-1", "1500");
+      expect(replayDone.replayed && replayDone.mint?.status).toBe(MintStatus.MINT_STATUS_COMPLETED);
+
+      const late = await expectError(approve(m.mintId, "dave"));
+      expect([late.code, late.reason]).toEqual([Code.FAILED_PRECONDITION, "MINT_COMPLETED"]);
+      expect(await balance("acct-big")).toBe("1500");
+    });
+
+    it("ReconcileMint of a pending mint is refused; a rejected mint cannot be approved and its key is free", async () => {
+      const m = (await mint("big-2", "2000", "acct-rej")).mint as Mint;
+      const rec = await expectError(s.call("reconcileMint", { mintId: m.mintId, reason: "x" }, as("ops")));
+      expect([rec.code, rec.reason]).toEqual([Code.FAILED_PRECONDITION, "MINT_PENDING_APPROVAL"]);
+      const rejected = await s.call<object, RejectMintResponse>("rejectMint", { mintId: m.mintId, reason: "not expected" }, as("bob"));
+      expect(rejected.mint?.status).toBe(MintStatus.MINT_STATUS_REJECTED);
+      expect(rejected.mint?.rejectReason).toBe("not expected");
+      expect(rejected.mint?.rejectedBy).toBe("bob");
+      const refused = await expectError(approve(m.mintId, "carol"));
+      expect([refused.code, refused.reason]).toEqual([Code.FAILED_PRECONDITION, "MINT_REJECTED"]);
+      const again = await mint("big-2", "2000", "acct-rej");
+      expect(again.replayed).toBe(false);
+      expect(again.mint?.mintId).not.toBe(m.mintId);
+      expect(await balance("acct-rej")).toBe("0");
+      const pending = await s.call<object, ListMintsResponse>("listMints", { accountId: "acct-rej", pageSize: 0, pageToken: "", status: MintStatus.MINT_STATUS_PENDING_APPROVAL });
+      expect(pending.mints.map((x) => x.mintId)).toEqual([again.mint?.mintId]);
+    });
+
+    it("a mint beyond the minter's allowance is ALLOWANCE_EXCEEDED with what is left, and changes nothing", async () => {
+      await s.call("setMinterAllowance", { principal: "minter-b", amount: "10" }, as("reserve"));
+      await mint("small-1", "7", "acct-allow", "minter-b");
+      const e = await expectError(mint("small-2", "4", "acct-allow", "minter-b"));
+      expect([e.code, e.reason]).toEqual([Code.FAILED_PRECONDITION, "ALLOWANCE_EXCEEDED"]);
+      expect(e.metadata).toEqual({ principal: "minter-b", remaining: "3", amount: "4" });
+      expect(await balance("acct-allow")).toBe("7");
+      const left = await s.call<object, GetMinterAllowanceResponse>("getMinterAllowance", { principal: "minter-b" });
+      expect(left.allowance).toBe("3");
+      const bad = await expectError(s.call("setMinterAllowance", { principal: "", amount: "1" }));
+      expect([bad.code, bad.reason]).toEqual([Code.INVALID_ARGUMENT, "INVALID_ACCOUNT_ID"]);
+      const badAmount = await expectError(s.call("setMinterAllowance", { principal: "minter-b", amount: "-1" }));
+      expect(badAmount.reason).toBe("INVALID_AMOUNT");
+      expect((await s.call<object, GetMinterAllowanceResponse>("getMinterAllowance", { principal: "minter-b" })).allowance).toBe("3");
+    });
+
+    it("bad ids and filters are INVALID_ARGUMENT; unknown mints NOT_FOUND", async () => {
+      expect((await expectError(approve("", "bob"))).reason).toBe("INVALID_MINT_ID");
+      expect((await expectError(approve("mint_00000000000000000000000000", "bob"))).reason).toBe("MINT_NOT_FOUND");
+      expect((await expectError(s.call("listMints", { accountId: "", pageSize: 0, pageToken: "", status: 99 }))).reason).toBe("INVALID_STATUS");
+    });
+  });
+}
+
+suite("memory", () => startTestServer(ENV));
+suite("postgres", () => startPgTestServer(ENV, ""));
+
+describe("without MINT_DEV_PRINCIPAL_HEADER the header names no one", () => {
+  it("every call is `local`: the requester header is ignored and so is the approver's", async () => {
+    const s = await startTestServer({ MINT_APPROVAL_THRESHOLD: "1000" });
+    try {
+      const r = await s.call<object, MintUsdcResponse>("mintUsdc", { accountId: "x", amount: "1000", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: "k" }, as("mallory"));
+      expect(r.mint?.requester).toBe("local");
+      const e = await expectError(s.call("approveMint", { mintId: r.mint?.mintId }, as("bob")));
+      expect([e.code, e.reason]).toEqual([Code.PERMISSION_DENIED, "APPROVER_IS_REQUESTER"]);
+    } finally {
+      await s.stop();
+    }
+  });
+});
