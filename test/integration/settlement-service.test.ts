@@ -16,6 +16,7 @@ import {
   Blockchain,
   MintStatus,
   SettlementState,
+  type ApproveMintResponse,
   type GetBalanceResponse,
   type GetMintResponse,
   type MintUsdcResponse,
@@ -58,7 +59,10 @@ afterAll(async () => {
 });
 
 /** The service settling ETHEREUM on a fresh token (minter: the HSM key unless `minter` says otherwise). */
-async function serviceFor(storeOf: () => Promise<string>, opts: { allowance?: bigint; minter?: `0x${string}`; confirmations?: number; feeBumpTimeout?: string; rpcUrl?: string } = {}): Promise<{ s: TestServer; setup: TokenSetup }> {
+async function serviceFor(
+  storeOf: () => Promise<string>,
+  opts: { allowance?: bigint; minter?: `0x${string}`; confirmations?: number; feeBumpTimeout?: string; rpcUrl?: string; env?: Record<string, string> } = {},
+): Promise<{ s: TestServer; setup: TokenSetup }> {
   const setup =
     opts.minter === undefined
       ? await deployForSigner(node, signer(), opts.allowance === undefined ? {} : { allowance: opts.allowance })
@@ -68,7 +72,7 @@ async function serviceFor(storeOf: () => Promise<string>, opts: { allowance?: bi
     file,
     `blockchains:\n  ${BLOCKCHAIN}:\n    rpcUrl: ${opts.rpcUrl ?? node.url}\n    chainId: ${node.chainId}\n    tokenContract: "${setup.token}"\n    treasury: "${setup.treasury}"\n    confirmations: ${opts.confirmations ?? 1}\n    feeBumpTimeout: ${opts.feeBumpTimeout ?? "1m"}\n    pollInterval: 20ms\n    requestTimeout: 2s\n`,
   );
-  const s = await startTestServer({ MINT_STORE: await storeOf(), MINT_SETTLEMENT_FILE: file, ...pkcs11SignerEnv(token, dir) });
+  const s = await startTestServer({ MINT_STORE: await storeOf(), MINT_SETTLEMENT_FILE: file, ...pkcs11SignerEnv(token, dir), ...opts.env });
   return { s, setup };
 }
 
@@ -149,6 +153,29 @@ describe.each([
       expect((await getMint(s, mintId))?.status).toBe(MintStatus.MINT_STATUS_COMPLETED);
     } finally {
       await node.testClient.setAutomine(true);
+      await s.stop();
+    }
+  }, 60_000);
+
+  it("issue 11 + 15: a large mint waits for approval with nothing credited or queued; the completing approval credits pending and settles it on-chain", async () => {
+    const env = { MINT_APPROVAL_THRESHOLD: "5", MINT_APPROVALS_REQUIRED: "2", MINT_DEV_PRINCIPAL_HEADER: "true" };
+    const { s, setup } = await serviceFor(storeOf, { env });
+    const as = (principal: string) => ({ metadata: { "x-mint-dev-principal": principal } });
+    try {
+      const r = await s.call<object, MintUsdcResponse>("mintUsdc", { accountId: "appr-alice", amount: "10", blockchain: Blockchain.BLOCKCHAIN_ETHEREUM, idempotencyKey: "appr-1" }, as("minter-a"));
+      const mintId = r.mint?.mintId ?? "";
+      expect([r.mint?.status, r.mint?.settlement?.state]).toEqual([MintStatus.MINT_STATUS_PENDING_APPROVAL, SettlementState.SETTLEMENT_STATE_NOT_REQUIRED]);
+      const first = await s.call<object, ApproveMintResponse>("approveMint", { mintId }, as("bob"));
+      expect(first.mint?.status).toBe(MintStatus.MINT_STATUS_PENDING_APPROVAL);
+      expect(await balance(s, "appr-alice")).toMatchObject({ balance: "0", pendingBalance: "0" });
+      const done = await s.call<object, ApproveMintResponse>("approveMint", { mintId }, as("carol"));
+      expect(done.mint?.status).toBe(MintStatus.MINT_STATUS_COMPLETED);
+      expect(done.mint?.settlement?.state).not.toBe(SettlementState.SETTLEMENT_STATE_NOT_REQUIRED);
+      await untilState(s, mintId, SettlementState.SETTLEMENT_STATE_CONFIRMED);
+      expect(await balance(s, "appr-alice")).toMatchObject({ balance: "10", pendingBalance: "0" });
+      expect(await setup.chain.totalSupply()).toBe(10_000_000n);
+      expect((await reconcileChain(s)).agree).toBe(true);
+    } finally {
       await s.stop();
     }
   }, 60_000);
