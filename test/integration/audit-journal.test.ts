@@ -42,8 +42,8 @@ async function freshDb(): Promise<TestDatabase> {
   return db;
 }
 
-async function serve(db: TestDatabase): Promise<TestServer> {
-  const s = await startTestServer({ MINT_STORE: db.url });
+async function serve(db: TestDatabase, env: Record<string, string> = {}): Promise<TestServer> {
+  const s = await startTestServer({ MINT_STORE: db.url, ...env });
   servers.push(s);
   return s;
 }
@@ -119,6 +119,33 @@ describe("audit journal on PostgreSQL", () => {
     const cmd = await verifyCommand(db);
     expect(cmd.code).toBe(0);
     expect(cmd.text).toContain("records 1..6");
+  });
+
+  it("issue 11: approvals (counted and completing), a rejection and an allowance set are journaled in their transactions, matching the ledger", async () => {
+    const db = await freshDb();
+    const s = await serve(db, { MINT_APPROVAL_THRESHOLD: "100", MINT_APPROVALS_REQUIRED: "2", MINT_ALLOWANCES: "true", MINT_DEV_PRINCIPAL_HEADER: "true" });
+    const as = (principal: string) => ({ metadata: { "x-mint-dev-principal": principal } });
+    const mint = (key: string): Promise<{ mint?: { mintId: string } }> =>
+      s.call("mintUsdc", { accountId: "dora", amount: "150", blockchain: 1 /* ETHEREUM */, idempotencyKey: key }, as("minter-a"));
+    await s.call("setMinterAllowance", { principal: "minter-a", amount: "1000" }, as("reserve"));
+    const big = (await mint("k-big")).mint!.mintId;
+    await s.call("approveMint", { mintId: big }, as("bob"));
+    await s.call("approveMint", { mintId: big }, as("bob")); // counted once, journaled once
+    await s.call("approveMint", { mintId: big }, as("carol"));
+    const other = (await mint("k-other")).mint!.mintId;
+    await s.call("rejectMint", { mintId: other, reason: "no wire" }, as("bob"));
+    await waitFor(async () => (await unsealed(db)) === 0, "the journal to be sealed");
+    expect(await expectSealedWithoutGaps(db)).toBe(6);
+    expect(await expectJournalMatchesLedger(db)).toBe(6);
+    const events = (await list(s, {})).events;
+    expect(events.map((e) => [e.action, e.principal, JSON.parse(e.resultJson).status ?? null])).toEqual([
+      ["SetMinterAllowance", "reserve", null],
+      ["MintUsdc", "minter-a", "PENDING_APPROVAL"],
+      ["ApproveMint", "bob", "PENDING_APPROVAL"],
+      ["ApproveMint", "carol", "COMPLETED"],
+      ["MintUsdc", "minter-a", "PENDING_APPROVAL"],
+      ["RejectMint", "bob", "REJECTED"],
+    ]);
   });
 
   it("ListAuditEvents filters by account, principal and time, and pages with a token bound to its filters", async () => {
