@@ -114,6 +114,12 @@ describe("the core over ExactlyOnceStore", () => {
         getBalance: (a) => inner.getBalance(a),
         getMint: (id) => inner.getMint(id),
         listMints: (q) => inner.listMints(q),
+        setReserve: (...a) => inner.setReserve(...a),
+        getSupply: () => inner.getSupply(),
+        setFrozen: (...a) => inner.setFrozen(...a),
+        getAccount: (a) => inner.getAccount(a),
+        getRedemption: (id) => inner.getRedemption(id),
+        listRedemptions: (q) => inner.listRedemptions(q),
       }),
     });
     await expect(core.mintUsdc(mintInput(), NO_DEADLINE)).rejects.toBeInstanceOf(UnavailableError);

@@ -8,7 +8,8 @@
  */
 import type { Clock } from "../../domain/clock.js";
 import { markNotApplied, type Failure } from "../../domain/errors.js";
-import { differingFields, sameRequest, type CanonicalRequest, type IdempotencyScope, type MintRecord, type StoredResult } from "../../domain/model.js";
+import { differingFields, sameRequest, type AccountState, type CanonicalRequest, type IdempotencyScope, type MintRecord, type RedemptionRecord, type StoredResult, type SupplyState } from "../../domain/model.js";
+import type { JournalEntry } from "../../domain/journal.js";
 import type { Effect, ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, KeyedCall, LedgerStore, ListMintsQuery, Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { IN_USE_RETRY_AFTER_MS } from "./memory-idempotency-store.js";
@@ -87,12 +88,42 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
     return this.ledger.listMints(query);
   }
 
+  // Issue 12. The memory ledger applies each of these synchronously, so each
+  // is atomic against every mint, transfer and redemption in flight.
+  setReserve(reserveMicros: bigint, attestationRef: string, journal: JournalEntry, wait: Wait): Promise<Result<SupplyState>> {
+    return this.ledger.setReserve(reserveMicros, attestationRef, journal, wait.deadlineMs);
+  }
+
+  getSupply(): Promise<SupplyState> {
+    return this.ledger.getSupply();
+  }
+
+  setFrozen(accountId: string, frozen: boolean, reason: string, journal: JournalEntry, wait: Wait): Promise<Result<AccountState>> {
+    return this.ledger.setFrozen(accountId, frozen, reason, journal, wait.deadlineMs);
+  }
+
+  getAccount(accountId: string): Promise<AccountState> {
+    return this.ledger.getAccount(accountId);
+  }
+
+  getRedemption(redemptionId: string): Promise<RedemptionRecord | null> {
+    return this.ledger.getRedemption(redemptionId);
+  }
+
+  listRedemptions(query: ListMintsQuery): Promise<{ redemption: RedemptionRecord; seq: number }[]> {
+    return this.ledger.listRedemptions(query);
+  }
+
   /** The memory ledger is atomic per call: when it throws, nothing was applied. */
   private async apply(effect: Effect, claim: IdempotencyClaim, deadlineMs: number): Promise<Result<StoredResult>> {
     try {
       if (effect.kind === "mint") {
-        const r = await this.ledger.mint(effect.cmd, claim, deadlineMs);
+        const r = await this.ledger.mint(effect.cmd, claim, deadlineMs, effect.reserveRequired === true);
         return r.ok ? ok({ scope: "mint", mint: r.value }) : r;
+      }
+      if (effect.kind === "redeem") {
+        const r = await this.ledger.redeem(effect.cmd, claim, deadlineMs, effect.journal);
+        return r.ok ? ok({ scope: "redeem", redemption: r.value }) : r;
       }
       const r = await this.ledger.transfer(effect.cmd, claim, deadlineMs);
       return r.ok ? ok({ scope: "transfer", transfer: r.value }) : r;
