@@ -74,6 +74,14 @@ const handlers: MintServiceServer = {
   getMint: (_call, cb) => cb(null, getMintResponse),
   listMints: (_call, cb) => cb(null, listMintsResponse),
   reconcileMint: (_call, cb) => cb(null, reconcileResponse),
+  // Issue 12's RPCs are not benched against this baseline.
+  setReserve: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  getSupply: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  redeemUsdc: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  getRedemption: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  listRedemptions: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  freezeAccount: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  unfreezeAccount: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
 };
 
 async function main(): Promise<void> {

@@ -121,6 +121,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     clock,
     maxAmountMicros: config.maxAmountMicros,
     maxLockWaiters: config.maxLockWaiters,
+    reserveRequired: config.reserveRequired,
   });
 
   // Expired keys are deleted (not only hidden) and idle limiter state dropped,

@@ -48,6 +48,8 @@ export interface Config extends SettlementVariables {
   readonly maxLockWaiters: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: most calls open at once on one connection. */
   readonly maxConcurrentStreams: number;
+  /** Issue 12: refuse mints (RESERVE_NOT_SET) until a reserve is set. */
+  readonly reserveRequired: boolean;
 }
 
 export class ConfigError extends Error {
@@ -165,6 +167,7 @@ const SETTINGS = [
   { key: "maxCallsInFlight", env: "MINT_MAX_CALLS_IN_FLIGHT", def: "1000", doc: "most calls running at once in this process; more are refused UNAVAILABLE (OVERLOADED) with RetryInfo", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
   { key: "maxLockWaiters", env: "MINT_MAX_LOCK_WAITERS", def: "128", doc: "most calls waiting for one account; more are refused UNAVAILABLE (ACCOUNT_BUSY) with RetryInfo", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
   { key: "maxConcurrentStreams", env: "MINT_MAX_CONCURRENT_STREAMS", def: "100", doc: "most calls open at once on one HTTP/2 connection (grpc.max_concurrent_streams)", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
+  { key: "reserveRequired", env: "MINT_RESERVE_REQUIRED", def: "false", doc: "refuse mints (FAILED_PRECONDITION RESERVE_NOT_SET) until SetReserve has set a reserve; false = supply is not capped before one is set", parse: boolParser, expect: "true or false" },
 ] as const satisfies readonly Setting<keyof Config>[];
 
 function flagOf(env: string): string {
@@ -278,5 +281,6 @@ export function describeConfig(config: Config): Record<string, string | number |
     maxCallsInFlight: config.maxCallsInFlight,
     maxLockWaiters: config.maxLockWaiters,
     maxConcurrentStreams: config.maxConcurrentStreams,
+    reserveRequired: config.reserveRequired,
   };
 }

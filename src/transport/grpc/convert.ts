@@ -1,6 +1,6 @@
 /** Proto <-> domain conversions. Money leaves as a canonical decimal string, formatted once here. */
-import { Blockchain, MintStatus, type Mint, type Transfer } from "../../../gen/usdc/mint/v1/mint.js";
-import { BLOCKCHAINS, type Blockchain as DomainBlockchain, type MintRecord, type TransferRecord } from "../../domain/model.js";
+import { Blockchain, MintStatus, type Mint, type Redemption, type Supply, type Transfer } from "../../../gen/usdc/mint/v1/mint.js";
+import { BLOCKCHAINS, type Blockchain as DomainBlockchain, type MintRecord, type RedemptionRecord, type SupplyState, type TransferRecord } from "../../domain/model.js";
 import { formatMicros } from "../../domain/money.js";
 
 const PREFIX = "BLOCKCHAIN_";
@@ -50,5 +50,28 @@ export function transferToProto(t: TransferRecord): Transfer {
     amount: formatMicros(t.amountMicros),
     createTime: new Date(t.createWallMs),
     idempotencyKey: t.idempotencyKey,
+  };
+}
+
+// Issue 12.
+export function redemptionToProto(r: RedemptionRecord): Redemption {
+  return {
+    redemptionId: r.redemptionId,
+    accountId: r.accountId,
+    amount: formatMicros(r.amountMicros),
+    blockchain: blockchainValue(r.blockchain),
+    idempotencyKey: r.idempotencyKey,
+    actor: r.actor,
+    createTime: new Date(r.createWallMs),
+  };
+}
+
+/** Reserve and headroom are empty strings until a reserve is set. */
+export function supplyToProto(s: SupplyState): Supply {
+  return {
+    supply: formatMicros(s.supplyMicros),
+    reserve: s.reserveMicros === null ? "" : formatMicros(s.reserveMicros),
+    headroom: s.headroomMicros === null ? "" : formatMicros(s.headroomMicros),
+    attestationRef: s.attestationRef,
   };
 }
