@@ -166,6 +166,7 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_MAX_CALLS_IN_FLIGHT", "0"],
     ["MINT_MAX_LOCK_WAITERS", "many"],
     ["MINT_MAX_CONCURRENT_STREAMS", "-1"],
+    ["MINT_RESERVE_REQUIRED", "perhaps"],
   ];
 
   it.each(bad)("%s=%j", (name, value) => {
