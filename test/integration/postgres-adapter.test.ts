@@ -138,13 +138,13 @@ describe("migrations", () => {
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
       );
       expect(tables.rows.map((r) => r.table_name).sort()).toEqual(
-        ["accounts", "idempotency_keys", "ledger_entries", "mint_seq_base", "mints", "schema_migrations", "transfers"].sort(),
+        ["accounts", "idempotency_keys", "ledger_entries", "mint_seq_base", "mints", "redemptions", "schema_migrations", "supply", "transfers"].sort(),
       );
       const money = await client.query<{ table_name: string; column_name: string; data_type: string; numeric_precision: number; numeric_scale: number }>(
         `SELECT table_name, column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns
          WHERE table_schema = 'public' AND column_name IN ('balance', 'amount') ORDER BY table_name`,
       );
-      expect(money.rows.length).toBe(4);
+      expect(money.rows.length).toBe(5); // accounts, mints, transfers, ledger_entries, redemptions (issue 12)
       for (const col of money.rows) expect([col.data_type, col.numeric_precision, col.numeric_scale]).toEqual(["numeric", 38, 0]);
       const before = await client.query("SELECT version, applied_at FROM schema_migrations ORDER BY version");
 

@@ -177,6 +177,11 @@ WITH e AS (
   INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
   VALUES ($2, -$3::numeric, 'reversal', $1, $4)
   RETURNING 1
+), s AS (
+  -- Issue 12: supply drops with the reversal (the account row is already
+  -- locked by the debit, so the supply row comes last in the lock order).
+  UPDATE supply SET supply = supply - $3::numeric, updated_at = now() WHERE id = 1
+  RETURNING 1
 )
 UPDATE mints SET status = 'REVERSED', reverse_time = $4, reverse_reason = $5
 WHERE mint_id = $1
@@ -187,7 +192,11 @@ RETURNING ${MINT_COLUMNS}`;
  * write nothing when \`acct\` returns no row; ON CONFLICT DO UPDATE locks the
  * row even when its WHERE refuses, so the freeze cannot change under us).
  * Supply rises after the account is locked: the lock order is key row <
- * account rows < the supply row, for mints, reversals and redemptions alike.
+ * account rows < the supply row, for mints, reversals and redemptions alike
+ * (a mint raises it in a statement of its own, after MINT_SQL, since the
+ * order in which one statement's CTEs take their locks is not defined; a
+ * reversal or redemption, whose account is locked by an earlier statement,
+ * lowers it in a CTE of its last statement).
  */
 
 /**
@@ -202,7 +211,6 @@ RETURNING 1`;
 
 const LOCK_SUPPLY_SQL = "SELECT supply::text AS supply, reserve::text AS reserve, attestation_ref FROM supply WHERE id = 1 FOR UPDATE";
 const READ_SUPPLY_SQL = "SELECT supply::text AS supply, reserve::text AS reserve, attestation_ref FROM supply WHERE id = 1";
-const LOWER_SUPPLY_SQL = "UPDATE supply SET supply = supply - $1::numeric, updated_at = now() WHERE id = 1 RETURNING 1";
 
 interface SupplyRow {
   supply: string;
@@ -258,8 +266,12 @@ WITH upd AS (
     expires_at = ${dbNowSql(9)} + make_interval(secs => $10::float8 / 1000)
   WHERE scope = 'redeem' AND key = $11
   RETURNING 1
+), s AS (
+  UPDATE supply SET supply = supply - $3::numeric, updated_at = now() WHERE id = 1
+  RETURNING 1
 )
-SELECT (SELECT count(*) FROM upd)::int AS accounts, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM r)::int AS redemptions`;
+SELECT (SELECT count(*) FROM upd)::int AS accounts, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM r)::int AS redemptions,
+  (SELECT count(*) FROM s)::int AS supply`;
 
 const ACCOUNT_STATE_SQL = "SELECT balance::text AS balance, frozen, freeze_reason FROM accounts WHERE account_id = $1";
 
@@ -411,8 +423,6 @@ export class PostgresLedgerStore implements LedgerStore {
     ]);
     const out = updated.rows[0];
     assert(out !== undefined, `reversed mint ${mintId} is still there`);
-    const lowered = await client.query(LOWER_SUPPLY_SQL, [mint.amountMicros.toString()]);
-    assert(lowered.rowCount === 1, "the supply row exists (migration 1201)");
     return ok(mintFromRow(out));
   }
 
@@ -456,7 +466,7 @@ export class PostgresLedgerStore implements LedgerStore {
       const acct = locked.rows[0];
       if (acct?.frozen === true) return fail({ code: "ACCOUNT_FROZEN", accountId: cmd.accountId });
       if (acct === undefined || BigInt(acct.balance) < cmd.amountMicros) return fail({ code: "INSUFFICIENT_FUNDS", accountId: cmd.accountId });
-      const res = await client.query<{ accounts: number; keys: number; redemptions: number }>(REDEEM_SQL, [
+      const res = await client.query<{ accounts: number; keys: number; redemptions: number; supply: number }>(REDEEM_SQL, [
         cmd.redemptionId,
         cmd.accountId,
         cmd.amountMicros.toString(),
@@ -470,9 +480,7 @@ export class PostgresLedgerStore implements LedgerStore {
         c.key,
       ]);
       const row = res.rows[0];
-      assert(row !== undefined && row.accounts === 1 && row.keys === 1 && row.redemptions === 1, "redemption wrote one account, its record and its claimed key");
-      const lowered = await client.query(LOWER_SUPPLY_SQL, [cmd.amountMicros.toString()]);
-      assert(lowered.rowCount === 1, "the supply row exists (migration 1201)");
+      assert(row !== undefined && row.accounts === 1 && row.keys === 1 && row.redemptions === 1 && row.supply === 1, "redemption wrote one account, its record, its claimed key and supply");
       return ok(record);
     });
   }
