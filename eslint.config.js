@@ -28,7 +28,7 @@ export default tseslint.config(
         "error",
         {
           patterns: [
-            { group: ["@grpc/*", "pg", "ioredis", "pino", "**/gen/**", "**/adapters/**", "**/transport/**"], message: "the core imports no transport, storage or logging (STYLE habit 1)" },
+            { group: ["@grpc/*", "pg", "ioredis", "pino", "prom-client", "**/observability/**", "**/gen/**", "**/adapters/**", "**/transport/**"], message: "the core imports no transport, storage, logging or metrics library (STYLE habit 1; record through MetricsSink)" },
           ],
         },
       ],

@@ -15,7 +15,9 @@
  * server once. (Short values such as "0" or "13" are never Huffman-coded:
  * the code is not shorter.)
  */
+import { readFileSync } from "node:fs";
 import http2 from "node:http2";
+import tls from "node:tls";
 import net from "node:net";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
@@ -75,7 +77,7 @@ function hpackString(s: string): number[] {
  * The request header block: static-table entries and literals without
  * indexing (never Huffman), so it is the same bytes on every request.
  */
-export function requestHeaderBlock(path: string, authority: string, timeoutHeader: string | null): Buffer {
+export function requestHeaderBlock(path: string, authority: string, timeoutHeader: string | null, authorization?: string): Buffer {
   const b: number[] = [
     0x83, // :method POST (static 3)
     0x86, // :scheme http (static 6)
@@ -90,6 +92,7 @@ export function requestHeaderBlock(path: string, authority: string, timeoutHeade
     ...hpackString("trailers"),
   ];
   if (timeoutHeader !== null) b.push(0x00, ...hpackString("grpc-timeout"), ...hpackString(timeoutHeader));
+  if (authorization !== undefined) b.push(0x00, ...hpackString("authorization"), ...hpackString(authorization));
   return Buffer.from(b);
 }
 
@@ -182,6 +185,13 @@ interface StreamState {
   done: Completion;
 }
 
+/** PEM files for a TLS connection: the server's CA, and a client certificate for mutual TLS. */
+export interface TlsClientFiles {
+  readonly ca: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
 /** One HTTP/2 connection carrying many concurrent unary gRPC calls. */
 export class RawH2Connection {
   private readonly socket: net.Socket;
@@ -211,11 +221,25 @@ export class RawH2Connection {
     socket.on("close", () => this.fail("socket:closed"));
   }
 
-  static connect(port: number, dict: HpackDictionary): Promise<RawH2Connection> {
+  /**
+   * Connects over TCP, or over TLS when `secure` is given (ALPN h2, the
+   * server checked against `ca`, a client certificate when `cert`/`key` are set).
+   */
+  static connect(port: number, dict: HpackDictionary, secure?: TlsClientFiles): Promise<RawH2Connection> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host: "127.0.0.1", port });
+      const socket =
+        secure === undefined
+          ? net.connect({ host: "127.0.0.1", port })
+          : tls.connect({
+              host: "127.0.0.1",
+              port,
+              servername: "localhost",
+              ALPNProtocols: ["h2"],
+              ca: readFileSync(secure.ca),
+              ...(secure.cert !== undefined && secure.key !== undefined ? { cert: readFileSync(secure.cert), key: readFileSync(secure.key) } : {}),
+            });
       socket.once("error", reject);
-      socket.once("connect", () => {
+      socket.once(secure === undefined ? "connect" : "secureConnect", () => {
         socket.off("error", reject);
         const c = new RawH2Connection(socket, dict);
         const settings = Buffer.alloc(12);

@@ -17,7 +17,7 @@
 import { readFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { PATHS, bodyMaker, type Workload } from "./frames.js";
-import { RawH2Connection, calibrate, requestHeaderBlock, type Completion, type HpackDictionary } from "./h2-raw.js";
+import { RawH2Connection, calibrate, requestHeaderBlock, type Completion, type HpackDictionary, type TlsClientFiles } from "./h2-raw.js";
 
 export interface LoadSpec {
   readonly port: number;
@@ -34,6 +34,10 @@ export interface LoadSpec {
   readonly serverPid?: number;
   /** Sent as `grpc-timeout` on every call (as real clients set deadlines); omitted when 0. */
   readonly deadlineMs: number;
+  /** TLS (and mutual TLS) for the raw client; plaintext when absent. */
+  readonly tls?: TlsClientFiles;
+  /** Sent as `authorization` metadata on every call (e.g. "Bearer …"). */
+  readonly authorization?: string;
 }
 
 export interface LoadResult {
@@ -118,7 +122,7 @@ let dictionary: Promise<HpackDictionary> | null = null;
 async function rawTransport(spec: LoadSpec, headerBlock: Buffer, onError: (k: string) => void): Promise<Transport> {
   dictionary ??= calibrate();
   const dict = await dictionary;
-  const conns = await Promise.all(Array.from({ length: spec.connections }, () => RawH2Connection.connect(spec.port, dict)));
+  const conns = await Promise.all(Array.from({ length: spec.connections }, () => RawH2Connection.connect(spec.port, dict, spec.tls)));
   for (const c of conns) c.onConnectionError = (what) => onError("connection:" + what);
   return {
     call: (slot, body, done) => (conns[slot % conns.length] as RawH2Connection).call(headerBlock, body, done),
@@ -136,7 +140,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const next = bodyMaker({ workload: spec.workload, accounts: spec.accounts, keyTag: nextKeyTag() });
   const authority = `127.0.0.1:${spec.port}`;
   const timeout = spec.deadlineMs > 0 ? `${Math.round(spec.deadlineMs)}m` : null;
-  const transport = await rawTransport(spec, requestHeaderBlock(PATHS[spec.workload], authority, timeout), countError);
+  const transport = await rawTransport(spec, requestHeaderBlock(PATHS[spec.workload], authority, timeout, spec.authorization), countError);
 
   const seeding = spec.totalCalls !== undefined;
   let sent = 0;

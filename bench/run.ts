@@ -6,7 +6,7 @@
  *   npm run bench                 full run (7 pairs per comparison, ~10 min)
  *   npm run bench -- --quick      short run (3 pairs, shorter windows, ~1.5 min)
  *
- * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,hot,core,memory,pg,reserve,pg-reserve,
+ * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,metrics,hot,core,memory,pg,reserve,pg-reserve,
  * --conc 1,16,64, --tsx (run both servers with tsx instead of compiled JS),
  * --no-deadline (send no grpc-timeout), --profile (write a CPU profile of the
  * service and of the empty server per comparison to bench/profiles/).
@@ -18,8 +18,8 @@
  * service/baseline; the report gives the median ratio, its min–max, and the
  * medians of the absolute figures for context.
  */
-import { fork, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync, fork, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { LoadResult, LoadSpec } from "./load-gen.js";
@@ -293,6 +293,38 @@ function profileFlags(ctx: Ctx, label: string): string[] {
   return ["--cpu-prof", `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${label}.cpuprofile`];
 }
 
+/**
+ * Alternating pairs of the same load on two servers (ABBA: which side goes
+ * first alternates, so a drift within a pair cancels out).
+ */
+async function alternate(
+  ctx: Ctx,
+  label: string,
+  names: readonly [string, string],
+  base: ServerProcess,
+  subject: ServerProcess,
+  method: Method,
+  concurrency: number,
+): Promise<{ baseRuns: LoadResult[]; svcRuns: LoadResult[] }> {
+  const baseRuns: LoadResult[] = [];
+  const svcRuns: LoadResult[] = [];
+  for (let i = 0; i < ctx.opts.pairs; i++) {
+    const order: ["base" | "svc", "base" | "svc"] = i % 2 === 0 ? ["base", "svc"] : ["svc", "base"];
+    for (const side of order) {
+      const target = side === "base" ? base : subject;
+      const r = await ctx.gen.run(spec(ctx, target, method, concurrency, ACCOUNTS));
+      (side === "base" ? baseRuns : svcRuns).push(r);
+    }
+    const b = baseRuns[i] as LoadResult;
+    const s = svcRuns[i] as LoadResult;
+    ctx.log(
+      `  ${label} pair ${i + 1}/${ctx.opts.pairs}: ${names[0]} ${b.rps.toFixed(0)}/s p99 ${b.p99Ms.toFixed(2)}ms, ` +
+        `${names[1]} ${s.rps.toFixed(0)}/s p99 ${s.p99Ms.toFixed(2)}ms${s.errors + b.errors > 0 ? ` ERRORS ${JSON.stringify({ ...b.errorKinds, ...s.errorKinds })}` : ""}`,
+    );
+  }
+  return { baseRuns, svcRuns };
+}
+
 /** Service vs empty server for one method at one concurrency. */
 async function compareWithEmpty(ctx: Ctx, method: Method, concurrency: number): Promise<Comparison> {
   const label = `${method}-c${concurrency}`;
@@ -300,26 +332,97 @@ async function compareWithEmpty(ctx: Ctx, method: Method, concurrency: number): 
   const service = await startServer("service", { launch: ctx.launch, nodeFlags: profileFlags(ctx, `service-${label}`) });
   try {
     if (method !== "mint") await seed(ctx, service, ACCOUNTS);
-    const baseRuns: LoadResult[] = [];
-    const svcRuns: LoadResult[] = [];
-    for (let i = 0; i < ctx.opts.pairs; i++) {
-      // ABBA: alternate which side goes first, so a drift within the pair cancels out.
-      const order: ["base" | "svc", "base" | "svc"] = i % 2 === 0 ? ["base", "svc"] : ["svc", "base"];
-      for (const side of order) {
-        const target = side === "base" ? empty : service;
-        const r = await ctx.gen.run(spec(ctx, target, method, concurrency, ACCOUNTS));
-        (side === "base" ? baseRuns : svcRuns).push(r);
-      }
-      const b = baseRuns[i] as LoadResult;
-      const s = svcRuns[i] as LoadResult;
-      ctx.log(
-        `  ${label} pair ${i + 1}/${ctx.opts.pairs}: empty ${b.rps.toFixed(0)}/s p99 ${b.p99Ms.toFixed(2)}ms, ` +
-          `service ${s.rps.toFixed(0)}/s p99 ${s.p99Ms.toFixed(2)}ms${s.errors + b.errors > 0 ? ` ERRORS ${JSON.stringify({ ...b.errorKinds, ...s.errorKinds })}` : ""}`,
-      );
-    }
+    const { baseRuns, svcRuns } = await alternate(ctx, label, ["empty", "service"], empty, service, method, concurrency);
     return buildComparison(`${method}_vs_empty_c${concurrency}`, "service", "empty server", method, concurrency, baseRuns, svcRuns);
   } finally {
     await Promise.all([empty.stop(), service.stop()]);
+  }
+}
+
+/**
+ * MintUsdc on the service with metrics on (MINT_METRICS_LISTEN set: the
+ * metrics link and every recorder live) against off (nothing records), at one
+ * concurrency. The CPU-cost ratio (off ÷ on server-CPU per call) is the cost
+ * of recording; scrapes are not part of it (Prometheus scrapes every 15 s or so).
+ */
+async function compareMetrics(ctx: Ctx, concurrency: number): Promise<Comparison> {
+  const label = `metrics-c${concurrency}`;
+  const off = await startServer("service", { launch: ctx.launch, nodeFlags: profileFlags(ctx, `metrics-off-${label}`) });
+  const on = await startServer("service", {
+    launch: ctx.launch,
+    env: { MINT_METRICS_LISTEN: "127.0.0.1:0" },
+    nodeFlags: profileFlags(ctx, `metrics-on-${label}`),
+  });
+  try {
+    const { baseRuns, svcRuns } = await alternate(ctx, label, ["off", "on"], off, on, "mint", concurrency);
+    return buildComparison(`metrics_on_vs_off_c${concurrency}`, "metrics on", "metrics off", "mint", concurrency, baseRuns, svcRuns);
+  } finally {
+    await Promise.all([off.stop(), on.stop()]);
+  }
+}
+
+/**
+ * PEM files for the auth comparison, made with openssl in a temp directory:
+ * a server certificate, a client CA and one client certificate whose identity
+ * is the principal `bench` (minter on every account) of an auth file.
+ */
+function makeBenchSecrets(): { dir: string; env: Record<string, string>; tls: { ca: string; cert: string; key: string } } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "mint-bench-auth-"));
+  const sh = (args: string[]): void => void execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  sh(["req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=bench-ca", "-days", "2"]);
+  const leaf = (name: string, san: string): void => {
+    writeFileSync(path.join(dir, `${name}.ext`), `subjectAltName=${san}\n`);
+    sh(["req", ...ec, "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", `/CN=${name}`]);
+    sh(["x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-days", "2", "-extfile", `${name}.ext`, "-out", `${name}.crt`]);
+  };
+  leaf("server", "IP:127.0.0.1,DNS:localhost");
+  leaf("client", "URI:spiffe://bench/minter");
+  writeFileSync(
+    path.join(dir, "auth.json"),
+    JSON.stringify({ principals: [{ name: "bench", roles: ["minter"], scopes: ["*"], certificate_identities: ["URI:spiffe://bench/minter"] }] }),
+  );
+  const f = (n: string): string => path.join(dir, n);
+  return {
+    dir,
+    env: { MINT_TLS_CERT: f("server.crt"), MINT_TLS_KEY: f("server.key"), MINT_TLS_CLIENT_CA: f("ca.crt"), MINT_AUTH_FILE: f("auth.json") },
+    tls: { ca: f("ca.crt"), cert: f("client.crt"), key: f("client.key") },
+  };
+}
+
+/**
+ * MintUsdc with mutual TLS + auth on (a client certificate naming a principal
+ * with the minter role) against the same service with both off (plaintext,
+ * every caller `local`). Connections are long-lived, as real callers keep
+ * them: the figure is the per-call cost (record encryption, the auth link),
+ * not the handshake.
+ */
+async function compareAuth(ctx: Ctx, concurrency: number): Promise<Comparison> {
+  const secrets = makeBenchSecrets();
+  const label = `auth-c${concurrency}`;
+  const open = await startServer("service", { launch: ctx.launch, nodeFlags: profileFlags(ctx, `service-open-${label}`) });
+  const secured = await startServer("service", { launch: ctx.launch, env: secrets.env, nodeFlags: profileFlags(ctx, `service-auth-${label}`) });
+  try {
+    const offRuns: LoadResult[] = [];
+    const onRuns: LoadResult[] = [];
+    for (let i = 0; i < ctx.opts.pairs; i++) {
+      const order: ["off" | "on", "off" | "on"] = i % 2 === 0 ? ["off", "on"] : ["on", "off"];
+      for (const side of order) {
+        const s = side === "off" ? spec(ctx, open, "mint", concurrency, ACCOUNTS) : { ...spec(ctx, secured, "mint", concurrency, ACCOUNTS), tls: secrets.tls };
+        const r = await ctx.gen.run(s);
+        (side === "off" ? offRuns : onRuns).push(r);
+      }
+      const b = offRuns[i] as LoadResult;
+      const a = onRuns[i] as LoadResult;
+      ctx.log(
+        `  ${label} pair ${i + 1}/${ctx.opts.pairs}: off ${b.rps.toFixed(0)}/s ${fmtUs(b.serverCpuUsPerCall)} µs/call, ` +
+          `mTLS+auth ${a.rps.toFixed(0)}/s ${fmtUs(a.serverCpuUsPerCall)} µs/call${a.errors + b.errors > 0 ? ` ERRORS ${JSON.stringify({ ...b.errorKinds, ...a.errorKinds })}` : ""}`,
+      );
+    }
+    return buildComparison(`mint_auth_vs_open_c${concurrency}`, "mTLS + auth", "plaintext, no auth", "mint", concurrency, offRuns, onRuns);
+  } finally {
+    await Promise.all([open.stop(), secured.stop()]);
+    rmSync(secrets.dir, { recursive: true, force: true });
   }
 }
 
@@ -511,6 +614,28 @@ async function main(): Promise<void> {
         }
       }
     }
+    if (want("metrics")) {
+      for (const c of [64]) {
+        log(`mint c=${c}: metrics off vs on`);
+        try {
+          comparisons.push(await compareMetrics(ctx, c));
+        } catch (e) {
+          failures.push(`metrics c=${c}: ${(e as Error).message}`);
+          log(`  FAILED: ${(e as Error).message}`);
+        }
+      }
+    }
+    if (want("auth")) {
+      for (const c of opts.concurrencies) {
+        log(`mint c=${c}: mTLS + auth vs plaintext without auth`);
+        try {
+          comparisons.push(await compareAuth(ctx, c));
+        } catch (e) {
+          failures.push(`auth c=${c}: ${(e as Error).message}`);
+          log(`  FAILED: ${(e as Error).message}`);
+        }
+      }
+    }
     if (want("hot")) {
       log("transfers c=64: hot account vs uniform");
       try {
@@ -587,6 +712,7 @@ async function main(): Promise<void> {
   const limiterWorst = mem(`limiter_${biggest}_10mints`);
   const idem = mem(`idempotency_${biggest}`);
   const hot = find("hot_vs_uniform_c64");
+  const metricsCost = find("metrics_on_vs_off_c64");
 
   const report = {
     mint_vs_empty: ratio(at64("mint")),
@@ -608,11 +734,13 @@ async function main(): Promise<void> {
     limiter_heap_returns: limiterWorst === null ? null : limiterWorst.returnsWithin10Pct,
     idempotency_heap_returns: idem === null ? null : idem.returnsWithin10Pct,
     pg_transfer_vs_pgbench: pg === null || pg.ratio === null ? null : round(pg.ratio),
+    mint_cpu_cost_metrics_on_vs_off: cost(metricsCost),
     notes: {
       headline:
         "*_vs_empty: median over pairs of service req/s ÷ empty-server req/s at concurrency 64 (the target's point); *_p99_vs_empty: median of per-pair p99 ratios at c=64; " +
         "*_cpu_cost_vs_empty: median of per-pair (empty-server CPU µs per call ÷ service CPU µs per call) at c=64, read from /proc: the throughput ratio if both were CPU-bound, and far less moved by other processes on the machine; " +
         "hot_vs_uniform: transfers between 2 accounts ÷ between 10,000 accounts, on the service, c=64; " +
+        "mint_cpu_cost_metrics_on_vs_off: MintUsdc server-CPU µs per call with MINT_METRICS_LISTEN empty ÷ set, c=64 (the cost of recording metrics); " +
         `limiter_bytes_per_account: default limit 10 with a full ring (10 mints per account), ${biggest.toLocaleString("en-US")} accounts; ` +
         `idempotency_bytes_per_key: ${biggest.toLocaleString("en-US")} completed mint keys, the MintRecord itself excluded (the ledger holds it)`,
       generator:
@@ -627,6 +755,7 @@ async function main(): Promise<void> {
       transfer_vs_empty: ">= 0.90 at c=64",
       p99_vs_empty: "<= 1.5",
       hot_vs_uniform: ">= 0.8",
+      mint_cpu_cost_metrics_on_vs_off: ">= 0.97",
       limiter_bytes_per_account: "<= 300",
       idempotency_bytes_per_key: "<= 1024",
       heap_after_ttl: "within 10% of baseline",
@@ -725,6 +854,8 @@ async function main(): Promise<void> {
   out.push(targetLine("Transfer p99 vs empty", t.transfer_p99_vs_empty, "<= 1.5", t.transfer_p99_vs_empty === null ? null : t.transfer_p99_vs_empty <= 1.5));
   out.push(targetLine("GetBalance p99 vs empty", t.getbalance_p99_vs_empty, "<= 1.5", t.getbalance_p99_vs_empty === null ? null : t.getbalance_p99_vs_empty <= 1.5));
   out.push(targetLine("hot vs uniform", t.hot_vs_uniform, ">= 0.8", t.hot_vs_uniform === null ? null : t.hot_vs_uniform >= 0.8));
+  const mc = t.mint_cpu_cost_metrics_on_vs_off;
+  out.push(targetLine("MintUsdc CPU cost metrics on/off", mc, ">= 0.97", mc === null ? null : mc >= 0.97));
   out.push(targetLine("limiter bytes/account", t.limiter_bytes_per_account, "<= 300", t.limiter_bytes_per_account === null ? null : t.limiter_bytes_per_account <= 300));
   out.push(targetLine("idempotency bytes/key", t.idempotency_bytes_per_key, "<= 1024", t.idempotency_bytes_per_key === null ? null : t.idempotency_bytes_per_key <= 1024));
   out.push(`  heap back after window/TTL: limiter ${t.limiter_heap_returns ?? "n/a"}, idempotency ${t.idempotency_heap_returns ?? "n/a"}`);
@@ -742,6 +873,8 @@ function sideKey(label: string): string {
   if (label.startsWith("empty")) return "empty";
   if (label === "service") return "service";
   if (label.startsWith("hot")) return "hot";
+  if (label.startsWith("mTLS")) return "auth_on";
+  if (label.startsWith("plaintext")) return "auth_off";
   return "uniform";
 }
 

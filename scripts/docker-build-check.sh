@@ -275,9 +275,39 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
   WHO="uid 65534 (nobody)"
 fi
 
+# ---------------------------------------------------------------------------
+# Started as the image is (MINT_LISTEN=0.0.0.0:50051) without credentials, the
+# server must refuse to start: exit 2 and one line saying how to mount them.
+rc=0
+(cd "$RT" && exec env "${RUNTIME_ENV[@]}" "${AS_USER[@]}" timeout 20 "${CMD_ARGV[@]}") >"$WORK/bare.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] || { cat "$WORK/bare.log" >&2; die "started without credentials on 0.0.0.0 the server exited $rc (expected 2)"; }
+[ "$(wc -l <"$WORK/bare.log")" = 1 ] || { cat "$WORK/bare.log" >&2; die "the refusal is not one line"; }
+grep -q 'MINT_LISTEN=0.0.0.0:50051 is reachable from other hosts' "$WORK/bare.log" && grep -q 'docker run -v' "$WORK/bare.log" ||
+  die "the refusal does not say how to mount the certificates and auth file: $(cat "$WORK/bare.log")"
+log "without credentials: exit 2, one line: $(cut -c1-100 "$WORK/bare.log")..."
+
+# ---------------------------------------------------------------------------
+# Started the way the README's `docker run` line does: certificates and the
+# auth file mounted read-only under /secrets (here: a directory made now with
+# openssl), listening on every interface (port 0 here, so runs never collide).
+SECRETS="$WORK/secrets"
+mkdir -p "$SECRETS"
+(
+  cd "$SECRETS"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.crt -subj /CN=check-ca -days 2
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr -subj /CN=mint-server
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >server.ext
+  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -days 2 -extfile server.ext -out server.crt
+  cp ca.crt client-ca.crt
+  printf 'principals:\n  - name: check\n    roles: [reader]\n    scopes: ["*"]\n    token_sha256: ["%s"]\n' "$(printf check-token | sha256sum | cut -d' ' -f1)" >auth.yaml
+  chmod 644 ./*
+) >"$WORK/secrets.log" 2>&1 || { cat "$WORK/secrets.log" >&2; die "could not make test certificates with openssl"; }
+chmod 755 "$SECRETS"
+SECRET_ENV=(MINT_TLS_CERT="$SECRETS/server.crt" MINT_TLS_KEY="$SECRETS/server.key" MINT_TLS_CLIENT_CA="$SECRETS/client-ca.crt" MINT_AUTH_FILE="$SECRETS/auth.yaml")
+
 (
   cd "$RT"
-  exec env "${RUNTIME_ENV[@]}" MINT_LISTEN=127.0.0.1:0 MINT_LOG_LEVEL=info "${AS_USER[@]}" "${CMD_ARGV[@]}"
+  exec env "${RUNTIME_ENV[@]}" MINT_LISTEN=0.0.0.0:0 MINT_LOG_LEVEL=info "${SECRET_ENV[@]}" "${AS_USER[@]}" "${CMD_ARGV[@]}"
 ) >"$SERVER_LOG" 2>&1 &
 SERVER_PID=$!
 log "started ${CMD_ARGV[*]} as $WHO (pid $SERVER_PID)"
@@ -305,7 +335,7 @@ log "listening on $ADDRESS"
 
 # ---------------------------------------------------------------------------
 # The HEALTHCHECK command against it.
-if ! (cd "$RT" && env "${RUNTIME_ENV[@]}" MINT_LISTEN="$ADDRESS" "${AS_USER[@]}" "${HEALTH_ARGV[@]}") >"$WORK/health.log" 2>&1; then
+if ! (cd "$RT" && env "${RUNTIME_ENV[@]}" MINT_LISTEN="$ADDRESS" "${SECRET_ENV[@]}" "${AS_USER[@]}" "${HEALTH_ARGV[@]}") >"$WORK/health.log" 2>&1; then
   cat "$WORK/health.log" >&2
   die "HEALTHCHECK ${HEALTH_ARGV[*]} did not exit 0"
 fi

@@ -5,7 +5,8 @@
 //   node scripts/healthcheck.mjs [service]     (service defaults to "", the whole server)
 //
 // The port comes from MINT_LISTEN (host:port, default 127.0.0.1:50051); a
-// wildcard or localhost host is reached on 127.0.0.1. Uses only @grpc/grpc-js
+// wildcard or localhost host is reached on 127.0.0.1. With MINT_TLS_CERT set it
+// speaks TLS. Uses only @grpc/grpc-js
 // (a production dependency) with a hand-built client, so it needs neither the
 // compiled output nor proto files: HealthCheckRequest and HealthCheckResponse
 // are one field each and are encoded here by hand.
@@ -98,7 +99,14 @@ const service = process.argv[2] ?? "";
 // A safety net: whatever happens (a stuck resolver, a hung connect), never outlive the budget.
 setTimeout(() => fail(`no answer from ${address} within ${TIMEOUT_MS} ms`), TIMEOUT_MS + 250).unref();
 
-const client = new HealthClient(address, grpc.credentials.createInsecure());
+// With MINT_TLS_CERT set the server speaks only TLS. The check talks to its own
+// process over loopback and sends nothing secret, so it does not verify the
+// server certificate (the image holds no copy of the server CA) and presents no
+// client certificate: health is the one service that needs none.
+const credentials = process.env.MINT_TLS_CERT
+  ? grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false, checkServerIdentity: () => undefined })
+  : grpc.credentials.createInsecure();
+const client = new HealthClient(address, credentials);
 client.check({ service }, { deadline: Date.now() + TIMEOUT_MS }, (err, res) => {
   client.close();
   if (err) fail(`${address} Health/Check(${JSON.stringify(service)}): ${grpc.status[err.code] ?? err.code} ${err.details ?? err.message}`);

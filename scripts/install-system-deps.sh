@@ -9,12 +9,14 @@
 #   softhsm2                the PKCS#11 token the settlement signer tests use
 #                           (libsofthsm2.so, softhsm2-util)
 #   opensc                  pkcs11-tool, to inspect a token by hand
+#   prometheus              a real Prometheus server and promtool (2.42), for the
+#                           metrics test and `promtool check rules` on ops/alerts.yml
 # Idempotent and quiet: prints nothing when all are present, one line per
 # install otherwise. Runs `apt-get update` at most once, only if an install is
 # needed. Needs root (or sudo) when something is missing.
 set -euo pipefail
 
-PACKAGES=(protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf softhsm2 opensc)
+PACKAGES=(protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf softhsm2 opensc prometheus)
 
 installed() {
   [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = "installed" ]

@@ -8,11 +8,16 @@ import { MemoryLedgerStore } from "./adapters/memory/memory-ledger-store.js";
 import { MemoryRateLimiter } from "./adapters/memory/memory-rate-limiter.js";
 import { systemClock, type Clock } from "./domain/clock.js";
 import { MintCore } from "./domain/mint-core.js";
-import type { ExactlyOnceStore, IdempotencyStore, LedgerStore, Probe, RateLimiter } from "./domain/ports.js";
+import { noMetrics, type ExactlyOnceStore, type IdempotencyStore, type LedgerStore, type MetricsSink, type Probe, type RateLimiter } from "./domain/ports.js";
 import type { Config } from "./config.js";
 import { SWEEP_BATCH_KEYS } from "./domain/limits.js";
 import type { Logger } from "./logger.js";
+import { MintServiceService } from "../gen/usdc/mint/v1/mint.js";
+import { startMetricsServer, type RunningMetricsServer } from "./observability/metrics-server.js";
+import { ServiceMetrics, type MetricsSources } from "./observability/metrics.js";
+import { grpcMethodsOf } from "./transport/grpc/metrics-link.js";
 import { startServer, type RunningServer } from "./transport/grpc/server.js";
+import { Security, type ReloadReport } from "./auth/security.js";
 
 /** How often expired keys and idle limiter state are swept, in ms (at most). */
 const SWEEP_INTERVAL_MS = 1_000;
@@ -26,6 +31,8 @@ export interface Adapters {
   readonly probes: Probe[];
   /** What each port runs on, for the start log line. */
   readonly description: Record<string, string>;
+  /** Gauges of adapter state that metrics read at scrape time (pool, limiter). */
+  readonly metricsSources: Pick<MetricsSources, "pgPool" | "limiterAccounts">;
   close(): Promise<void>;
 }
 
@@ -35,7 +42,7 @@ export interface TestHooks {
   readonly pgNowWallMs?: () => number;
 }
 
-export async function openAdapters(config: Config, clock: Clock, logger: Logger, hooks: TestHooks = {}): Promise<Adapters> {
+export async function openAdapters(config: Config, clock: Clock, logger: Logger, hooks: TestHooks = {}, metrics: MetricsSink = noMetrics): Promise<Adapters> {
   let store: ExactlyOnceStore;
   let ledger: LedgerStore;
   let idempotency: IdempotencyStore;
@@ -43,6 +50,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
   const probes: Probe[] = [];
   const closers: (() => Promise<void>)[] = [];
   const description: Record<string, string> = {};
+  const metricsSources: { -readonly [K in keyof Adapters["metricsSources"]]: Adapters["metricsSources"][K] } = {};
 
   if (config.store === "memory") {
     ledger = new MemoryLedgerStore({ clock });
@@ -61,7 +69,9 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
       clock,
       logger,
       ...(hooks.pgNowWallMs === undefined ? {} : { testNowWallMs: hooks.pgNowWallMs }),
+      metrics,
     });
+    metricsSources.pgPool = () => pg.poolStats();
     store = pg.store;
     ledger = pg.ledger;
     idempotency = pg.idempotency;
@@ -80,6 +90,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
       failOpen: config.rateLimitFailOpen,
       logger,
       clock,
+      metrics,
     });
     limiter = redis;
     // Failing open means Redis being down does not stop minting, so it must not stop serving either.
@@ -87,7 +98,9 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
     closers.push(() => redis.close());
     description.limiter = config.rateLimitFailOpen ? "redis (fail open)" : "redis";
   } else {
-    limiter = new MemoryRateLimiter({ limit: config.rateLimit, windowMs: config.rateWindowMs, clock });
+    const memoryLimiter = new MemoryRateLimiter({ limit: config.rateLimit, windowMs: config.rateWindowMs, clock });
+    metricsSources.limiterAccounts = () => memoryLimiter.accountCount();
+    limiter = memoryLimiter;
     description.limiter = config.store === "memory" ? "memory" : "memory (per replica: set MINT_REDIS_URL for one global limit)";
   }
 
@@ -98,6 +111,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
     limiter,
     probes,
     description,
+    metricsSources,
     async close() {
       for (const c of closers.reverse()) await c();
     },
@@ -106,15 +120,50 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
 
 export interface App {
   readonly server: RunningServer;
+  /** Callers, roles and certificates; `reload()` re-reads them. */
+  readonly security: Security;
+  /** Re-reads the auth file and the TLS files (SIGHUP); each part that fails keeps its previous version. */
+  reload(): ReloadReport;
   readonly core: MintCore;
   readonly adapters: Adapters;
+  /** The metrics: null when MINT_METRICS_LISTEN is empty (then nothing records). */
+  readonly metrics: ServiceMetrics | null;
+  /** host:port the metrics listener bound; null when off. */
+  readonly metricsAddress: string | null;
   /** Drains, stops the server and closes the adapters; true when calls in flight finished within the grace. */
   shutdown(): Promise<boolean>;
 }
 
+/**
+ * Starts the metrics listener when MINT_METRICS_LISTEN is set. It binds
+ * first, before any store is opened, so that an address that cannot be bound
+ * stops the start with one line naming the variable and nothing to undo.
+ */
+async function startMetrics(config: Config): Promise<{ metrics: ServiceMetrics; listener: RunningMetricsServer } | null> {
+  if (config.metricsListen === "") return null;
+  const metrics = new ServiceMetrics({ grpcMethods: grpcMethodsOf(MintServiceService) });
+  try {
+    return { metrics, listener: await startMetricsServer(config.metricsListen, metrics) };
+  } catch (err: unknown) {
+    const why = err instanceof Error ? ((err as { code?: string }).code ?? err.message) : String(err);
+    throw new Error(`MINT_METRICS_LISTEN=${config.metricsListen}: cannot listen (${why})`, { cause: err });
+  }
+}
+
 /** Starts the whole service. `clock` defaults to the system clock (tests pass a fake one). */
 export async function startApp(config: Config, logger: Logger, clock: Clock = systemClock, hooks: TestHooks = {}): Promise<App> {
-  const adapters = await openAdapters(config, clock, logger, hooks);
+  // First, before any adapter opens: an unusable auth file or certificate stops the start (one line).
+  const security = new Security(config);
+  const observed = await startMetrics(config);
+  const metrics = observed?.metrics ?? null;
+  const sink: MetricsSink = metrics ?? noMetrics;
+  let adapters: Adapters;
+  try {
+    adapters = await openAdapters(config, clock, logger, hooks, sink);
+  } catch (err: unknown) {
+    await observed?.listener.close();
+    throw err;
+  }
   const core = new MintCore({
     store: adapters.store,
     limiter: adapters.limiter,
@@ -122,6 +171,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     maxAmountMicros: config.maxAmountMicros,
     maxLockWaiters: config.maxLockWaiters,
     reserveRequired: config.reserveRequired,
+    metrics: sink,
   });
 
   // Expired keys are deleted (not only hidden) and idle limiter state dropped,
@@ -135,7 +185,9 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
         await new Promise((r) => setImmediate(r));
       }
       await adapters.limiter.sweepIdle();
+      sink.sweeperRun(true);
     } catch (err) {
+      sink.sweeperRun(false);
       logger.warn({ err }, "sweep failed; will retry");
     } finally {
       sweeping = false;
@@ -144,20 +196,37 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
   const sweepTimer = setInterval(() => void sweep(), Math.min(SWEEP_INTERVAL_MS, config.idempotencyTtlMs, config.rateWindowMs));
   sweepTimer.unref();
 
-  const server = await startServer({
-    core,
-    clock,
-    logger,
-    listen: config.listen,
-    maxMessageBytes: config.maxMessageBytes,
-    shutdownGraceMs: config.shutdownGraceMs,
-    maxCallsInFlight: config.maxCallsInFlight,
-    maxConcurrentStreams: config.maxConcurrentStreams,
-    probes: adapters.probes,
-    closeAdapters: async () => {
-      clearInterval(sweepTimer);
-      await adapters.close();
-    },
+  let server: RunningServer;
+  try {
+    server = await startServer({
+      ...(metrics === null ? {} : { metrics }),
+      core,
+      clock,
+      logger,
+      listen: config.listen,
+      maxMessageBytes: config.maxMessageBytes,
+      shutdownGraceMs: config.shutdownGraceMs,
+      maxCallsInFlight: config.maxCallsInFlight,
+      maxConcurrentStreams: config.maxConcurrentStreams,
+      security,
+      reflection: config.reflection,
+      probes: adapters.probes,
+      closeAdapters: async () => {
+        clearInterval(sweepTimer);
+        await adapters.close();
+        // Last, so the final scrape of a draining replica still answers.
+        await observed?.listener.close();
+      },
+    });
+  } catch (err: unknown) {
+    await observed?.listener.close();
+    throw err;
+  }
+  metrics?.watch({
+    ...adapters.metricsSources,
+    lockWaiters: () => core.locks.waiting(),
+    callsInFlight: () => server.edge.callsInFlight,
+    idempotencyKeys: () => adapters.idempotency.size(),
   });
-  return { server, core, adapters, shutdown: () => server.shutdown() };
+  return { server, core, adapters, metrics, metricsAddress: observed?.listener.address ?? null, security, reload: () => security.reload(), shutdown: () => server.shutdown() };
 }

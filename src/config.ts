@@ -4,7 +4,7 @@
  * validated at start; a bad one stops the start with one line naming it.
  * Returns a frozen object; nothing else in the service reads process.env.
  */
-import { readFileSync } from "node:fs";
+import { accessSync, constants as fsConstants, readFileSync, statSync } from "node:fs";
 import { parseConfigAmount, formatMicros } from "./domain/money.js";
 import {
   LABEL_PATTERN,
@@ -50,6 +50,19 @@ export interface Config extends SettlementVariables {
   readonly maxConcurrentStreams: number;
   /** Issue 12: refuse mints (RESERVE_NOT_SET) until a reserve is set. */
   readonly reserveRequired: boolean;
+  /** host:port of the Prometheus HTTP listener (GET /metrics); empty = no listener. */
+  readonly metricsListen: string;
+  /** Principals file (YAML or JSON); empty: every caller is `local` with every role (loopback only). */
+  readonly authFile: string;
+  /** PEM server certificate (chain) and key; empty: plaintext (loopback only). */
+  readonly tlsCert: string;
+  readonly tlsKey: string;
+  /** PEM CA(s) that sign client certificates; empty: no client certificates asked for. */
+  readonly tlsClientCa: string;
+  /** Serve a non-loopback address without TLS and an auth file (logged loudly at start). */
+  readonly insecure: boolean;
+  /** Who may use server reflection: everyone, authenticated principals, or nobody (not served). */
+  readonly reflection: "public" | "authenticated" | "off";
 }
 
 export class ConfigError extends Error {
@@ -100,6 +113,8 @@ const listenParser: Parser<string> = (raw) => {
   return raw.trim();
 };
 
+const optionalListenParser: Parser<string> = (raw) => (raw.trim() === "" ? "" : listenParser(raw));
+
 const storeParser: Parser<string> = (raw) => {
   const v = raw.trim();
   if (v === "memory") return v;
@@ -131,6 +146,21 @@ const boolParser: Parser<boolean> = (raw) => {
   if (v === "true" || v === "1" || v === "yes") return true;
   if (v === "false" || v === "0" || v === "no") return false;
   return undefined;
+};
+
+/**
+ * Empty ("not set") or the path of a readable regular file. Checked here so a
+ * mistyped path or a forgotten volume mount is one line naming the variable.
+ */
+const fileParser: Parser<string> = (raw) => {
+  const v = raw.trim();
+  if (v === "") return v;
+  try {
+    accessSync(v, fsConstants.R_OK);
+    return statSync(v).isFile() ? v : undefined;
+  } catch {
+    return undefined;
+  }
 };
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -168,6 +198,13 @@ const SETTINGS = [
   { key: "maxLockWaiters", env: "MINT_MAX_LOCK_WAITERS", def: "128", doc: "most calls waiting for one account; more are refused UNAVAILABLE (ACCOUNT_BUSY) with RetryInfo", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
   { key: "maxConcurrentStreams", env: "MINT_MAX_CONCURRENT_STREAMS", def: "100", doc: "most calls open at once on one HTTP/2 connection (grpc.max_concurrent_streams)", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
   { key: "reserveRequired", env: "MINT_RESERVE_REQUIRED", def: "false", doc: "refuse mints (FAILED_PRECONDITION RESERVE_NOT_SET) until SetReserve has set a reserve; false = supply is not capped before one is set", parse: boolParser, expect: "true or false" },
+  { key: "metricsListen", env: "MINT_METRICS_LISTEN", def: "", doc: "host:port serving Prometheus metrics at GET /metrics (empty = off; port 0 = any free port)", parse: optionalListenParser, expect: "empty or host:port" },
+  { key: "authFile", env: "MINT_AUTH_FILE", def: "", doc: "principals file (YAML or JSON): names, roles, account scopes, certificate identities, token SHA-256 digests; re-read on SIGHUP (empty = every caller is `local`, loopback only)", parse: fileParser, expect: "the path of a readable file" },
+  { key: "tlsCert", env: "MINT_TLS_CERT", def: "", doc: "PEM server certificate (with its chain); re-read on SIGHUP (empty = plaintext, loopback only)", parse: fileParser, expect: "the path of a readable file" },
+  { key: "tlsKey", env: "MINT_TLS_KEY", def: "", doc: "PEM private key of MINT_TLS_CERT; re-read on SIGHUP", parse: fileParser, expect: "the path of a readable file" },
+  { key: "tlsClientCa", env: "MINT_TLS_CLIENT_CA", def: "", doc: "PEM CA certificate(s) of client certificates (mutual TLS; asked for, not required: health needs none); re-read on SIGHUP", parse: fileParser, expect: "the path of a readable file" },
+  { key: "insecure", env: "MINT_INSECURE", def: "false", doc: "allow a non-loopback MINT_LISTEN without TLS and an auth file (logged loudly)", parse: boolParser, expect: "true or false" },
+  { key: "reflection", env: "MINT_REFLECTION", def: "auto", doc: "server reflection: public, authenticated (any principal of the auth file) or off; auto = authenticated with an auth file, else public", parse: (raw: string) => (["auto", "public", "authenticated", "off"].includes(raw.trim()) ? (raw.trim() as Config["reflection"]) : undefined), expect: "auto, public, authenticated or off" },
 ] as const satisfies readonly Setting<keyof Config>[];
 
 function flagOf(env: string): string {
@@ -235,7 +272,35 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
     if (err instanceof SettlementConfigError) throw new ConfigError(err.message);
     throw err;
   }
-  return Object.freeze(out as unknown as Config);
+  // "auto" resolves here, so everything downstream sees the decision.
+  if ((out.reflection as string) === "auto") out.reflection = out.authFile === "" ? "public" : "authenticated";
+  const config = out as unknown as Config;
+  checkSecurity(config);
+  return Object.freeze(config);
+}
+
+/** Whether a listen host is reachable only from this machine: 127.0.0.0/8, ::1 or localhost. */
+export function isLoopbackListen(listen: string): boolean {
+  const host = listen.slice(0, listen.lastIndexOf(":")).toLowerCase();
+  return host === "localhost" || host === "[::1]" || /^127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$/.test(host);
+}
+
+/**
+ * Safe by default: money must not move for a caller from another host unless
+ * the operator gave TLS and a principals file, or said MINT_INSECURE=true.
+ */
+function checkSecurity(c: Config): void {
+  if ((c.tlsCert === "") !== (c.tlsKey === "")) throw new ConfigError("MINT_TLS_CERT and MINT_TLS_KEY must be set together");
+  if (c.tlsClientCa !== "" && c.tlsCert === "") throw new ConfigError("MINT_TLS_CLIENT_CA needs MINT_TLS_CERT and MINT_TLS_KEY (mutual TLS is TLS first)");
+  if (isLoopbackListen(c.listen) || c.insecure) return;
+  if (c.tlsCert !== "" && c.authFile !== "") return;
+  const missing = [c.tlsCert === "" ? "MINT_TLS_CERT, MINT_TLS_KEY" : "", c.authFile === "" ? "MINT_AUTH_FILE" : ""].filter(Boolean).join(", ");
+  throw new ConfigError(
+    `MINT_LISTEN=${c.listen} is reachable from other hosts but ${missing} ${missing.includes(",") ? "are" : "is"} not set: ` +
+      "mount the certificates and the auth file (docker run -v \"$PWD/secrets:/secrets:ro\" -e MINT_TLS_CERT=/secrets/server.crt " +
+      "-e MINT_TLS_KEY=/secrets/server.key -e MINT_TLS_CLIENT_CA=/secrets/client-ca.crt -e MINT_AUTH_FILE=/secrets/auth.yaml ...; see README \"Authentication\"), " +
+      "listen on 127.0.0.1, or set MINT_INSECURE=true to serve without credentials",
+  );
 }
 
 function deepFreeze<T>(value: T): T {
@@ -282,5 +347,12 @@ export function describeConfig(config: Config): Record<string, string | number |
     maxLockWaiters: config.maxLockWaiters,
     maxConcurrentStreams: config.maxConcurrentStreams,
     reserveRequired: config.reserveRequired,
+    metricsListen: config.metricsListen,
+    authFile: config.authFile,
+    tlsCert: config.tlsCert,
+    tlsKey: config.tlsKey,
+    tlsClientCa: config.tlsClientCa,
+    insecure: config.insecure,
+    reflection: config.reflection,
   };
 }

@@ -5,8 +5,11 @@
  */
 import { formatMicros } from "./domain/money.js";
 import { startApp } from "./app.js";
-import { ConfigError, describeConfig, helpText, loadConfig } from "./config.js";
-import { createLogger } from "./logger.js";
+import { ConfigError, describeConfig, helpText, isLoopbackListen, loadConfig, type Config } from "./config.js";
+import { createLogger, type Logger } from "./logger.js";
+import { AuthFileError } from "./auth/principals-file.js";
+import type { Security } from "./auth/security.js";
+import { TlsFileError } from "./auth/tls.js";
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -25,7 +28,24 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
-  const app = await startApp(config, logger);
+  let app;
+  try {
+    app = await startApp(config, logger);
+  } catch (err) {
+    // An unusable auth file or certificate is a configuration error: one line, exit 2.
+    if (err instanceof AuthFileError || err instanceof TlsFileError) {
+      process.stderr.write(`usdc-mint: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const started = app;
+  // SIGHUP re-reads the auth file and the certificates; connections and calls in flight are untouched.
+  process.on("SIGHUP", () => {
+    const report = started.reload();
+    const failed = [report.principals, report.certificates].some((r) => r !== undefined && !r.ok);
+    logger[failed ? "error" : "info"]({ reload: report }, failed ? "reload failed; the previous files stay in force where they failed" : "reloaded");
+  });
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (signalled) return;
@@ -46,6 +66,7 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  warnAboutAccess(config, app.security, logger);
 
   // The start line goes out only once the signal handlers are in place: a
   // supervisor that signals as soon as it sees it must get a drain, not the
@@ -60,9 +81,30 @@ async function main(): Promise<void> {
       : config.reserveRequired
         ? "no reserve set: mints are refused (RESERVE_NOT_SET) until SetReserve"
         : "not capped: no reserve set (SetReserve caps it; MINT_RESERVE_REQUIRED=true refuses mints until then)";
-  logger.level === "silent" || logger.info({ address: app.server.address, config: describeConfig(config), adapters: app.adapters.description, supply: supplyCap }, "listening");
+  logger.level === "silent" || logger.info({ address: app.server.address, metricsAddress: app.metricsAddress, config: describeConfig(config), adapters: app.adapters.description, supply: supplyCap }, "listening");
   if (!logger.isLevelEnabled("info") && logger.level !== "silent") {
-    process.stdout.write(JSON.stringify({ level: "info", msg: "listening", address: app.server.address }) + "\n");
+    process.stdout.write(JSON.stringify({ level: "info", msg: "listening", address: app.server.address, metricsAddress: app.metricsAddress }) + "\n");
+  }
+}
+
+/**
+ * Says loudly who can call: without an auth file every caller is `local` with
+ * every role (warn; config allows it on loopback only), and MINT_INSECURE
+ * serving another address without TLS or an auth file is an error-level line.
+ */
+function warnAboutAccess(config: Config, security: Security, logger: Logger): void {
+  const access = {
+    mode: security.mode,
+    tls: security.certificates === undefined ? "off" : security.certificates.mutual ? "mutual" : "server-only",
+    principals: security.principalCount,
+    reflection: config.reflection,
+  };
+  if (!isLoopbackListen(config.listen) && (security.mode === "open" || security.certificates === undefined)) {
+    logger.error({ access, listen: config.listen }, "MINT_INSECURE=true: serving a non-loopback address without TLS and an auth file; anyone who can reach it can move money");
+  } else if (security.mode === "open") {
+    logger.warn({ access }, "no MINT_AUTH_FILE: every caller is the principal `local` with every role (loopback only)");
+  } else {
+    logger.info({ access }, "authentication on");
   }
 }
 

@@ -23,6 +23,7 @@ import { Mutex } from "async-mutex";
 import type { Clock } from "./clock.js";
 import { assert, type Failure } from "./errors.js";
 import { ACCOUNT_BUSY_RETRY_AFTER_MS } from "./limits.js";
+import { noMetrics, type MetricsSink } from "./ports.js";
 
 class Entry {
   /** Made on the first contention; null while only the fast-path holder is here. */
@@ -54,10 +55,14 @@ type Waited = "held" | "deadline" | "cancelled";
 export class AccountLocks {
   private readonly entries = new Map<string, Entry>();
 
-  /** `maxWaiters`: most calls waiting for one account at once (default: no bound). */
+  /**
+   * `maxWaiters`: most calls waiting for one account at once (default: no
+   * bound). `metrics` hears how long each call that found a lock taken waited.
+   */
   constructor(
     private readonly clock: Clock,
     private readonly maxWaiters = Infinity,
+    private readonly metrics: MetricsSink = noMetrics,
   ) {}
 
   /**
@@ -98,6 +103,18 @@ export class AccountLocks {
     return this.entries.size;
   }
 
+  /**
+   * Calls waiting for a lock now (one waiting for two accounts counts twice),
+   * for the lock-waiters gauge. Walks the entries, which exist only for locks
+   * held or awaited, so it is bounded by the calls in flight.
+   */
+  waiting(): number {
+    let n = 0;
+    // Each entry's refs are its holder and its waiters.
+    for (const e of this.entries.values()) n += e.refs - 1;
+    return n;
+  }
+
   /** The slow path of `take`: some lock of `ids[from..]` is held or awaited by another call. */
   private async takeRest(
     ids: readonly string[],
@@ -135,7 +152,9 @@ export class AccountLocks {
         void e.mutex.acquire();
         assert(e.mutex.isLocked(), "a free Mutex is taken synchronously");
       }
+      const waitStartMs = this.clock.nowMs();
       const waited = await this.lockOne(e.mutex, deadlineMs, signal);
+      this.metrics.lockWaited(this.clock.nowMs() - waitStartMs, waited === "held");
       if (waited !== "held") {
         this.unref(id, e);
         this.releaseHeld(ids, held);

@@ -16,6 +16,16 @@ export const ACCOUNT_BUSY_RETRY_AFTER_MS = 50;
 /** RetryInfo of OVERLOADED: the process runs its maximum of calls in flight. */
 export const OVERLOADED_RETRY_AFTER_MS = 100;
 
+/** RetryInfo of STORE_BUSY: every pooled store connection stayed busy until the caller's deadline. */
+export const STORE_BUSY_RETRY_AFTER_MS = 100;
+
+/**
+ * RetryInfo of IDEMPOTENCY_STORE_FULL when every held key is in flight, so no
+ * expiry time is known: in-flight calls settle quickly, one second is a gentle
+ * back-off.
+ */
+export const STORE_FULL_RETRY_AFTER_MS = 1000;
+
 /**
  * Most expired idempotency keys one sweep deletes. The sweeper repeats while a
  * sweep fills a whole batch, so every store must cap a batch at this same size

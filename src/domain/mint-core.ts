@@ -21,6 +21,7 @@
  *     returned failure, or a store error marked `notApplied`); when the
  *     outcome is unknown (a lost commit reply) it is kept.
  */
+import { coversAllAccounts, mintScopeRefusal, scopedIdempotencyKey, type Principal } from "./authorization.js";
 import { AccountLocks } from "./account-locks.js";
 import type { Clock } from "./clock.js";
 import type { Failure } from "./errors.js";
@@ -46,7 +47,7 @@ import { KEY_IN_USE_RETRY_AFTER_MS } from "./limits.js";
 import { MAX_STORABLE_MICROS, parseAmount } from "./money.js";
 import { ATTESTATION_REF_MAX_CHARS } from "./reserve.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
-import type { Effect, ExactlyOnceStore, RateLimiter } from "./ports.js";
+import { noMetrics, type Effect, type ExactlyOnceStore, type MetricsSink, type RateLimiter } from "./ports.js";
 import { fail, ok, type Result } from "./result.js";
 import * as v from "./validate.js";
 export const DEFAULT_PAGE_SIZE = 50;
@@ -64,6 +65,8 @@ export interface MintCoreDeps {
   readonly maxLockWaiters?: number;
   /** Issue 12: refuse mints (RESERVE_NOT_SET) until a reserve is set (MINT_RESERVE_REQUIRED; default false). */
   readonly reserveRequired?: boolean;
+  /** Hears money moved, replays, rate-limit refusals, duplicates and lock waits (default: nothing records). */
+  readonly metrics?: MetricsSink;
 }
 
 /**
@@ -75,8 +78,13 @@ export interface MintCoreDeps {
 export interface CallContext {
   readonly deadlineMs: number;
   readonly signal?: AbortSignal;
-  /** Issue 12: the caller's principal name, for redemption keys and journal entries (default `local`). */
-  readonly principal?: string;
+  /**
+   * Who is calling, as the edge's auth link decided (absent for the service's
+   * own calls and in tests of the core alone). It scopes idempotency keys and
+   * the account checks the core makes once it has looked a mint up; issue 12
+   * takes the actor of redemptions and journal entries from it (`local` when absent).
+   */
+  readonly principal?: Principal;
 }
 
 /** The actor of calls that carry no principal (no auth configured). */
@@ -145,8 +153,11 @@ export class MintCore {
   private readonly inFlight = { mint: new Map<string, InFlightKey>(), transfer: new Map<string, InFlightKey>(), redeem: new Map<string, InFlightKey>() };
   private readonly ids: IdGenerator;
 
+  private readonly metrics: MetricsSink;
+
   constructor(private readonly deps: MintCoreDeps) {
-    this.locks = new AccountLocks(deps.clock, deps.maxLockWaiters);
+    this.metrics = deps.metrics ?? noMetrics;
+    this.locks = new AccountLocks(deps.clock, deps.maxLockWaiters, this.metrics);
     this.ids = deps.ids ?? createIdGenerator(deps.clock);
   }
 
@@ -160,12 +171,15 @@ export class MintCore {
     if (!blockchain.ok) return blockchain;
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
+    // The record keeps the caller-scoped key, so that a reconcile frees the right one.
+    const storeKey = scopedIdempotencyKey(ctx.principal, key.value);
 
     const limiter = this.deps.limiter;
     let counted = false;
     const admit = async (): Promise<Result<void>> => {
       const decision = await limiter.tryAcquire(accountId.value);
       if (!decision.allowed) {
+        this.metrics.rateLimited();
         return fail({
           code: "RATE_LIMITED",
           accountId: accountId.value,
@@ -185,14 +199,14 @@ export class MintCore {
         accountId: accountId.value,
         amountMicros: amount.value,
         blockchain: blockchain.value,
-        idempotencyKey: key.value,
+        idempotencyKey: storeKey,
         createWallMs: this.deps.clock.wallMs(),
       },
     };
     let r: Result<{ stored: StoredResult; replayed: boolean }>;
     try {
       r = await this.keyed(
-        { scope: "mint", key: key.value, request: mintRequest(accountId.value, amount.value, blockchain.value), accounts: [accountId.value] },
+        { scope: "mint", key: storeKey, request: mintRequest(accountId.value, amount.value, blockchain.value), accounts: [accountId.value] },
         ctx,
         effect,
         admit,
@@ -206,6 +220,8 @@ export class MintCore {
     if (!r.ok) return r;
     const stored = r.value.stored;
     if (stored.scope !== "mint") throw new Error("invariant violated: a mint key holds a non-mint result");
+    if (r.value.replayed) this.metrics.idempotentReplay("mint");
+    else this.metrics.moneyMoved("mint", stored.mint.amountMicros);
     return ok({ mint: stored.mint, replayed: r.value.replayed });
   }
 
@@ -222,9 +238,11 @@ export class MintCore {
     if (!amount.ok) return amount;
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
+    // The record keeps the caller-scoped key, so that a reconcile frees the right one.
+    const storeKey = scopedIdempotencyKey(ctx.principal, key.value);
 
     const r = await this.keyed(
-      { scope: "transfer", key: key.value, request: transferRequest(from.value, to.value, amount.value), accounts: [from.value, to.value] },
+      { scope: "transfer", key: storeKey, request: transferRequest(from.value, to.value, amount.value), accounts: [from.value, to.value] },
       ctx,
       {
         kind: "transfer",
@@ -233,7 +251,7 @@ export class MintCore {
           fromAccountId: from.value,
           toAccountId: to.value,
           amountMicros: amount.value,
-          idempotencyKey: key.value,
+          idempotencyKey: storeKey,
           createWallMs: this.deps.clock.wallMs(),
         },
       },
@@ -241,6 +259,8 @@ export class MintCore {
     if (!r.ok) return r;
     const stored = r.value.stored;
     if (stored.scope !== "transfer") throw new Error("invariant violated: a transfer key holds a non-transfer result");
+    if (r.value.replayed) this.metrics.idempotentReplay("transfer");
+    else this.metrics.moneyMoved("transfer", stored.transfer.amountMicros);
     return ok({ transfer: stored.transfer, replayed: r.value.replayed });
   }
 
@@ -260,7 +280,7 @@ export class MintCore {
     if (!blockchain.ok) return blockchain;
     const key = v.idempotencyKey(input.idempotencyKey);
     if (!key.ok) return key;
-    const actor = ctx.principal ?? LOCAL_PRINCIPAL;
+    const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
     const request = redeemRequest(accountId.value, amount.value, blockchain.value);
     const r = await this.keyed({ scope: "redeem", key: redeemStoreKey(actor, key.value), request, accounts: [accountId.value] }, ctx, {
       kind: "redeem",
@@ -287,7 +307,7 @@ export class MintCore {
     if (!amount.ok) return amount;
     const ref = v.attestationRef(input.attestationRef, ATTESTATION_REF_MAX_CHARS);
     if (!ref.ok) return ref;
-    const actor = ctx.principal ?? LOCAL_PRINCIPAL;
+    const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
     return this.deps.store.setReserve(
       amount.value,
       ref.value,
@@ -306,7 +326,7 @@ export class MintCore {
     if (!accountId.ok) return accountId;
     const reason = v.reason(reasonText);
     if (!reason.ok) return reason;
-    const actor = ctx.principal ?? LOCAL_PRINCIPAL;
+    const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
     // No account lock: the store's own atomic step orders the freeze against
     // the calls in flight on the account (see ExactlyOnceStore.setFrozen).
     return this.deps.store.setFrozen(
@@ -351,12 +371,14 @@ export class MintCore {
     return ok({ accountId: accountId.value, balanceMicros: await this.deps.store.getBalance(accountId.value) });
   }
 
-  /** Failures: INVALID_ARGUMENT, MINT_NOT_FOUND. */
-  async getMint(mintIdText: string): Promise<Result<MintRecord>> {
+  /** Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, PERMISSION_DENIED (the mint's account is outside the caller's scopes). */
+  async getMint(mintIdText: string, ctx?: Pick<CallContext, "principal">): Promise<Result<MintRecord>> {
     const mintId = v.mintId(mintIdText);
     if (!mintId.ok) return mintId;
     const mint = await this.deps.store.getMint(mintId.value);
-    return mint === null ? fail({ code: "MINT_NOT_FOUND", mintId: mintId.value }) : ok(mint);
+    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
+    const refusal = mintScopeRefusal(ctx?.principal, "GetMint", mint.accountId);
+    return refusal === undefined ? ok(mint) : fail(refusal);
   }
 
   /** Oldest first. Failures: INVALID_ARGUMENT (account id, page size < 0, page token not ours). */
@@ -397,17 +419,30 @@ export class MintCore {
 
   /**
    * Reverses a mint and frees its idempotency key.
-   * Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED.
+   * Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, PERMISSION_DENIED, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED.
    */
   async reconcileMint(mintIdText: string, reasonText: string, ctx: CallContext): Promise<Result<MintRecord>> {
     const mintId = v.mintId(mintIdText);
     if (!mintId.ok) return mintId;
     const reason = v.reason(reasonText);
     if (!reason.ok) return reason;
+    // The edge checked the role; the scope needs the mint's account, known
+    // only after a lookup, and is checked before anything changes. A mint's
+    // account never changes, so the lookup and the reversal cannot disagree.
+    // A caller whose scopes cover every account needs no lookup.
+    const principal = ctx.principal;
+    if (principal !== undefined && !coversAllAccounts(principal)) {
+      const mint = await this.deps.store.getMint(mintId.value);
+      if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
+      const refusal = mintScopeRefusal(principal, "ReconcileMint", mint.accountId);
+      if (refusal !== undefined) return fail(refusal);
+    }
     // No account lock: the store reverses and frees the mint's key in one
     // atomic step, so neither a same-key retry nor a mint still in flight can
     // see the ledger and the key disagree.
-    return this.deps.store.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx);
+    const reversed = await this.deps.store.reverseMint(mintId.value, reason.value, this.deps.clock.wallMs(), ctx);
+    if (reversed.ok) this.metrics.moneyMoved("reversal", reversed.value.amountMicros);
+    return reversed;
   }
 
   /**
@@ -427,6 +462,8 @@ export class MintCore {
         return fail({ code: "IDEMPOTENCY_KEY_REUSED", key: op.key, fields: differingFields(first.request, op.request) });
       }
       first.count++;
+      // A call with this key is in flight here: this one queues behind it on the lock, then replays.
+      this.metrics.duplicateWaited(op.scope);
     } else {
       inFlight.set(op.key, { request: op.request, count: 1 });
     }

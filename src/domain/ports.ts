@@ -256,3 +256,54 @@ export interface LedgerStore {
 export interface Probe {
   healthy(): Promise<boolean>;
 }
+
+/** An applied effect that moves money, as the metrics count it. */
+export type MoneyOperation = "mint" | "transfer" | "reversal";
+
+/** Why a call was refused before it did anything, to keep the serving process healthy. */
+export type ShedReason = "shutting_down" | "overloaded" | "account_busy";
+
+/** PostgreSQL's two "lost a race" SQLSTATEs: deadlock detected, serialization failure. */
+export type PgConflictState = "40P01" | "40001";
+
+/**
+ * What the core, the adapters and the edge report for metrics. The core
+ * records through this port, never through a metrics library, so it stays
+ * free of one; every method is a plain call that costs a few nanoseconds,
+ * never throws and never blocks. Arguments are bounded enumerations (no
+ * account ids, keys or free text), so the metrics' label values stay bounded.
+ * `noMetrics` is the default where nothing is wired.
+ */
+export interface MetricsSink {
+  /** An effect was applied (not replayed): `amountMicros` of micro-USDC minted, moved or reversed. */
+  moneyMoved(operation: MoneyOperation, amountMicros: bigint): void;
+  /** A keyed call was answered from its key's stored result. */
+  idempotentReplay(scope: IdempotencyScope): void;
+  /** A mint was refused by the rate limiter. */
+  rateLimited(): void;
+  /** A call found another call with the same key in flight and waited for it. */
+  duplicateWaited(scope: IdempotencyScope): void;
+  /** A call found an account lock taken and waited `waitMs` (monotonic ms); `acquired` false when it gave up. */
+  lockWaited(waitMs: number, acquired: boolean): void;
+  /** A call was refused before doing anything (draining, too many calls, too many waiters on one account). */
+  callShed(reason: ShedReason): void;
+  /** A PostgreSQL transaction lost a race (`state`) and was retried (`gaveUp` false) or given up (`gaveUp` true). */
+  pgConflict(state: PgConflictState, gaveUp: boolean): void;
+  /** A Redis command failed (connection lost, timeout, script error). */
+  redisCommandError(): void;
+  /** One run of the sweeper (expired keys, idle limiter state); `ok` false when it failed. */
+  sweeperRun(ok: boolean): void;
+}
+
+/** The sink that records nothing: the default of every component that takes one. */
+export const noMetrics: MetricsSink = Object.freeze({
+  moneyMoved() {},
+  idempotentReplay() {},
+  rateLimited() {},
+  duplicateWaited() {},
+  lockWaited() {},
+  callShed() {},
+  pgConflict() {},
+  redisCommandError() {},
+  sweeperRun() {},
+});

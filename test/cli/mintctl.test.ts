@@ -66,7 +66,7 @@ describe("single calls", () => {
     const badJson = await mintctl([...A, "--json", "mint", "a", "1", "--chain", "DOGE"]);
     expect(badJson.code).toBe(13);
     expect(parsed(badJson)).toEqual({
-      error: { code: "INVALID_ARGUMENT", reason: "INVALID_BLOCKCHAIN", message: expect.any(String), fieldViolations: [{ field: "blockchain", description: expect.any(String) }], metadata: { field: "blockchain" }, attempts: 1 },
+      error: { code: "INVALID_ARGUMENT", reason: "INVALID_BLOCKCHAIN", message: expect.any(String), fieldViolations: [{ field: "blockchain", description: expect.any(String) }], metadata: { field: "blockchain", request_id: expect.any(String) }, requestId: expect.any(String), attempts: 1 },
     });
     const key = unique("k");
     await mintctl([...A, "mint", unique("x"), "1", "--idempotency-key", key]);

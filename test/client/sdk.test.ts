@@ -129,7 +129,8 @@ describe("SDK on one server", () => {
     const e = await failure(client.mintUsdc({ accountId: unique("r2"), amount: "2", blockchain: "SOLANA", idempotencyKey: key }));
     expect([e.code, e.reason, e.attempts]).toEqual(["ALREADY_EXISTS", "IDEMPOTENCY_KEY_REUSED", 1]);
     expect(e.differingFields).toEqual(["account_id", "amount"]);
-    expect(e.requestId).toBeUndefined();
+    // The server names the call's request id in every error (a UUID when the caller sent none).
+    expect(e.requestId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
   });
 
   it("FAILED_PRECONDITION: INSUFFICIENT_FUNDS and MINT_ALREADY_REVERSED; NOT_FOUND MINT_NOT_FOUND", async () => {

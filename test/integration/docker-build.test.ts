@@ -43,7 +43,7 @@ function runCheck(): Promise<{ code: number | null; signal: NodeJS.Signals | nul
 
 describe("Dockerfile build steps, replayed without Docker", () => {
   it(
-    "installs, builds, prunes to production deps, starts from dist and answers the HEALTHCHECK",
+    "installs, builds, prunes to production deps, refuses to start on 0.0.0.0 without credentials, starts with them and answers the HEALTHCHECK over TLS",
     async () => {
       const { code, signal, output } = await runCheck();
       expect({ code, signal }, `scripts/docker-build-check.sh failed:\n${output}`).toEqual({ code: 0, signal: null });
@@ -51,7 +51,9 @@ describe("Dockerfile build steps, replayed without Docker", () => {
       expect(output).toContain("RUN npm run build");
       expect(output).toContain("RUN npm prune --omit=dev");
       expect(output).toContain("runtime holds production dependencies only");
-      expect(output).toMatch(/listening on 127\.0\.0\.1:\d+/);
+      // As the image starts: on 0.0.0.0, refused without credentials, served with the mounted certificates and auth file.
+      expect(output).toMatch(/without credentials: exit 2, one line: usdc-mint: MINT_LISTEN=0\.0\.0\.0:50051 is reachable from other hosts/);
+      expect(output).toMatch(/listening on 0\.0\.0\.0:\d+/);
       expect(output).toMatch(/HEALTHCHECK .*healthcheck\.mjs: SERVING/);
       expect(output).toContain("SIGTERM: exited 0");
       expect(output.trimEnd().split("\n").pop()).toMatch(/ OK$/);

@@ -567,8 +567,11 @@ describe("INTERNAL: a bug", () => {
     expect(everything).not.toMatch(/\bat .*\.ts:\d+/);
     // ...but the log has it, with the stack.
     await waitFor(() => c.logLines().some((l) => l.includes("boom at line 42")), "the error to be logged", 2_000);
-    const line = JSON.parse(c.logLines().find((l) => l.includes("boom at line 42")) ?? "{}") as { err?: { stack?: string } };
+    const line = JSON.parse(c.logLines().find((l) => l.includes("boom at line 42")) ?? "{}") as { err?: { stack?: string }; requestId?: string };
     expect(line.err?.stack).toMatch(/boom at line 42\n\s+at /);
+    // The caller's error names the request id the stack was logged under.
+    expect(e.requestId).toBeDefined();
+    expect(line.requestId).toBe(e.requestId);
   });
 
   it("a bug during a mint: INTERNAL, nothing applied, the key stays free", async () => {

@@ -4,6 +4,7 @@
  * from hand-picked adapters (to inject failing stores), raw requests with
  * unknown fields, and a bounded wait for events that happen over a socket.
  */
+import { openSecurity } from "../../src/auth/security.js";
 import { Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
@@ -100,7 +101,7 @@ export async function startCustomServer(ledger: LedgerStore, clock: Clock = syst
     clock,
     maxAmountMicros: 1_000_000_000_000_000_000n,
   });
-  const server = await startServer({ core, clock, logger, listen: "127.0.0.1:0", maxMessageBytes: 4096, shutdownGraceMs: 1000, maxCallsInFlight: 1000, maxConcurrentStreams: 100 });
+  const server = await startServer({ core, clock, logger, listen: "127.0.0.1:0", maxMessageBytes: 4096, shutdownGraceMs: 1000, maxCallsInFlight: 1000, maxConcurrentStreams: 100, security: openSecurity(), reflection: "public" });
   const client = new MintServiceClient(server.address, grpc.credentials.createInsecure());
   return {
     server,

@@ -10,6 +10,10 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeFileSync } from "node:fs";
+import { tokenDigestHex } from "../../src/auth/authenticate.js";
+import { newToken } from "../support/auth-fixtures.js";
+import { makeTestCerts } from "../support/test-certs.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
 const run = promisify(execFile);
@@ -111,5 +115,53 @@ describe("a Python caller (Debian protoc + grpc_python_plugin + python3-grpcio)"
       "ok redeem insufficient funds",
       "scenario passed",
     ]);
+  });
+
+  it("calls with mutual TLS and with a bearer token (test/python/auth_scenario.py)", async () => {
+    const missing = await missingPrerequisites();
+    if (missing.length > 0) throw new Error(`cross-language test cannot run: ${missing.join("; ")}. To fix: ${INSTALL_HINT}.`);
+    const dir = stubDir as string;
+    if (!existsSync(join(dir, "usdc/mint/v1/mint_pb2_grpc.py"))) {
+      await run(PROTOC, ["-I", join(ROOT, "proto"), "-I", WKT_INCLUDE, `--python_out=${dir}`, `--grpc_python_out=${dir}`, `--plugin=protoc-gen-grpc_python=${GRPC_PLUGIN}`, ...PROTOS], { cwd: ROOT, timeout: 60_000 });
+    }
+    const certs = makeTestCerts();
+    const token = newToken();
+    const cert = certs.client("py-mtls", "URI:spiffe://mint.test/py-mtls");
+    const authFile = join(certs.dir, "auth.yaml");
+    writeFileSync(
+      authFile,
+      [
+        "principals:",
+        "  - name: py-mtls",
+        "    roles: [minter, reader]",
+        '    scopes: ["py:*"]',
+        '    certificate_identities: ["URI:spiffe://mint.test/py-mtls"]',
+        "  - name: py-token",
+        "    roles: [reader]",
+        '    scopes: ["py:*"]',
+        `    token_sha256: ["${tokenDigestHex(token)}"]`,
+      ].join("\n"),
+    );
+    const secured = await startTestServer({
+      MINT_TLS_CERT: certs.server.certFile,
+      MINT_TLS_KEY: certs.server.keyFile,
+      MINT_TLS_CLIENT_CA: certs.clientCa.certFile,
+      MINT_AUTH_FILE: authFile,
+    });
+    let stdout = "";
+    try {
+      ({ stdout } = await run(
+        PYTHON,
+        [join(ROOT, "test/python/auth_scenario.py"), secured.address, dir, certs.serverCa.certFile, cert.certFile, cert.keyFile, token],
+        { cwd: ROOT, timeout: 60_000, env: { PATH: "/usr/bin:/bin", LANG: "C.UTF-8", PYTHONDONTWRITEBYTECODE: "1" } },
+      ));
+    } catch (err) {
+      const e = err as { code?: unknown; stdout?: string; stderr?: string };
+      throw new Error(`python auth scenario exited ${String(e.code)}\n--- stdout\n${e.stdout ?? ""}\n--- stderr\n${e.stderr ?? String(err)}`);
+    } finally {
+      await secured.stop();
+      certs.remove();
+    }
+    expect(stdout.trim().split("\n")).toEqual(["ok mtls mint", "ok mtls balance", "ok mtls out of scope", "ok token balance", "ok token without the minter role", "ok anonymous"]);
   });
 });

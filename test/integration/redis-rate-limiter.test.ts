@@ -12,9 +12,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   createRedisRateLimiter,
   type RedisRateLimiter,
-  type RedisRateLimiterLogger,
   type RedisRateLimiterOptions,
 } from "../../src/adapters/redis/redis-rate-limiter.js";
+import type { AdapterLogger } from "../../src/logger.js";
 import { FakeClock } from "../support/fake-clock.js";
 
 const REDIS_URL = process.env["MINT_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379";
@@ -23,7 +23,7 @@ const RUN_PREFIX = `test:rl:${process.pid}:${randomBytes(4).toString("hex")}:`;
 const CLOSED_URL = "redis://127.0.0.1:1";
 
 // A pino Logger must fit the limiter's logger type (checked by tsc only).
-type PinoFits = Logger extends RedisRateLimiterLogger ? true : never;
+type PinoFits = Logger extends AdapterLogger ? true : never;
 const pinoFits: PinoFits = true;
 
 let admin: Redis;
@@ -55,12 +55,13 @@ async function redisNowUs(): Promise<number> {
 }
 
 /** Records log lines so tests can count them. */
-function recordingLogger(): RedisRateLimiterLogger & { errors: { obj: object; msg: string }[]; warns: { obj: object; msg: string }[] } {
+function recordingLogger(): AdapterLogger & { errors: { obj: object; msg: string }[]; warns: { obj: object; msg: string }[] } {
   const errors: { obj: object; msg: string }[] = [];
   const warns: { obj: object; msg: string }[] = [];
   return {
     errors,
     warns,
+    info: () => {},
     error: (obj, msg) => errors.push({ obj, msg }),
     warn: (obj, msg) => warns.push({ obj, msg }),
   };

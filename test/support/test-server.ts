@@ -56,6 +56,11 @@ export interface DecodedError {
   readonly retryDelayMs?: number;
   readonly quotaFailure?: QuotaFailure;
   readonly detailTypes: string[];
+  /**
+   * ErrorInfo's `request_id`, taken out of `metadata` (which keeps the
+   * error's own facts); decoding checks it equals the `x-request-id` trailer.
+   */
+  readonly requestId?: string;
 }
 
 /** Decodes `grpc-status-details-bin` of a ServiceError; throws when it is missing. */
@@ -80,7 +85,13 @@ export function decodeError(err: unknown): DecodedError {
         const info = ErrorInfo.decode(d.value);
         out.reason = info.reason;
         out.domain = info.domain;
-        out.metadata = info.metadata;
+        const { request_id: requestId, ...facts } = info.metadata;
+        out.metadata = facts;
+        if (requestId !== undefined) {
+          const trailer = e.metadata.get("x-request-id");
+          if (trailer.length !== 1 || trailer[0] !== requestId) throw new Error(`ErrorInfo request_id ${requestId} but x-request-id trailer ${JSON.stringify(trailer)}`);
+          out.requestId = requestId;
+        }
         break;
       }
       case "type.googleapis.com/google.rpc.BadRequest":

@@ -15,7 +15,7 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DOMAIN_DIR = path.join(ROOT, "src", "domain");
 
 /** Bare specifiers (and their subpaths) the core must never import. */
-const FORBIDDEN_PACKAGES = ["@grpc/grpc-js", "@grpc/proto-loader", "pg", "ioredis", "pino", "process", "node:process"];
+const FORBIDDEN_PACKAGES = ["@grpc/grpc-js", "@grpc/proto-loader", "pg", "ioredis", "pino", "prom-client", "process", "node:process"];
 
 function domainFiles(dir = DOMAIN_DIR): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {

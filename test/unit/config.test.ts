@@ -78,6 +78,7 @@ describe("values", () => {
   it("read every API.md variable from env", () => {
     const c = loadConfig([], {
       MINT_LISTEN: "0.0.0.0:0",
+      MINT_INSECURE: "true",
       MINT_RATE_LIMIT: "3",
       MINT_RATE_WINDOW: "500ms",
       MINT_IDEMPOTENCY_TTL: "5s",
@@ -167,6 +168,15 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_MAX_LOCK_WAITERS", "many"],
     ["MINT_MAX_CONCURRENT_STREAMS", "-1"],
     ["MINT_RESERVE_REQUIRED", "perhaps"],
+    ["MINT_METRICS_LISTEN", "9464"],
+    ["MINT_METRICS_LISTEN", "http://127.0.0.1:9464/metrics"],
+    ["MINT_AUTH_FILE", "/nonexistent/auth.yaml"],
+    ["MINT_AUTH_FILE", "/tmp"],
+    ["MINT_TLS_CERT", "/nonexistent/server.crt"],
+    ["MINT_TLS_KEY", "/nonexistent/server.key"],
+    ["MINT_TLS_CLIENT_CA", "/nonexistent/client-ca.crt"],
+    ["MINT_INSECURE", "maybe"],
+    ["MINT_REFLECTION", "private"],
   ];
 
   it.each(bad)("%s=%j", (name, value) => {
@@ -237,6 +247,12 @@ describe("flags", () => {
     }
   });
 
+  it("leave the metrics listener off by default and take host:port to turn it on", () => {
+    expect(loadConfig([], {}).metricsListen).toBe("");
+    expect(loadConfig([], { MINT_METRICS_LISTEN: "127.0.0.1:9464" }).metricsListen).toBe("127.0.0.1:9464");
+    expect(loadConfig(["--metrics-listen", "[::1]:0"], {}).metricsListen).toBe("[::1]:0");
+  });
+
   it("the last of a repeated flag wins", () => {
     expect(loadConfig(["--rate-limit=3", "--rate-limit=4"], {}).rateLimit).toBe(4);
   });
@@ -283,5 +299,56 @@ describe("describeConfig", () => {
 
   it("formats the maximum amount as USDC", () => {
     expect(describeConfig(loadConfig([], {})).maxAmount).toBe("1000000000000");
+  });
+});
+
+describe("safe by default: who may reach the service", () => {
+  // Any readable file will do for the config reader; the contents are checked at start.
+  const FILE = new URL("../../package.json", import.meta.url).pathname;
+  const TLS = { MINT_TLS_CERT: FILE, MINT_TLS_KEY: FILE };
+
+  it.each(["127.0.0.1:0", "127.1.2.3:50051", "localhost:50051", "[::1]:50051"])("serves loopback %s without credentials", (listen) => {
+    expect(loadConfig([], { MINT_LISTEN: listen }).authFile).toBe("");
+  });
+
+  it.each(["0.0.0.0:50051", "[::]:50051", "10.0.0.5:50051", "mint.internal:50051", "128.0.0.1:1"])("refuses %s without TLS and an auth file, in one line saying how", (listen) => {
+    const err = configError(() => loadConfig([], { MINT_LISTEN: listen }));
+    expect(err.message).toContain(`MINT_LISTEN=${listen}`);
+    expect(err.message).toContain("MINT_TLS_CERT, MINT_TLS_KEY, MINT_AUTH_FILE are not set");
+    expect(err.message).toContain("docker run -v");
+    expect(err.message).toContain("MINT_INSECURE=true");
+    expect(err.message).not.toContain("\n");
+  });
+
+  it("refuses TLS without an auth file, and an auth file without TLS, off loopback", () => {
+    expect(configError(() => loadConfig([], { MINT_LISTEN: "0.0.0.0:1", ...TLS })).message).toContain("MINT_AUTH_FILE is not set");
+    expect(configError(() => loadConfig([], { MINT_LISTEN: "0.0.0.0:1", MINT_AUTH_FILE: FILE })).message).toContain("MINT_TLS_CERT, MINT_TLS_KEY are not set");
+  });
+
+  it("serves any address with TLS and an auth file", () => {
+    expect(loadConfig([], { MINT_LISTEN: "0.0.0.0:1", MINT_AUTH_FILE: FILE, ...TLS })).toMatchObject({ tlsCert: FILE, tlsKey: FILE, authFile: FILE, insecure: false });
+  });
+
+  it("serves any address when the operator says MINT_INSECURE=true", () => {
+    expect(loadConfig([], { MINT_LISTEN: "0.0.0.0:1", MINT_INSECURE: "true" }).insecure).toBe(true);
+    expect(loadConfig(["--insecure", "true", "--listen", "0.0.0.0:1"], {}).insecure).toBe(true);
+  });
+
+  it("needs the certificate and key together, and TLS under mutual TLS", () => {
+    expect(configError(() => loadConfig([], { MINT_TLS_CERT: FILE })).message).toBe("MINT_TLS_CERT and MINT_TLS_KEY must be set together");
+    expect(configError(() => loadConfig([], { MINT_TLS_KEY: FILE })).message).toBe("MINT_TLS_CERT and MINT_TLS_KEY must be set together");
+    expect(configError(() => loadConfig([], { MINT_TLS_CLIENT_CA: FILE })).message).toContain("MINT_TLS_CLIENT_CA needs MINT_TLS_CERT");
+    expect(loadConfig([], { ...TLS, MINT_TLS_CLIENT_CA: FILE }).tlsClientCa).toBe(FILE);
+  });
+});
+
+describe("MINT_REFLECTION", () => {
+  const FILE = new URL("../../package.json", import.meta.url).pathname;
+  it("auto: public without an auth file, authenticated with one", () => {
+    expect(loadConfig([], {}).reflection).toBe("public");
+    expect(loadConfig([], { MINT_AUTH_FILE: FILE }).reflection).toBe("authenticated");
+  });
+  it.each(["public", "authenticated", "off"] as const)("%s is taken as given", (v) => {
+    expect(loadConfig([], { MINT_AUTH_FILE: FILE, MINT_REFLECTION: v }).reflection).toBe(v);
   });
 });

@@ -1,9 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  IN_USE_RETRY_AFTER_MS,
-  MemoryIdempotencyStore,
-  STORE_FULL_RETRY_AFTER_MS,
-} from "../../src/adapters/memory/memory-idempotency-store.js";
+import { MemoryIdempotencyStore } from "../../src/adapters/memory/memory-idempotency-store.js";
+import { KEY_IN_USE_RETRY_AFTER_MS, STORE_FULL_RETRY_AFTER_MS } from "../../src/domain/limits.js";
 import { storedResultId, type CanonicalRequest, type IdempotencyScope, type MintRecord, type StoredResult } from "../../src/domain/model.js";
 import type { BeginOutcome, IdempotencyClaim } from "../../src/domain/ports.js";
 import type { Result } from "../../src/domain/result.js";
@@ -187,9 +184,9 @@ describe("MemoryIdempotencyStore", () => {
     expect(dup.done()).toBe(true);
     expect(await dup.promise).toEqual({
       ok: false,
-      error: { code: "IDEMPOTENCY_KEY_IN_USE", key: "k-1", retryAfterMs: IN_USE_RETRY_AFTER_MS },
+      error: { code: "IDEMPOTENCY_KEY_IN_USE", key: "k-1", retryAfterMs: KEY_IN_USE_RETRY_AFTER_MS },
     });
-    expect(IN_USE_RETRY_AFTER_MS).toBeGreaterThan(0);
+    expect(KEY_IN_USE_RETRY_AFTER_MS).toBeGreaterThan(0);
 
     const result = mintResult("k-1", mintRequest());
     await store.complete(claim, result);

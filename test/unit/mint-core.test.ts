@@ -4,6 +4,7 @@ import { MemoryIdempotencyStore } from "../../src/adapters/memory/memory-idempot
 import { MemoryLedgerStore } from "../../src/adapters/memory/memory-ledger-store.js";
 import { MemoryRateLimiter } from "../../src/adapters/memory/memory-rate-limiter.js";
 import type { Failure } from "../../src/domain/errors.js";
+import type { Principal } from "../../src/domain/authorization.js";
 import { MintCore, type MintUsdcInput, type TransferInput } from "../../src/domain/mint-core.js";
 import { encodePageToken } from "../../src/domain/page-token.js";
 import type { Result } from "../../src/domain/result.js";
@@ -520,5 +521,54 @@ describe("GetBalance and ListMints", () => {
       });
     }
     expect(failure(await core.listMints({ accountId: "-x", pageSize: 1, pageToken: "" }))).toMatchObject({ field: "account_id" });
+  });
+});
+
+describe("the caller's principal in the core", () => {
+  const alice: Principal = { name: "alice-app", roles: new Set(["minter", "reader", "reconciler"]), scopes: ["alice:*"] };
+  const bob: Principal = { name: "bob-app", roles: new Set(["minter"]), scopes: ["*"] };
+
+  it("scopes idempotency keys per caller: one key from two principals is two mints, from one is a replay", async () => {
+    const { core, balance } = setup();
+    const a = await core.mintUsdc(mintInput({ accountId: "alice:1" }), { ...NO_DEADLINE, principal: alice });
+    const b = await core.mintUsdc(mintInput({ accountId: "alice:1" }), { ...NO_DEADLINE, principal: bob });
+    const a2 = await core.mintUsdc(mintInput({ accountId: "alice:1" }), { ...NO_DEADLINE, principal: alice });
+    if (!a.ok || !b.ok || !a2.ok) throw new Error("expected three successes");
+    expect([a.value.replayed, b.value.replayed, a2.value.replayed]).toEqual([false, false, true]);
+    expect(a2.value.mint.mintId).toBe(a.value.mint.mintId);
+    expect(b.value.mint.mintId).not.toBe(a.value.mint.mintId);
+    expect(await balance("alice:1")).toBe(20_000_000n);
+    // A caller without a principal (and `local`) keeps the bare key.
+    const bare = await core.mintUsdc(mintInput({ accountId: "alice:1" }), NO_DEADLINE);
+    if (!bare.ok) throw new Error("expected success");
+    expect([bare.value.replayed, bare.value.mint.idempotencyKey]).toEqual([false, "k1"]);
+    expect(a.value.mint.idempotencyKey).toBe("alice-app\tk1");
+  });
+
+  it("GetMint and ReconcileMint outside the caller's scopes: PERMISSION_DENIED, nothing changed", async () => {
+    const { core, snapshot } = setup();
+    const m = await core.mintUsdc(mintInput({ accountId: "carol:1" }), NO_DEADLINE);
+    if (!m.ok) throw new Error("expected success");
+    const before = await snapshot();
+    expect(await core.getMint(m.value.mint.mintId, { principal: alice })).toEqual({
+      ok: false,
+      error: { code: "PERMISSION_DENIED", rpc: "GetMint", principal: "alice-app", missingScope: "carol:1" },
+    });
+    expect(await core.reconcileMint(m.value.mint.mintId, "x", { ...NO_DEADLINE, principal: alice })).toEqual({
+      ok: false,
+      error: { code: "PERMISSION_DENIED", rpc: "ReconcileMint", principal: "alice-app", missingScope: "carol:1" },
+    });
+    expect(await snapshot()).toEqual(before);
+    expect((await core.getMint(m.value.mint.mintId, { principal: bob })).ok).toBe(true);
+  });
+
+  it("ReconcileMint frees the caller-scoped key of the mint it reverses", async () => {
+    const { core } = setup();
+    const m = await core.mintUsdc(mintInput({ accountId: "alice:2" }), { ...NO_DEADLINE, principal: alice });
+    if (!m.ok) throw new Error("expected success");
+    expect((await core.reconcileMint(m.value.mint.mintId, "chain failed", { ...NO_DEADLINE, principal: alice })).ok).toBe(true);
+    const again = await core.mintUsdc(mintInput({ accountId: "alice:2" }), { ...NO_DEADLINE, principal: alice });
+    if (!again.ok) throw new Error("expected success");
+    expect(again.value.replayed).toBe(false);
   });
 });

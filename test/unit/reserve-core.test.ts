@@ -10,6 +10,9 @@ import { MemoryLedgerStore } from "../../src/adapters/memory/memory-ledger-store
 import { MemoryRateLimiter } from "../../src/adapters/memory/memory-rate-limiter.js";
 import { MintCore, type RedeemUsdcInput } from "../../src/domain/mint-core.js";
 import { FakeClock } from "../support/fake-clock.js";
+import type { Principal } from "../../src/domain/authorization.js";
+
+const as = (name: string): Principal => ({ name, roles: new Set(["redeemer"]), scopes: ["*"] });
 
 const CTX = { deadlineMs: Infinity };
 
@@ -35,9 +38,9 @@ describe("issue 12 in the core", () => {
   it("a redemption key is scoped to the caller: two principals' `k` are two redemptions; the same principal's replays", async () => {
     const { core } = setup();
     await core.mintUsdc({ accountId: "a", amount: "10", blockchain: "BASE", idempotencyKey: "m" }, CTX);
-    const one = await core.redeemUsdc(redeemInput(), { ...CTX, principal: "ops-1" });
-    const two = await core.redeemUsdc(redeemInput(), { ...CTX, principal: "ops-2" });
-    const again = await core.redeemUsdc(redeemInput(), { ...CTX, principal: "ops-1" });
+    const one = await core.redeemUsdc(redeemInput(), { ...CTX, principal: as("ops-1") });
+    const two = await core.redeemUsdc(redeemInput(), { ...CTX, principal: as("ops-2") });
+    const again = await core.redeemUsdc(redeemInput(), { ...CTX, principal: as("ops-1") });
     if (!one.ok || !two.ok || !again.ok) throw new Error("expected three successes");
     expect(one.value.redemption.redemptionId).not.toBe(two.value.redemption.redemptionId);
     expect([one.value.redemption.actor, two.value.redemption.actor]).toEqual(["ops-1", "ops-2"]);

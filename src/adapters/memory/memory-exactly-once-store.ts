@@ -12,7 +12,7 @@ import { differingFields, sameRequest, type AccountState, type CanonicalRequest,
 import type { JournalEntry } from "../../domain/journal.js";
 import type { Effect, ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, KeyedCall, LedgerStore, ListMintsQuery, Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
-import { IN_USE_RETRY_AFTER_MS } from "./memory-idempotency-store.js";
+import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
 
 /** Who holds a key's gate, and who waits behind it. */
 interface Gate {
@@ -160,7 +160,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
         return fail({ code: "IDEMPOTENCY_KEY_REUSED", key, fields: differingFields(held.request, request) });
       }
       const outcome = await this.waitFor(held, wait);
-      if (outcome === "deadline") return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: IN_USE_RETRY_AFTER_MS });
+      if (outcome === "deadline") return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: KEY_IN_USE_RETRY_AFTER_MS });
       if (outcome === "aborted") return fail(CANCELLED_WHILE_WAITING);
     }
   }

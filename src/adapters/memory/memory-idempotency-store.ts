@@ -4,6 +4,7 @@
  * that replays until its TTL passes). Suits one replica; several replicas
  * need a shared store.
  */
+import { KEY_IN_USE_RETRY_AFTER_MS, STORE_FULL_RETRY_AFTER_MS } from "../../domain/limits.js";
 import { assert, UnavailableError } from "../../domain/errors.js";
 import { differingFields, requestOfRecord, sameRequest, storedResultId } from "../../domain/model.js";
 import type { CanonicalRequest, IdempotencyScope, MintRecord, RedemptionRecord, StoredResult, TransferRecord } from "../../domain/model.js";
@@ -17,21 +18,6 @@ export interface MemoryIdempotencyStoreOptions {
   readonly maxKeys: number;
   readonly clock: Clock;
 }
-
-/**
- * `retryAfterMs` of IDEMPOTENCY_KEY_IN_USE. The store cannot know how long the
- * first call will still run; a mint or transfer normally settles within a few
- * milliseconds, so 50 ms lets the retry land after it (and replay) without
- * the client spinning.
- */
-export const IN_USE_RETRY_AFTER_MS = 50;
-
-/**
- * `retryAfterMs` of IDEMPOTENCY_STORE_FULL when every held key is in flight,
- * so no expiry time is known: in-flight calls settle quickly, one second is a
- * gentle back-off.
- */
-export const STORE_FULL_RETRY_AFTER_MS = 1000;
 
 interface InFlightEntry {
   /** Identity of the holder: only this object may complete or release the key. */
@@ -108,7 +94,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
    * Claims the key, replays its stored result, or waits for the call holding
    * it. Failures: IDEMPOTENCY_KEY_REUSED (another request; `fields` sorted),
    * IDEMPOTENCY_KEY_IN_USE (still in flight at `deadlineMs`, a monotonic ms on
-   * the clock or Infinity; retry after IN_USE_RETRY_AFTER_MS),
+   * the clock or Infinity; retry after KEY_IN_USE_RETRY_AFTER_MS),
    * IDEMPOTENCY_STORE_FULL (`maxKeys` held after dropping the expired ones).
    * Throws UnavailableError once closed.
    */
@@ -133,7 +119,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
             return fail({ code: "IDEMPOTENCY_KEY_REUSED", key, fields: differingFields(flying.claim.request, request) });
           }
           if (!(await this.waitForSettle(flying, deadlineMs))) {
-            return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: IN_USE_RETRY_AFTER_MS });
+            return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: KEY_IN_USE_RETRY_AFTER_MS });
           }
           // Settled: completed (replay), released (claim it) or already re-claimed
           // by another waiter (wait again); look again.

@@ -14,18 +14,17 @@
  */
 import pg from "pg";
 import type { Clock } from "../../domain/clock.js";
-import type { ExactlyOnceStore, IdempotencyStore, LedgerStore, Probe } from "../../domain/ports.js";
+import type { ExactlyOnceStore, IdempotencyStore, LedgerStore, MetricsSink, Probe } from "../../domain/ports.js";
 import { runMigrations } from "./migrations.js";
-import { PgDatabase, silentLogger, type PgLogger } from "./pg-database.js";
-import { classifyPgError, unavailable } from "./pg-errors.js";
+import { PgDatabase } from "./pg-database.js";
+import { silentLogger, type AdapterLogger } from "../../logger.js";
+import { classifyPgError, pgUnavailableError } from "./pg-errors.js";
 import { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
 import { PostgresExactlyOnceStore } from "./postgres-exactly-once-store.js";
 import { PostgresLedgerStore } from "./postgres-ledger-store.js";
 
 export { MIGRATIONS, runMigrations, type Migration } from "./migrations.js";
-export { KEY_IN_USE_RETRY_AFTER_MS, SWEEP_BATCH_MAX_KEYS } from "./postgres-idempotency-store.js";
 export { LIST_MINTS_MAX_LIMIT } from "./postgres-ledger-store.js";
-export type { PgLogger } from "./pg-database.js";
 
 export interface PostgresStoresOptions {
   /** postgres://user[:password]@host:port/db */
@@ -40,7 +39,9 @@ export interface PostgresStoresOptions {
   readonly idempotencyTtlMs: number;
   /** Deadlines (monotonic) and record times (wall). Key expiry runs on the database's now(). */
   readonly clock: Clock;
-  readonly logger?: PgLogger;
+  readonly logger?: AdapterLogger;
+  /** Hears PostgreSQL lost races (40P01/40001), retried or given up. */
+  readonly metrics?: MetricsSink;
   /** Test only: the wall ms standing in for the database's now() where key expiry is judged (see PgDatabase). */
   readonly testNowWallMs?: () => number;
 }
@@ -80,6 +81,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     clock: opts.clock,
     logger,
     ...(opts.testNowWallMs === undefined ? {} : { testNowWallMs: opts.testNowWallMs }),
+    ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }),
   });
   // The pool ends when both stores are closed, or at `close()`.
   let ledgerOpen = true;
@@ -132,7 +134,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
 }
 
 /** Runs the migrations on a dedicated session, so the advisory lock and the long timeout stay off the pool. */
-async function migrate(opts: PostgresStoresOptions, logger: PgLogger): Promise<void> {
+async function migrate(opts: PostgresStoresOptions, logger: AdapterLogger): Promise<void> {
   const client = new pg.Client({
     connectionString: opts.url,
     connectionTimeoutMillis: opts.connectTimeoutMs,
@@ -147,7 +149,7 @@ async function migrate(opts: PostgresStoresOptions, logger: PgLogger): Promise<v
     const applied = await runMigrations(client, logger);
     logger.info({ applied }, applied.length === 0 ? "database schema is current" : "database schema migrated");
   } catch (err) {
-    throw classifyPgError(err) === "connection" ? unavailable(err, "migrating the schema") : err;
+    throw classifyPgError(err) === "connection" ? pgUnavailableError(err, "migrating the schema") : err;
   } finally {
     await client.end().catch(() => undefined);
   }

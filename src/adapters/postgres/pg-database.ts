@@ -4,12 +4,15 @@
  * caller's deadline becomes `lock_timeout`/`statement_timeout`, and lost
  * connections become `UnavailableError`.
  */
+import { silentLogger, type AdapterLogger } from "../../logger.js";
+import { STORE_BUSY_RETRY_AFTER_MS } from "../../domain/limits.js";
 import pg from "pg";
 import { setTimeout as sleepRealMs } from "node:timers/promises";
 import type { Clock } from "../../domain/clock.js";
+import { noMetrics, type MetricsSink } from "../../domain/ports.js";
 import { markNotApplied, type Failure } from "../../domain/errors.js";
 import { fail, ok, type Result } from "../../domain/result.js";
-import { classifyPgError, unavailable } from "./pg-errors.js";
+import { classifyPgError, pgUnavailableError } from "./pg-errors.js";
 
 /**
  * Key expiry is judged by one clock per store: the database's `now()`, never
@@ -18,9 +21,6 @@ import { classifyPgError, unavailable } from "./pg-errors.js";
 export function dbNowSql(param: number): string {
   return `COALESCE(to_timestamp($${param}::float8 / 1000), now())`;
 }
-
-/** What a call refused STORE_BUSY is told to wait before retrying with the same key. */
-export const STORE_BUSY_RETRY_AFTER_MS = 100;
 
 const DEADLINE_WAITING_FOR_CONNECTION: Failure = {
   code: "DEADLINE_EXCEEDED",
@@ -45,27 +45,21 @@ function isPoolWaitTimeout(err: unknown): boolean {
   return err instanceof Error && err.message.includes("timeout exceeded when trying to connect");
 }
 
-export interface PgLogger {
-  info(o: object, m: string): void;
-  warn(o: object, m: string): void;
-  error(o: object, m: string): void;
-}
-
-export const silentLogger: PgLogger = { info() {}, warn() {}, error() {} };
-
 export interface PgDatabaseOptions {
   readonly url: string;
   readonly poolSize: number;
   readonly statementTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly clock: Clock;
-  readonly logger: PgLogger;
+  readonly logger: AdapterLogger;
   /**
    * Test only: the wall time (ms) that stands in for the database's `now()`
    * wherever key expiry is judged, so TTL tests move a fake clock instead of
    * waiting. Unset in production: the database's own `now()` is the clock.
    */
   readonly testNowWallMs?: () => number;
+  /** Hears transactions that lost a race (40P01/40001), retried or given up. */
+  readonly metrics?: MetricsSink;
 }
 
 /** How many times a transaction that hit 40001/40P01 is tried in all before UNAVAILABLE. */
@@ -130,12 +124,15 @@ export interface TxTimeouts {
 export class PgDatabase {
   readonly pool: pg.Pool;
   readonly clock: Clock;
-  readonly logger: PgLogger;
+  readonly logger: AdapterLogger;
   readonly statementTimeoutMs: number;
   readonly connectTimeoutMs: number;
   private ended: Promise<void> | null = null;
 
+  readonly metrics: MetricsSink;
+
   constructor(readonly opts: PgDatabaseOptions) {
+    this.metrics = opts.metrics ?? noMetrics;
     this.clock = opts.clock;
     this.logger = opts.logger;
     this.statementTimeoutMs = opts.statementTimeoutMs;
@@ -235,7 +232,7 @@ export class PgDatabase {
 
   /** Turns a connection-kind error into UnavailableError; returns anything else unchanged (a bug). */
   asUnavailable(err: unknown, doing: string): unknown {
-    return classifyPgError(err) === "connection" ? unavailable(err, doing) : err;
+    return classifyPgError(err) === "connection" ? pgUnavailableError(err, doing) : err;
   }
 
   /**
@@ -248,7 +245,7 @@ export class PgDatabase {
     try {
       return await this.pool.query<R>(text, values);
     } catch (err) {
-      if (classifyPgError(err) !== "other") throw unavailable(err, doing);
+      if (classifyPgError(err) !== "other") throw pgUnavailableError(err, doing);
       throw err;
     }
   }
@@ -264,6 +261,12 @@ export class PgDatabase {
   }
 
   /** Pool occupancy, for tests and metrics. */
+  /** Counts a transaction that lost a race (`err` is a 40P01 or 40001), retried or given up. */
+  lostRace(err: unknown, gaveUp: boolean): void {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code === "40P01" || code === "40001") this.metrics.pgConflict(code, gaveUp);
+  }
+
   stats(): { totalCount: number; idleCount: number; waitingCount: number } {
     return { totalCount: this.pool.totalCount, idleCount: this.pool.idleCount, waitingCount: this.pool.waitingCount };
   }

@@ -85,7 +85,7 @@ export function classifyPgError(err: unknown): PgErrorKind {
 }
 
 /** Wraps a connection-kind error for the edge, which answers UNAVAILABLE. */
-export function unavailable(err: unknown, doing: string): UnavailableError {
+export function pgUnavailableError(err: unknown, doing: string): UnavailableError {
   const detail = err instanceof Error ? err.message : String(err);
   return new UnavailableError(`PostgreSQL unavailable while ${doing}: ${detail}`, { cause: err });
 }

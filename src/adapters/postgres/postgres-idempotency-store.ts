@@ -10,6 +10,7 @@
  * the ledger change (see `PostgresLedgerStore`), so `complete` has nothing
  * left to do.
  */
+import { KEY_IN_USE_RETRY_AFTER_MS, SWEEP_BATCH_KEYS } from "../../domain/limits.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { assert, UnavailableError } from "../../domain/errors.js";
 import {
@@ -26,11 +27,6 @@ import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase } from "./pg-dat
 import { classifyPgError } from "./pg-errors.js";
 import { decodeStoredResult } from "./stored-result-codec.js";
 
-/** What a duplicate is told to wait before retrying a key still in flight. */
-export const KEY_IN_USE_RETRY_AFTER_MS = 50;
-
-/** Most expired keys one `sweepExpired` call deletes, whatever it is asked, to keep the statement short. */
-export const SWEEP_BATCH_MAX_KEYS = 10_000;
 
 /**
  * Claims the key: inserts a 'pending' row, or takes over an expired one (an
@@ -108,11 +104,15 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
           return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: KEY_IN_USE_RETRY_AFTER_MS });
         }
         if (kind === "retryable" && attempt < MAX_TX_ATTEMPTS) {
+          this.db.lostRace(err, false);
           this.db.logger.warn({ scope, attempt, code: (err as { code?: string }).code }, "retrying idempotency claim");
           await this.db.backoff(attempt);
           continue;
         }
-        if (kind === "retryable") throw new UnavailableError("idempotency claim kept losing races in PostgreSQL", { cause: err });
+        if (kind === "retryable") {
+          this.db.lostRace(err, true);
+          throw new UnavailableError("idempotency claim kept losing races in PostgreSQL", { cause: err });
+        }
         throw this.db.asUnavailable(err, "claiming an idempotency key");
       }
       if (outcome.kind === "done") return outcome.result;
@@ -205,12 +205,12 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
   }
 
   /**
-   * Deletes up to `maxKeys` (at most SWEEP_BATCH_MAX_KEYS) expired keys, the
+   * Deletes up to `maxKeys` (at most SWEEP_BATCH_KEYS) expired keys, the
    * oldest first. Rows another replica's sweep or claim has locked are
    * skipped, so replicas sweeping at once never wait on each other.
    */
   async sweepExpired(maxKeys: number): Promise<number> {
-    const limit = Math.min(Math.floor(maxKeys), SWEEP_BATCH_MAX_KEYS);
+    const limit = Math.min(Math.floor(maxKeys), SWEEP_BATCH_KEYS);
     if (!(limit >= 1)) return 0;
     const res = await this.db.query(SWEEP_SQL, [this.db.nowParam(), limit], "sweeping expired idempotency keys");
     return res.rowCount ?? 0;

@@ -26,7 +26,7 @@ import type { IdempotencyClaim, LedgerStore, ListMintsQuery } from "../../domain
 import type pg from "pg";
 import { asPgClaim, BEGIN_READ_COMMITTED, setLocalTimeoutsSql, type PgClaim } from "./pg-claim.js";
 import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase, type TxTimeouts } from "./pg-database.js";
-import { classifyPgError, unavailable } from "./pg-errors.js";
+import { classifyPgError, pgUnavailableError } from "./pg-errors.js";
 import { isoOfWallMs } from "./postgres-idempotency-store.js";
 import { mintToJson, redemptionToJson, transferToJson } from "./stored-result-codec.js";
 
@@ -678,7 +678,7 @@ export class PostgresLedgerStore implements LedgerStore {
       lease.give(false);
     } catch (err) {
       lease.give(true);
-      throw unavailable(err, `${doing} (commit outcome unknown)`);
+      throw pgUnavailableError(err, `${doing} (commit outcome unknown)`);
     }
   }
 
@@ -690,11 +690,15 @@ export class PostgresLedgerStore implements LedgerStore {
       if (timeouts.deadlineBound) return fail(deadlineFailure());
       throw new UnavailableError(`PostgreSQL did not finish ${doing} within ${timeouts.ms} ms`, { cause: err, notApplied: true });
     }
-    if (kind === "retryable") throw new UnavailableError(`${doing} kept losing races in PostgreSQL; retry`, { cause: err, notApplied: true });
+    if (kind === "retryable") {
+      this.db.lostRace(err, true);
+      throw new UnavailableError(`${doing} kept losing races in PostgreSQL; retry`, { cause: err, notApplied: true });
+    }
     throw markNotApplied(this.db.asUnavailable(err, doing));
   }
 
   private logRetry(doing: string, attempt: number, err: unknown): void {
+    this.db.lostRace(err, false);
     this.db.logger.warn({ attempt, code: (err as { code?: string }).code, doing }, "retrying PostgreSQL transaction after a lost race");
   }
 }

@@ -8,18 +8,13 @@
  * so the trim, the count and the add happen atomically on the server, and the
  * time comes from Redis `TIME`: replicas never compare their own clocks.
  */
+import type { AdapterLogger } from "../../logger.js";
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import type { RedisOptions } from "ioredis";
 import { systemClock, type Clock } from "../../domain/clock.js";
 import { UnavailableError, assert } from "../../domain/errors.js";
-import type { LimitDecision, Probe, RateLimiter } from "../../domain/ports.js";
-
-/** The part of a pino logger the limiter uses; a pino `Logger` fits it. */
-export interface RedisRateLimiterLogger {
-  warn(obj: object, msg: string): void;
-  error(obj: object, msg: string): void;
-}
+import { noMetrics, type LimitDecision, type MetricsSink, type Probe, type RateLimiter } from "../../domain/ports.js";
 
 export interface RedisRateLimiterOptions {
   /** redis:// or rediss:// URL, e.g. `redis://127.0.0.1:6379/0`. */
@@ -35,7 +30,9 @@ export interface RedisRateLimiterOptions {
   readonly failOpen: boolean;
   /** Prepended to every key; keys are `${keyPrefix}rl:{accountId}`. Default "usdc-mint:". */
   readonly keyPrefix?: string;
-  readonly logger?: RedisRateLimiterLogger;
+  readonly logger?: AdapterLogger;
+  /** Hears every failed acquisition command (connection down, timeout, script error). */
+  readonly metrics?: MetricsSink;
   /** Longest wait for one Redis reply before the call counts as unavailable. Default 500 ms. */
   readonly commandTimeoutMs?: number;
   /** Longest wait for the first connection (and for each TCP connect). Default 2000 ms. */
@@ -107,6 +104,7 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RedisR
   assert(Number.isSafeInteger(windowMs) && windowMs >= 1, `rate window must be a positive integer of ms, got ${windowMs}`);
   const keyPrefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
   const logger = options.logger;
+  const metrics = options.metrics ?? noMetrics;
   const clock = options.clock ?? systemClock;
   const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
@@ -190,6 +188,7 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RedisR
       // calls admitted in the same microsecond.
       reply = await redis.usdcMintRateAcquire(keyOf(accountId), limit, windowMs * 1000, windowMs, `${instanceId}:${++seq}`);
     } catch (err: unknown) {
+      metrics.redisCommandError();
       if (failOpen) {
         const silenced = failOpenLog.take();
         if (silenced !== null) {

@@ -19,17 +19,21 @@
  * hot path was measured, bench/LATEST.md).
  */
 import { Metadata, type ServerUnaryCall } from "@grpc/grpc-js";
+import type { Principal } from "../../domain/authorization.js";
 import type { Failure } from "../../domain/errors.js";
 import type { CallContext } from "../../domain/mint-core.js";
 import type { Result } from "../../domain/result.js";
-import type { EdgeFailure } from "./status.js";
+import { failureToStatus, type EdgeFailure, type RichError } from "./status.js";
 
 /**
  * Values links attach to a call for later links and the handler. A link that
  * adds one declares it where it is written, e.g.
  *   declare module "./chain.js" { interface CallValues { principal?: Principal } }
  */
-export interface CallValues {}
+export interface CallValues {
+  /** The call's request id (request-id.ts): the caller's valid `x-request-id` or a new UUID. */
+  requestId?: string;
+}
 
 /** What a handler sees of its call. */
 export interface HandlerContext extends CallContext {
@@ -43,6 +47,8 @@ export interface HandlerContext extends CallContext {
    */
   readonly signal: AbortSignal;
   readonly values: CallValues;
+  /** Who is calling, as the auth link decided; the core reads it, never metadata. */
+  readonly principal?: Principal;
 }
 
 /** A link's view of the call: the handler's context plus the request, its metadata and the answer's trailers. */
@@ -54,10 +60,18 @@ export interface EdgeCall extends HandlerContext {
   readonly raw: ServerUnaryCall<unknown, unknown>;
   deadlineMs: number;
   readonly values: CallValues;
+  /** Set once by the auth link, before any other link does work. */
+  principal?: Principal;
   /** Adds trailing metadata to the answer, success or failure. */
   addTrailer(key: string, value: string | Buffer): void;
   /** Aborts the call's signal (now, or at once when it is first read). */
   cancel(): void;
+  /**
+   * The error answer for `failure`, through the error table, built once per
+   * call and failure: a link that needs its status code (metrics) and the
+   * answer share one (building one costs microseconds).
+   */
+  statusOf(failure: Failure | EdgeFailure): RichError;
 }
 
 /** What a call comes to: the handler's value, or a failure for the error table. */
@@ -85,10 +99,12 @@ export function compose(links: readonly Link[], handler: Next): Next {
 /** The one object a call allocates at the edge. */
 export class Call implements EdgeCall {
   readonly values: CallValues = {};
+  principal: Principal | undefined = undefined;
   private controller: AbortController | null = null;
   private cancelled = false;
   /** Trailing metadata added by links; made on first use. */
   trailers: Metadata | null = null;
+  private built: { readonly failure: Failure | EdgeFailure; readonly status: RichError } | null = null;
 
   constructor(
     readonly rpc: string,
@@ -121,5 +137,10 @@ export class Call implements EdgeCall {
     if (this.cancelled) return;
     this.cancelled = true;
     this.controller?.abort();
+  }
+
+  statusOf(failure: Failure | EdgeFailure): RichError {
+    if (this.built?.failure !== failure) this.built = { failure, status: failureToStatus(failure) };
+    return this.built.status;
   }
 }

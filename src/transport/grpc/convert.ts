@@ -1,5 +1,6 @@
 /** Proto <-> domain conversions. Money leaves as a canonical decimal string, formatted once here. */
 import { Blockchain, MintStatus, type Mint, type Redemption, type Supply, type Transfer } from "../../../gen/usdc/mint/v1/mint.js";
+import { callerIdempotencyKey } from "../../domain/authorization.js";
 import { BLOCKCHAINS, type Blockchain as DomainBlockchain, type MintRecord, type RedemptionRecord, type SupplyState, type TransferRecord } from "../../domain/model.js";
 import { formatMicros } from "../../domain/money.js";
 
@@ -35,7 +36,7 @@ export function mintToProto(m: MintRecord): Mint {
     amount: formatMicros(m.amountMicros),
     blockchain: blockchainValue(m.blockchain),
     status: m.status === "COMPLETED" ? MintStatus.MINT_STATUS_COMPLETED : MintStatus.MINT_STATUS_REVERSED,
-    idempotencyKey: m.idempotencyKey,
+    idempotencyKey: callerIdempotencyKey(m.idempotencyKey),
     createTime: new Date(m.createWallMs),
     reverseTime: m.reverseWallMs === null ? undefined : new Date(m.reverseWallMs),
     reverseReason: m.reverseReason,
@@ -49,7 +50,7 @@ export function transferToProto(t: TransferRecord): Transfer {
     toAccountId: t.toAccountId,
     amount: formatMicros(t.amountMicros),
     createTime: new Date(t.createWallMs),
-    idempotencyKey: t.idempotencyKey,
+    idempotencyKey: callerIdempotencyKey(t.idempotencyKey),
   };
 }
 

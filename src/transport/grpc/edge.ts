@@ -1,14 +1,18 @@
 /**
  * The gRPC edge of every unary call: the chain of links (chain.ts, links.ts)
  * in its one order, and the answer sent exactly once. Adding a concern (auth,
- * request ids, metrics) is writing one link and adding it to `order` below.
+ * say) is writing one link and adding it to the list below.
  */
 import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
 import type { Clock } from "../../domain/clock.js";
 import type { Logger } from "../../logger.js";
+import type { ServiceMetrics } from "../../observability/metrics.js";
 import { Call, compose, type Answer, type Link, type Next, type UnaryHandler } from "./chain.js";
+import type { Security } from "../../auth/security.js";
+import { authLink } from "./auth-check.js";
 import { cancellation, deadline, Draining, errors, InFlight, logging } from "./links.js";
-import { failureToStatus } from "./status.js";
+import { metricsLink } from "./metrics-link.js";
+import { addRequestIdToErrorInfo, requestIdLink } from "./request-id.js";
 
 export type { HandlerContext, UnaryHandler } from "./chain.js";
 
@@ -17,6 +21,10 @@ export interface EdgeOptions {
   readonly logger: Logger;
   /** Most calls in flight at once; more are refused UNAVAILABLE (OVERLOADED). */
   readonly maxCallsInFlight: number;
+  /** Where calls are counted and timed; none when metrics are off (then no metrics link runs). */
+  readonly metrics?: { readonly sink: ServiceMetrics; readonly service: string };
+  /** Who may call: authentication and the role table (src/auth). */
+  readonly security: Security;
 }
 
 export class Edge {
@@ -28,9 +36,12 @@ export class Edge {
     this.inFlight = new InFlight(opts.maxCallsInFlight);
     // The order of the links, outermost first (README "The edge"):
     this.links = [
+      requestIdLink, // first, so every link after it and every log line of the call has the id
+      ...(opts.metrics === undefined ? [] : [metricsLink(opts.metrics.sink, opts.metrics.service)]), // counts and times every answer
       logging(opts.logger), // sees every answer, whichever link gave it
       errors(opts.logger), // maps what any link below throws
       this.drain.link, // refuses new calls while draining, before they count
+      authLink(opts.security), // who is calling and may they: decided before anything does work
       this.inFlight.link, // counts and caps calls in flight
       deadline(opts.clock), // the core's deadline, a little before the caller's
       cancellation, // aborts the call's signal when the caller goes away
@@ -72,7 +83,8 @@ function answerOnce(call: Call, answer: Answer, callback: sendUnaryData<unknown>
     else callback(null, answer.value, call.trailers);
     return;
   }
-  const status = failureToStatus(answer.error);
+  const status = call.statusOf(answer.error);
+  if (call.values.requestId !== undefined) addRequestIdToErrorInfo(status, call.values.requestId);
   if (call.trailers !== null) status.metadata.merge(call.trailers);
   callback(status);
 }

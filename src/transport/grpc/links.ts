@@ -15,6 +15,16 @@ const DEADLINE_MARGIN_MIN_MS = 20;
 const DEADLINE_MARGIN_MAX_MS = 50;
 
 /**
+ * The logger for lines about one call: a pino child carrying the call's
+ * request id, so every line the edge writes for it can be found by the id the
+ * caller was given. Made only when a line is written (most calls write none).
+ */
+export function callLogger(logger: Logger, call: EdgeCall): Logger {
+  const requestId = call.values.requestId;
+  return requestId === undefined ? logger : logger.child({ requestId });
+}
+
+/**
  * Logs every failed call once, with its RPC and code (and the INVALID_ARGUMENT
  * reason); UNAVAILABLE-class failures at warn. Outermost, so that it sees
  * what the caller gets, whichever link answered. Failures that came from a
@@ -25,7 +35,7 @@ export function logging(logger: Logger): Link {
     if (!answer.ok && answer.error.code !== "STORE_UNAVAILABLE" && answer.error.code !== "INTERNAL") {
       const f = answer.error;
       const level = f.code === "UNAVAILABLE" || f.code === "OVERLOADED" || f.code === "ACCOUNT_BUSY" ? "warn" : "info";
-      logger[level]({ rpc: call.rpc, code: f.code, reason: f.code === "INVALID_ARGUMENT" ? f.reason : f.code }, "call failed");
+      callLogger(logger, call)[level]({ rpc: call.rpc, code: f.code, reason: f.code === "INVALID_ARGUMENT" ? f.reason : f.code }, "call failed");
     }
     return answer;
   };
@@ -43,12 +53,12 @@ export function errors(logger: Logger): Link {
   const map = (call: EdgeCall, error: unknown): Answer => {
     const code = (error as { code?: unknown } | null)?.code;
     if (code === "UNAVAILABLE") {
-      logger.warn({ rpc: call.rpc, code: "UNAVAILABLE", reason: "STORE_UNAVAILABLE", err: (error as Error).message }, "call failed: store unavailable");
+      callLogger(logger, call).warn({ rpc: call.rpc, code: "UNAVAILABLE", reason: "STORE_UNAVAILABLE", err: (error as Error).message }, "call failed: store unavailable");
       return { ok: false, error: { code: "STORE_UNAVAILABLE" } };
     }
     // Logged by `logging`, as any other DEADLINE_EXCEEDED.
     if (code === "DEADLINE_EXCEEDED") return { ok: false, error: { code: "DEADLINE_EXCEEDED", message: (error as Error).message } };
-    logger.error({ rpc: call.rpc, err: error }, "call failed: internal error");
+    callLogger(logger, call).error({ rpc: call.rpc, err: error }, "call failed: internal error");
     return { ok: false, error: { code: "INTERNAL" } };
   };
   return (call, next) => {

@@ -65,8 +65,8 @@ export function mintServiceHandlers(core: MintCore, edge: Edge): MintServiceServ
         : r;
     }),
 
-    getMint: edge.unary("GetMint", async (req: GetMintRequest) => {
-      const r = await core.getMint(req.mintId);
+    getMint: edge.unary("GetMint", async (req: GetMintRequest, ctx) => {
+      const r = await core.getMint(req.mintId, ctx);
       return r.ok ? ok(GetMintResponse.fromPartial({ mint: mintToProto(r.value) })) : r;
     }),
 

@@ -79,6 +79,11 @@ export interface ReflectionOptions {
    * with INTERNAL and a fixed message. Defaults to doing nothing.
    */
   readonly onInternalError?: (error: unknown) => void;
+  /**
+   * Decides, once per stream before anything is read, whether the caller may
+   * use reflection; a returned error ends the stream with it. Absent: everyone.
+   */
+  readonly admit?: (call: grpc.ServerDuplexStream<ServerReflectionRequest, ServerReflectionResponse>) => Partial<grpc.StatusObject> | undefined;
 }
 
 /**
@@ -109,7 +114,14 @@ export function addReflection(
   const listed = [...new Set(services)];
   const open = new Set<grpc.ServerDuplexStream<ServerReflectionRequest, ServerReflectionResponse>>();
   const implementation: ServerReflectionServer = {
-    serverReflectionInfo: (call) => serve(call, index, listed, open, options.onInternalError),
+    serverReflectionInfo: (call) => {
+      const refusal = options.admit?.(call);
+      if (refusal !== undefined) {
+        call.emit("error", refusal);
+        return;
+      }
+      serve(call, index, listed, open, options.onInternalError);
+    },
   };
   // The two versions are the same protocol under two package names; old
   // clients (grpcurl before 1.9, many IDEs) still ask for v1alpha only.

@@ -10,10 +10,15 @@ import type { Clock } from "../../domain/clock.js";
 import type { MintCore } from "../../domain/mint-core.js";
 import type { Probe } from "../../domain/ports.js";
 import type { Logger } from "../../logger.js";
+import type { ServiceMetrics } from "../../observability/metrics.js";
+import type { Security } from "../../auth/security.js";
+import { reloadableServerCredentials } from "../../auth/tls.js";
+import { identifyCall } from "./auth-check.js";
 import { Edge } from "./edge.js";
 import { HealthService } from "./health.js";
 import { mintServiceHandlers } from "./mint-handlers.js";
 import { addReflection, loadDescriptorSet, REFLECTION_SERVICES, type ReflectionHandle } from "./reflection.js";
+import { failureToStatus } from "./status.js";
 
 export const MINT_SERVICE_NAME = "usdc.mint.v1.MintService";
 const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
@@ -36,6 +41,12 @@ export interface ServerOptions {
   readonly maxCallsInFlight: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
   readonly maxConcurrentStreams: number;
+  /** Counts and times MintService calls (the edge's metrics link); absent when metrics are off. */
+  readonly metrics?: ServiceMetrics;
+  /** Authentication, roles and the TLS certificates. */
+  readonly security: Security;
+  /** Who may use server reflection. */
+  readonly reflection: "public" | "authenticated" | "off";
   /** Closes the adapters, after the server has stopped. */
   readonly closeAdapters?: () => Promise<void>;
 }
@@ -67,19 +78,36 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     // the bound on work is the edge's cap on calls in flight.
     "grpc.max_concurrent_streams": opts.maxConcurrentStreams,
   });
-  const edge = new Edge({ clock: opts.clock, logger: opts.logger, maxCallsInFlight: opts.maxCallsInFlight });
+  const edge = new Edge({
+    clock: opts.clock,
+    logger: opts.logger,
+    maxCallsInFlight: opts.maxCallsInFlight,
+    security: opts.security,
+    ...(opts.metrics === undefined ? {} : { metrics: { sink: opts.metrics, service: MINT_SERVICE_NAME } }),
+  });
   const health = new HealthService([MINT_SERVICE_NAME]);
   server.addService(MintServiceService, mintServiceHandlers(opts.core, edge));
   health.addTo(server);
-  const reflection: ReflectionHandle = addReflection(
-    server,
-    loadDescriptorSet(),
-    [MINT_SERVICE_NAME, HEALTH_SERVICE_NAME, ...REFLECTION_SERVICES],
-    { onInternalError: (err) => opts.logger.error({ err }, "reflection failed") },
-  );
+  // Reflection describes the API, not money; "authenticated" still keeps it from strangers.
+  const security = opts.security;
+  const reflection: ReflectionHandle =
+    opts.reflection === "off"
+      ? { shutdown: () => {} }
+      : addReflection(server, loadDescriptorSet(), [MINT_SERVICE_NAME, HEALTH_SERVICE_NAME, ...REFLECTION_SERVICES], {
+          onInternalError: (err) => opts.logger.error({ err }, "reflection failed"),
+          admit:
+            opts.reflection === "public"
+              ? undefined
+              : (call) => {
+                  const who = identifyCall(security, call.metadata, call);
+                  return who.ok ? undefined : failureToStatus({ code: "UNAUTHENTICATED", rpc: "ServerReflectionInfo", reason: who.reason, message: who.message });
+                },
+        });
 
+  // Plaintext, or TLS whose certificates a SIGHUP can replace (src/auth/tls.ts).
+  const credentials = security.certificates === undefined ? grpc.ServerCredentials.createInsecure() : reloadableServerCredentials(security.certificates);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(opts.listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(opts.listen, credentials, (err, p) => (err ? reject(err) : resolve(p)));
   });
   const host = opts.listen.slice(0, opts.listen.lastIndexOf(":"));
   const address = `${host}:${port}`;

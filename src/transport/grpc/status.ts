@@ -8,6 +8,8 @@ import { Metadata, status as Code, type ServiceError } from "@grpc/grpc-js";
 import { Any } from "../../../gen/google/protobuf/any.js";
 import { BadRequest, ErrorInfo, QuotaFailure, RetryInfo } from "../../../gen/google/rpc/error_details.js";
 import { Status } from "../../../gen/google/rpc/status.js";
+import type { UnauthenticatedReason } from "../../auth/authenticate.js";
+import { ALL_ACCOUNTS, callerIdempotencyKey } from "../../domain/authorization.js";
 import type { Failure } from "../../domain/errors.js";
 
 /** The fixed ErrorInfo domain of this service. */
@@ -54,7 +56,9 @@ export type EdgeFailure =
   | { readonly code: "OVERLOADED"; readonly maxCallsInFlight: number; readonly retryAfterMs: number }
   | { readonly code: "STORE_UNAVAILABLE" }
   /** A bug: the handler threw something else. */
-  | { readonly code: "INTERNAL" };
+  | { readonly code: "INTERNAL" }
+  /** The auth link found no valid credentials; `reason` says which problem (never a secret). */
+  | { readonly code: "UNAUTHENTICATED"; readonly rpc: string; readonly reason: UnauthenticatedReason; readonly message: string };
 
 /** Maps one failure to its status (exhaustive: a new failure code fails to compile here). */
 export function failureToStatus(f: Failure | EdgeFailure): RichError {
@@ -83,11 +87,11 @@ export function failureToStatus(f: Failure | EdgeFailure): RichError {
       return richError(
         Code.ALREADY_EXISTS,
         `idempotency_key was already used for a different request (differing fields: ${f.fields.join(", ")})`,
-        [errorInfo("IDEMPOTENCY_KEY_REUSED", { differing_fields: f.fields.join(","), idempotency_key: f.key })],
+        [errorInfo("IDEMPOTENCY_KEY_REUSED", { differing_fields: f.fields.join(","), idempotency_key: callerIdempotencyKey(f.key) })],
       );
     case "IDEMPOTENCY_KEY_IN_USE":
       return richError(Code.ABORTED, "a call with this idempotency_key is still in flight; retry with the same key", [
-        errorInfo("IDEMPOTENCY_KEY_IN_USE", { idempotency_key: f.key }),
+        errorInfo("IDEMPOTENCY_KEY_IN_USE", { idempotency_key: callerIdempotencyKey(f.key) }),
         retryInfo(f.retryAfterMs),
       ]);
     case "IDEMPOTENCY_STORE_FULL":
@@ -159,6 +163,20 @@ export function failureToStatus(f: Failure | EdgeFailure): RichError {
       return unavailable("a backing store is unreachable; retry later with the same idempotency key (it never applies twice)", "STORE_UNAVAILABLE");
     case "INTERNAL":
       return internalError();
+    case "UNAUTHENTICATED":
+      return richError(Code.UNAUTHENTICATED, f.message, [errorInfo(f.reason, { rpc: f.rpc })]);
+    case "PERMISSION_DENIED":
+      return f.missingRole !== undefined
+        ? richError(Code.PERMISSION_DENIED, `principal ${f.principal} lacks the role ${f.missingRole}, which ${f.rpc} needs`, [
+            errorInfo("MISSING_ROLE", { rpc: f.rpc, principal: f.principal, missing_role: f.missingRole }),
+          ])
+        : richError(
+            Code.PERMISSION_DENIED,
+            f.missingScope === ALL_ACCOUNTS
+              ? `principal ${f.principal} may not call ${f.rpc} over all accounts (needs scope *)`
+              : `principal ${f.principal} has no scope over account ${f.missingScope ?? ""} for ${f.rpc}`,
+            [errorInfo("ACCOUNT_NOT_IN_SCOPE", { rpc: f.rpc, principal: f.principal, missing_scope: f.missingScope ?? "" })],
+          );
     default: {
       const unreachable: never = f;
       throw new Error(`unmapped failure ${JSON.stringify(unreachable)}`);

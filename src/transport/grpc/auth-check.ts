@@ -1,0 +1,101 @@
+/**
+ * What the auth link decides for one call, before anything else runs: who is
+ * calling (a verified client certificate and/or `authorization: Bearer …`),
+ * and whether that principal holds the RPC's role and a scope over the
+ * accounts the request names. A refused call has touched nothing: no lock,
+ * no key, no limiter.
+ *
+ * GetMint and ReconcileMint name a mint, not an account; their role is
+ * checked here and the scope over the mint's account by the core once it has
+ * looked the mint up (before it changes anything).
+ */
+import type { Metadata } from "@grpc/grpc-js";
+import type { AuthContext } from "@grpc/grpc-js/build/src/auth-context.js";
+import type {
+  FreezeAccountRequest,
+  GetBalanceRequest,
+  ListMintsRequest,
+  ListRedemptionsRequest,
+  MintUsdcRequest,
+  RedeemUsdcRequest,
+  TransferRequest,
+} from "../../../gen/usdc/mint/v1/mint.js";
+import type { AuthnResult } from "../../auth/authenticate.js";
+import type { Security } from "../../auth/security.js";
+import { verifiedPeerSans } from "../../auth/tls.js";
+import { ALL_ACCOUNTS, authorize, isRpc, type Principal, type Rpc } from "../../domain/authorization.js";
+import type { Failure } from "../../domain/errors.js";
+import type { Answer, Link } from "./chain.js";
+import type { EdgeFailure } from "./status.js";
+
+/** The accounts each RPC's scope applies to, read from its request (README "Roles"). */
+export const SCOPE_ACCOUNTS: { readonly [R in Rpc]: (request: unknown) => readonly string[] } = {
+  MintUsdc: (r) => [(r as MintUsdcRequest).accountId],
+  Transfer: (r) => [(r as TransferRequest).fromAccountId],
+  GetBalance: (r) => [(r as GetBalanceRequest).accountId],
+  ListMints: (r) => [(r as ListMintsRequest).accountId === "" ? ALL_ACCOUNTS : (r as ListMintsRequest).accountId],
+  GetMint: () => [],
+  ReconcileMint: () => [],
+  // Issue 12.
+  SetReserve: () => [],
+  GetSupply: () => [],
+  RedeemUsdc: (r) => [(r as RedeemUsdcRequest).accountId],
+  GetRedemption: () => [],
+  ListRedemptions: (r) => [(r as ListRedemptionsRequest).accountId === "" ? ALL_ACCOUNTS : (r as ListRedemptionsRequest).accountId],
+  FreezeAccount: (r) => [(r as FreezeAccountRequest).accountId],
+  UnfreezeAccount: (r) => [(r as FreezeAccountRequest).accountId],
+};
+
+export type AuthFailure = Extract<EdgeFailure, { code: "UNAUTHENTICATED" }> | Extract<Failure, { code: "PERMISSION_DENIED" }>;
+
+export type AuthCheck = { readonly ok: true; readonly principal: Principal } | { readonly ok: false; readonly error: AuthFailure };
+
+/** Who is calling, from the call's metadata and its verified peer certificate. */
+export function identifyCall(security: Security, metadata: Metadata, raw: { getAuthContext(): AuthContext | null }): AuthnResult {
+  const values = metadata.get("authorization");
+  if (values.length > 1) {
+    return { ok: false, code: "UNAUTHENTICATED", reason: "MALFORMED_AUTHORIZATION", message: "send one authorization metadata value, not several" };
+  }
+  const authorization = values.length === 1 ? (typeof values[0] === "string" ? values[0] : "") : undefined;
+  return security.identify({ authorization, verifiedCertificateSans: verifiedPeerSans(raw) });
+}
+
+/**
+ * Authenticates and authorizes one call. `raw` is the grpc-js call (for the
+ * peer certificate); `metadata` its headers. Only the first `authorization`
+ * value counts; several are refused as malformed.
+ */
+export function checkCall(security: Security, rpc: Rpc, request: unknown, metadata: Metadata, raw: { getAuthContext(): AuthContext | null }): AuthCheck {
+  const who = identifyCall(security, metadata, raw);
+  if (!who.ok) return { ok: false, error: { code: "UNAUTHENTICATED", rpc, reason: who.reason, message: who.message } };
+  const decision = authorize(who.principal, rpc, SCOPE_ACCOUNTS[rpc](request));
+  if (!decision.ok) {
+    return {
+      ok: false,
+      error:
+        decision.missingRole !== undefined
+          ? { code: "PERMISSION_DENIED", rpc, principal: who.principal.name, missingRole: decision.missingRole }
+          : { code: "PERMISSION_DENIED", rpc, principal: who.principal.name, missingScope: decision.missingScope ?? "" },
+    };
+  }
+  return { ok: true, principal: who.principal };
+}
+
+/**
+ * The auth link: decides who is calling and whether they may make this call,
+ * before any link that does work (the in-flight count, the deadline) and long
+ * before the core (locks, keys, the limiter). A call it refuses has touched
+ * nothing. The principal goes on the call, where the handler hands it to the
+ * core; an RPC missing from the role table is refused (deny by default).
+ */
+export function authLink(security: Security): Link {
+  return (call, next) => {
+    if (!isRpc(call.rpc)) {
+      return Promise.resolve<Answer>({ ok: false, error: { code: "PERMISSION_DENIED", rpc: call.rpc, principal: "", missingRole: "(none grants it)" } });
+    }
+    const checked = checkCall(security, call.rpc, call.request, call.metadata, call.raw);
+    if (!checked.ok) return Promise.resolve<Answer>({ ok: false, error: checked.error });
+    call.principal = checked.principal;
+    return next(call);
+  };
+}
