@@ -16,6 +16,13 @@ import {
   ListMintsRequest,
   MintUsdcRequest,
   ReconcileMintRequest,
+  SetReserveRequest,
+  GetSupplyRequest,
+  RedeemUsdcRequest,
+  GetRedemptionRequest,
+  ListRedemptionsRequest,
+  FreezeAccountRequest,
+  UnfreezeAccountRequest,
   TransferRequest,
   type Mint,
   type MintServiceClient,
@@ -70,13 +77,13 @@ const EMPTY: Record<Rpc, unknown> = {
   GetMint: GetMintRequest.fromPartial({}),
   ListMints: ListMintsRequest.fromPartial({}),
   ReconcileMint: ReconcileMintRequest.fromPartial({}),
-  SetReserve: {},
-  GetSupply: {},
-  RedeemUsdc: {},
-  GetRedemption: {},
-  ListRedemptions: {},
-  FreezeAccount: {},
-  UnfreezeAccount: {},
+  SetReserve: SetReserveRequest.fromPartial({}),
+  GetSupply: GetSupplyRequest.fromPartial({}),
+  RedeemUsdc: RedeemUsdcRequest.fromPartial({}),
+  GetRedemption: GetRedemptionRequest.fromPartial({}),
+  ListRedemptions: ListRedemptionsRequest.fromPartial({}),
+  FreezeAccount: FreezeAccountRequest.fromPartial({}),
+  UnfreezeAccount: UnfreezeAccountRequest.fromPartial({}),
 };
 
 let seq = 0;
@@ -108,7 +115,7 @@ describe("every role × RPC cell", () => {
     await mint(admin, funded, "1000");
     // One fresh mint per role for ReconcileMint (a reversal succeeds once).
     mints = await Promise.all(ROLES.map(async () => (await mint(admin, "matrix-reconcile")).mint as Mint));
-    const r = await call<{ redemption: { redemptionId: string } }>(admin, "RedeemUsdc", { accountId: funded, amount: "1", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: unique("r") });
+    const r = await call<{ redemption: { redemptionId: string } }>(client({ token: fx.roleTokens.redeemer }), "RedeemUsdc", { accountId: funded, amount: "1", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: unique("r") });
     redemptionId = r.redemption.redemptionId;
   });
   let redemptionId = "";
