@@ -77,6 +77,14 @@ const handlers: MintServiceServer = {
   reconcileChain: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED, details: "not in the empty server" }),
   listAuditEvents: (_call, cb) => cb(null, { events: [], nextPageToken: "" }),
   verifyAuditChain: (_call, cb) => cb(null, { whole: true, checked: 0, firstSeq: 0, lastSeq: 0, headHash: "", unsealed: 0, brokenSeq: 0, reason: "" }),
+  // Issue 12's RPCs are not benched against this baseline.
+  setReserve: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  getSupply: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  redeemUsdc: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  getRedemption: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  listRedemptions: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  freezeAccount: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
+  unfreezeAccount: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
 };
 
 async function main(): Promise<void> {

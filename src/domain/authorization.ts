@@ -8,7 +8,25 @@
 import type { Failure } from "./errors.js";
 
 /** Every RPC the service authorizes, by its proto method name. */
-export const RPCS = ["MintUsdc", "Transfer", "GetBalance", "GetMint", "ListMints", "ReconcileMint", "ReconcileChain", "ListAuditEvents", "VerifyAuditChain"] as const;
+export const RPCS = [
+  "MintUsdc",
+  "Transfer",
+  "GetBalance",
+  "GetMint",
+  "ListMints",
+  "ReconcileMint",
+  "ReconcileChain",
+  "ListAuditEvents",
+  "VerifyAuditChain",
+  // Issue 12.
+  "SetReserve",
+  "GetSupply",
+  "RedeemUsdc",
+  "GetRedemption",
+  "ListRedemptions",
+  "FreezeAccount",
+  "UnfreezeAccount",
+] as const;
 export type Rpc = (typeof RPCS)[number];
 
 /**
@@ -22,13 +40,13 @@ export type Rpc = (typeof RPCS)[number];
 export const ROLE_TABLE = {
   minter: ["MintUsdc"],
   transferer: ["Transfer"],
-  reader: ["GetBalance", "GetMint", "ListMints"],
+  reader: ["GetBalance", "GetMint", "ListMints", "GetSupply", "GetRedemption", "ListRedemptions"],
   reconciler: ["ReconcileMint"],
   auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
   approver: [],
-  "reserve-manager": [],
-  redeemer: [],
-  compliance: [],
+  "reserve-manager": ["SetReserve"],
+  redeemer: ["RedeemUsdc"],
+  compliance: ["FreezeAccount", "UnfreezeAccount"],
 } as const satisfies Record<string, readonly Rpc[]>;
 
 export type Role = keyof typeof ROLE_TABLE;
@@ -48,6 +66,13 @@ export const SCOPE_TARGET: Readonly<Record<Rpc, string>> = {
   ReconcileChain: "— (a whole chain: not account-scoped)",
   ListAuditEvents: "account_id; every account (empty account_id) needs scope *",
   VerifyAuditChain: "the whole journal: needs scope *",
+  SetReserve: "none (the reserve is not an account's)",
+  GetSupply: "none",
+  RedeemUsdc: "the debited account (account_id)",
+  GetRedemption: "none (the role suffices)",
+  ListRedemptions: "account_id; all accounts (empty account_id) needs scope *",
+  FreezeAccount: "the account (account_id)",
+  UnfreezeAccount: "the account (account_id)",
 };
 
 /**

@@ -6,6 +6,7 @@ import { FakeClock } from "../support/fake-clock.js";
 import { exactlyOnceStoreContract } from "./exactly-once-store.contract.js";
 import { idempotencyStoreContract } from "./idempotency-store.contract.js";
 import { ledgerStoreContract } from "./ledger-store.contract.js";
+import { reserveStoreContract } from "./reserve-store.contract.js";
 import { CONTRACT_IDEMPOTENCY_TTL_MS, type StoresUnderTest } from "./stores-under-test.js";
 
 async function makeMemoryStores(): Promise<StoresUnderTest> {
@@ -27,3 +28,4 @@ async function makeMemoryStores(): Promise<StoresUnderTest> {
 exactlyOnceStoreContract("memory", makeMemoryStores);
 ledgerStoreContract("memory", makeMemoryStores);
 idempotencyStoreContract("memory", makeMemoryStores);
+reserveStoreContract("memory", makeMemoryStores);

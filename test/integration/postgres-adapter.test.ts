@@ -141,14 +141,27 @@ describe("migrations", () => {
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
       );
       expect(tables.rows.map((r) => r.table_name).sort()).toEqual(
-        ["accounts", "audit_journal", "idempotency_keys", "ledger_entries", "mint_seq_base", "mints", "schema_migrations", "settlement_txs", "settlements", "transfers"].sort(),
+        [
+          "accounts",
+          "audit_journal",
+          "idempotency_keys",
+          "ledger_entries",
+          "mint_seq_base",
+          "mints",
+          "redemptions",
+          "schema_migrations",
+          "settlement_txs",
+          "settlements",
+          "supply",
+          "transfers",
+        ].sort(),
       );
       const money = await client.query<{ table_name: string; column_name: string; data_type: string; numeric_precision: number; numeric_scale: number }>(
         `SELECT table_name, column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns
          WHERE table_schema = 'public' AND column_name IN ('balance', 'amount', 'pending') AND data_type = 'numeric' ORDER BY table_name`,
       );
-      // balance and pending (issue 15) of accounts; amount of mints, transfers, ledger entries and settlements.
-      expect(money.rows.length).toBe(6);
+      // balance and pending (issue 15) of accounts; amount of mints, transfers, ledger entries, settlements and redemptions (issue 12).
+      expect(money.rows.length).toBe(7);
       for (const col of money.rows) expect([col.data_type, col.numeric_precision, col.numeric_scale]).toEqual(["numeric", 38, 0]);
       const before = await client.query("SELECT version, applied_at FROM schema_migrations ORDER BY version");
 

@@ -111,6 +111,8 @@ describe("a Python caller (Debian protoc + grpc_python_plugin + python3-grpcio)"
       "ok invalid amount",
       "ok insufficient funds",
       "ok rate limited",
+      "ok redeem",
+      "ok redeem insufficient funds",
       "scenario passed",
     ]);
   });

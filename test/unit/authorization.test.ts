@@ -24,13 +24,13 @@ import {
 const GRANTS: Record<Role, readonly Rpc[]> = {
   minter: ["MintUsdc"],
   transferer: ["Transfer"],
-  reader: ["GetBalance", "GetMint", "ListMints"],
+  reader: ["GetBalance", "GetMint", "ListMints", "GetSupply", "GetRedemption", "ListRedemptions"],
   reconciler: ["ReconcileMint"],
   auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
   approver: [],
-  "reserve-manager": [],
-  redeemer: [],
-  compliance: [],
+  "reserve-manager": ["SetReserve"],
+  redeemer: ["RedeemUsdc"],
+  compliance: ["FreezeAccount", "UnfreezeAccount"],
 };
 
 function principal(roles: Role[], scopes: string[] = ["*"]): Principal {

@@ -6,11 +6,11 @@
  * nothing (a same-key retry, a reconcile) ever sees the ledger and the key
  * disagree. Calls queued on a gate wait holding nothing else.
  */
-import { entryOfEffect, LOCAL_ACTOR, mintResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
+import { entryOfEffect, freezeResult, LOCAL_ACTOR, mintResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
 import type { Clock } from "../../domain/clock.js";
 import type { JournalEntry } from "../../domain/journal.js";
 import { markNotApplied, type Failure } from "../../domain/errors.js";
-import { differingFields, sameRequest, type CanonicalRequest, type IdempotencyScope, type MintRecord, type StoredResult } from "../../domain/model.js";
+import { differingFields, sameRequest, type AccountState, type CanonicalRequest, type IdempotencyScope, type MintRecord, type RedemptionRecord, type StoredResult, type SupplyState } from "../../domain/model.js";
 import type { Effect, ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, KeyedCall, LedgerStore, ListMintsQuery, Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
@@ -176,6 +176,37 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
     return this.ledger.listMints(query);
   }
 
+  // Issue 12. The memory ledger applies each of these synchronously, so each
+  // is atomic against every mint, transfer and redemption in flight; the
+  // journal record is appended in the same stretch as the ledger's answer.
+  async setReserve(reserveMicros: bigint, attestationRef: string, journal: JournalEntry, wait: Wait): Promise<Result<SupplyState>> {
+    const r = await this.ledger.setReserve(reserveMicros, attestationRef, journal, wait.deadlineMs);
+    if (r.ok) this.journal?.append(unsealedRecord(journal, reserveResult(reserveMicros, attestationRef), this.clock.wallMs()));
+    return r;
+  }
+
+  getSupply(): Promise<SupplyState> {
+    return this.ledger.getSupply();
+  }
+
+  async setFrozen(accountId: string, frozen: boolean, reason: string, journal: JournalEntry, wait: Wait): Promise<Result<AccountState>> {
+    const r = await this.ledger.setFrozen(accountId, frozen, reason, journal, wait.deadlineMs);
+    if (r.ok) this.journal?.append(unsealedRecord(journal, freezeResult(accountId, frozen), this.clock.wallMs()));
+    return r;
+  }
+
+  getAccount(accountId: string): Promise<AccountState> {
+    return this.ledger.getAccount(accountId);
+  }
+
+  getRedemption(redemptionId: string): Promise<RedemptionRecord | null> {
+    return this.ledger.getRedemption(redemptionId);
+  }
+
+  listRedemptions(query: ListMintsQuery): Promise<{ redemption: RedemptionRecord; seq: number }[]> {
+    return this.ledger.listRedemptions(query);
+  }
+
   /**
    * The memory ledger is atomic per call: when it throws, nothing was
    * applied. The journal record is appended in the same synchronous stretch
@@ -184,7 +215,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
   private async apply(effect: Effect, claim: IdempotencyClaim, deadlineMs: number, entry: JournalEntry | undefined): Promise<Result<StoredResult>> {
     try {
       if (effect.kind === "mint") {
-        const r = await this.ledger.mint(effect.cmd, claim, deadlineMs);
+        const r = await this.ledger.mint(effect.cmd, claim, deadlineMs, effect.reserveRequired === true);
         if (r.ok) this.journal?.append(unsealedRecord(entry ?? entryOfEffect(effect), mintResult(r.value), effect.cmd.createWallMs));
         if (r.ok && effect.cmd.settle === true) {
           if (this.outbox === null) throw new Error("invariant violated: a settling mint without an outbox");
@@ -192,6 +223,12 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore {
           await this.outbox.enqueue({ settlementId: r.value.mintId, blockchain: r.value.blockchain, amountMicros: r.value.amountMicros, createWallMs: r.value.createWallMs });
         }
         return r.ok ? ok({ scope: "mint", mint: r.value }) : r;
+      }
+      if (effect.kind === "redeem") {
+        const journal = entry ?? effect.journal;
+        const r = await this.ledger.redeem(effect.cmd, claim, deadlineMs, journal);
+        if (r.ok) this.journal?.append(unsealedRecord(journal, redemptionResult(r.value), effect.cmd.createWallMs));
+        return r.ok ? ok({ scope: "redeem", redemption: r.value }) : r;
       }
       const r = await this.ledger.transfer(effect.cmd, claim, deadlineMs);
       if (r.ok) this.journal?.append(unsealedRecord(entry ?? entryOfEffect(effect), transferResult(r.value), effect.cmd.createWallMs));

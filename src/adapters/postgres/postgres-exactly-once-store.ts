@@ -16,7 +16,7 @@
  * statements there.
  */
 import { markNotApplied, type Failure } from "../../domain/errors.js";
-import type { MintRecord, StoredResult } from "../../domain/model.js";
+import type { AccountState, MintRecord, RedemptionRecord, StoredResult, SupplyState } from "../../domain/model.js";
 import type { AuditJournal } from "../../domain/audit.js";
 import type { JournalEntry } from "../../domain/journal.js";
 import type { ExactlyOnceStore, KeyedCall, ListMintsQuery, Wait } from "../../domain/ports.js";
@@ -55,8 +55,12 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore {
       }
       const effect = call.effect;
       if (effect.kind === "mint") {
-        const r = await this.ledger.mint(effect.cmd, claim, wait.deadlineMs, call.journal);
+        const r = await this.ledger.mint(effect.cmd, claim, wait.deadlineMs, effect.reserveRequired === true, call.journal);
         return r.ok ? ok({ stored: { scope: "mint", mint: r.value }, replayed: false }) : r;
+      }
+      if (effect.kind === "redeem") {
+        const r = await this.ledger.redeem(effect.cmd, claim, wait.deadlineMs, call.journal ?? effect.journal);
+        return r.ok ? ok({ stored: { scope: "redeem", redemption: r.value }, replayed: false }) : r;
       }
       const r = await this.ledger.transfer(effect.cmd, claim, wait.deadlineMs, call.journal);
       return r.ok ? ok({ stored: { scope: "transfer", transfer: r.value }, replayed: false }) : r;
@@ -84,5 +88,31 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore {
 
   listMints(query: ListMintsQuery): Promise<MintRecord[]> {
     return this.ledger.listMints(query);
+  }
+
+  // Issue 12: each is one statement (or, for redemptions, the claim's
+  // transaction) that PostgreSQL makes atomic across replicas.
+  setReserve(reserveMicros: bigint, attestationRef: string, journal: JournalEntry, wait: Wait): Promise<Result<SupplyState>> {
+    return this.ledger.setReserve(reserveMicros, attestationRef, journal, wait.deadlineMs);
+  }
+
+  getSupply(): Promise<SupplyState> {
+    return this.ledger.getSupply();
+  }
+
+  setFrozen(accountId: string, frozen: boolean, reason: string, journal: JournalEntry, wait: Wait): Promise<Result<AccountState>> {
+    return this.ledger.setFrozen(accountId, frozen, reason, journal, wait.deadlineMs);
+  }
+
+  getAccount(accountId: string): Promise<AccountState> {
+    return this.ledger.getAccount(accountId);
+  }
+
+  getRedemption(redemptionId: string): Promise<RedemptionRecord | null> {
+    return this.ledger.getRedemption(redemptionId);
+  }
+
+  listRedemptions(query: ListMintsQuery): Promise<{ redemption: RedemptionRecord; seq: number }[]> {
+    return this.ledger.listRedemptions(query);
   }
 }

@@ -9,5 +9,8 @@ import { listCommand } from "./list.js";
 import { mintCommand } from "./mint.js";
 import { reconcileCommand } from "./reconcile.js";
 import { transferCommand } from "./transfer.js";
+import { freezeCommand, unfreezeCommand } from "./freeze.js";
+import { redeemCommand } from "./redeem.js";
+import { supplyCommand } from "./supply.js";
 
-export const COMMANDS: readonly CommandSpec[] = [mintCommand, transferCommand, balanceCommand, getCommand, listCommand, reconcileCommand, healthCommand, auditCommand, chainCommand];
+export const COMMANDS: readonly CommandSpec[] = [mintCommand, transferCommand, balanceCommand, getCommand, listCommand, reconcileCommand, supplyCommand, redeemCommand, freezeCommand, unfreezeCommand, healthCommand, auditCommand, chainCommand];
