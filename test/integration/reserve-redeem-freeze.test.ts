@@ -82,7 +82,7 @@ function suite(name: string, env: () => Record<string, string>): void {
     it("a frozen account: GetBalance shows it, every money path is ACCOUNT_FROZEN and changes nothing; unfreeze restores", async () => {
       const frozen = await srv.call<object, { frozen: boolean }>("freezeAccount", { accountId: "alice", reason: "court order 7" });
       expect(frozen).toEqual({ accountId: "alice", balance: "90.499999", frozen: true });
-      expect(await balance("alice")).toEqual({ accountId: "alice", balance: "90.499999", frozen: true, freezeReason: "court order 7" });
+      expect(await balance("alice")).toEqual({ accountId: "alice", balance: "90.499999", pendingBalance: "0", frozen: true, freezeReason: "court order 7" });
       for (const p of [r.mint("alice", "1", "f1"), r.transfer("alice", "bob", "1", "f2"), r.transfer("bob", "alice", "0.000001", "f3"), redeem("alice", "1", "f4")]) {
         expect(await expectError(p)).toMatchObject({ code: status.FAILED_PRECONDITION, reason: "ACCOUNT_FROZEN", metadata: { account_id: "alice" } });
       }
@@ -91,7 +91,7 @@ function suite(name: string, env: () => Record<string, string>): void {
       expect(await supply()).toMatchObject({ supply: "90.5" });
       expect(await srv.call("unfreezeAccount", { accountId: "alice", reason: "order lifted" })).toEqual({ accountId: "alice", balance: "90.499999", frozen: false });
       await r.transfer("alice", "bob", "1", "f2");
-      expect(await balance("alice")).toEqual({ accountId: "alice", balance: "89.499999", frozen: false, freezeReason: "" });
+      expect(await balance("alice")).toEqual({ accountId: "alice", balance: "89.499999", pendingBalance: "0", frozen: false, freezeReason: "" });
       expect(await expectError(srv.call("freezeAccount", { accountId: "", reason: "x" }))).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_ACCOUNT_ID" });
       expect(await expectError(srv.call("freezeAccount", { accountId: "bob", reason: "a\u0001b" }))).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_REASON" });
       expect((await balance("bob")).frozen).toBe(false);
