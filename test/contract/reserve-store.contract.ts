@@ -8,7 +8,7 @@
  * PostgreSQL the calls also really run concurrently on the pool.
  */
 import fc from "fast-check";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { JournalEntry } from "../../src/domain/journal.js";
 import { redeemRequest, type StoredResult } from "../../src/domain/model.js";
 import type { KeyedCall } from "../../src/domain/ports.js";
@@ -224,6 +224,22 @@ export function reserveStoreContract(name: string, make: MakeStores): void {
       expect(listed.map((l) => l.redemption.redemptionId)).toEqual([id]);
       expect(await s.store.listRedemptions({ accountId: "bob", afterSeq: 0, limit: 10 })).toEqual([]);
       expect(await s.store.listRedemptions({ accountId: null, afterSeq: listed[0]?.seq ?? 0, limit: 10 })).toEqual([]);
+    });
+
+    it("the journal gets one record per applied redemption, reserve change and freeze, in the same step; a refused SetReserve appends none", async () => {
+      await mint("alice", 10n);
+      const actions = async (): Promise<string[]> => {
+        // PostgreSQL seals after commit; the count of all records (sealed or not) is what the step wrote.
+        await vi.waitFor(async () => expect(await s.store.audit.unsealedCount()).toBe(0));
+        return (await s.store.audit.readSealed(0, 1000)).map((r) => r.action);
+      };
+      const before = (await actions()).length;
+      expect(await s.store.applyOnce({ ...redeemCall(newKey(), "alice", 4n), journal: { ...JOURNAL, action: "RedeemUsdc" } }, WAIT)).toMatchObject({ ok: true });
+      expect(await s.store.setReserve(6n, "att-1", { ...JOURNAL, action: "SetReserve" }, WAIT)).toMatchObject({ ok: true });
+      expect(await s.store.setReserve(5n, "att-2", { ...JOURNAL, action: "SetReserve" }, WAIT)).toMatchObject({ ok: false, error: { code: "RESERVE_EXCEEDED" } });
+      expect(await s.store.setFrozen("alice", true, "r", { ...JOURNAL, action: "FreezeAccount" }, WAIT)).toMatchObject({ ok: true });
+      expect(await s.store.setFrozen("alice", false, "", { ...JOURNAL, action: "UnfreezeAccount" }, WAIT)).toMatchObject({ ok: true });
+      expect((await actions()).slice(before)).toEqual(["RedeemUsdc", "SetReserve", "FreezeAccount", "UnfreezeAccount"]);
     });
 
     it("a redemption of more than the balance is INSUFFICIENT_FUNDS, changes nothing and leaves the key free", async () => {
