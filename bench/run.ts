@@ -6,7 +6,7 @@
  *   npm run bench                 full run (7 pairs per comparison, ~10 min)
  *   npm run bench -- --quick      short run (3 pairs, shorter windows, ~1.5 min)
  *
- * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,metrics,hot,allowances,core,memory,pg,audit,
+ * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,metrics,hot,allowances,core,memory,pg,audit,reserve,pg-reserve,
  * --conc 1,16,64, --tsx (run both servers with tsx instead of compiled JS),
  * --no-deadline (send no grpc-timeout), --profile (write a CPU profile of the
  * service and of the empty server per comparison to bench/profiles/).
@@ -25,6 +25,7 @@ import path from "node:path";
 import type { LoadResult, LoadSpec } from "./load-gen.js";
 import { BENCH_DIR, ROOT, prepareLaunch, startServer, type Launch, type ServerProcess } from "./servers.js";
 import { runPgComparison, type PgComparison } from "./pg-bench.js";
+import { runReserveComparison } from "./reserve-bench.js";
 
 // ---------------------------------------------------------------- options
 
@@ -755,6 +756,27 @@ async function main(): Promise<void> {
         }
       }
     }
+    // Issue 12: the reserve check on a mint, on against off (memory, then PostgreSQL).
+    for (const store of ["memory", "postgres"] as const) {
+      const row = store === "memory" ? "reserve" : "pg-reserve";
+      if (!want(row)) continue;
+      const c = 64;
+      log(`mint c=${c} on ${store}: reserve check on vs off`);
+      try {
+        const runs = await runReserveComparison({
+          store,
+          launch,
+          pairs: opts.pairs,
+          spec: (server) => spec(ctx, server, "mint", c, ACCOUNTS),
+          load: (s) => gen.run(s),
+          log,
+        });
+        comparisons.push(buildComparison(`mint_reserve_on_vs_off_${store}_c${c}`, "reserve on", "reserve off", "mint", c, runs.off, runs.on));
+      } catch (e) {
+        failures.push(`${row}: ${(e as Error).message}`);
+        log(`  FAILED: ${(e as Error).message}`);
+      }
+    }
   } finally {
     gen.close();
   }
@@ -808,6 +830,10 @@ async function main(): Promise<void> {
     transfer_vs_empty: ratio(at64("transfer")),
     getbalance_vs_empty: ratio(at64("getbalance")),
     hot_vs_uniform: ratio(hot),
+    mint_reserve_on_vs_off_memory: ratio(find("mint_reserve_on_vs_off_memory_c64")),
+    mint_reserve_on_vs_off_memory_cpu_cost: cost(find("mint_reserve_on_vs_off_memory_c64")),
+    mint_reserve_on_vs_off_postgres: ratio(find("mint_reserve_on_vs_off_postgres_c64")),
+    mint_reserve_on_vs_off_postgres_cpu_cost: cost(find("mint_reserve_on_vs_off_postgres_c64")),
     mint_p99_vs_empty: p99r(at64("mint")),
     transfer_p99_vs_empty: p99r(at64("transfer")),
     getbalance_p99_vs_empty: p99r(at64("getbalance")),

@@ -236,6 +236,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     clock,
     maxAmountMicros: config.maxAmountMicros,
     maxLockWaiters: config.maxLockWaiters,
+    reserveRequired: config.reserveRequired,
     metrics: sink,
     approvals: {
       store: adapters.store,

@@ -48,6 +48,8 @@ export interface Config extends SettlementVariables {
   readonly maxLockWaiters: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: most calls open at once on one connection. */
   readonly maxConcurrentStreams: number;
+  /** Issue 12: refuse mints (RESERVE_NOT_SET) until a reserve is set. */
+  readonly reserveRequired: boolean;
   /** host:port of the Prometheus HTTP listener (GET /metrics); empty = no listener. */
   readonly metricsListen: string;
   /** Principals file (YAML or JSON); empty: every caller is `local` with every role (loopback only). */
@@ -208,6 +210,7 @@ const SETTINGS = [
   { key: "maxLockWaiters", env: "MINT_MAX_LOCK_WAITERS", def: "128", doc: "most calls waiting for one account; more are refused UNAVAILABLE (ACCOUNT_BUSY) with RetryInfo", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
   { key: "auditJournal", env: "MINT_AUDIT_JOURNAL", def: "on", doc: "audit journal of every change: on, or off only to measure its cost (nothing is journaled)", parse: (raw: string) => (raw === "on" ? true : raw === "off" ? false : undefined), expect: "on or off" },
   { key: "maxConcurrentStreams", env: "MINT_MAX_CONCURRENT_STREAMS", def: "100", doc: "most calls open at once on one HTTP/2 connection (grpc.max_concurrent_streams)", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
+  { key: "reserveRequired", env: "MINT_RESERVE_REQUIRED", def: "false", doc: "refuse mints (FAILED_PRECONDITION RESERVE_NOT_SET) until SetReserve has set a reserve; false = supply is not capped before one is set", parse: boolParser, expect: "true or false" },
   { key: "metricsListen", env: "MINT_METRICS_LISTEN", def: "", doc: "host:port serving Prometheus metrics at GET /metrics (empty = off; port 0 = any free port)", parse: optionalListenParser, expect: "empty or host:port" },
   { key: "authFile", env: "MINT_AUTH_FILE", def: "", doc: "principals file (YAML or JSON): names, roles, account scopes, certificate identities, token SHA-256 digests; re-read on SIGHUP (empty = every caller is `local`, loopback only)", parse: fileParser, expect: "the path of a readable file" },
   { key: "tlsCert", env: "MINT_TLS_CERT", def: "", doc: "PEM server certificate (with its chain); re-read on SIGHUP (empty = plaintext, loopback only)", parse: fileParser, expect: "the path of a readable file" },
@@ -367,6 +370,7 @@ export function describeConfig(config: Config): Record<string, string | number |
     maxCallsInFlight: config.maxCallsInFlight,
     maxLockWaiters: config.maxLockWaiters,
     maxConcurrentStreams: config.maxConcurrentStreams,
+    reserveRequired: config.reserveRequired,
     metricsListen: config.metricsListen,
     authFile: config.authFile,
     tlsCert: config.tlsCert,

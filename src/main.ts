@@ -3,6 +3,7 @@
  * env), starts the service, prints one start line, and drains on SIGTERM or
  * SIGINT before exiting 0.
  */
+import { formatMicros } from "./domain/money.js";
 import { startApp } from "./app.js";
 import { ConfigError, describeConfig, helpText, isLoopbackListen, loadConfig, type Config } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -72,7 +73,15 @@ async function main(): Promise<void> {
   // default kill-by-signal. Logged at warn as well as info would be noise; the
   // start line is the one thing every deployment wants to see, so it goes out
   // at any level but silent.
-  logger.level === "silent" || logger.info({ address: app.server.address, metricsAddress: app.metricsAddress, config: describeConfig(config), adapters: app.adapters.description }, "listening");
+  // Issue 12: the operator sees at start whether supply is capped.
+  const supply = await app.core.getSupply();
+  const supplyCap =
+    supply.reserveMicros !== null
+      ? `capped by a reserve of ${formatMicros(supply.reserveMicros)} USDC (headroom ${formatMicros(supply.headroomMicros ?? 0n)})`
+      : config.reserveRequired
+        ? "no reserve set: mints are refused (RESERVE_NOT_SET) until SetReserve"
+        : "not capped: no reserve set (SetReserve caps it; MINT_RESERVE_REQUIRED=true refuses mints until then)";
+  logger.level === "silent" || logger.info({ address: app.server.address, metricsAddress: app.metricsAddress, config: describeConfig(config), adapters: app.adapters.description, supply: supplyCap }, "listening");
   if (!logger.isLevelEnabled("info") && logger.level !== "silent") {
     process.stdout.write(JSON.stringify({ level: "info", msg: "listening", address: app.server.address, metricsAddress: app.metricsAddress }) + "\n");
   }

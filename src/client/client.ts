@@ -23,6 +23,7 @@ import { MintServiceError, toMintServiceError } from "./errors.js";
 import { backoffMs, DEFAULT_RETRY_POLICY, retryDecision, type CallSafety, type RetryPolicy } from "./retry.js";
 import { Blockchain as WireBlockchain, SettlementState, type ReconcileChainRequest, type ReconcileChainResponse } from "../../gen/usdc/mint/v1/mint.js";
 import { blockchainToWire, mintFromWire, mintStatusToWire, type MinterAllowance, transferFromWire, type Balance, type BlockchainName, type ChainReconciliation, type Mint, type MintPage, type MintResult, type TransferResult } from "./types.js";
+import { redemptionFromWire, supplyFromWire, type FreezeResult, type RedeemResult, type Redemption, type SupplyInfo } from "./types.js";
 import { uuidv7 } from "./uuidv7.js";
 
 export interface RetryEvent {
@@ -164,6 +165,14 @@ export interface MintClient {
   rejectMint(input: { readonly mintId: string; readonly reason?: string }, options?: CallOptions): Promise<Mint>;
   setMinterAllowance(input: { readonly principal: string; readonly amount: string }, options?: CallOptions): Promise<MinterAllowance>;
   getMinterAllowance(principal: string, options?: CallOptions): Promise<MinterAllowance>;
+  // Issue 12: reserve, redemption, freeze.
+  setReserve(input: { amount: string; attestationRef: string }, options?: CallOptions): Promise<SupplyInfo>;
+  getSupply(options?: CallOptions): Promise<SupplyInfo>;
+  /** Idempotent by `idempotencyKey` (generated when absent), scoped to the RPC and the caller. */
+  redeemUsdc(input: { accountId: string; amount: string; blockchain: BlockchainName | string; idempotencyKey?: string }, options?: CallOptions): Promise<RedeemResult>;
+  getRedemption(redemptionId: string, options?: CallOptions): Promise<Redemption>;
+  freezeAccount(input: { accountId: string; reason?: string }, options?: CallOptions): Promise<FreezeResult>;
+  unfreezeAccount(input: { accountId: string; reason?: string }, options?: CallOptions): Promise<FreezeResult>;
   /** What the client knows of each replica's health (from its Watch streams). */
   endpoints(): EndpointState[];
   /** Resolves once every replica has reported its health (or after `timeoutMs`). */
@@ -190,6 +199,16 @@ const SAFETY: Record<Rpc, CallSafety> = {
   rejectMint: "unkeyed",
   setMinterAllowance: "keyed",
   getMinterAllowance: "read",
+  // Issue 12. Setting a reserve or a frozen state to a value is idempotent
+  // by nature, but a resend may land after another caller's change: only
+  // failures where the service did not start are retried.
+  setReserve: "unkeyed",
+  getSupply: "read",
+  redeemUsdc: "keyed",
+  getRedemption: "read",
+  listRedemptions: "read",
+  freezeAccount: "unkeyed",
+  unfreezeAccount: "unkeyed",
 };
 
 export const DEFAULT_DEADLINE_MS = 5_000;
@@ -309,7 +328,7 @@ export function createMintClient(options: MintClientOptions): MintClient {
     },
     async getBalance(accountId, call) {
       const res = await invoke<GetBalanceRequest, Balance>("getBalance", { accountId }, call);
-      return { accountId: res.accountId, balance: res.balance };
+      return { accountId: res.accountId, balance: res.balance, frozen: res.frozen ?? false, freezeReason: res.freezeReason ?? "" };
     },
     async getMint(mintId, call) {
       const res = await invoke<GetMintRequest, { mint: Parameters<typeof mintFromWire>[0] }>("getMint", { mintId }, call);
@@ -405,6 +424,30 @@ export function createMintClient(options: MintClientOptions): MintClient {
     },
     async getMinterAllowance(principal, call) {
       return invoke<{ principal: string }, MinterAllowance>("getMinterAllowance", { principal }, call);
+    },
+    async setReserve(input, call) {
+      const res = await invoke<{ amount: string; attestationRef: string }, { supply: Parameters<typeof supplyFromWire>[0] }>("setReserve", input, call);
+      return supplyFromWire(res.supply);
+    },
+    async getSupply(call) {
+      const res = await invoke<Record<string, never>, { supply: Parameters<typeof supplyFromWire>[0] }>("getSupply", {}, call);
+      return supplyFromWire(res.supply);
+    },
+    async redeemUsdc(input, call) {
+      const idempotencyKey = input.idempotencyKey ?? uuidv7();
+      const req = { accountId: input.accountId, amount: input.amount, blockchain: blockchainToWire(input.blockchain), idempotencyKey };
+      const res = await invoke<typeof req, { redemption: Parameters<typeof redemptionFromWire>[0]; replayed: boolean }>("redeemUsdc", req, call);
+      return { redemption: redemptionFromWire(res.redemption), replayed: res.replayed, idempotencyKey };
+    },
+    async getRedemption(redemptionId, call) {
+      const res = await invoke<{ redemptionId: string }, { redemption: Parameters<typeof redemptionFromWire>[0] }>("getRedemption", { redemptionId }, call);
+      return redemptionFromWire(res.redemption);
+    },
+    async freezeAccount(input, call) {
+      return invoke<{ accountId: string; reason: string }, FreezeResult>("freezeAccount", { accountId: input.accountId, reason: input.reason ?? "" }, call);
+    },
+    async unfreezeAccount(input, call) {
+      return invoke<{ accountId: string; reason: string }, FreezeResult>("unfreezeAccount", { accountId: input.accountId, reason: input.reason ?? "" }, call);
     },
     endpoints: () => pool.states(),
     async waitForHealth(timeoutMs = 5_000) {

@@ -8,6 +8,8 @@ import {
   MintStatus as WireMintStatus,
   type Mint as WireMint,
   type Transfer as WireTransfer,
+  type Redemption as WireRedemption,
+  type Supply as WireSupply,
 } from "../../gen/usdc/mint/v1/mint.js";
 
 /** The chains the service knows (the proto enum without its BLOCKCHAIN_ prefix). */
@@ -71,6 +73,43 @@ export interface TransferResult {
 export interface Balance {
   readonly accountId: string;
   readonly balance: string;
+  /** Issue 12: true while the account is frozen. */
+  readonly frozen?: boolean;
+  readonly freezeReason?: string;
+}
+
+// Issue 12: reserve, redemption, freeze.
+
+/** Supply and reserve in USDC decimal strings; reserve and headroom are "" until a reserve is set. */
+export interface SupplyInfo {
+  readonly supply: string;
+  readonly reserve: string;
+  readonly headroom: string;
+  readonly attestationRef: string;
+  /** USDC in mints PENDING_APPROVAL (not in supply). */
+  readonly pendingApproval: string;
+}
+
+export interface Redemption {
+  readonly redemptionId: string;
+  readonly accountId: string;
+  readonly amount: string;
+  readonly blockchain: Mint["blockchain"];
+  readonly idempotencyKey: string;
+  readonly actor: string;
+  readonly createTime: Date | undefined;
+}
+
+export interface RedeemResult {
+  readonly redemption: Redemption;
+  readonly replayed: boolean;
+  readonly idempotencyKey: string;
+}
+
+export interface FreezeResult {
+  readonly accountId: string;
+  readonly balance: string;
+  readonly frozen: boolean;
 }
 
 export interface MintPage {
@@ -183,4 +222,22 @@ export interface ChainReconciliation {
   readonly confirmedSum: string;
   readonly headBlock: number;
   readonly differences: readonly SettlementDifference[];
+}
+
+export function supplyFromWire(s: WireSupply | undefined): SupplyInfo {
+  const w = required(s, "a supply");
+  return { supply: w.supply, reserve: w.reserve, headroom: w.headroom, attestationRef: w.attestationRef, pendingApproval: w.pendingApproval };
+}
+
+export function redemptionFromWire(r: WireRedemption | undefined): Redemption {
+  const w = required(r, "a redemption");
+  return {
+    redemptionId: w.redemptionId,
+    accountId: w.accountId,
+    amount: w.amount,
+    blockchain: blockchainName(w.blockchain),
+    idempotencyKey: w.idempotencyKey,
+    actor: w.actor,
+    createTime: w.createTime,
+  };
 }

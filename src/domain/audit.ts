@@ -15,7 +15,7 @@
  */
 import * as nodeCrypto from "node:crypto";
 import type { JournalEntry } from "./journal.js";
-import { mintRequest, transferRequest, type MintRecord, type NewMint, type NewTransfer, type TransferRecord } from "./model.js";
+import { mintRequest, transferRequest, type MintRecord, type NewMint, type NewTransfer, type RedemptionRecord, type TransferRecord } from "./model.js";
 
 export type JsonScalar = string | number | boolean | null;
 export type CanonicalObject = Readonly<Record<string, JsonScalar>>;
@@ -114,6 +114,18 @@ export function reversalResult(m: MintRecord): CanonicalObject {
 /** Issue 11: an approval counted, the one that completed the mint (status COMPLETED: the credit), a rejection or an expiry. */
 export function approvalResult(m: MintRecord): CanonicalObject {
   return { account_id: m.accountId, amount: m.amountMicros.toString(), approvals: m.approval?.approvals.length ?? 0, mint_id: m.mintId, status: m.status };
+}
+
+/** Issue 12: what a redemption, a reserve change and a freeze record as their result. */
+export function redemptionResult(r: RedemptionRecord): CanonicalObject {
+  return { redemption_id: r.redemptionId };
+}
+/** The reserve as set (supply is what the reserve was checked against, known only inside the store's step). */
+export function reserveResult(reserveMicros: bigint, attestationRef: string): CanonicalObject {
+  return { attestation_ref: attestationRef, reserve: reserveMicros.toString() };
+}
+export function freezeResult(accountId: string, frozen: boolean): CanonicalObject {
+  return { account_id: accountId, frozen };
 }
 
 export type ChainVerdict =

@@ -8,7 +8,30 @@
 import type { Failure } from "./errors.js";
 
 /** Every RPC the service authorizes, by its proto method name. */
-export const RPCS = ["MintUsdc", "Transfer", "GetBalance", "GetMint", "ListMints", "ReconcileMint", "ReconcileChain", "ListAuditEvents", "VerifyAuditChain", "ApproveMint", "RejectMint", "SetMinterAllowance", "GetMinterAllowance"] as const;
+export const RPCS = [
+  "MintUsdc",
+  "Transfer",
+  "GetBalance",
+  "GetMint",
+  "ListMints",
+  "ReconcileMint",
+  "ReconcileChain",
+  "ListAuditEvents",
+  "VerifyAuditChain",
+  // Issue 11.
+  "ApproveMint",
+  "RejectMint",
+  "SetMinterAllowance",
+  "GetMinterAllowance",
+  // Issue 12.
+  "SetReserve",
+  "GetSupply",
+  "RedeemUsdc",
+  "GetRedemption",
+  "ListRedemptions",
+  "FreezeAccount",
+  "UnfreezeAccount",
+] as const;
 export type Rpc = (typeof RPCS)[number];
 
 /**
@@ -23,13 +46,13 @@ export const ROLE_TABLE = {
   minter: ["MintUsdc"],
   transferer: ["Transfer"],
   // GetMinterAllowance: each RPC has one role, so reserve-managers that read allowances also hold `reader` (issue 11).
-  reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance"],
+  reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions"],
   reconciler: ["ReconcileMint"],
   auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
   approver: ["ApproveMint", "RejectMint"], // issue 11; scope: the mint's account
-  "reserve-manager": ["SetMinterAllowance"], // issue 11
-  redeemer: [],
-  compliance: [],
+  "reserve-manager": ["SetReserve", "SetMinterAllowance"], // issues 12 and 11
+  redeemer: ["RedeemUsdc"],
+  compliance: ["FreezeAccount", "UnfreezeAccount"],
 } as const satisfies Record<string, readonly Rpc[]>;
 
 export type Role = keyof typeof ROLE_TABLE;
@@ -53,6 +76,13 @@ export const SCOPE_TARGET: Readonly<Record<Rpc, string>> = {
   RejectMint: "the mint's account",
   SetMinterAllowance: "none (allowances belong to principals, not accounts)",
   GetMinterAllowance: "none (allowances belong to principals, not accounts)",
+  SetReserve: "none (the reserve is not an account's)",
+  GetSupply: "none",
+  RedeemUsdc: "the debited account (account_id)",
+  GetRedemption: "none (the role suffices)",
+  ListRedemptions: "account_id; all accounts (empty account_id) needs scope *",
+  FreezeAccount: "the account (account_id)",
+  UnfreezeAccount: "the account (account_id)",
 };
 
 /**

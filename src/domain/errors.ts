@@ -21,7 +21,10 @@ export type FieldName =
   | "principal"
   | "start_time"
   | "end_time"
-  | "from_seq";
+  | "from_seq"
+  // Issue 12: reserve, redemption.
+  | "attestation_ref"
+  | "redemption_id";
 
 /** UPPER_SNAKE_CASE reasons of INVALID_ARGUMENT. */
 export type InvalidReason =
@@ -39,7 +42,10 @@ export type InvalidReason =
   // Issue 10 (ListAuditEvents, VerifyAuditChain).
   | "INVALID_PRINCIPAL"
   | "INVALID_TIME_RANGE"
-  | "INVALID_SEQ_RANGE";
+  | "INVALID_SEQ_RANGE"
+  // Issue 12.
+  | "INVALID_ATTESTATION_REF"
+  | "INVALID_REDEMPTION_ID";
 
 export type Failure =
   /** The request is malformed; nothing was looked at or changed. */
@@ -87,7 +93,19 @@ export type Failure =
    */
   | { readonly code: "STORE_BUSY"; readonly retryAfterMs: number; readonly message: string }
   /** The caller cancelled (or went away) while the call waited; nothing was applied. */
-  | { readonly code: "CANCELLED"; readonly message: string };
+  | { readonly code: "CANCELLED"; readonly message: string }
+  // Issue 12: reserve, redemption, freeze.
+  /**
+   * The change would take supply past the reserve (a mint), or put the
+   * reserve below supply (SetReserve). `headroomMicros` is reserve − supply
+   * as it stood; nothing changed.
+   */
+  | { readonly code: "RESERVE_EXCEEDED"; readonly headroomMicros: bigint; readonly supplyMicros: bigint; readonly reserveMicros: bigint; readonly requestedMicros: bigint }
+  /** MINT_RESERVE_REQUIRED is on and no reserve has been set yet; nothing changed. */
+  | { readonly code: "RESERVE_NOT_SET" }
+  /** The account is frozen: it neither receives nor sends; nothing changed. */
+  | { readonly code: "ACCOUNT_FROZEN"; readonly accountId: string }
+  | { readonly code: "REDEMPTION_NOT_FOUND"; readonly redemptionId: string };
 
 export type FailureCode = Failure["code"];
 

@@ -17,6 +17,8 @@ const POOL_BYTES = 512 * RANDOM_BYTES;
 export interface IdGenerator {
   mintId(): string;
   transferId(): string;
+  /** Issue 12: "rdm_" + 26 characters. */
+  redemptionId(): string;
 }
 
 export function createIdGenerator(clock: Clock): IdGenerator {
@@ -64,6 +66,7 @@ export function createIdGenerator(clock: Clock): IdGenerator {
   // first Map lookup has to flatten (a copy) and that the GC has to trace.
   const mintCodes = Array.from("mint_" + "0".repeat(26), (c) => c.charCodeAt(0));
   const transferCodes = Array.from("xfr_" + "0".repeat(26), (c) => c.charCodeAt(0));
+  const redemptionCodes = Array.from("rdm_" + "0".repeat(26), (c) => c.charCodeAt(0));
   return {
     mintId: () => {
       fill(mintCodes, 5);
@@ -72,6 +75,10 @@ export function createIdGenerator(clock: Clock): IdGenerator {
     transferId: () => {
       fill(transferCodes, 4);
       return String.fromCharCode.apply(null, transferCodes);
+    },
+    redemptionId: () => {
+      fill(redemptionCodes, 4);
+      return String.fromCharCode.apply(null, redemptionCodes);
     },
   };
 }

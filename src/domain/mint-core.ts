@@ -41,9 +41,15 @@ import {
   type NewMint,
   type StoredResult,
   type TransferRecord,
+  type AccountState,
+  type RedemptionRecord,
+  type SupplyState,
+  redeemRequest,
+  redeemStoreKey,
 } from "./model.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "./limits.js";
-import { parseAmount } from "./money.js";
+import { MAX_STORABLE_MICROS, parseAmount } from "./money.js";
+import { ATTESTATION_REF_MAX_CHARS } from "./reserve.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import { noMetrics, type ApprovalStore, type Effect, type ExactlyOnceStore, type MetricsSink, type RateLimiter, type SettlementGate } from "./ports.js";
 import { fail, ok, type Result } from "./result.js";
@@ -63,6 +69,8 @@ export interface MintCoreDeps {
   readonly maxLockWaiters?: number;
   /** M-of-N approval and minter allowances (issue 11); absent: neither (every mint completes at once, uncapped). */
   readonly approvals?: ApprovalSettings;
+  /** Issue 12: refuse mints (RESERVE_NOT_SET) until a reserve is set (MINT_RESERVE_REQUIRED; default false). */
+  readonly reserveRequired?: boolean;
   /** Hears money moved, replays, rate-limit refusals, duplicates and lock waits (default: nothing records). */
   readonly metrics?: MetricsSink;
   /** Issue 15: chains whose mints settle on-chain (default: none, every credit available at once). */
@@ -99,9 +107,23 @@ export interface CallContext {
   /**
    * Who is calling, as the edge's auth link decided (absent for the service's
    * own calls and in tests of the core alone). It scopes idempotency keys and
-   * the account checks the core makes once it has looked a mint up.
+   * the account checks the core makes once it has looked a mint up; issue 12
+   * takes the actor of redemptions and journal entries from it (`local` when absent).
    */
   readonly principal?: Principal;
+}
+
+export interface RedeemUsdcInput {
+  readonly accountId: string;
+  readonly amount: string;
+  /** Proto enum name without the BLOCKCHAIN_ prefix; "" when unset. */
+  readonly blockchain: string;
+  readonly idempotencyKey: string;
+}
+
+export interface SetReserveInput {
+  readonly amount: string;
+  readonly attestationRef: string;
 }
 
 export interface MintUsdcInput {
@@ -150,6 +172,12 @@ const MAX_PRINCIPAL_CHARS = 256;
 const deadlinePassed: Failure = { code: "DEADLINE_EXCEEDED", message: "deadline exceeded while waiting for an account lock; nothing was applied" };
 
 
+/** A reserve amount: like a mint amount, but up to what the store can hold, and 0 allowed (nothing may be minted). */
+function parseReserve(text: string): Result<bigint> {
+  if (text === "0") return ok(0n);
+  return parseAmount(text, MAX_STORABLE_MICROS);
+}
+
 /** Calls in flight in this process for one key: the request of the first, and how many. */
 interface InFlightKey {
   readonly request: CanonicalRequest;
@@ -172,7 +200,7 @@ function journalEntry(ctx: CallContext, action: string, key: string, request: Ca
 export class MintCore {
   readonly locks: AccountLocks;
   /** Calls in flight in this process per idempotency key and scope (bounded by calls in flight). */
-  private readonly inFlight = { mint: new Map<string, InFlightKey>(), transfer: new Map<string, InFlightKey>() };
+  private readonly inFlight = { mint: new Map<string, InFlightKey>(), transfer: new Map<string, InFlightKey>(), redeem: new Map<string, InFlightKey>() };
   private readonly ids: IdGenerator;
 
   private readonly metrics: MetricsSink;
@@ -216,6 +244,7 @@ export class MintCore {
     const settle = this.deps.settlement?.required(blockchain.value) === true;
     const effect: Effect = {
       kind: "mint",
+      reserveRequired: this.deps.reserveRequired === true,
       cmd: this.withApproval(
         {
           mintId: this.ids.mintId(),
@@ -284,7 +313,7 @@ export class MintCore {
     // Issue 15: the approval that completes a mint on a settling chain goes through MintUsdc's settle path.
     const settle = this.deps.settlement?.required(mint.blockchain) === true;
     const journal = journalOf(actor, "ApproveMint", { mint_id: mintId.value }, [mint.accountId]);
-    const r = await this.approvalStore().approveMint(mintId.value, actor, this.deps.clock.wallMs(), journal, ctx, settle);
+    const r = await this.approvalStore().approveMint(mintId.value, actor, this.deps.clock.wallMs(), journal, ctx, settle, this.deps.reserveRequired === true);
     if (settle && r.ok && r.value.status === "COMPLETED") this.deps.settlement?.wake(mint.blockchain);
     return r;
   }
@@ -391,6 +420,117 @@ export class MintCore {
     return ok({ transfer: stored.transfer, replayed: r.value.replayed });
   }
 
+  // Issue 12: reserve, redemption, freeze.
+
+  /**
+   * Debits the account and takes the amount out of circulation. The key is
+   * scoped to this RPC and the caller. Failures: INVALID_ARGUMENT,
+   * IDEMPOTENCY_*, INSUFFICIENT_FUNDS, ACCOUNT_FROZEN, DEADLINE_EXCEEDED.
+   */
+  async redeemUsdc(input: RedeemUsdcInput, ctx: CallContext): Promise<Result<{ redemption: RedemptionRecord; replayed: boolean }>> {
+    const accountId = v.accountId(input.accountId);
+    if (!accountId.ok) return accountId;
+    const amount = parseAmount(input.amount, this.deps.maxAmountMicros);
+    if (!amount.ok) return amount;
+    const blockchain = v.blockchain(input.blockchain);
+    if (!blockchain.ok) return blockchain;
+    const key = v.idempotencyKey(input.idempotencyKey);
+    if (!key.ok) return key;
+    const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
+    const request = redeemRequest(accountId.value, amount.value, blockchain.value);
+    const accounts = [accountId.value];
+    const journal: JournalEntry = { actor, action: "RedeemUsdc", idempotencyKey: key.value, request, accounts };
+    const r = await this.keyed({ scope: "redeem", key: redeemStoreKey(actor, key.value), request, accounts, journal }, ctx, {
+      kind: "redeem",
+      cmd: {
+        redemptionId: this.ids.redemptionId(),
+        accountId: accountId.value,
+        amountMicros: amount.value,
+        blockchain: blockchain.value,
+        idempotencyKey: key.value,
+        actor,
+        createWallMs: this.deps.clock.wallMs(),
+      },
+      journal,
+    });
+    if (!r.ok) return r;
+    const stored = r.value.stored;
+    if (stored.scope !== "redeem") throw new Error("invariant violated: a redeem key holds a non-redeem result");
+    return ok({ redemption: stored.redemption, replayed: r.value.replayed });
+  }
+
+  /** Failures: INVALID_ARGUMENT, RESERVE_EXCEEDED (below supply), DEADLINE_EXCEEDED. */
+  async setReserve(input: SetReserveInput, ctx: CallContext): Promise<Result<SupplyState>> {
+    const amount = parseReserve(input.amount);
+    if (!amount.ok) return amount;
+    const ref = v.attestationRef(input.attestationRef, ATTESTATION_REF_MAX_CHARS);
+    if (!ref.ok) return ref;
+    const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
+    return this.deps.store.setReserve(
+      amount.value,
+      ref.value,
+      { actor, action: "SetReserve", idempotencyKey: null, request: { amount: amount.value.toString(), attestation_ref: ref.value }, accounts: [] },
+      ctx,
+    );
+  }
+
+  getSupply(): Promise<SupplyState> {
+    return this.deps.store.getSupply();
+  }
+
+  /** Freezes (or unfreezes) an account, known or not. Failures: INVALID_ARGUMENT, DEADLINE_EXCEEDED. */
+  async setFrozen(accountIdText: string, frozen: boolean, reasonText: string, ctx: CallContext): Promise<Result<AccountState>> {
+    const accountId = v.accountId(accountIdText);
+    if (!accountId.ok) return accountId;
+    const reason = v.reason(reasonText);
+    if (!reason.ok) return reason;
+    const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
+    // No account lock: the store's own atomic step orders the freeze against
+    // the calls in flight on the account (see ExactlyOnceStore.setFrozen).
+    return this.deps.store.setFrozen(
+      accountId.value,
+      frozen,
+      reason.value,
+      { actor, action: frozen ? "FreezeAccount" : "UnfreezeAccount", idempotencyKey: null, request: { account_id: accountId.value, reason: reason.value }, accounts: [accountId.value] },
+      ctx,
+    );
+  }
+
+  /**
+   * Balance, frozen state (issue 12) and pending balance (issue 15); an unknown
+   * account is 0 and not frozen. Failures: INVALID_ARGUMENT.
+   */
+  async getAccount(accountIdText: string): Promise<Result<AccountState & { pendingMicros: bigint }>> {
+    const accountId = v.accountId(accountIdText);
+    if (!accountId.ok) return accountId;
+    const store = this.deps.store;
+    // Pending money exists only with settlement configured; without it the hot read stays one query.
+    const [account, pendingMicros] = await Promise.all([
+      store.getAccount(accountId.value),
+      this.deps.settlement !== undefined && store.getPendingBalance !== undefined ? store.getPendingBalance(accountId.value) : 0n,
+    ]);
+    return ok({ ...account, pendingMicros });
+  }
+
+  /** Failures: INVALID_ARGUMENT, REDEMPTION_NOT_FOUND. */
+  async getRedemption(redemptionIdText: string): Promise<Result<RedemptionRecord>> {
+    const id = v.redemptionId(redemptionIdText);
+    if (!id.ok) return id;
+    const r = await this.deps.store.getRedemption(id.value);
+    return r === null ? fail({ code: "REDEMPTION_NOT_FOUND", redemptionId: id.value }) : ok(r);
+  }
+
+  /** Oldest first, paged like ListMints. Failures: INVALID_ARGUMENT. */
+  async listRedemptions(input: ListMintsInput): Promise<Result<{ redemptions: RedemptionRecord[]; nextPageToken: string }>> {
+    const page = this.pageOf(input);
+    if (!page.ok) return page;
+    const rows = await this.deps.store.listRedemptions({ accountId: page.value.accountId, afterSeq: page.value.afterSeq, limit: page.value.limit + 1 });
+    const items = rows.slice(0, page.value.limit);
+    const last = items[items.length - 1];
+    const nextPageToken = rows.length > page.value.limit && last !== undefined ? encodePageToken(last.seq, input.accountId) : "";
+    return ok({ redemptions: items.map((i) => i.redemption), nextPageToken });
+  }
+
   /** Balance in micro-USDC; 0 for unknown accounts. Failures: INVALID_ARGUMENT. */
   async getBalance(accountIdText: string): Promise<Result<{ accountId: string; balanceMicros: bigint; pendingMicros: bigint }>> {
     const accountId = v.accountId(accountIdText);
@@ -416,6 +556,19 @@ export class MintCore {
 
   /** Oldest first. Failures: INVALID_ARGUMENT (account id, page size < 0, page token not ours). */
   async listMints(input: ListMintsInput): Promise<Result<{ mints: MintRecord[]; nextPageToken: string }>> {
+    const page = this.pageOf(input);
+    if (!page.ok) return page;
+    const { accountId, afterSeq, limit, status } = page.value;
+    // One extra row tells whether another page exists, so the last page has no token.
+    const rows = await this.deps.store.listMints(status === undefined ? { accountId, afterSeq, limit: limit + 1 } : { accountId, afterSeq, limit: limit + 1, status });
+    const mints = rows.slice(0, limit);
+    const last = mints[mints.length - 1];
+    const nextPageToken = rows.length > limit && last !== undefined ? encodePageToken(last.seq, input.accountId) : "";
+    return ok({ mints, nextPageToken });
+  }
+
+  /** The account filter, cursor and page size of a list call. */
+  private pageOf(input: ListMintsInput): Result<{ accountId: string | null; afterSeq: number; limit: number; status?: MintStatus }> {
     let accountId: string | null = null;
     if (input.accountId !== "") {
       const a = v.accountId(input.accountId);
@@ -441,12 +594,7 @@ export class MintCore {
       }
       afterSeq = decoded;
     }
-    // One extra row tells whether another page exists, so the last page has no token.
-    const rows = await this.deps.store.listMints(status === undefined ? { accountId, afterSeq, limit: limit + 1 } : { accountId, afterSeq, limit: limit + 1, status });
-    const mints = rows.slice(0, limit);
-    const last = mints[mints.length - 1];
-    const nextPageToken = rows.length > limit && last !== undefined ? encodePageToken(last.seq, input.accountId) : "";
-    return ok({ mints, nextPageToken });
+    return ok(status === undefined ? { accountId, afterSeq, limit } : { accountId, afterSeq, limit, status });
   }
 
   /**

@@ -189,16 +189,77 @@ export interface NewTransfer {
 }
 
 /** Idempotency keys are scoped per RPC: a mint key and a transfer key never collide. */
-export type IdempotencyScope = "mint" | "transfer";
+export type IdempotencyScope = "mint" | "transfer" | "redeem";
 
 /** What an idempotency key stores on success and replays. */
 export type StoredResult =
   | { readonly scope: "mint"; readonly mint: MintRecord }
-  | { readonly scope: "transfer"; readonly transfer: TransferRecord };
+  | { readonly scope: "transfer"; readonly transfer: TransferRecord }
+  | { readonly scope: "redeem"; readonly redemption: RedemptionRecord };
 
-/** The id of the mint or transfer a stored result holds. */
+/** The id of the mint, transfer or redemption a stored result holds. */
 export function storedResultId(result: StoredResult): string {
-  return result.scope === "mint" ? result.mint.mintId : result.transfer.transferId;
+  if (result.scope === "mint") return result.mint.mintId;
+  return result.scope === "transfer" ? result.transfer.transferId : result.redemption.redemptionId;
+}
+
+// Issue 12: reserve, redemption, freeze.
+
+/**
+ * USDC taken out of circulation: the account was debited and supply lowered
+ * by `amountMicros`, for dollars paid out off-ledger.
+ */
+export interface RedemptionRecord {
+  /** "rdm_" + 26 characters; unique. */
+  readonly redemptionId: string;
+  readonly accountId: string;
+  readonly amountMicros: bigint;
+  /** The chain the holder redeems from. */
+  readonly blockchain: Blockchain;
+  /** The caller's key as sent (the store's key is scoped to the caller too). */
+  readonly idempotencyKey: string;
+  /** The principal that redeemed. */
+  readonly actor: string;
+  readonly createWallMs: number;
+}
+
+/** A redemption about to be applied (validated; id and time assigned by the core). */
+export type NewRedemption = RedemptionRecord;
+
+/** The canonical request of a RedeemUsdc call. */
+export function redeemRequest(accountId: string, amountMicros: bigint, blockchain: Blockchain): CanonicalRequest {
+  return { account_id: accountId, amount: amountMicros.toString(), blockchain };
+}
+
+/**
+ * The store key of a redemption: the caller's key scoped to the caller
+ * (length-prefixed, so no two (actor, key) pairs share one).
+ */
+export function redeemStoreKey(actor: string, key: string): string {
+  return `${actor.length}:${actor}:${key}`;
+}
+
+/** Supply and reserve as one consistent snapshot. */
+export interface SupplyState {
+  /** Completed mints − reversals − redemptions, in micro-USDC. */
+  readonly supplyMicros: bigint;
+  /** null until a reserve has been set (supply not capped). */
+  readonly reserveMicros: bigint | null;
+  /** The auditor's attestation the reserve was set from ("" before any). */
+  readonly attestationRef: string;
+  /** reserve − supply; null when no reserve is set. */
+  readonly headroomMicros: bigint | null;
+  /** Issue 11: the sum of mints PENDING_APPROVAL (not in supply; each is checked against the reserve when its approval completes it). */
+  readonly pendingApprovalMicros: bigint;
+}
+
+/** An account's frozen state. */
+export interface AccountState {
+  readonly accountId: string;
+  readonly balanceMicros: bigint;
+  readonly frozen: boolean;
+  /** Why it was frozen ("" when not frozen). */
+  readonly freezeReason: string;
 }
 
 /**
@@ -224,7 +285,8 @@ export function transferRequest(fromAccountId: string, toAccountId: string, amou
  * record: what `mintRequest` / `transferRequest` made for the call that
  * created it.
  */
-export function requestOfRecord(record: MintRecord | TransferRecord): CanonicalRequest {
+export function requestOfRecord(record: MintRecord | TransferRecord | RedemptionRecord): CanonicalRequest {
+  if ("redemptionId" in record) return redeemRequest(record.accountId, record.amountMicros, record.blockchain);
   return "transferId" in record
     ? transferRequest(record.fromAccountId, record.toAccountId, record.amountMicros)
     : mintRequest(record.accountId, record.amountMicros, record.blockchain);

@@ -13,6 +13,10 @@ import type { JournalEntry } from "./journal.js";
 import type { Result } from "./result.js";
 import type {
   Blockchain,
+  AccountState,
+  NewRedemption,
+  RedemptionRecord,
+  SupplyState,
   CanonicalRequest,
   IdempotencyScope,
   MintRecord,
@@ -78,8 +82,19 @@ export interface IdempotencyStore {
  * fields here; the store writes them in the same step.
  */
 export type Effect =
-  | { readonly kind: "mint"; readonly cmd: NewMint }
-  | { readonly kind: "transfer"; readonly cmd: NewTransfer };
+  | {
+      readonly kind: "mint";
+      readonly cmd: NewMint;
+      /**
+       * Issue 12: refuse the mint (RESERVE_NOT_SET) while no reserve is set.
+       * Whatever this says, a set reserve caps supply, checked in the same
+       * atomic step as the mint.
+       */
+      readonly reserveRequired?: boolean;
+    }
+  | { readonly kind: "transfer"; readonly cmd: NewTransfer }
+  /** Issue 12: debits the account, lowers supply, records the redemption. */
+  | { readonly kind: "redeem"; readonly cmd: NewRedemption; readonly journal: JournalEntry };
 
 /** One keyed call for `ExactlyOnceStore.applyOnce`. */
 export interface KeyedCall {
@@ -147,6 +162,31 @@ export interface ExactlyOnceStore {
   listMints(query: ListMintsQuery): Promise<MintRecord[]>;
   /** The audit journal every change above is appended to (issue 10). */
   readonly audit: AuditJournal;
+
+  // Issue 12: reserve, redemption, freeze. Supply changes in the same atomic
+  // step as the mint, reversal or redemption that changes it; a set reserve
+  // is checked there too (on PostgreSQL under the one supply row's lock, so
+  // across replicas). Transfers never touch supply. A frozen account refuses
+  // mints, transfers (either side) and redemptions (ACCOUNT_FROZEN) in the
+  // same atomic step that would have moved its money.
+
+  /**
+   * Sets the reserve. Failures: RESERVE_EXCEEDED (the reserve would be below
+   * supply; nothing changed), DEADLINE_EXCEEDED, STORE_BUSY, CANCELLED.
+   */
+  setReserve(reserveMicros: bigint, attestationRef: string, journal: JournalEntry, wait: Wait): Promise<Result<SupplyState>>;
+  getSupply(): Promise<SupplyState>;
+  /**
+   * Freezes (`frozen` true) or unfreezes an account, known or not, atomically
+   * against every call in flight on it: such a call has either committed
+   * before or is refused after. Failures: DEADLINE_EXCEEDED, STORE_BUSY, CANCELLED.
+   */
+  setFrozen(accountId: string, frozen: boolean, reason: string, journal: JournalEntry, wait: Wait): Promise<Result<AccountState>>;
+  /** Balance and frozen state; an unknown account is 0 and not frozen. */
+  getAccount(accountId: string): Promise<AccountState>;
+  getRedemption(redemptionId: string): Promise<RedemptionRecord | null>;
+  /** Redemptions oldest first, `afterSeq` as for mints (seq is the position, from 1). */
+  listRedemptions(query: ListMintsQuery): Promise<{ redemption: RedemptionRecord; seq: number }[]>;
 }
 
 /**
@@ -183,7 +223,7 @@ export interface ApprovalStore {
    * on-chain): the completing approval credits the pending balance and writes
    * the settlement's outbox row in the same step, as MintUsdc does.
    */
-  approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, wait: Wait, settle?: boolean): Promise<Result<MintRecord>>;
+  approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, wait: Wait, settle?: boolean, reserveRequired?: boolean): Promise<Result<MintRecord>>;
   /**
    * Rejects a pending mint, gives its allowance back and frees its
    * idempotency key (the same request may be submitted again). `rejectedBy`
@@ -247,8 +287,12 @@ export interface ListMintsQuery {
  * transaction as the change; the in-memory adapter ignores it.
  */
 export interface LedgerStore {
-  /** Credits a mint. Failures: DEADLINE_EXCEEDED. */
-  mint(cmd: NewMint, claim: IdempotencyClaim, deadlineMs: number): Promise<Result<MintRecord>>;
+  /**
+   * Credits a mint and raises supply. Failures: DEADLINE_EXCEEDED,
+   * ACCOUNT_FROZEN, RESERVE_EXCEEDED, RESERVE_NOT_SET (only with
+   * `reserveRequired`), all checked in the mint's atomic step.
+   */
+  mint(cmd: NewMint, claim: IdempotencyClaim, deadlineMs: number, reserveRequired?: boolean): Promise<Result<MintRecord>>;
   /** Moves money between two different accounts. Failures: INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED. */
   transfer(cmd: NewTransfer, claim: IdempotencyClaim, deadlineMs: number): Promise<Result<TransferRecord>>;
   /**
@@ -262,6 +306,16 @@ export interface LedgerStore {
   /** Mints oldest first (ascending `seq`). */
   listMints(query: ListMintsQuery): Promise<MintRecord[]>;
   close(): Promise<void>;
+
+  // Issue 12 (the ExactlyOnceStore methods of the same names say what each does).
+  /** Debits, lowers supply, records. Failures: INSUFFICIENT_FUNDS, ACCOUNT_FROZEN, DEADLINE_EXCEEDED. */
+  redeem(cmd: NewRedemption, claim: IdempotencyClaim, deadlineMs: number, journal: JournalEntry): Promise<Result<RedemptionRecord>>;
+  setReserve(reserveMicros: bigint, attestationRef: string, journal: JournalEntry, deadlineMs: number): Promise<Result<SupplyState>>;
+  getSupply(): Promise<SupplyState>;
+  setFrozen(accountId: string, frozen: boolean, reason: string, journal: JournalEntry, deadlineMs: number): Promise<Result<AccountState>>;
+  getAccount(accountId: string): Promise<AccountState>;
+  getRedemption(redemptionId: string): Promise<RedemptionRecord | null>;
+  listRedemptions(query: ListMintsQuery): Promise<{ redemption: RedemptionRecord; seq: number }[]>;
 }
 
 /** Reports whether the backing services are reachable (health). */

@@ -49,3 +49,19 @@ export function reason(value: string): Result<string> {
   if (/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/.test(value)) return fail(invalid("INVALID_REASON", "reason", "reason must not contain control characters"));
   return ok(value);
 }
+
+// Issue 12.
+const REDEMPTION_ID = /^rdm_[A-Za-z0-9]{1,60}$/;
+
+export function redemptionId(value: string): Result<string> {
+  if (REDEMPTION_ID.test(value)) return ok(value);
+  return fail(invalid("INVALID_REDEMPTION_ID", "redemption_id", value === "" ? "redemption_id is required" : "redemption_id is not a valid redemption id"));
+}
+
+/** The auditor's attestation reference: 1 to `maxChars` printable characters, no control characters. */
+export function attestationRef(value: string, maxChars: number): Result<string> {
+  if (value.length === 0) return fail(invalid("INVALID_ATTESTATION_REF", "attestation_ref", "attestation_ref is required (where the auditor's attestation is)"));
+  if (value.length > maxChars) return fail(invalid("INVALID_ATTESTATION_REF", "attestation_ref", `attestation_ref must be at most ${maxChars} characters`));
+  if (/[\x00-\x1f\x7f]/.test(value)) return fail(invalid("INVALID_ATTESTATION_REF", "attestation_ref", "attestation_ref must not contain control characters"));
+  return ok(value);
+}

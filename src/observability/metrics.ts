@@ -89,7 +89,7 @@ export interface MetricsSources {
   readonly pgPool?: () => { readonly totalCount: number; readonly idleCount: number; readonly waitingCount: number };
 }
 
-const SCOPES: readonly IdempotencyScope[] = ["mint", "transfer"];
+const SCOPES: readonly IdempotencyScope[] = ["mint", "transfer", "redeem"];
 const SHED_REASONS: readonly ShedReason[] = ["shutting_down", "overloaded", "account_busy"];
 
 export interface ServiceMetricsOptions {
@@ -129,14 +129,14 @@ export class ServiceMetrics implements MetricsSink {
     this.operations = { mint: ops.cell({ operation: "mint" }), transfer: ops.cell({ operation: "transfer" }), reversal: ops.cell({ operation: "reversal" }) };
 
     const replays = new FastCounter("usdc_mint_idempotent_replays_total", "Keyed calls answered from the key's stored result", combinations({ scope: SCOPES }), r);
-    this.replays = { mint: replays.cell({ scope: "mint" }), transfer: replays.cell({ scope: "transfer" }) };
+    this.replays = { mint: replays.cell({ scope: "mint" }), transfer: replays.cell({ scope: "transfer" }), redeem: replays.cell({ scope: "redeem" }) };
     const dups = new FastCounter(
       "usdc_mint_in_flight_duplicates_waited_total",
       "Calls that found a call with the same idempotency key in flight and waited for it",
       combinations({ scope: SCOPES }),
       r,
     );
-    this.duplicates = { mint: dups.cell({ scope: "mint" }), transfer: dups.cell({ scope: "transfer" }) };
+    this.duplicates = { mint: dups.cell({ scope: "mint" }), transfer: dups.cell({ scope: "transfer" }), redeem: dups.cell({ scope: "redeem" }) };
     this.rateLimitedCell = new FastCounter("usdc_mint_rate_limited_total", "Mints refused by the per-account rate limit", [{}], r).cell();
 
     const lockWait = new FastHistogram(

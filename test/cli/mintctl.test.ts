@@ -98,8 +98,8 @@ describe("single calls", () => {
     const acct = unique("bal");
     await mintctl([...A, "mint", acct, "0.000001"]);
     const t = await mintctl([...A, "balance", acct]);
-    expect(t).toEqual({ code: 0, out: `FIELD       VALUE\naccount_id  ${acct}\nbalance     0.000001\n`, err: "" });
-    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "0.000001" });
+    expect(t).toEqual({ code: 0, out: `FIELD       VALUE\naccount_id  ${acct}\nbalance     0.000001\nfrozen      false\n`, err: "" });
+    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "0.000001", frozen: false, freezeReason: "" });
     expect((await mintctl([...A, "balance", "a b"])).code).toBe(13);
   });
 
@@ -142,10 +142,42 @@ describe("single calls", () => {
     const r = await mintctl([...A, "--json", "reconcile", m.mint.mintId, "--reason", "chain tx failed"]);
     expect(r.code).toBe(0);
     expect(parsed(r)).toEqual({ mint: expect.objectContaining({ mintId: m.mint.mintId, status: "REVERSED", reverseReason: "chain tx failed", reverseTime: expect.any(String) }) });
-    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "0" });
+    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "0", frozen: false, freezeReason: "" });
     const again = await mintctl([...A, "reconcile", m.mint.mintId]);
     expect(again.code).toBe(19);
     expect(again.err).toContain("MINT_ALREADY_REVERSED");
+  });
+});
+
+describe("issue 12: supply, redeem, freeze, unfreeze", () => {
+  it("supply shows the cap, --set-reserve sets it; redeem debits and replays; freeze refuses (exit 19 FAILED_PRECONDITION); unfreeze lifts it", async () => {
+    const before = await mintctl([...A, "supply"]);
+    expect(before.code).toBe(0);
+    expect(before.out).toMatch(/\nreserve +\(not set: supply is not capped\)\n/);
+    const acct = unique("redeemer");
+    await mintctl([...A, "mint", acct, "10"]);
+    const set = parsed<{ supply: string; reserve: string; headroom: string; attestationRef: string }>(
+      await mintctl([...A, "--json", "supply", "--set-reserve", "1000000000", "--attestation-ref", "audit-9"]),
+    );
+    expect(set).toMatchObject({ reserve: "1000000000", attestationRef: "audit-9" });
+    expect(BigInt(set.headroom.split(".")[0] as string)).toBeLessThan(1000000000n);
+
+    const r = parsed<{ redemption: { accountId: string; amount: string; blockchain: string }; replayed: boolean; idempotencyKey: string }>(
+      await mintctl([...A, "--json", "redeem", acct, "2.5", "--chain", "base", "--idempotency-key", "rd-1"]),
+    );
+    expect(r).toMatchObject({ redemption: { accountId: acct, amount: "2.5", blockchain: "BASE" }, replayed: false, idempotencyKey: "rd-1" });
+    const again = await mintctl([...A, "redeem", acct, "2.5", "--chain", "base", "--idempotency-key", "rd-1"]);
+    expect(again.out).toMatch(/\nreplayed +true\n$/);
+
+    const f = await mintctl([...A, "freeze", acct, "--reason", "court order"]);
+    expect(f).toMatchObject({ code: 0 });
+    expect(f.out).toMatch(/\nfrozen +true\n$/);
+    const refused = await mintctl([...A, "redeem", acct, "1"]);
+    expect(refused.code).toBe(19);
+    expect(refused.err).toMatch(/ACCOUNT_FROZEN/);
+    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "7.5", frozen: true, freezeReason: "court order" });
+    expect((await mintctl([...A, "unfreeze", acct])).out).toMatch(/\nfrozen +false\n$/);
+    expect((await mintctl([...A, "redeem", acct, "1"])).code).toBe(0);
   });
 });
 
@@ -183,9 +215,9 @@ describe("flags, environment and usage", () => {
     const acct = unique("env");
     expect((await mintctl(["mint", acct, "1"], { MINTCTL_ADDRESS: s.address })).code).toBe(0);
     const r = await mintctl(["--address", s.address, "--json", "balance", acct], { MINTCTL_ADDRESS: "127.0.0.1:1" });
-    expect(parsed(r)).toEqual({ accountId: acct, balance: "1" });
+    expect(parsed(r)).toEqual({ accountId: acct, balance: "1", frozen: false, freezeReason: "" });
     // Flags after the command work too.
-    expect(parsed(await mintctl(["balance", acct, "--json", "--address", s.address]))).toEqual({ accountId: acct, balance: "1" });
+    expect(parsed(await mintctl(["balance", acct, "--json", "--address", s.address]))).toEqual({ accountId: acct, balance: "1", frozen: false, freezeReason: "" });
   });
 
   it("an unreachable address is 24 UNAVAILABLE (after retrying within the budget)", async () => {
@@ -247,7 +279,7 @@ describe("mint --from-csv", () => {
     const first = await mintctl([...A, "--json", "mint", "--from-csv", file, "--concurrency", "4"]);
     expect(first.code).toBe(3);
     expect(parsed(first)).toEqual({ total: 12, applied: 10, replayed: 0, failed: 2, failuresFile: `${file}.failures.csv` });
-    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "55" });
+    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "55", frozen: false, freezeReason: "" });
     // Plain progress lines off a terminal, ending with the last row.
     expect(first.err.trimEnd().split("\n").at(-1)).toBe("mint: 12/12 rows (applied 10, replayed 0, failed 2)");
 
@@ -261,7 +293,7 @@ describe("mint --from-csv", () => {
     const again = await mintctl([...A, "mint", "--from-csv", file]);
     expect(again.code).toBe(3);
     expect(again.out).toMatch(/total +12\napplied +0\nreplayed +10\nfailed +2\nfailures_file +\S+failures\.csv\n/);
-    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "55" });
+    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "55", frozen: false, freezeReason: "" });
     const mints = parsed<{ mints: { blockchain: string }[] }>(await mintctl([...A, "--json", "list", "--account", acct]));
     expect(mints.mints.map((m) => m.blockchain).sort()).toEqual([...Array(5).fill("BASE"), ...Array(5).fill("ETHEREUM")]);
   });

@@ -7,6 +7,7 @@ import { approvalStoreContract } from "./approval-store.contract.js";
 import { exactlyOnceStoreContract } from "./exactly-once-store.contract.js";
 import { idempotencyStoreContract } from "./idempotency-store.contract.js";
 import { ledgerStoreContract } from "./ledger-store.contract.js";
+import { reserveStoreContract } from "./reserve-store.contract.js";
 import { CONTRACT_IDEMPOTENCY_TTL_MS, type StoresUnderTest } from "./stores-under-test.js";
 
 async function makeMemoryStores(): Promise<StoresUnderTest> {
@@ -29,3 +30,4 @@ exactlyOnceStoreContract("memory", makeMemoryStores);
 approvalStoreContract("memory", makeMemoryStores);
 ledgerStoreContract("memory", makeMemoryStores);
 idempotencyStoreContract("memory", makeMemoryStores);
+reserveStoreContract("memory", makeMemoryStores);

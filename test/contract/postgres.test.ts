@@ -10,6 +10,7 @@ import { approvalStoreContract } from "./approval-store.contract.js";
 import { exactlyOnceStoreContract } from "./exactly-once-store.contract.js";
 import { idempotencyStoreContract } from "./idempotency-store.contract.js";
 import { ledgerStoreContract } from "./ledger-store.contract.js";
+import { reserveStoreContract } from "./reserve-store.contract.js";
 import { CONTRACT_IDEMPOTENCY_TTL_MS, type StoresUnderTest } from "./stores-under-test.js";
 
 /**
@@ -56,3 +57,4 @@ idempotencyStoreContract("postgres", () => makePostgresStores());
 exactlyOnceStoreContract("postgres, default isolation SERIALIZABLE", serializableDefault);
 ledgerStoreContract("postgres, default isolation SERIALIZABLE", serializableDefault);
 idempotencyStoreContract("postgres, default isolation SERIALIZABLE", serializableDefault);
+reserveStoreContract("postgres", () => makePostgresStores());

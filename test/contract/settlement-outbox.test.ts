@@ -5,7 +5,7 @@ import { runMigrations } from "../../src/adapters/postgres/migrations.js";
 import { InProcessSenderLock, MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
 import { PgSenderLock, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
 import type { SettlementEffects } from "../../src/settlement/ports.js";
-import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
+import { createTestDatabase, type TestDatabase, testClient, testPool } from "../support/pg-test-database.js";
 import { settlementOutboxContract } from "./settlement-outbox.contract.js";
 
 function recordingEffects<Tx>(effects: string[]): SettlementEffects<Tx> {
@@ -24,7 +24,7 @@ settlementOutboxContract("memory", async () => {
 let db: TestDatabase;
 beforeAll(async () => {
   db = await createTestDatabase();
-  const c = new pg.Client({ connectionString: db.url });
+  const c = testClient({ connectionString: db.url });
   await c.connect();
   try {
     await runMigrations(c, undefined, SETTLEMENT_MIGRATIONS);
@@ -38,10 +38,10 @@ afterAll(async () => {
 
 settlementOutboxContract("postgres", async () => {
   await db.query("TRUNCATE settlement_txs, settlements RESTART IDENTITY");
-  const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  const pool = testPool({ connectionString: db.url, max: 4 });
   const effects: string[] = [];
   const connect = async (): Promise<pg.Client> => {
-    const c = new pg.Client({ connectionString: db.url });
+    const c = testClient({ connectionString: db.url });
     await c.connect();
     return c;
   };
@@ -60,7 +60,7 @@ settlementOutboxContract("postgres", async () => {
 describe("PostgreSQL outbox specifics", () => {
   it("a ledger effect that fails rolls the final state back with it (same transaction)", async () => {
     await db.query("TRUNCATE settlement_txs, settlements RESTART IDENTITY");
-    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    const pool = testPool({ connectionString: db.url, max: 2 });
     try {
       const outbox = new PostgresSettlementOutbox(pool, {
         confirmed: async (client) => {
@@ -81,7 +81,7 @@ describe("PostgreSQL outbox specifics", () => {
   it("the sender lock is lost with its connection, and another replica can take it", async () => {
     const clients: pg.Client[] = [];
     const connect = async (): Promise<pg.Client> => {
-      const c = new pg.Client({ connectionString: db.url });
+      const c = testClient({ connectionString: db.url });
       await c.connect();
       clients.push(c);
       return c;

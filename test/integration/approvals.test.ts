@@ -4,10 +4,23 @@
  * it is now, rejection frees its key, ReconcileMint refuses it while pending,
  * and minter allowances cap mints. Principals come from the
  * x-mint-dev-principal header (the stop-gap until authentication lands).
+ * The second half: approvals against the reserve and frozen accounts (issue 12).
  */
 import { status as Code } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Blockchain, MintStatus, type ApproveMintResponse, type GetBalanceResponse, type GetMinterAllowanceResponse, type ListMintsResponse, type Mint, type MintUsdcResponse, type RejectMintResponse } from "../../gen/usdc/mint/v1/mint.js";
+import {
+  Blockchain,
+  MintStatus,
+  type ApproveMintResponse,
+  type GetBalanceResponse,
+  type GetMinterAllowanceResponse,
+  type GetMintResponse,
+  type GetSupplyResponse,
+  type ListMintsResponse,
+  type Mint,
+  type MintUsdcResponse,
+  type RejectMintResponse,
+} from "../../gen/usdc/mint/v1/mint.js";
 import { startPgTestServer } from "../support/pg-test-server.js";
 import { expectError, startTestServer, type TestServer } from "../support/test-server.js";
 
@@ -108,6 +121,85 @@ function suite(name: string, start: () => Promise<TestServer>): void {
 
 suite("memory", () => startTestServer(ENV));
 suite("postgres", () => startPgTestServer(ENV, ""));
+
+/**
+ * Issue 12 meets issue 11: a pending mint is not in supply (GetSupply reports
+ * it as pending approval); the approval that completes it raises supply, so
+ * it passes the reserve check and the frozen check in its own atomic step, or
+ * is refused and records nothing (the mint stays pending with the approvals
+ * it had).
+ */
+function reserveSuite(name: string, start: () => Promise<TestServer>): void {
+  describe(`approvals meet the reserve and freezes: ${name}`, () => {
+    let s: TestServer;
+    beforeAll(async () => {
+      s = await start();
+      await s.call("setMinterAllowance", { principal: "minter-a", amount: "100000" }, as("reserve"));
+    });
+    afterAll(async () => {
+      await s.stop();
+    });
+
+    const mint = (key: string, amount: string, account: string) =>
+      s.call<object, MintUsdcResponse>("mintUsdc", { accountId: account, amount, blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: key }, as("minter-a"));
+    const approve = (mintId: string, who: string) => s.call<object, ApproveMintResponse>("approveMint", { mintId }, as(who));
+    const balance = async (account: string) => (await s.call<object, GetBalanceResponse>("getBalance", { accountId: account })).balance;
+    const supply = async () => {
+      const x = (await s.call<object, GetSupplyResponse>("getSupply", {})).supply;
+      return { supply: x?.supply, reserve: x?.reserve, headroom: x?.headroom, pendingApproval: x?.pendingApproval };
+    };
+    const getMint = async (mintId: string) => (await s.call<object, GetMintResponse>("getMint", { mintId })).mint as Mint;
+    const setReserve = (amount: string) => s.call("setReserve", { amount, attestationRef: `att-${amount}` }, as("reserve"));
+
+    it("a pending mint is reported as pending approval, not supply; the completing approval past the reserve is RESERVE_EXCEEDED and changes nothing", async () => {
+      await mint("r-small", "100", "acct-r");
+      expect(await supply()).toEqual({ supply: "100", reserve: "", headroom: "", pendingApproval: "0" });
+      await setReserve("1500");
+      const m = (await mint("r-big", "1500", "acct-r")).mint as Mint;
+      expect(m.status).toBe(MintStatus.MINT_STATUS_PENDING_APPROVAL);
+      expect(await supply()).toEqual({ supply: "100", reserve: "1500", headroom: "1400", pendingApproval: "1500" });
+
+      expect((await approve(m.mintId, "bob")).mint?.status).toBe(MintStatus.MINT_STATUS_PENDING_APPROVAL);
+      const refused = await expectError(approve(m.mintId, "carol"));
+      expect([refused.code, refused.reason]).toEqual([Code.FAILED_PRECONDITION, "RESERVE_EXCEEDED"]);
+      expect(refused.metadata?.headroom_micros).toBe("1400000000");
+      const after = await getMint(m.mintId);
+      expect(after.status).toBe(MintStatus.MINT_STATUS_PENDING_APPROVAL);
+      expect(after.approvals.map((a) => a.approver)).toEqual(["bob"]);
+      expect(await balance("acct-r")).toBe("100");
+      expect(await supply()).toEqual({ supply: "100", reserve: "1500", headroom: "1400", pendingApproval: "1500" });
+
+      await setReserve("2000");
+      const done = await approve(m.mintId, "carol");
+      expect(done.mint?.status).toBe(MintStatus.MINT_STATUS_COMPLETED);
+      expect(done.mint?.approvals.map((a) => a.approver)).toEqual(["bob", "carol"]);
+      expect(await balance("acct-r")).toBe("1600");
+      expect(await supply()).toEqual({ supply: "1600", reserve: "2000", headroom: "400", pendingApproval: "0" });
+    });
+
+    it("a frozen account refuses a new large mint and the approval that would complete a pending one; unfrozen, the approval completes it", async () => {
+      await setReserve("100000");
+      const m = (await mint("f-big", "1200", "acct-f")).mint as Mint;
+      await s.call("freezeAccount", { accountId: "acct-f", reason: "court order" }, as("compliance"));
+      const newMint = await expectError(mint("f-big-2", "1300", "acct-f"));
+      expect([newMint.code, newMint.reason]).toEqual([Code.FAILED_PRECONDITION, "ACCOUNT_FROZEN"]);
+      expect((await approve(m.mintId, "bob")).mint?.status).toBe(MintStatus.MINT_STATUS_PENDING_APPROVAL);
+      const refused = await expectError(approve(m.mintId, "carol"));
+      expect([refused.code, refused.reason]).toEqual([Code.FAILED_PRECONDITION, "ACCOUNT_FROZEN"]);
+      expect((await getMint(m.mintId)).approvals.map((a) => a.approver)).toEqual(["bob"]);
+      expect(await balance("acct-f")).toBe("0");
+      expect((await supply()).pendingApproval).toBe("1200");
+
+      await s.call("unfreezeAccount", { accountId: "acct-f", reason: "lifted" }, as("compliance"));
+      expect((await approve(m.mintId, "carol")).mint?.status).toBe(MintStatus.MINT_STATUS_COMPLETED);
+      expect(await balance("acct-f")).toBe("1200");
+      expect(await supply()).toEqual({ supply: "2800", reserve: "100000", headroom: "97200", pendingApproval: "0" });
+    });
+  });
+}
+
+reserveSuite("memory", () => startTestServer(ENV));
+reserveSuite("postgres", () => startPgTestServer(ENV, ""));
 
 describe("without MINT_DEV_PRINCIPAL_HEADER the header names no one", () => {
   it("every call is `local`: the requester header is ignored and so is the approver's", async () => {

@@ -23,7 +23,7 @@ import { openPostgresStores, SEAL_INTERVAL_MS, type PostgresAuditJournal } from 
 import { auditVerify } from "../../src/cli/audit-verify.js";
 import { expectJournalMatchesLedger, expectSealedWithoutGaps } from "../support/audit-checks.js";
 import { FakeClock } from "../support/fake-clock.js";
-import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
+import { createTestDatabase, type TestDatabase, testClient, testPool } from "../support/pg-test-database.js";
 import { expectError, startTestServer, type TestServer } from "../support/test-server.js";
 import { rpc, waitFor } from "./helpers.js";
 
@@ -188,7 +188,7 @@ describe("audit journal on PostgreSQL", () => {
     await expect(db.query("TRUNCATE audit_journal")).rejects.toThrow(/append-only/);
     // An unsealed record may be sealed, but not edited on the way (inside
     // one transaction, so no sealer sees the row first).
-    const c = new pg.Client({ connectionString: db.url });
+    const c = testClient({ connectionString: db.url });
     await c.connect();
     try {
       await c.query("BEGIN");
@@ -330,7 +330,7 @@ describe("audit journal on PostgreSQL", () => {
 describe("audit journal sealer across replicas", () => {
   it("two sealers on one database never seal the same record twice or leave a gap (one holds the advisory lock at a time)", async () => {
     const db = await freshDb();
-    const pools = [new pg.Pool({ connectionString: db.url, max: 2 }), new pg.Pool({ connectionString: db.url, max: 2 })];
+    const pools = [testPool({ connectionString: db.url, max: 2 }), testPool({ connectionString: db.url, max: 2 })];
     const clock = new FakeClock();
     const { PostgresAuditJournal: Journal } = await import("../../src/adapters/postgres/postgres-audit-journal.js");
     const stores = await openPostgresStores({ url: db.url, poolSize: 2, statementTimeoutMs: 5_000, connectTimeoutMs: 5_000, idempotencyTtlMs: 60_000, clock });

@@ -21,6 +21,13 @@ import {
   MintUsdcRequest,
   ReconcileChainRequest,
   ReconcileMintRequest,
+  SetReserveRequest,
+  GetSupplyRequest,
+  RedeemUsdcRequest,
+  GetRedemptionRequest,
+  ListRedemptionsRequest,
+  FreezeAccountRequest,
+  UnfreezeAccountRequest,
   TransferRequest,
   ListAuditEventsRequest,
   VerifyAuditChainRequest,
@@ -86,6 +93,13 @@ const EMPTY: Record<Rpc, unknown> = {
   RejectMint: RejectMintRequest.fromPartial({}),
   SetMinterAllowance: SetMinterAllowanceRequest.fromPartial({}),
   GetMinterAllowance: GetMinterAllowanceRequest.fromPartial({}),
+  SetReserve: SetReserveRequest.fromPartial({}),
+  GetSupply: GetSupplyRequest.fromPartial({}),
+  RedeemUsdc: RedeemUsdcRequest.fromPartial({}),
+  GetRedemption: GetRedemptionRequest.fromPartial({}),
+  ListRedemptions: ListRedemptionsRequest.fromPartial({}),
+  FreezeAccount: FreezeAccountRequest.fromPartial({}),
+  UnfreezeAccount: UnfreezeAccountRequest.fromPartial({}),
 };
 
 let seq = 0;
@@ -117,7 +131,10 @@ describe("every role × RPC cell", () => {
     await mint(admin, funded, "1000");
     // One fresh mint per role for ReconcileMint (a reversal succeeds once).
     mints = await Promise.all(ROLES.map(async () => (await mint(admin, "matrix-reconcile")).mint as Mint));
+    const r = await call<{ redemption: { redemptionId: string } }>(client({ token: fx.roleTokens.redeemer }), "RedeemUsdc", { accountId: funded, amount: "1", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: unique("r") });
+    redemptionId = r.redemption.redemptionId;
   });
+  let redemptionId = "";
 
   function request(rpc: Rpc, i: number): unknown {
     switch (rpc) {
@@ -147,19 +164,33 @@ describe("every role × RPC cell", () => {
         return { principal: "matrix-minter", amount: "1" };
       case "GetMinterAllowance":
         return { principal: "matrix-minter" };
+      // Issue 12. The reserve is far above anything this file mints.
+      case "SetReserve":
+        return { amount: "1000000000000000", attestationRef: "matrix" };
+      case "GetSupply":
+        return {};
+      case "RedeemUsdc":
+        return { accountId: funded, amount: "0.000001", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: unique("r") };
+      case "GetRedemption":
+        return { redemptionId: redemptionId };
+      case "ListRedemptions":
+        return { accountId: funded, pageSize: 5, pageToken: "" };
+      case "FreezeAccount":
+      case "UnfreezeAccount":
+        return { accountId: `matrix-frozen-${i}`, reason: "matrix" };
     }
   }
 
   const GRANTS: Record<Role, readonly Rpc[]> = {
     minter: ["MintUsdc"],
     transferer: ["Transfer"],
-    reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance"],
+    reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions"],
     reconciler: ["ReconcileMint"],
     auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
     approver: ["ApproveMint", "RejectMint"],
-    "reserve-manager": ["SetMinterAllowance"],
-    redeemer: [],
-    compliance: [],
+    "reserve-manager": ["SetReserve", "SetMinterAllowance"],
+    redeemer: ["RedeemUsdc"],
+    compliance: ["FreezeAccount", "UnfreezeAccount"],
   };
   const cells = ROLES.flatMap((role, i) => RPCS.map((rpc) => ({ role, rpc, i, allowed: GRANTS[role].includes(rpc) })));
 

@@ -136,6 +136,11 @@ export class FaultyLedger extends MemoryLedgerStore {
     this.maybeThrow("getBalance");
     return super.getBalance(accountId);
   }
+  /** GetBalance reads the account (balance and frozen state, issue 12): the getBalance fault covers it. */
+  override async getAccount(accountId: string): ReturnType<MemoryLedgerStore["getAccount"]> {
+    this.maybeThrow("getBalance");
+    return super.getAccount(accountId);
+  }
   override async getMint(mintId: string): ReturnType<MemoryLedgerStore["getMint"]> {
     this.maybeThrow("getMint");
     return super.getMint(mintId);

@@ -12,7 +12,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parsePromText, sampleValue, type Sample } from "../support/prom-text.js";
-import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
+import { createTestDatabase, type TestDatabase, testClient } from "../support/pg-test-database.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { rpc, waitFor } from "./helpers.js";
 
@@ -54,7 +54,7 @@ describe("PostgreSQL metrics", () => {
 
   it("count a deadlock the service retried", async () => {
     const r = rpc(s.call);
-    const foreign = new pg.Client({ connectionString: db.url, application_name: "foreign-writer" });
+    const foreign = testClient({ connectionString: db.url, application_name: "foreign-writer" });
     await foreign.connect();
     try {
       await foreign.query("BEGIN");

@@ -28,7 +28,7 @@ import {
 } from "../contract/stores-under-test.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { PgRelay as Relay } from "../support/pg-relay.js";
-import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
+import { createTestDatabase, type TestDatabase, testClient } from "../support/pg-test-database.js";
 
 const TTL_MS = 60_000;
 
@@ -133,7 +133,7 @@ afterEach(async () => {
 
 describe("migrations", () => {
   it("build the schema on an empty database, and running them again is a no-op", async () => {
-    const client = new pg.Client({ connectionString: db.url });
+    const client = testClient({ connectionString: db.url });
     await client.connect();
     try {
       expect(await runMigrations(client)).toEqual(MIGRATIONS.map((m) => m.version));
@@ -141,14 +141,28 @@ describe("migrations", () => {
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
       );
       expect(tables.rows.map((r) => r.table_name).sort()).toEqual(
-        ["accounts", "audit_journal", "idempotency_keys", "ledger_entries", "mint_seq_base", "minter_allowances", "mints", "schema_migrations", "settlement_txs", "settlements", "transfers"].sort(),
+        [
+          "accounts",
+          "audit_journal",
+          "idempotency_keys",
+          "ledger_entries",
+          "mint_seq_base",
+          "minter_allowances",
+          "mints",
+          "redemptions",
+          "schema_migrations",
+          "settlement_txs",
+          "settlements",
+          "supply",
+          "transfers",
+        ].sort(),
       );
       const money = await client.query<{ table_name: string; column_name: string; data_type: string; numeric_precision: number; numeric_scale: number }>(
         `SELECT table_name, column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns
          WHERE table_schema = 'public' AND column_name IN ('balance', 'amount', 'pending') AND data_type = 'numeric' ORDER BY table_name`,
       );
-      // balance and pending (issue 15) of accounts; amount of mints, transfers, ledger entries and settlements.
-      expect(money.rows.length).toBe(6);
+      // balance and pending (issue 15) of accounts; amount of mints, transfers, ledger entries, settlements and redemptions (issue 12).
+      expect(money.rows.length).toBe(7);
       const allowance = await client.query<{ data_type: string; numeric_precision: number; numeric_scale: number }>(
         `SELECT data_type, numeric_precision, numeric_scale FROM information_schema.columns WHERE table_name = 'minter_allowances' AND column_name = 'remaining'`,
       );
@@ -297,7 +311,7 @@ describe("deadlines, retries and sweeping", () => {
   it("a transfer whose deadline passes while a row is locked elsewhere is DEADLINE_EXCEEDED and changes nothing", async () => {
     const r = await openReplica();
     await mintNow(r, "alice", 100n);
-    const holder = new pg.Client({ connectionString: db.url });
+    const holder = testClient({ connectionString: db.url });
     await holder.connect();
     try {
       await holder.query("BEGIN");
@@ -332,7 +346,7 @@ describe("deadlines, retries and sweeping", () => {
     const r = await openReplica();
     await mintNow(r, "acct-A", 50n);
     await mintNow(r, "acct-B", 50n);
-    const outsider = new pg.Client({ connectionString: db.url });
+    const outsider = testClient({ connectionString: db.url });
     await outsider.connect();
     try {
       // The outsider waits longer before checking for deadlocks, so the

@@ -10,7 +10,7 @@ import { openPostgresStores, type PostgresStores } from "../../src/adapters/post
 import type { MintRecord } from "../../src/domain/model.js";
 import type { KeyedCall } from "../../src/domain/ports.js";
 import { FakeClock } from "../support/fake-clock.js";
-import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
+import { createTestDatabase, type TestDatabase, testClient } from "../support/pg-test-database.js";
 
 const NO_DEADLINE = { deadlineMs: Infinity };
 
@@ -57,7 +57,10 @@ async function poll(afterSeq: number): Promise<MintRecord[]> {
 
 describe("ListMints on PostgreSQL as a feed", () => {
   it("never skips a mint that commits after a later-numbered one", async () => {
-    // Hold the first mint's COMMIT (after its rows are written) until the second has committed.
+    // Hold the first mint after its rows are written, until the second has
+    // committed. Since issue 12 every mint raises supply on one row just
+    // before COMMIT, so the first is held at that statement (holding its
+    // COMMIT would hold the supply row, and the second could not commit).
     let release: () => void = () => undefined;
     const released = new Promise<void>((r) => (release = r));
     let reachedCommit: () => void = () => undefined;
@@ -65,7 +68,7 @@ describe("ListMints on PostgreSQL as a feed", () => {
     const original = pg.Client.prototype.query;
     let armed = true;
     const spy = vi.spyOn(pg.Client.prototype, "query").mockImplementation(function (this: pg.Client, ...args: unknown[]) {
-      if (armed && args[0] === "COMMIT") {
+      if (armed && typeof args[0] === "string" && args[0].includes("UPDATE supply SET supply = supply +")) {
         armed = false;
         reachedCommit();
         return released.then(() => (original as (...a: unknown[]) => Promise<unknown>).apply(this, args));
@@ -97,7 +100,7 @@ describe("ListMints on PostgreSQL as a feed", () => {
   });
 
   it("an idle transaction in another database does not hold the feed back", async () => {
-    const idle = new pg.Client({ connectionString: other.url });
+    const idle = testClient({ connectionString: other.url });
     await idle.connect();
     try {
       await idle.query("BEGIN");
@@ -113,7 +116,7 @@ describe("ListMints on PostgreSQL as a feed", () => {
   });
 
   it("an open transaction in this database holds the feed back only while it lives", async () => {
-    const open = new pg.Client({ connectionString: db.url });
+    const open = testClient({ connectionString: db.url });
     await open.connect();
     try {
       await open.query("BEGIN");

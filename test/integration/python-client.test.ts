@@ -112,6 +112,8 @@ describe("a Python caller (Debian protoc + grpc_python_plugin + python3-grpcio)"
       "ok insufficient funds",
       "ok rate limited",
       "ok approval",
+      "ok redeem",
+      "ok redeem insufficient funds",
       "scenario passed",
     ]);
   });

@@ -17,7 +17,7 @@ import { PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settl
 import type { Signer } from "../../src/settlement/ports.js";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { BLOCKCHAIN, countByState, deployForSigner, enqueueMany, expectChainMatchesOutbox, until, type TokenSetup } from "../support/evm/settlement-fixture.js";
-import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
+import { createTestDatabase, type TestDatabase, testClient, testPool } from "../support/pg-test-database.js";
 import { createDevToken, pkcs11SignerEnv, type DevToken } from "../support/softhsm.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -66,11 +66,11 @@ describe("settlement worker process: killed by the fault hook, then restarted", 
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    const c = new pg.Client({ connectionString: db.url });
+    const c = testClient({ connectionString: db.url });
     await c.connect();
     await runMigrations(c, undefined, SETTLEMENT_MIGRATIONS);
     await c.end();
-    pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    pool = testPool({ connectionString: db.url, max: 2 });
   });
 
   afterAll(async () => {

@@ -16,7 +16,7 @@ import { PostgresSettlementOutbox } from "../../src/settlement/outbox-postgres.j
 import type { Signer } from "../../src/settlement/ports.js";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { BLOCKCHAIN, countByState, deployForSigner, expectChainMatchesOutbox, until, type TokenSetup } from "../support/evm/settlement-fixture.js";
-import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
+import { createTestDatabase, type TestDatabase, testPool } from "../support/pg-test-database.js";
 import { killIfRunning, listening, spawnService, type ServiceProcess } from "../support/service-process.js";
 import { createDevToken, pkcs11SignerEnv, type DevToken } from "../support/softhsm.js";
 
@@ -69,7 +69,7 @@ describe("the service killed by the fault hook, then restarted (PostgreSQL)", ()
     client.close();
     expect(died.signal, first.stderr()).toBe("SIGKILL");
 
-    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    const pool = testPool({ connectionString: db.url, max: 2 });
     try {
       const outbox = new PostgresSettlementOutbox(pool);
       const afterCrash = await outbox.list(BLOCKCHAIN);

@@ -137,7 +137,7 @@ describe.each([
       const r = await mint(s, "pend-alice", "7", "pend-1");
       const mintId = r.mint?.mintId ?? "";
       await untilState(s, mintId, SettlementState.SETTLEMENT_STATE_SUBMITTED);
-      expect(await balance(s, "pend-alice")).toEqual({ accountId: "pend-alice", balance: "0", pendingBalance: "7" });
+      expect(await balance(s, "pend-alice")).toEqual({ accountId: "pend-alice", balance: "0", pendingBalance: "7", frozen: false, freezeReason: "" });
       const e = await expectError(transfer(s, "pend-alice", "pend-bob", "1", "pend-t1"));
       expect(e.reason).toBe("INSUFFICIENT_FUNDS");
       const inFlight = await expectError(s.call("reconcileMint", { mintId, reason: "test" }));
@@ -145,7 +145,7 @@ describe.each([
       await node.testClient.setAutomine(true);
       await node.testClient.mine({ blocks: 1 });
       await untilState(s, mintId, SettlementState.SETTLEMENT_STATE_CONFIRMED);
-      expect(await balance(s, "pend-alice")).toEqual({ accountId: "pend-alice", balance: "7", pendingBalance: "0" });
+      expect(await balance(s, "pend-alice")).toEqual({ accountId: "pend-alice", balance: "7", pendingBalance: "0", frozen: false, freezeReason: "" });
       await transfer(s, "pend-alice", "pend-bob", "1", "pend-t1");
       expect((await balance(s, "pend-bob")).balance).toBe("1");
       const settled = await expectError(s.call("reconcileMint", { mintId, reason: "test" }));
@@ -211,14 +211,14 @@ describe.each([
       expect(failed?.status).toBe(MintStatus.MINT_STATUS_REVERSED);
       expect(failed?.reverseReason).toMatch(/^settlement failed: /);
       expect(failed?.settlement?.lastError).toMatch(/reverted/);
-      expect(await balance(s, "fail-alice")).toEqual({ accountId: "fail-alice", balance: "4", pendingBalance: "0" });
+      expect(await balance(s, "fail-alice")).toEqual({ accountId: "fail-alice", balance: "4", pendingBalance: "0", frozen: false, freezeReason: "" });
       const reconcile = await expectError(s.call("reconcileMint", { mintId, reason: "again" }));
       expect(reconcile.reason).toBe("MINT_ALREADY_REVERSED");
       // The key is free: the same key mints anew (and fails again: the allowance is still short).
       const retry = await mint(s, "fail-alice", "2", "fail-2");
       expect(retry.replayed).toBe(false);
       await untilState(s, retry.mint?.mintId ?? "", SettlementState.SETTLEMENT_STATE_FAILED);
-      expect(await balance(s, "fail-alice")).toEqual({ accountId: "fail-alice", balance: "4", pendingBalance: "0" });
+      expect(await balance(s, "fail-alice")).toEqual({ accountId: "fail-alice", balance: "4", pendingBalance: "0", frozen: false, freezeReason: "" });
       expect(await setup.chain.totalSupply()).toBe(4_000_000n);
       expect((await reconcileChain(s)).agree).toBe(true);
     } finally {
@@ -321,7 +321,7 @@ describe("a chain outage (the node unreachable)", () => {
       expect(await check("usdc.mint.v1.MintService")).toBe(HealthCheckResponse_ServingStatus.SERVING);
       await s.call("mintUsdc", { accountId: "outage-alice", amount: "3", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: "outage-2" });
       await transfer(s, "outage-alice", "outage-bob", "3", "outage-t");
-      expect(await balance(s, "outage-alice")).toEqual({ accountId: "outage-alice", balance: "0", pendingBalance: "2" });
+      expect(await balance(s, "outage-alice")).toEqual({ accountId: "outage-alice", balance: "0", pendingBalance: "2", frozen: false, freezeReason: "" });
       expect((await getMint(s, r.mint?.mintId ?? ""))?.settlement?.state).toBe(SettlementState.SETTLEMENT_STATE_PENDING);
       const e = await expectError(reconcileChain(s));
       expect([e.code, e.reason]).toEqual([Code.UNAVAILABLE, "CHAIN_UNAVAILABLE"]);
@@ -342,7 +342,7 @@ describe("ReconcileChain without settlement", () => {
       expect([bad.code, bad.reason]).toEqual([Code.INVALID_ARGUMENT, "INVALID_BLOCKCHAIN"]);
       const m = await s.call<object, MintUsdcResponse>("mintUsdc", { accountId: "plain", amount: "1", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: "plain-1" });
       expect(m.mint?.settlement?.state).toBe(SettlementState.SETTLEMENT_STATE_NOT_REQUIRED);
-      expect(await s.call("getBalance", { accountId: "plain" })).toEqual({ accountId: "plain", balance: "1", pendingBalance: "0" });
+      expect(await s.call("getBalance", { accountId: "plain" })).toEqual({ accountId: "plain", balance: "1", pendingBalance: "0", frozen: false, freezeReason: "" });
     } finally {
       await s.stop();
     }

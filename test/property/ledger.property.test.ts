@@ -413,6 +413,13 @@ function scheduledCore(s: fc.Scheduler) {
     getMint: (id) => step("ledger.getMint", () => ledger.getMint(id)),
     listMints: (q) => step("ledger.listMints", () => ledger.listMints(q)),
     close: () => ledger.close(),
+    redeem: (cmd) => step(`ledger.redeem(${cmd.accountId})`, () => ledger.redeem(cmd)),
+    setReserve: (r, ref) => ledger.setReserve(r, ref),
+    getSupply: () => ledger.getSupply(),
+    setFrozen: (a, f, reason) => ledger.setFrozen(a, f, reason),
+    getAccount: (a) => ledger.getAccount(a),
+    getRedemption: (id) => ledger.getRedemption(id),
+    listRedemptions: (q) => ledger.listRedemptions(q),
   };
   const idempotencyPort: IdempotencyStore = {
     begin: (scope, key, req, d) => step(`idem.begin(${scope}:${key})`, () => idempotency.begin(scope, key, req, d)),

@@ -266,6 +266,43 @@ def main(argv):
                 f"expected PENDING, requester refused, then COMPLETED after two approvers and 2500 credited; "
                 f"got {big.status}/{self_reason}/{first.status}/{second.status}, balance {dave_after}",
             )
+            # 8. Issue 12: RedeemUsdc debits alice and lowers supply; the same
+            # key replays; more than the balance is INSUFFICIENT_FUNDS.
+            current[0] = "redeem"
+            supply_before = stub.GetSupply(mint_pb2.GetSupplyRequest(), timeout=10).supply.supply
+            redeem_req = mint_pb2.RedeemUsdcRequest(
+                account_id=alice, amount="10.25", blockchain=mint_pb2.BLOCKCHAIN_ETHEREUM, idempotency_key=f"rdm-{run}"
+            )
+            rdm = stub.RedeemUsdc(redeem_req, timeout=10)
+            rdm_again = stub.RedeemUsdc(redeem_req, timeout=10)
+            a = stub.GetBalance(mint_pb2.GetBalanceRequest(account_id=alice), timeout=10).balance
+            supply_after = stub.GetSupply(mint_pb2.GetSupplyRequest(), timeout=10).supply.supply
+            check(
+                "redeem",
+                rdm.redemption.amount == "10.25"
+                and rdm.redemption.redemption_id.startswith("rdm_")
+                and not rdm.replayed
+                and rdm_again.replayed
+                and rdm_again.redemption.redemption_id == rdm.redemption.redemption_id
+                and a == "50"
+                and float(supply_before) - float(supply_after) == 10.25,
+                f"expected 10.25 redeemed once (alice 50, supply down 10.25); got {rdm}, alice {a}, "
+                f"supply {supply_before} -> {supply_after}",
+            )
+            current[0] = "redeem insufficient funds"
+            err = expect_error(
+                stub.RedeemUsdc,
+                mint_pb2.RedeemUsdcRequest(
+                    account_id=alice, amount="50.000001", blockchain=mint_pb2.BLOCKCHAIN_ETHEREUM, idempotency_key=f"rdm-big-{run}"
+                ),
+            )
+            d = details_of(err)
+            a = stub.GetBalance(mint_pb2.GetBalanceRequest(account_id=alice), timeout=10).balance
+            check(
+                "redeem insufficient funds",
+                err.code() == grpc.StatusCode.FAILED_PRECONDITION and d["ErrorInfo"].reason == "INSUFFICIENT_FUNDS" and a == "50",
+                f"expected FAILED_PRECONDITION/INSUFFICIENT_FUNDS and alice still 50; got {err.code().name}/{d['ErrorInfo'].reason}, alice {a}",
+            )
         except Mismatch as m:
             print(f"FAIL {m}", file=sys.stderr)
             return 1

@@ -53,6 +53,14 @@ export async function journalEffects(db: TestDatabase): Promise<{ effects: strin
       case "ReconcileMint":
         effects.push(`reversal ${out.mint_id} ${out.account_id} -${out.amount}`);
         break;
+      // Issue 12: a redemption is a ledger effect; reserve changes and freezes are not.
+      case "RedeemUsdc":
+        effects.push(`redemption ${out.redemption_id} ${req.account_id} -${req.amount}`);
+        break;
+      case "SetReserve":
+      case "FreezeAccount":
+      case "UnfreezeAccount":
+        break;
       default:
         throw new Error(`unexpected journal action ${row.action}`);
     }
@@ -96,6 +104,8 @@ export function recordEffects(records: readonly { action: string; request: Reado
     if (r.action === "MintUsdc") out.push(`mint ${res.mint_id} ${req.account_id} ${req.amount}`);
     else if (r.action === "Transfer") out.push(`transfer_out ${res.transfer_id} ${req.from_account_id} -${req.amount}`, `transfer_in ${res.transfer_id} ${req.to_account_id} ${req.amount}`);
     else if (r.action === "ReconcileMint") out.push(`reversal ${res.mint_id} ${res.account_id} -${res.amount}`);
+    else if (r.action === "RedeemUsdc") out.push(`redemption ${res.redemption_id} ${req.account_id} -${req.amount}`);
+    else if (r.action === "SetReserve" || r.action === "FreezeAccount" || r.action === "UnfreezeAccount") continue;
     else throw new Error(`unexpected journal action ${r.action}`);
   }
   return out.sort();

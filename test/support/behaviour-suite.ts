@@ -482,7 +482,7 @@ export function behaviourSuite(target: BehaviourTarget): void {
 
       it('GetBalance of an unknown account is "0" and echoes the id', async () => {
         const b = await r.getBalance("never-seen");
-        expect(b).toEqual({ accountId: "never-seen", balance: "0", pendingBalance: "0" });
+        expect(b).toEqual({ accountId: "never-seen", balance: "0", pendingBalance: "0", frozen: false, freezeReason: "" });
       });
 
       it("GetMint returns every field; reverse_time is unset until reversed", async () => {

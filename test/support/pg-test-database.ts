@@ -17,8 +17,29 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
+/**
+ * A pool for a test's own queries. pg emits 'error' on an idle client whose
+ * backend goes away, and an unheard 'error' is an uncaught exception that
+ * fails the whole run: a test database dropped WITH (FORCE) right after a
+ * pool's end() (which does not wait for its sockets to close) does exactly
+ * that on a busy machine. The error is logged nowhere: the test's own
+ * queries still reject on their own.
+ */
+export function testPool(config: pg.PoolConfig): pg.Pool {
+  const pool = new pg.Pool(config);
+  pool.on("error", () => undefined);
+  return pool;
+}
+
+/** A client for a test's own queries; an error after its work (its database dropped) is not a test failure. */
+export function testClient(config: pg.ClientConfig): pg.Client {
+  const client = new pg.Client(config);
+  client.on("error", () => undefined);
+  return client;
+}
+
 async function onMaintenanceDb<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: `${PG_SERVER_URL}/postgres` });
+  const c = testClient({ connectionString: `${PG_SERVER_URL}/postgres` });
   await c.connect();
   try {
     return await fn(c);
@@ -39,7 +60,7 @@ export async function createTestDatabase(opts: { defaultIsolation?: "serializabl
     name,
     url,
     async query(text, values) {
-      const c = new pg.Client({ connectionString: url });
+      const c = testClient({ connectionString: url });
       await c.connect();
       try {
         return await c.query(text, values);

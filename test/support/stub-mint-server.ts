@@ -21,7 +21,7 @@ export async function startStubMintServer(credentials: grpc.ServerCredentials = 
   server.addService(MintServiceService, {
     getBalance: (call: grpc.ServerUnaryCall<GetBalanceRequest, GetBalanceResponse>, cb: grpc.sendUnaryData<GetBalanceResponse>) => {
       authorizations.push(String(call.metadata.get("authorization")[0]));
-      cb(null, { accountId: call.request.accountId, pendingBalance: "0", balance: "1.5" });
+      cb(null, { accountId: call.request.accountId, pendingBalance: "0", balance: "1.5", frozen: false, freezeReason: "" });
     },
   });
   const port = await new Promise<number>((res, rej) => server.bindAsync("127.0.0.1:0", credentials, (e, p) => (e ? rej(e) : res(p))));

@@ -24,13 +24,13 @@ import {
 const GRANTS: Record<Role, readonly Rpc[]> = {
   minter: ["MintUsdc"],
   transferer: ["Transfer"],
-  reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance"],
+  reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions"],
   reconciler: ["ReconcileMint"],
   auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
   approver: ["ApproveMint", "RejectMint"],
-  "reserve-manager": ["SetMinterAllowance"],
-  redeemer: [],
-  compliance: [],
+  "reserve-manager": ["SetReserve", "SetMinterAllowance"],
+  redeemer: ["RedeemUsdc"],
+  compliance: ["FreezeAccount", "UnfreezeAccount"],
 };
 
 function principal(roles: Role[], scopes: string[] = ["*"]): Principal {

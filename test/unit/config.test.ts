@@ -167,6 +167,7 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_MAX_CALLS_IN_FLIGHT", "0"],
     ["MINT_MAX_LOCK_WAITERS", "many"],
     ["MINT_MAX_CONCURRENT_STREAMS", "-1"],
+    ["MINT_RESERVE_REQUIRED", "perhaps"],
     ["MINT_METRICS_LISTEN", "9464"],
     ["MINT_METRICS_LISTEN", "http://127.0.0.1:9464/metrics"],
     ["MINT_AUTH_FILE", "/nonexistent/auth.yaml"],

@@ -115,6 +115,12 @@ describe("the core over ExactlyOnceStore", () => {
         getMint: (id) => inner.getMint(id),
         listMints: (q) => inner.listMints(q),
         audit: inner.audit,
+        setReserve: (...a) => inner.setReserve(...a),
+        getSupply: () => inner.getSupply(),
+        setFrozen: (...a) => inner.setFrozen(...a),
+        getAccount: (a) => inner.getAccount(a),
+        getRedemption: (id) => inner.getRedemption(id),
+        listRedemptions: (q) => inner.listRedemptions(q),
       }),
     });
     await expect(core.mintUsdc(mintInput(), NO_DEADLINE)).rejects.toBeInstanceOf(UnavailableError);

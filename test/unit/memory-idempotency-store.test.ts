@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { MemoryIdempotencyStore } from "../../src/adapters/memory/memory-idempotency-store.js";
 import { KEY_IN_USE_RETRY_AFTER_MS, STORE_FULL_RETRY_AFTER_MS } from "../../src/domain/limits.js";
-import type { CanonicalRequest, IdempotencyScope, MintRecord, StoredResult } from "../../src/domain/model.js";
+import { storedResultId, type CanonicalRequest, type IdempotencyScope, type MintRecord, type StoredResult } from "../../src/domain/model.js";
 import type { BeginOutcome, IdempotencyClaim } from "../../src/domain/ports.js";
 import type { Result } from "../../src/domain/result.js";
 import { FakeClock, flushPromises } from "../support/fake-clock.js";
@@ -299,7 +299,7 @@ describe("MemoryIdempotencyStore", () => {
     for (const [scope, key] of order) {
       const request = scope === "mint" ? mintRequest() : transferRequest();
       const result = scope === "mint" ? mintResult(key, request) : transferResult(key);
-      ids.set(key, result.scope === "mint" ? result.mint.mintId : result.transfer.transferId);
+      ids.set(key, storedResultId(result));
       await store.complete(claimOf(await store.begin(scope, key, request, Infinity)), result);
       await clock.advance(10);
     }
@@ -433,5 +433,5 @@ describe("MemoryIdempotencyStore", () => {
 });
 
 function idOf(result: StoredResult): string {
-  return result.scope === "mint" ? result.mint.mintId : result.transfer.transferId;
+  return storedResultId(result);
 }

@@ -6,11 +6,11 @@
  * nothing (a same-key retry, a reconcile) ever sees the ledger and the key
  * disagree. Calls queued on a gate wait holding nothing else.
  */
-import { approvalResult, entryOfEffect, LOCAL_ACTOR, mintResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
+import { approvalResult, entryOfEffect, freezeResult, LOCAL_ACTOR, mintResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
 import type { Clock } from "../../domain/clock.js";
 import { assert, markNotApplied, type Failure } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
-import { decideApproval, decideRejection, differingFields, sameRequest, type CanonicalRequest, type IdempotencyScope, type MintRecord, type NewMint, type StoredResult } from "../../domain/model.js";
+import { decideApproval, decideRejection, differingFields, sameRequest, type AccountState, type CanonicalRequest, type IdempotencyScope, type MintRecord, type NewMint, type RedemptionRecord, type StoredResult, type SupplyState } from "../../domain/model.js";
 import type { ApprovalStore, Effect, ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, KeyedCall, LedgerStore, ListMintsQuery, Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
@@ -42,6 +42,8 @@ interface PendingLedger {
   /** The mint as it is now, read synchronously (so check and replace share one stretch). */
   peekMint(mintId: string): MintRecord | null;
   replacePending(next: MintRecord, settle?: boolean): void;
+  /** Issue 12: why crediting this mint now is refused (frozen account, reserve), or null. */
+  checkCompletion(mint: MintRecord, reserveRequired: boolean): Failure | null;
   expiredPending(wallMs: number, limit: number): string[];
 }
 
@@ -188,7 +190,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
    * racing approvals of one mint are serialised by Node's single thread:
    * exactly one of them sees the last missing approval and completes it.
    */
-  async approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, wait: Wait, settle = false): Promise<Result<MintRecord>> {
+  async approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, wait: Wait, settle = false, reserveRequired = false): Promise<Result<MintRecord>> {
     if (wait.signal?.aborted === true) return fail(CANCELLED_WHILE_WAITING);
     const ledger = this.pendingLedger();
     const mint = ledger.peekMint(mintId);
@@ -197,6 +199,12 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     if (!decided.ok) return fail(decided.error);
     if (!decided.changed) return ok(decided.next);
     const next = decided.next;
+    if (next.status === "COMPLETED") {
+      // Issue 12: the completing approval credits, so it is refused (nothing
+      // recorded) on a frozen account or past the reserve, in this same stretch.
+      const refused = ledger.checkCompletion(next, reserveRequired);
+      if (refused !== null) return fail(refused);
+    }
     // Issue 15: completing a mint on a settling chain credits pending and queues its settlement, as MintUsdc does.
     const settling = settle && next.status === "COMPLETED";
     if (settling && this.outbox === null) throw new Error("invariant violated: a settling mint without an outbox");
@@ -276,6 +284,37 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     return this.ledger.listMints(query);
   }
 
+  // Issue 12. The memory ledger applies each of these synchronously, so each
+  // is atomic against every mint, transfer and redemption in flight; the
+  // journal record is appended in the same stretch as the ledger's answer.
+  async setReserve(reserveMicros: bigint, attestationRef: string, journal: JournalEntry, wait: Wait): Promise<Result<SupplyState>> {
+    const r = await this.ledger.setReserve(reserveMicros, attestationRef, journal, wait.deadlineMs);
+    if (r.ok) this.journal?.append(unsealedRecord(journal, reserveResult(reserveMicros, attestationRef), this.clock.wallMs()));
+    return r;
+  }
+
+  getSupply(): Promise<SupplyState> {
+    return this.ledger.getSupply();
+  }
+
+  async setFrozen(accountId: string, frozen: boolean, reason: string, journal: JournalEntry, wait: Wait): Promise<Result<AccountState>> {
+    const r = await this.ledger.setFrozen(accountId, frozen, reason, journal, wait.deadlineMs);
+    if (r.ok) this.journal?.append(unsealedRecord(journal, freezeResult(accountId, frozen), this.clock.wallMs()));
+    return r;
+  }
+
+  getAccount(accountId: string): Promise<AccountState> {
+    return this.ledger.getAccount(accountId);
+  }
+
+  getRedemption(redemptionId: string): Promise<RedemptionRecord | null> {
+    return this.ledger.getRedemption(redemptionId);
+  }
+
+  listRedemptions(query: ListMintsQuery): Promise<{ redemption: RedemptionRecord; seq: number }[]> {
+    return this.ledger.listRedemptions(query);
+  }
+
   /**
    * The memory ledger is atomic per call: when it throws, nothing was
    * applied. The journal record is appended in the same synchronous stretch
@@ -288,7 +327,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
         if (!charged.ok) return charged;
         let r;
         try {
-          r = await this.ledger.mint(effect.cmd, claim, deadlineMs);
+          r = await this.ledger.mint(effect.cmd, claim, deadlineMs, effect.reserveRequired === true);
         } finally {
           if (r?.ok !== true) this.refund(effect.cmd.chargeAllowance === true ? effect.cmd.requester : undefined, effect.cmd.amountMicros);
         }
@@ -300,6 +339,12 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
           await this.outbox.enqueue({ settlementId: r.value.mintId, blockchain: r.value.blockchain, amountMicros: r.value.amountMicros, createWallMs: r.value.createWallMs });
         }
         return r.ok ? ok({ scope: "mint", mint: r.value }) : r;
+      }
+      if (effect.kind === "redeem") {
+        const journal = entry ?? effect.journal;
+        const r = await this.ledger.redeem(effect.cmd, claim, deadlineMs, journal);
+        if (r.ok) this.journal?.append(unsealedRecord(journal, redemptionResult(r.value), effect.cmd.createWallMs));
+        return r.ok ? ok({ scope: "redeem", redemption: r.value }) : r;
       }
       const r = await this.ledger.transfer(effect.cmd, claim, deadlineMs);
       if (r.ok) this.journal?.append(unsealedRecord(entry ?? entryOfEffect(effect), transferResult(r.value), effect.cmd.createWallMs));

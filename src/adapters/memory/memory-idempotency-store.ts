@@ -7,7 +7,7 @@
 import { KEY_IN_USE_RETRY_AFTER_MS, STORE_FULL_RETRY_AFTER_MS } from "../../domain/limits.js";
 import { assert, UnavailableError } from "../../domain/errors.js";
 import { differingFields, requestOfRecord, sameRequest, storedResultId } from "../../domain/model.js";
-import type { CanonicalRequest, IdempotencyScope, MintRecord, StoredResult, TransferRecord } from "../../domain/model.js";
+import type { CanonicalRequest, IdempotencyScope, MintRecord, RedemptionRecord, StoredResult, TransferRecord } from "../../domain/model.js";
 import type { BeginOutcome, Clock, IdempotencyClaim, IdempotencyStore } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 
@@ -39,7 +39,7 @@ interface CompletedEntry {
   /** The claim's request; null when it equals `requestOfRecord(record)`. */
   readonly request: CanonicalRequest | null;
   /** The stored result's record; the scope (which KeySpace) says which kind. */
-  readonly record: MintRecord | TransferRecord;
+  readonly record: MintRecord | TransferRecord | RedemptionRecord;
   /** Monotonic ms; the key is expired from this instant on. */
   readonly expiresAtMs: number;
 }
@@ -60,13 +60,15 @@ class KeySpace {
 
   /** The stored result of a completed entry of this scope. */
   result(entry: CompletedEntry): StoredResult {
+    if (this.scope === "redeem") return { scope: "redeem", redemption: entry.record as RedemptionRecord };
     return this.scope === "mint"
       ? { scope: "mint", mint: entry.record as MintRecord }
       : { scope: "transfer", transfer: entry.record as TransferRecord };
   }
 }
 
-function recordOf(result: StoredResult): MintRecord | TransferRecord {
+function recordOf(result: StoredResult): MintRecord | TransferRecord | RedemptionRecord {
+  if (result.scope === "redeem") return result.redemption;
   return result.scope === "mint" ? result.mint : result.transfer;
 }
 
@@ -76,6 +78,8 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   private readonly clock: Clock;
   private readonly mintKeys = new KeySpace("mint");
   private readonly transferKeys = new KeySpace("transfer");
+  /** Issue 12: RedeemUsdc keys (already scoped to the caller by the core). */
+  private readonly redeemKeys = new KeySpace("redeem");
   private closed = false;
 
   constructor(options: MemoryIdempotencyStoreOptions) {
@@ -198,8 +202,8 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const inFlight = [...this.mintKeys.inFlight.values(), ...this.transferKeys.inFlight.values()];
-    for (const space of [this.mintKeys, this.transferKeys]) {
+    const inFlight = [...this.mintKeys.inFlight.values(), ...this.transferKeys.inFlight.values(), ...this.redeemKeys.inFlight.values()];
+    for (const space of [this.mintKeys, this.transferKeys, this.redeemKeys]) {
       space.inFlight.clear();
       space.completed.clear();
     }
@@ -207,11 +211,19 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   }
 
   private space(scope: IdempotencyScope): KeySpace {
+    if (scope === "redeem") return this.redeemKeys;
     return scope === "mint" ? this.mintKeys : this.transferKeys;
   }
 
   private keyCount(): number {
-    return this.mintKeys.inFlight.size + this.mintKeys.completed.size + this.transferKeys.inFlight.size + this.transferKeys.completed.size;
+    return (
+      this.mintKeys.inFlight.size +
+      this.mintKeys.completed.size +
+      this.transferKeys.inFlight.size +
+      this.transferKeys.completed.size +
+      this.redeemKeys.inFlight.size +
+      this.redeemKeys.completed.size
+    );
   }
 
   /** Deletes up to `maxKeys` expired completed keys, the one expiring first first, across both scopes. */
@@ -239,13 +251,20 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
       }
       deleted++;
     }
+    // Redemption keys are few: their own front is swept with what is left of
+    // the budget (still oldest first within the scope, still O(deleted)).
+    for (const [key, entry] of this.redeemKeys.completed) {
+      if (deleted >= maxKeys || nowMs < entry.expiresAtMs) break;
+      this.redeemKeys.completed.delete(key);
+      deleted++;
+    }
     return deleted;
   }
 
   /** Ms until the first completed key expires (called right after a sweep, so > 0). */
   private untilFirstExpiryMs(): number {
     let first = Infinity;
-    for (const space of [this.mintKeys, this.transferKeys]) {
+    for (const space of [this.mintKeys, this.transferKeys, this.redeemKeys]) {
       for (const entry of space.completed.values()) {
         first = Math.min(first, entry.expiresAtMs);
         break;

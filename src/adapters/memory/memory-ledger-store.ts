@@ -5,11 +5,14 @@
  */
 import type { Clock } from "../../domain/clock.js";
 import { assert } from "../../domain/errors.js";
-import { completedMint, type MintRecord, type MintStatus, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
+import { completedMint, type AccountState, type MintRecord, type MintStatus, type NewMint, type NewRedemption, type NewTransfer, type RedemptionRecord, type SupplyState, type TransferRecord } from "../../domain/model.js";
+import type { Failure } from "../../domain/errors.js";
+import type { JournalEntry } from "../../domain/journal.js";
+import { reserveRefusal, supplyState } from "../../domain/reserve.js";
 import type { LedgerStore, ListMintsQuery } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 
-export type EntryKind = "mint" | "transfer_out" | "transfer_in" | "reversal";
+export type EntryKind = "mint" | "transfer_out" | "transfer_in" | "reversal" | "redemption";
 
 /** One line of the ledger. Entries are only ever appended. */
 export interface LedgerEntry {
@@ -30,7 +33,7 @@ export interface LedgerEntry {
  * with `mints` and the idempotency store) instead of one more object per
  * entry keeps the ledger's memory, and the garbage collector's work, small.
  */
-type JournalLine = MintRecord | TransferRecord;
+type JournalLine = MintRecord | TransferRecord | RedemptionRecord;
 
 /** One account: its balance and (when it has any) the indexes of its mints. */
 class Account {
@@ -39,6 +42,9 @@ class Account {
   pendingMicros = 0n;
   /** Indexes into `mints`, ascending; null until the first mint. */
   mintIndexes: number[] | null = null;
+  /** Issue 12: a frozen account neither receives nor sends. */
+  frozen = false;
+  freezeReason = "";
 }
 
 export class MemoryLedgerStore implements LedgerStore {
@@ -53,13 +59,33 @@ export class MemoryLedgerStore implements LedgerStore {
   /** Issue 15: mints whose credit is still pending (settlement not CONFIRMED). */
   private readonly pendingMints = new Set<string>();
 
+  /** Issue 12: completed mints − reversals − redemptions. */
+  private supplyMicros = 0n;
+  private reserveMicros: bigint | null = null;
+  private attestationRef = "";
+  private readonly redemptions: RedemptionRecord[] = [];
+  private readonly redemptionIndexById = new Map<string, number>();
+
   constructor(private readonly opts: { clock: Clock }) {}
 
-  async mint(cmd: NewMint): Promise<Result<MintRecord>> {
+  /**
+   * Every check and write below is synchronous, so on Node's one thread the
+   * frozen check, the reserve check and the credit are one atomic step: no
+   * freeze, reserve change or other mint can come between them.
+   */
+  async mint(cmd: NewMint, _claim?: unknown, _deadlineMs?: number, reserveRequired = false): Promise<Result<MintRecord>> {
     assert(cmd.amountMicros > 0n, "mint amount is positive");
     assert(!this.mintIndexById.has(cmd.mintId), "mint ids are unique");
+    if (this.accounts.get(cmd.accountId)?.frozen === true) return fail({ code: "ACCOUNT_FROZEN", accountId: cmd.accountId });
     const index = this.mints.length;
     const record = completedMint(cmd, index + 1);
+    // Supply rises (and the reserve is checked) when the mint is credited: a
+    // mint awaiting approval is checked by the approval that completes it.
+    if (record.status === "COMPLETED") {
+      const refused = this.checkReserve(cmd.amountMicros, reserveRequired);
+      if (refused !== null) return fail(refused);
+      this.supplyMicros += cmd.amountMicros;
+    }
     const account = this.account(cmd.accountId);
     this.mints.push(record);
     this.mintIndexById.set(cmd.mintId, index);
@@ -107,7 +133,7 @@ export class MemoryLedgerStore implements LedgerStore {
   /**
    * Replaces a PENDING_APPROVAL mint with its next state (one more approval,
    * COMPLETED with its credit, pending when `settle`, or REJECTED), synchronously: the caller checks
-   * and replaces in one stretch (issue 11).
+   * (approvals, frozen account, reserve: `checkCompletion`) and replaces in one stretch (issue 11).
    */
   replacePending(next: MintRecord, settle = false): void {
     const index = this.mintIndexById.get(next.mintId);
@@ -115,6 +141,7 @@ export class MemoryLedgerStore implements LedgerStore {
     this.mints[index] = next;
     if (next.status !== "PENDING_APPROVAL") this.pendingIndexes.delete(index);
     if (next.status === "COMPLETED") {
+      this.supplyMicros += next.amountMicros;
       this.credit(next, settle);
     }
   }
@@ -133,6 +160,8 @@ export class MemoryLedgerStore implements LedgerStore {
   async transfer(cmd: NewTransfer): Promise<Result<TransferRecord>> {
     assert(cmd.amountMicros > 0n && cmd.fromAccountId !== cmd.toAccountId, "transfer is positive between two accounts");
     const from = this.accounts.get(cmd.fromAccountId);
+    if (from?.frozen === true) return fail({ code: "ACCOUNT_FROZEN", accountId: cmd.fromAccountId });
+    if (this.accounts.get(cmd.toAccountId)?.frozen === true) return fail({ code: "ACCOUNT_FROZEN", accountId: cmd.toAccountId });
     if (from === undefined || from.balanceMicros < cmd.amountMicros) return fail({ code: "INSUFFICIENT_FUNDS", accountId: cmd.fromAccountId });
     const record: TransferRecord = {
       transferId: cmd.transferId,
@@ -170,6 +199,8 @@ export class MemoryLedgerStore implements LedgerStore {
     } else {
       account.balanceMicros -= mint.amountMicros;
     }
+    // A pending credit counted in supply when minted, so its reversal lowers it too.
+    this.supplyMicros -= mint.amountMicros;
     this.journal.push(reversed);
     return ok(reversed);
   }
@@ -214,11 +245,92 @@ export class MemoryLedgerStore implements LedgerStore {
     return out;
   }
 
+  /**
+   * Issue 12: the reserve check of a supply rise, for the mint here and for
+   * the approval that completes a pending mint (issue 11), which must call it
+   * in the same synchronous stretch as its credit. Null when allowed.
+   */
+  checkReserve(amountMicros: bigint, reserveRequired: boolean): Failure | null {
+    return reserveRefusal(this.supplyMicros, this.reserveMicros, amountMicros, reserveRequired);
+  }
+
+  /** Issue 12: why the approval completing `mint` may not credit it now (frozen account, reserve), or null. */
+  checkCompletion(mint: MintRecord, reserveRequired: boolean): Failure | null {
+    if (this.accounts.get(mint.accountId)?.frozen === true) return { code: "ACCOUNT_FROZEN", accountId: mint.accountId };
+    return this.checkReserve(mint.amountMicros, reserveRequired);
+  }
+
+  async redeem(cmd: NewRedemption, _claim?: unknown, _deadlineMs?: number, _journal?: JournalEntry): Promise<Result<RedemptionRecord>> {
+    assert(cmd.amountMicros > 0n, "redemption amount is positive");
+    assert(!this.redemptionIndexById.has(cmd.redemptionId), "redemption ids are unique");
+    const account = this.accounts.get(cmd.accountId);
+    if (account?.frozen === true) return fail({ code: "ACCOUNT_FROZEN", accountId: cmd.accountId });
+    if (account === undefined || account.balanceMicros < cmd.amountMicros) return fail({ code: "INSUFFICIENT_FUNDS", accountId: cmd.accountId });
+    const record: RedemptionRecord = { ...cmd };
+    account.balanceMicros -= cmd.amountMicros;
+    this.supplyMicros -= cmd.amountMicros;
+    this.redemptionIndexById.set(cmd.redemptionId, this.redemptions.length);
+    this.redemptions.push(record);
+    this.journal.push(record);
+    return ok(record);
+  }
+
+  async setReserve(reserveMicros: bigint, attestationRef: string, _journal?: JournalEntry): Promise<Result<SupplyState>> {
+    assert(reserveMicros >= 0n, "reserve is not negative");
+    if (reserveMicros < this.supplyMicros) {
+      return fail({
+        code: "RESERVE_EXCEEDED",
+        headroomMicros: (this.reserveMicros ?? reserveMicros) - this.supplyMicros,
+        supplyMicros: this.supplyMicros,
+        reserveMicros: this.reserveMicros ?? reserveMicros,
+        requestedMicros: reserveMicros,
+      });
+    }
+    this.reserveMicros = reserveMicros;
+    this.attestationRef = attestationRef;
+    return ok(await this.getSupply());
+  }
+
+  async getSupply(): Promise<SupplyState> {
+    let pendingApproval = 0n;
+    for (const index of this.pendingIndexes) pendingApproval += (this.mints[index] as MintRecord).amountMicros;
+    return supplyState(this.supplyMicros, this.reserveMicros, this.attestationRef, pendingApproval);
+  }
+
+  async setFrozen(accountId: string, frozen: boolean, reason: string, _journal?: JournalEntry): Promise<Result<AccountState>> {
+    const account = this.account(accountId);
+    account.frozen = frozen;
+    account.freezeReason = frozen ? reason : "";
+    return ok(await this.getAccount(accountId));
+  }
+
+  async getAccount(accountId: string): Promise<AccountState> {
+    const a = this.accounts.get(accountId);
+    return { accountId, balanceMicros: a?.balanceMicros ?? 0n, frozen: a?.frozen ?? false, freezeReason: a?.freezeReason ?? "" };
+  }
+
+  async getRedemption(redemptionId: string): Promise<RedemptionRecord | null> {
+    const i = this.redemptionIndexById.get(redemptionId);
+    return i === undefined ? null : (this.redemptions[i] as RedemptionRecord);
+  }
+
+  async listRedemptions(query: ListMintsQuery): Promise<{ redemption: RedemptionRecord; seq: number }[]> {
+    const out: { redemption: RedemptionRecord; seq: number }[] = [];
+    for (let i = 0; i < this.redemptions.length && out.length < query.limit; i++) {
+      const r = this.redemptions[i] as RedemptionRecord;
+      if (i + 1 <= query.afterSeq || (query.accountId !== null && r.accountId !== query.accountId)) continue;
+      out.push({ redemption: r, seq: i + 1 });
+    }
+    return out;
+  }
+
   /** The ledger's entries, oldest first (a copy); for audits and tests. */
   ledgerEntries(): LedgerEntry[] {
     const out: LedgerEntry[] = [];
     for (const line of this.journal) {
-      if ("transferId" in line) {
+      if ("redemptionId" in line) {
+        out.push({ accountId: line.accountId, amountMicros: -line.amountMicros, kind: "redemption", refId: line.redemptionId, wallMs: line.createWallMs });
+      } else if ("transferId" in line) {
         out.push({ accountId: line.fromAccountId, amountMicros: -line.amountMicros, kind: "transfer_out", refId: line.transferId, wallMs: line.createWallMs });
         out.push({ accountId: line.toAccountId, amountMicros: line.amountMicros, kind: "transfer_in", refId: line.transferId, wallMs: line.createWallMs });
       } else if (line.status === "COMPLETED") {

@@ -188,6 +188,48 @@ CREATE TABLE minter_allowances (
 );
 `,
   },
+  // Issue 12: supply and reserve, redemptions, frozen accounts.
+  {
+    version: 1201,
+    name: "issue 12: supply and reserve, redemptions, frozen accounts",
+    sql: `
+-- One row holds supply and the reserve. Every mint, reversal and redemption
+-- updates it in its own transaction, so its row lock orders them across all
+-- replicas and the reserve check (supply + amount <= reserve) is evaluated on
+-- the latest committed supply. Transfers never touch it. Supply starts at
+-- what the ledger already holds.
+CREATE TABLE supply (
+  id smallint PRIMARY KEY CHECK (id = 1),
+  supply numeric(38,0) NOT NULL CHECK (supply >= 0),
+  reserve numeric(38,0) CHECK (reserve >= 0),
+  attestation_ref text NOT NULL DEFAULT '',
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  CHECK (reserve IS NULL OR supply <= reserve)
+);
+INSERT INTO supply (id, supply) SELECT 1, COALESCE(SUM(balance), 0) FROM accounts;
+
+CREATE TABLE redemptions (
+  seq bigserial PRIMARY KEY,
+  redemption_id text NOT NULL UNIQUE,
+  account_id text NOT NULL REFERENCES accounts (account_id),
+  amount numeric(38,0) NOT NULL CHECK (amount > 0),
+  blockchain text NOT NULL,
+  idempotency_key text NOT NULL,
+  actor text NOT NULL,
+  create_time timestamptz NOT NULL
+);
+CREATE INDEX redemptions_account_id_seq ON redemptions (account_id, seq);
+
+ALTER TABLE accounts ADD COLUMN frozen boolean NOT NULL DEFAULT false;
+ALTER TABLE accounts ADD COLUMN freeze_reason text NOT NULL DEFAULT '';
+
+ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_kind_check;
+ALTER TABLE ledger_entries ADD CONSTRAINT ledger_entries_kind_check
+  CHECK (kind IN ('mint', 'transfer_out', 'transfer_in', 'reversal', 'redemption'));
+ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_scope_check;
+ALTER TABLE idempotency_keys ADD CONSTRAINT idempotency_keys_scope_check CHECK (scope IN ('mint', 'transfer', 'redeem'));
+`,
+  },
   // Issue 15: the settlement outbox (its own module keeps its schema), then pending credit.
   ...SETTLEMENT_MIGRATIONS,
   {

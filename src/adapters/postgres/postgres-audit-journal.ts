@@ -53,6 +53,20 @@ export function journalCte(first: number): string {
 )`;
 }
 
+/**
+ * Like `journalCte`, but the record is inserted only when the CTE `source`
+ * returned a row: for a one-statement change that may refuse (issue 12's
+ * SetReserve), so a refusal journals nothing.
+ */
+export function journalCteWhen(first: number, source: string): string {
+  const p = (i: number): string => `$${first + i}`;
+  return `j AS (
+  INSERT INTO audit_journal (${INSERT_COLUMNS})
+  SELECT ${p(0)}::bigint, ${p(1)}::text, ${p(2)}::text, ${p(3)}::text, ${p(4)}::text, ${p(5)}::text, ${p(6)}::text[] FROM ${source}
+  RETURNING 1
+)`;
+}
+
 /** The 7 parameters of `journalCte` / `appendJournal`, in order. */
 export function journalParams(u: UnsealedAuditRecord): unknown[] {
   return [u.timeMs, u.actor, u.action, u.idempotencyKey, canonicalObjectJson(u.request), canonicalObjectJson(u.result), u.accounts];

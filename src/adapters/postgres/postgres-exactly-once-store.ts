@@ -16,7 +16,7 @@
  * statements there.
  */
 import { markNotApplied, type Failure } from "../../domain/errors.js";
-import type { MintRecord, StoredResult } from "../../domain/model.js";
+import type { AccountState, MintRecord, RedemptionRecord, StoredResult, SupplyState } from "../../domain/model.js";
 import type { AuditJournal } from "../../domain/audit.js";
 import { UnavailableError } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
@@ -56,8 +56,12 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore, ApprovalStore
       }
       const effect = call.effect;
       if (effect.kind === "mint") {
-        const r = await this.ledger.mint(effect.cmd, claim, wait.deadlineMs, call.journal);
+        const r = await this.ledger.mint(effect.cmd, claim, wait.deadlineMs, effect.reserveRequired === true, call.journal);
         return r.ok ? ok({ stored: { scope: "mint", mint: r.value }, replayed: false }) : r;
+      }
+      if (effect.kind === "redeem") {
+        const r = await this.ledger.redeem(effect.cmd, claim, wait.deadlineMs, call.journal ?? effect.journal);
+        return r.ok ? ok({ stored: { scope: "redeem", redemption: r.value }, replayed: false }) : r;
       }
       const r = await this.ledger.transfer(effect.cmd, claim, wait.deadlineMs, call.journal);
       return r.ok ? ok({ stored: { scope: "transfer", transfer: r.value }, replayed: false }) : r;
@@ -72,8 +76,8 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore, ApprovalStore
   }
 
   // Issue 11. Each journal entry is appended on the change's own transaction (issue 10).
-  approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, wait: Wait, settle = false): Promise<Result<MintRecord>> {
-    return this.ledger.approveMint(mintId, approver, wallMs, journal, settle, wait.deadlineMs, wait.signal);
+  approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, wait: Wait, settle = false, reserveRequired = false): Promise<Result<MintRecord>> {
+    return this.ledger.approveMint(mintId, approver, wallMs, journal, settle, wait.deadlineMs, wait.signal, reserveRequired);
   }
 
   rejectMint(mintId: string, reason: string, rejectedBy: string, wallMs: number, journal: JournalEntry, wait: Wait): Promise<Result<MintRecord>> {
@@ -108,5 +112,31 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore, ApprovalStore
 
   listMints(query: ListMintsQuery): Promise<MintRecord[]> {
     return this.ledger.listMints(query);
+  }
+
+  // Issue 12: each is one statement (or, for redemptions, the claim's
+  // transaction) that PostgreSQL makes atomic across replicas.
+  setReserve(reserveMicros: bigint, attestationRef: string, journal: JournalEntry, wait: Wait): Promise<Result<SupplyState>> {
+    return this.ledger.setReserve(reserveMicros, attestationRef, journal, wait.deadlineMs);
+  }
+
+  getSupply(): Promise<SupplyState> {
+    return this.ledger.getSupply();
+  }
+
+  setFrozen(accountId: string, frozen: boolean, reason: string, journal: JournalEntry, wait: Wait): Promise<Result<AccountState>> {
+    return this.ledger.setFrozen(accountId, frozen, reason, journal, wait.deadlineMs);
+  }
+
+  getAccount(accountId: string): Promise<AccountState> {
+    return this.ledger.getAccount(accountId);
+  }
+
+  getRedemption(redemptionId: string): Promise<RedemptionRecord | null> {
+    return this.ledger.getRedemption(redemptionId);
+  }
+
+  listRedemptions(query: ListMintsQuery): Promise<{ redemption: RedemptionRecord; seq: number }[]> {
+    return this.ledger.listRedemptions(query);
   }
 }

@@ -195,10 +195,10 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
    * holder. Throws UnavailableError when PostgreSQL cannot be reached.
    */
   async forget(scope: IdempotencyScope, key: string, resultId: string): Promise<void> {
-    const idField = scope === "mint" ? "mintId" : "transferId";
+    const [field, idField] = scope === "mint" ? ["mint", "mintId"] : scope === "transfer" ? ["transfer", "transferId"] : ["redemption", "redemptionId"];
     await this.db.query(
       `DELETE FROM idempotency_keys
-       WHERE scope = $1 AND key = $2 AND state = 'completed' AND result->$1->>'${idField}' = $3`,
+       WHERE scope = $1 AND key = $2 AND state = 'completed' AND result->'${field}'->>'${idField}' = $3`,
       [scope, key, resultId],
       "forgetting an idempotency key",
     );

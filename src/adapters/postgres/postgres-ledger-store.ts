@@ -19,20 +19,21 @@
  */
 import { assert, markNotApplied, UnavailableError, type Failure } from "../../domain/errors.js";
 import { fail, ok, type Result } from "../../domain/result.js";
-import { completedMint, decideApproval, decideRejection, isBlockchain, type MintRecord, type MintStatus, type NewMint, type NewTransfer, type TransferRecord } from "../../domain/model.js";
+import { completedMint, decideApproval, decideRejection, isBlockchain, type AccountState, type MintRecord, type MintStatus, type NewMint, type NewRedemption, type NewTransfer, type RedemptionRecord, type SupplyState, type TransferRecord } from "../../domain/model.js";
+import { reserveRefusal, supplyState } from "../../domain/reserve.js";
 import type { IdempotencyClaim, LedgerStore, ListMintsQuery } from "../../domain/ports.js";
+import type pg from "pg";
 import { asPgClaim, BEGIN_READ_COMMITTED, setLocalTimeoutsSql, type PgClaim } from "./pg-claim.js";
 import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase, type TxTimeouts } from "./pg-database.js";
 import { classifyPgError, pgUnavailableError } from "./pg-errors.js";
 import { isoOfWallMs } from "./postgres-idempotency-store.js";
-import { approvalFields, mintToJson, transferToJson } from "./stored-result-codec.js";
-import type pg from "pg";
+import { approvalFields, mintToJson, redemptionToJson, transferToJson } from "./stored-result-codec.js";
 import { settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
 import { cancelSettlement } from "../../settlement/outbox-postgres.js";
 import type { SettlementEffects } from "../../settlement/ports.js";
-import { approvalResult, entryOfEffect, LOCAL_ACTOR, mintResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
+import { approvalResult, entryOfEffect, freezeResult, LOCAL_ACTOR, mintResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
 import type { JournalEntry } from "../../domain/journal.js";
-import { appendJournal, journalCte, journalParams, SEALER_APPLICATION_NAME, type PostgresAuditJournal } from "./postgres-audit-journal.js";
+import { appendJournal, journalCte, journalCteWhen, journalParams, SEALER_APPLICATION_NAME, type PostgresAuditJournal } from "./postgres-audit-journal.js";
 
 /**
  * `sql` (CTEs then one final SELECT) with the audit journal's CTE added
@@ -103,10 +104,11 @@ const TRACKED_MINT_SQL = `
 WITH acct AS (
   INSERT INTO accounts AS a (account_id, balance) VALUES ($2, $13::numeric)
   ON CONFLICT (account_id) DO UPDATE SET balance = a.balance + EXCLUDED.balance
+  WHERE NOT a.frozen
   RETURNING 1
 ), m AS (
   INSERT INTO mints (seq, mint_id, account_id, amount, blockchain, status, idempotency_key, create_time, requester, allowance_charged, approval)
-  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, $10, $5, $6, $11, $12, $14::jsonb FROM mint_seq_base AS b
+  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, $10, $5, $6, $11, $12, $14::jsonb FROM mint_seq_base AS b CROSS JOIN acct
   RETURNING seq
 ), e AS (
   INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
@@ -131,14 +133,15 @@ const MINT_SQL = `
 WITH acct AS (
   INSERT INTO accounts AS a (account_id, balance) VALUES ($2, $3)
   ON CONFLICT (account_id) DO UPDATE SET balance = a.balance + EXCLUDED.balance
+  WHERE NOT a.frozen
   RETURNING 1
 ), m AS (
   INSERT INTO mints (seq, mint_id, account_id, amount, blockchain, status, idempotency_key, create_time)
-  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, 'COMPLETED', $5, $6 FROM mint_seq_base AS b
+  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, 'COMPLETED', $5, $6 FROM mint_seq_base AS b CROSS JOIN acct
   RETURNING seq
 ), e AS (
   INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
-  VALUES ($2, $3, 'mint', $1, $6)
+  SELECT $2, $3, 'mint', $1, $6 FROM acct
   RETURNING 1
 ), k AS (
   UPDATE idempotency_keys AS k
@@ -159,18 +162,19 @@ const MINT_PENDING_SQL = `
 WITH acct AS (
   INSERT INTO accounts AS a (account_id, balance, pending) VALUES ($2, 0, $3)
   ON CONFLICT (account_id) DO UPDATE SET pending = a.pending + EXCLUDED.pending
+  WHERE NOT a.frozen
   RETURNING 1
 ), m AS (
   INSERT INTO mints (seq, mint_id, account_id, amount, blockchain, status, idempotency_key, create_time, pending)
-  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, 'COMPLETED', $5, $6, true FROM mint_seq_base AS b
+  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, 'COMPLETED', $5, $6, true FROM mint_seq_base AS b CROSS JOIN acct
   RETURNING seq
 ), st AS (
   INSERT INTO settlements (settlement_id, kind, blockchain, amount, state, create_time, update_time)
-  VALUES ($1, 'mint', $4, $3, 'PENDING', $6, $6)
+  SELECT $1, 'mint', $4, $3, 'PENDING', $6, $6 FROM acct
   RETURNING 1
 ), e AS (
   INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
-  VALUES ($2, $3, 'mint', $1, $6)
+  SELECT $2, $3, 'mint', $1, $6 FROM acct
   RETURNING 1
 ), k AS (
   UPDATE idempotency_keys AS k
@@ -234,7 +238,7 @@ WITH new_to AS (
   INSERT INTO accounts (account_id, balance) VALUES ($2, 0) ON CONFLICT (account_id) DO NOTHING
   RETURNING 1
 )
-SELECT account_id, balance::text AS balance FROM accounts
+SELECT account_id, balance::text AS balance, frozen FROM accounts
 WHERE account_id = ANY($1::text[])
 ORDER BY account_id COLLATE "C"
 FOR NO KEY UPDATE`;
@@ -270,10 +274,132 @@ WITH e AS (
   INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
   VALUES ($2, -$3::numeric, 'reversal', $1, $4)
   RETURNING 1
+), s AS (
+  -- Issue 12: supply drops with the reversal (the account row is already
+  -- locked by the debit, so the supply row comes last in the lock order).
+  UPDATE supply SET supply = supply - $3::numeric, updated_at = now() WHERE id = 1
+  RETURNING 1
 )
 UPDATE mints SET status = 'REVERSED', reverse_time = $4, reverse_reason = $5, pending = false
 WHERE mint_id = $1
 RETURNING ${MINT_COLUMNS}`;
+
+/*
+ * Issue 12. A frozen account row refuses the mint's credit (the CTEs above
+ * write nothing when \`acct\` returns no row; ON CONFLICT DO UPDATE locks the
+ * row even when its WHERE refuses, so the freeze cannot change under us).
+ * Supply rises after the account is locked: the lock order is key row <
+ * account rows < the supply row, for mints, reversals and redemptions alike
+ * (a mint raises it in a statement of its own, after MINT_SQL, since the
+ * order in which one statement's CTEs take their locks is not defined; a
+ * reversal or redemption, whose account is locked by an earlier statement,
+ * lowers it in a CTE of its last statement).
+ */
+
+/**
+ * Raises supply when the reserve allows it, in one statement evaluated on
+ * the latest committed supply (READ COMMITTED re-checks the WHERE after
+ * waiting for the row lock). $1 amount, $2 reserve required.
+ */
+const RAISE_SUPPLY_SQL = `
+UPDATE supply SET supply = supply + $1::numeric, updated_at = now()
+WHERE id = 1 AND (CASE WHEN reserve IS NULL THEN NOT $2::boolean ELSE supply + $1::numeric <= reserve END)
+RETURNING 1`;
+
+const LOCK_SUPPLY_SQL = "SELECT supply::text AS supply, reserve::text AS reserve, attestation_ref FROM supply WHERE id = 1 FOR UPDATE";
+// Issue 11 + 12: what waits for approval is reported beside supply (the partial index mints_pending keeps it cheap).
+const READ_SUPPLY_SQL = "SELECT supply::text AS supply, reserve::text AS reserve, attestation_ref, (SELECT COALESCE(SUM(amount), 0)::text FROM mints WHERE status = 'PENDING_APPROVAL') AS pending_approval FROM supply WHERE id = 1";
+
+interface SupplyRow {
+  supply: string;
+  reserve: string | null;
+  attestation_ref: string;
+  /** Absent where only the reserve check reads the row. */
+  pending_approval?: string;
+}
+
+function supplyFromRow(r: SupplyRow | undefined): SupplyState {
+  assert(r !== undefined, "the supply row exists (migration 1201)");
+  return supplyState(BigInt(r.supply), r.reserve === null ? null : BigInt(r.reserve), r.attestation_ref, BigInt(r.pending_approval ?? "0"));
+}
+
+const REDEMPTION_COLUMNS = `seq::text AS seq, redemption_id, account_id, amount::text AS amount, blockchain, idempotency_key, actor, create_time`;
+
+interface RedemptionRow {
+  seq: string;
+  redemption_id: string;
+  account_id: string;
+  amount: string;
+  blockchain: string;
+  idempotency_key: string;
+  actor: string;
+  create_time: Date;
+}
+
+function redemptionFromRow(r: RedemptionRow): RedemptionRecord {
+  assert(isBlockchain(r.blockchain), `redemption ${r.redemption_id} has a known blockchain`);
+  return {
+    redemptionId: r.redemption_id,
+    accountId: r.account_id,
+    amountMicros: BigInt(r.amount),
+    blockchain: r.blockchain,
+    idempotencyKey: r.idempotency_key,
+    actor: r.actor,
+    createWallMs: r.create_time.getTime(),
+  };
+}
+
+/** Debits the (locked, checked) account, records the redemption and its entry, stores the key's result. */
+const REDEEM_SQL = `
+WITH upd AS (
+  UPDATE accounts SET balance = balance - $3::numeric WHERE account_id = $2 RETURNING 1
+), r AS (
+  INSERT INTO redemptions (redemption_id, account_id, amount, blockchain, idempotency_key, actor, create_time)
+  VALUES ($1, $2, $3, $4, $5, $6, $7)
+  RETURNING 1
+), e AS (
+  INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
+  VALUES ($2, -$3::numeric, 'redemption', $1, $7)
+  RETURNING 1
+), k AS (
+  UPDATE idempotency_keys SET state = 'completed', result = $8::jsonb,
+    expires_at = ${dbNowSql(9)} + make_interval(secs => $10::float8 / 1000)
+  WHERE scope = 'redeem' AND key = $11
+  RETURNING 1
+), s AS (
+  UPDATE supply SET supply = supply - $3::numeric, updated_at = now() WHERE id = 1
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM upd)::int AS accounts, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM r)::int AS redemptions,
+  (SELECT count(*) FROM s)::int AS supply`;
+
+const REDEEM_JOURNALED_SQL = withJournal(REDEEM_SQL, 12);
+
+/** Sets the reserve while supply is at most it: one statement, under the supply row's lock. */
+const SET_RESERVE_SQL = `
+WITH u AS (
+  UPDATE supply SET reserve = $1::numeric, attestation_ref = $2, updated_at = now() WHERE id = 1 AND supply <= $1::numeric
+  RETURNING supply, reserve, attestation_ref
+)
+SELECT supply::text AS supply, reserve::text AS reserve, attestation_ref, (SELECT COALESCE(SUM(amount), 0)::text FROM mints WHERE status = 'PENDING_APPROVAL') AS pending_approval FROM u`;
+const SET_RESERVE_JOURNALED_SQL = `
+WITH u AS (
+  UPDATE supply SET reserve = $1::numeric, attestation_ref = $2, updated_at = now() WHERE id = 1 AND supply <= $1::numeric
+  RETURNING supply, reserve, attestation_ref
+), ${journalCteWhen(3, "u")}
+SELECT supply::text AS supply, reserve::text AS reserve, attestation_ref, (SELECT COALESCE(SUM(amount), 0)::text FROM mints WHERE status = 'PENDING_APPROVAL') AS pending_approval FROM u`;
+
+/** Freezes or unfreezes an account, creating its row when new (so the row lock orders it against calls in flight). */
+const SET_FROZEN_SQL = `
+WITH f AS (
+  INSERT INTO accounts AS a (account_id, balance, frozen, freeze_reason) VALUES ($1, 0, $2, $3)
+  ON CONFLICT (account_id) DO UPDATE SET frozen = EXCLUDED.frozen, freeze_reason = EXCLUDED.freeze_reason
+  RETURNING balance
+)
+SELECT balance::text AS balance FROM f`;
+const SET_FROZEN_JOURNALED_SQL = withJournal(SET_FROZEN_SQL, 4);
+
+const ACCOUNT_STATE_SQL = "SELECT balance::text AS balance, frozen, freeze_reason FROM accounts WHERE account_id = $1";
 
 /** What a transaction body decided: commit with a value, or roll back with an expected failure. */
 type TxDecision<T> = Result<T>;
@@ -298,11 +424,11 @@ export class PostgresLedgerStore implements LedgerStore {
    * free). Throws UnavailableError when PostgreSQL cannot be reached or the
    * commit's outcome is unknown (a retry with the same key replays or applies).
    */
-  async mint(cmd: NewMint, claim: IdempotencyClaim, deadlineMs: number, entry?: JournalEntry): Promise<Result<MintRecord>> {
+  async mint(cmd: NewMint, claim: IdempotencyClaim, deadlineMs: number, reserveRequired = false, entry?: JournalEntry): Promise<Result<MintRecord>> {
     const c = asPgClaim(claim);
     assert(c.scope === "mint" && c.key === cmd.idempotencyKey, "mint runs on its own mint-scope claim");
     const record = completedMint(cmd, 0);
-    if (cmd.requester !== undefined) return this.trackedMint(cmd, record, c, deadlineMs, entry);
+    if (cmd.requester !== undefined) return this.trackedMint(cmd, record, c, deadlineMs, reserveRequired, entry);
     return this.onClaim(c, deadlineMs, "minting", async (client) => {
       const journal = this.audit === null ? [] : journalParams(unsealedRecord(entry ?? entryOfEffect({ kind: "mint", cmd }), mintResult(record), cmd.createWallMs));
       const sql = cmd.settle === true ? (this.audit === null ? MINT_PENDING_SQL : MINT_PENDING_JOURNALED_SQL) : this.audit === null ? MINT_SQL : MINT_JOURNALED_SQL;
@@ -319,14 +445,20 @@ export class PostgresLedgerStore implements LedgerStore {
         ...journal,
       ]);
       const row = res.rows[0];
-      assert(row !== undefined && row.keys === 1 && row.accounts === 1, "mint wrote one account and its claimed key");
+      // Issue 12: no row when the account is frozen (its credit refused; the rollback undoes the journal's row too).
+      if (row === undefined) return fail({ code: "ACCOUNT_FROZEN", accountId: cmd.accountId });
+      assert(row.keys === 1 && row.accounts === 1, "mint wrote one account and its claimed key");
       assert(cmd.settle !== true || row.settlements === 1, "a settling mint wrote its outbox row");
+      // Issue 12: every variant raises supply, a settling one too (its
+      // pending credit is in circulation until a failed settlement reverses it).
+      const refused = await this.checkReserve(client, cmd.amountMicros, reserveRequired);
+      if (refused !== null) return fail(refused);
       return ok({ ...record, seq: Number(row.seq) });
     });
   }
 
   /** A mint with a requester (issue 11): charges the allowance first, then TRACKED_MINT_SQL, on the claim's transaction. */
-  private trackedMint(cmd: NewMint, record: MintRecord, c: PgClaim, deadlineMs: number, entry: JournalEntry | undefined): Promise<Result<MintRecord>> {
+  private trackedMint(cmd: NewMint, record: MintRecord, c: PgClaim, deadlineMs: number, reserveRequired: boolean, entry: JournalEntry | undefined): Promise<Result<MintRecord>> {
     // Issue 15: a completed mint on a settling chain credits pending (creditSettling), not the balance.
     const settling = cmd.settle === true && record.status === "COMPLETED";
     const requester = cmd.requester as string;
@@ -359,8 +491,15 @@ export class PostgresLedgerStore implements LedgerStore {
         record.approval === undefined ? null : JSON.stringify(record.approval),
       ]);
       const row = res.rows[0];
-      assert(row !== undefined && row.keys === 1 && row.accounts === 1, "mint wrote one account and its claimed key");
+      // Issue 12: no row when the account is frozen (a pending mint too: the account may not receive); the rollback undoes the allowance.
+      if (row === undefined) return fail({ code: "ACCOUNT_FROZEN", accountId: cmd.accountId });
+      assert(row.keys === 1 && row.accounts === 1, "mint wrote one account and its claimed key");
       if (settling) await this.creditSettling(client, record, cmd.createWallMs);
+      // Issue 12: a completed mint raises supply; a pending one does when its approval completes it.
+      if (record.status === "COMPLETED") {
+        const refused = await this.checkReserve(client, cmd.amountMicros, reserveRequired);
+        if (refused !== null) return fail(refused);
+      }
       if (this.audit !== null) await appendJournal(client, unsealedRecord(entry ?? entryOfEffect({ kind: "mint", cmd }), mintResult(record), cmd.createWallMs));
       return ok({ ...record, seq: Number(row.seq) });
     });
@@ -371,7 +510,7 @@ export class PostgresLedgerStore implements LedgerStore {
    * lock: racing approvals of one mint queue on it, so exactly one sees the
    * last missing approval and credits the account (issue 11).
    */
-  approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, settle: boolean, deadlineMs: number, signal?: AbortSignal): Promise<Result<MintRecord>> {
+  approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, settle: boolean, deadlineMs: number, signal?: AbortSignal, reserveRequired = false): Promise<Result<MintRecord>> {
     return this.ownTx(deadlineMs, signal, "approving a mint", async (lease) => {
       const mint = await this.lockMint(lease, mintId);
       if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId });
@@ -379,6 +518,13 @@ export class PostgresLedgerStore implements LedgerStore {
       if (!decided.ok) return fail(decided.error);
       if (!decided.changed) return ok(decided.next);
       const next = decided.next;
+      if (next.status === "COMPLETED") {
+        // Issue 12: the completing approval credits, so it is refused (and
+        // rolled back with the approval) on a frozen account. Lock order as
+        // a mint's: mint row < account row < supply row (checkReserve below).
+        const acct = await lease.client.query<{ frozen: boolean }>("SELECT frozen FROM accounts WHERE account_id = $1 FOR NO KEY UPDATE", [next.accountId]);
+        if (acct.rows[0]?.frozen === true) return fail({ code: "ACCOUNT_FROZEN", accountId: next.accountId });
+      }
       await lease.client.query("UPDATE mints SET status = $2, approval = $3::jsonb WHERE mint_id = $1", [mintId, next.status, JSON.stringify(next.approval)]);
       if (next.status === "COMPLETED") {
         // Issue 15: on a settling chain the credit is pending and the outbox row is written here, as MintUsdc's MINT_PENDING_SQL does.
@@ -390,6 +536,9 @@ export class PostgresLedgerStore implements LedgerStore {
           mintId,
           isoOfWallMs(wallMs),
         ]);
+        // Issue 12: supply rises now, within the reserve, in this transaction.
+        const refused = await this.checkReserve(lease.client, next.amountMicros, reserveRequired);
+        if (refused !== null) return fail(refused);
       }
       if (this.audit !== null) await appendJournal(lease.client, unsealedRecord(journal, approvalResult(next), wallMs, [next.accountId]));
       return ok(next);
@@ -502,10 +651,12 @@ export class PostgresLedgerStore implements LedgerStore {
     assert(cmd.fromAccountId !== cmd.toAccountId, "transfer between two different accounts");
     const record: TransferRecord = { ...cmd };
     return this.onClaim(c, deadlineMs, "transferring", async (client) => {
-      const locked = await client.query<{ account_id: string; balance: string }>(LOCK_ACCOUNTS_SQL, [
+      const locked = await client.query<{ account_id: string; balance: string; frozen: boolean }>(LOCK_ACCOUNTS_SQL, [
         [cmd.fromAccountId, cmd.toAccountId],
         cmd.toAccountId,
       ]);
+      const frozen = locked.rows.find((r) => r.frozen);
+      if (frozen !== undefined) return fail({ code: "ACCOUNT_FROZEN", accountId: frozen.account_id });
       const from = locked.rows.find((r) => r.account_id === cmd.fromAccountId);
       if (from === undefined || BigInt(from.balance) < cmd.amountMicros) {
         return fail({ code: "INSUFFICIENT_FUNDS", accountId: cmd.fromAccountId });
@@ -629,6 +780,143 @@ export class PostgresLedgerStore implements LedgerStore {
     const out = updated.rows[0];
     assert(out !== undefined, `reversed mint ${mintId} is still there`);
     return ok(mintFromRow(out));
+  }
+
+  /**
+   * Issue 12: the reserve check of a supply rise, on the caller's open
+   * transaction (after its account rows are locked): raises supply by
+   * `amountMicros` when the reserve allows it and returns null, else returns
+   * the refusal with nothing changed (the caller rolls back). The mint calls
+   * it; so must the approval that completes a pending mint (issue 11), in the
+   * transaction that credits it. The supply row is the one hot spot: it is
+   * locked from here to COMMIT, one round trip.
+   */
+  async checkReserve(client: pg.ClientBase, amountMicros: bigint, reserveRequired: boolean): Promise<Failure | null> {
+    const raised = await client.query(RAISE_SUPPLY_SQL, [amountMicros.toString(), reserveRequired]);
+    if (raised.rowCount === 1) return null;
+    const locked = await client.query<SupplyRow>(LOCK_SUPPLY_SQL);
+    const now = supplyFromRow(locked.rows[0]);
+    const refused = reserveRefusal(now.supplyMicros, now.reserveMicros, amountMicros, reserveRequired);
+    if (refused !== null) return refused;
+    // Supply fell (or the reserve rose) between the two statements; the row is locked now.
+    const again = await client.query(RAISE_SUPPLY_SQL, [amountMicros.toString(), reserveRequired]);
+    assert(again.rowCount === 1, "supply rises once the reserve allowed it under the row lock");
+    return null;
+  }
+
+  /**
+   * Redeems on the claim's transaction: locks the account, refuses a frozen
+   * or short one, debits it, records the redemption, lowers supply and
+   * commits with the key's result. Failures: ACCOUNT_FROZEN,
+   * INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED (rolled back: nothing changed).
+   */
+  async redeem(cmd: NewRedemption, claim: IdempotencyClaim, deadlineMs: number, entry: JournalEntry): Promise<Result<RedemptionRecord>> {
+    const c = asPgClaim(claim);
+    assert(c.scope === "redeem", "redeem runs on its own redeem-scope claim");
+    const record: RedemptionRecord = { ...cmd };
+    return this.onClaim(c, deadlineMs, "redeeming", async (client) => {
+      const locked = await client.query<{ balance: string; frozen: boolean }>(
+        "SELECT balance::text AS balance, frozen FROM accounts WHERE account_id = $1 FOR NO KEY UPDATE",
+        [cmd.accountId],
+      );
+      const acct = locked.rows[0];
+      if (acct?.frozen === true) return fail({ code: "ACCOUNT_FROZEN", accountId: cmd.accountId });
+      if (acct === undefined || BigInt(acct.balance) < cmd.amountMicros) return fail({ code: "INSUFFICIENT_FUNDS", accountId: cmd.accountId });
+      const journal = this.audit === null ? [] : journalParams(unsealedRecord(entry, redemptionResult(record), cmd.createWallMs));
+      const res = await client.query<{ accounts: number; keys: number; redemptions: number; supply: number }>(this.audit === null ? REDEEM_SQL : REDEEM_JOURNALED_SQL, [
+        cmd.redemptionId,
+        cmd.accountId,
+        cmd.amountMicros.toString(),
+        cmd.blockchain,
+        cmd.idempotencyKey,
+        cmd.actor,
+        isoOfWallMs(cmd.createWallMs),
+        JSON.stringify({ scope: "redeem", redemption: redemptionToJson(record) }),
+        this.db.nowParam(),
+        this.idempotencyTtlMs,
+        c.key,
+        ...journal,
+      ]);
+      const row = res.rows[0];
+      assert(row !== undefined && row.accounts === 1 && row.keys === 1 && row.redemptions === 1 && row.supply === 1, "redemption wrote one account, its record, its claimed key and supply");
+      return ok(record);
+    });
+  }
+
+  /**
+   * One statement: the reserve is set only while supply is at most the new
+   * reserve (evaluated under the supply row's lock, so no mint slips past).
+   * Failures: RESERVE_EXCEEDED (nothing changed).
+   */
+  async setReserve(reserveMicros: bigint, attestationRef: string, entry: JournalEntry, _deadlineMs: number): Promise<Result<SupplyState>> {
+    // The journal's row is inserted by the same statement, only when the reserve was set.
+    const journal = this.audit === null ? [] : journalParams(unsealedRecord(entry, reserveResult(reserveMicros, attestationRef), this.db.clock.wallMs()));
+    const res = await this.db.query<SupplyRow>(
+      this.audit === null ? SET_RESERVE_SQL : SET_RESERVE_JOURNALED_SQL,
+      [reserveMicros.toString(), attestationRef, ...journal],
+      "setting the reserve",
+    );
+    if (res.rows[0] !== undefined) {
+      if (journal.length > 0) this.audit?.kick();
+      return ok(supplyFromRow(res.rows[0]));
+    }
+    const now = await this.getSupply();
+    return fail({
+      code: "RESERVE_EXCEEDED",
+      headroomMicros: now.headroomMicros ?? reserveMicros - now.supplyMicros,
+      supplyMicros: now.supplyMicros,
+      reserveMicros: now.reserveMicros ?? reserveMicros,
+      requestedMicros: reserveMicros,
+    });
+  }
+
+  async getSupply(): Promise<SupplyState> {
+    const res = await this.db.query<SupplyRow>(READ_SUPPLY_SQL, [], "reading supply");
+    return supplyFromRow(res.rows[0]);
+  }
+
+  /**
+   * One statement that takes the account row's lock (creating the row for
+   * an account not seen yet): it waits for every transaction in flight on
+   * the account, so each of them committed before the freeze or sees it.
+   */
+  async setFrozen(accountId: string, frozen: boolean, reason: string, entry: JournalEntry, _deadlineMs: number): Promise<Result<AccountState>> {
+    // The journal's row is inserted by the same statement (it always writes the account row).
+    const journal = this.audit === null ? [] : journalParams(unsealedRecord(entry, freezeResult(accountId, frozen), this.db.clock.wallMs()));
+    const res = await this.db.query<{ balance: string }>(
+      this.audit === null ? SET_FROZEN_SQL : SET_FROZEN_JOURNALED_SQL,
+      [accountId, frozen, frozen ? reason : "", ...journal],
+      frozen ? "freezing an account" : "unfreezing an account",
+    );
+    const row = res.rows[0];
+    assert(row !== undefined, "the account row was written");
+    if (journal.length > 0) this.audit?.kick();
+    return ok({ accountId, balanceMicros: BigInt(row.balance), frozen, freezeReason: frozen ? reason : "" });
+  }
+
+  async getAccount(accountId: string): Promise<AccountState> {
+    const res = await this.db.query<{ balance: string; frozen: boolean; freeze_reason: string }>(ACCOUNT_STATE_SQL, [accountId], "reading an account");
+    const row = res.rows[0];
+    return row === undefined
+      ? { accountId, balanceMicros: 0n, frozen: false, freezeReason: "" }
+      : { accountId, balanceMicros: BigInt(row.balance), frozen: row.frozen, freezeReason: row.freeze_reason };
+  }
+
+  async getRedemption(redemptionId: string): Promise<RedemptionRecord | null> {
+    const res = await this.db.query<RedemptionRow>(`SELECT ${REDEMPTION_COLUMNS} FROM redemptions WHERE redemption_id = $1`, [redemptionId], "reading a redemption");
+    const row = res.rows[0];
+    return row === undefined ? null : redemptionFromRow(row);
+  }
+
+  /** Redemptions by seq (a bigserial: a page may miss one committing late; the list is for reading, not a feed). */
+  async listRedemptions(query: ListMintsQuery): Promise<{ redemption: RedemptionRecord; seq: number }[]> {
+    const limit = Math.max(0, Math.min(Math.floor(query.limit), LIST_MINTS_MAX_LIMIT));
+    const res = await this.db.query<RedemptionRow>(
+      `SELECT ${REDEMPTION_COLUMNS} FROM redemptions WHERE seq > $1 AND ($3::text IS NULL OR account_id = $3) ORDER BY redemptions.seq LIMIT $2`,
+      [query.afterSeq, limit, query.accountId],
+      "listing redemptions",
+    );
+    return res.rows.map((r) => ({ redemption: redemptionFromRow(r), seq: Number(r.seq) }));
   }
 
   /** Current balance in micro-USDC; 0 for unknown accounts. Throws UnavailableError when PostgreSQL cannot be reached. */

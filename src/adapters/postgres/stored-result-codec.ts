@@ -4,7 +4,7 @@
  * money travels as a decimal string of micro-USDC.
  */
 import { assert } from "../../domain/errors.js";
-import { isBlockchain, type ApprovalState, type MintRecord, type StoredResult, type TransferRecord } from "../../domain/model.js";
+import { isBlockchain, type ApprovalState, type MintRecord, type RedemptionRecord, type StoredResult, type TransferRecord } from "../../domain/model.js";
 
 interface MintJson {
   mintId: string;
@@ -31,7 +31,21 @@ interface TransferJson {
   createWallMs: number;
 }
 
-export type StoredResultJson = { scope: "mint"; mint: MintJson } | { scope: "transfer"; transfer: TransferJson };
+interface RedemptionJson {
+  redemptionId: string;
+  accountId: string;
+  amountMicros: string;
+  blockchain: string;
+  idempotencyKey: string;
+  actor: string;
+  createWallMs: number;
+}
+
+export type StoredResultJson = { scope: "mint"; mint: MintJson } | { scope: "transfer"; transfer: TransferJson } | { scope: "redeem"; redemption: RedemptionJson };
+
+export function redemptionToJson(r: RedemptionRecord): RedemptionJson {
+  return { ...r, amountMicros: r.amountMicros.toString() };
+}
 
 export function mintToJson(m: MintRecord): MintJson {
   return { ...m, amountMicros: m.amountMicros.toString() };
@@ -42,6 +56,7 @@ export function transferToJson(t: TransferRecord): TransferJson {
 }
 
 export function encodeStoredResult(r: StoredResult): StoredResultJson {
+  if (r.scope === "redeem") return { scope: "redeem", redemption: redemptionToJson(r.redemption) };
   return r.scope === "mint" ? { scope: "mint", mint: mintToJson(r.mint) } : { scope: "transfer", transfer: transferToJson(r.transfer) };
 }
 
@@ -99,7 +114,24 @@ export function decodeStoredResult(json: unknown): StoredResult {
       },
     };
   }
-  assert(o.scope === "transfer", "stored result scope is mint or transfer");
+  if (o.scope === "redeem") {
+    const r = obj(o.redemption, "redemption");
+    const blockchain = str(r, "blockchain");
+    assert(isBlockchain(blockchain), "stored redemption blockchain is known");
+    return {
+      scope: "redeem",
+      redemption: {
+        redemptionId: str(r, "redemptionId"),
+        accountId: str(r, "accountId"),
+        amountMicros: BigInt(str(r, "amountMicros")),
+        blockchain,
+        idempotencyKey: str(r, "idempotencyKey"),
+        actor: str(r, "actor"),
+        createWallMs: num(r, "createWallMs"),
+      },
+    };
+  }
+  assert(o.scope === "transfer", "stored result scope is mint, transfer or redeem");
   const t = obj(o.transfer, "transfer");
   return {
     scope: "transfer",

@@ -11,6 +11,9 @@ import { listCommand } from "./list.js";
 import { mintCommand } from "./mint.js";
 import { reconcileCommand } from "./reconcile.js";
 import { transferCommand } from "./transfer.js";
+import { freezeCommand, unfreezeCommand } from "./freeze.js";
+import { redeemCommand } from "./redeem.js";
+import { supplyCommand } from "./supply.js";
 
 export const COMMANDS: readonly CommandSpec[] = [
   mintCommand,
@@ -22,6 +25,10 @@ export const COMMANDS: readonly CommandSpec[] = [
   approveCommand,
   rejectCommand,
   allowanceCommand,
+  supplyCommand,
+  redeemCommand,
+  freezeCommand,
+  unfreezeCommand,
   healthCommand,
   auditCommand,
   chainCommand,

@@ -11,7 +11,16 @@
  */
 import type { Metadata } from "@grpc/grpc-js";
 import type { AuthContext } from "@grpc/grpc-js/build/src/auth-context.js";
-import type { GetBalanceRequest, ListAuditEventsRequest, ListMintsRequest, MintUsdcRequest, TransferRequest } from "../../../gen/usdc/mint/v1/mint.js";
+import type {
+  FreezeAccountRequest,
+  GetBalanceRequest,
+  ListAuditEventsRequest,
+  ListMintsRequest,
+  ListRedemptionsRequest,
+  MintUsdcRequest,
+  RedeemUsdcRequest,
+  TransferRequest,
+} from "../../../gen/usdc/mint/v1/mint.js";
 import type { AuthnResult } from "../../auth/authenticate.js";
 import type { Security } from "../../auth/security.js";
 import { verifiedPeerSans } from "../../auth/tls.js";
@@ -38,6 +47,14 @@ export const SCOPE_ACCOUNTS: { readonly [R in Rpc]: (request: unknown) => readon
   RejectMint: () => [],
   SetMinterAllowance: () => [],
   GetMinterAllowance: () => [],
+  // Issue 12.
+  SetReserve: () => [],
+  GetSupply: () => [],
+  RedeemUsdc: (r) => [(r as RedeemUsdcRequest).accountId],
+  GetRedemption: () => [],
+  ListRedemptions: (r) => [(r as ListRedemptionsRequest).accountId === "" ? ALL_ACCOUNTS : (r as ListRedemptionsRequest).accountId],
+  FreezeAccount: (r) => [(r as FreezeAccountRequest).accountId],
+  UnfreezeAccount: (r) => [(r as FreezeAccountRequest).accountId],
 };
 
 export type AuthFailure = Extract<EdgeFailure, { code: "UNAUTHENTICATED" }> | Extract<Failure, { code: "PERMISSION_DENIED" }>;

@@ -1,9 +1,19 @@
 /** Proto <-> domain conversions. Money leaves as a canonical decimal string, formatted once here. */
-import { Blockchain, MintStatus, SettlementState, type AuditEvent, type Mint, type Settlement as SettlementProto, type Transfer } from "../../../gen/usdc/mint/v1/mint.js";
+import {
+  Blockchain,
+  MintStatus,
+  SettlementState,
+  type AuditEvent,
+  type Mint,
+  type Redemption,
+  type Settlement as SettlementProto,
+  type Supply,
+  type Transfer,
+} from "../../../gen/usdc/mint/v1/mint.js";
 import { canonicalObjectJson, type AuditRecord } from "../../domain/audit.js";
 import type { Settlement } from "../../settlement/ports.js";
 import { callerIdempotencyKey } from "../../domain/authorization.js";
-import { BLOCKCHAINS, type Blockchain as DomainBlockchain, type MintRecord, type TransferRecord } from "../../domain/model.js";
+import { BLOCKCHAINS, type Blockchain as DomainBlockchain, type MintRecord, type RedemptionRecord, type SupplyState, type TransferRecord } from "../../domain/model.js";
 import { formatMicros } from "../../domain/money.js";
 
 const PREFIX = "BLOCKCHAIN_";
@@ -136,4 +146,28 @@ export function wallMsOfTimestamp(t: Date | undefined): number {
   if (t === undefined) return 0;
   const ms = t.getTime();
   return Number.isFinite(ms) ? ms : -1;
+}
+
+// Issue 12.
+export function redemptionToProto(r: RedemptionRecord): Redemption {
+  return {
+    redemptionId: r.redemptionId,
+    accountId: r.accountId,
+    amount: formatMicros(r.amountMicros),
+    blockchain: blockchainValue(r.blockchain),
+    idempotencyKey: r.idempotencyKey,
+    actor: r.actor,
+    createTime: new Date(r.createWallMs),
+  };
+}
+
+/** Reserve and headroom are empty strings until a reserve is set; pending approval is "0" when nothing waits. */
+export function supplyToProto(s: SupplyState): Supply {
+  return {
+    supply: formatMicros(s.supplyMicros),
+    reserve: s.reserveMicros === null ? "" : formatMicros(s.reserveMicros),
+    headroom: s.headroomMicros === null ? "" : formatMicros(s.headroomMicros),
+    attestationRef: s.attestationRef,
+    pendingApproval: formatMicros(s.pendingApprovalMicros),
+  };
 }

@@ -34,6 +34,19 @@ import {
   type ReconcileMintRequest,
   type TransferRequest,
   type TransferResponse,
+  type FreezeAccountRequest,
+  type FreezeAccountResponse,
+  type GetRedemptionRequest,
+  type GetRedemptionResponse,
+  type GetSupplyResponse,
+  type ListRedemptionsRequest,
+  type ListRedemptionsResponse,
+  type RedeemUsdcRequest,
+  type RedeemUsdcResponse,
+  type SetReserveRequest,
+  type SetReserveResponse,
+  type UnfreezeAccountRequest,
+  type UnfreezeAccountResponse,
 } from "../../../gen/usdc/mint/v1/mint.js";
 import type { MintCore } from "../../domain/mint-core.js";
 import { formatMicros } from "../../domain/money.js";
@@ -43,7 +56,19 @@ import { fail } from "../../domain/result.js";
 import { isBlockchain, type MintRecord } from "../../domain/model.js";
 import { ChainUnavailableError } from "../../settlement/ports.js";
 import type { SettlementReads } from "../../settlement/runtime.js";
-import { auditEventToProto, blockchainName, blockchainValue, mintStatusName, mintToProto, settlementStateValue, settlementToProto, transferToProto, wallMsOfTimestamp } from "./convert.js";
+import {
+  auditEventToProto,
+  blockchainName,
+  blockchainValue,
+  mintStatusName,
+  mintToProto,
+  redemptionToProto,
+  settlementStateValue,
+  settlementToProto,
+  supplyToProto,
+  transferToProto,
+  wallMsOfTimestamp,
+} from "./convert.js";
 import type { Edge } from "./edge.js";
 
 export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: SettlementReads): MintServiceServer {
@@ -78,8 +103,17 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
     }),
 
     getBalance: edge.unary("GetBalance", async (req: GetBalanceRequest) => {
-      const r = await core.getBalance(req.accountId);
-      return r.ok ? ok<GetBalanceResponse>({ accountId: r.value.accountId, balance: formatMicros(r.value.balanceMicros), pendingBalance: formatMicros(r.value.pendingMicros) }) : r;
+      // The account's state (issue 12: frozen) comes with the balance in one read.
+      const r = await core.getAccount(req.accountId);
+      return r.ok
+        ? ok<GetBalanceResponse>({
+            accountId: r.value.accountId,
+            balance: formatMicros(r.value.balanceMicros),
+            pendingBalance: formatMicros(r.value.pendingMicros),
+            frozen: r.value.frozen,
+            freezeReason: r.value.freezeReason,
+          })
+        : r;
     }),
 
     getMint: edge.unary("GetMint", async (req: GetMintRequest, ctx) => {
@@ -167,6 +201,42 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
     getMinterAllowance: edge.unary("GetMinterAllowance", async (req: GetMinterAllowanceRequest) => {
       const r = await core.getMinterAllowance(req.principal);
       return r.ok ? ok(GetMinterAllowanceResponse.fromPartial({ principal: r.value.principal, allowance: formatMicros(r.value.allowanceMicros) })) : r;
+    }),
+
+    // Issue 12: reserve, redemption, freeze.
+    setReserve: edge.unary("SetReserve", async (req: SetReserveRequest, ctx) => {
+      const r = await core.setReserve({ amount: req.amount, attestationRef: req.attestationRef }, ctx);
+      return r.ok ? ok<SetReserveResponse>({ supply: supplyToProto(r.value) }) : r;
+    }),
+
+    getSupply: edge.unary("GetSupply", async () => ok<GetSupplyResponse>({ supply: supplyToProto(await core.getSupply()) })),
+
+    redeemUsdc: edge.unary("RedeemUsdc", async (req: RedeemUsdcRequest, ctx) => {
+      const r = await core.redeemUsdc(
+        { accountId: req.accountId, amount: req.amount, blockchain: blockchainName(req.blockchain), idempotencyKey: req.idempotencyKey },
+        ctx,
+      );
+      return r.ok ? ok<RedeemUsdcResponse>({ redemption: redemptionToProto(r.value.redemption), replayed: r.value.replayed }) : r;
+    }),
+
+    getRedemption: edge.unary("GetRedemption", async (req: GetRedemptionRequest) => {
+      const r = await core.getRedemption(req.redemptionId);
+      return r.ok ? ok<GetRedemptionResponse>({ redemption: redemptionToProto(r.value) }) : r;
+    }),
+
+    listRedemptions: edge.unary("ListRedemptions", async (req: ListRedemptionsRequest) => {
+      const r = await core.listRedemptions({ accountId: req.accountId, pageSize: req.pageSize, pageToken: req.pageToken });
+      return r.ok ? ok<ListRedemptionsResponse>({ redemptions: r.value.redemptions.map(redemptionToProto), nextPageToken: r.value.nextPageToken }) : r;
+    }),
+
+    freezeAccount: edge.unary("FreezeAccount", async (req: FreezeAccountRequest, ctx) => {
+      const r = await core.setFrozen(req.accountId, true, req.reason, ctx);
+      return r.ok ? ok<FreezeAccountResponse>({ accountId: r.value.accountId, balance: formatMicros(r.value.balanceMicros), frozen: r.value.frozen }) : r;
+    }),
+
+    unfreezeAccount: edge.unary("UnfreezeAccount", async (req: UnfreezeAccountRequest, ctx) => {
+      const r = await core.setFrozen(req.accountId, false, req.reason, ctx);
+      return r.ok ? ok<UnfreezeAccountResponse>({ accountId: r.value.accountId, balance: formatMicros(r.value.balanceMicros), frozen: r.value.frozen }) : r;
     }),
   };
 }

@@ -163,6 +163,28 @@ export function failureToStatus(f: Failure | EdgeFailure): RichError {
       return richError(Code.UNAVAILABLE, f.message, [errorInfo("STORE_BUSY"), retryInfo(f.retryAfterMs)]);
     case "CANCELLED":
       return richError(Code.CANCELLED, f.message, [errorInfo("CANCELLED")]);
+    // Issue 12: reserve, redemption, freeze.
+    case "RESERVE_EXCEEDED":
+      return richError(
+        Code.FAILED_PRECONDITION,
+        `supply would exceed the reserve (supply ${f.supplyMicros} micro-USDC, reserve ${f.reserveMicros}, headroom ${f.headroomMicros}, requested ${f.requestedMicros}); nothing changed`,
+        [
+          errorInfo("RESERVE_EXCEEDED", {
+            headroom_micros: f.headroomMicros.toString(),
+            supply_micros: f.supplyMicros.toString(),
+            reserve_micros: f.reserveMicros.toString(),
+            requested_micros: f.requestedMicros.toString(),
+          }),
+        ],
+      );
+    case "RESERVE_NOT_SET":
+      return richError(Code.FAILED_PRECONDITION, "no reserve has been set and MINT_RESERVE_REQUIRED is on: mints wait for SetReserve; nothing changed", [
+        errorInfo("RESERVE_NOT_SET"),
+      ]);
+    case "ACCOUNT_FROZEN":
+      return richError(Code.FAILED_PRECONDITION, `account ${f.accountId} is frozen; nothing changed`, [errorInfo("ACCOUNT_FROZEN", { account_id: f.accountId })]);
+    case "REDEMPTION_NOT_FOUND":
+      return richError(Code.NOT_FOUND, `redemption ${f.redemptionId} not found`, [errorInfo("REDEMPTION_NOT_FOUND", { redemption_id: f.redemptionId })]);
     case "SHUTTING_DOWN":
       return unavailable("the server is shutting down; retry on another replica", "SHUTTING_DOWN");
     case "OVERLOADED":

@@ -396,6 +396,10 @@ export interface GetBalanceResponse {
    * canonical decimal string; it becomes available once confirmed.
    */
   pendingBalance: string;
+  /** Issue 12: true while the account is frozen (FreezeAccount). */
+  frozen: boolean;
+  /** Issue 12: the reason given to FreezeAccount; empty unless frozen. */
+  freezeReason: string;
 }
 
 /** GetMintRequest names the mint to read. */
@@ -564,6 +568,117 @@ export interface ListAuditEventsResponse {
   nextPageToken: string;
 }
 
+/** SetReserveRequest sets the reserve. */
+export interface SetReserveRequest {
+  /** Reserve in USDC, decimal string ("0" allowed); at least the current supply. */
+  amount: string;
+  /** Where the auditor's attestation is (free text, 1 to 512 characters). */
+  attestationRef: string;
+}
+
+/** Supply is supply and reserve as one consistent snapshot. */
+export interface Supply {
+  /** USDC in circulation: completed mints - reversals - redemptions. */
+  supply: string;
+  /** The reserve; empty until SetReserve (supply is not capped). */
+  reserve: string;
+  /** reserve - supply; empty until SetReserve. */
+  headroom: string;
+  /** The attestation the reserve was set from. */
+  attestationRef: string;
+  /**
+   * USDC in mints waiting for approval (MINT_STATUS_PENDING_APPROVAL): not in
+   * supply; each is checked against the reserve by the approval that completes it.
+   */
+  pendingApproval: string;
+}
+
+/** SetReserveResponse is the supply after the change. */
+export interface SetReserveResponse {
+  /** Supply and the new reserve. */
+  supply: Supply | undefined;
+}
+
+/** GetSupplyRequest has no fields. */
+export interface GetSupplyRequest {
+}
+
+/** GetSupplyResponse is the current supply. */
+export interface GetSupplyResponse {
+  /** Supply and reserve. */
+  supply: Supply | undefined;
+}
+
+/** Redemption is USDC taken out of circulation from one account. */
+export interface Redemption {
+  /** Server-assigned id ("rdm_" + 26 characters). */
+  redemptionId: string;
+  /** The debited account. */
+  accountId: string;
+  /** Amount in USDC, canonical decimal string. */
+  amount: string;
+  /** The chain the holder redeems from. */
+  blockchain: Blockchain;
+  /** The caller's idempotency key. */
+  idempotencyKey: string;
+  /** The principal that redeemed ("local" without authentication). */
+  actor: string;
+  /** When it was applied (server wall clock). */
+  createTime: Date | undefined;
+}
+
+/** RedeemUsdcRequest asks for `amount` USDC of `account_id` to be redeemed. */
+export interface RedeemUsdcRequest {
+  /** The account to debit. */
+  accountId: string;
+  /** Amount in USDC, decimal string, > 0. */
+  amount: string;
+  /** The chain the holder redeems from. */
+  blockchain: Blockchain;
+  /** 1 to 255 printable ASCII characters, scoped to this RPC and the caller. */
+  idempotencyKey: string;
+}
+
+/** RedeemUsdcResponse is the redemption applied (or replayed). */
+export interface RedeemUsdcResponse {
+  /** The redemption. */
+  redemption:
+    | Redemption
+    | undefined;
+  /** True when this answer replays an earlier call with the same key. */
+  replayed: boolean;
+}
+
+/** GetRedemptionRequest names one redemption. */
+export interface GetRedemptionRequest {
+  /** The redemption id. */
+  redemptionId: string;
+}
+
+/** GetRedemptionResponse is one redemption. */
+export interface GetRedemptionResponse {
+  /** The redemption. */
+  redemption: Redemption | undefined;
+}
+
+/** ListRedemptionsRequest pages through redemptions like ListMintsRequest. */
+export interface ListRedemptionsRequest {
+  /** Only this account's redemptions; empty for all. */
+  accountId: string;
+  /** 0 means 50; at most 1000. */
+  pageSize: number;
+  /** From the previous response; empty for the first page. */
+  pageToken: string;
+}
+
+/** ListRedemptionsResponse is one page. */
+export interface ListRedemptionsResponse {
+  /** Oldest first. */
+  redemptions: Redemption[];
+  /** Empty on the last page. */
+  nextPageToken: string;
+}
+
 /** VerifyAuditChainRequest names the range to recompute; 0 means the chain's start or head. */
 export interface VerifyAuditChainRequest {
   /** First sequence number to check (0 or 1: from the start). */
@@ -654,6 +769,42 @@ export interface GetMinterAllowanceResponse {
   principal: string;
   /** What it may still mint, decimal USDC. */
   allowance: string;
+}
+
+/** FreezeAccountRequest freezes an account. */
+export interface FreezeAccountRequest {
+  /** The account to freeze. */
+  accountId: string;
+  /** Why (kept with the account; at most 1024 characters). */
+  reason: string;
+}
+
+/** FreezeAccountResponse is the account's state after the freeze. */
+export interface FreezeAccountResponse {
+  /** The account id. */
+  accountId: string;
+  /** Balance in USDC. */
+  balance: string;
+  /** Always true. */
+  frozen: boolean;
+}
+
+/** UnfreezeAccountRequest lifts a freeze. */
+export interface UnfreezeAccountRequest {
+  /** The account to unfreeze. */
+  accountId: string;
+  /** Why (for the audit journal; at most 1024 characters). */
+  reason: string;
+}
+
+/** UnfreezeAccountResponse is the account's state after the change. */
+export interface UnfreezeAccountResponse {
+  /** The account id. */
+  accountId: string;
+  /** Balance in USDC. */
+  balance: string;
+  /** Always false. */
+  frozen: boolean;
 }
 
 function createBaseMint(): Mint {
@@ -1695,7 +1846,7 @@ export const GetBalanceRequest: MessageFns<GetBalanceRequest> = {
 };
 
 function createBaseGetBalanceResponse(): GetBalanceResponse {
-  return { accountId: "", balance: "", pendingBalance: "" };
+  return { accountId: "", balance: "", pendingBalance: "", frozen: false, freezeReason: "" };
 }
 
 export const GetBalanceResponse: MessageFns<GetBalanceResponse> = {
@@ -1708,6 +1859,12 @@ export const GetBalanceResponse: MessageFns<GetBalanceResponse> = {
     }
     if (message.pendingBalance !== "") {
       writer.uint32(122).string(message.pendingBalance);
+    }
+    if (message.frozen !== false) {
+      writer.uint32(24).bool(message.frozen);
+    }
+    if (message.freezeReason !== "") {
+      writer.uint32(34).string(message.freezeReason);
     }
     return writer;
   },
@@ -1749,6 +1906,22 @@ export const GetBalanceResponse: MessageFns<GetBalanceResponse> = {
             message.pendingBalance = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.frozen = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.freezeReason = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1774,6 +1947,12 @@ export const GetBalanceResponse: MessageFns<GetBalanceResponse> = {
         : isSet(object.pending_balance)
         ? globalThis.String(object.pending_balance)
         : "",
+      frozen: isSet(object.frozen) ? globalThis.Boolean(object.frozen) : false,
+      freezeReason: isSet(object.freezeReason)
+        ? globalThis.String(object.freezeReason)
+        : isSet(object.freeze_reason)
+        ? globalThis.String(object.freeze_reason)
+        : "",
     };
   },
 
@@ -1788,6 +1967,12 @@ export const GetBalanceResponse: MessageFns<GetBalanceResponse> = {
     if (message.pendingBalance !== "") {
       obj.pendingBalance = message.pendingBalance;
     }
+    if (message.frozen !== false) {
+      obj.frozen = message.frozen;
+    }
+    if (message.freezeReason !== "") {
+      obj.freezeReason = message.freezeReason;
+    }
     return obj;
   },
 
@@ -1799,6 +1984,8 @@ export const GetBalanceResponse: MessageFns<GetBalanceResponse> = {
     message.accountId = object.accountId ?? "";
     message.balance = object.balance ?? "";
     message.pendingBalance = object.pendingBalance ?? "";
+    message.frozen = object.frozen ?? false;
+    message.freezeReason = object.freezeReason ?? "";
     return message;
   },
 };
@@ -3416,6 +3603,1173 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
   },
 };
 
+function createBaseSetReserveRequest(): SetReserveRequest {
+  return { amount: "", attestationRef: "" };
+}
+
+export const SetReserveRequest: MessageFns<SetReserveRequest> = {
+  encode(message: SetReserveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.amount !== "") {
+      writer.uint32(10).string(message.amount);
+    }
+    if (message.attestationRef !== "") {
+      writer.uint32(18).string(message.attestationRef);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetReserveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetReserveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.amount = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.attestationRef = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetReserveRequest {
+    return {
+      amount: isSet(object.amount) ? globalThis.String(object.amount) : "",
+      attestationRef: isSet(object.attestationRef)
+        ? globalThis.String(object.attestationRef)
+        : isSet(object.attestation_ref)
+        ? globalThis.String(object.attestation_ref)
+        : "",
+    };
+  },
+
+  toJSON(message: SetReserveRequest): unknown {
+    const obj: any = {};
+    if (message.amount !== "") {
+      obj.amount = message.amount;
+    }
+    if (message.attestationRef !== "") {
+      obj.attestationRef = message.attestationRef;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetReserveRequest>): SetReserveRequest {
+    return SetReserveRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetReserveRequest>): SetReserveRequest {
+    const message = createBaseSetReserveRequest();
+    message.amount = object.amount ?? "";
+    message.attestationRef = object.attestationRef ?? "";
+    return message;
+  },
+};
+
+function createBaseSupply(): Supply {
+  return { supply: "", reserve: "", headroom: "", attestationRef: "", pendingApproval: "" };
+}
+
+export const Supply: MessageFns<Supply> = {
+  encode(message: Supply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.supply !== "") {
+      writer.uint32(10).string(message.supply);
+    }
+    if (message.reserve !== "") {
+      writer.uint32(18).string(message.reserve);
+    }
+    if (message.headroom !== "") {
+      writer.uint32(26).string(message.headroom);
+    }
+    if (message.attestationRef !== "") {
+      writer.uint32(34).string(message.attestationRef);
+    }
+    if (message.pendingApproval !== "") {
+      writer.uint32(42).string(message.pendingApproval);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Supply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSupply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.supply = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reserve = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.headroom = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.attestationRef = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.pendingApproval = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Supply {
+    return {
+      supply: isSet(object.supply) ? globalThis.String(object.supply) : "",
+      reserve: isSet(object.reserve) ? globalThis.String(object.reserve) : "",
+      headroom: isSet(object.headroom) ? globalThis.String(object.headroom) : "",
+      attestationRef: isSet(object.attestationRef)
+        ? globalThis.String(object.attestationRef)
+        : isSet(object.attestation_ref)
+        ? globalThis.String(object.attestation_ref)
+        : "",
+      pendingApproval: isSet(object.pendingApproval)
+        ? globalThis.String(object.pendingApproval)
+        : isSet(object.pending_approval)
+        ? globalThis.String(object.pending_approval)
+        : "",
+    };
+  },
+
+  toJSON(message: Supply): unknown {
+    const obj: any = {};
+    if (message.supply !== "") {
+      obj.supply = message.supply;
+    }
+    if (message.reserve !== "") {
+      obj.reserve = message.reserve;
+    }
+    if (message.headroom !== "") {
+      obj.headroom = message.headroom;
+    }
+    if (message.attestationRef !== "") {
+      obj.attestationRef = message.attestationRef;
+    }
+    if (message.pendingApproval !== "") {
+      obj.pendingApproval = message.pendingApproval;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Supply>): Supply {
+    return Supply.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Supply>): Supply {
+    const message = createBaseSupply();
+    message.supply = object.supply ?? "";
+    message.reserve = object.reserve ?? "";
+    message.headroom = object.headroom ?? "";
+    message.attestationRef = object.attestationRef ?? "";
+    message.pendingApproval = object.pendingApproval ?? "";
+    return message;
+  },
+};
+
+function createBaseSetReserveResponse(): SetReserveResponse {
+  return { supply: undefined };
+}
+
+export const SetReserveResponse: MessageFns<SetReserveResponse> = {
+  encode(message: SetReserveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.supply !== undefined) {
+      Supply.encode(message.supply, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetReserveResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetReserveResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.supply = Supply.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SetReserveResponse {
+    return { supply: isSet(object.supply) ? Supply.fromJSON(object.supply) : undefined };
+  },
+
+  toJSON(message: SetReserveResponse): unknown {
+    const obj: any = {};
+    if (message.supply !== undefined) {
+      obj.supply = Supply.toJSON(message.supply);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SetReserveResponse>): SetReserveResponse {
+    return SetReserveResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SetReserveResponse>): SetReserveResponse {
+    const message = createBaseSetReserveResponse();
+    message.supply = (object.supply !== undefined && object.supply !== null)
+      ? Supply.fromPartial(object.supply)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetSupplyRequest(): GetSupplyRequest {
+  return {};
+}
+
+export const GetSupplyRequest: MessageFns<GetSupplyRequest> = {
+  encode(_: GetSupplyRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSupplyRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSupplyRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): GetSupplyRequest {
+    return {};
+  },
+
+  toJSON(_: GetSupplyRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetSupplyRequest>): GetSupplyRequest {
+    return GetSupplyRequest.fromPartial(base ?? {});
+  },
+  fromPartial(_: DeepPartial<GetSupplyRequest>): GetSupplyRequest {
+    const message = createBaseGetSupplyRequest();
+    return message;
+  },
+};
+
+function createBaseGetSupplyResponse(): GetSupplyResponse {
+  return { supply: undefined };
+}
+
+export const GetSupplyResponse: MessageFns<GetSupplyResponse> = {
+  encode(message: GetSupplyResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.supply !== undefined) {
+      Supply.encode(message.supply, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSupplyResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSupplyResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.supply = Supply.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetSupplyResponse {
+    return { supply: isSet(object.supply) ? Supply.fromJSON(object.supply) : undefined };
+  },
+
+  toJSON(message: GetSupplyResponse): unknown {
+    const obj: any = {};
+    if (message.supply !== undefined) {
+      obj.supply = Supply.toJSON(message.supply);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetSupplyResponse>): GetSupplyResponse {
+    return GetSupplyResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetSupplyResponse>): GetSupplyResponse {
+    const message = createBaseGetSupplyResponse();
+    message.supply = (object.supply !== undefined && object.supply !== null)
+      ? Supply.fromPartial(object.supply)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRedemption(): Redemption {
+  return {
+    redemptionId: "",
+    accountId: "",
+    amount: "",
+    blockchain: 0,
+    idempotencyKey: "",
+    actor: "",
+    createTime: undefined,
+  };
+}
+
+export const Redemption: MessageFns<Redemption> = {
+  encode(message: Redemption, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.redemptionId !== "") {
+      writer.uint32(10).string(message.redemptionId);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(18).string(message.accountId);
+    }
+    if (message.amount !== "") {
+      writer.uint32(26).string(message.amount);
+    }
+    if (message.blockchain !== 0) {
+      writer.uint32(32).int32(message.blockchain);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(42).string(message.idempotencyKey);
+    }
+    if (message.actor !== "") {
+      writer.uint32(50).string(message.actor);
+    }
+    if (message.createTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.createTime), writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Redemption {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRedemption();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.redemptionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.amount = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.blockchain = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.actor = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Redemption {
+    return {
+      redemptionId: isSet(object.redemptionId)
+        ? globalThis.String(object.redemptionId)
+        : isSet(object.redemption_id)
+        ? globalThis.String(object.redemption_id)
+        : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      amount: isSet(object.amount) ? globalThis.String(object.amount) : "",
+      blockchain: isSet(object.blockchain) ? blockchainFromJSON(object.blockchain) : 0,
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      actor: isSet(object.actor) ? globalThis.String(object.actor) : "",
+      createTime: isSet(object.createTime)
+        ? fromJsonTimestamp(object.createTime)
+        : isSet(object.create_time)
+        ? fromJsonTimestamp(object.create_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: Redemption): unknown {
+    const obj: any = {};
+    if (message.redemptionId !== "") {
+      obj.redemptionId = message.redemptionId;
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.amount !== "") {
+      obj.amount = message.amount;
+    }
+    if (message.blockchain !== 0) {
+      obj.blockchain = blockchainToJSON(message.blockchain);
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.actor !== "") {
+      obj.actor = message.actor;
+    }
+    if (message.createTime !== undefined) {
+      obj.createTime = message.createTime.toISOString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Redemption>): Redemption {
+    return Redemption.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Redemption>): Redemption {
+    const message = createBaseRedemption();
+    message.redemptionId = object.redemptionId ?? "";
+    message.accountId = object.accountId ?? "";
+    message.amount = object.amount ?? "";
+    message.blockchain = object.blockchain ?? 0;
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.actor = object.actor ?? "";
+    message.createTime = object.createTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseRedeemUsdcRequest(): RedeemUsdcRequest {
+  return { accountId: "", amount: "", blockchain: 0, idempotencyKey: "" };
+}
+
+export const RedeemUsdcRequest: MessageFns<RedeemUsdcRequest> = {
+  encode(message: RedeemUsdcRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accountId !== "") {
+      writer.uint32(10).string(message.accountId);
+    }
+    if (message.amount !== "") {
+      writer.uint32(18).string(message.amount);
+    }
+    if (message.blockchain !== 0) {
+      writer.uint32(24).int32(message.blockchain);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(34).string(message.idempotencyKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RedeemUsdcRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRedeemUsdcRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.amount = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.blockchain = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RedeemUsdcRequest {
+    return {
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      amount: isSet(object.amount) ? globalThis.String(object.amount) : "",
+      blockchain: isSet(object.blockchain) ? blockchainFromJSON(object.blockchain) : 0,
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+    };
+  },
+
+  toJSON(message: RedeemUsdcRequest): unknown {
+    const obj: any = {};
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.amount !== "") {
+      obj.amount = message.amount;
+    }
+    if (message.blockchain !== 0) {
+      obj.blockchain = blockchainToJSON(message.blockchain);
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RedeemUsdcRequest>): RedeemUsdcRequest {
+    return RedeemUsdcRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RedeemUsdcRequest>): RedeemUsdcRequest {
+    const message = createBaseRedeemUsdcRequest();
+    message.accountId = object.accountId ?? "";
+    message.amount = object.amount ?? "";
+    message.blockchain = object.blockchain ?? 0;
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    return message;
+  },
+};
+
+function createBaseRedeemUsdcResponse(): RedeemUsdcResponse {
+  return { redemption: undefined, replayed: false };
+}
+
+export const RedeemUsdcResponse: MessageFns<RedeemUsdcResponse> = {
+  encode(message: RedeemUsdcResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.redemption !== undefined) {
+      Redemption.encode(message.redemption, writer.uint32(10).fork()).join();
+    }
+    if (message.replayed !== false) {
+      writer.uint32(16).bool(message.replayed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RedeemUsdcResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRedeemUsdcResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.redemption = Redemption.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RedeemUsdcResponse {
+    return {
+      redemption: isSet(object.redemption) ? Redemption.fromJSON(object.redemption) : undefined,
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+    };
+  },
+
+  toJSON(message: RedeemUsdcResponse): unknown {
+    const obj: any = {};
+    if (message.redemption !== undefined) {
+      obj.redemption = Redemption.toJSON(message.redemption);
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RedeemUsdcResponse>): RedeemUsdcResponse {
+    return RedeemUsdcResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RedeemUsdcResponse>): RedeemUsdcResponse {
+    const message = createBaseRedeemUsdcResponse();
+    message.redemption = (object.redemption !== undefined && object.redemption !== null)
+      ? Redemption.fromPartial(object.redemption)
+      : undefined;
+    message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
+function createBaseGetRedemptionRequest(): GetRedemptionRequest {
+  return { redemptionId: "" };
+}
+
+export const GetRedemptionRequest: MessageFns<GetRedemptionRequest> = {
+  encode(message: GetRedemptionRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.redemptionId !== "") {
+      writer.uint32(10).string(message.redemptionId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetRedemptionRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetRedemptionRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.redemptionId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetRedemptionRequest {
+    return {
+      redemptionId: isSet(object.redemptionId)
+        ? globalThis.String(object.redemptionId)
+        : isSet(object.redemption_id)
+        ? globalThis.String(object.redemption_id)
+        : "",
+    };
+  },
+
+  toJSON(message: GetRedemptionRequest): unknown {
+    const obj: any = {};
+    if (message.redemptionId !== "") {
+      obj.redemptionId = message.redemptionId;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetRedemptionRequest>): GetRedemptionRequest {
+    return GetRedemptionRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetRedemptionRequest>): GetRedemptionRequest {
+    const message = createBaseGetRedemptionRequest();
+    message.redemptionId = object.redemptionId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetRedemptionResponse(): GetRedemptionResponse {
+  return { redemption: undefined };
+}
+
+export const GetRedemptionResponse: MessageFns<GetRedemptionResponse> = {
+  encode(message: GetRedemptionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.redemption !== undefined) {
+      Redemption.encode(message.redemption, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetRedemptionResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetRedemptionResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.redemption = Redemption.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetRedemptionResponse {
+    return { redemption: isSet(object.redemption) ? Redemption.fromJSON(object.redemption) : undefined };
+  },
+
+  toJSON(message: GetRedemptionResponse): unknown {
+    const obj: any = {};
+    if (message.redemption !== undefined) {
+      obj.redemption = Redemption.toJSON(message.redemption);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<GetRedemptionResponse>): GetRedemptionResponse {
+    return GetRedemptionResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<GetRedemptionResponse>): GetRedemptionResponse {
+    const message = createBaseGetRedemptionResponse();
+    message.redemption = (object.redemption !== undefined && object.redemption !== null)
+      ? Redemption.fromPartial(object.redemption)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseListRedemptionsRequest(): ListRedemptionsRequest {
+  return { accountId: "", pageSize: 0, pageToken: "" };
+}
+
+export const ListRedemptionsRequest: MessageFns<ListRedemptionsRequest> = {
+  encode(message: ListRedemptionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accountId !== "") {
+      writer.uint32(10).string(message.accountId);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRedemptionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRedemptionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRedemptionsRequest {
+    return {
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListRedemptionsRequest): unknown {
+    const obj: any = {};
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListRedemptionsRequest>): ListRedemptionsRequest {
+    return ListRedemptionsRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListRedemptionsRequest>): ListRedemptionsRequest {
+    const message = createBaseListRedemptionsRequest();
+    message.accountId = object.accountId ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseListRedemptionsResponse(): ListRedemptionsResponse {
+  return { redemptions: [], nextPageToken: "" };
+}
+
+export const ListRedemptionsResponse: MessageFns<ListRedemptionsResponse> = {
+  encode(message: ListRedemptionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.redemptions) {
+      Redemption.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListRedemptionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListRedemptionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.redemptions.push(Redemption.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListRedemptionsResponse {
+    return {
+      redemptions: globalThis.Array.isArray(object?.redemptions)
+        ? object.redemptions.map((e: any) => Redemption.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListRedemptionsResponse): unknown {
+    const obj: any = {};
+    if (message.redemptions?.length) {
+      obj.redemptions = message.redemptions.map((e) => Redemption.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ListRedemptionsResponse>): ListRedemptionsResponse {
+    return ListRedemptionsResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ListRedemptionsResponse>): ListRedemptionsResponse {
+    const message = createBaseListRedemptionsResponse();
+    message.redemptions = object.redemptions?.map((e) => Redemption.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
 function createBaseVerifyAuditChainRequest(): VerifyAuditChainRequest {
   return { fromSeq: 0, toSeq: 0 };
 }
@@ -4413,6 +5767,394 @@ export const GetMinterAllowanceResponse: MessageFns<GetMinterAllowanceResponse> 
   },
 };
 
+function createBaseFreezeAccountRequest(): FreezeAccountRequest {
+  return { accountId: "", reason: "" };
+}
+
+export const FreezeAccountRequest: MessageFns<FreezeAccountRequest> = {
+  encode(message: FreezeAccountRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accountId !== "") {
+      writer.uint32(10).string(message.accountId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FreezeAccountRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFreezeAccountRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FreezeAccountRequest {
+    return {
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: FreezeAccountRequest): unknown {
+    const obj: any = {};
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FreezeAccountRequest>): FreezeAccountRequest {
+    return FreezeAccountRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FreezeAccountRequest>): FreezeAccountRequest {
+    const message = createBaseFreezeAccountRequest();
+    message.accountId = object.accountId ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseFreezeAccountResponse(): FreezeAccountResponse {
+  return { accountId: "", balance: "", frozen: false };
+}
+
+export const FreezeAccountResponse: MessageFns<FreezeAccountResponse> = {
+  encode(message: FreezeAccountResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accountId !== "") {
+      writer.uint32(10).string(message.accountId);
+    }
+    if (message.balance !== "") {
+      writer.uint32(18).string(message.balance);
+    }
+    if (message.frozen !== false) {
+      writer.uint32(24).bool(message.frozen);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FreezeAccountResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFreezeAccountResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.balance = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.frozen = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FreezeAccountResponse {
+    return {
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      balance: isSet(object.balance) ? globalThis.String(object.balance) : "",
+      frozen: isSet(object.frozen) ? globalThis.Boolean(object.frozen) : false,
+    };
+  },
+
+  toJSON(message: FreezeAccountResponse): unknown {
+    const obj: any = {};
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.balance !== "") {
+      obj.balance = message.balance;
+    }
+    if (message.frozen !== false) {
+      obj.frozen = message.frozen;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FreezeAccountResponse>): FreezeAccountResponse {
+    return FreezeAccountResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FreezeAccountResponse>): FreezeAccountResponse {
+    const message = createBaseFreezeAccountResponse();
+    message.accountId = object.accountId ?? "";
+    message.balance = object.balance ?? "";
+    message.frozen = object.frozen ?? false;
+    return message;
+  },
+};
+
+function createBaseUnfreezeAccountRequest(): UnfreezeAccountRequest {
+  return { accountId: "", reason: "" };
+}
+
+export const UnfreezeAccountRequest: MessageFns<UnfreezeAccountRequest> = {
+  encode(message: UnfreezeAccountRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accountId !== "") {
+      writer.uint32(10).string(message.accountId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnfreezeAccountRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnfreezeAccountRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnfreezeAccountRequest {
+    return {
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: UnfreezeAccountRequest): unknown {
+    const obj: any = {};
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UnfreezeAccountRequest>): UnfreezeAccountRequest {
+    return UnfreezeAccountRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UnfreezeAccountRequest>): UnfreezeAccountRequest {
+    const message = createBaseUnfreezeAccountRequest();
+    message.accountId = object.accountId ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseUnfreezeAccountResponse(): UnfreezeAccountResponse {
+  return { accountId: "", balance: "", frozen: false };
+}
+
+export const UnfreezeAccountResponse: MessageFns<UnfreezeAccountResponse> = {
+  encode(message: UnfreezeAccountResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accountId !== "") {
+      writer.uint32(10).string(message.accountId);
+    }
+    if (message.balance !== "") {
+      writer.uint32(18).string(message.balance);
+    }
+    if (message.frozen !== false) {
+      writer.uint32(24).bool(message.frozen);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UnfreezeAccountResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUnfreezeAccountResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.balance = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.frozen = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UnfreezeAccountResponse {
+    return {
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      balance: isSet(object.balance) ? globalThis.String(object.balance) : "",
+      frozen: isSet(object.frozen) ? globalThis.Boolean(object.frozen) : false,
+    };
+  },
+
+  toJSON(message: UnfreezeAccountResponse): unknown {
+    const obj: any = {};
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.balance !== "") {
+      obj.balance = message.balance;
+    }
+    if (message.frozen !== false) {
+      obj.frozen = message.frozen;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<UnfreezeAccountResponse>): UnfreezeAccountResponse {
+    return UnfreezeAccountResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<UnfreezeAccountResponse>): UnfreezeAccountResponse {
+    const message = createBaseUnfreezeAccountResponse();
+    message.accountId = object.accountId ?? "";
+    message.balance = object.balance ?? "";
+    message.frozen = object.frozen ?? false;
+    return message;
+  },
+};
+
 /** MintService is the only service of this API. */
 export type MintServiceService = typeof MintServiceService;
 export const MintServiceService = {
@@ -4602,6 +6344,106 @@ export const MintServiceService = {
       Buffer.from(GetMinterAllowanceResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetMinterAllowanceResponse => GetMinterAllowanceResponse.decode(value),
   },
+  /**
+   * SetReserve sets the reserve that caps supply, from an auditor's
+   * attestation. Below the current supply is FAILED_PRECONDITION
+   * (RESERVE_EXCEEDED) and nothing changes. Once set, a mint that would take
+   * supply past it is FAILED_PRECONDITION (RESERVE_EXCEEDED, metadata
+   * headroom_micros).
+   */
+  setReserve: {
+    path: "/usdc.mint.v1.MintService/SetReserve" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetReserveRequest): Buffer => Buffer.from(SetReserveRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetReserveRequest => SetReserveRequest.decode(value),
+    responseSerialize: (value: SetReserveResponse): Buffer => Buffer.from(SetReserveResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SetReserveResponse => SetReserveResponse.decode(value),
+  },
+  /**
+   * GetSupply returns supply (completed mints - reversals - redemptions),
+   * the reserve and the headroom between them.
+   */
+  getSupply: {
+    path: "/usdc.mint.v1.MintService/GetSupply" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetSupplyRequest): Buffer => Buffer.from(GetSupplyRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSupplyRequest => GetSupplyRequest.decode(value),
+    responseSerialize: (value: GetSupplyResponse): Buffer => Buffer.from(GetSupplyResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetSupplyResponse => GetSupplyResponse.decode(value),
+  },
+  /**
+   * RedeemUsdc debits `amount` from the account and takes it out of
+   * circulation (supply drops). Idempotent by `idempotency_key`, scoped to
+   * this RPC and the caller. INSUFFICIENT_FUNDS and ACCOUNT_FROZEN are
+   * FAILED_PRECONDITION and change nothing.
+   */
+  redeemUsdc: {
+    path: "/usdc.mint.v1.MintService/RedeemUsdc" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RedeemUsdcRequest): Buffer => Buffer.from(RedeemUsdcRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RedeemUsdcRequest => RedeemUsdcRequest.decode(value),
+    responseSerialize: (value: RedeemUsdcResponse): Buffer => Buffer.from(RedeemUsdcResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RedeemUsdcResponse => RedeemUsdcResponse.decode(value),
+  },
+  /**
+   * GetRedemption returns one redemption; an unknown id is NOT_FOUND
+   * (REDEMPTION_NOT_FOUND).
+   */
+  getRedemption: {
+    path: "/usdc.mint.v1.MintService/GetRedemption" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetRedemptionRequest): Buffer => Buffer.from(GetRedemptionRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetRedemptionRequest => GetRedemptionRequest.decode(value),
+    responseSerialize: (value: GetRedemptionResponse): Buffer =>
+      Buffer.from(GetRedemptionResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetRedemptionResponse => GetRedemptionResponse.decode(value),
+  },
+  /**
+   * ListRedemptions pages through redemptions, oldest first, optionally for
+   * one account.
+   */
+  listRedemptions: {
+    path: "/usdc.mint.v1.MintService/ListRedemptions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListRedemptionsRequest): Buffer =>
+      Buffer.from(ListRedemptionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListRedemptionsRequest => ListRedemptionsRequest.decode(value),
+    responseSerialize: (value: ListRedemptionsResponse): Buffer =>
+      Buffer.from(ListRedemptionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListRedemptionsResponse => ListRedemptionsResponse.decode(value),
+  },
+  /**
+   * FreezeAccount freezes an account (known or not): it can neither receive
+   * (mint, transfer in) nor send (transfer out, redeem), FAILED_PRECONDITION
+   * ACCOUNT_FROZEN. Takes effect atomically against calls in flight on it.
+   */
+  freezeAccount: {
+    path: "/usdc.mint.v1.MintService/FreezeAccount" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FreezeAccountRequest): Buffer => Buffer.from(FreezeAccountRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FreezeAccountRequest => FreezeAccountRequest.decode(value),
+    responseSerialize: (value: FreezeAccountResponse): Buffer =>
+      Buffer.from(FreezeAccountResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FreezeAccountResponse => FreezeAccountResponse.decode(value),
+  },
+  /** UnfreezeAccount lifts a freeze. */
+  unfreezeAccount: {
+    path: "/usdc.mint.v1.MintService/UnfreezeAccount" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: UnfreezeAccountRequest): Buffer =>
+      Buffer.from(UnfreezeAccountRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UnfreezeAccountRequest => UnfreezeAccountRequest.decode(value),
+    responseSerialize: (value: UnfreezeAccountResponse): Buffer =>
+      Buffer.from(UnfreezeAccountResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): UnfreezeAccountResponse => UnfreezeAccountResponse.decode(value),
+  },
 } as const;
 
 export interface MintServiceServer extends UntypedServiceImplementation {
@@ -4676,6 +6518,44 @@ export interface MintServiceServer extends UntypedServiceImplementation {
   setMinterAllowance: handleUnaryCall<SetMinterAllowanceRequest, SetMinterAllowanceResponse>;
   /** GetMinterAllowance returns what is left of a minter's allowance ("0" if never set). */
   getMinterAllowance: handleUnaryCall<GetMinterAllowanceRequest, GetMinterAllowanceResponse>;
+  /**
+   * SetReserve sets the reserve that caps supply, from an auditor's
+   * attestation. Below the current supply is FAILED_PRECONDITION
+   * (RESERVE_EXCEEDED) and nothing changes. Once set, a mint that would take
+   * supply past it is FAILED_PRECONDITION (RESERVE_EXCEEDED, metadata
+   * headroom_micros).
+   */
+  setReserve: handleUnaryCall<SetReserveRequest, SetReserveResponse>;
+  /**
+   * GetSupply returns supply (completed mints - reversals - redemptions),
+   * the reserve and the headroom between them.
+   */
+  getSupply: handleUnaryCall<GetSupplyRequest, GetSupplyResponse>;
+  /**
+   * RedeemUsdc debits `amount` from the account and takes it out of
+   * circulation (supply drops). Idempotent by `idempotency_key`, scoped to
+   * this RPC and the caller. INSUFFICIENT_FUNDS and ACCOUNT_FROZEN are
+   * FAILED_PRECONDITION and change nothing.
+   */
+  redeemUsdc: handleUnaryCall<RedeemUsdcRequest, RedeemUsdcResponse>;
+  /**
+   * GetRedemption returns one redemption; an unknown id is NOT_FOUND
+   * (REDEMPTION_NOT_FOUND).
+   */
+  getRedemption: handleUnaryCall<GetRedemptionRequest, GetRedemptionResponse>;
+  /**
+   * ListRedemptions pages through redemptions, oldest first, optionally for
+   * one account.
+   */
+  listRedemptions: handleUnaryCall<ListRedemptionsRequest, ListRedemptionsResponse>;
+  /**
+   * FreezeAccount freezes an account (known or not): it can neither receive
+   * (mint, transfer in) nor send (transfer out, redeem), FAILED_PRECONDITION
+   * ACCOUNT_FROZEN. Takes effect atomically against calls in flight on it.
+   */
+  freezeAccount: handleUnaryCall<FreezeAccountRequest, FreezeAccountResponse>;
+  /** UnfreezeAccount lifts a freeze. */
+  unfreezeAccount: handleUnaryCall<UnfreezeAccountRequest, UnfreezeAccountResponse>;
 }
 
 export interface MintServiceClient extends Client {
@@ -4931,6 +6811,142 @@ export interface MintServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetMinterAllowanceResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * SetReserve sets the reserve that caps supply, from an auditor's
+   * attestation. Below the current supply is FAILED_PRECONDITION
+   * (RESERVE_EXCEEDED) and nothing changes. Once set, a mint that would take
+   * supply past it is FAILED_PRECONDITION (RESERVE_EXCEEDED, metadata
+   * headroom_micros).
+   */
+  setReserve(
+    request: SetReserveRequest,
+    callback: (error: ServiceError | null, response: SetReserveResponse) => void,
+  ): ClientUnaryCall;
+  setReserve(
+    request: SetReserveRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SetReserveResponse) => void,
+  ): ClientUnaryCall;
+  setReserve(
+    request: SetReserveRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SetReserveResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * GetSupply returns supply (completed mints - reversals - redemptions),
+   * the reserve and the headroom between them.
+   */
+  getSupply(
+    request: GetSupplyRequest,
+    callback: (error: ServiceError | null, response: GetSupplyResponse) => void,
+  ): ClientUnaryCall;
+  getSupply(
+    request: GetSupplyRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetSupplyResponse) => void,
+  ): ClientUnaryCall;
+  getSupply(
+    request: GetSupplyRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetSupplyResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RedeemUsdc debits `amount` from the account and takes it out of
+   * circulation (supply drops). Idempotent by `idempotency_key`, scoped to
+   * this RPC and the caller. INSUFFICIENT_FUNDS and ACCOUNT_FROZEN are
+   * FAILED_PRECONDITION and change nothing.
+   */
+  redeemUsdc(
+    request: RedeemUsdcRequest,
+    callback: (error: ServiceError | null, response: RedeemUsdcResponse) => void,
+  ): ClientUnaryCall;
+  redeemUsdc(
+    request: RedeemUsdcRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RedeemUsdcResponse) => void,
+  ): ClientUnaryCall;
+  redeemUsdc(
+    request: RedeemUsdcRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RedeemUsdcResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * GetRedemption returns one redemption; an unknown id is NOT_FOUND
+   * (REDEMPTION_NOT_FOUND).
+   */
+  getRedemption(
+    request: GetRedemptionRequest,
+    callback: (error: ServiceError | null, response: GetRedemptionResponse) => void,
+  ): ClientUnaryCall;
+  getRedemption(
+    request: GetRedemptionRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetRedemptionResponse) => void,
+  ): ClientUnaryCall;
+  getRedemption(
+    request: GetRedemptionRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetRedemptionResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * ListRedemptions pages through redemptions, oldest first, optionally for
+   * one account.
+   */
+  listRedemptions(
+    request: ListRedemptionsRequest,
+    callback: (error: ServiceError | null, response: ListRedemptionsResponse) => void,
+  ): ClientUnaryCall;
+  listRedemptions(
+    request: ListRedemptionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListRedemptionsResponse) => void,
+  ): ClientUnaryCall;
+  listRedemptions(
+    request: ListRedemptionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListRedemptionsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * FreezeAccount freezes an account (known or not): it can neither receive
+   * (mint, transfer in) nor send (transfer out, redeem), FAILED_PRECONDITION
+   * ACCOUNT_FROZEN. Takes effect atomically against calls in flight on it.
+   */
+  freezeAccount(
+    request: FreezeAccountRequest,
+    callback: (error: ServiceError | null, response: FreezeAccountResponse) => void,
+  ): ClientUnaryCall;
+  freezeAccount(
+    request: FreezeAccountRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FreezeAccountResponse) => void,
+  ): ClientUnaryCall;
+  freezeAccount(
+    request: FreezeAccountRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FreezeAccountResponse) => void,
+  ): ClientUnaryCall;
+  /** UnfreezeAccount lifts a freeze. */
+  unfreezeAccount(
+    request: UnfreezeAccountRequest,
+    callback: (error: ServiceError | null, response: UnfreezeAccountResponse) => void,
+  ): ClientUnaryCall;
+  unfreezeAccount(
+    request: UnfreezeAccountRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UnfreezeAccountResponse) => void,
+  ): ClientUnaryCall;
+  unfreezeAccount(
+    request: UnfreezeAccountRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UnfreezeAccountResponse) => void,
   ): ClientUnaryCall;
 }
 
