@@ -93,7 +93,7 @@ export function reserveStoreContract(name: string, make: MakeStores): void {
     }
 
     it("before any reserve, supply is not capped and GetSupply says so", async () => {
-      expect(await s.store.getSupply()).toEqual({ supplyMicros: 0n, reserveMicros: null, attestationRef: "", headroomMicros: null });
+      expect(await s.store.getSupply()).toEqual({ supplyMicros: 0n, reserveMicros: null, attestationRef: "", headroomMicros: null, pendingApprovalMicros: 0n });
       await mint("alice", 10n ** 20n);
       expect(await s.store.getSupply()).toMatchObject({ supplyMicros: 10n ** 20n, reserveMicros: null, headroomMicros: null });
     });
@@ -105,7 +105,7 @@ export function reserveStoreContract(name: string, make: MakeStores): void {
       expect(await snapshot(["alice"])).toEqual(before);
       expect(await s.store.setReserve(5n, "audit-1", JOURNAL, WAIT)).toMatchObject({ ok: true });
       expect(await s.store.applyOnce(mintCall(key, "alice", 5n, true), WAIT)).toMatchObject({ ok: true, value: { replayed: false } });
-      expect(await s.store.getSupply()).toEqual({ supplyMicros: 5n, reserveMicros: 5n, attestationRef: "audit-1", headroomMicros: 0n });
+      expect(await s.store.getSupply()).toEqual({ supplyMicros: 5n, reserveMicros: 5n, attestationRef: "audit-1", headroomMicros: 0n, pendingApprovalMicros: 0n });
     });
 
     it("a mint to exactly the reserve passes; one micro-USDC more is RESERVE_EXCEEDED with the headroom, changes nothing, key free", async () => {
@@ -130,7 +130,7 @@ export function reserveStoreContract(name: string, make: MakeStores): void {
       await s.store.setReserve(100n, "a", JOURNAL, WAIT);
       await mint("alice", 60n);
       expect(await s.store.setReserve(59n, "b", JOURNAL, WAIT)).toMatchObject({ ok: false, error: { code: "RESERVE_EXCEEDED", supplyMicros: 60n, reserveMicros: 100n } });
-      expect(await s.store.getSupply()).toEqual({ supplyMicros: 60n, reserveMicros: 100n, attestationRef: "a", headroomMicros: 40n });
+      expect(await s.store.getSupply()).toEqual({ supplyMicros: 60n, reserveMicros: 100n, attestationRef: "a", headroomMicros: 40n, pendingApprovalMicros: 0n });
       expect(await s.store.setReserve(60n, "c", JOURNAL, WAIT)).toMatchObject({ ok: true, value: { headroomMicros: 0n } });
     });
 

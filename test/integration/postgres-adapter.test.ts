@@ -371,7 +371,12 @@ describe("deadlines, retries and sweeping", () => {
       await outsiderLock;
       await outsider.query("COMMIT");
       expect(await transfer.promise).toBe("applied");
-      expect(r.warnings.filter((w) => w.m.includes("retrying")).map((w) => (w.o as { code?: string }).code)).toEqual(["40P01"]);
+      // Usually one retry; on a busy machine the retry can take acct-A again
+      // before the outsider's waiting lock is granted and deadlock once more.
+      // Either way every retry was a deadlock and the transfer applied once.
+      const retried = r.warnings.filter((w) => w.m.includes("retrying")).map((w) => (w.o as { code?: string }).code);
+      expect(retried.length).toBeGreaterThanOrEqual(1);
+      expect(new Set(retried)).toEqual(new Set(["40P01"]));
       expect(await r.ledger.getBalance("acct-A")).toBe(30n);
       expect(await r.ledger.getBalance("acct-B")).toBe(70n);
       expect(await callTransfer(r, key, "acct-A", "acct-B", 20n)).toBe("replayed");

@@ -31,12 +31,12 @@ function suite(name: string, env: () => Record<string, string>): void {
     });
 
     it("before a reserve, supply is not capped (reserve and headroom empty)", async () => {
-      expect(await supply()).toEqual({ supply: "0", reserve: "", headroom: "", attestationRef: "" });
+      expect(await supply()).toEqual({ supply: "0", reserve: "", headroom: "", attestationRef: "", pendingApproval: "0" });
     });
 
     it("set a reserve, mint to the cap, one micro more is RESERVE_EXCEEDED with the headroom in metadata and changes nothing", async () => {
       const set = await srv.call<object, SetReserveResponse>("setReserve", { amount: "100", attestationRef: "auditor://2026-11/report-7" });
-      expect(set.supply).toEqual({ supply: "0", reserve: "100", headroom: "100", attestationRef: "auditor://2026-11/report-7" });
+      expect(set.supply).toEqual({ supply: "0", reserve: "100", headroom: "100", attestationRef: "auditor://2026-11/report-7", pendingApproval: "0" });
       await r.mint("alice", "99.999999", "m1");
       const e = await expectError(r.mint("bob", "0.000002", "m2"));
       expect(e).toMatchObject({ code: status.FAILED_PRECONDITION, reason: "RESERVE_EXCEEDED", metadata: { headroom_micros: "1", supply_micros: "99999999", reserve_micros: "100000000", requested_micros: "2" } });

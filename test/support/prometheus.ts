@@ -78,6 +78,11 @@ export async function startPrometheus(targets: readonly string[], startTimeoutMs
     );
     let exited = false;
     p.on("exit", () => (exited = true));
+    // Not installed (ENOENT): fail this test with the reason, not the run with an uncaught error.
+    p.on("error", (err) => {
+      exited = true;
+      output += `${err.message} (install Debian's prometheus: scripts/install-system-deps.sh)\n`;
+    });
     p.stdout.on("data", (c: Buffer) => (output += c.toString()));
     p.stderr.on("data", (c: Buffer) => (output += c.toString()));
     const until = Date.now() + startTimeoutMs;
