@@ -328,7 +328,7 @@ export function createMintClient(options: MintClientOptions): MintClient {
     },
     async getBalance(accountId, call) {
       const res = await invoke<GetBalanceRequest, Balance>("getBalance", { accountId }, call);
-      return { accountId: res.accountId, balance: res.balance, frozen: res.frozen ?? false, freezeReason: res.freezeReason ?? "" };
+      return { accountId: res.accountId, balance: res.balance, pendingBalance: res.pendingBalance || "0", frozen: res.frozen ?? false, freezeReason: res.freezeReason ?? "" };
     },
     async getMint(mintId, call) {
       const res = await invoke<GetMintRequest, { mint: Parameters<typeof mintFromWire>[0] }>("getMint", { mintId }, call);

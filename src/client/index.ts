@@ -14,5 +14,23 @@ export { fromMicros, MICROS_PER_USDC, toMicros } from "./money.js";
 export { DEFAULT_RETRY_POLICY, retryDecision } from "./retry.js";
 export type { CallSafety, RetryPolicy } from "./retry.js";
 export { BLOCKCHAINS } from "./types.js";
-export type { Balance, BlockchainName, Mint, MintPage, MintResult, MintStatusName, MinterAllowance, Transfer, TransferResult } from "./types.js";
+export type {
+  Balance,
+  BlockchainName,
+  ChainReconciliation,
+  FreezeResult,
+  Mint,
+  MintPage,
+  MintResult,
+  MintStatusName,
+  MinterAllowance,
+  RedeemResult,
+  Redemption,
+  Settlement,
+  SettlementDifference,
+  SettlementStateName,
+  SupplyInfo,
+  Transfer,
+  TransferResult,
+} from "./types.js";
 export { uuidv7 } from "./uuidv7.js";

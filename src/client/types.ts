@@ -6,7 +6,9 @@
 import {
   Blockchain as WireBlockchain,
   MintStatus as WireMintStatus,
+  SettlementState as WireSettlementState,
   type Mint as WireMint,
+  type Settlement as WireSettlement,
   type Transfer as WireTransfer,
   type Redemption as WireRedemption,
   type Supply as WireSupply,
@@ -38,6 +40,25 @@ export interface Mint {
   readonly rejectReason: string;
   readonly rejectedBy: string;
   readonly rejectTime: Date | undefined;
+  /** Issues 15/16: its on-chain settlement; undefined when the chain settles nothing or the mint never reached the chain. */
+  readonly settlement: Settlement | undefined;
+}
+
+export type SettlementStateName = "NOT_REQUIRED" | "PENDING" | "SUBMITTED" | "CONFIRMED" | "FAILED" | "UNSPECIFIED" | "UNRECOGNIZED";
+
+/** A mint's on-chain settlement (Mint.settlement on the wire). */
+export interface Settlement {
+  readonly state: SettlementStateName;
+  /** Every transaction signed for it, oldest first (fee bumps add more, same nonce). */
+  readonly txHashes: readonly string[];
+  /** The mined one; "" until mined. */
+  readonly minedTxHash: string;
+  readonly blockNumber: number;
+  readonly confirmations: number;
+  readonly attempts: number;
+  readonly lastError: string;
+  /** undefined while PENDING. */
+  readonly nonce: number | undefined;
 }
 
 /** What is left of a minter's allowance (issue 11). */
@@ -72,7 +93,10 @@ export interface TransferResult {
 
 export interface Balance {
   readonly accountId: string;
+  /** Available: spendable now. */
   readonly balance: string;
+  /** Issue 15: credited by mints whose on-chain settlement is not CONFIRMED yet (not spendable); "0" without settlement. */
+  readonly pendingBalance: string;
   /** Issue 12: true while the account is frozen. */
   readonly frozen?: boolean;
   readonly freezeReason?: string;
@@ -179,6 +203,21 @@ export function mintFromWire(m: WireMint | undefined): Mint {
     rejectReason: w.rejectReason,
     rejectedBy: w.rejectedBy,
     rejectTime: w.rejectTime,
+    settlement: w.settlement === undefined ? undefined : settlementFromWire(w.settlement),
+  };
+}
+
+export function settlementFromWire(w: WireSettlement): Settlement {
+  const name = WireSettlementState[w.state] ?? "UNRECOGNIZED";
+  return {
+    state: (name.startsWith("SETTLEMENT_STATE_") ? name.slice("SETTLEMENT_STATE_".length) : name) as SettlementStateName,
+    txHashes: [...w.txHashes],
+    minedTxHash: w.minedTxHash,
+    blockNumber: w.blockNumber,
+    confirmations: w.confirmations,
+    attempts: w.attempts,
+    lastError: w.lastError,
+    nonce: w.nonce,
   };
 }
 

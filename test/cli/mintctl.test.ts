@@ -49,7 +49,9 @@ describe("single calls", () => {
     expect(j.code).toBe(0);
     const body = parsed<{ mint: Record<string, unknown>; replayed: boolean; idempotencyKey: string }>(j);
     expect(body).toEqual({
-      mint: { mintId: expect.stringMatching(/^mint_/), accountId: acct, amount: "7", blockchain: "SOLANA", status: "COMPLETED", idempotencyKey: "order-1", createTime: expect.any(String), reverseReason: "", requester: "", approvals: [], rejectReason: "", rejectedBy: "" },
+      mint: { mintId: expect.stringMatching(/^mint_/), accountId: acct, amount: "7", blockchain: "SOLANA", status: "COMPLETED", idempotencyKey: "order-1", createTime: expect.any(String), reverseReason: "", requester: "", approvals: [], rejectReason: "", rejectedBy: "",
+        // SOLANA settles nothing here: NOT_REQUIRED (the credit was available at once).
+        settlement: { state: "NOT_REQUIRED", txHashes: [], minedTxHash: "", blockNumber: 0, confirmations: 0, attempts: 0, lastError: "" } },
       replayed: false,
       idempotencyKey: "order-1",
     });
@@ -98,8 +100,8 @@ describe("single calls", () => {
     const acct = unique("bal");
     await mintctl([...A, "mint", acct, "0.000001"]);
     const t = await mintctl([...A, "balance", acct]);
-    expect(t).toEqual({ code: 0, out: `FIELD       VALUE\naccount_id  ${acct}\nbalance     0.000001\nfrozen      false\n`, err: "" });
-    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "0.000001", frozen: false, freezeReason: "" });
+    expect(t).toEqual({ code: 0, out: `FIELD            VALUE\naccount_id       ${acct}\nbalance          0.000001\npending_balance  0\nfrozen           false\n`, err: "" });
+    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "0.000001", pendingBalance: "0", frozen: false, freezeReason: "" });
     expect((await mintctl([...A, "balance", "a b"])).code).toBe(13);
   });
 
@@ -142,7 +144,7 @@ describe("single calls", () => {
     const r = await mintctl([...A, "--json", "reconcile", m.mint.mintId, "--reason", "chain tx failed"]);
     expect(r.code).toBe(0);
     expect(parsed(r)).toEqual({ mint: expect.objectContaining({ mintId: m.mint.mintId, status: "REVERSED", reverseReason: "chain tx failed", reverseTime: expect.any(String) }) });
-    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "0", frozen: false, freezeReason: "" });
+    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "0", pendingBalance: "0", frozen: false, freezeReason: "" });
     const again = await mintctl([...A, "reconcile", m.mint.mintId]);
     expect(again.code).toBe(19);
     expect(again.err).toContain("MINT_ALREADY_REVERSED");
@@ -175,7 +177,7 @@ describe("issue 12: supply, redeem, freeze, unfreeze", () => {
     const refused = await mintctl([...A, "redeem", acct, "1"]);
     expect(refused.code).toBe(19);
     expect(refused.err).toMatch(/ACCOUNT_FROZEN/);
-    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "7.5", frozen: true, freezeReason: "court order" });
+    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "7.5", pendingBalance: "0", frozen: true, freezeReason: "court order" });
     expect((await mintctl([...A, "unfreeze", acct])).out).toMatch(/\nfrozen +false\n$/);
     expect((await mintctl([...A, "redeem", acct, "1"])).code).toBe(0);
   });
@@ -215,9 +217,9 @@ describe("flags, environment and usage", () => {
     const acct = unique("env");
     expect((await mintctl(["mint", acct, "1"], { MINTCTL_ADDRESS: s.address })).code).toBe(0);
     const r = await mintctl(["--address", s.address, "--json", "balance", acct], { MINTCTL_ADDRESS: "127.0.0.1:1" });
-    expect(parsed(r)).toEqual({ accountId: acct, balance: "1", frozen: false, freezeReason: "" });
+    expect(parsed(r)).toEqual({ accountId: acct, balance: "1", pendingBalance: "0", frozen: false, freezeReason: "" });
     // Flags after the command work too.
-    expect(parsed(await mintctl(["balance", acct, "--json", "--address", s.address]))).toEqual({ accountId: acct, balance: "1", frozen: false, freezeReason: "" });
+    expect(parsed(await mintctl(["balance", acct, "--json", "--address", s.address]))).toEqual({ accountId: acct, balance: "1", pendingBalance: "0", frozen: false, freezeReason: "" });
   });
 
   it("an unreachable address is 24 UNAVAILABLE (after retrying within the budget)", async () => {
@@ -279,7 +281,7 @@ describe("mint --from-csv", () => {
     const first = await mintctl([...A, "--json", "mint", "--from-csv", file, "--concurrency", "4"]);
     expect(first.code).toBe(3);
     expect(parsed(first)).toEqual({ total: 12, applied: 10, replayed: 0, failed: 2, failuresFile: `${file}.failures.csv` });
-    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "55", frozen: false, freezeReason: "" });
+    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "55", pendingBalance: "0", frozen: false, freezeReason: "" });
     // Plain progress lines off a terminal, ending with the last row.
     expect(first.err.trimEnd().split("\n").at(-1)).toBe("mint: 12/12 rows (applied 10, replayed 0, failed 2)");
 
@@ -293,7 +295,7 @@ describe("mint --from-csv", () => {
     const again = await mintctl([...A, "mint", "--from-csv", file]);
     expect(again.code).toBe(3);
     expect(again.out).toMatch(/total +12\napplied +0\nreplayed +10\nfailed +2\nfailures_file +\S+failures\.csv\n/);
-    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "55", frozen: false, freezeReason: "" });
+    expect(parsed(await mintctl([...A, "--json", "balance", acct]))).toEqual({ accountId: acct, balance: "55", pendingBalance: "0", frozen: false, freezeReason: "" });
     const mints = parsed<{ mints: { blockchain: string }[] }>(await mintctl([...A, "--json", "list", "--account", acct]));
     expect(mints.mints.map((m) => m.blockchain).sort()).toEqual([...Array(5).fill("BASE"), ...Array(5).fill("ETHEREUM")]);
   });

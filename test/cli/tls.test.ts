@@ -31,13 +31,13 @@ afterAll(() => {
 describe("mutual TLS", () => {
   it("mintctl --ca --cert --key", async () => {
     const r = await mintctl(["--address", address, "--ca", file("ca.pem"), "--cert", file("client.pem"), "--key", file("client.key"), "--json", "balance", "alice"]);
-    expect(r).toEqual({ code: 0, out: JSON.stringify({ accountId: "alice", balance: "1.5", frozen: false, freezeReason: "" }, null, 2) + "\n", err: "" });
+    expect(r).toEqual({ code: 0, out: JSON.stringify({ accountId: "alice", balance: "1.5", pendingBalance: "0", frozen: false, freezeReason: "" }, null, 2) + "\n", err: "" });
   });
 
   it("MINTCTL_ADDRESS, MINTCTL_CA, MINTCTL_CERT, MINTCTL_KEY", async () => {
     const r = await mintctl(["--json", "balance", "bob"], { MINTCTL_ADDRESS: address, MINTCTL_CA: file("ca.pem"), MINTCTL_CERT: file("client.pem"), MINTCTL_KEY: file("client.key") });
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.out)).toEqual({ accountId: "bob", balance: "1.5", frozen: false, freezeReason: "" });
+    expect(JSON.parse(r.out)).toEqual({ accountId: "bob", balance: "1.5", pendingBalance: "0", frozen: false, freezeReason: "" });
   });
 
   it("the SDK with grpc ChannelCredentials", async () => {
@@ -46,7 +46,7 @@ describe("mutual TLS", () => {
       credentials: grpc.credentials.createSsl(readFileSync(file("ca.pem")), readFileSync(file("client.key")), readFileSync(file("client.pem"))),
     });
     try {
-      expect(await client.getBalance("carol")).toEqual({ accountId: "carol", balance: "1.5", frozen: false, freezeReason: "" });
+      expect(await client.getBalance("carol")).toEqual({ accountId: "carol", balance: "1.5", pendingBalance: "0", frozen: false, freezeReason: "" });
     } finally {
       client.close();
     }

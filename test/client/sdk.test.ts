@@ -64,7 +64,7 @@ describe("SDK on one server", () => {
     const t = await client.transfer({ fromAccountId: alice, toAccountId: bob, amount: "0.5", idempotencyKey: unique("t") });
     expect(t.transfer).toMatchObject({ fromAccountId: alice, toAccountId: bob, amount: "0.5" });
     expect(t.transfer.transferId).toMatch(/^xfr_/);
-    expect(await client.getBalance(alice)).toEqual({ accountId: alice, balance: "100", frozen: false, freezeReason: "" });
+    expect(await client.getBalance(alice)).toEqual({ accountId: alice, balance: "100", pendingBalance: "0", frozen: false, freezeReason: "" });
     expect(toMicros((await client.getBalance(bob)).balance)).toBe(500_000n);
 
     expect(await client.getMint(m.mint.mintId)).toEqual(m.mint);
@@ -78,7 +78,7 @@ describe("SDK on one server", () => {
     const port = s.address.slice(s.address.lastIndexOf(":") + 1);
     const viaDns = createMintClient({ addresses: `dns:localhost:${port}`, token: "loopback-is-fine" });
     try {
-      expect(await viaDns.getBalance("nobody")).toEqual({ accountId: "nobody", balance: "0", frozen: false, freezeReason: "" });
+      expect(await viaDns.getBalance("nobody")).toEqual({ accountId: "nobody", balance: "0", pendingBalance: "0", frozen: false, freezeReason: "" });
       expect((await viaDns.waitForHealth()).map((e) => [e.address, e.status])).toEqual([[`dns:localhost:${port}`, "SERVING"]]);
     } finally {
       viaDns.close();
@@ -390,7 +390,7 @@ describe("auth metadata", () => {
     const stub = await startStubMintServer();
     const client = createMintClient({ addresses: stub.address, token: "s3cret" });
     try {
-      expect(await client.getBalance("a")).toEqual({ accountId: "a", balance: "1.5", frozen: false, freezeReason: "" });
+      expect(await client.getBalance("a")).toEqual({ accountId: "a", balance: "1.5", pendingBalance: "0", frozen: false, freezeReason: "" });
       expect(stub.authorizations).toEqual(["Bearer s3cret"]);
       // No health service there: the address is taken as serving, not skipped.
       await waitFor(() => client.endpoints()[0]?.status === "SERVING", "the endpoint to count as serving");

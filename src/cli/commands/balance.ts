@@ -10,7 +10,12 @@ export const balanceCommand: CommandSpec = {
       .action(
         run(async (ctx, account) => {
           const b = await ctx.client().getBalance(String(account));
-          return ctx.print(b, () => record([["account_id", b.accountId], ["balance", b.balance], ["frozen", String(b.frozen ?? false)]]));
+          return ctx.print(b, () => record([
+              ["account_id", b.accountId],
+              ["balance", b.balance],
+              ["pending_balance", b.pendingBalance],
+              ["frozen", String(b.frozen ?? false)],
+            ]));
         }),
       );
   },
