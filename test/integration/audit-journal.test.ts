@@ -148,6 +148,25 @@ describe("audit journal on PostgreSQL", () => {
     ]);
   });
 
+  it("issue 11: the sweeper's expiry of a pending mint is journaled as ExpireMint by `sweeper`, in its transaction, matching the ledger", async () => {
+    const db = await freshDb();
+    const clock = new FakeClock();
+    const s = await startTestServer({ MINT_STORE: db.url, MINT_APPROVAL_THRESHOLD: "100", MINT_APPROVAL_TTL: "1h" }, clock);
+    servers.push(s);
+    const pending = (await s.call<object, { mint?: { mintId: string; status: number } }>("mintUsdc", { accountId: "erin", amount: "150", blockchain: 1, idempotencyKey: "k-exp" })).mint!;
+    // The sweeper runs every second on the real clock; expiry is judged on the (fake) wall clock.
+    await clock.advance(60 * 60 * 1000);
+    await waitFor(async () => (await s.call<object, { mint?: { status: number } }>("getMint", { mintId: pending.mintId })).mint?.status === 4 /* REJECTED */, "the sweeper to expire the mint", 20_000);
+    await waitFor(async () => (await unsealed(db)) === 0, "the journal to be sealed");
+    expect(await expectSealedWithoutGaps(db)).toBe(2);
+    expect(await expectJournalMatchesLedger(db)).toBe(2);
+    const events = (await list(s, {})).events;
+    expect(events.map((e) => [e.action, e.principal, JSON.parse(e.resultJson).status ?? null])).toEqual([
+      ["MintUsdc", "local", "PENDING_APPROVAL"],
+      ["ExpireMint", "sweeper", "REJECTED"],
+    ]);
+  });
+
   it("ListAuditEvents filters by account, principal and time, and pages with a token bound to its filters", async () => {
     const db = await freshDb();
     const s = await serve(db);
