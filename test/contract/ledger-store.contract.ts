@@ -18,18 +18,7 @@ import {
   type MakeStores,
   type StoresUnderTest,
 } from "./stores-under-test.js";
-
-/** A small deterministic PRNG (mulberry32), so a failing sequence can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../support/prng.js";
 
 export function ledgerStoreContract(name: string, makeStores: MakeStores): void {
   describe(`LedgerStore contract: ${name}`, () => {

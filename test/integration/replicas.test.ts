@@ -28,6 +28,7 @@ import { redisUrl } from "../support/pg-test-server.js";
 import { isRunning, killIfRunning, listening, logLines, spawnService, type ServiceProcess } from "../support/service-process.js";
 import { decodeError, expectError } from "../support/test-server.js";
 import { callerFor, rpc, waitFor } from "./helpers.js";
+import { prng } from "../support/prng.js";
 
 const REDIS = redisUrl(5);
 /** Account ids carry it, so a rerun never meets an earlier run's limiter windows. */
@@ -108,18 +109,6 @@ function usdc(m: bigint): string {
   return `${m / 1_000_000n}.${(m % 1_000_000n).toString().padStart(6, "0")}`;
 }
 
-/** A small seeded PRNG, so a failing run can be told apart from another by its seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 beforeAll(async () => {
   db = await createTestDatabase();
   const redis = new Redis(REDIS, { lazyConnect: true, maxRetriesPerRequest: 1 });
@@ -194,7 +183,7 @@ describe("three replicas on one PostgreSQL database and one Redis", () => {
     for (const [account, balance] of balances) expect(await (replicas[0] as Replica).r.balance(account)).toBe(balance);
 
     const seed = Math.floor(Math.random() * 2 ** 31);
-    const random = mulberry32(seed);
+    const random = prng(seed);
     const accounts = Array.from({ length: 8 }, (_, i) => `bank-${RUN}-${i}`);
 
     // Funding: 5 mints per account, spread over the replicas.

@@ -31,6 +31,7 @@ import { BLOCKCHAIN, deployForSigner, mintsOnChain, until, type TokenSetup } fro
 import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
 import { createDevToken, pkcs11SignerEnv, type DevToken } from "../support/softhsm.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
+import { prng } from "../support/prng.js";
 
 let node: EvmNode;
 let token: DevToken;
@@ -142,18 +143,6 @@ describe.each([
     }
   }, 60_000);
 });
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed with MINT_TEST_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("a randomized run (PostgreSQL): mints, on-chain failures, restarts and reorgs", () => {
   it("every mint ends CONFIRMED (COMPLETED) or FAILED (REVERSED) as predicted; ledger, chain and ReconcileChain agree", async () => {
