@@ -440,6 +440,8 @@ export class MintCore {
     const request = redeemRequest(accountId.value, amount.value, blockchain.value);
     const accounts = [accountId.value];
     const journal: JournalEntry = { actor, action: "RedeemUsdc", idempotencyKey: key.value, request, accounts };
+    // Issue 16: on a settling chain the redemption burns from the treasury through the settlement worker.
+    const settle = this.deps.settlement?.required(blockchain.value) === true;
     const r = await this.keyed({ scope: "redeem", key: redeemStoreKey(actor, key.value), request, accounts, journal }, ctx, {
       kind: "redeem",
       cmd: {
@@ -452,10 +454,12 @@ export class MintCore {
         createWallMs: this.deps.clock.wallMs(),
       },
       journal,
+      ...(settle ? { settle } : {}),
     });
     if (!r.ok) return r;
     const stored = r.value.stored;
     if (stored.scope !== "redeem") throw new Error("invariant violated: a redeem key holds a non-redeem result");
+    if (settle && !r.value.replayed) this.deps.settlement?.wake(blockchain.value);
     return ok({ redemption: stored.redemption, replayed: r.value.replayed });
   }
 
