@@ -28,10 +28,14 @@ import {
   type ReconcileChainResponse,
   type RedeemUsdcResponse,
 } from "../../gen/usdc/mint/v1/mint.js";
+import { generatePrivateKey } from "viem/accounts";
+import { MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
 import type { Signer } from "../../src/settlement/ports.js";
+import { reconcileChain as compareChain } from "../../src/settlement/reconcile.js";
+import { DevKeySigner } from "../../src/settlement/signer-dev-key.js";
 import { expectJournalMatchesLedger } from "../support/audit-checks.js";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
-import { BLOCKCHAIN, deployForSigner, until, type TokenSetup } from "../support/evm/settlement-fixture.js";
+import { BLOCKCHAIN, countByState, deployForSigner, lockFor, newWorker, until, type TokenSetup } from "../support/evm/settlement-fixture.js";
 import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
 import { createDevToken, pkcs11SignerEnv, type DevToken } from "../support/softhsm.js";
 import { mintctl } from "../support/stub-mint-server.js";
@@ -272,4 +276,48 @@ describe.each([
       await s.stop();
     }
   }, 90_000);
+});
+
+describe("the worker and chain reconciliation with burns (dev-key signer, memory outbox)", () => {
+  it("mints and burns share one nonce sequence; a burn beyond the treasury FAILS; ReconcileChain nets burns and names a burn made behind the service's back", async () => {
+    const key = new DevKeySigner(generatePrivateKey());
+    const setup = await deployForSigner(node, key, { treasuryIsSigner: true });
+    const outbox = new MemorySettlementOutbox();
+    const worker = newWorker({ chain: setup.chain, outbox, lock: lockFor(new Map()) });
+    const at = Date.now();
+    await outbox.enqueue({ settlementId: "m1", blockchain: BLOCKCHAIN, amountMicros: 5_000_000n, createWallMs: at });
+    await outbox.enqueue({ settlementId: "b1", kind: "burn", blockchain: BLOCKCHAIN, amountMicros: 2_000_000n, createWallMs: at });
+    await outbox.enqueue({ settlementId: "b2", kind: "burn", blockchain: BLOCKCHAIN, amountMicros: 9_000_000n, createWallMs: at });
+    worker.start();
+    try {
+      await until(() => outbox.list().every((x) => x.state === "CONFIRMED" || x.state === "FAILED"), 30_000, () => JSON.stringify(countByState(outbox.list())));
+    } finally {
+      await worker.stop();
+    }
+    const byId = new Map(outbox.list().map((x) => [x.settlementId, x]));
+    expect(["m1", "b1", "b2"].map((id) => [id, byId.get(id)?.kind, byId.get(id)?.state])).toEqual([
+      ["m1", "mint", "CONFIRMED"],
+      ["b1", "burn", "CONFIRMED"],
+      ["b2", "burn", "FAILED"],
+    ]);
+    // Commit order is nonce order, mints and burns alike.
+    const first = byId.get("m1")?.txs[0]?.nonce ?? -1;
+    expect(["b1", "b2"].map((id) => byId.get(id)?.txs[0]?.nonce)).toEqual([first + 1, first + 2]);
+    expect(byId.get("b2")?.lastError).toBe("the burn transaction reverted on-chain");
+    expect(await setup.chain.totalSupply()).toBe(3_000_000n);
+    const clean = await compareChain(setup.chain, outbox.list());
+    expect([clean.agree, clean.totalSupplyMicros, clean.treasuryBalanceMicros, clean.confirmedSumMicros, clean.differences]).toEqual([true, 3_000_000n, 3_000_000n, 3_000_000n, []]);
+
+    // Burned with the treasury's key, outside the outbox.
+    const fees = await setup.chain.suggestFees();
+    const behind = await setup.chain.signBurn(1_000_000n, await setup.chain.minedNonce(), fees);
+    expect(await setup.chain.broadcast(behind.raw)).toEqual({ kind: "accepted" });
+    expect((await node.publicClient.waitForTransactionReceipt({ hash: behind.hash, timeout: 10_000 })).status).toBe("success");
+    const report = await compareChain(setup.chain, outbox.list());
+    expect([report.agree, report.totalSupplyMicros, report.confirmedSumMicros]).toEqual([false, 2_000_000n, 3_000_000n]);
+    expect(report.differences).toEqual([
+      { settlementId: "", kind: "burn", ledgerState: null, chainState: expect.stringMatching(/^burned 1000000 micro-USDC from the treasury in block \d+; no settlement in the ledger$/), txHash: behind.hash },
+    ]);
+    await key.close();
+  }, 60_000);
 });
