@@ -424,8 +424,12 @@ export class MintCore {
 
   /**
    * Debits the account and takes the amount out of circulation. The key is
-   * scoped to this RPC and the caller. Failures: INVALID_ARGUMENT,
-   * IDEMPOTENCY_*, INSUFFICIENT_FUNDS, ACCOUNT_FROZEN, DEADLINE_EXCEEDED.
+   * scoped to this RPC and the caller. On a chain that settles on-chain
+   * (issue 16) the store queues the redemption's burn in the same atomic step
+   * and the worker is woken; a burn the chain refuses is credited back by the
+   * worker, and the key keeps answering that redemption. Failures:
+   * INVALID_ARGUMENT, IDEMPOTENCY_*, INSUFFICIENT_FUNDS, ACCOUNT_FROZEN,
+   * DEADLINE_EXCEEDED.
    */
   async redeemUsdc(input: RedeemUsdcInput, ctx: CallContext): Promise<Result<{ redemption: RedemptionRecord; replayed: boolean }>> {
     const accountId = v.accountId(input.accountId);
