@@ -312,7 +312,12 @@ export interface LedgerStore {
   close(): Promise<void>;
 
   // Issue 12 (the ExactlyOnceStore methods of the same names say what each does).
-  /** Debits, lowers supply, records. Failures: INSUFFICIENT_FUNDS, ACCOUNT_FROZEN, DEADLINE_EXCEEDED. */
+  /**
+   * Debits, lowers supply, records. `settle` (issue 16): also writes the
+   * redemption's burn in the settlement outbox in the same transaction (the
+   * PostgreSQL ledger; the memory store queues it itself). Failures:
+   * INSUFFICIENT_FUNDS, ACCOUNT_FROZEN, DEADLINE_EXCEEDED.
+   */
   redeem(cmd: NewRedemption, claim: IdempotencyClaim, deadlineMs: number, journal: JournalEntry, settle?: boolean): Promise<Result<RedemptionRecord>>;
   setReserve(reserveMicros: bigint, attestationRef: string, journal: JournalEntry, deadlineMs: number): Promise<Result<SupplyState>>;
   getSupply(): Promise<SupplyState>;
