@@ -134,7 +134,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
 async function openSettlement(config: Config, adapters: Adapters, clock: Clock, logger: Logger): Promise<{ runtime: SettlementRuntime; reads: SettlementReads; close(): Promise<void> } | null> {
   const settings = config.settlement;
   if (settings === null) return null;
-  const { openSigner, createSettlementRuntime, settlementReads } = await import("./settlement/runtime.js");
+  const { openSigner, createSettlementRuntime, settlementReads, chainsThatCannotBurn } = await import("./settlement/runtime.js");
   const { createFaultHook } = await import("./settlement/worker.js");
   let outbox;
   let lock;
@@ -169,6 +169,10 @@ async function openSettlement(config: Config, adapters: Adapters, clock: Clock, 
     onError: (blockchain, err) => logger.warn({ blockchain, err: err instanceof Error ? err.message : String(err) }, "settlement pass failed; retrying"),
   });
   logger.info({ signer: signer.kind, address: signer.address, chains: settings.chains.map((c) => c.blockchain) }, "settlement enabled");
+  const cannotBurn = chainsThatCannotBurn(settings, signer.address);
+  if (cannotBurn.length > 0) {
+    logger.warn({ chains: cannotBurn, signer: signer.address }, "the treasury is not the signer's address: redemptions on these chains will revert on-chain and be credited back");
+  }
   return {
     runtime,
     reads: settlementReads(runtime, outbox),

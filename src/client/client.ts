@@ -383,7 +383,7 @@ export function createMintClient(options: MintClientOptions): MintClient {
         treasuryBalance: res.treasuryBalance,
         confirmedSum: res.confirmedSum,
         headBlock: res.headBlock,
-        differences: res.differences.map((d) => ({ mintId: d.mintId, ledgerState: (SettlementState[d.ledgerState] ?? "UNRECOGNIZED").replace(/^SETTLEMENT_STATE_/, ""), chainState: d.chainState, txHash: d.txHash })),
+        differences: res.differences.map((d) => ({ mintId: d.mintId, redemptionId: d.redemptionId, ledgerState: (SettlementState[d.ledgerState] ?? "UNRECOGNIZED").replace(/^SETTLEMENT_STATE_/, ""), chainState: d.chainState, txHash: d.txHash })),
       };
     },
     async listAuditEvents(input = {}, call) {

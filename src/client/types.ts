@@ -122,6 +122,8 @@ export interface Redemption {
   readonly idempotencyKey: string;
   readonly actor: string;
   readonly createTime: Date | undefined;
+  /** Issue 16: its on-chain burn (NOT_REQUIRED when the chain settles nothing). */
+  readonly settlement: Settlement | undefined;
 }
 
 export interface RedeemResult {
@@ -243,10 +245,15 @@ export function transferFromWire(t: WireTransfer | undefined): Transfer {
   };
 }
 
-/** Issue 16: one settlement whose on-chain state differs from the ledger's (mintId "" for a mint on-chain the ledger does not know). */
+/**
+ * Issue 16: one settlement whose on-chain state differs from the ledger's:
+ * a mint's (mintId) or a redemption's burn (redemptionId); both "" for a mint
+ * or burn on-chain the ledger does not know.
+ */
 export interface SettlementDifference {
   readonly mintId: string;
-  /** PENDING, SUBMITTED, CONFIRMED, FAILED; "UNSPECIFIED" for a mint the ledger does not know. */
+  readonly redemptionId: string;
+  /** PENDING, SUBMITTED, CONFIRMED, FAILED; "UNSPECIFIED" for a mint or burn the ledger does not know. */
   readonly ledgerState: string;
   readonly chainState: string;
   readonly txHash: string;
@@ -278,5 +285,6 @@ export function redemptionFromWire(r: WireRedemption | undefined): Redemption {
     idempotencyKey: w.idempotencyKey,
     actor: w.actor,
     createTime: w.createTime,
+    settlement: w.settlement === undefined ? undefined : settlementFromWire(w.settlement),
   };
 }

@@ -120,6 +120,10 @@ export function approvalResult(m: MintRecord): CanonicalObject {
 export function redemptionResult(r: RedemptionRecord): CanonicalObject {
   return { redemption_id: r.redemptionId };
 }
+/** Issue 16: a redemption whose burn failed on-chain, credited back to its account. */
+export function redemptionRecreditResult(r: RedemptionRecord): CanonicalObject {
+  return { account_id: r.accountId, amount: r.amountMicros.toString(), redemption_id: r.redemptionId, status: "RECREDITED" };
+}
 /** The reserve as set (supply is what the reserve was checked against, known only inside the store's step). */
 export function reserveResult(reserveMicros: bigint, attestationRef: string): CanonicalObject {
   return { attestation_ref: attestationRef, reserve: reserveMicros.toString() };

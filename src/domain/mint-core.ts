@@ -424,8 +424,12 @@ export class MintCore {
 
   /**
    * Debits the account and takes the amount out of circulation. The key is
-   * scoped to this RPC and the caller. Failures: INVALID_ARGUMENT,
-   * IDEMPOTENCY_*, INSUFFICIENT_FUNDS, ACCOUNT_FROZEN, DEADLINE_EXCEEDED.
+   * scoped to this RPC and the caller. On a chain that settles on-chain
+   * (issue 16) the store queues the redemption's burn in the same atomic step
+   * and the worker is woken; a burn the chain refuses is credited back by the
+   * worker, and the key keeps answering that redemption. Failures:
+   * INVALID_ARGUMENT, IDEMPOTENCY_*, INSUFFICIENT_FUNDS, ACCOUNT_FROZEN,
+   * DEADLINE_EXCEEDED.
    */
   async redeemUsdc(input: RedeemUsdcInput, ctx: CallContext): Promise<Result<{ redemption: RedemptionRecord; replayed: boolean }>> {
     const accountId = v.accountId(input.accountId);
@@ -440,6 +444,8 @@ export class MintCore {
     const request = redeemRequest(accountId.value, amount.value, blockchain.value);
     const accounts = [accountId.value];
     const journal: JournalEntry = { actor, action: "RedeemUsdc", idempotencyKey: key.value, request, accounts };
+    // Issue 16: on a settling chain the redemption burns from the treasury through the settlement worker.
+    const settle = this.deps.settlement?.required(blockchain.value) === true;
     const r = await this.keyed({ scope: "redeem", key: redeemStoreKey(actor, key.value), request, accounts, journal }, ctx, {
       kind: "redeem",
       cmd: {
@@ -452,10 +458,12 @@ export class MintCore {
         createWallMs: this.deps.clock.wallMs(),
       },
       journal,
+      ...(settle ? { settle } : {}),
     });
     if (!r.ok) return r;
     const stored = r.value.stored;
     if (stored.scope !== "redeem") throw new Error("invariant violated: a redeem key holds a non-redeem result");
+    if (settle && !r.value.replayed) this.deps.settlement?.wake(blockchain.value);
     return ok({ redemption: stored.redemption, replayed: r.value.replayed });
   }
 

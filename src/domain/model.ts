@@ -221,6 +221,12 @@ export interface RedemptionRecord {
   /** The principal that redeemed. */
   readonly actor: string;
   readonly createWallMs: number;
+  /**
+   * Issue 16: set (once) when the redemption's burn FAILED on-chain and the
+   * amount was credited back to the account; absent otherwise.
+   */
+  readonly recreditWallMs?: number;
+  readonly recreditReason?: string;
 }
 
 /** A redemption about to be applied (validated; id and time assigned by the core). */

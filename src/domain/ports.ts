@@ -93,8 +93,12 @@ export type Effect =
       readonly reserveRequired?: boolean;
     }
   | { readonly kind: "transfer"; readonly cmd: NewTransfer }
-  /** Issue 12: debits the account, lowers supply, records the redemption. */
-  | { readonly kind: "redeem"; readonly cmd: NewRedemption; readonly journal: JournalEntry };
+  /**
+   * Issue 12: debits the account, lowers supply, records the redemption.
+   * Issue 16: with `settle` (the chain settles on-chain) the store also writes
+   * the redemption's burn settlement in the outbox in the same atomic step.
+   */
+  | { readonly kind: "redeem"; readonly cmd: NewRedemption; readonly journal: JournalEntry; readonly settle?: boolean };
 
 /** One keyed call for `ExactlyOnceStore.applyOnce`. */
 export interface KeyedCall {
@@ -308,8 +312,13 @@ export interface LedgerStore {
   close(): Promise<void>;
 
   // Issue 12 (the ExactlyOnceStore methods of the same names say what each does).
-  /** Debits, lowers supply, records. Failures: INSUFFICIENT_FUNDS, ACCOUNT_FROZEN, DEADLINE_EXCEEDED. */
-  redeem(cmd: NewRedemption, claim: IdempotencyClaim, deadlineMs: number, journal: JournalEntry): Promise<Result<RedemptionRecord>>;
+  /**
+   * Debits, lowers supply, records. `settle` (issue 16): also writes the
+   * redemption's burn in the settlement outbox in the same transaction (the
+   * PostgreSQL ledger; the memory store queues it itself). Failures:
+   * INSUFFICIENT_FUNDS, ACCOUNT_FROZEN, DEADLINE_EXCEEDED.
+   */
+  redeem(cmd: NewRedemption, claim: IdempotencyClaim, deadlineMs: number, journal: JournalEntry, settle?: boolean): Promise<Result<RedemptionRecord>>;
   setReserve(reserveMicros: bigint, attestationRef: string, journal: JournalEntry, deadlineMs: number): Promise<Result<SupplyState>>;
   getSupply(): Promise<SupplyState>;
   setFrozen(accountId: string, frozen: boolean, reason: string, journal: JournalEntry, deadlineMs: number): Promise<Result<AccountState>>;

@@ -45,7 +45,11 @@ export interface EvmChainSettings {
   readonly rpcUrl: string;
   readonly chainId: number;
   readonly tokenAddress: Address;
-  /** Receives every mint; totalSupply() equals its balance while the tokens stay there. */
+  /**
+   * Receives every mint; totalSupply() equals its balance while the tokens
+   * stay there. Burns (issue 16) take from the signer's own balance, so the
+   * treasury must be the signer's address for redemptions to settle.
+   */
   readonly treasury: Address;
   /** Gas limit of one mint transaction. */
   readonly gasLimit: bigint;
@@ -95,13 +99,23 @@ export class EvmChainSettlement implements ChainSettlement {
 
   async signMint(amountMicros: bigint, nonce: number, fees: Fees): Promise<SignedTx> {
     if (amountMicros <= 0n) throw new Error("signMint: the amount must be positive");
+    return this.sign(encodeFunctionData({ abi: fiatTokenAbi, functionName: "mint", args: [this.treasury, amountMicros] }), nonce, fees);
+  }
+
+  async signBurn(amountMicros: bigint, nonce: number, fees: Fees): Promise<SignedTx> {
+    if (amountMicros <= 0n) throw new Error("signBurn: the amount must be positive");
+    return this.sign(encodeFunctionData({ abi: fiatTokenAbi, functionName: "burn", args: [amountMicros] }), nonce, fees);
+  }
+
+  /** Signs a call of the token with `data`; returns the bytes unsent. */
+  private async sign(data: Hex, nonce: number, fees: Fees): Promise<SignedTx> {
     const tx: TransactionSerializableEIP1559 = {
       type: "eip1559",
       chainId: this.chainId,
       nonce,
       to: this.settings.tokenAddress,
       value: 0n,
-      data: encodeFunctionData({ abi: fiatTokenAbi, functionName: "mint", args: [this.treasury, amountMicros] }),
+      data,
       gas: this.settings.gasLimit,
       maxFeePerGas: fees.maxFeePerGas,
       maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
@@ -201,6 +215,17 @@ export class EvmChainSettlement implements ChainSettlement {
   async treasuryMints(fromBlock = 0n): Promise<TreasuryMint[]> {
     const logs = await this.rpc("eth_getLogs", () =>
       this.client.getLogs({ address: this.settings.tokenAddress, event: TRANSFER_EVENT, args: { from: zeroAddress, to: this.treasury }, fromBlock, toBlock: "latest" }),
+    );
+    return logs.map((l) => ({ hash: l.transactionHash as Hex, amountMicros: l.args.value as bigint, blockNumber: l.blockNumber as bigint }));
+  }
+
+  /**
+   * Issue 16: every burn from the treasury the chain recorded (Transfer from
+   * the treasury to 0x0), for reconciliation to find burns the ledger did not sign.
+   */
+  async treasuryBurns(fromBlock = 0n): Promise<TreasuryMint[]> {
+    const logs = await this.rpc("eth_getLogs", () =>
+      this.client.getLogs({ address: this.settings.tokenAddress, event: TRANSFER_EVENT, args: { from: this.treasury, to: zeroAddress }, fromBlock, toBlock: "latest" }),
     );
     return logs.map((l) => ({ hash: l.transactionHash as Hex, amountMicros: l.args.value as bigint, blockNumber: l.blockNumber as bigint }));
   }

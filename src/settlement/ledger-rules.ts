@@ -22,13 +22,18 @@ export function settlementRefusal(mintId: string, state: string): Failure | null
   }
 }
 
-/** The journal entry of a settlement outcome, with the worker as actor. */
+/** The journal entry of a settlement outcome, with the worker as actor (a burn names its redemption). */
 export function settlementJournal(action: string, s: Settlement): JournalEntry {
+  const id: Record<string, string> = s.kind === "burn" ? { redemption_id: s.settlementId } : { mint_id: s.settlementId };
   return {
     actor: "settlement-worker",
     action,
     idempotencyKey: null,
-    request: { mint_id: s.settlementId, blockchain: s.blockchain, amount: s.amountMicros.toString(), tx_hash: s.minedHash, state: s.state },
+    request: { ...id, blockchain: s.blockchain, amount: s.amountMicros.toString(), tx_hash: s.minedHash, state: s.state },
     accounts: [],
   };
 }
+
+/** Issue 16: the journal actions of a burn's outcome (a mint's are SettleMint and FailMintSettlement). */
+export const BURN_CONFIRMED_ACTION = "SettleRedemption";
+export const BURN_FAILED_ACTION = "FailRedemptionSettlement";

@@ -55,7 +55,7 @@ export class MemorySettlementOutbox implements SettlementOutbox {
     if (n.amountMicros <= 0n) throw new Error("enqueue: the amount must be positive");
     this.put({
       settlementId: n.settlementId,
-      kind: "mint",
+      kind: n.kind ?? "mint",
       blockchain: n.blockchain,
       amountMicros: n.amountMicros,
       seq: ++this.seq,

@@ -72,10 +72,22 @@ CREATE INDEX settlement_txs_settlement_id ON settlement_txs (settlement_id, sign
   },
 ];
 
+/** Issue 16: redemptions burn through the same outbox (appended after the ledger's 16xx migrations). */
+export const BURN_SETTLEMENT_MIGRATION: Migration = {
+  version: 1601,
+  name: "issue 16: redemptions settle as burns",
+  sql: `
+-- A redemption on a settling chain writes a 'burn' settlement (id = the
+-- redemption id) in its own transaction.
+ALTER TABLE settlements DROP CONSTRAINT settlements_kind_check;
+ALTER TABLE settlements ADD CONSTRAINT settlements_kind_check CHECK (kind IN ('mint', 'burn'));
+`,
+};
+
 interface SettlementRow {
   seq: string;
   settlement_id: string;
-  kind: "mint";
+  kind: "mint" | "burn";
   blockchain: Blockchain;
   amount: string;
   state: SettlementState;
@@ -154,15 +166,15 @@ async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise
 
 /**
  * Adds a PENDING settlement on `client`, inside the caller's transaction (the
- * mint's). Idempotent per settlement id.
+ * mint's or the redemption's). Idempotent per settlement id.
  */
 export async function enqueueSettlement(client: Queryable, s: NewSettlement): Promise<void> {
   if (s.amountMicros <= 0n) throw new Error("enqueue: the amount must be positive");
   await client.query(
     `INSERT INTO settlements (settlement_id, kind, blockchain, amount, state, create_time, update_time)
-     VALUES ($1, 'mint', $2, $3, 'PENDING', to_timestamp($4 / 1000.0), to_timestamp($4 / 1000.0))
+     VALUES ($1, $5, $2, $3, 'PENDING', to_timestamp($4 / 1000.0), to_timestamp($4 / 1000.0))
      ON CONFLICT (settlement_id) DO NOTHING`,
-    [s.settlementId, s.blockchain, s.amountMicros.toString(), s.createWallMs],
+    [s.settlementId, s.blockchain, s.amountMicros.toString(), s.createWallMs, s.kind ?? "mint"],
   );
 }
 

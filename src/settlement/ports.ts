@@ -87,6 +87,12 @@ export interface ChainSettlement {
    */
   signMint(amountMicros: bigint, nonce: number, fees: Fees): Promise<SignedTx>;
   /**
+   * Issue 16: builds and signs the ERC-20 `burn(amountMicros)` transaction
+   * (the token burns from the caller's own balance, so the treasury must be
+   * the signer's address), WITHOUT sending it.
+   */
+  signBurn(amountMicros: bigint, nonce: number, fees: Fees): Promise<SignedTx>;
+  /**
    * What would make every mint fail, checked before signing: the node's chain
    * id differs from the configured one, the signer is not a minter of the
    * token, or the signer or treasury is blacklisted. Returns the problem in
@@ -106,10 +112,12 @@ export interface ChainSettlement {
   treasuryBalance(): Promise<bigint>;
   /** Issue 16: every mint to the treasury on the chain (for reconciliation); adapters that cannot list them leave it out. */
   treasuryMints?(fromBlock?: bigint): Promise<TreasuryMint[]>;
+  /** Issue 16: every burn from the treasury on the chain (for reconciliation); optional like `treasuryMints`. */
+  treasuryBurns?(fromBlock?: bigint): Promise<TreasuryMint[]>;
   close(): Promise<void>;
 }
 
-/** One mint to the treasury as the chain recorded it. */
+/** One mint to (or burn from) the treasury as the chain recorded it. */
 export interface TreasuryMint {
   readonly hash: Hex;
   readonly amountMicros: bigint;
@@ -139,11 +147,16 @@ export interface SettlementTx {
   readonly signedWallMs: number;
 }
 
+/**
+ * "mint": a ledger mint, minted on-chain to the treasury (credit pending until CONFIRMED).
+ * "burn": a ledger redemption (issue 16), burned on-chain from the treasury (debited at once; re-credited if FAILED).
+ */
+export type SettlementKind = "mint" | "burn";
+
 export interface Settlement {
-  /** The mint id (one settlement per mint; burns for redemptions get their own ids later). */
+  /** The mint id for a mint, the redemption id for a burn (one settlement each). */
   readonly settlementId: string;
-  /** "mint" only for now; issue 16's redemptions add "burn". */
-  readonly kind: "mint";
+  readonly kind: SettlementKind;
   readonly blockchain: Blockchain;
   readonly amountMicros: bigint;
   /** Commit order in the outbox; the worker signs in this order. */
@@ -163,9 +176,11 @@ export interface Settlement {
   readonly updateWallMs: number;
 }
 
-/** What the mint's own transaction writes into the outbox. */
+/** What the mint's (or redemption's) own transaction writes into the outbox. */
 export interface NewSettlement {
   readonly settlementId: string;
+  /** Default "mint". */
+  readonly kind?: SettlementKind;
   readonly blockchain: Blockchain;
   readonly amountMicros: bigint;
   readonly createWallMs: number;
@@ -182,7 +197,7 @@ export type RecordSignedOutcome =
  * atomic step; adapters throw when their backing store is unreachable.
  */
 export interface SettlementOutbox {
-  /** Adds a PENDING settlement (the store calls this inside the mint's transaction). Idempotent per `settlementId`. */
+  /** Adds a PENDING settlement (the store calls this inside the mint's or redemption's transaction). Idempotent per `settlementId`. */
   enqueue(s: NewSettlement): Promise<void>;
   /** Up to `limit` PENDING settlements of `blockchain`, in commit order. */
   nextPending(blockchain: Blockchain, limit: number): Promise<Settlement[]>;
@@ -206,11 +221,16 @@ export interface SettlementOutbox {
   /** A tx of the settlement is mined but not yet deep enough (or no longer mined: `mined` null after a reorg). */
   recordProgress(settlementId: string, mined: { hash: Hex; blockNumber: bigint; confirmations: number } | null, wallMs: number): Promise<void>;
   /**
-   * SUBMITTED → CONFIRMED, and the ledger moves the credit from pending to available
-   * in the same atomic step (see `SettlementEffects`). No-op when already final.
+   * SUBMITTED → CONFIRMED, and the ledger's effect in the same atomic step (see
+   * `SettlementEffects`): a mint's credit moves from pending to available; a
+   * burn is journaled. No-op when already final.
    */
   markConfirmed(settlementId: string, mined: { hash: Hex; blockNumber: bigint; confirmations: number }, wallMs: number): Promise<void>;
-  /** SUBMITTED → FAILED with `reason`, and the ledger reverses the pending credit in the same step. No-op when already final. */
+  /**
+   * SUBMITTED → FAILED with `reason`, and in the same step the ledger reverses
+   * a mint's pending credit or re-credits a burn's redemption. No-op when
+   * already final, so the effect runs once however often it is called.
+   */
   markFailed(settlementId: string, mined: { hash: Hex; blockNumber: bigint; confirmations: number } | null, reason: string, wallMs: number): Promise<void>;
   /**
    * PENDING → removed, for ReconcileMint of a mint whose settlement is not yet signed.
@@ -227,9 +247,18 @@ export interface SettlementOutbox {
  * transaction in PostgreSQL), so a crash never leaves one without the other.
  */
 export interface SettlementEffects<Tx = void> {
-  /** CONFIRMED: move `amountMicros` of the mint's credit from the account's pending to its available balance. */
+  /**
+   * CONFIRMED. Mint: move `amountMicros` of the mint's credit from the
+   * account's pending to its available balance. Burn: the debit happened
+   * with the redemption; only the journal records the settlement.
+   */
   confirmed(tx: Tx, s: Settlement): Promise<void> | void;
-  /** FAILED: reverse the pending credit (compensating entry, key freed, journal actor `settlement-worker`). */
+  /**
+   * FAILED. Mint: reverse the pending credit (compensating entry, key freed).
+   * Burn: re-credit the redemption's account (compensating entry, supply back
+   * up, the redemption marked re-credited). Journal actor `settlement-worker`;
+   * a mint or redemption already reversed is left alone.
+   */
   failed(tx: Tx, s: Settlement, reason: string): Promise<void> | void;
 }
 

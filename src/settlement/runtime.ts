@@ -97,6 +97,15 @@ export function createSettlementRuntime(opts: SettlementRuntimeOptions): Settlem
   };
 }
 
+/**
+ * Issue 16: the chains whose redemptions cannot burn: the token burns from
+ * the caller's own balance, so a treasury other than the signer's address
+ * makes every burn revert (and be re-credited). For a warning at start.
+ */
+export function chainsThatCannotBurn(settings: SettlementSettings, signerAddress: string): Blockchain[] {
+  return settings.chains.filter((c) => c.treasury.toLowerCase() !== signerAddress.toLowerCase()).map((c) => c.blockchain);
+}
+
 /** What the gRPC handlers read of settlement (issue 15: Mint.settlement; issue 16: ReconcileChain). */
 export interface SettlementReads {
   required(blockchain: Blockchain): boolean;

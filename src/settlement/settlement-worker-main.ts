@@ -2,7 +2,10 @@
  * A process that runs only the settlement workers, against the PostgreSQL
  * store (MINT_STORE=postgres://…): the same configuration as the service
  * (src/config.ts reads it). Any number may run; one sender per chain holds
- * the chain's advisory lock, the others stand by.
+ * the chain's advisory lock, the others stand by. It opens the PostgreSQL
+ * store like the service, so a final settlement and its ledger effect (a
+ * mint's credit made available or reversed; a failed burn re-credited)
+ * commit together whichever process is the sender.
  *
  * Until the mint path writes settlement rows (issue 7's atomic store), this
  * is also how tests and the local demo run settlement in a real process, and
@@ -13,8 +16,8 @@ import pg from "pg";
 import { ConfigError, loadConfig } from "../config.js";
 import { systemClock } from "../domain/clock.js";
 import { createLogger } from "../logger.js";
-import { runMigrations } from "../adapters/postgres/migrations.js";
-import { PgSenderLock, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "./outbox-postgres.js";
+import { openPostgresStores } from "../adapters/postgres/index.js";
+import { PgSenderLock } from "./outbox-postgres.js";
 import { createSettlementRuntime, openSigner } from "./runtime.js";
 import { createFaultHook } from "./worker.js";
 
@@ -35,15 +38,20 @@ async function main(): Promise<void> {
   const settings = config.settlement;
   if (settings === null) return;
 
-  const migrator = new pg.Client({ connectionString: config.store });
-  await migrator.connect();
-  try {
-    await runMigrations(migrator, logger, SETTLEMENT_MIGRATIONS);
-  } finally {
-    await migrator.end();
-  }
-  const pool = new pg.Pool({ connectionString: config.store, max: 4, connectionTimeoutMillis: config.pgConnectTimeoutMs, statement_timeout: config.pgStatementTimeoutMs });
-  pool.on("error", (err) => logger.warn({ err }, "idle PostgreSQL connection failed"));
+  // The store's own outbox: a final state and the ledger's effect (a mint's
+  // credit made available or reversed, a failed burn re-credited, issue 16)
+  // commit in one transaction, as in the service. Opening the store applies
+  // every pending migration.
+  const stores = await openPostgresStores({
+    url: config.store,
+    poolSize: 4,
+    statementTimeoutMs: config.pgStatementTimeoutMs,
+    connectTimeoutMs: config.pgConnectTimeoutMs,
+    idempotencyTtlMs: config.idempotencyTtlMs,
+    auditJournal: config.auditJournal,
+    clock: systemClock,
+    logger,
+  });
   const lock = new PgSenderLock(async () => {
     const c = new pg.Client({ connectionString: config.store, connectionTimeoutMillis: config.pgConnectTimeoutMs });
     await c.connect();
@@ -54,7 +62,7 @@ async function main(): Promise<void> {
   const runtime = createSettlementRuntime({
     settings,
     signer,
-    outbox: new PostgresSettlementOutbox(pool),
+    outbox: stores.settlementOutbox(),
     lock,
     clock: systemClock,
     ...(faultHook !== undefined ? { faultHook } : {}),
@@ -68,7 +76,7 @@ async function main(): Promise<void> {
       await runtime.stop();
       await lock.close();
       await signer.close();
-      await pool.end();
+      await stores.close();
       logger.info({}, "settlement worker stopped");
       logger.flush();
       process.exit(0);

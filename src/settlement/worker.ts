@@ -10,6 +10,8 @@
  *    broadcast, or a node that lost its pool). Nothing is ever signed twice.
  * 2. Signs PENDING settlements in commit order, one nonce each: sign, store
  *    the hash and bytes (PENDING → SUBMITTED) BEFORE broadcast, then send.
+ *    A mint's transaction mints to the treasury; a redemption's (kind
+ *    "burn", issue 16) burns from it; everything else is the same.
  *
  * Nonces: the next one is max(highest stored + 1, the chain's mined count),
  * derived again after any error, so a store write whose outcome is unknown
@@ -25,11 +27,13 @@ import {
   type ChainSettlement,
   type FaultHook,
   type FaultPoint,
+  type Fees,
   type Hex,
   type SenderLock,
   type Settlement,
   type SettlementOutbox,
   type SettlementTx,
+  type SignedTx,
   type TxLookup,
 } from "./ports.js";
 
@@ -246,7 +250,7 @@ export class SettlementWorker {
     let nonce: number = this.nextNonce;
     const fees = await this.chain.suggestFees();
     for (const s of pending) {
-      const tx = await this.chain.signMint(s.amountMicros, nonce, fees);
+      const tx = await this.sign(s, nonce, fees);
       let recorded;
       try {
         recorded = await this.outbox.recordSigned(s.settlementId, { hash: tx.hash, raw: tx.raw, nonce, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, signedWallMs: this.opts.clock.wallMs() }, this.opts.clock.wallMs());
@@ -280,6 +284,11 @@ export class SettlementWorker {
       throw new SettlementMisconfiguredError(`not signing: ${problem}`);
     }
     this.preflightOkMs = now;
+  }
+
+  /** A mint mints to the treasury; a redemption's burn (issue 16) burns from it. Same nonce sequence, same machinery. */
+  private sign(s: Settlement, nonce: number, fees: Fees): Promise<SignedTx> {
+    return s.kind === "burn" ? this.chain.signBurn(s.amountMicros, nonce, fees) : this.chain.signMint(s.amountMicros, nonce, fees);
   }
 
   private fault(point: FaultPoint, settlementId: string): void {
@@ -316,7 +325,7 @@ export class SettlementWorker {
     let maxFee = bump(last.maxFeePerGas) > suggested.maxFeePerGas ? bump(last.maxFeePerGas) : suggested.maxFeePerGas;
     if (maxFee < priority) maxFee = priority;
     const fees = { maxFeePerGas: maxFee, maxPriorityFeePerGas: priority };
-    const tx = await this.chain.signMint(s.amountMicros, last.nonce, fees);
+    const tx = await this.sign(s, last.nonce, fees);
     const wallMs = this.opts.clock.wallMs();
     const stored = await this.outbox.recordReplacement(s.settlementId, { hash: tx.hash, raw: tx.raw, nonce: last.nonce, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, signedWallMs: wallMs }, wallMs);
     if (!stored) return false;
@@ -346,7 +355,7 @@ export class SettlementWorker {
           await this.outbox.markConfirmed(s.settlementId, where, wallMs);
           return "confirmed";
         }
-        await this.outbox.markFailed(s.settlementId, where, "the mint transaction reverted on-chain", wallMs);
+        await this.outbox.markFailed(s.settlementId, where, `the ${s.kind} transaction reverted on-chain`, wallMs);
         return "failed";
       }
       if (s.minedHash !== mined.hash || s.blockNumber !== mined.blockNumber || s.confirmations !== mined.confirmations) {

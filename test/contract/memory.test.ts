@@ -8,6 +8,8 @@ import { exactlyOnceStoreContract } from "./exactly-once-store.contract.js";
 import { idempotencyStoreContract } from "./idempotency-store.contract.js";
 import { ledgerStoreContract } from "./ledger-store.contract.js";
 import { reserveStoreContract } from "./reserve-store.contract.js";
+import { MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
+import { settlementEffectsContract, type SettlementStoresUnderTest } from "./settlement-effects.contract.js";
 import { CONTRACT_IDEMPOTENCY_TTL_MS, type StoresUnderTest } from "./stores-under-test.js";
 
 async function makeMemoryStores(): Promise<StoresUnderTest> {
@@ -31,3 +33,24 @@ approvalStoreContract("memory", makeMemoryStores);
 ledgerStoreContract("memory", makeMemoryStores);
 idempotencyStoreContract("memory", makeMemoryStores);
 reserveStoreContract("memory", makeMemoryStores);
+
+/** Issue 16: the memory stores with their outbox attached, as the service wires them. */
+async function makeMemorySettlementStores(): Promise<SettlementStoresUnderTest> {
+  const base = await makeMemoryStores();
+  const store = base.store as MemoryExactlyOnceStore;
+  const ledger = base.ledger as MemoryLedgerStore;
+  const outbox = new MemorySettlementOutbox(store.settlementEffects());
+  store.attachOutbox(outbox);
+  return {
+    ...base,
+    outbox,
+    async journaled(action) {
+      const all = await store.audit.list({ accountId: null, actor: null, fromTimeMs: 0, toTimeMs: Infinity, afterSeq: 0, limit: 10_000 });
+      return all.filter((r) => r.action === action).map((r) => ({ actor: r.actor, request: { ...r.request }, result: { ...r.result } }));
+    },
+    async entries(refId) {
+      return ledger.ledgerEntries().filter((e) => e.refId === refId).map((e) => `${e.kind} ${e.amountMicros}`);
+    },
+  };
+}
+settlementEffectsContract("memory", makeMemorySettlementStores);

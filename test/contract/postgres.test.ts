@@ -11,6 +11,7 @@ import { exactlyOnceStoreContract } from "./exactly-once-store.contract.js";
 import { idempotencyStoreContract } from "./idempotency-store.contract.js";
 import { ledgerStoreContract } from "./ledger-store.contract.js";
 import { reserveStoreContract } from "./reserve-store.contract.js";
+import { settlementEffectsContract, type SettlementStoresUnderTest } from "./settlement-effects.contract.js";
 import { CONTRACT_IDEMPOTENCY_TTL_MS, type StoresUnderTest } from "./stores-under-test.js";
 
 /**
@@ -58,3 +59,43 @@ exactlyOnceStoreContract("postgres, default isolation SERIALIZABLE", serializabl
 ledgerStoreContract("postgres, default isolation SERIALIZABLE", serializableDefault);
 idempotencyStoreContract("postgres, default isolation SERIALIZABLE", serializableDefault);
 reserveStoreContract("postgres", () => makePostgresStores());
+
+/** Issue 16: the PostgreSQL stores with their outbox (the service's wiring); journal and entries read from the tables. */
+async function makePostgresSettlementStores(): Promise<SettlementStoresUnderTest> {
+  const db = await createTestDatabase();
+  const clock = new FakeClock();
+  try {
+    const stores = await openPostgresStores({
+      url: db.url,
+      poolSize: 4,
+      statementTimeoutMs: 5_000,
+      connectTimeoutMs: 5_000,
+      idempotencyTtlMs: CONTRACT_IDEMPOTENCY_TTL_MS,
+      clock,
+      testNowWallMs: () => clock.wallMs(),
+    });
+    return {
+      store: stores.store,
+      ledger: stores.ledger,
+      idempotency: stores.idempotency,
+      clock,
+      outbox: stores.settlementOutbox(),
+      async journaled(action) {
+        const res = await db.query<{ actor: string; request: string; result: string }>("SELECT actor, request, result FROM audit_journal WHERE action = $1 ORDER BY record_id", [action]);
+        return res.rows.map((r) => ({ actor: r.actor, request: JSON.parse(r.request) as Record<string, unknown>, result: JSON.parse(r.result) as Record<string, unknown> }));
+      },
+      async entries(refId) {
+        const res = await db.query<{ kind: string; amount: string }>("SELECT kind, amount::text AS amount FROM ledger_entries WHERE ref_id = $1 ORDER BY entry_id", [refId]);
+        return res.rows.map((r) => `${r.kind} ${r.amount}`);
+      },
+      async close() {
+        await stores.close();
+        await db.drop();
+      },
+    };
+  } catch (err) {
+    await db.drop();
+    throw err;
+  }
+}
+settlementEffectsContract("postgres", makePostgresSettlementStores);

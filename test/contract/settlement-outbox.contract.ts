@@ -72,6 +72,35 @@ export function settlementOutboxContract(name: string, open: () => Promise<Outbo
         expect((await outbox.get("r"))?.txs).toHaveLength(2);
       }));
 
+    it("issue 16: a burn (kind 'burn') shares the chain's commit order and nonces with mints; it fails once, its effect sees its kind", () =>
+      use(async ({ outbox, effects }) => {
+        await add(outbox, "m1");
+        await outbox.enqueue({ settlementId: "rdm-1", kind: "burn", blockchain: "ETHEREUM", amountMicros: 2_000_000n, createWallMs: 1_700_000_000_000 });
+        await outbox.enqueue({ settlementId: "rdm-1", kind: "burn", blockchain: "ETHEREUM", amountMicros: 9n, createWallMs: 1_700_000_000_000 });
+        await add(outbox, "m2");
+        const pending = await outbox.nextPending("ETHEREUM", 10);
+        expect(pending.map((s) => [s.settlementId, s.kind, s.amountMicros])).toEqual([
+          ["m1", "mint", 1_000_000n],
+          ["rdm-1", "burn", 2_000_000n],
+          ["m2", "mint", 1_000_000n],
+        ]);
+        expect((await outbox.recordSigned("m1", tx(1, 0), 1)).ok).toBe(true);
+        expect((await outbox.recordSigned("rdm-1", tx(2, 1), 1)).ok).toBe(true);
+        await expect(outbox.recordSigned("m2", tx(3, 1), 1)).rejects.toThrow(); // nonce 1 is the burn's
+        expect((await outbox.inFlight("ETHEREUM")).map((s) => [s.settlementId, s.kind, s.txs[0]?.nonce])).toEqual([
+          ["m1", "mint", 0],
+          ["rdm-1", "burn", 1],
+        ]);
+        await outbox.markFailed("rdm-1", mined(2, 5n, 1), "the burn transaction reverted on-chain", 2);
+        await outbox.markFailed("rdm-1", mined(2, 5n, 1), "again", 3);
+        await outbox.markConfirmed("rdm-1", mined(2, 5n, 1), 4);
+        await outbox.markConfirmed("m1", mined(1, 5n, 1), 4);
+        const burn = await outbox.get("rdm-1");
+        expect([burn?.kind, burn?.state, burn?.lastError, burn?.minedHash]).toEqual(["burn", "FAILED", "the burn transaction reverted on-chain", hash(2)]);
+        expect((await outbox.get("m1"))?.kind).toBe("mint");
+        expect(effects).toEqual(["failed:burn:rdm-1:the burn transaction reverted on-chain", "confirmed:m1"]);
+      }));
+
     it("refuses a non-positive amount and changes nothing", () =>
       use(async ({ outbox }) => {
         await expect(add(outbox, "zero", 0n)).rejects.toThrow();

@@ -3,15 +3,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Blockchain } from "../../src/domain/model.js";
 import { runMigrations } from "../../src/adapters/postgres/migrations.js";
 import { InProcessSenderLock, MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
-import { PgSenderLock, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
+import { BURN_SETTLEMENT_MIGRATION, PgSenderLock, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
 import type { SettlementEffects } from "../../src/settlement/ports.js";
 import { createTestDatabase, type TestDatabase, testClient, testPool } from "../support/pg-test-database.js";
 import { settlementOutboxContract } from "./settlement-outbox.contract.js";
 
 function recordingEffects<Tx>(effects: string[]): SettlementEffects<Tx> {
   return {
-    confirmed: (_tx, s) => void effects.push(`confirmed:${s.settlementId}`),
-    failed: (_tx, s, reason) => void effects.push(`failed:${s.settlementId}:${reason}`),
+    // A burn (issue 16) is marked, so the contract can tell the effect saw its kind.
+    confirmed: (_tx, s) => void effects.push(`confirmed:${s.kind === "burn" ? "burn:" : ""}${s.settlementId}`),
+    failed: (_tx, s, reason) => void effects.push(`failed:${s.kind === "burn" ? "burn:" : ""}${s.settlementId}:${reason}`),
   };
 }
 
@@ -27,7 +28,7 @@ beforeAll(async () => {
   const c = testClient({ connectionString: db.url });
   await c.connect();
   try {
-    await runMigrations(c, undefined, SETTLEMENT_MIGRATIONS);
+    await runMigrations(c, undefined, [...SETTLEMENT_MIGRATIONS, BURN_SETTLEMENT_MIGRATION]);
   } finally {
     await c.end();
   }

@@ -19,6 +19,9 @@ import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { BLOCKCHAIN, countByState, deployForSigner, enqueueMany, expectChainMatchesOutbox, until, type TokenSetup } from "../support/evm/settlement-fixture.js";
 import { createTestDatabase, type TestDatabase, testClient, testPool } from "../support/pg-test-database.js";
 import { createDevToken, pkcs11SignerEnv, type DevToken } from "../support/softhsm.js";
+import { Blockchain, SettlementState, type GetBalanceResponse, type GetRedemptionResponse, type MintUsdcResponse, type RedeemUsdcResponse } from "../../gen/usdc/mint/v1/mint.js";
+import { BLOCKCHAINS } from "../../src/domain/model.js";
+import { startTestServer } from "../support/test-server.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const WORKER_MAIN = path.join(ROOT, "src", "settlement", "settlement-worker-main.ts");
@@ -120,4 +123,45 @@ describe("settlement worker process: killed by the fault hook, then restarted", 
     expect(exit.code).toBe(2);
     expect(exit.stderr.trim()).toBe("usdc-mint settlement: invalid MINT_TEST_FAULT: fault hooks are refused unless MINT_TEST_FAULTS=true (test machines only)");
   });
+});
+
+describe("the worker process applies the ledger's effects (issue 16)", () => {
+  it("next to a service that stands by: it makes a mint's credit available and re-credits a redemption whose burn the chain refused, once", async () => {
+    const db = await createTestDatabase();
+    const setup = await deployForSigner(node, { address: token.address } as Signer, { treasuryIsSigner: true });
+    const settlementFile = path.join(dir, `chains-effects-${setup.token}.yaml`);
+    writeFileSync(
+      settlementFile,
+      `blockchains:\n  ${BLOCKCHAIN}:\n    rpcUrl: ${node.url}\n    chainId: ${node.chainId}\n    tokenContract: "${setup.token}"\n    treasury: "${setup.treasury}"\n    confirmations: 1\n    feeBumpTimeout: 1m\n    pollInterval: 20ms\n    requestTimeout: 2s\n`,
+    );
+    const env = { MINT_STORE: db.url, MINT_SETTLEMENT_FILE: settlementFile, ...pkcs11SignerEnv(token, dir) };
+    let finished = false;
+    const worker = runWorker({ ...env, MINT_LOG_LEVEL: "warn" }, async () => finished);
+    // The process holds the chain's sender lock before the service starts, so the service's own worker stands by.
+    const senderLocked = async (): Promise<boolean> =>
+      (await db.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND granted", [0x6d696e74, 1500 + BLOCKCHAINS.indexOf(BLOCKCHAIN)])).rowCount === 1;
+    await until(senderLocked, 30_000, () => "waiting for the worker process to take the sender lock");
+    const s = await startTestServer({ MINT_STORE: db.url, MINT_SETTLEMENT_FILE: settlementFile, ...pkcs11SignerEnv(token, dir) });
+    try {
+      const balance = (accountId: string): Promise<GetBalanceResponse> => s.call("getBalance", { accountId });
+      const m = await s.call<object, MintUsdcResponse>("mintUsdc", { accountId: "proc-alice", amount: "2", blockchain: Blockchain.BLOCKCHAIN_ETHEREUM, idempotencyKey: "proc-m1" });
+      await until(async () => (await balance("proc-alice")).balance === "2", 30_000, () => `mint ${m.mint?.mintId}`);
+      await s.call("mintUsdc", { accountId: "proc-alice", amount: "5", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: "proc-m2" });
+      const r = await s.call<object, RedeemUsdcResponse>("redeemUsdc", { accountId: "proc-alice", amount: "5", blockchain: Blockchain.BLOCKCHAIN_ETHEREUM, idempotencyKey: "proc-r1" });
+      const id = r.redemption?.redemptionId ?? "";
+      await until(async () => (await s.call<object, GetRedemptionResponse>("getRedemption", { redemptionId: id })).redemption?.settlement?.state === SettlementState.SETTLEMENT_STATE_FAILED, 30_000, () => `redemption ${id}`);
+      expect(await balance("proc-alice")).toMatchObject({ balance: "7", pendingBalance: "0" });
+      // Done by the process: the service's own worker never held the lock.
+      expect(s.app.settlement?.status().map((w) => w.role)).toEqual(["standby"]);
+      const entries = await db.query<{ kind: string }>("SELECT kind FROM ledger_entries WHERE ref_id = $1 ORDER BY entry_id", [id]);
+      expect(entries.rows.map((e) => e.kind)).toEqual(["redemption", "redemption_reversal"]);
+      expect(await setup.chain.totalSupply()).toBe(2_000_000n);
+    } finally {
+      finished = true;
+      const exit = await worker;
+      await s.stop();
+      await db.drop();
+      expect(exit.code, exit.stderr).toBe(0);
+    }
+  }, 90_000);
 });

@@ -46,6 +46,12 @@ export async function journalEffects(db: TestDatabase): Promise<{ effects: strin
       case "FailMintSettlement":
         effects.push(`reversal ${out.mint_id} ${out.account_id} -${out.amount}`);
         break;
+      // Issue 16: a redemption's burn confirmed moves nothing; a failed one credits the amount back.
+      case "SettleRedemption":
+        break;
+      case "FailRedemptionSettlement":
+        effects.push(`redemption_reversal ${out.redemption_id} ${out.account_id} ${out.amount}`);
+        break;
       case "Transfer":
         effects.push(`transfer_out ${out.transfer_id} ${req.from_account_id} -${req.amount}`);
         effects.push(`transfer_in ${out.transfer_id} ${req.to_account_id} ${req.amount}`);
@@ -105,6 +111,7 @@ export function recordEffects(records: readonly { action: string; request: Reado
     else if (r.action === "Transfer") out.push(`transfer_out ${res.transfer_id} ${req.from_account_id} -${req.amount}`, `transfer_in ${res.transfer_id} ${req.to_account_id} ${req.amount}`);
     else if (r.action === "ReconcileMint") out.push(`reversal ${res.mint_id} ${res.account_id} -${res.amount}`);
     else if (r.action === "RedeemUsdc") out.push(`redemption ${res.redemption_id} ${req.account_id} -${req.amount}`);
+    else if (r.action === "FailRedemptionSettlement") out.push(`redemption_reversal ${res.redemption_id} ${res.account_id} ${res.amount}`);
     else if (r.action === "SetReserve" || r.action === "FreezeAccount" || r.action === "UnfreezeAccount") continue;
     else throw new Error(`unexpected journal action ${r.action}`);
   }

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, describeConfig, loadConfig } from "../../src/config.js";
+import { chainsThatCannotBurn } from "../../src/settlement/runtime.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "mint-settlement-config-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -72,6 +73,14 @@ describe("settlement settings", () => {
     ]);
     expect(c.settlement?.signer).toEqual({ kind: "pkcs11", modulePath: "/usr/lib/softhsm/libsofthsm2.so", tokenLabel: "mint-hsm", keyLabel: "mint-treasury", pinFile: PIN_FILE, pin: "123456" });
     expect(Object.isFrozen(c.settlement?.chains[0])).toBe(true);
+  });
+
+  it("issue 16: name the chains whose treasury is not the signer's address (their burns would revert), case-insensitively", () => {
+    const c = loadConfig([], { MINT_SETTLEMENT_FILE: file(YAML_DOC), ...PKCS11_ENV });
+    const settings = c.settlement;
+    if (settings === null) throw new Error("settlement is configured");
+    expect(chainsThatCannotBurn(settings, TREASURY.toLowerCase())).toEqual([]);
+    expect(chainsThatCannotBurn(settings, TOKEN)).toEqual(["ETHEREUM", "BASE"]);
   });
 
   it("read the same document as JSON", () => {

@@ -6,7 +6,7 @@
  * nothing (a same-key retry, a reconcile) ever sees the ledger and the key
  * disagree. Calls queued on a gate wait holding nothing else.
  */
-import { approvalResult, entryOfEffect, freezeResult, LOCAL_ACTOR, mintResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
+import { approvalResult, entryOfEffect, freezeResult, LOCAL_ACTOR, mintResult, redemptionRecreditResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
 import type { Clock } from "../../domain/clock.js";
 import { assert, markNotApplied, type Failure } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
@@ -14,7 +14,7 @@ import { decideApproval, decideRejection, differingFields, sameRequest, type Acc
 import type { ApprovalStore, Effect, ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, KeyedCall, LedgerStore, ListMintsQuery, Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
-import { settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
+import { BURN_CONFIRMED_ACTION, BURN_FAILED_ACTION, settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
 import type { Settlement, SettlementEffects, SettlementOutbox } from "../../settlement/ports.js";
 import type { MemoryLedgerStore } from "./memory-ledger-store.js";
 import { MemoryAuditJournal } from "./memory-audit-journal.js";
@@ -90,9 +90,21 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     const ledger = this.ledger as MemoryLedgerStore;
     return {
       confirmed: async (_tx, s) => {
+        // Issue 16: a burn's debit happened with the redemption; only the journal records it.
+        if (s.kind === "burn") {
+          const r = ledger.peekRedemption(s.settlementId);
+          if (r !== null) this.journal?.append(unsealedRecord(settlementJournal(BURN_CONFIRMED_ACTION, s), { redemption_id: s.settlementId, state: "CONFIRMED" }, s.updateWallMs, [r.accountId]));
+          return;
+        }
         await this.settleConfirmed(ledger, s, settlementJournal("SettleMint", s));
       },
       failed: async (_tx, s, reason) => {
+        if (s.kind === "burn") {
+          // Re-credited and journaled in one synchronous stretch; a second call finds it re-credited and does nothing.
+          const r = ledger.recreditRedemption(s.settlementId, `settlement failed: ${reason}`, s.updateWallMs);
+          if (r !== null) this.journal?.append(unsealedRecord(settlementJournal(BURN_FAILED_ACTION, s), redemptionRecreditResult(r), s.updateWallMs, [r.accountId]));
+          return;
+        }
         await this.settleFailed(s, reason, settlementJournal("FailMintSettlement", s));
       },
     };
@@ -342,6 +354,20 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
       }
       if (effect.kind === "redeem") {
         const journal = entry ?? effect.journal;
+        if (effect.settle === true) {
+          // Issue 16: on a settling chain the debit, its journal record and the
+          // burn's outbox row are written in one synchronous stretch (the
+          // memory outbox's enqueue completes without awaiting).
+          const outbox = this.outbox;
+          const ledger = this.ledger as LedgerStore & Partial<Pick<MemoryLedgerStore, "redeemNow">>;
+          if (outbox === null || ledger.redeemNow === undefined) throw new Error("invariant violated: a settling redemption without an outbox and the memory ledger");
+          const r = ledger.redeemNow(effect.cmd);
+          if (!r.ok) return r;
+          this.journal?.append(unsealedRecord(journal, redemptionResult(r.value), effect.cmd.createWallMs));
+          const queued = outbox.enqueue({ settlementId: r.value.redemptionId, kind: "burn", blockchain: r.value.blockchain, amountMicros: r.value.amountMicros, createWallMs: r.value.createWallMs });
+          await queued;
+          return ok({ scope: "redeem", redemption: r.value });
+        }
         const r = await this.ledger.redeem(effect.cmd, claim, deadlineMs, journal);
         if (r.ok) this.journal?.append(unsealedRecord(journal, redemptionResult(r.value), effect.cmd.createWallMs));
         return r.ok ? ok({ scope: "redeem", redemption: r.value }) : r;

@@ -12,7 +12,7 @@ import { reserveRefusal, supplyState } from "../../domain/reserve.js";
 import type { LedgerStore, ListMintsQuery } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 
-export type EntryKind = "mint" | "transfer_out" | "transfer_in" | "reversal" | "redemption";
+export type EntryKind = "mint" | "transfer_out" | "transfer_in" | "reversal" | "redemption" | "redemption_reversal";
 
 /** One line of the ledger. Entries are only ever appended. */
 export interface LedgerEntry {
@@ -59,7 +59,7 @@ export class MemoryLedgerStore implements LedgerStore {
   /** Issue 15: mints whose credit is still pending (settlement not CONFIRMED). */
   private readonly pendingMints = new Set<string>();
 
-  /** Issue 12: completed mints − reversals − redemptions. */
+  /** Issue 12: completed mints − reversals − redemptions (+ redemptions re-credited, issue 16). */
   private supplyMicros = 0n;
   private reserveMicros: bigint | null = null;
   private attestationRef = "";
@@ -261,6 +261,14 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   async redeem(cmd: NewRedemption, _claim?: unknown, _deadlineMs?: number, _journal?: JournalEntry): Promise<Result<RedemptionRecord>> {
+    return this.redeemNow(cmd);
+  }
+
+  /**
+   * The redemption, synchronously (issue 16: so the caller can queue its burn
+   * in the same stretch). Failures: ACCOUNT_FROZEN, INSUFFICIENT_FUNDS.
+   */
+  redeemNow(cmd: NewRedemption): Result<RedemptionRecord> {
     assert(cmd.amountMicros > 0n, "redemption amount is positive");
     assert(!this.redemptionIndexById.has(cmd.redemptionId), "redemption ids are unique");
     const account = this.accounts.get(cmd.accountId);
@@ -273,6 +281,33 @@ export class MemoryLedgerStore implements LedgerStore {
     this.redemptions.push(record);
     this.journal.push(record);
     return ok(record);
+  }
+
+  /** The redemption as it is now, read synchronously. */
+  peekRedemption(redemptionId: string): RedemptionRecord | null {
+    const i = this.redemptionIndexById.get(redemptionId);
+    return i === undefined ? null : (this.redemptions[i] as RedemptionRecord);
+  }
+
+  /**
+   * Issue 16: the redemption's burn FAILED on-chain: the amount goes back to
+   * the account (frozen or not: it is the account's own money coming back)
+   * and into supply, and the redemption is marked re-credited, synchronously.
+   * Null (nothing done) for an unknown redemption or one re-credited already,
+   * so it happens once. Supply may then exceed a reserve set meanwhile: the
+   * money was in circulation when the reserve was last checked.
+   */
+  recreditRedemption(redemptionId: string, reason: string, wallMs: number): RedemptionRecord | null {
+    const i = this.redemptionIndexById.get(redemptionId);
+    if (i === undefined) return null;
+    const r = this.redemptions[i] as RedemptionRecord;
+    if (r.recreditWallMs !== undefined) return null;
+    const next: RedemptionRecord = { ...r, recreditWallMs: wallMs, recreditReason: reason };
+    this.redemptions[i] = next;
+    this.account(r.accountId).balanceMicros += r.amountMicros;
+    this.supplyMicros += r.amountMicros;
+    this.journal.push(next);
+    return next;
   }
 
   async setReserve(reserveMicros: bigint, attestationRef: string, _journal?: JournalEntry): Promise<Result<SupplyState>> {
@@ -329,7 +364,8 @@ export class MemoryLedgerStore implements LedgerStore {
     const out: LedgerEntry[] = [];
     for (const line of this.journal) {
       if ("redemptionId" in line) {
-        out.push({ accountId: line.accountId, amountMicros: -line.amountMicros, kind: "redemption", refId: line.redemptionId, wallMs: line.createWallMs });
+        if (line.recreditWallMs !== undefined) out.push({ accountId: line.accountId, amountMicros: line.amountMicros, kind: "redemption_reversal", refId: line.redemptionId, wallMs: line.recreditWallMs });
+        else out.push({ accountId: line.accountId, amountMicros: -line.amountMicros, kind: "redemption", refId: line.redemptionId, wallMs: line.createWallMs });
       } else if ("transferId" in line) {
         out.push({ accountId: line.fromAccountId, amountMicros: -line.amountMicros, kind: "transfer_out", refId: line.transferId, wallMs: line.createWallMs });
         out.push({ accountId: line.toAccountId, amountMicros: line.amountMicros, kind: "transfer_in", refId: line.transferId, wallMs: line.createWallMs });

@@ -10,7 +10,7 @@
  * with its `schema_migrations` row, so a crash leaves it applied or not at all.
  */
 import type pg from "pg";
-import { SETTLEMENT_MIGRATIONS } from "../../settlement/outbox-postgres.js";
+import { BURN_SETTLEMENT_MIGRATION, SETTLEMENT_MIGRATIONS } from "../../settlement/outbox-postgres.js";
 
 export interface Migration {
   /** Applied in ascending order; never renumber or edit an applied one, add a new one. */
@@ -241,6 +241,32 @@ ALTER TABLE idempotency_keys ADD CONSTRAINT idempotency_keys_scope_check CHECK (
 -- entries) but cannot be spent.
 ALTER TABLE accounts ADD COLUMN pending numeric(38,0) NOT NULL DEFAULT 0 CHECK (pending >= 0);
 ALTER TABLE mints ADD COLUMN pending boolean NOT NULL DEFAULT false;
+`,
+  },
+  // Issue 16: redemptions burn on-chain; a failed burn re-credits the account.
+  BURN_SETTLEMENT_MIGRATION,
+  {
+    version: 1602,
+    name: "issue 16: re-credit of a redemption whose burn failed",
+    sql: `
+-- Set once, by the transaction that marks the redemption's burn FAILED and
+-- credits the amount back ('redemption_reversal' entry, supply back up).
+ALTER TABLE redemptions ADD COLUMN recredit_time timestamptz;
+ALTER TABLE redemptions ADD COLUMN recredit_reason text NOT NULL DEFAULT '';
+ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_kind_check;
+ALTER TABLE ledger_entries ADD CONSTRAINT ledger_entries_kind_check
+  CHECK (kind IN ('mint', 'transfer_out', 'transfer_in', 'reversal', 'redemption', 'redemption_reversal'));
+-- A re-credit must always succeed: the money never left the chain. It can
+-- leave supply above a reserve lowered while the burn was in flight, so
+-- supply <= reserve is no longer a table CHECK; the statements that raise
+-- supply (mints) and set the reserve still enforce it in their WHERE.
+DO $$
+DECLARE c text;
+BEGIN
+  SELECT conname INTO c FROM pg_constraint
+  WHERE conrelid = 'supply'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%supply <= reserve%';
+  IF c IS NOT NULL THEN EXECUTE format('ALTER TABLE supply DROP CONSTRAINT %I', c); END IF;
+END $$;
 `,
   },
 ];

@@ -60,7 +60,7 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore, ApprovalStore
         return r.ok ? ok({ stored: { scope: "mint", mint: r.value }, replayed: false }) : r;
       }
       if (effect.kind === "redeem") {
-        const r = await this.ledger.redeem(effect.cmd, claim, wait.deadlineMs, call.journal ?? effect.journal);
+        const r = await this.ledger.redeem(effect.cmd, claim, wait.deadlineMs, call.journal ?? effect.journal, effect.settle === true);
         return r.ok ? ok({ stored: { scope: "redeem", redemption: r.value }, replayed: false }) : r;
       }
       const r = await this.ledger.transfer(effect.cmd, claim, wait.deadlineMs, call.journal);

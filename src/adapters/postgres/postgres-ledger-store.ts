@@ -28,10 +28,10 @@ import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase, type TxTimeouts
 import { classifyPgError, pgUnavailableError } from "./pg-errors.js";
 import { isoOfWallMs } from "./postgres-idempotency-store.js";
 import { approvalFields, mintToJson, redemptionToJson, transferToJson } from "./stored-result-codec.js";
-import { settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
-import { cancelSettlement } from "../../settlement/outbox-postgres.js";
-import type { SettlementEffects } from "../../settlement/ports.js";
-import { approvalResult, entryOfEffect, freezeResult, LOCAL_ACTOR, mintResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
+import { BURN_CONFIRMED_ACTION, BURN_FAILED_ACTION, settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
+import { cancelSettlement, enqueueSettlement } from "../../settlement/outbox-postgres.js";
+import type { Settlement, SettlementEffects } from "../../settlement/ports.js";
+import { approvalResult, entryOfEffect, freezeResult, LOCAL_ACTOR, mintResult, redemptionRecreditResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
 import type { JournalEntry } from "../../domain/journal.js";
 import { appendJournal, journalCte, journalCteWhen, journalParams, SEALER_APPLICATION_NAME, type PostgresAuditJournal } from "./postgres-audit-journal.js";
 
@@ -323,7 +323,7 @@ function supplyFromRow(r: SupplyRow | undefined): SupplyState {
   return supplyState(BigInt(r.supply), r.reserve === null ? null : BigInt(r.reserve), r.attestation_ref, BigInt(r.pending_approval ?? "0"));
 }
 
-const REDEMPTION_COLUMNS = `seq::text AS seq, redemption_id, account_id, amount::text AS amount, blockchain, idempotency_key, actor, create_time`;
+const REDEMPTION_COLUMNS = `seq::text AS seq, redemption_id, account_id, amount::text AS amount, blockchain, idempotency_key, actor, create_time, recredit_time, recredit_reason`;
 
 interface RedemptionRow {
   seq: string;
@@ -334,11 +334,13 @@ interface RedemptionRow {
   idempotency_key: string;
   actor: string;
   create_time: Date;
+  recredit_time: Date | null;
+  recredit_reason: string;
 }
 
 function redemptionFromRow(r: RedemptionRow): RedemptionRecord {
   assert(isBlockchain(r.blockchain), `redemption ${r.redemption_id} has a known blockchain`);
-  return {
+  const out: RedemptionRecord = {
     redemptionId: r.redemption_id,
     accountId: r.account_id,
     amountMicros: BigInt(r.amount),
@@ -347,6 +349,8 @@ function redemptionFromRow(r: RedemptionRow): RedemptionRecord {
     actor: r.actor,
     createWallMs: r.create_time.getTime(),
   };
+  // Issue 16: re-credited after its burn failed on-chain.
+  return r.recredit_time === null ? out : { ...out, recreditWallMs: r.recredit_time.getTime(), recreditReason: r.recredit_reason };
 }
 
 /** Debits the (locked, checked) account, records the redemption and its entry, stores the key's result. */
@@ -810,7 +814,7 @@ export class PostgresLedgerStore implements LedgerStore {
    * commits with the key's result. Failures: ACCOUNT_FROZEN,
    * INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED (rolled back: nothing changed).
    */
-  async redeem(cmd: NewRedemption, claim: IdempotencyClaim, deadlineMs: number, entry: JournalEntry): Promise<Result<RedemptionRecord>> {
+  async redeem(cmd: NewRedemption, claim: IdempotencyClaim, deadlineMs: number, entry: JournalEntry, settle = false): Promise<Result<RedemptionRecord>> {
     const c = asPgClaim(claim);
     assert(c.scope === "redeem", "redeem runs on its own redeem-scope claim");
     const record: RedemptionRecord = { ...cmd };
@@ -839,6 +843,8 @@ export class PostgresLedgerStore implements LedgerStore {
       ]);
       const row = res.rows[0];
       assert(row !== undefined && row.accounts === 1 && row.keys === 1 && row.redemptions === 1 && row.supply === 1, "redemption wrote one account, its record, its claimed key and supply");
+      // Issue 16: on a settling chain the burn's outbox row commits with the debit (one more statement, same transaction).
+      if (settle) await enqueueSettlement(client, { settlementId: cmd.redemptionId, kind: "burn", blockchain: cmd.blockchain, amountMicros: cmd.amountMicros, createWallMs: cmd.createWallMs });
       return ok(record);
     });
   }
@@ -948,6 +954,7 @@ export class PostgresLedgerStore implements LedgerStore {
   settlementEffects(): SettlementEffects<pg.PoolClient> {
     return {
       confirmed: async (client, s) => {
+        if (s.kind === "burn") return this.burnConfirmed(client, s);
         const moved = await client.query<{ account_id: string }>(
           `WITH m AS (UPDATE mints SET pending = false WHERE mint_id = $1 AND pending RETURNING account_id, amount)
            UPDATE accounts AS a SET pending = a.pending - m.amount, balance = a.balance + m.amount FROM m WHERE a.account_id = m.account_id
@@ -961,6 +968,7 @@ export class PostgresLedgerStore implements LedgerStore {
         }
       },
       failed: async (client, s, reason) => {
+        if (s.kind === "burn") return this.burnFailed(client, s, reason);
         const found = await client.query<MintRow & { pending: boolean }>(`SELECT ${MINT_COLUMNS}, pending FROM mints WHERE mint_id = $1 FOR UPDATE`, [s.settlementId]);
         const row = found.rows[0];
         if (row === undefined || row.status === "REVERSED") return;
@@ -971,6 +979,41 @@ export class PostgresLedgerStore implements LedgerStore {
         }
       },
     };
+  }
+
+  /** Issue 16: a redemption's burn CONFIRMED: the debit happened with the redemption; only the journal records it. */
+  private async burnConfirmed(client: pg.PoolClient, s: Settlement): Promise<void> {
+    if (this.audit === null) return;
+    const found = await client.query<{ account_id: string }>("SELECT account_id FROM redemptions WHERE redemption_id = $1", [s.settlementId]);
+    const account = found.rows[0]?.account_id;
+    if (account !== undefined) await appendJournal(client, unsealedRecord(settlementJournal(BURN_CONFIRMED_ACTION, s), { redemption_id: s.settlementId, state: "CONFIRMED" }, s.updateWallMs, [account]));
+  }
+
+  /**
+   * Issue 16: a redemption's burn FAILED: on the outbox's transaction, the
+   * redemption is marked re-credited (only if it is not yet: once), the
+   * amount goes back to the account (frozen or not) with a
+   * 'redemption_reversal' entry, supply rises again, and the journal records
+   * it with the worker as actor. Lock order as everywhere: the redemption,
+   * the account, then the supply row, one statement each.
+   */
+  private async burnFailed(client: pg.PoolClient, s: Settlement, reason: string): Promise<void> {
+    const at = isoOfWallMs(s.updateWallMs);
+    const marked = await client.query<RedemptionRow>(
+      `UPDATE redemptions SET recredit_time = $2, recredit_reason = $3 WHERE redemption_id = $1 AND recredit_time IS NULL RETURNING ${REDEMPTION_COLUMNS}`,
+      [s.settlementId, at, `settlement failed: ${reason}`],
+    );
+    const row = marked.rows[0];
+    if (row === undefined) return;
+    const r = redemptionFromRow(row);
+    const credited = await client.query(
+      `WITH a AS (UPDATE accounts SET balance = balance + $2::numeric WHERE account_id = $1 RETURNING 1)
+       INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at) SELECT $1, $2::numeric, 'redemption_reversal', $3, $4 FROM a`,
+      [r.accountId, r.amountMicros.toString(), r.redemptionId, at],
+    );
+    assert(credited.rowCount === 1, `the account of redemption ${r.redemptionId} exists and was re-credited`);
+    await client.query("UPDATE supply SET supply = supply + $1::numeric, updated_at = now() WHERE id = 1", [r.amountMicros.toString()]);
+    if (this.audit !== null) await appendJournal(client, unsealedRecord(settlementJournal(BURN_FAILED_ACTION, s), redemptionRecreditResult(r), s.updateWallMs, [r.accountId]));
   }
 
   async getMint(mintId: string): Promise<MintRecord | null> {

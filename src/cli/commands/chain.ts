@@ -23,7 +23,7 @@ export const chainCommand: CommandSpec = {
               ["head block", String(r.headBlock)],
             ]);
             if (r.differences.length === 0) return head;
-            return head + "\n" + table(["MINT", "LEDGER", "CHAIN", "TX"], r.differences.map((d) => [d.mintId === "" ? "(none)" : d.mintId, d.ledgerState, d.chainState, d.txHash]));
+            return head + "\n" + table(["SETTLEMENT", "LEDGER", "CHAIN", "TX"], r.differences.map((d) => [d.mintId !== "" ? d.mintId : d.redemptionId !== "" ? d.redemptionId : "(none)", d.ledgerState, d.chainState, d.txHash]));
           });
           return r.agree ? EXIT_OK : EXIT_CHAIN_DIFFERS;
         }),

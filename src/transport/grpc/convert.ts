@@ -158,6 +158,8 @@ export function redemptionToProto(r: RedemptionRecord): Redemption {
     idempotencyKey: r.idempotencyKey,
     actor: r.actor,
     createTime: new Date(r.createWallMs),
+    // Issue 16: filled from the outbox by the handlers when the chain settles.
+    settlement: NOT_REQUIRED,
   };
 }
 

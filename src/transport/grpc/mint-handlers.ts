@@ -17,6 +17,7 @@ import {
   GetMintResponse,
   ReconcileChainResponse,
   type Mint,
+  type Redemption,
   type ReconcileChainRequest,
   ListAuditEventsResponse,
   VerifyAuditChainResponse,
@@ -53,7 +54,7 @@ import { formatMicros } from "../../domain/money.js";
 import { ok } from "../../domain/result.js";
 import { invalid } from "../../domain/errors.js";
 import { fail } from "../../domain/result.js";
-import { isBlockchain, type MintRecord } from "../../domain/model.js";
+import { isBlockchain, type MintRecord, type RedemptionRecord } from "../../domain/model.js";
 import { ChainUnavailableError } from "../../settlement/ports.js";
 import type { SettlementReads } from "../../settlement/runtime.js";
 import {
@@ -82,6 +83,16 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
     return out.map((m) => (found.has(m.mintId) ? { ...m, settlement: settlementToProto(found.get(m.mintId)) } : m));
   };
   const one = async (m: MintRecord): Promise<Mint> => (await withSettlement([m]))[0] as Mint;
+  /** Issue 16: redemptions with their burn's settlement, the same way. */
+  const redemptionsWithSettlement = async (list: readonly RedemptionRecord[]): Promise<Redemption[]> => {
+    const out = list.map(redemptionToProto);
+    if (settlement === undefined) return out;
+    const ids = list.filter((r) => settlement.required(r.blockchain)).map((r) => r.redemptionId);
+    if (ids.length === 0) return out;
+    const found = await settlement.getMany(ids);
+    return out.map((r) => (found.has(r.redemptionId) ? { ...r, settlement: settlementToProto(found.get(r.redemptionId)) } : r));
+  };
+  const oneRedemption = async (r: RedemptionRecord): Promise<Redemption> => (await redemptionsWithSettlement([r]))[0] as Redemption;
   return {
     mintUsdc: edge.unary("MintUsdc", async (req: MintUsdcRequest, ctx) => {
       const r = await core.mintUsdc(
@@ -151,7 +162,13 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
           treasuryBalance: formatMicros(report.treasuryBalanceMicros),
           confirmedSum: formatMicros(report.confirmedSumMicros),
           headBlock: Number(report.headBlock),
-          differences: report.differences.map((d) => ({ mintId: d.settlementId, ledgerState: d.ledgerState === null ? 0 : settlementStateValue(d.ledgerState), chainState: d.chainState, txHash: d.txHash ?? "" })),
+          differences: report.differences.map((d) => ({
+            mintId: d.kind === "mint" ? d.settlementId : "",
+            redemptionId: d.kind === "burn" ? d.settlementId : "",
+            ledgerState: d.ledgerState === null ? 0 : settlementStateValue(d.ledgerState),
+            chainState: d.chainState,
+            txHash: d.txHash ?? "",
+          })),
         }),
       );
     }),
@@ -216,17 +233,17 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
         { accountId: req.accountId, amount: req.amount, blockchain: blockchainName(req.blockchain), idempotencyKey: req.idempotencyKey },
         ctx,
       );
-      return r.ok ? ok<RedeemUsdcResponse>({ redemption: redemptionToProto(r.value.redemption), replayed: r.value.replayed }) : r;
+      return r.ok ? ok<RedeemUsdcResponse>({ redemption: await oneRedemption(r.value.redemption), replayed: r.value.replayed }) : r;
     }),
 
     getRedemption: edge.unary("GetRedemption", async (req: GetRedemptionRequest) => {
       const r = await core.getRedemption(req.redemptionId);
-      return r.ok ? ok<GetRedemptionResponse>({ redemption: redemptionToProto(r.value) }) : r;
+      return r.ok ? ok<GetRedemptionResponse>({ redemption: await oneRedemption(r.value) }) : r;
     }),
 
     listRedemptions: edge.unary("ListRedemptions", async (req: ListRedemptionsRequest) => {
       const r = await core.listRedemptions({ accountId: req.accountId, pageSize: req.pageSize, pageToken: req.pageToken });
-      return r.ok ? ok<ListRedemptionsResponse>({ redemptions: r.value.redemptions.map(redemptionToProto), nextPageToken: r.value.nextPageToken }) : r;
+      return r.ok ? ok<ListRedemptionsResponse>({ redemptions: await redemptionsWithSettlement(r.value.redemptions), nextPageToken: r.value.nextPageToken }) : r;
     }),
 
     freezeAccount: edge.unary("FreezeAccount", async (req: FreezeAccountRequest, ctx) => {

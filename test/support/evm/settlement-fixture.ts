@@ -21,10 +21,14 @@ export interface TokenSetup {
   readonly chain: EvmChainSettlement;
 }
 
-/** Deploys a token with `signer` as minter (allowance `allowance`) minting to a fresh treasury address. */
-export async function deployForSigner(node: EvmNode, signer: Signer, opts: { rpcUrl?: string; allowance?: bigint } = {}): Promise<TokenSetup> {
+/**
+ * Deploys a token with `signer` as minter (allowance `allowance`) minting to a
+ * fresh treasury address, or to the signer's own address with
+ * `treasuryIsSigner` (as in production: burns take from the signer's balance).
+ */
+export async function deployForSigner(node: EvmNode, signer: Signer, opts: { rpcUrl?: string; allowance?: bigint; treasuryIsSigner?: boolean } = {}): Promise<TokenSetup> {
   const token = await node.deployToken(signer.address, opts.allowance ?? 10n ** 18n);
-  const treasury = privateKeyToAddress(generatePrivateKey());
+  const treasury = opts.treasuryIsSigner === true ? signer.address : privateKeyToAddress(generatePrivateKey());
   const chain = new EvmChainSettlement(
     { blockchain: BLOCKCHAIN, rpcUrl: opts.rpcUrl ?? node.url, chainId: node.chainId, tokenAddress: token, treasury, gasLimit: 150_000n, requestTimeoutMs: 2_000 },
     signer,

@@ -459,7 +459,7 @@ export interface ReconcileMintResponse {
 export interface Settlement {
   /** See SettlementState. */
   state: SettlementState;
-  /** Every transaction signed for the mint, oldest first (fee bumps add more, same nonce). */
+  /** Every transaction signed for the mint (or burn), oldest first (fee bumps add more, same nonce). */
   txHashes: string[];
   /** The transaction that was mined; empty until one is. */
   minedTxHash: string;
@@ -483,17 +483,19 @@ export interface ReconcileChainRequest {
 
 /** SettlementDifference is one settlement whose on-chain state differs from the ledger's. */
 export interface SettlementDifference {
-  /** The mint. */
+  /** The mint; empty for a redemption's burn. */
   mintId: string;
   /**
-   * The state the ledger records; UNSPECIFIED (and mint_id empty) for a mint
-   * on-chain that no settlement of the ledger signed.
+   * The state the ledger records; UNSPECIFIED (and mint_id, redemption_id empty)
+   * for a mint or burn on-chain that no settlement of the ledger signed.
    */
   ledgerState: SettlementState;
   /** What the chain shows, in words ("not mined", "reverted in block 12", ...). */
   chainState: string;
   /** The transaction looked up; empty when none. */
   txHash: string;
+  /** Issue 16: the redemption whose burn differs; empty for a mint. */
+  redemptionId: string;
 }
 
 /** ReconcileChainResponse is the comparison; agree is true only when nothing differs. */
@@ -506,7 +508,10 @@ export interface ReconcileChainResponse {
   totalSupply: string;
   /** The treasury's balanceOf(), USDC decimal string. */
   treasuryBalance: string;
-  /** The sum of the ledger's CONFIRMED settlements on the chain, USDC decimal string. */
+  /**
+   * The ledger's CONFIRMED mints minus its CONFIRMED burns (redemptions, issue 16)
+   * on the chain, USDC decimal string.
+   */
   confirmedSum: string;
   /** The chain's head block when compared. */
   headBlock: number;
@@ -624,7 +629,16 @@ export interface Redemption {
   /** The principal that redeemed ("local" without authentication). */
   actor: string;
   /** When it was applied (server wall clock). */
-  createTime: Date | undefined;
+  createTime:
+    | Date
+    | undefined;
+  /**
+   * Issue 16: the redemption's burn from the treasury on-chain, as Mint.settlement
+   * for mints; NOT_REQUIRED when the chain does not settle. FAILED means the
+   * burn was refused by the chain and the amount was credited back to the
+   * account (last_error says why).
+   */
+  settlement: Settlement | undefined;
 }
 
 /** RedeemUsdcRequest asks for `amount` USDC of `account_id` to be redeemed. */
@@ -2778,7 +2792,7 @@ export const ReconcileChainRequest: MessageFns<ReconcileChainRequest> = {
 };
 
 function createBaseSettlementDifference(): SettlementDifference {
-  return { mintId: "", ledgerState: 0, chainState: "", txHash: "" };
+  return { mintId: "", ledgerState: 0, chainState: "", txHash: "", redemptionId: "" };
 }
 
 export const SettlementDifference: MessageFns<SettlementDifference> = {
@@ -2794,6 +2808,9 @@ export const SettlementDifference: MessageFns<SettlementDifference> = {
     }
     if (message.txHash !== "") {
       writer.uint32(34).string(message.txHash);
+    }
+    if (message.redemptionId !== "") {
+      writer.uint32(42).string(message.redemptionId);
     }
     return writer;
   },
@@ -2843,6 +2860,14 @@ export const SettlementDifference: MessageFns<SettlementDifference> = {
             message.txHash = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.redemptionId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2877,6 +2902,11 @@ export const SettlementDifference: MessageFns<SettlementDifference> = {
         : isSet(object.tx_hash)
         ? globalThis.String(object.tx_hash)
         : "",
+      redemptionId: isSet(object.redemptionId)
+        ? globalThis.String(object.redemptionId)
+        : isSet(object.redemption_id)
+        ? globalThis.String(object.redemption_id)
+        : "",
     };
   },
 
@@ -2894,6 +2924,9 @@ export const SettlementDifference: MessageFns<SettlementDifference> = {
     if (message.txHash !== "") {
       obj.txHash = message.txHash;
     }
+    if (message.redemptionId !== "") {
+      obj.redemptionId = message.redemptionId;
+    }
     return obj;
   },
 
@@ -2906,6 +2939,7 @@ export const SettlementDifference: MessageFns<SettlementDifference> = {
     message.ledgerState = object.ledgerState ?? 0;
     message.chainState = object.chainState ?? "";
     message.txHash = object.txHash ?? "";
+    message.redemptionId = object.redemptionId ?? "";
     return message;
   },
 };
@@ -4032,6 +4066,7 @@ function createBaseRedemption(): Redemption {
     idempotencyKey: "",
     actor: "",
     createTime: undefined,
+    settlement: undefined,
   };
 }
 
@@ -4057,6 +4092,9 @@ export const Redemption: MessageFns<Redemption> = {
     }
     if (message.createTime !== undefined) {
       Timestamp.encode(toTimestamp(message.createTime), writer.uint32(58).fork()).join();
+    }
+    if (message.settlement !== undefined) {
+      Settlement.encode(message.settlement, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -4130,6 +4168,14 @@ export const Redemption: MessageFns<Redemption> = {
             message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.settlement = Settlement.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4167,6 +4213,7 @@ export const Redemption: MessageFns<Redemption> = {
         : isSet(object.create_time)
         ? fromJsonTimestamp(object.create_time)
         : undefined,
+      settlement: isSet(object.settlement) ? Settlement.fromJSON(object.settlement) : undefined,
     };
   },
 
@@ -4193,6 +4240,9 @@ export const Redemption: MessageFns<Redemption> = {
     if (message.createTime !== undefined) {
       obj.createTime = message.createTime.toISOString();
     }
+    if (message.settlement !== undefined) {
+      obj.settlement = Settlement.toJSON(message.settlement);
+    }
     return obj;
   },
 
@@ -4208,6 +4258,9 @@ export const Redemption: MessageFns<Redemption> = {
     message.idempotencyKey = object.idempotencyKey ?? "";
     message.actor = object.actor ?? "";
     message.createTime = object.createTime ?? undefined;
+    message.settlement = (object.settlement !== undefined && object.settlement !== null)
+      ? Settlement.fromPartial(object.settlement)
+      : undefined;
     return message;
   },
 };
