@@ -96,7 +96,7 @@ export function createSettlementRuntime(opts: SettlementRuntimeOptions): Settlem
     required: (blockchain) => workers.has(blockchain),
     wake: (blockchain) => workers.get(blockchain)?.wake(),
     status: () => [...workers.values()].map((w) => w.status()),
-    senders: () => [...workers.entries()].filter(([, w]) => w.status().role === "sender").map(([b]) => b),
+    senders: () => [...workers.entries()].filter(([, w]) => w.sender).map(([b]) => b),
     chain: (blockchain) => chains.get(blockchain),
     start: () => {
       for (const w of workers.values()) w.start();

@@ -148,6 +148,11 @@ export class SettlementWorker {
     await this.loop;
   }
 
+  /** True while this worker holds the chain's sender lock, as of its last pass (false once stopped: the lock is released). */
+  get sender(): boolean {
+    return this.isSender;
+  }
+
   status(): WorkerStatus {
     return {
       blockchain: this.chain.blockchain,
