@@ -184,7 +184,7 @@ export class SettlementMetrics implements SettlementMetricsSink {
     };
     new Gauge({
       name: "usdc_mint_settlement_oldest_unsettled_age_seconds",
-      help: "Age of the oldest settlement not yet final (PENDING or SUBMITTED), from its mint's commit; 0 when none is open",
+      help: "Age of the oldest settlement not yet final (PENDING or SUBMITTED), from its enqueue (the mint's commit, or the approval that completed it); 0 when none is open",
       labelNames: ["blockchain"],
       registers: [this.registry],
       async collect() {
