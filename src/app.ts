@@ -130,8 +130,17 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
   };
 }
 
-/** Issue 15: the settlement runtime over the store's outbox, when MINT_SETTLEMENT_FILE is set. */
-async function openSettlement(config: Config, adapters: Adapters, clock: Clock, logger: Logger): Promise<{ runtime: SettlementRuntime; reads: SettlementReads; close(): Promise<void> } | null> {
+/**
+ * Issue 15: the settlement runtime over the store's outbox, when MINT_SETTLEMENT_FILE is set.
+ * Issue 16: with metrics on, its series go on the service's registry (one /metrics for both).
+ */
+async function openSettlement(
+  config: Config,
+  adapters: Adapters,
+  clock: Clock,
+  logger: Logger,
+  metrics: ServiceMetrics | null,
+): Promise<{ runtime: SettlementRuntime; reads: SettlementReads; close(): Promise<void> } | null> {
   const settings = config.settlement;
   if (settings === null) return null;
   const { openSigner, createSettlementRuntime, settlementReads, chainsThatCannotBurn } = await import("./settlement/runtime.js");
@@ -159,6 +168,11 @@ async function openSettlement(config: Config, adapters: Adapters, clock: Clock, 
   }
   const signer = openSigner(settings.signer);
   const faultHook = config.testFault === null ? undefined : createFaultHook({ enabled: config.testFaults, point: config.testFault.point, count: config.testFault.count, action: "exit" });
+  let settlementMetrics;
+  if (metrics !== null) {
+    const { SettlementMetrics } = await import("./observability/settlement-metrics.js");
+    settlementMetrics = new SettlementMetrics(metrics.registry, { chains: settings.chains.map((c) => c.blockchain), signer: settings.signer.kind });
+  }
   const runtime = createSettlementRuntime({
     settings,
     signer,
@@ -166,8 +180,11 @@ async function openSettlement(config: Config, adapters: Adapters, clock: Clock, 
     lock,
     clock,
     ...(faultHook !== undefined ? { faultHook } : {}),
+    ...(settlementMetrics !== undefined ? { metrics: settlementMetrics } : {}),
     onError: (blockchain, err) => logger.warn({ blockchain, err: err instanceof Error ? err.message : String(err) }, "settlement pass failed; retrying"),
   });
+  const settlingOutbox = outbox;
+  settlementMetrics?.watch({ backlog: () => settlingOutbox.backlog(), wallMs: () => clock.wallMs(), senders: () => runtime.senders() });
   logger.info({ signer: signer.kind, address: signer.address, chains: settings.chains.map((c) => c.blockchain) }, "settlement enabled");
   const cannotBurn = chainsThatCannotBurn(settings, signer.address);
   if (cannotBurn.length > 0) {
@@ -232,7 +249,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     await observed?.listener.close();
     throw err;
   }
-  const settlement = await openSettlement(config, adapters, clock, logger);
+  const settlement = await openSettlement(config, adapters, clock, logger, metrics);
   const core = new MintCore({
     ...(settlement !== null ? { settlement: settlement.runtime } : {}),
     store: adapters.store,

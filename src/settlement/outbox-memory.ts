@@ -6,16 +6,18 @@
  * scan settled history.
  */
 import type { Blockchain } from "../domain/model.js";
-import type {
-  Hex,
-  NewSettlement,
-  RecordSignedOutcome,
-  Settlement,
-  SettlementEffects,
-  SettlementOutbox,
-  SettlementState,
-  SettlementTx,
-  SenderLock,
+import {
+  MAX_GET_MANY,
+  type Hex,
+  type NewSettlement,
+  type RecordSignedOutcome,
+  type Settlement,
+  type SettlementBacklog,
+  type SettlementEffects,
+  type SettlementOutbox,
+  type SettlementState,
+  type SettlementTx,
+  type SenderLock,
 } from "./ports.js";
 
 type Mined = { hash: Hex; blockNumber: bigint; confirmations: number };
@@ -117,16 +119,17 @@ export class MemorySettlementOutbox implements SettlementOutbox {
     this.put({ ...s, minedHash: mined?.hash ?? null, blockNumber: mined?.blockNumber ?? null, confirmations: mined?.confirmations ?? 0, updateWallMs: wallMs });
   }
 
-  async markConfirmed(settlementId: string, mined: Mined, wallMs: number): Promise<void> {
+  async markConfirmed(settlementId: string, mined: Mined, wallMs: number): Promise<boolean> {
     const s = this.all.get(settlementId);
-    if (s === undefined || s.state !== "SUBMITTED") return;
+    if (s === undefined || s.state !== "SUBMITTED") return false;
     const done = this.put({ ...s, state: "CONFIRMED", minedHash: mined.hash, blockNumber: mined.blockNumber, confirmations: mined.confirmations, lastError: "", updateWallMs: wallMs });
     await this.effects?.confirmed(undefined, done);
+    return true;
   }
 
-  async markFailed(settlementId: string, mined: Mined | null, reason: string, wallMs: number): Promise<void> {
+  async markFailed(settlementId: string, mined: Mined | null, reason: string, wallMs: number): Promise<boolean> {
     const s = this.all.get(settlementId);
-    if (s === undefined || s.state !== "SUBMITTED") return;
+    if (s === undefined || s.state !== "SUBMITTED") return false;
     const done = this.put({
       ...s,
       state: "FAILED",
@@ -137,6 +140,7 @@ export class MemorySettlementOutbox implements SettlementOutbox {
       updateWallMs: wallMs,
     });
     await this.effects?.failed(undefined, done, reason);
+    return true;
   }
 
   async cancel(settlementId: string): Promise<SettlementState | "MISSING"> {
@@ -150,6 +154,35 @@ export class MemorySettlementOutbox implements SettlementOutbox {
 
   async get(settlementId: string): Promise<Settlement | null> {
     return this.all.get(settlementId) ?? null;
+  }
+
+  async getMany(settlementIds: readonly string[]): Promise<Map<string, Settlement>> {
+    if (settlementIds.length > MAX_GET_MANY) throw new Error(`getMany: at most ${MAX_GET_MANY} ids, got ${settlementIds.length}`);
+    const out = new Map<string, Settlement>();
+    for (const id of settlementIds) {
+      const s = this.all.get(id);
+      if (s !== undefined) out.set(id, s);
+    }
+    return out;
+  }
+
+  async backlog(): Promise<Map<Blockchain, SettlementBacklog>> {
+    const out = new Map<Blockchain, SettlementBacklog>();
+    for (const chain of new Set([...this.pending.keys(), ...this.submitted.keys()])) {
+      const p = this.index(this.pending, chain);
+      const f = this.index(this.submitted, chain);
+      if (p.size + f.size === 0) continue;
+      // PENDING is in commit order, so its first entry is its oldest; SUBMITTED
+      // holds at most the worker's in-flight bound (64 by default).
+      let oldest = Infinity;
+      for (const s of p.values()) {
+        oldest = s.createWallMs;
+        break;
+      }
+      for (const s of f.values()) oldest = Math.min(oldest, s.createWallMs);
+      out.set(chain, { pending: p.size, submitted: f.size, oldestCreateWallMs: oldest });
+    }
+    return out;
   }
 
   /** Every settlement, in commit order (tests and reconciliation). */

@@ -14,16 +14,18 @@
 import type pg from "pg";
 import { BLOCKCHAINS, type Blockchain } from "../domain/model.js";
 import type { Migration } from "../adapters/postgres/migrations.js";
-import type {
-  Hex,
-  NewSettlement,
-  RecordSignedOutcome,
-  SenderLock,
-  Settlement,
-  SettlementEffects,
-  SettlementOutbox,
-  SettlementState,
-  SettlementTx,
+import {
+  MAX_GET_MANY,
+  type Hex,
+  type NewSettlement,
+  type RecordSignedOutcome,
+  type SenderLock,
+  type Settlement,
+  type SettlementBacklog,
+  type SettlementEffects,
+  type SettlementOutbox,
+  type SettlementState,
+  type SettlementTx,
 } from "./ports.js";
 
 export const SETTLEMENT_MIGRATIONS: readonly Migration[] = [
@@ -281,28 +283,30 @@ export class PostgresSettlementOutbox implements SettlementOutbox {
     );
   }
 
-  /** Moves SUBMITTED to a final state and runs the ledger's effect in the same transaction; no-op when not SUBMITTED. */
-  private async finish(settlementId: string, state: "CONFIRMED" | "FAILED", mined: Mined | null, reason: string, wallMs: number): Promise<void> {
-    await inTransaction(this.pool, async (c) => {
+  /** Moves SUBMITTED to a final state and runs the ledger's effect in the same transaction; false (no-op) when not SUBMITTED. */
+  private async finish(settlementId: string, state: "CONFIRMED" | "FAILED", mined: Mined | null, reason: string, wallMs: number): Promise<boolean> {
+    return inTransaction(this.pool, async (c) => {
       const res = await c.query<SettlementRow>(
         `UPDATE settlements SET state = $2, mined_hash = $3, block_number = $4, confirmations = $5, last_error = $6, update_time = to_timestamp($7 / 1000.0)
          WHERE settlement_id = $1 AND state = 'SUBMITTED' RETURNING *`,
         [settlementId, state, mined?.hash ?? null, mined?.blockNumber.toString() ?? null, mined?.confirmations ?? 0, reason, wallMs],
       );
       const row = res.rows[0];
-      if (row === undefined || this.effects === undefined) return;
+      if (row === undefined) return false;
+      if (this.effects === undefined) return true;
       const [s] = await this.withTxs([row], c);
       if (state === "CONFIRMED") await this.effects.confirmed(c, s as Settlement);
       else await this.effects.failed(c, s as Settlement, reason);
+      return true;
     });
   }
 
-  async markConfirmed(settlementId: string, mined: Mined, wallMs: number): Promise<void> {
-    await this.finish(settlementId, "CONFIRMED", mined, "", wallMs);
+  async markConfirmed(settlementId: string, mined: Mined, wallMs: number): Promise<boolean> {
+    return this.finish(settlementId, "CONFIRMED", mined, "", wallMs);
   }
 
-  async markFailed(settlementId: string, mined: Mined | null, reason: string, wallMs: number): Promise<void> {
-    await this.finish(settlementId, "FAILED", mined, reason, wallMs);
+  async markFailed(settlementId: string, mined: Mined | null, reason: string, wallMs: number): Promise<boolean> {
+    return this.finish(settlementId, "FAILED", mined, reason, wallMs);
   }
 
   async cancel(settlementId: string): Promise<SettlementState | "MISSING"> {
@@ -313,6 +317,69 @@ export class PostgresSettlementOutbox implements SettlementOutbox {
     const res = await this.pool.query<SettlementRow>("SELECT * FROM settlements WHERE settlement_id = $1", [settlementId]);
     const [s] = await this.withTxs(res.rows);
     return s ?? null;
+  }
+
+  /**
+   * One query, one round trip, whatever the number of ids: the settlements
+   * joined with their transactions (a settlement without any gives one row
+   * of nulls), grouped here. Before, ListMints asked once per mint (two
+   * queries each).
+   */
+  async getMany(settlementIds: readonly string[]): Promise<Map<string, Settlement>> {
+    if (settlementIds.length > MAX_GET_MANY) throw new Error(`getMany: at most ${MAX_GET_MANY} ids, got ${settlementIds.length}`);
+    const out = new Map<string, Settlement>();
+    if (settlementIds.length === 0) return out;
+    const res = await this.pool.query<SettlementRow & { [K in keyof TxRow as `tx_${K}`]: TxRow[K] | null }>(
+      `SELECT s.*, t.hash AS tx_hash, t.settlement_id AS tx_settlement_id, t.nonce AS tx_nonce, t.raw AS tx_raw,
+              t.max_fee_per_gas AS tx_max_fee_per_gas, t.max_priority_fee_per_gas AS tx_max_priority_fee_per_gas, t.signed_time AS tx_signed_time
+       FROM settlements s LEFT JOIN settlement_txs t ON t.settlement_id = s.settlement_id
+       WHERE s.settlement_id = ANY($1)
+       ORDER BY s.seq, t.signed_time, t.hash`,
+      [settlementIds],
+    );
+    const rows = new Map<string, { row: SettlementRow; txs: SettlementTx[] }>();
+    for (const r of res.rows) {
+      let entry = rows.get(r.settlement_id);
+      if (entry === undefined) {
+        entry = { row: r, txs: [] };
+        rows.set(r.settlement_id, entry);
+      }
+      if (r.tx_hash !== null) {
+        entry.txs.push(
+          toTx({
+            hash: r.tx_hash,
+            settlement_id: r.settlement_id,
+            nonce: r.tx_nonce as string,
+            raw: r.tx_raw as string,
+            max_fee_per_gas: r.tx_max_fee_per_gas as string,
+            max_priority_fee_per_gas: r.tx_max_priority_fee_per_gas as string,
+            signed_time: r.tx_signed_time as Date,
+          }),
+        );
+      }
+    }
+    for (const [id, { row, txs }] of rows) out.set(id, toSettlement(row, txs));
+    return out;
+  }
+
+  async backlog(): Promise<Map<Blockchain, SettlementBacklog>> {
+    // Two halves, each on its partial index (settlements_pending,
+    // settlements_in_flight), so the query reads open settlements only.
+    const res = await this.pool.query<{ blockchain: Blockchain; state: "PENDING" | "SUBMITTED"; n: string; oldest: Date }>(
+      `SELECT blockchain, 'PENDING' AS state, count(*) AS n, min(create_time) AS oldest FROM settlements WHERE state = 'PENDING' GROUP BY blockchain
+       UNION ALL
+       SELECT blockchain, 'SUBMITTED' AS state, count(*) AS n, min(create_time) AS oldest FROM settlements WHERE state = 'SUBMITTED' GROUP BY blockchain`,
+    );
+    const out = new Map<Blockchain, SettlementBacklog>();
+    for (const r of res.rows) {
+      const b = out.get(r.blockchain) ?? { pending: 0, submitted: 0, oldestCreateWallMs: Infinity };
+      out.set(r.blockchain, {
+        pending: b.pending + (r.state === "PENDING" ? Number(r.n) : 0),
+        submitted: b.submitted + (r.state === "SUBMITTED" ? Number(r.n) : 0),
+        oldestCreateWallMs: Math.min(b.oldestCreateWallMs, r.oldest.getTime()),
+      });
+    }
+    return out;
   }
 
   /** Every settlement of `blockchain` in `seq` order (tests and reconciliation; unbounded, so not for the hot path). */

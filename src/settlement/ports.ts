@@ -223,22 +223,50 @@ export interface SettlementOutbox {
   /**
    * SUBMITTED → CONFIRMED, and the ledger's effect in the same atomic step (see
    * `SettlementEffects`): a mint's credit moves from pending to available; a
-   * burn is journaled. No-op when already final.
+   * burn is journaled. True when this call made the change; false (a no-op)
+   * when the settlement was not SUBMITTED (already final, or unknown), so a
+   * caller counts each outcome once.
    */
-  markConfirmed(settlementId: string, mined: { hash: Hex; blockNumber: bigint; confirmations: number }, wallMs: number): Promise<void>;
+  markConfirmed(settlementId: string, mined: { hash: Hex; blockNumber: bigint; confirmations: number }, wallMs: number): Promise<boolean>;
   /**
    * SUBMITTED → FAILED with `reason`, and in the same step the ledger reverses
-   * a mint's pending credit or re-credits a burn's redemption. No-op when
-   * already final, so the effect runs once however often it is called.
+   * a mint's pending credit or re-credits a burn's redemption. True when this
+   * call made the change; false (a no-op) when already final, so the effect
+   * runs once however often it is called.
    */
-  markFailed(settlementId: string, mined: { hash: Hex; blockNumber: bigint; confirmations: number } | null, reason: string, wallMs: number): Promise<void>;
+  markFailed(settlementId: string, mined: { hash: Hex; blockNumber: bigint; confirmations: number } | null, reason: string, wallMs: number): Promise<boolean>;
   /**
    * PENDING → removed, for ReconcileMint of a mint whose settlement is not yet signed.
    * Returns the state found: "PENDING" when cancelled; otherwise nothing changed.
    */
   cancel(settlementId: string): Promise<SettlementState | "MISSING">;
   get(settlementId: string): Promise<Settlement | null>;
+  /**
+   * The settlements of these ids that exist, with their transactions, in one
+   * lookup (one query in PostgreSQL, whatever the number of ids): what a page
+   * of ListMints needs. At most `MAX_GET_MANY` ids; ids without a settlement
+   * are absent from the map.
+   */
+  getMany(settlementIds: readonly string[]): Promise<Map<string, Settlement>>;
+  /**
+   * What is not yet final, per chain (chains with nothing open are absent):
+   * how many settlements are PENDING and SUBMITTED, and the enqueue wall time
+   * of the oldest of them. Read when Prometheus scrapes; costs one query
+   * (PostgreSQL) over the open settlements only, never over settled history.
+   */
+  backlog(): Promise<Map<Blockchain, SettlementBacklog>>;
   close(): Promise<void>;
+}
+
+/** Most ids one `getMany` takes: a ListMints page holds at most 1000 mints (MAX_PAGE_SIZE in domain/mint-core.ts). */
+export const MAX_GET_MANY = 1_000;
+
+/** The open settlements of one chain (see `SettlementOutbox.backlog`). */
+export interface SettlementBacklog {
+  readonly pending: number;
+  readonly submitted: number;
+  /** `createWallMs` of the oldest PENDING or SUBMITTED settlement. */
+  readonly oldestCreateWallMs: number;
 }
 
 /**
@@ -273,6 +301,55 @@ export interface SenderLock {
   held(blockchain: Blockchain): Promise<boolean>;
   release(blockchain: Blockchain): Promise<void>;
 }
+
+/** How a settlement ended, as the metrics count it: mined successfully, mined and reverted, or dropped for good. */
+export type SettlementOutcome = "confirmed" | "reverted" | "dropped";
+
+/**
+ * What the settlement worker records about one chain (issue 16), resolved
+ * once per worker (`SettlementMetricsSink.chain`). Every method returns
+ * nothing and never throws, so the worker records without guarding; none is
+ * on the mint's path (the worker runs beside it).
+ */
+export interface ChainSettlementMetrics {
+  /**
+   * A settlement became final, counted once (the outbox's state change
+   * succeeded). `seconds`: wall time from enqueue (the mint's commit) to now;
+   * `confirmations`: how deep its transaction was when the worker saw it
+   * (0 when dropped).
+   */
+  finished(outcome: SettlementOutcome, seconds: number, confirmations: number): void;
+  /** A stuck transaction was replaced with higher fees (same nonce), stored before broadcast. */
+  feeBumped(): void;
+  /** A transaction of ours that was mined left the canonical chain before the confirmation depth. */
+  reorged(): void;
+  /** The same signed bytes were sent again (after a reorg, a crash between sign and broadcast, or a node that lost them). */
+  rebroadcast(): void;
+  /** A pass ended early on an outage or a misconfiguration (node or store unreachable, preflight refused). */
+  passFailed(): void;
+}
+
+/** The settlement metrics port: per chain handles plus the signer (shared by every chain). */
+export interface SettlementMetricsSink {
+  /** The handles for `blockchain`. Throws for a chain the sink was not made for (a wiring bug, seen at start). */
+  chain(blockchain: Blockchain): ChainSettlementMetrics;
+  /** One `signDigest` call took `seconds` (monotonic); `ok` false when it threw. */
+  signed(seconds: number, ok: boolean): void;
+}
+
+const noChainMetrics: ChainSettlementMetrics = Object.freeze({
+  finished() {},
+  feeBumped() {},
+  reorged() {},
+  rebroadcast() {},
+  passFailed() {},
+});
+
+/** Records nothing: the default when metrics are off. */
+export const noSettlementMetrics: SettlementMetricsSink = Object.freeze({
+  chain: () => noChainMetrics,
+  signed() {},
+});
 
 /** Named points where the test-only fault hook may stop the worker. */
 export const FAULT_POINTS = ["after-sign", "after-broadcast"] as const;

@@ -7,11 +7,12 @@
 import type { Clock } from "../domain/clock.js";
 import type { Blockchain } from "../domain/model.js";
 import { EvmChainSettlement } from "./chain-evm.js";
-import type { ChainSettlement, FaultHook, SenderLock, Settlement, SettlementOutbox, Signer } from "./ports.js";
+import type { ChainSettlement, FaultHook, SenderLock, Settlement, SettlementMetricsSink, SettlementOutbox, Signer } from "./ports.js";
 import { reconcileChain, type ChainReport } from "./reconcile.js";
 import type { SettlementSettings, SignerSettings } from "./settlement-config.js";
 import { DevKeySigner } from "./signer-dev-key.js";
 import { Pkcs11Signer } from "./signer-pkcs11.js";
+import { timedSigner } from "./timed-signer.js";
 import { SettlementWorker, type WorkerStatus } from "./worker.js";
 
 /** Opens the signer the settings name; throws with one line when the token or key is unusable. */
@@ -31,6 +32,8 @@ export interface SettlementRuntime {
   wake(blockchain: Blockchain): void;
   /** Per chain, for health: a chain outage shows here and never stops reads and transfers. */
   status(): WorkerStatus[];
+  /** The chains this process signs for now (holds the sender lock). */
+  senders(): Blockchain[];
   /** The chain's adapter (reconciliation reads through it); undefined when the chain does not settle. */
   chain(blockchain: Blockchain): ChainSettlement | undefined;
   start(): void;
@@ -43,6 +46,7 @@ export const noSettlement: SettlementRuntime = {
   required: () => false,
   wake: () => undefined,
   status: () => [],
+  senders: () => [],
   chain: () => undefined,
   start: () => undefined,
   stop: async () => undefined,
@@ -56,15 +60,19 @@ export interface SettlementRuntimeOptions {
   readonly clock: Clock;
   readonly faultHook?: FaultHook;
   readonly onError?: (blockchain: Blockchain, err: unknown) => void;
+  /** Issue 16: settlement metrics (outcomes, fee bumps, reorgs, signer latency); none when metrics are off. */
+  readonly metrics?: SettlementMetricsSink;
 }
 
 export function createSettlementRuntime(opts: SettlementRuntimeOptions): SettlementRuntime {
   const workers = new Map<Blockchain, SettlementWorker>();
   const chains = new Map<Blockchain, ChainSettlement>();
+  // Without metrics the signer is used as it is: no link, no clock reads.
+  const signer = opts.metrics === undefined ? opts.signer : timedSigner(opts.signer, opts.metrics);
   for (const c of opts.settings.chains) {
     const chain = new EvmChainSettlement(
       { blockchain: c.blockchain, rpcUrl: c.rpcUrl, chainId: c.chainId, tokenAddress: c.tokenContract, treasury: c.treasury, gasLimit: c.gasLimit, requestTimeoutMs: c.requestTimeoutMs },
-      opts.signer,
+      signer,
     );
     chains.set(c.blockchain, chain);
     workers.set(
@@ -79,6 +87,7 @@ export function createSettlementRuntime(opts: SettlementRuntimeOptions): Settlem
         feeBumpTimeoutMs: c.feeBumpTimeoutMs,
         maxBackoffMs: Math.max(c.pollIntervalMs, 10_000),
         ...(opts.faultHook !== undefined ? { faultHook: opts.faultHook } : {}),
+        ...(opts.metrics !== undefined ? { metrics: opts.metrics.chain(c.blockchain) } : {}),
         onError: (err) => opts.onError?.(c.blockchain, err),
       }),
     );
@@ -87,6 +96,7 @@ export function createSettlementRuntime(opts: SettlementRuntimeOptions): Settlem
     required: (blockchain) => workers.has(blockchain),
     wake: (blockchain) => workers.get(blockchain)?.wake(),
     status: () => [...workers.values()].map((w) => w.status()),
+    senders: () => [...workers.entries()].filter(([, w]) => w.sender).map(([b]) => b),
     chain: (blockchain) => chains.get(blockchain),
     start: () => {
       for (const w of workers.values()) w.start();
@@ -109,7 +119,7 @@ export function chainsThatCannotBurn(settings: SettlementSettings, signerAddress
 /** What the gRPC handlers read of settlement (issue 15: Mint.settlement; issue 16: ReconcileChain). */
 export interface SettlementReads {
   required(blockchain: Blockchain): boolean;
-  /** The settlements of these mints that exist (a mint without one is NOT_REQUIRED). */
+  /** The settlements of these mints that exist (a mint without one is NOT_REQUIRED), in one outbox lookup. */
   getMany(mintIds: readonly string[]): Promise<Map<string, Settlement>>;
   /** null when the chain does not settle. Throws ChainUnavailableError when the node cannot be reached. */
   reconcile(blockchain: Blockchain): Promise<ChainReport | null>;
@@ -118,12 +128,8 @@ export interface SettlementReads {
 export function settlementReads(runtime: SettlementRuntime, outbox: SettlementOutbox & { list(blockchain: Blockchain): Promise<Settlement[]> | Settlement[] }): SettlementReads {
   return {
     required: (b) => runtime.required(b),
-    async getMany(mintIds) {
-      const found = await Promise.all(mintIds.map((id) => outbox.get(id)));
-      const out = new Map<string, Settlement>();
-      for (const s of found) if (s !== null) out.set(s.settlementId, s);
-      return out;
-    },
+    // One batch per page (one query in PostgreSQL), not one lookup per mint.
+    getMany: (mintIds) => outbox.getMany(mintIds),
     async reconcile(b) {
       const chain = runtime.chain(b);
       if (chain === undefined) return null;

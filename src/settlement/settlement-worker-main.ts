@@ -11,12 +11,20 @@
  * is also how tests and the local demo run settlement in a real process, and
  * where the test-only fault hook (MINT_TEST_FAULTS=true, MINT_TEST_FAULT)
  * kills the process at `after-sign` or `after-broadcast`.
+ *
+ * MINT_METRICS_LISTEN (as for the service) serves this process's own
+ * `GET /metrics`: the settlement series and Node's defaults. It binds first,
+ * so an address that cannot be bound stops the start with one line naming
+ * the variable (exit 1) and nothing to undo.
  */
 import pg from "pg";
+import { collectDefaultMetrics, Registry } from "prom-client";
 import { ConfigError, loadConfig } from "../config.js";
 import { systemClock } from "../domain/clock.js";
 import { createLogger } from "../logger.js";
 import { openPostgresStores } from "../adapters/postgres/index.js";
+import { startMetricsServer, type RunningMetricsServer } from "../observability/metrics-server.js";
+import { SettlementMetrics } from "../observability/settlement-metrics.js";
 import { PgSenderLock } from "./outbox-postgres.js";
 import { createSettlementRuntime, openSigner } from "./runtime.js";
 import { createFaultHook } from "./worker.js";
@@ -38,6 +46,22 @@ async function main(): Promise<void> {
   const settings = config.settlement;
   if (settings === null) return;
 
+  let metrics: SettlementMetrics | undefined;
+  let listener: RunningMetricsServer | undefined;
+  if (config.metricsListen !== "") {
+    // A registry of this process's own: the settlement series and Node's defaults, none of the service's.
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    metrics = new SettlementMetrics(registry, { chains: settings.chains.map((c) => c.blockchain), signer: settings.signer.kind });
+    try {
+      listener = await startMetricsServer(config.metricsListen, { text: () => registry.metrics(), contentType: registry.contentType });
+    } catch (err) {
+      const why = err instanceof Error ? ((err as { code?: string }).code ?? err.message) : String(err);
+      process.stderr.write(`usdc-mint settlement: MINT_METRICS_LISTEN=${config.metricsListen}: cannot listen (${why})\n`);
+      process.exit(1);
+    }
+  }
+
   // The store's own outbox: a final state and the ledger's effect (a mint's
   // credit made available or reversed, a failed burn re-credited, issue 16)
   // commit in one transaction, as in the service. Opening the store applies
@@ -52,6 +76,7 @@ async function main(): Promise<void> {
     clock: systemClock,
     logger,
   });
+  const outbox = stores.settlementOutbox();
   const lock = new PgSenderLock(async () => {
     const c = new pg.Client({ connectionString: config.store, connectionTimeoutMillis: config.pgConnectTimeoutMs });
     await c.connect();
@@ -62,14 +87,21 @@ async function main(): Promise<void> {
   const runtime = createSettlementRuntime({
     settings,
     signer,
-    outbox: stores.settlementOutbox(),
+    outbox,
     lock,
     clock: systemClock,
     ...(faultHook !== undefined ? { faultHook } : {}),
+    ...(metrics !== undefined ? { metrics } : {}),
     onError: (blockchain, err) => logger.warn({ blockchain, err: err instanceof Error ? err.message : String(err) }, "settlement pass failed; retrying"),
   });
+  metrics?.watch({ backlog: () => outbox.backlog(), wallMs: () => systemClock.wallMs(), senders: () => runtime.senders() });
   runtime.start();
-  logger.info({ signer: signer.kind, address: signer.address, chains: settings.chains.map((c) => c.blockchain) }, "settlement worker started");
+  const metricsAddress = listener?.address ?? null;
+  logger.info({ signer: signer.kind, address: signer.address, chains: settings.chains.map((c) => c.blockchain), metricsAddress }, "settlement worker started");
+  // As the service does: the start line (with the metrics address) goes out at any level but silent.
+  if (!logger.isLevelEnabled("info") && logger.level !== "silent") {
+    process.stdout.write(JSON.stringify({ level: "info", msg: "settlement worker started", metricsAddress }) + "\n");
+  }
 
   const stop = (): void => {
     void (async () => {
@@ -77,6 +109,8 @@ async function main(): Promise<void> {
       await lock.close();
       await signer.close();
       await stores.close();
+      // Last, so the final scrape of a stopping worker still answers.
+      await listener?.close();
       logger.info({}, "settlement worker stopped");
       logger.flush();
       process.exit(0);

@@ -23,8 +23,10 @@
 import type { Clock } from "../domain/clock.js";
 import {
   ChainUnavailableError,
+  noSettlementMetrics,
   WorkerCrash,
   type ChainSettlement,
+  type ChainSettlementMetrics,
   type FaultHook,
   type FaultPoint,
   type Fees,
@@ -59,6 +61,8 @@ export interface SettlementWorkerOptions {
   readonly rebroadcastAfterMs?: number;
   /** Test-only: called at each fault point (see `createFaultHook`). */
   readonly faultHook?: FaultHook;
+  /** Issue 16: where the worker records outcomes, fee bumps, reorgs and failed passes (default: nowhere). */
+  readonly metrics?: ChainSettlementMetrics;
   /** Told about every failed pass (logging); never throws. */
   readonly onError?: (err: unknown) => void;
 }
@@ -113,11 +117,13 @@ export class SettlementWorker {
   private readonly lastSentMs = new Map<string, number>();
   /** Fee-bump replacements signed by this worker (issue 16), for status and metrics. */
   private replacements = 0;
+  private readonly metrics: ChainSettlementMetrics;
 
   constructor(private readonly opts: SettlementWorkerOptions) {
     if (!Number.isInteger(opts.confirmations) || opts.confirmations < 1) throw new Error("confirmations must be an integer ≥ 1");
     this.chain = opts.chain;
     this.outbox = opts.outbox;
+    this.metrics = opts.metrics ?? noSettlementMetrics.chain(opts.chain.blockchain);
   }
 
   /** Starts the background loop. */
@@ -146,6 +152,11 @@ export class SettlementWorker {
     await this.loop;
   }
 
+  /** True while this worker holds the chain's sender lock, as of its last pass (false once stopped: the lock is released). */
+  get sender(): boolean {
+    return this.isSender;
+  }
+
   status(): WorkerStatus {
     return {
       blockchain: this.chain.blockchain,
@@ -170,6 +181,7 @@ export class SettlementWorker {
           this.consecutiveErrors++;
           this.lastError = err instanceof Error ? err.message : String(err);
           this.nextNonce = null;
+          this.metrics.passFailed();
           this.opts.onError?.(err);
           delayMs = Math.min(this.opts.maxBackoffMs ?? 5_000, this.opts.pollIntervalMs * 2 ** Math.min(this.consecutiveErrors, 10));
         }
@@ -330,6 +342,7 @@ export class SettlementWorker {
     const stored = await this.outbox.recordReplacement(s.settlementId, { hash: tx.hash, raw: tx.raw, nonce: last.nonce, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, signedWallMs: wallMs }, wallMs);
     if (!stored) return false;
     this.replacements++;
+    this.metrics.feeBumped();
     await this.send(s.settlementId, tx.raw);
     return true;
   }
@@ -351,11 +364,13 @@ export class SettlementWorker {
       const where = { hash: mined.hash, blockNumber: mined.blockNumber, confirmations: mined.confirmations };
       if (mined.confirmations >= this.opts.confirmations) {
         this.lastSentMs.delete(s.settlementId);
+        const seconds = (wallMs - s.createWallMs) / 1000;
         if (mined.status === "success") {
-          await this.outbox.markConfirmed(s.settlementId, where, wallMs);
+          // Counted only when this call made the change, so a settlement is counted once.
+          if (await this.outbox.markConfirmed(s.settlementId, where, wallMs)) this.metrics.finished("confirmed", seconds, mined.confirmations);
           return "confirmed";
         }
-        await this.outbox.markFailed(s.settlementId, where, `the ${s.kind} transaction reverted on-chain`, wallMs);
+        if (await this.outbox.markFailed(s.settlementId, where, `the ${s.kind} transaction reverted on-chain`, wallMs)) this.metrics.finished("reverted", seconds, mined.confirmations);
         return "failed";
       }
       if (s.minedHash !== mined.hash || s.blockNumber !== mined.blockNumber || s.confirmations !== mined.confirmations) {
@@ -364,7 +379,10 @@ export class SettlementWorker {
       return "open";
     }
     // Mined before, gone now: a reorg took it out; it goes back to the pool or is re-sent below.
-    if (s.minedHash !== null) await this.outbox.recordProgress(s.settlementId, null, wallMs);
+    if (s.minedHash !== null) {
+      await this.outbox.recordProgress(s.settlementId, null, wallMs);
+      this.metrics.reorged();
+    }
     const last = s.txs[s.txs.length - 1];
     if (last === undefined) throw new Error(`settlement ${s.settlementId} is SUBMITTED without a transaction`);
     if (anyPending) {
@@ -378,12 +396,15 @@ export class SettlementWorker {
     // mint). Nothing of ours can be mined any more: FAILED, credit reversed.
     if ((await this.chain.minedNonce()) > last.nonce) {
       this.lastSentMs.delete(s.settlementId);
-      await this.outbox.markFailed(s.settlementId, null, `dropped: nonce ${last.nonce} was used by another transaction`, wallMs);
+      if (await this.outbox.markFailed(s.settlementId, null, `dropped: nonce ${last.nonce} was used by another transaction`, wallMs)) {
+        this.metrics.finished("dropped", (wallMs - s.createWallMs) / 1000, 0);
+      }
       return "failed";
     }
     const sentMs = this.lastSentMs.get(s.settlementId);
     if (sentMs !== undefined && this.opts.clock.nowMs() - sentMs < (this.opts.rebroadcastAfterMs ?? 2_000)) return "open";
     await this.send(s.settlementId, last.raw);
+    this.metrics.rebroadcast();
     return "rebroadcast";
   }
 }

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Blockchain } from "../../src/domain/model.js";
-import type { Hex, SenderLock, Settlement, SettlementOutbox, SettlementTx } from "../../src/settlement/ports.js";
+import { MAX_GET_MANY, type Hex, type SenderLock, type Settlement, type SettlementOutbox, type SettlementTx } from "../../src/settlement/ports.js";
 
 export interface OutboxUnderTest {
   readonly outbox: SettlementOutbox;
@@ -33,8 +33,51 @@ export function settlementOutboxContract(name: string, open: () => Promise<Outbo
         await t.close();
       }
     };
-    const add = (o: SettlementOutbox, id: string, amountMicros = 1_000_000n, blockchain: Blockchain = "ETHEREUM"): Promise<void> =>
-      o.enqueue({ settlementId: id, blockchain, amountMicros, createWallMs: 1_700_000_000_000 });
+    const add = (o: SettlementOutbox, id: string, amountMicros = 1_000_000n, blockchain: Blockchain = "ETHEREUM", createWallMs = 1_700_000_000_000): Promise<void> =>
+      o.enqueue({ settlementId: id, blockchain, amountMicros, createWallMs });
+
+    it("issue 16: getMany returns the settlements that exist, each with its transactions in signing order, as get does", () =>
+      use(async ({ outbox }) => {
+        await add(outbox, "g1", 1n);
+        await add(outbox, "g2", 2n, "BASE");
+        await add(outbox, "g3", 3n);
+        expect((await outbox.recordSigned("g1", tx(1, 0), 1)).ok).toBe(true);
+        expect(await outbox.recordReplacement("g1", { ...tx(2, 0), signedWallMs: 1_700_000_000_500 }, 2)).toBe(true);
+        await outbox.markConfirmed("g1", mined(2, 9n, 1), 3);
+        const found = await outbox.getMany(["g3", "missing", "g1", "g2", "g1"]);
+        expect([...found.keys()].sort()).toEqual(["g1", "g2", "g3"]);
+        for (const id of ["g1", "g2", "g3"]) expect(found.get(id)).toEqual(await outbox.get(id));
+        expect(found.get("g1")?.txs.map((t) => t.hash)).toEqual([hash(1), hash(2)]);
+        expect(found.get("g1")?.txs[1]).toEqual({ ...tx(2, 0), signedWallMs: 1_700_000_000_500 });
+        expect([found.get("g2")?.state, found.get("g2")?.txs]).toEqual(["PENDING", []]);
+        expect((await outbox.getMany([])).size).toBe(0);
+        expect((await outbox.getMany(["nope"])).size).toBe(0);
+      }));
+
+    it(`issue 16: getMany refuses more than ${MAX_GET_MANY} ids`, () =>
+      use(async ({ outbox }) => {
+        await expect(outbox.getMany(Array.from({ length: MAX_GET_MANY + 1 }, (_, i) => `id-${i}`))).rejects.toThrow(/at most/);
+        expect((await outbox.getMany(Array.from({ length: MAX_GET_MANY }, (_, i) => `id-${i}`))).size).toBe(0);
+      }));
+
+    it("issue 16: backlog counts the open settlements per chain by state and dates the oldest; final ones drop out", () =>
+      use(async ({ outbox }) => {
+        expect(await outbox.backlog()).toEqual(new Map());
+        await add(outbox, "b1", 1n, "ETHEREUM", 1_700_000_000_000);
+        await add(outbox, "b2", 1n, "ETHEREUM", 1_700_000_005_000);
+        await add(outbox, "b3", 1n, "ETHEREUM", 1_700_000_009_000);
+        await add(outbox, "b4", 1n, "BASE", 1_700_000_007_000);
+        await outbox.recordSigned("b1", tx(1, 0), 1);
+        expect(await outbox.backlog()).toEqual(
+          new Map([
+            ["ETHEREUM", { pending: 2, submitted: 1, oldestCreateWallMs: 1_700_000_000_000 }],
+            ["BASE", { pending: 1, submitted: 0, oldestCreateWallMs: 1_700_000_007_000 }],
+          ]),
+        );
+        expect(await outbox.markConfirmed("b1", mined(1, 5n, 1), 2)).toBe(true);
+        expect(await outbox.cancel("b4")).toBe("PENDING");
+        expect(await outbox.backlog()).toEqual(new Map([["ETHEREUM", { pending: 2, submitted: 0, oldestCreateWallMs: 1_700_000_005_000 }]]));
+      }));
 
     it("enqueue is idempotent per id; nextPending returns PENDING settlements of one chain in commit order, up to the limit", () =>
       use(async ({ outbox }) => {
@@ -155,12 +198,14 @@ export function settlementOutboxContract(name: string, open: () => Promise<Outbo
         for (const id of ["ok", "bad", "pending"]) await add(outbox, id);
         await outbox.recordSigned("ok", tx(1, 0), 1);
         await outbox.recordSigned("bad", tx(2, 1), 1);
-        await outbox.markConfirmed("ok", mined(1, 10n, 3), 2);
-        await outbox.markConfirmed("ok", mined(1, 10n, 4), 3);
-        await outbox.markFailed("ok", null, "late", 3);
-        await outbox.markFailed("bad", mined(2, 11n, 3), "reverted", 2);
-        await outbox.markFailed("bad", mined(2, 11n, 3), "reverted", 2);
-        await outbox.markConfirmed("pending", mined(3, 12n, 3), 2);
+        // True only for the call that made the change (the worker counts outcomes by it).
+        expect(await outbox.markConfirmed("ok", mined(1, 10n, 3), 2)).toBe(true);
+        expect(await outbox.markConfirmed("ok", mined(1, 10n, 4), 3)).toBe(false);
+        expect(await outbox.markFailed("ok", null, "late", 3)).toBe(false);
+        expect(await outbox.markFailed("bad", mined(2, 11n, 3), "reverted", 2)).toBe(true);
+        expect(await outbox.markFailed("bad", mined(2, 11n, 3), "reverted", 2)).toBe(false);
+        expect(await outbox.markConfirmed("pending", mined(3, 12n, 3), 2)).toBe(false);
+        expect(await outbox.markConfirmed("missing", mined(4, 12n, 3), 2)).toBe(false);
         expect(effects).toEqual(["confirmed:ok", "failed:bad:reverted"]);
         const ok = (await outbox.get("ok")) as Settlement;
         expect([ok.state, ok.minedHash, ok.blockNumber, ok.confirmations]).toEqual(["CONFIRMED", hash(1), 10n, 3]);

@@ -3,6 +3,7 @@
  * every `query` a pooled client sends is one round trip (pg sends one
  * message batch and waits for its reply). Also: reconcile answers from the
  * reversal's own commit, with no key delete after it (issue 7 defect 6).
+ * Issue 16: a page of mints' settlements is one query.
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -10,6 +11,8 @@ import { openPostgresStores, type PostgresStores } from "../../src/adapters/post
 import { MemoryRateLimiter } from "../../src/adapters/memory/memory-rate-limiter.js";
 import { UnavailableError } from "../../src/domain/errors.js";
 import { MintCore } from "../../src/domain/mint-core.js";
+import type { Settlement } from "../../src/settlement/ports.js";
+import { noSettlement, settlementReads } from "../../src/settlement/runtime.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
 
@@ -82,5 +85,31 @@ describe("PostgreSQL round trips", () => {
     // The key was freed in the reversal's transaction: the same key mints afresh.
     const again = await core.mintUsdc({ accountId: "rt-c", amount: "2", blockchain: "ETHEREUM", idempotencyKey: "rt-m3" }, NO_DEADLINE);
     expect(again).toMatchObject({ ok: true, value: { replayed: false } });
+  });
+
+  it("issue 16: the settlements of a ListMints page are one round trip, whatever the page size (was 2 per mint)", async () => {
+    const outbox = stores.settlementOutbox();
+    const ids = Array.from({ length: 40 }, (_, i) => `rt-settle-${i}`);
+    for (const [i, id] of ids.entries()) {
+      await outbox.enqueue({ settlementId: id, blockchain: "ETHEREUM", amountMicros: BigInt(i + 1), createWallMs: 1_700_000_000_000 });
+      if (i % 2 === 0) {
+        const tx = (n: number) => ({ hash: `0x${(i * 10 + n).toString(16).padStart(64, "0")}` as const, raw: "0x02" as const, nonce: i, maxFeePerGas: 2n ** 70n + BigInt(n), maxPriorityFeePerGas: 1n, signedWallMs: 1_700_000_000_000 + n });
+        await outbox.recordSigned(id, tx(1), 1_700_000_000_001);
+        await outbox.recordReplacement(id, tx(2), 1_700_000_000_002);
+      }
+    }
+    const reads = settlementReads(noSettlement, outbox);
+    let found = new Map<string, Settlement>();
+    const batched = await roundTrips(async () => {
+      found = await reads.getMany([...ids, "rt-settle-missing"]);
+    });
+    expect(batched).toBe(1);
+    expect(found.size).toBe(40);
+    // The same settlements as one lookup per mint gives (fees beyond 2^53 intact).
+    for (const id of ids) expect(found.get(id)).toEqual(await outbox.get(id));
+    expect(found.get("rt-settle-0")?.txs.map((t) => t.maxFeePerGas)).toEqual([2n ** 70n + 1n, 2n ** 70n + 2n]);
+    // What the handlers did before: one get per mint, two round trips each.
+    const oneByOne = await roundTrips(() => Promise.all(ids.map((id) => outbox.get(id))));
+    expect(oneByOne).toBe(80);
   });
 });

@@ -6,6 +6,7 @@
  * mined mint, and the signed bytes stored before the crash are the ones mined.
  */
 import { spawn } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -22,6 +23,7 @@ import { createDevToken, pkcs11SignerEnv, type DevToken } from "../support/softh
 import { Blockchain, SettlementState, type GetBalanceResponse, type GetRedemptionResponse, type MintUsdcResponse, type RedeemUsdcResponse } from "../../gen/usdc/mint/v1/mint.js";
 import { BLOCKCHAINS } from "../../src/domain/model.js";
 import { startTestServer } from "../support/test-server.js";
+import { sampleValue, scrapeMetrics, type Sample } from "../support/prom-text.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const WORKER_MAIN = path.join(ROOT, "src", "settlement", "settlement-worker-main.ts");
@@ -46,8 +48,11 @@ interface Exit {
   stderr: string;
 }
 
-/** Runs the worker process; resolves when it exits (or, with `stopWhen`, SIGTERMs it once that holds). */
-async function runWorker(env: Record<string, string>, stopWhen?: () => Promise<boolean>): Promise<Exit> {
+/**
+ * Runs the worker process; resolves when it exits (or, with `stopWhen`, SIGTERMs it once that holds).
+ * `stopWhen` is given the process's output so far (stdout and stderr).
+ */
+async function runWorker(env: Record<string, string>, stopWhen?: (output: () => string) => Promise<boolean>): Promise<Exit> {
   const child = spawn(process.execPath, ["--import", "tsx", WORKER_MAIN], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
@@ -55,7 +60,7 @@ async function runWorker(env: Record<string, string>, stopWhen?: () => Promise<b
   const exited = new Promise<Exit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal, stderr })));
   if (stopWhen !== undefined) {
     try {
-      await until(async () => (await stopWhen()) || child.exitCode !== null, 60_000, () => stderr);
+      await until(async () => (await stopWhen(() => stderr)) || child.exitCode !== null, 60_000, () => stderr);
     } finally {
       if (child.exitCode === null) child.kill("SIGTERM");
     }
@@ -115,6 +120,46 @@ describe("settlement worker process: killed by the fault hook, then restarted", 
     const { confirmedSum, problems } = await expectChainMatchesOutbox(node, setup, list, signer);
     expect(problems).toEqual([]);
     expect(confirmedSum).toBe(expected);
+  });
+
+  it("issue 16: MINT_METRICS_LISTEN serves the worker's own /metrics (scraped over HTTP): the settlement series move as it confirms; none of the service's", async () => {
+    const signer = { address: token.address } as Pick<Signer, "address">;
+    const setup = await deployForSigner(node, signer as Signer);
+    const outbox = new PostgresSettlementOutbox(pool);
+    await pool.query("TRUNCATE settlement_txs, settlements RESTART IDENTITY");
+    await enqueueMany(outbox, 4, "metrics");
+    const eth = { blockchain: BLOCKCHAIN };
+    let last: Sample[] = [];
+    const exit = await runWorker({ ...envFor(setup), MINT_METRICS_LISTEN: "127.0.0.1:0" }, async (output) => {
+      // The start line names the bound address (it goes out at any log level but silent).
+      const address = /"metricsAddress":"([^"]+)"/.exec(output())?.[1];
+      if (address === undefined) return false;
+      last = await scrapeMetrics(address);
+      return sampleValue(last, "usdc_mint_settlement_seconds_count", eth) === 4;
+    });
+    expect(exit.code, exit.stderr).toBe(0);
+    expect(countByState(await outbox.list(BLOCKCHAIN))).toEqual({ CONFIRMED: 4 });
+    expect(sampleValue(last, "usdc_mint_settlement_confirmations_count", eth)).toBe(4);
+    expect(sampleValue(last, "usdc_mint_settlement_signer_seconds_count", { signer: "pkcs11", outcome: "ok" })).toBe(4);
+    expect(sampleValue(last, "usdc_mint_settlement_sender", eth)).toBe(1);
+    expect(sampleValue(last, "usdc_mint_settlement_failures_total", { ...eth, reason: "reverted" })).toBe(0);
+    expect(last.some((x) => x.name === "process_cpu_user_seconds_total")).toBe(true);
+    // A worker has no gRPC server and moves no money itself: none of the service's series.
+    expect(last.some((x) => x.name.startsWith("grpc_server_") || x.name === "usdc_mint_minted_micro_usdc_total")).toBe(false);
+  });
+
+  it("issue 16: a metrics address that cannot be bound stops the worker at start with one line naming MINT_METRICS_LISTEN (exit 1)", async () => {
+    const setup = await deployForSigner(node, { address: token.address } as Signer);
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const exit = await runWorker({ ...envFor(setup), MINT_METRICS_LISTEN: `127.0.0.1:${port}` });
+      expect(exit.code).toBe(1);
+      expect(exit.stderr.trim()).toBe(`usdc-mint settlement: MINT_METRICS_LISTEN=127.0.0.1:${port}: cannot listen (EADDRINUSE)`);
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => resolve()));
+    }
   });
 
   it("refuses the fault hook without MINT_TEST_FAULTS=true (exit 2, one line)", async () => {

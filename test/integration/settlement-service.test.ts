@@ -19,6 +19,7 @@ import {
   type ApproveMintResponse,
   type GetBalanceResponse,
   type GetMintResponse,
+  type ListMintsResponse,
   type MintUsdcResponse,
   type ReconcileChainResponse,
   type ReconcileMintResponse,
@@ -34,6 +35,7 @@ import { createTestDatabase, type TestDatabase } from "../support/pg-test-databa
 import { createDevToken, pkcs11SignerEnv, type DevToken } from "../support/softhsm.js";
 import { expectError, startTestServer, type TestServer } from "../support/test-server.js";
 import { mintctl } from "../support/stub-mint-server.js";
+import { sampleValue, scrapeMetrics, type Sample } from "../support/prom-text.js";
 
 let node: EvmNode;
 let token: DevToken;
@@ -222,6 +224,66 @@ describe.each([
       expect(await setup.chain.totalSupply()).toBe(4_000_000n);
       expect((await reconcileChain(s)).agree).toBe(true);
     } finally {
+      await s.stop();
+    }
+  }, 60_000);
+
+  it("issue 16: settlement metrics on the service's /metrics (scraped over HTTP) move as mints are submitted, confirmed and reverted; ListMints shows every settlement", async () => {
+    const { s } = await serviceFor(storeOf, { allowance: 5_000_000n, env: { MINT_METRICS_LISTEN: "127.0.0.1:0" } });
+    const eth = { blockchain: "ETHEREUM" };
+    const scrape = (): Promise<Sample[]> => scrapeMetrics(s.app.metricsAddress as string);
+    try {
+      let m = await scrape();
+      expect(sampleValue(m, "usdc_mint_settlement_seconds_count", eth)).toBe(0);
+      expect(sampleValue(m, "usdc_mint_settlement_oldest_unsettled_age_seconds", eth)).toBe(0);
+      // The service's own series are on the same page.
+      expect(sampleValue(m, "grpc_server_handled_total", { grpc_method: "MintUsdc", grpc_code: "OK" })).toBe(0);
+
+      await node.testClient.setAutomine(false);
+      const first = await mint(s, "metrics-alice", "2", "metrics-1");
+      await untilState(s, first.mint?.mintId ?? "", SettlementState.SETTLEMENT_STATE_SUBMITTED);
+      m = await scrape();
+      expect(sampleValue(m, "usdc_mint_settlements_open", { ...eth, state: "SUBMITTED" })).toBe(1);
+      expect(sampleValue(m, "usdc_mint_settlement_oldest_unsettled_age_seconds", eth)).toBeGreaterThan(0);
+      expect(sampleValue(m, "usdc_mint_settlement_sender", eth)).toBe(1);
+      expect(sampleValue(m, "usdc_mint_settlement_signer_seconds_count", { signer: "pkcs11", outcome: "ok" })).toBe(1);
+      await node.testClient.setAutomine(true);
+      await node.testClient.mine({ blocks: 1 });
+      await untilState(s, first.mint?.mintId ?? "", SettlementState.SETTLEMENT_STATE_CONFIRMED);
+
+      const second = await mint(s, "metrics-alice", "2", "metrics-2");
+      await untilState(s, second.mint?.mintId ?? "", SettlementState.SETTLEMENT_STATE_CONFIRMED);
+      const third = await mint(s, "metrics-alice", "2", "metrics-3"); // beyond the 5 USDC allowance: reverts
+      await untilState(s, third.mint?.mintId ?? "", SettlementState.SETTLEMENT_STATE_FAILED);
+      m = await scrape();
+      expect(sampleValue(m, "usdc_mint_settlement_seconds_count", eth)).toBe(2);
+      expect(sampleValue(m, "usdc_mint_settlement_seconds_sum", eth)).toBeGreaterThan(0);
+      expect(sampleValue(m, "usdc_mint_settlement_confirmations_count", eth)).toBe(2);
+      expect(sampleValue(m, "usdc_mint_settlement_failures_total", { ...eth, reason: "reverted" })).toBe(1);
+      expect(sampleValue(m, "usdc_mint_settlement_failures_total", { ...eth, reason: "dropped" })).toBe(0);
+      expect(sampleValue(m, "usdc_mint_settlements_open", { ...eth, state: "PENDING" })).toBe(0);
+      expect(sampleValue(m, "usdc_mint_settlements_open", { ...eth, state: "SUBMITTED" })).toBe(0);
+      expect(sampleValue(m, "usdc_mint_settlement_oldest_unsettled_age_seconds", eth)).toBe(0);
+      expect(sampleValue(m, "usdc_mint_settlement_signer_seconds_count", { signer: "pkcs11", outcome: "ok" })).toBe(3);
+      expect(sampleValue(m, "usdc_mint_settlement_fee_bumps_total", eth)).toBe(0);
+      // Bounded labels: only the configured chain, never a mint id or hash.
+      const settlementSeries = m.filter((x) => x.name.startsWith("usdc_mint_settlement"));
+      expect(new Set(settlementSeries.map((x) => x.labels.blockchain).filter((b) => b !== undefined))).toEqual(new Set(["ETHEREUM"]));
+      expect(settlementSeries.some((x) => Object.values(x.labels).some((v) => v.startsWith("0x") || v.startsWith("mint_")))).toBe(false);
+
+      // ListMints fills every mint's settlement from one batch lookup.
+      const page = await s.call<object, ListMintsResponse>("listMints", { accountId: "metrics-alice", pageSize: 10, pageToken: "", status: 0 });
+      expect(page.mints.map((x) => [x.mintId, x.settlement?.state])).toEqual(
+        expect.arrayContaining([
+          [first.mint?.mintId, SettlementState.SETTLEMENT_STATE_CONFIRMED],
+          [second.mint?.mintId, SettlementState.SETTLEMENT_STATE_CONFIRMED],
+          [third.mint?.mintId, SettlementState.SETTLEMENT_STATE_FAILED],
+        ]),
+      );
+      expect(page.mints).toHaveLength(3);
+      expect(page.mints.find((x) => x.mintId === first.mint?.mintId)?.settlement?.txHashes).toHaveLength(1);
+    } finally {
+      await node.testClient.setAutomine(true);
       await s.stop();
     }
   }, 60_000);

@@ -27,3 +27,11 @@ export function sampleValue(samples: readonly Sample[], name: string, labels: Re
   if (found.length !== 1) throw new Error(`${found.length} samples of ${name} ${JSON.stringify(labels)}`);
   return (found[0] as Sample).value;
 }
+
+/** GET http://`address`/metrics over HTTP, parsed; throws unless it answers 200. */
+export async function scrapeMetrics(address: string): Promise<Sample[]> {
+  const res = await fetch(`http://${address}/metrics`);
+  const body = await res.text();
+  if (res.status !== 200) throw new Error(`GET /metrics answered ${res.status}: ${body}`);
+  return parsePromText(body);
+}
