@@ -29,8 +29,6 @@ const arg = (name: string, def: string): string => {
 const MINTS = Number(arg("--mints", "5"));
 const DB = arg("--db", "mint_settlement_local");
 const PG = process.env.MINT_TEST_PG_URL ?? "postgres://postgres@127.0.0.1:5432";
-/** Hardhat's account #1: a publicly known address, fine as a local treasury. */
-const TREASURY = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8" as const;
 
 async function main(): Promise<void> {
   if (!Number.isSafeInteger(MINTS) || MINTS < 0 || MINTS > 10_000) throw new Error("--mints must be an integer from 0 to 10000");
@@ -38,6 +36,9 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), "mint-settlement-local-"));
   const [node, token] = await Promise.all([startEvmNode(), createDevToken("mint-treasury")]);
   const contract = await node.deployToken(token.address, 10n ** 18n);
+  // The treasury is the HSM key's own address: it mints to itself, and a
+  // redemption's burn takes from the caller's balance (issue 16).
+  const TREASURY = token.address;
 
   const admin = new pg.Client({ connectionString: `${PG}/postgres` });
   await admin.connect();
@@ -69,7 +70,7 @@ async function main(): Promise<void> {
     [
       `EDR node        ${node.url} (chain id ${node.chainId}, automine)`,
       `token           ${contract} (FiatToken, 6 decimals; minter = the HSM key ${token.address})`,
-      `treasury        ${TREASURY}`,
+      `treasury        ${TREASURY} (the HSM key's own address: mints go to it, burns take from it)`,
       `SoftHSM2 token  ${token.settings.tokenLabel} (key ${token.settings.keyLabel}, generated on the token, non-extractable)`,
       `database        ${store}`,
       `service         ${listen} (npm start with this environment):`,
