@@ -55,6 +55,10 @@ export interface EvmChainSettings {
   readonly gasLimit: bigint;
   /** Timeout of one JSON-RPC request. */
   readonly requestTimeoutMs: number;
+  /** Where reconciliation's log scans start (the token's deployment block); 0 when absent. */
+  readonly fromBlock?: bigint;
+  /** Most blocks per eth_getLogs request; 10000 when absent. */
+  readonly logsBlockRange?: bigint;
 }
 
 /** Node messages that mean "I already have these exact bytes". */
@@ -209,25 +213,33 @@ export class EvmChainSettlement implements ChainSettlement {
 
   /**
    * Issue 16: every mint to the treasury the chain recorded (Transfer from
-   * 0x0 to the treasury), from block `fromBlock` to the head. Reconciliation
-   * uses it to find mints the ledger knows nothing about.
+   * 0x0 to the treasury), from `fromBlock` (the chain's configured start
+   * block by default) to the head. Reconciliation uses it to find mints the
+   * ledger knows nothing about.
    */
-  async treasuryMints(fromBlock = 0n): Promise<TreasuryMint[]> {
-    const logs = await this.rpc("eth_getLogs", () =>
-      this.client.getLogs({ address: this.settings.tokenAddress, event: TRANSFER_EVENT, args: { from: zeroAddress, to: this.treasury }, fromBlock, toBlock: "latest" }),
-    );
-    return logs.map((l) => ({ hash: l.transactionHash as Hex, amountMicros: l.args.value as bigint, blockNumber: l.blockNumber as bigint }));
+  treasuryMints(fromBlock = this.settings.fromBlock ?? 0n): Promise<TreasuryMint[]> {
+    return this.transferLogs({ from: zeroAddress, to: this.treasury }, fromBlock);
   }
 
   /**
    * Issue 16: every burn from the treasury the chain recorded (Transfer from
    * the treasury to 0x0), for reconciliation to find burns the ledger did not sign.
    */
-  async treasuryBurns(fromBlock = 0n): Promise<TreasuryMint[]> {
-    const logs = await this.rpc("eth_getLogs", () =>
-      this.client.getLogs({ address: this.settings.tokenAddress, event: TRANSFER_EVENT, args: { from: this.treasury, to: zeroAddress }, fromBlock, toBlock: "latest" }),
-    );
-    return logs.map((l) => ({ hash: l.transactionHash as Hex, amountMicros: l.args.value as bigint, blockNumber: l.blockNumber as bigint }));
+  treasuryBurns(fromBlock = this.settings.fromBlock ?? 0n): Promise<TreasuryMint[]> {
+    return this.transferLogs({ from: this.treasury, to: zeroAddress }, fromBlock);
+  }
+
+  /** The token's Transfer logs matching `args` from `fromBlock` to the head, in requests of at most `logsBlockRange` blocks. */
+  private async transferLogs(args: { from: Address; to: Address }, fromBlock: bigint): Promise<TreasuryMint[]> {
+    const range = this.settings.logsBlockRange ?? 10_000n;
+    const head = await this.headBlock();
+    const out: TreasuryMint[] = [];
+    for (let start = fromBlock; start <= head; start += range) {
+      const end = start + range - 1n < head ? start + range - 1n : head;
+      const logs = await this.rpc("eth_getLogs", () => this.client.getLogs({ address: this.settings.tokenAddress, event: TRANSFER_EVENT, args, fromBlock: start, toBlock: end }));
+      for (const l of logs) out.push({ hash: l.transactionHash as Hex, amountMicros: l.args.value as bigint, blockNumber: l.blockNumber as bigint });
+    }
+    return out;
   }
 
   async close(): Promise<void> {}

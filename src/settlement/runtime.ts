@@ -71,7 +71,17 @@ export function createSettlementRuntime(opts: SettlementRuntimeOptions): Settlem
   const signer = opts.metrics === undefined ? opts.signer : timedSigner(opts.signer, opts.metrics);
   for (const c of opts.settings.chains) {
     const chain = new EvmChainSettlement(
-      { blockchain: c.blockchain, rpcUrl: c.rpcUrl, chainId: c.chainId, tokenAddress: c.tokenContract, treasury: c.treasury, gasLimit: c.gasLimit, requestTimeoutMs: c.requestTimeoutMs },
+      {
+        blockchain: c.blockchain,
+        rpcUrl: c.rpcUrl,
+        chainId: c.chainId,
+        tokenAddress: c.tokenContract,
+        treasury: c.treasury,
+        gasLimit: c.gasLimit,
+        requestTimeoutMs: c.requestTimeoutMs,
+        fromBlock: c.fromBlock,
+        logsBlockRange: c.logsBlockRange,
+      },
       signer,
     );
     chains.set(c.blockchain, chain);

@@ -33,6 +33,10 @@ export interface ChainSettings {
   readonly pollIntervalMs: number;
   /** Timeout of one JSON-RPC request. */
   readonly requestTimeoutMs: number;
+  /** Issue 16: ReconcileChain scans the token's Transfer logs from this block (the token's deployment block); 0 by default. */
+  readonly fromBlock: bigint;
+  /** Issue 16: at most this many blocks per eth_getLogs request (providers cap the range); 10000 by default. */
+  readonly logsBlockRange: bigint;
 }
 
 export type SignerSettings =
@@ -84,7 +88,7 @@ export class SettlementConfigError extends Error {
   override readonly name = "SettlementConfigError";
 }
 
-const CHAIN_KEYS = ["rpcUrl", "chainId", "tokenContract", "treasury", "confirmations", "feeBumpTimeout", "gasLimit", "pollInterval", "requestTimeout"] as const;
+const CHAIN_KEYS = ["rpcUrl", "chainId", "tokenContract", "treasury", "confirmations", "feeBumpTimeout", "gasLimit", "pollInterval", "requestTimeout", "fromBlock", "logsBlockRange"] as const;
 const REQUIRED_CHAIN_KEYS = ["rpcUrl", "chainId", "tokenContract", "treasury", "confirmations", "feeBumpTimeout"] as const;
 
 /** PKCS#11 labels are at most 32 bytes; we accept a plain subset so they survive shells and logs. */
@@ -173,6 +177,8 @@ export function parseSettlementDocument(text: string, where: string, parseDurati
       gasLimit: BigInt(gasLimit),
       pollIntervalMs: duration("pollInterval", 10, 600_000, "1s"),
       requestTimeoutMs: duration("requestTimeout", 100, 600_000, "10s"),
+      fromBlock: BigInt(integer("fromBlock", 0, Number.MAX_SAFE_INTEGER, 0)),
+      logsBlockRange: BigInt(integer("logsBlockRange", 1, 10_000_000, 10_000)),
     });
   }
   return out;

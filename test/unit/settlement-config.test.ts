@@ -44,6 +44,8 @@ blockchains:
     feeBumpTimeout: 90s
     gasLimit: 200000
     pollInterval: 250ms
+    fromBlock: 19000000
+    logsBlockRange: 500
 `;
 
 function errorOf(env: Record<string, string>, argv: string[] = []): string {
@@ -68,8 +70,8 @@ describe("settlement settings", () => {
   it("read a YAML file: every chain with defaults filled in, addresses checksummed", () => {
     const c = loadConfig([], { MINT_SETTLEMENT_FILE: file(YAML_DOC), ...PKCS11_ENV });
     expect(c.settlement?.chains).toEqual([
-      { blockchain: "ETHEREUM", rpcUrl: "http://127.0.0.1:8545", chainId: 31337, tokenContract: TOKEN, treasury: TREASURY, confirmations: 3, feeBumpTimeoutMs: 120_000, gasLimit: 150_000n, pollIntervalMs: 1_000, requestTimeoutMs: 10_000 },
-      { blockchain: "BASE", rpcUrl: "https://base.example/rpc", chainId: 8453, tokenContract: TOKEN, treasury: TREASURY, confirmations: 12, feeBumpTimeoutMs: 90_000, gasLimit: 200_000n, pollIntervalMs: 250, requestTimeoutMs: 10_000 },
+      { blockchain: "ETHEREUM", rpcUrl: "http://127.0.0.1:8545", chainId: 31337, tokenContract: TOKEN, treasury: TREASURY, confirmations: 3, feeBumpTimeoutMs: 120_000, gasLimit: 150_000n, pollIntervalMs: 1_000, requestTimeoutMs: 10_000, fromBlock: 0n, logsBlockRange: 10_000n },
+      { blockchain: "BASE", rpcUrl: "https://base.example/rpc", chainId: 8453, tokenContract: TOKEN, treasury: TREASURY, confirmations: 12, feeBumpTimeoutMs: 90_000, gasLimit: 200_000n, pollIntervalMs: 250, requestTimeoutMs: 10_000, fromBlock: 19_000_000n, logsBlockRange: 500n },
     ]);
     expect(c.settlement?.signer).toEqual({ kind: "pkcs11", modulePath: "/usr/lib/softhsm/libsofthsm2.so", tokenLabel: "mint-hsm", keyLabel: "mint-treasury", pinFile: PIN_FILE, pin: "123456" });
     expect(Object.isFrozen(c.settlement?.chains[0])).toBe(true);
@@ -115,6 +117,8 @@ describe("settlement settings", () => {
     ["the zero address", YAML_DOC.replace(`treasury: "${TREASURY.toLowerCase()}"`, `treasury: "0x0000000000000000000000000000000000000000"`), /blockchains\.ETHEREUM\.treasury: expected a non-zero/],
     ["zero confirmations", YAML_DOC.replace("confirmations: 3", "confirmations: 0"), /blockchains\.ETHEREUM\.confirmations: expected an integer from 1 to 1000, got 0/],
     ["a bad duration", YAML_DOC.replace("feeBumpTimeout: 2m", "feeBumpTimeout: 2 minutes"), /blockchains\.ETHEREUM\.feeBumpTimeout: expected a duration/],
+    ["a negative start block", entry("    chainId: 31337\n    fromBlock: -1\n"), /blockchains\.ETHEREUM\.fromBlock: expected an integer from 0 to 9007199254740991, got -1/],
+    ["a zero log range", entry("    chainId: 31337\n    logsBlockRange: 0\n"), /blockchains\.ETHEREUM\.logsBlockRange: expected an integer from 1 to 10000000, got 0/],
     ["a numeric duration", YAML_DOC.replace("feeBumpTimeout: 2m", "feeBumpTimeout: 120"), /blockchains\.ETHEREUM\.feeBumpTimeout: expected a duration .* got 120/],
   ])("refuse %s with one line naming the entry", (_what, text, message) => {
     expect(errorOf({ MINT_SETTLEMENT_FILE: file(text), ...PKCS11_ENV })).toMatch(message);
