@@ -35,6 +35,7 @@ import { createTestDatabase, type TestDatabase } from "../support/pg-test-databa
 import { createDevToken, pkcs11SignerEnv, type DevToken } from "../support/softhsm.js";
 import { expectError, startTestServer, type TestServer } from "../support/test-server.js";
 import { mintctl } from "../support/stub-mint-server.js";
+import { createMintClient } from "../../src/client/index.js";
 import { sampleValue, scrapeMetrics, type Sample } from "../support/prom-text.js";
 
 let node: EvmNode;
@@ -140,6 +141,16 @@ describe.each([
       const mintId = r.mint?.mintId ?? "";
       await untilState(s, mintId, SettlementState.SETTLEMENT_STATE_SUBMITTED);
       expect(await balance(s, "pend-alice")).toEqual({ accountId: "pend-alice", balance: "0", pendingBalance: "7", frozen: false, freezeReason: "" });
+      // The SDK shows the same: the pending balance and the mint's settlement.
+      const sdk = createMintClient({ addresses: s.address, defaultDeadlineMs: 5_000 });
+      try {
+        expect(await sdk.getBalance("pend-alice")).toEqual({ accountId: "pend-alice", balance: "0", pendingBalance: "7", frozen: false, freezeReason: "" });
+        const viaSdk = await sdk.getMint(mintId);
+        expect(viaSdk.settlement).toMatchObject({ state: "SUBMITTED", minedTxHash: "", attempts: 1 });
+        expect(viaSdk.settlement?.txHashes).toHaveLength(1);
+      } finally {
+        sdk.close();
+      }
       const e = await expectError(transfer(s, "pend-alice", "pend-bob", "1", "pend-t1"));
       expect(e.reason).toBe("INSUFFICIENT_FUNDS");
       const inFlight = await expectError(s.call("reconcileMint", { mintId, reason: "test" }));
