@@ -23,7 +23,7 @@ import { MintServiceError, toMintServiceError } from "./errors.js";
 import { backoffMs, DEFAULT_RETRY_POLICY, retryDecision, type CallSafety, type RetryPolicy } from "./retry.js";
 import { Blockchain as WireBlockchain, SettlementState, type ReconcileChainRequest, type ReconcileChainResponse } from "../../gen/usdc/mint/v1/mint.js";
 import { blockchainToWire, mintFromWire, mintStatusToWire, type MinterAllowance, transferFromWire, type Balance, type BlockchainName, type ChainReconciliation, type Mint, type MintPage, type MintResult, type TransferResult } from "./types.js";
-import { redemptionFromWire, supplyFromWire, type FreezeResult, type RedeemResult, type Redemption, type SupplyInfo } from "./types.js";
+import { redemptionFromWire, supplyFromWire, type FreezeResult, type RedeemResult, type Redemption, type RedemptionPage, type SupplyInfo } from "./types.js";
 import { uuidv7 } from "./uuidv7.js";
 
 export interface RetryEvent {
@@ -171,6 +171,8 @@ export interface MintClient {
   /** Idempotent by `idempotencyKey` (generated when absent), scoped to the RPC and the caller. */
   redeemUsdc(input: { accountId: string; amount: string; blockchain: BlockchainName | string; idempotencyKey?: string }, options?: CallOptions): Promise<RedeemResult>;
   getRedemption(redemptionId: string, options?: CallOptions): Promise<Redemption>;
+  /** One page of redemptions, oldest first (accountId "" = every account). */
+  listRedemptions(input?: { readonly accountId?: string; readonly pageSize?: number; readonly pageToken?: string }, options?: CallOptions): Promise<RedemptionPage>;
   freezeAccount(input: { accountId: string; reason?: string }, options?: CallOptions): Promise<FreezeResult>;
   unfreezeAccount(input: { accountId: string; reason?: string }, options?: CallOptions): Promise<FreezeResult>;
   /** What the client knows of each replica's health (from its Watch streams). */
@@ -442,6 +444,11 @@ export function createMintClient(options: MintClientOptions): MintClient {
     async getRedemption(redemptionId, call) {
       const res = await invoke<{ redemptionId: string }, { redemption: Parameters<typeof redemptionFromWire>[0] }>("getRedemption", { redemptionId }, call);
       return redemptionFromWire(res.redemption);
+    },
+    async listRedemptions(input = {}, call) {
+      const req = { accountId: input.accountId ?? "", pageSize: input.pageSize ?? 0, pageToken: input.pageToken ?? "" };
+      const res = await invoke<typeof req, { redemptions: Parameters<typeof redemptionFromWire>[0][]; nextPageToken: string }>("listRedemptions", req, call);
+      return { redemptions: res.redemptions.map(redemptionFromWire), nextPageToken: res.nextPageToken };
     },
     async freezeAccount(input, call) {
       return invoke<{ accountId: string; reason: string }, FreezeResult>("freezeAccount", { accountId: input.accountId, reason: input.reason ?? "" }, call);

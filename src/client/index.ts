@@ -26,6 +26,7 @@ export type {
   MinterAllowance,
   RedeemResult,
   Redemption,
+  RedemptionPage,
   Settlement,
   SettlementDifference,
   SettlementStateName,

@@ -126,6 +126,12 @@ export interface Redemption {
   readonly settlement: Settlement | undefined;
 }
 
+export interface RedemptionPage {
+  readonly redemptions: Redemption[];
+  /** "" on the last page. */
+  readonly nextPageToken: string;
+}
+
 export interface RedeemResult {
   readonly redemption: Redemption;
   readonly replayed: boolean;

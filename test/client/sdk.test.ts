@@ -47,6 +47,44 @@ describe("SDK on one server", () => {
     await s.stop();
   });
 
+  it("issue 12: reserve, supply, redemption (replayed by its key, listed, read back) and freeze as plain objects; refusals are typed", async () => {
+    const carol = unique("carol");
+    await client.mintUsdc({ accountId: carol, amount: "20", blockchain: "BASE" });
+    const before = await client.getSupply();
+    const r = await client.redeemUsdc({ accountId: carol, amount: "5.5", blockchain: "BASE", idempotencyKey: unique("rdm") });
+    expect(r.replayed).toBe(false);
+    expect(r.redemption).toMatchObject({ accountId: carol, amount: "5.5", blockchain: "BASE", idempotencyKey: r.idempotencyKey, settlement: { state: "NOT_REQUIRED" } });
+    expect(r.redemption.redemptionId).toMatch(/^rdm_/);
+    expect((await client.redeemUsdc({ accountId: carol, amount: "5.5", blockchain: "BASE", idempotencyKey: r.idempotencyKey })).replayed).toBe(true);
+    expect(await client.getRedemption(r.redemption.redemptionId)).toEqual(r.redemption);
+    const page = await client.listRedemptions({ accountId: carol });
+    expect(page).toEqual({ redemptions: [r.redemption], nextPageToken: "" });
+    expect(toMicros((await client.getSupply()).supply)).toBe(toMicros(before.supply) - 5_500_000n);
+    expect((await client.getBalance(carol)).balance).toBe("14.5");
+
+    const frozen = await client.freezeAccount({ accountId: carol, reason: "court order" });
+    expect(frozen).toMatchObject({ accountId: carol, frozen: true });
+    const refused = await client.redeemUsdc({ accountId: carol, amount: "1", blockchain: "BASE" }).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(refused).toBeInstanceOf(MintServiceError);
+    expect([(refused as MintServiceError).code, (refused as MintServiceError).reason]).toEqual(["FAILED_PRECONDITION", "ACCOUNT_FROZEN"]);
+    expect(await client.getBalance(carol)).toEqual({ accountId: carol, balance: "14.5", pendingBalance: "0", frozen: true, freezeReason: "court order" });
+    expect(await client.unfreezeAccount({ accountId: carol })).toMatchObject({ frozen: false });
+
+    const supply = await client.getSupply();
+    const set = await client.setReserve({ amount: supply.supply, attestationRef: "sdk-attestation" });
+    expect(set).toMatchObject({ supply: supply.supply, reserve: supply.supply, headroom: "0", attestationRef: "sdk-attestation", pendingApproval: "0" });
+    const over = await client.mintUsdc({ accountId: carol, amount: "0.000001", blockchain: "BASE" }).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect([(over as MintServiceError).code, (over as MintServiceError).reason]).toEqual(["FAILED_PRECONDITION", "RESERVE_EXCEEDED"]);
+    // Lift the cap again for the other tests on this server.
+    await client.setReserve({ amount: "1000000000000", attestationRef: "sdk-attestation-2" });
+  });
+
   it("mint, transfer, balance, get, list and reconcile return plain camelCase objects", async () => {
     const alice = unique("alice");
     const bob = unique("bob");
