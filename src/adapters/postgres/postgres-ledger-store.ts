@@ -95,6 +95,21 @@ function mintFromRow(r: MintRow): MintRecord {
 }
 
 /**
+ * Shared by the three mint statements below: `k` stores the key's result
+ * with the mint's `seq` filled in ($5 key, $7 result, $8 now, $9 TTL ms),
+ * and the answer's columns (the caller asserts one key and one account).
+ */
+const MINT_KEY_RESULT_CTE = `k AS (
+  UPDATE idempotency_keys AS k
+  SET state = 'completed', result = jsonb_set($7::jsonb, '{mint,seq}', to_jsonb(m.seq)),
+    expires_at = ${dbNowSql(8)} + make_interval(secs => $9::float8 / 1000)
+  FROM m
+  WHERE k.scope = 'mint' AND k.key = $5
+  RETURNING 1
+)`;
+const MINT_RESULT_COLUMNS = "SELECT m.seq::text AS seq, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM acct)::int AS accounts";
+
+/**
  * A mint with issue 11's columns: PENDING_APPROVAL ($10) credits nothing
  * ($13 = 0, no ledger entry), COMPLETED credits like MINT_SQL. Only mints
  * with a requester (approvals or allowances on) take this statement; the
@@ -114,15 +129,8 @@ WITH acct AS (
   INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
   SELECT $2, $3, 'mint', $1, $6 WHERE $10 = 'COMPLETED'
   RETURNING 1
-), k AS (
-  UPDATE idempotency_keys AS k
-  SET state = 'completed', result = jsonb_set($7::jsonb, '{mint,seq}', to_jsonb(m.seq)),
-    expires_at = ${dbNowSql(8)} + make_interval(secs => $9::float8 / 1000)
-  FROM m
-  WHERE k.scope = 'mint' AND k.key = $5
-  RETURNING 1
-)
-SELECT m.seq::text AS seq, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM acct)::int AS accounts FROM m`;
+), ${MINT_KEY_RESULT_CTE}
+${MINT_RESULT_COLUMNS} FROM m`;
 
 /**
  * Applies a mint: credits the account (creating it), records the mint and
@@ -143,15 +151,8 @@ WITH acct AS (
   INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
   SELECT $2, $3, 'mint', $1, $6 FROM acct
   RETURNING 1
-), k AS (
-  UPDATE idempotency_keys AS k
-  SET state = 'completed', result = jsonb_set($7::jsonb, '{mint,seq}', to_jsonb(m.seq)),
-    expires_at = ${dbNowSql(8)} + make_interval(secs => $9::float8 / 1000)
-  FROM m
-  WHERE k.scope = 'mint' AND k.key = $5
-  RETURNING 1
-)
-SELECT m.seq::text AS seq, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM acct)::int AS accounts FROM m`;
+), ${MINT_KEY_RESULT_CTE}
+${MINT_RESULT_COLUMNS} FROM m`;
 
 /**
  * Issue 15: a mint on a chain that settles on-chain: the credit goes to the
@@ -176,15 +177,8 @@ WITH acct AS (
   INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
   SELECT $2, $3, 'mint', $1, $6 FROM acct
   RETURNING 1
-), k AS (
-  UPDATE idempotency_keys AS k
-  SET state = 'completed', result = jsonb_set($7::jsonb, '{mint,seq}', to_jsonb(m.seq)),
-    expires_at = ${dbNowSql(8)} + make_interval(secs => $9::float8 / 1000)
-  FROM m
-  WHERE k.scope = 'mint' AND k.key = $5
-  RETURNING 1
-)
-SELECT m.seq::text AS seq, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM acct)::int AS accounts,
+), ${MINT_KEY_RESULT_CTE}
+${MINT_RESULT_COLUMNS},
   (SELECT count(*) FROM st)::int AS settlements FROM m`;
 
 /**
