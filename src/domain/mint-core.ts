@@ -453,7 +453,12 @@ export class MintCore {
       },
       journal,
     });
-    if (!r.ok) return r;
+    if (!r.ok) {
+      // The store key carries the caller's name; errors show the caller's own key.
+      const e = r.error;
+      if (e.code === "IDEMPOTENCY_KEY_REUSED" || e.code === "IDEMPOTENCY_KEY_IN_USE") return fail({ ...e, key: key.value });
+      return r;
+    }
     const stored = r.value.stored;
     if (stored.scope !== "redeem") throw new Error("invariant violated: a redeem key holds a non-redeem result");
     return ok({ redemption: stored.redemption, replayed: r.value.replayed });

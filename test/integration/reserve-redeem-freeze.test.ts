@@ -65,7 +65,12 @@ function suite(name: string, env: () => Record<string, string>): void {
       expect(got.redemption).toEqual(first.redemption);
       const list = await srv.call<object, ListRedemptionsResponse>("listRedemptions", { accountId: "alice", pageSize: 0, pageToken: "" });
       expect(list.redemptions.map((x) => x.redemptionId)).toEqual([first.redemption?.redemptionId]);
-      expect(await expectError(redeem("alice", "9.6", "r1"))).toMatchObject({ code: status.ALREADY_EXISTS, reason: "IDEMPOTENCY_KEY_REUSED" });
+      // The error shows the caller's own key (README: "responses and errors show the caller's own key"), not the store's scoped form.
+      expect(await expectError(redeem("alice", "9.6", "r1"))).toMatchObject({
+        code: status.ALREADY_EXISTS,
+        reason: "IDEMPOTENCY_KEY_REUSED",
+        metadata: { differing_fields: "amount", idempotency_key: "r1" },
+      });
       expect(await expectError(srv.call("getRedemption", { redemptionId: "rdm_UNKNOWN" }))).toMatchObject({ code: status.NOT_FOUND, reason: "REDEMPTION_NOT_FOUND" });
       expect(await expectError(srv.call("getRedemption", { redemptionId: "nope" }))).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_REDEMPTION_ID" });
     });
