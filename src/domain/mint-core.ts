@@ -527,12 +527,12 @@ export class MintCore {
 
   /** Oldest first, paged like ListMints. Failures: INVALID_ARGUMENT. */
   async listRedemptions(input: ListMintsInput): Promise<Result<{ redemptions: RedemptionRecord[]; nextPageToken: string }>> {
-    const page = this.pageOf(input);
+    const page = this.pageOf(input, redemptionTokenFilter(input.accountId));
     if (!page.ok) return page;
     const rows = await this.deps.store.listRedemptions({ accountId: page.value.accountId, afterSeq: page.value.afterSeq, limit: page.value.limit + 1 });
     const items = rows.slice(0, page.value.limit);
     const last = items[items.length - 1];
-    const nextPageToken = rows.length > page.value.limit && last !== undefined ? encodePageToken(last.seq, input.accountId) : "";
+    const nextPageToken = rows.length > page.value.limit && last !== undefined ? encodePageToken(last.seq, redemptionTokenFilter(input.accountId)) : "";
     return ok({ redemptions: items.map((i) => i.redemption), nextPageToken });
   }
 
@@ -572,8 +572,13 @@ export class MintCore {
     return ok({ mints, nextPageToken });
   }
 
-  /** The account filter, cursor and page size of a list call. */
-  private pageOf(input: ListMintsInput): Result<{ accountId: string | null; afterSeq: number; limit: number; status?: MintStatus }> {
+  /**
+   * The account filter, cursor and page size of a list call. `tokenFilter` is
+   * what the page token is bound to: the account filter for ListMints, the
+   * account filter tagged as a redemption listing for ListRedemptions (so one
+   * RPC's token never pages the other's sequence).
+   */
+  private pageOf(input: ListMintsInput, tokenFilter: string = input.accountId): Result<{ accountId: string | null; afterSeq: number; limit: number; status?: MintStatus }> {
     let accountId: string | null = null;
     if (input.accountId !== "") {
       const a = v.accountId(input.accountId);
@@ -593,7 +598,7 @@ export class MintCore {
     const limit = input.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(input.pageSize, MAX_PAGE_SIZE);
     let afterSeq = 0;
     if (input.pageToken !== "") {
-      const decoded = decodePageToken(input.pageToken, input.accountId);
+      const decoded = decodePageToken(input.pageToken, tokenFilter);
       if (decoded === null) {
         return fail(invalid("INVALID_PAGE_TOKEN", "page_token", "page_token was not issued by this service for this account_id"));
       }
@@ -753,4 +758,12 @@ export class MintCore {
       // The call's own outcome, already decided, is what the caller must see.
     }
   }
+}
+
+/**
+ * What a ListRedemptions page token is bound to: its account filter, tagged so
+ * that it never equals a ListMints filter (account ids contain no NUL).
+ */
+function redemptionTokenFilter(accountId: string): string {
+  return `redemptions\u0000${accountId}`;
 }
