@@ -261,6 +261,16 @@ describe("flags, environment and usage", () => {
     expect(r.code).toBe(0);
     for (const c of ["mint", "transfer", "balance", "get", "list", "reconcile", "health", "Exit codes:", "24 UNAVAILABLE"]) expect(r.out).toContain(c);
   });
+
+  it("each command's help says what it does: list is oldest first, chain reconcile exits 5 when the chain differs (README)", async () => {
+    const list = await mintctl(["list", "--help"]);
+    expect(list.code).toBe(0);
+    expect(list.out).toContain("oldest first");
+    expect(list.out).not.toContain("newest first");
+    const chain = await mintctl(["chain", "reconcile", "--help"]);
+    expect(chain.code).toBe(0);
+    expect(chain.out).toContain("exit 5 when anything differs");
+  });
 });
 
 describe("mint --from-csv", () => {
