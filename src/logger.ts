@@ -22,4 +22,32 @@ export interface AdapterLogger {
   error(obj: object, msg: string): void;
 }
 
+/**
+ * Waits (at most `maxWaitMs`) until the log line being written to stdout has
+ * been written or has failed. Call it before `process.exit`: pino flushes its
+ * stdout stream synchronously at exit, and sonic-boom's synchronous flush
+ * retries a write that fails with EPIPE forever, so a process whose stdout
+ * reader has gone (a log pipe closed, `npm start | head`) would hang instead
+ * of exiting after SIGTERM. Once the pending write has failed, pino's own
+ * EPIPE handler turns the stream into a no-op and the exit is immediate.
+ */
+export function settleLogs(logger: Logger, maxWaitMs = 1_000): Promise<void> {
+  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as
+    | { _writing?: unknown; once?: unknown; off?: unknown }
+    | undefined;
+  if (stream === undefined || stream._writing !== true || typeof stream.once !== "function" || typeof stream.off !== "function") return Promise.resolve();
+  const events = stream as unknown as NodeJS.EventEmitter;
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      events.off("drain", done);
+      events.off("error", done);
+      resolve();
+    };
+    const timer = setTimeout(done, maxWaitMs);
+    events.once("drain", done);
+    events.once("error", done);
+  });
+}
+
 export const silentLogger: AdapterLogger = { info() {}, warn() {}, error() {} };

@@ -6,7 +6,7 @@
 import { formatMicros } from "./domain/money.js";
 import { startApp } from "./app.js";
 import { ConfigError, describeConfig, helpText, isLoopbackListen, loadConfig, type Config } from "./config.js";
-import { createLogger, type Logger } from "./logger.js";
+import { createLogger, settleLogs, type Logger } from "./logger.js";
 import { AuthFileError } from "./auth/principals-file.js";
 import type { Security } from "./auth/security.js";
 import { TlsFileError } from "./auth/tls.js";
@@ -51,15 +51,17 @@ async function main(): Promise<void> {
     if (signalled) return;
     signalled = true;
     logger.info({ signal, callsInFlight: app.server.edge.callsInFlight, graceMs: config.shutdownGraceMs }, "draining");
+    // The exit waits for the last log line to be written or refused (a
+    // closed stdout), never longer than a second: see settleLogs.
     void app.shutdown().then(
-      (drained) => {
+      async (drained) => {
         logger.info({ drained }, "stopped");
-        logger.flush();
+        await settleLogs(logger);
         process.exit(0);
       },
-      (err: unknown) => {
+      async (err: unknown) => {
         logger.error({ err }, "shutdown failed");
-        logger.flush();
+        await settleLogs(logger);
         process.exit(1);
       },
     );

@@ -460,7 +460,12 @@ export class MintCore {
       journal,
       ...(settle ? { settle } : {}),
     });
-    if (!r.ok) return r;
+    if (!r.ok) {
+      // The store key carries the caller's name; errors show the caller's own key.
+      const e = r.error;
+      if (e.code === "IDEMPOTENCY_KEY_REUSED" || e.code === "IDEMPOTENCY_KEY_IN_USE") return fail({ ...e, key: key.value });
+      return r;
+    }
     const stored = r.value.stored;
     if (stored.scope !== "redeem") throw new Error("invariant violated: a redeem key holds a non-redeem result");
     if (settle && !r.value.replayed) this.deps.settlement?.wake(blockchain.value);
@@ -530,12 +535,12 @@ export class MintCore {
 
   /** Oldest first, paged like ListMints. Failures: INVALID_ARGUMENT. */
   async listRedemptions(input: ListMintsInput): Promise<Result<{ redemptions: RedemptionRecord[]; nextPageToken: string }>> {
-    const page = this.pageOf(input);
+    const page = this.pageOf(input, redemptionTokenFilter(input.accountId));
     if (!page.ok) return page;
     const rows = await this.deps.store.listRedemptions({ accountId: page.value.accountId, afterSeq: page.value.afterSeq, limit: page.value.limit + 1 });
     const items = rows.slice(0, page.value.limit);
     const last = items[items.length - 1];
-    const nextPageToken = rows.length > page.value.limit && last !== undefined ? encodePageToken(last.seq, input.accountId) : "";
+    const nextPageToken = rows.length > page.value.limit && last !== undefined ? encodePageToken(last.seq, redemptionTokenFilter(input.accountId)) : "";
     return ok({ redemptions: items.map((i) => i.redemption), nextPageToken });
   }
 
@@ -575,8 +580,13 @@ export class MintCore {
     return ok({ mints, nextPageToken });
   }
 
-  /** The account filter, cursor and page size of a list call. */
-  private pageOf(input: ListMintsInput): Result<{ accountId: string | null; afterSeq: number; limit: number; status?: MintStatus }> {
+  /**
+   * The account filter, cursor and page size of a list call. `tokenFilter` is
+   * what the page token is bound to: the account filter for ListMints, the
+   * account filter tagged as a redemption listing for ListRedemptions (so one
+   * RPC's token never pages the other's sequence).
+   */
+  private pageOf(input: ListMintsInput, tokenFilter: string = input.accountId): Result<{ accountId: string | null; afterSeq: number; limit: number; status?: MintStatus }> {
     let accountId: string | null = null;
     if (input.accountId !== "") {
       const a = v.accountId(input.accountId);
@@ -596,7 +606,7 @@ export class MintCore {
     const limit = input.pageSize === 0 ? DEFAULT_PAGE_SIZE : Math.min(input.pageSize, MAX_PAGE_SIZE);
     let afterSeq = 0;
     if (input.pageToken !== "") {
-      const decoded = decodePageToken(input.pageToken, input.accountId);
+      const decoded = decodePageToken(input.pageToken, tokenFilter);
       if (decoded === null) {
         return fail(invalid("INVALID_PAGE_TOKEN", "page_token", "page_token was not issued by this service for this account_id"));
       }
@@ -756,4 +766,12 @@ export class MintCore {
       // The call's own outcome, already decided, is what the caller must see.
     }
   }
+}
+
+/**
+ * What a ListRedemptions page token is bound to: its account filter, tagged so
+ * that it never equals a ListMints filter (account ids contain no NUL).
+ */
+function redemptionTokenFilter(accountId: string): string {
+  return `redemptions\u0000${accountId}`;
 }

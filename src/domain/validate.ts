@@ -6,7 +6,13 @@ import { fail, ok, type Result } from "./result.js";
 const ACCOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 /** 1 to 255 printable ASCII characters (space through tilde). */
 const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,255}$/;
-const MINT_ID = /^[A-Za-z0-9_]{1,64}$/;
+/**
+ * `mint_` and up to 59 more id characters (the service issues `mint_` + 26
+ * base32). Anything without the prefix cannot be a mint id and is
+ * INVALID_ARGUMENT, like redemption ids without `rdm_`; a well-formed id that
+ * names no mint is NOT_FOUND.
+ */
+const MINT_ID = /^mint_[A-Za-z0-9_]{1,59}$/;
 /** Longest reconcile reason kept, in UTF-16 code units. */
 export const REASON_MAX_CHARS = 1024;
 
@@ -45,8 +51,8 @@ export function mintId(value: string): Result<string> {
 
 export function reason(value: string): Result<string> {
   if (value.length > REASON_MAX_CHARS) return fail(invalid("INVALID_REASON", "reason", `reason must be at most ${REASON_MAX_CHARS} characters`));
-  // Control characters other than tab and line breaks would corrupt logs and audit trails.
-  if (/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/.test(value)) return fail(invalid("INVALID_REASON", "reason", "reason must not contain control characters"));
+  // API.md: no control characters (tab and line breaks included): they would corrupt logs and audit trails.
+  if (/[\x00-\x1f\x7f]/.test(value)) return fail(invalid("INVALID_REASON", "reason", "reason must not contain control characters"));
   return ok(value);
 }
 

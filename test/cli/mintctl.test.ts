@@ -261,6 +261,26 @@ describe("flags, environment and usage", () => {
     expect(r.code).toBe(0);
     for (const c of ["mint", "transfer", "balance", "get", "list", "reconcile", "health", "Exit codes:", "24 UNAVAILABLE"]) expect(r.out).toContain(c);
   });
+
+  it("a reader that has gone (`mintctl --help | head -0`) ends mintctl quietly with its own exit code, no EPIPE stack trace", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "--help"], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout.destroy(); // the read end closes before mintctl writes a byte
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => (err += d.toString("utf8")));
+    const code = await new Promise<number | null>((resolve) => child.once("close", (c) => resolve(c)));
+    expect(err).not.toMatch(/EPIPE|Unhandled|at /);
+    expect(code).toBe(0);
+  });
+
+  it("each command's help says what it does: list is oldest first, chain reconcile exits 5 when the chain differs (README)", async () => {
+    const list = await mintctl(["list", "--help"]);
+    expect(list.code).toBe(0);
+    expect(list.out).toContain("oldest first");
+    expect(list.out).not.toContain("newest first");
+    const chain = await mintctl(["chain", "reconcile", "--help"]);
+    expect(chain.code).toBe(0);
+    expect(chain.out).toContain("exit 5 when anything differs");
+  });
 });
 
 describe("mint --from-csv", () => {

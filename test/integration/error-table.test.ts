@@ -181,7 +181,8 @@ describe("INVALID_ARGUMENT: BadRequest names the field; nothing changes; the key
   });
 
   describe("GetMint", () => {
-    it.each(["", "mint-1", "a b", "m".repeat(65), "mint_\u00e9", "../mint_x"])("mint_id %j", async (bad) => {
+    // Without the `mint_` prefix ("xyz", a transfer id) it is no mint id at all: INVALID_ARGUMENT, not NOT_FOUND.
+    it.each(["", "mint-1", "a b", "m".repeat(65), "mint_\u00e9", "../mint_x", "xyz", "m", "xfr_0000000000AAAAAAAAAAAAAAAA"])("mint_id %j", async (bad) => {
       expectInvalid(await expectError(r.getMint(bad)), "mint_id", "INVALID_MINT_ID");
     });
   });
@@ -221,13 +222,15 @@ describe("INVALID_ARGUMENT: BadRequest names the field; nothing changes; the key
   });
 
   describe("ReconcileMint", () => {
-    it.each(["", "mint-1", "a b", "m".repeat(65), "mint_\u00e9"])("mint_id %j", async (bad) => {
+    it.each(["", "mint-1", "a b", "m".repeat(65), "mint_\u00e9", "xyz"])("mint_id %j", async (bad) => {
       expectInvalid(await expectError(r.reconcile(bad, "oops")), "mint_id", "INVALID_MINT_ID");
     });
 
     it.each([
       ["too long (1025 chars)", "r".repeat(1025)],
       ["a control character", "bad\u0007reason"],
+      ["a line break (API.md: no control characters)", "chain\ntx failed"],
+      ["a tab", "chain\ttx failed"],
     ])("reason %s: the mint stays COMPLETED", async (_name, reason) => {
       const account = unique("rc");
       const minted = await r.mint(account, "3", unique("key"));

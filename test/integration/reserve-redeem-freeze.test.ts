@@ -65,7 +65,12 @@ function suite(name: string, env: () => Record<string, string>): void {
       expect(got.redemption).toEqual(first.redemption);
       const list = await srv.call<object, ListRedemptionsResponse>("listRedemptions", { accountId: "alice", pageSize: 0, pageToken: "" });
       expect(list.redemptions.map((x) => x.redemptionId)).toEqual([first.redemption?.redemptionId]);
-      expect(await expectError(redeem("alice", "9.6", "r1"))).toMatchObject({ code: status.ALREADY_EXISTS, reason: "IDEMPOTENCY_KEY_REUSED" });
+      // The error shows the caller's own key (README: "responses and errors show the caller's own key"), not the store's scoped form.
+      expect(await expectError(redeem("alice", "9.6", "r1"))).toMatchObject({
+        code: status.ALREADY_EXISTS,
+        reason: "IDEMPOTENCY_KEY_REUSED",
+        metadata: { differing_fields: "amount", idempotency_key: "r1" },
+      });
       expect(await expectError(srv.call("getRedemption", { redemptionId: "rdm_UNKNOWN" }))).toMatchObject({ code: status.NOT_FOUND, reason: "REDEMPTION_NOT_FOUND" });
       expect(await expectError(srv.call("getRedemption", { redemptionId: "nope" }))).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_REDEMPTION_ID" });
     });
@@ -126,5 +131,35 @@ describe("MINT_RESERVE_REQUIRED=true", () => {
     expect(await r.balance("carol")).toBe("0");
     await srv.call("setReserve", { amount: "5", attestationRef: "a" });
     expect((await r.mint("carol", "1", "k1")).replayed).toBe(false);
+  });
+});
+
+describe("page tokens of ListRedemptions and ListMints", () => {
+  let srv: TestServer;
+  beforeAll(async () => {
+    srv = await startTestServer();
+  });
+  afterAll(async () => {
+    await srv?.stop();
+  });
+
+  it("each RPC's token pages only that RPC: the other one refuses it INVALID_PAGE_TOKEN", async () => {
+    const r = rpc(srv.call);
+    for (const k of ["m1", "m2", "m3"]) await r.mint("pt", "10", k);
+    for (const k of ["r1", "r2", "r3"]) {
+      await srv.call("redeemUsdc", { accountId: "pt", amount: "1", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: k });
+    }
+    const reds = await srv.call<object, ListRedemptionsResponse>("listRedemptions", { accountId: "pt", pageSize: 1, pageToken: "" });
+    expect(reds.nextPageToken).not.toBe("");
+    const mints = await r.list("pt", 1);
+    expect(mints.nextPageToken).not.toBe("");
+    // Each token pages its own RPC...
+    expect((await srv.call<object, ListRedemptionsResponse>("listRedemptions", { accountId: "pt", pageSize: 1, pageToken: reds.nextPageToken })).redemptions).toHaveLength(1);
+    expect((await r.list("pt", 1, mints.nextPageToken)).mints).toHaveLength(1);
+    // ...and the other RPC refuses it (it was not issued for that listing), also over all accounts.
+    expect(await expectError(r.list("pt", 1, reds.nextPageToken))).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_PAGE_TOKEN", badRequest: { fieldViolations: [{ field: "page_token" }] } });
+    expect(await expectError(srv.call("listRedemptions", { accountId: "pt", pageSize: 1, pageToken: mints.nextPageToken }))).toMatchObject({ code: status.INVALID_ARGUMENT, reason: "INVALID_PAGE_TOKEN" });
+    const allReds = await srv.call<object, ListRedemptionsResponse>("listRedemptions", { accountId: "", pageSize: 1, pageToken: "" });
+    expect(await expectError(r.list("", 1, allReds.nextPageToken))).toMatchObject({ reason: "INVALID_PAGE_TOKEN" });
   });
 });

@@ -241,6 +241,24 @@ describe("subprocess", () => {
     }
   });
 
+  it("SIGTERM exits 0 promptly even when whoever read the logs has gone (stdout a closed pipe)", async () => {
+    // Regression: pino flushes stdout synchronously at exit and sonic-boom
+    // retried the EPIPE of the last line forever, so the process hung after
+    // "draining" instead of exiting (README Serving: "the process exits 0").
+    const p = spawnService({ MINT_LISTEN: "127.0.0.1:0" });
+    try {
+      await listening(p);
+      p.child.stdout?.destroy();
+      const started = Date.now();
+      p.child.kill("SIGTERM");
+      const exit = await Promise.race([p.exited, new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), 10_000))]);
+      expect(exit).toEqual({ code: 0, signal: null });
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      cleanup(p);
+    }
+  });
+
   it("MINT_SHUTDOWN_GRACE bounds the drain: a call that never completes is cut off after the grace and the process still exits 0", async () => {
     const p = spawnService({ MINT_LISTEN: "127.0.0.1:0", MINT_SHUTDOWN_GRACE: "300ms" });
     let session: ClientHttp2Session | undefined;

@@ -108,11 +108,12 @@ describe("blockchain", () => {
 });
 
 describe("mintId", () => {
-  it.each(["mint_0123456789ABCDEFGHJKMNPQRS", "m", "x".repeat(64)])("accepts %j", (id) => {
+  it.each(["mint_0123456789ABCDEFGHJKMNPQRS", "mint_x", "mint_" + "x".repeat(59)])("accepts %j", (id) => {
     expect(v.mintId(id).ok).toBe(true);
   });
 
-  it.each(["", "x".repeat(65), "mint-1", "mint 1", "../etc", "mint_\u00e9", "1;DROP"])("refuses %j", (id) => {
+  // Without the `mint_` prefix an id cannot be a mint's: INVALID_ARGUMENT, not NOT_FOUND (API.md's error table).
+  it.each(["", "mint_" + "x".repeat(60), "mint-1", "mint 1", "../etc", "mint_\u00e9", "1;DROP", "m", "xyz", "x".repeat(64), "mint_", "MINT_0123456789ABCDEFGHJKMNPQRS", "xfr_0123456789ABCDEFGHJKMNPQRS", "rdm_0123456789ABCDEFGHJKMNPQRS"])("refuses %j", (id) => {
     expectInvalid(v.mintId(id), "INVALID_MINT_ID", "mint_id");
   });
 });
@@ -128,7 +129,8 @@ describe("reason", () => {
     expectInvalid(v.reason("x".repeat(v.REASON_MAX_CHARS + 1)), "INVALID_REASON", "reason");
   });
 
-  it.each(["\u0000", "a\u0007b", "\u001b[31mred", "\u007f", "\u0008"])("refuses control characters (%j)", (r) => {
+  // API.md: "no control characters": tab and line breaks included.
+  it.each(["\u0000", "a\u0007b", "\u001b[31mred", "\u007f", "\u0008", "a\tb", "line\nbreak", "cr\r", "\u001f"])("refuses control characters (%j)", (r) => {
     expectInvalid(v.reason(r), "INVALID_REASON", "reason");
   });
 });

@@ -2,13 +2,13 @@ import type { CommandSpec } from "../command.js";
 import { EXIT_CHAIN_DIFFERS, EXIT_OK } from "../exit-codes.js";
 import { record, table } from "../output.js";
 
-/** Issue 16: `mintctl chain reconcile <blockchain>`: the ledger against the chain; exits 4 when they differ. */
+/** Issue 16: `mintctl chain reconcile <blockchain>`: the ledger against the chain; exits 5 when they differ. */
 export const chainCommand: CommandSpec = {
   register(program, run) {
     const chain = program.command("chain").description("on-chain settlement");
     chain
       .command("reconcile")
-      .description("compare totalSupply() and the treasury balance with the ledger's confirmed mints; list every differing settlement (exit 4 when anything differs)")
+      .description("compare totalSupply() and the treasury balance with the ledger's confirmed mints; list every differing settlement (exit 5 when anything differs)")
       .argument("<blockchain>", "a chain with settlement configured (ETHEREUM, BASE, ...)")
       .action(
         run(async (ctx, blockchain) => {

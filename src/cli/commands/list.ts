@@ -16,7 +16,7 @@ export const listCommand: CommandSpec = {
   register(program, run) {
     program
       .command("list")
-      .description("list mints, newest first, paging through all of them (up to --max)")
+      .description("list mints, oldest first, paging through all of them (up to --max)")
       .option("--account <account>", "only this account's mints")
       .option("--page-size <n>", "mints per page request (1-1000)", "100")
       .option("--max <n>", "stop after this many mints", String(DEFAULT_LIST_MAX))
