@@ -21,7 +21,7 @@ import pg from "pg";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { ConfigError, loadConfig } from "../config.js";
 import { systemClock } from "../domain/clock.js";
-import { createLogger } from "../logger.js";
+import { createLogger, settleLogs } from "../logger.js";
 import { openPostgresStores } from "../adapters/postgres/index.js";
 import { startMetricsServer, type RunningMetricsServer } from "../observability/metrics-server.js";
 import { SettlementMetrics } from "../observability/settlement-metrics.js";
@@ -112,7 +112,7 @@ async function main(): Promise<void> {
       // Last, so the final scrape of a stopping worker still answers.
       await listener?.close();
       logger.info({}, "settlement worker stopped");
-      logger.flush();
+      await settleLogs(logger);
       process.exit(0);
     })();
   };
