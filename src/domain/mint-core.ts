@@ -104,6 +104,8 @@ export const SWEEPER_ACTOR = "sweeper";
 export interface CallContext {
   readonly deadlineMs: number;
   readonly signal?: AbortSignal;
+  /** Whether the caller went away, read without making `signal` (the edge's calls have it). */
+  readonly aborted?: boolean;
   /**
    * Who is calling, as the edge's auth link decided (absent for the service's
    * own calls and in tests of the core alone). It scopes idempotency keys and

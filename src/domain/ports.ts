@@ -125,7 +125,15 @@ export interface KeyedCall {
 export interface Wait {
   /** Monotonic ms on the store's clock; Infinity for none. */
   readonly deadlineMs: number;
+  /** Read only when about to wait: the edge makes it on first read (see `isAborted`). */
   readonly signal?: AbortSignal;
+  /** Whether the caller went away, without making the signal (the edge's calls have it). */
+  readonly aborted?: boolean;
+}
+
+/** Whether the waiting caller went away: the cheap flag when there is one, else the signal. */
+export function isAborted(wait: Wait): boolean {
+  return wait.aborted ?? wait.signal?.aborted === true;
 }
 
 /**

@@ -11,7 +11,7 @@ import type { Clock } from "../../domain/clock.js";
 import { assert, markNotApplied, type Failure } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
 import { decideApproval, decideRejection, differingFields, sameRequest, type AccountState, type CanonicalRequest, type IdempotencyScope, type MintRecord, type NewMint, type RedemptionRecord, type StoredResult, type SupplyState } from "../../domain/model.js";
-import type { ApprovalStore, Effect, ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, KeyedCall, LedgerStore, ListMintsQuery, Wait } from "../../domain/ports.js";
+import { isAborted, type ApprovalStore, type Effect, type ExactlyOnceStore, type IdempotencyClaim, type IdempotencyStore, type KeyedCall, type LedgerStore, type ListMintsQuery, type Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
 import { BURN_CONFIRMED_ACTION, BURN_FAILED_ACTION, settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
@@ -128,7 +128,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
 
   async applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
     // The uncontended path takes the gate without a promise turn.
-    const entered = (wait.signal?.aborted !== true ? this.tryTake(call.scope, call.key, call.request) : null) ?? (await this.enter(call.scope, call.key, call.request, wait));
+    const entered = (!isAborted(wait) ? this.tryTake(call.scope, call.key, call.request) : null) ?? (await this.enter(call.scope, call.key, call.request, wait));
     if (!entered.ok) return entered;
     try {
       const begun = await this.keys.begin(call.scope, call.key, call.request, wait.deadlineMs);
@@ -137,7 +137,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
       const claim = begun.value.claim;
       let stored: StoredResult | null = null;
       try {
-        if (wait.signal?.aborted === true) return fail(CANCELLED_WHILE_WAITING);
+        if (isAborted(wait)) return fail(CANCELLED_WHILE_WAITING);
         if (call.admit !== undefined) {
           const admitted = await call.admit();
           if (!admitted.ok) return admitted;
@@ -203,7 +203,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
    * exactly one of them sees the last missing approval and completes it.
    */
   async approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, wait: Wait, settle = false, reserveRequired = false): Promise<Result<MintRecord>> {
-    if (wait.signal?.aborted === true) return fail(CANCELLED_WHILE_WAITING);
+    if (isAborted(wait)) return fail(CANCELLED_WHILE_WAITING);
     const ledger = this.pendingLedger();
     const mint = ledger.peekMint(mintId);
     if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId });
@@ -231,7 +231,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   }
 
   async rejectMint(mintId: string, reason: string, rejectedBy: string, wallMs: number, journal: JournalEntry, wait: Wait): Promise<Result<MintRecord>> {
-    if (wait.signal?.aborted === true) return fail(CANCELLED_WHILE_WAITING);
+    if (isAborted(wait)) return fail(CANCELLED_WHILE_WAITING);
     const found = await this.ledger.getMint(mintId);
     if (found === null) return fail({ code: "MINT_NOT_FOUND", mintId });
     // Holds the mint's key gate while the key is freed, as a reversal does.
@@ -401,7 +401,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   private async enter(scope: IdempotencyScope, key: string, request: CanonicalRequest | null, wait: Wait): Promise<Result<() => void>> {
     const gateKey = `${scope}\u0000${key}`;
     for (;;) {
-      if (wait.signal?.aborted === true) return fail(CANCELLED_WHILE_WAITING);
+      if (isAborted(wait)) return fail(CANCELLED_WHILE_WAITING);
       const held = this.gates.get(gateKey);
       if (held === undefined) return this.tryTake(scope, key, request) as Result<() => void>;
       if (request !== null && held.request !== null && !sameRequest(held.request, request)) {

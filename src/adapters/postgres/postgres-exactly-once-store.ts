@@ -20,7 +20,7 @@ import type { AccountState, MintRecord, RedemptionRecord, StoredResult, SupplySt
 import type { AuditJournal } from "../../domain/audit.js";
 import { UnavailableError } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
-import type { ApprovalStore, ExactlyOnceStore, KeyedCall, ListMintsQuery, Wait } from "../../domain/ports.js";
+import { isAborted, type ApprovalStore, type ExactlyOnceStore, type KeyedCall, type ListMintsQuery, type Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import type { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
 import type { PostgresLedgerStore } from "./postgres-ledger-store.js";
@@ -46,10 +46,10 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore, ApprovalStore
     // A cancellation that arrived while the key's row lock was awaited (a
     // statement in flight is not interrupted) is honoured here, before
     // anything is written; the caller has gone, so not even a replay is due.
-    if (begun.value.kind === "replay") return wait.signal?.aborted === true ? fail(CANCELLED) : ok({ stored: begun.value.result, replayed: true });
+    if (begun.value.kind === "replay") return isAborted(wait) ? fail(CANCELLED) : ok({ stored: begun.value.result, replayed: true });
     const claim = begun.value.claim;
     try {
-      if (wait.signal?.aborted === true) return fail(CANCELLED);
+      if (isAborted(wait)) return fail(CANCELLED);
       if (call.admit !== undefined) {
         const admitted = await call.admit();
         if (!admitted.ok) return admitted;

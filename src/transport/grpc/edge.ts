@@ -83,6 +83,7 @@ export class Edge {
 
 /** Sends the answer with the trailers links added; on a failure, through the error table. */
 function answerOnce(call: Call, answer: Answer, callback: sendUnaryData<unknown>): void {
+  call.answered();
   if (answer.ok) {
     if (call.trailers === null) callback(null, answer.value);
     else callback(null, answer.value, call.trailers);
