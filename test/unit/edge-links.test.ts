@@ -3,11 +3,13 @@
  * waiting. Short deadlines get a margin of at least 20 ms (so an answer has
  * room to reach the caller before its own timer resets the stream), long ones
  * at most 50 ms, a quarter of the time left in between; a caller with no
- * deadline gets none.
+ * deadline gets none. And the call's cancellation flag, which the hot path
+ * reads without making an AbortSignal.
  */
 import { describe, expect, it } from "vitest";
 import { Call, type Answer, type EdgeCall } from "../../src/transport/grpc/chain.js";
 import { deadline } from "../../src/transport/grpc/links.js";
+import { isAborted } from "../../src/domain/ports.js";
 import { FakeClock } from "../support/fake-clock.js";
 
 /** The core's deadline, relative to the clock's now, for a caller with `remainingMs` left (Infinity: none). */
@@ -49,5 +51,40 @@ describe("deadline link", () => {
 
   it("leaves a call without a deadline without one", async () => {
     expect(await serverWaitMs(Infinity)).toBe(Infinity);
+  });
+});
+
+describe("the call's cancellation flag", () => {
+  const raw = { getDeadline: () => Infinity, once: () => undefined } as unknown as ConstructorParameters<typeof Call>[1];
+
+  it("is read without making the AbortSignal; a cancel before the answer aborts the signal, made then or later", () => {
+    const call = new Call("MintUsdc", raw, Infinity);
+    expect(call.aborted).toBe(false);
+    expect(isAborted(call)).toBe(false);
+    const early = call.signal;
+    call.cancel();
+    expect([call.aborted, early.aborted, isAborted(call)]).toEqual([true, true, true]);
+
+    const late = new Call("MintUsdc", raw, Infinity);
+    late.cancel();
+    expect([late.aborted, late.signal.aborted]).toEqual([true, true]);
+  });
+
+  it("grpc-js's 'cancelled' after the answer (it comes on every call) aborts nothing", () => {
+    const call = new Call("MintUsdc", raw, Infinity);
+    const signal = call.signal;
+    let aborts = 0;
+    signal.addEventListener("abort", () => aborts++);
+    call.answered();
+    call.cancel();
+    expect([signal.aborted, aborts]).toEqual([false, 0]);
+  });
+
+  it("a plain Wait without the flag falls back to its signal", () => {
+    const c = new AbortController();
+    expect(isAborted({ deadlineMs: Infinity, signal: c.signal })).toBe(false);
+    c.abort();
+    expect(isAborted({ deadlineMs: Infinity, signal: c.signal })).toBe(true);
+    expect(isAborted({ deadlineMs: Infinity })).toBe(false);
   });
 });
