@@ -73,11 +73,11 @@ function closeModule(modulePath: string): void {
   if (known === undefined) return;
   if (--known.users > 0) return;
   modules.delete(modulePath);
-  try {
-    known.lib.C_Finalize();
-  } finally {
-    known.lib.close();
-  }
+  // C_Finalize only: the module stays loaded. Unloading it (dlclose) lets the
+  // process's exit run SoftHSM's static destructors from unmapped code, which
+  // can kill a stopping worker with a signal instead of exit 0. A later open
+  // loads it again (dlopen counts) and C_Initialize after C_Finalize is allowed.
+  known.lib.C_Finalize();
 }
 
 function findSlotByLabel(lib: Pkcs11Types.PKCS11, tokenLabel: string): Pkcs11Types.Handle {

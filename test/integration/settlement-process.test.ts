@@ -206,7 +206,7 @@ describe("the worker process applies the ledger's effects (issue 16)", () => {
       const exit = await worker;
       await s.stop();
       await db.drop();
-      expect(exit.code, exit.stderr).toBe(0);
+      expect({ code: exit.code, signal: exit.signal }, exit.stderr).toEqual({ code: 0, signal: null });
     }
   }, 90_000);
 });
