@@ -181,10 +181,17 @@ describe("the worker process applies the ledger's effects (issue 16)", () => {
     );
     const env = { MINT_STORE: db.url, MINT_SETTLEMENT_FILE: settlementFile, ...pkcs11SignerEnv(token, dir) };
     let finished = false;
+    let passed = false;
     const worker = runWorker({ ...env, MINT_LOG_LEVEL: "warn" }, async () => finished);
     // The process holds the chain's sender lock before the service starts, so the service's own worker stands by.
     const senderLocked = async (): Promise<boolean> =>
-      (await db.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND granted", [0x6d696e74, 1500 + BLOCKCHAINS.indexOf(BLOCKCHAIN)])).rowCount === 1;
+      // pg_locks is the whole cluster's: only this test's database counts (other files settle ETHEREUM in theirs meanwhile).
+      (
+        await db.query(
+          "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+          [0x6d696e74, 1500 + BLOCKCHAINS.indexOf(BLOCKCHAIN)],
+        )
+      ).rowCount === 1;
     await until(senderLocked, 30_000, () => "waiting for the worker process to take the sender lock");
     const s = await startTestServer({ MINT_STORE: db.url, MINT_SETTLEMENT_FILE: settlementFile, ...pkcs11SignerEnv(token, dir) });
     try {
@@ -201,12 +208,14 @@ describe("the worker process applies the ledger's effects (issue 16)", () => {
       const entries = await db.query<{ kind: string }>("SELECT kind FROM ledger_entries WHERE ref_id = $1 ORDER BY entry_id", [id]);
       expect(entries.rows.map((e) => e.kind)).toEqual(["redemption", "redemption_reversal"]);
       expect(await setup.chain.totalSupply()).toBe(2_000_000n);
+      passed = true;
     } finally {
       finished = true;
       const exit = await worker;
       await s.stop();
       await db.drop();
-      expect({ code: exit.code, signal: exit.signal }, exit.stderr).toEqual({ code: 0, signal: null });
+      // Only after a passing body: a failure above must not be hidden by this one (its SIGTERM may reach a worker still starting).
+      if (passed) expect({ code: exit.code, signal: exit.signal }, exit.stderr).toEqual({ code: 0, signal: null });
     }
   }, 90_000);
 });
