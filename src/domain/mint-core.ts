@@ -34,6 +34,7 @@ import {
   mintRequest,
   sameRequest,
   transferRequest,
+  type Blockchain,
   type CanonicalRequest,
   type IdempotencyScope,
   type MintRecord,
@@ -215,26 +216,21 @@ export class MintCore {
 
   /** Failures: INVALID_ARGUMENT, IDEMPOTENCY_KEY_REUSED/IN_USE, IDEMPOTENCY_STORE_FULL, RATE_LIMITED, DEADLINE_EXCEEDED. */
   async mintUsdc(input: MintUsdcInput, ctx: CallContext): Promise<Result<{ mint: MintRecord; replayed: boolean }>> {
-    const accountId = v.accountId(input.accountId);
-    if (!accountId.ok) return accountId;
-    const amount = parseAmount(input.amount, this.deps.maxAmountMicros);
-    if (!amount.ok) return amount;
-    const blockchain = v.blockchain(input.blockchain);
-    if (!blockchain.ok) return blockchain;
-    const key = v.idempotencyKey(input.idempotencyKey);
-    if (!key.ok) return key;
+    const parsed = moneyCallInput(input, this.deps.maxAmountMicros);
+    if (!parsed.ok) return parsed;
+    const { accountId, amountMicros, blockchain, key } = parsed.value;
     // The record keeps the caller-scoped key, so that a reconcile frees the right one.
-    const storeKey = scopedIdempotencyKey(ctx.principal, key.value);
+    const storeKey = scopedIdempotencyKey(ctx.principal, key);
 
     const limiter = this.deps.limiter;
     let counted = false;
     const admit = async (): Promise<Result<void>> => {
-      const decision = await limiter.tryAcquire(accountId.value);
+      const decision = await limiter.tryAcquire(accountId);
       if (!decision.allowed) {
         this.metrics.rateLimited();
         return fail({
           code: "RATE_LIMITED",
-          accountId: accountId.value,
+          accountId,
           retryAfterMs: decision.retryAfterMs,
           limit: limiter.limit,
           windowMs: limiter.windowMs,
@@ -243,16 +239,16 @@ export class MintCore {
       counted = true;
       return ok(undefined);
     };
-    const settle = this.deps.settlement?.required(blockchain.value) === true;
+    const settle = this.deps.settlement?.required(blockchain) === true;
     const effect: Effect = {
       kind: "mint",
       reserveRequired: this.deps.reserveRequired === true,
       cmd: this.withApproval(
         {
           mintId: this.ids.mintId(),
-          accountId: accountId.value,
-          amountMicros: amount.value,
-          blockchain: blockchain.value,
+          accountId,
+          amountMicros,
+          blockchain,
           idempotencyKey: storeKey,
           createWallMs: this.deps.clock.wallMs(),
           settle,
@@ -262,26 +258,26 @@ export class MintCore {
     };
     let r: Result<{ stored: StoredResult; replayed: boolean }>;
     try {
-      const request = mintRequest(accountId.value, amount.value, blockchain.value);
-      const accounts = [accountId.value];
+      const request = mintRequest(accountId, amountMicros, blockchain);
+      const accounts = [accountId];
       r = await this.keyed(
-        { scope: "mint", key: storeKey, request, accounts, journal: journalEntry(ctx, "MintUsdc", key.value, request, accounts) },
+        { scope: "mint", key: storeKey, request, accounts, journal: journalEntry(ctx, "MintUsdc", key, request, accounts) },
         ctx,
         effect,
         admit,
       );
     } catch (err) {
-      if (counted && err instanceof UnavailableError && err.notApplied) await this.giveBack(accountId.value);
+      if (counted && err instanceof UnavailableError && err.notApplied) await this.giveBack(accountId);
       throw err;
     }
     // A returned failure never applied anything: the slot goes back.
-    if (!r.ok && counted) await this.giveBack(accountId.value);
+    if (!r.ok && counted) await this.giveBack(accountId);
     if (!r.ok) return r;
     const stored = r.value.stored;
     if (stored.scope !== "mint") throw new Error("invariant violated: a mint key holds a non-mint result");
     if (r.value.replayed) this.metrics.idempotentReplay("mint");
     else this.metrics.moneyMoved("mint", stored.mint.amountMicros);
-    if (settle && !r.value.replayed) this.deps.settlement?.wake(blockchain.value);
+    if (settle && !r.value.replayed) this.deps.settlement?.wake(blockchain);
     // A replay of a mint that went through approval answers the mint as it is now (issue 11).
     if (r.value.replayed && stored.mint.approval !== undefined) {
       return ok({ mint: (await this.deps.store.getMint(stored.mint.mintId)) ?? stored.mint, replayed: true });
@@ -434,28 +430,23 @@ export class MintCore {
    * DEADLINE_EXCEEDED.
    */
   async redeemUsdc(input: RedeemUsdcInput, ctx: CallContext): Promise<Result<{ redemption: RedemptionRecord; replayed: boolean }>> {
-    const accountId = v.accountId(input.accountId);
-    if (!accountId.ok) return accountId;
-    const amount = parseAmount(input.amount, this.deps.maxAmountMicros);
-    if (!amount.ok) return amount;
-    const blockchain = v.blockchain(input.blockchain);
-    if (!blockchain.ok) return blockchain;
-    const key = v.idempotencyKey(input.idempotencyKey);
-    if (!key.ok) return key;
+    const parsed = moneyCallInput(input, this.deps.maxAmountMicros);
+    if (!parsed.ok) return parsed;
+    const { accountId, amountMicros, blockchain, key } = parsed.value;
     const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
-    const request = redeemRequest(accountId.value, amount.value, blockchain.value);
-    const accounts = [accountId.value];
-    const journal: JournalEntry = { actor, action: "RedeemUsdc", idempotencyKey: key.value, request, accounts };
+    const request = redeemRequest(accountId, amountMicros, blockchain);
+    const accounts = [accountId];
+    const journal: JournalEntry = { actor, action: "RedeemUsdc", idempotencyKey: key, request, accounts };
     // Issue 16: on a settling chain the redemption burns from the treasury through the settlement worker.
-    const settle = this.deps.settlement?.required(blockchain.value) === true;
-    const r = await this.keyed({ scope: "redeem", key: redeemStoreKey(actor, key.value), request, accounts, journal }, ctx, {
+    const settle = this.deps.settlement?.required(blockchain) === true;
+    const r = await this.keyed({ scope: "redeem", key: redeemStoreKey(actor, key), request, accounts, journal }, ctx, {
       kind: "redeem",
       cmd: {
         redemptionId: this.ids.redemptionId(),
-        accountId: accountId.value,
-        amountMicros: amount.value,
-        blockchain: blockchain.value,
-        idempotencyKey: key.value,
+        accountId,
+        amountMicros,
+        blockchain,
+        idempotencyKey: key,
         actor,
         createWallMs: this.deps.clock.wallMs(),
       },
@@ -465,12 +456,12 @@ export class MintCore {
     if (!r.ok) {
       // The store key carries the caller's name; errors show the caller's own key.
       const e = r.error;
-      if (e.code === "IDEMPOTENCY_KEY_REUSED" || e.code === "IDEMPOTENCY_KEY_IN_USE") return fail({ ...e, key: key.value });
+      if (e.code === "IDEMPOTENCY_KEY_REUSED" || e.code === "IDEMPOTENCY_KEY_IN_USE") return fail({ ...e, key: key });
       return r;
     }
     const stored = r.value.stored;
     if (stored.scope !== "redeem") throw new Error("invariant violated: a redeem key holds a non-redeem result");
-    if (settle && !r.value.replayed) this.deps.settlement?.wake(blockchain.value);
+    if (settle && !r.value.replayed) this.deps.settlement?.wake(blockchain);
     return ok({ redemption: stored.redemption, replayed: r.value.replayed });
   }
 
@@ -776,4 +767,20 @@ export class MintCore {
  */
 function redemptionTokenFilter(accountId: string): string {
   return `redemptions\u0000${accountId}`;
+}
+
+/** The fields every money-moving keyed call into one account shares, validated in the order the error table documents. */
+function moneyCallInput(
+  input: { readonly accountId: string; readonly amount: string; readonly blockchain: string; readonly idempotencyKey: string },
+  maxAmountMicros: bigint,
+): Result<{ accountId: string; amountMicros: bigint; blockchain: Blockchain; key: string }> {
+  const accountId = v.accountId(input.accountId);
+  if (!accountId.ok) return accountId;
+  const amount = parseAmount(input.amount, maxAmountMicros);
+  if (!amount.ok) return amount;
+  const blockchain = v.blockchain(input.blockchain);
+  if (!blockchain.ok) return blockchain;
+  const key = v.idempotencyKey(input.idempotencyKey);
+  if (!key.ok) return key;
+  return ok({ accountId: accountId.value, amountMicros: amount.value, blockchain: blockchain.value, key: key.value });
 }
