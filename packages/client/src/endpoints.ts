@@ -7,8 +7,8 @@
  * gone) until it says SERVING again.
  */
 import * as grpc from "@grpc/grpc-js";
-import { HealthCheckResponse_ServingStatus as Wire, HealthClient } from "../../gen/grpc/health/v1/health.js";
-import { MintServiceClient } from "../../gen/usdc/mint/v1/mint.js";
+import { HealthCheckResponse_ServingStatus as Wire, HealthClient } from "../gen/grpc/health/v1/health.js";
+import { MintServiceClient } from "../gen/usdc/mint/v1/mint.js";
 
 export const MINT_SERVICE_NAME = "usdc.mint.v1.MintService";
 

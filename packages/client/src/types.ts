@@ -12,7 +12,7 @@ import {
   type Transfer as WireTransfer,
   type Redemption as WireRedemption,
   type Supply as WireSupply,
-} from "../../gen/usdc/mint/v1/mint.js";
+} from "../gen/usdc/mint/v1/mint.js";
 
 /** The chains the service knows (the proto enum without its BLOCKCHAIN_ prefix). */
 export const BLOCKCHAINS = ["ETHEREUM", "SOLANA", "BASE", "ARBITRUM", "POLYGON", "AVALANCHE", "OPTIMISM", "STELLAR", "NOBLE"] as const;

@@ -1,4 +1,4 @@
-import { BLOCKCHAINS } from "../../client/types.js";
+import { BLOCKCHAINS } from "../../../client/src/types.js";
 import type { CommandSpec } from "../command.js";
 import { record } from "../output.js";
 

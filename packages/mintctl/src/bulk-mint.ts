@@ -7,7 +7,7 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import cliProgress from "cli-progress";
-import { MintServiceError, toMintServiceError } from "../client/errors.js";
+import { MintServiceError, toMintServiceError } from "../../client/src/errors.js";
 import { csvLine, parseCsv } from "./csv.js";
 import { UsageError, type Context } from "./context.js";
 import { EXIT_BULK_FAILURES, EXIT_OK } from "./exit-codes.js";

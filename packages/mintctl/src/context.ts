@@ -5,8 +5,8 @@
  */
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import { createMintClient, type MintClient } from "../client/client.js";
-import { MintServiceError, toMintServiceError } from "../client/errors.js";
+import { createMintClient, type MintClient } from "../../client/src/client.js";
+import { MintServiceError, toMintServiceError } from "../../client/src/errors.js";
 import { EXIT_OK, EXIT_USAGE, exitCodeFor } from "./exit-codes.js";
 import { json, type Io } from "./output.js";
 

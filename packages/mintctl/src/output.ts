@@ -2,7 +2,7 @@
  * How mintctl prints: aligned plain-text tables for people (no colours, so
  * they paste cleanly into tickets), one JSON document for scripts (`--json`).
  */
-import type { Mint, Transfer } from "../client/types.js";
+import type { Mint, Transfer } from "../../client/src/types.js";
 
 export interface Io {
   readonly out: (text: string) => void;

@@ -1,6 +1,6 @@
 import type { CommandSpec } from "../command.js";
 import { record } from "../output.js";
-import type { SupplyInfo } from "../../client/types.js";
+import type { SupplyInfo } from "../../../client/src/types.js";
 
 /** Supply, reserve, headroom and what waits for approval as a table; the reserve row says when supply is not capped. */
 function supplyRecord(s: SupplyInfo): string {

@@ -1,4 +1,4 @@
-import { BLOCKCHAINS } from "../../client/types.js";
+import { BLOCKCHAINS } from "../../../client/src/types.js";
 import { bulkMint } from "../bulk-mint.js";
 import type { CommandSpec } from "../command.js";
 import { UsageError } from "../context.js";

@@ -7,7 +7,7 @@
  * RESOURCE_EXHAUSTED, 19 FAILED_PRECONDITION, 24 UNAVAILABLE, ...
  */
 import { status as GrpcCode } from "@grpc/grpc-js";
-import type { GrpcCodeName } from "../client/errors.js";
+import type { GrpcCodeName } from "../../client/src/errors.js";
 
 export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;

@@ -5,8 +5,8 @@
  * `reason`, not by `instanceof` or message text.
  */
 import { status as GrpcCode, type Metadata, type ServiceError } from "@grpc/grpc-js";
-import { BadRequest, ErrorInfo, QuotaFailure, RetryInfo } from "../../gen/google/rpc/error_details.js";
-import { Status } from "../../gen/google/rpc/status.js";
+import { BadRequest, ErrorInfo, QuotaFailure, RetryInfo } from "../gen/google/rpc/error_details.js";
+import { Status } from "../gen/google/rpc/status.js";
 
 /** The gRPC status codes by name ("INVALID_ARGUMENT", "UNAVAILABLE", ...). */
 export type GrpcCodeName = keyof typeof GrpcCode;

@@ -3,7 +3,7 @@
  * it to the process; tests call it directly with captured output.
  */
 import { Command, CommanderError, Option } from "commander";
-import { MintServiceError } from "../client/errors.js";
+import { MintServiceError } from "../../client/src/errors.js";
 import type { Runner } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
 import { Context, DEFAULT_ADDRESS, ENV_FALLBACKS, UsageError, type GlobalFlags } from "./context.js";

@@ -4,7 +4,7 @@
  * to recompute the chain; verify exits EXIT_AUDIT_BROKEN (4) when a record
  * is missing or altered, so a cron job can alert on it.
  */
-import type { AuditEvent } from "../../client/client.js";
+import type { AuditEvent } from "../../../client/src/client.js";
 import type { CommandSpec } from "../command.js";
 import { UsageError } from "../context.js";
 import { EXIT_AUDIT_BROKEN } from "../exit-codes.js";

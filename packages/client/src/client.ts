@@ -17,11 +17,11 @@ import {
   type MintUsdcRequest,
   type ReconcileMintRequest,
   type TransferRequest,
-} from "../../gen/usdc/mint/v1/mint.js";
+} from "../gen/usdc/mint/v1/mint.js";
 import { EndpointPool, expandTargets, isLoopbackTarget, type EndpointState } from "./endpoints.js";
 import { MintServiceError, toMintServiceError } from "./errors.js";
 import { backoffMs, DEFAULT_RETRY_POLICY, retryDecision, type CallSafety, type RetryPolicy } from "./retry.js";
-import { Blockchain as WireBlockchain, SettlementState, type ReconcileChainRequest, type ReconcileChainResponse } from "../../gen/usdc/mint/v1/mint.js";
+import { Blockchain as WireBlockchain, SettlementState, type ReconcileChainRequest, type ReconcileChainResponse } from "../gen/usdc/mint/v1/mint.js";
 import { blockchainToWire, mintFromWire, mintStatusToWire, type MinterAllowance, transferFromWire, type Balance, type BlockchainName, type ChainReconciliation, type Mint, type MintPage, type MintResult, type TransferResult } from "./types.js";
 import { redemptionFromWire, supplyFromWire, type FreezeResult, type RedeemResult, type Redemption, type RedemptionPage, type SupplyInfo } from "./types.js";
 import { uuidv7 } from "./uuidv7.js";

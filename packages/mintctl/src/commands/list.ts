@@ -1,7 +1,7 @@
 import type { CommandSpec } from "../command.js";
 import { UsageError } from "../context.js";
 import { MINT_COLUMNS, mintRow, table } from "../output.js";
-import type { Mint } from "../../client/types.js";
+import type { Mint } from "../../../client/src/types.js";
 
 /** Default cap on the mints one `list` prints: all of them on any ledger a person reads, yet bounded. */
 export const DEFAULT_LIST_MAX = 100_000;

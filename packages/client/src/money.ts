@@ -4,9 +4,9 @@
  * a JavaScript `number` (0.1 is not exact, and 2^53 micro-USDC is less than
  * one allowed mint).
  */
-import { formatMicros, MICROS_PER_USDC } from "../domain/money.js";
 
-export { MICROS_PER_USDC };
+/** Micro-USDC in one USDC: the wire's decimal strings have at most 6 decimals. */
+export const MICROS_PER_USDC = 1_000_000n;
 
 /** The amounts the service answers with: canonical, at most 6 decimals, no sign. Zero is allowed (a balance). */
 const DECIMAL_USDC = /^(0|[1-9][0-9]*)(?:\.([0-9]{1,6}))?$/;
@@ -24,5 +24,11 @@ export function toMicros(amount: string): bigint {
 
 /** Formats micro-USDC as the canonical decimal string the service uses ("100.5", "7", "0.000001"). */
 export function fromMicros(micros: bigint): string {
-  return formatMicros(micros);
+  const negative = micros < 0n;
+  const digits = (negative ? -micros : micros).toString();
+  const whole = digits.length > 6 ? digits.slice(0, digits.length - 6) : "0";
+  const frac = digits.length > 6 ? digits.slice(digits.length - 6) : digits.padStart(6, "0");
+  const trimmed = frac.replace(/0+$/, "");
+  const out = trimmed === "" ? whole : `${whole}.${trimmed}`;
+  return negative ? `-${out}` : out;
 }
