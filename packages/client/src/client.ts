@@ -26,9 +26,11 @@ import { blockchainToWire, mintFromWire, mintStatusToWire, type MinterAllowance,
 import { redemptionFromWire, supplyFromWire, type FreezeResult, type RedeemResult, type Redemption, type RedemptionPage, type SupplyInfo } from "./types.js";
 import { uuidv7 } from "./uuidv7.js";
 
+/** What `onRetry` is told before each retry. */
 export interface RetryEvent {
   /** The attempt that failed (1 = the first). */
   readonly attempt: number;
+  /** Why it failed. */
   readonly error: MintServiceError;
   /** How long the client waits before the next attempt. */
   readonly delayMs: number;
@@ -36,6 +38,7 @@ export interface RetryEvent {
   readonly fromRetryInfo: boolean;
 }
 
+/** How {@link createMintClient} connects, authenticates and retries. */
 export interface MintClientOptions {
   /**
    * Where the replicas are: "host:port", a list of them, "ipv4:a:1,b:2",
@@ -63,6 +66,7 @@ export interface MintClientOptions {
   readonly channelOptions?: grpc.ChannelOptions;
 }
 
+/** Per-call options, every method's last argument. */
 export interface CallOptions {
   /** This call's per-attempt deadline, instead of `defaultDeadlineMs`. */
   readonly deadlineMs?: number;
@@ -72,113 +76,171 @@ export interface CallOptions {
   readonly retry?: Partial<RetryPolicy> | false;
 }
 
+/** A mint request. */
 export interface MintUsdcInput {
+  /** The account to credit. */
   readonly accountId: string;
   /** Decimal USDC string, e.g. "100.5" (use fromMicros() for a bigint). */
   readonly amount: string;
+  /** The chain, by short name ("ETHEREUM"); an unknown one is refused by the service (INVALID_BLOCKCHAIN). */
   readonly blockchain: BlockchainName | (string & {});
   /** One key per logical mint; generated (UUIDv7) when absent and reused on every retry. */
   readonly idempotencyKey?: string;
 }
 
+/** A transfer request. */
 export interface TransferInput {
+  /** The account to debit. */
   readonly fromAccountId: string;
+  /** The account to credit. */
   readonly toAccountId: string;
+  /** Decimal USDC string. */
   readonly amount: string;
+  /** One key per logical transfer; generated (UUIDv7) when absent and reused on every retry. */
   readonly idempotencyKey?: string;
 }
 
+/** listMints filters and paging. */
 export interface ListMintsInput {
   /** Only this account's mints; absent or "" = every account. */
   readonly accountId?: string;
   /** 1..1000; the service's default when absent. */
   readonly pageSize?: number;
+  /** The previous page's `nextPageToken`; absent for the first page. */
   readonly pageToken?: string;
-  /** Only mints in this status ("PENDING_APPROVAL", ...); absent or "" = all (issue 11). */
+  /** Only mints in this status ("PENDING_APPROVAL", ...); absent or "" = all. */
   readonly status?: string;
 }
 
+/** A reversal request for a mint whose chain transaction failed. */
 export interface ReconcileMintInput {
+  /** The mint to reverse. */
   readonly mintId: string;
+  /** Why (recorded on the mint). */
   readonly reason?: string;
 }
 
-/** Issue 10: ListAuditEvents filters; every one optional. */
+/** listAuditEvents filters; every one optional. */
 export interface ListAuditEventsInput {
+  /** Only records touching this account. */
   readonly accountId?: string;
+  /** Only records of this principal. */
   readonly principal?: string;
+  /** Only records at or after this time. */
   readonly startTime?: Date;
+  /** Only records before this time. */
   readonly endTime?: Date;
+  /** Records per page; the service's default when absent. */
   readonly pageSize?: number;
+  /** The previous page's `nextPageToken`; absent for the first page. */
   readonly pageToken?: string;
 }
 
 /** One sealed audit journal record. */
 export interface AuditEvent {
+  /** Its sequence number (1, 2, ... without gaps). */
   readonly seq: number;
+  /** When the change was applied. */
   readonly time: Date;
+  /** Who made it. */
   readonly principal: string;
+  /** The RPC ("MintUsdc", "Transfer", ...). */
   readonly action: string;
+  /** The operation's idempotency key ("" for one without). */
   readonly idempotencyKey: string;
+  /** The request, as JSON. */
   readonly requestJson: string;
+  /** The result, as JSON. */
   readonly resultJson: string;
+  /** The accounts it touched. */
   readonly accountIds: readonly string[];
+  /** The previous record's hash (the chain). */
   readonly prevHash: string;
+  /** This record's hash, over its fields and prevHash. */
   readonly hash: string;
 }
 
+/** One page of listAuditEvents. */
 export interface AuditPage {
+  /** This page's records, oldest first. */
   readonly events: AuditEvent[];
+  /** "" on the last page. */
   readonly nextPageToken: string;
 }
 
 /** VerifyAuditChain's answer: `whole`, or the first broken sequence number and why. */
 export interface AuditVerdict {
+  /** True when every checked record's hash matches. */
   readonly whole: boolean;
+  /** Records checked before the answer. */
   readonly checked: number;
+  /** The first record checked. */
   readonly firstSeq: number;
+  /** The last record checked. */
   readonly lastSeq: number;
+  /** The hash of the last record checked. */
   readonly headHash: string;
+  /** Records committed but not sealed into the chain yet. */
   readonly unsealed: number;
+  /** The first broken record (0 when whole). */
   readonly brokenSeq: number;
+  /** Why it is broken ("" when whole). */
   readonly reason: string;
 }
 
+/**
+ * The MintService client {@link createMintClient} returns. Every call retries
+ * by the SDK's rules with one idempotency key per operation, and fails with a
+ * {@link MintServiceError}.
+ */
 export interface MintClient {
+  /** Mints USDC into an account; idempotent by `idempotencyKey` (generated when absent). */
   mintUsdc(input: MintUsdcInput, options?: CallOptions): Promise<MintResult>;
+  /** Moves USDC between two accounts; idempotent by `idempotencyKey` (generated when absent). */
   transfer(input: TransferInput, options?: CallOptions): Promise<TransferResult>;
+  /** An account's balance (spendable and pending) and whether it is frozen. */
   getBalance(accountId: string, options?: CallOptions): Promise<Balance>;
+  /** One mint by id (NOT_FOUND when there is none). */
   getMint(mintId: string, options?: CallOptions): Promise<Mint>;
+  /** One page of mints, oldest first. */
   listMints(input?: ListMintsInput, options?: CallOptions): Promise<MintPage>;
   /** Every mint (of one account, or all), page after page, as an async iterator. */
   listAllMints(input?: Omit<ListMintsInput, "pageToken">, options?: CallOptions): AsyncIterable<Mint>;
+  /** Reverses a mint whose chain transaction failed; a retry that finds it reversed with the same reason answers the mint. */
   reconcileMint(input: ReconcileMintInput, options?: CallOptions): Promise<Mint>;
-  /** Issue 16: compares the chain with the ledger (read-only). */
+  /** Compares the chain with the ledger (read-only). */
   reconcileChain(blockchain: BlockchainName | (string & {}), options?: CallOptions): Promise<ChainReconciliation>;
-  /** Issue 10: one page of the audit journal (role auditor). */
+  /** One page of the audit journal (role auditor). */
   listAuditEvents(input?: ListAuditEventsInput, options?: CallOptions): Promise<AuditPage>;
-  /** Issue 10: recomputes the journal's chain over [fromSeq, toSeq] (0: start / head). */
+  /** Recomputes the journal's chain over [fromSeq, toSeq] (0: start / head). */
   verifyAuditChain(input?: { fromSeq?: number; toSeq?: number }, options?: CallOptions): Promise<AuditVerdict>;
-  /** Approves a pending mint as this client's principal (issue 11); safe to retry (counted once). */
+  /** Approves a pending mint as this client's principal; safe to retry (counted once). */
   approveMint(mintId: string, options?: CallOptions): Promise<Mint>;
-  /** Rejects a pending mint (issue 11). */
+  /** Rejects a pending mint. */
   rejectMint(input: { readonly mintId: string; readonly reason?: string }, options?: CallOptions): Promise<Mint>;
+  /** Sets what a minter may still mint without approval (decimal USDC). */
   setMinterAllowance(input: { readonly principal: string; readonly amount: string }, options?: CallOptions): Promise<MinterAllowance>;
+  /** What is left of a minter's allowance. */
   getMinterAllowance(principal: string, options?: CallOptions): Promise<MinterAllowance>;
-  // Issue 12: reserve, redemption, freeze.
+  /** Records the attested reserve; mints beyond it are refused. */
   setReserve(input: { amount: string; attestationRef: string }, options?: CallOptions): Promise<SupplyInfo>;
+  /** Supply, reserve and headroom. */
   getSupply(options?: CallOptions): Promise<SupplyInfo>;
-  /** Idempotent by `idempotencyKey` (generated when absent), scoped to the RPC and the caller. */
+  /** Redeems USDC from an account; idempotent by `idempotencyKey` (generated when absent), scoped to the RPC and the caller. */
   redeemUsdc(input: { accountId: string; amount: string; blockchain: BlockchainName | string; idempotencyKey?: string }, options?: CallOptions): Promise<RedeemResult>;
+  /** One redemption by id. */
   getRedemption(redemptionId: string, options?: CallOptions): Promise<Redemption>;
   /** One page of redemptions, oldest first (accountId "" = every account). */
   listRedemptions(input?: { readonly accountId?: string; readonly pageSize?: number; readonly pageToken?: string }, options?: CallOptions): Promise<RedemptionPage>;
+  /** Freezes an account: it can neither send nor receive until unfrozen. */
   freezeAccount(input: { accountId: string; reason?: string }, options?: CallOptions): Promise<FreezeResult>;
+  /** Lifts a freeze. */
   unfreezeAccount(input: { accountId: string; reason?: string }, options?: CallOptions): Promise<FreezeResult>;
   /** What the client knows of each replica's health (from its Watch streams). */
   endpoints(): EndpointState[];
   /** Resolves once every replica has reported its health (or after `timeoutMs`). */
   waitForHealth(timeoutMs?: number): Promise<EndpointState[]>;
+  /** Closes every channel and health stream; calls made afterwards fail. */
   close(): void;
 }
 

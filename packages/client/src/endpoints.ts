@@ -15,8 +15,11 @@ export const MINT_SERVICE_NAME = "usdc.mint.v1.MintService";
 /** UNKNOWN: no answer yet; GONE: the Watch stream failed (connection refused or cut). */
 export type EndpointStatus = "UNKNOWN" | "SERVING" | "NOT_SERVING" | "GONE";
 
+/** One replica as the client sees it. */
 export interface EndpointState {
+  /** Its gRPC target ("127.0.0.1:50051", "dns:name:port"). */
   readonly address: string;
+  /** Its last health word. */
   readonly status: EndpointStatus;
 }
 

@@ -11,30 +11,53 @@ import { Status } from "../gen/google/rpc/status.js";
 /** The gRPC status codes by name ("INVALID_ARGUMENT", "UNAVAILABLE", ...). */
 export type GrpcCodeName = keyof typeof GrpcCode;
 
+/** A refused request field (google.rpc.BadRequest). */
 export interface FieldViolation {
+  /** The field ("amount", "account_id"). */
   readonly field: string;
+  /** What is wrong with it. */
   readonly description: string;
 }
 
+/** An exceeded quota (google.rpc.QuotaFailure). */
 export interface QuotaViolation {
+  /** Whose quota ("principal:alice"). */
   readonly subject: string;
+  /** Which limit. */
   readonly description: string;
 }
 
+/** What a {@link MintServiceError} is built from (the SDK builds them from gRPC status details). */
 export interface MintServiceErrorInit {
+  /** The gRPC status code by name. */
   readonly code: GrpcCodeName;
+  /** The human-readable message. */
   readonly message: string;
+  /** ErrorInfo reason ("" when absent). */
   readonly reason?: string;
+  /** ErrorInfo domain. */
   readonly domain?: string;
+  /** ErrorInfo metadata. */
   readonly metadata?: Readonly<Record<string, string>>;
+  /** RetryInfo delay in milliseconds. */
   readonly retryAfterMs?: number;
+  /** BadRequest field violations. */
   readonly fieldViolations?: readonly FieldViolation[];
+  /** QuotaFailure violations. */
   readonly quotaViolations?: readonly QuotaViolation[];
+  /** Whether the status carried an ErrorInfo (the service answered, rather than the transport failing). */
   readonly hasErrorInfo?: boolean;
+  /** Whether the call reached the wire (false: failed locally, e.g. no serving address). */
   readonly sent?: boolean;
+  /** The replica that answered or failed. */
   readonly address?: string;
 }
 
+/**
+ * Every failure of a {@link MintClient} call: the gRPC code, the service's
+ * ErrorInfo reason and metadata, and the RetryInfo, BadRequest and
+ * QuotaFailure details. Tell errors apart by `code` and `reason`.
+ */
 export class MintServiceError extends Error {
   /** The gRPC status code by name, e.g. "RESOURCE_EXHAUSTED". */
   readonly code: GrpcCodeName;

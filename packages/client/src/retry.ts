@@ -12,8 +12,14 @@
  */
 import type { MintServiceError } from "./errors.js";
 
+/**
+ * What a retry of a call risks: "keyed" (an idempotency key makes a retry a
+ * replay), "read" (changes nothing), "unkeyed" (a change without a key: an
+ * ambiguous failure is not retried).
+ */
 export type CallSafety = "keyed" | "read" | "unkeyed";
 
+/** When and how often one logical operation is retried. */
 export interface RetryPolicy {
   /** Most attempts per logical operation, the first included. */
   readonly maxAttempts: number;
@@ -21,10 +27,13 @@ export interface RetryPolicy {
   readonly budgetMs: number;
   /** First backoff ceiling; each later one is `multiplier` times larger, up to `maxBackoffMs`. */
   readonly initialBackoffMs: number;
+  /** The largest backoff ceiling. */
   readonly maxBackoffMs: number;
+  /** Growth of the backoff ceiling per attempt. */
   readonly multiplier: number;
 }
 
+/** The policy a client uses unless told otherwise: 10 attempts within 30 s, backoff 50 ms doubling up to 2 s. */
 export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
   maxAttempts: 10,
   budgetMs: 30_000,
@@ -33,7 +42,18 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
   multiplier: 2,
 });
 
-export type RetryDecision = { readonly retry: false } | { readonly retry: true; readonly exactDelayMs?: number };
+/** Whether to retry a failure; `exactDelayMs` when the server said how long to wait (RetryInfo). */
+export type RetryDecision =
+  | {
+      /** Do not retry. */
+      readonly retry: false;
+    }
+  | {
+      /** Retry. */
+      readonly retry: true;
+      /** Wait exactly this long (RetryInfo); absent: jittered backoff. */
+      readonly exactDelayMs?: number;
+    };
 
 const NO: RetryDecision = { retry: false };
 const BACKOFF: RetryDecision = { retry: true };
