@@ -254,7 +254,7 @@ const SAFETY: Record<Rpc, CallSafety> = {
   getMint: "read",
   listMints: "read",
   reconcileMint: "unkeyed",
-  // Issue 16: a read-only comparison; the SDK method is a follow-up (mintctl calls it directly).
+  // A read-only comparison of the chain with the ledger.
   reconcileChain: "read",
   listAuditEvents: "read",
   verifyAuditChain: "read",
@@ -263,7 +263,7 @@ const SAFETY: Record<Rpc, CallSafety> = {
   rejectMint: "unkeyed",
   setMinterAllowance: "keyed",
   getMinterAllowance: "read",
-  // Issue 12. Setting a reserve or a frozen state to a value is idempotent
+  // Setting a reserve or a frozen state to a value is idempotent
   // by nature, but a resend may land after another caller's change: only
   // failures where the service did not start are retried.
   setReserve: "unkeyed",

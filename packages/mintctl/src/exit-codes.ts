@@ -13,9 +13,9 @@ export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_BULK_FAILURES = 3;
-/** Issue 16: `chain reconcile` found the ledger and the chain differ. */
+/** `chain reconcile` found the ledger and the chain differ. */
 export const EXIT_CHAIN_DIFFERS = 5;
-/** `mintctl audit verify`: the service answered, and the audit chain is broken (issue 10). */
+/** `mintctl audit verify`: the service answered, and the audit chain is broken. */
 export const EXIT_AUDIT_BROKEN = 4;
 const GRPC_BASE = 10;
 
