@@ -199,7 +199,7 @@ describe("doc snippets run against a real server", () => {
     expect(RUNNABLE).toEqual(expect.arrayContaining(["README.md", "docs/getting-started.md", "docs/sdk.md", "docs/mintctl.md", "docs/controls.md"]));
   });
 
-  it.each(RUNNABLE)("%s", async (page) => {
+  it.each(RUNNABLE)("%s", { timeout: 120_000 }, async (page) => {
     const ran = await runPage(page);
     expect(ran.length).toBeGreaterThan(0);
     if (page === "README.md") {
