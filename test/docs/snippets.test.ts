@@ -39,6 +39,8 @@ class Session {
   lastMintId = "";
   /** Shell variables a `test: bash NAME…` block set, expanded in later command lines. */
   readonly vars: Record<string, string> = {};
+  /** `export MINTCTL_…=` lines of the page (the address is always this page's server). */
+  readonly mintctlEnv: Record<string, string> = {};
   readonly ran: Ran[] = [];
   readonly dir: string;
 
@@ -125,19 +127,27 @@ class Session {
   async mintctl(b: Block, line: string): Promise<void> {
     const { words, comment } = shellWords(this.expand(line));
     const expected = Number(/^exit (\d+)\b/.exec(comment)?.[1] ?? 0);
-    // A file the page wrote (test: file NAME) is found where the page's commands run.
-    const args = words.slice(1).map((w) => (existsSync(join(this.dir, w)) ? join(this.dir, w) : w));
+    // A file the page wrote (test: file NAME) is found where the page's commands run;
+    // --address names the host a reader has, this page's server stands in for it.
+    const address = (this.server as TestServer).address;
+    const args = words.slice(1).map((w, i, all) => (all[i - 1] === "--address" ? address : existsSync(join(this.dir, w)) ? join(this.dir, w) : w));
     let out = "";
     let err = "";
     const code = await runCli(args, {
       out: (s) => (out += s),
       err: (s) => (err += s),
-      env: { MINTCTL_ADDRESS: (this.server as TestServer).address },
+      env: { ...this.mintctlEnv, MINTCTL_ADDRESS: address },
       stderrIsTTY: false,
     });
     expect({ code, err: code === expected ? "" : err }, this.where(b, line)).toEqual({ code: expected, err: "" });
     this.ran.push({ page: this.page, line, out });
     if (args[0] === "mint" && !args.includes("--from-csv")) this.lastMintId = MINT_ID.exec(out)?.[0] ?? this.lastMintId;
+  }
+
+  /** `export MINTCTL_X=value` (quotes and `$VAR` as a shell reads them); MINTCTL_ADDRESS stays this page's server. */
+  exportMintctl(line: string): void {
+    const m = /^export (\w+)=(?:"([^"]*)"|'([^']*)'|(\S*))/.exec(this.expand(line)) as RegExpExecArray;
+    if (m[1] !== "MINTCTL_ADDRESS") this.mintctlEnv[m[1] as string] = m[2] ?? m[3] ?? m[4] ?? "";
   }
 
   async typescript(b: Block, index: number): Promise<void> {
@@ -182,6 +192,7 @@ async function runPage(page: string): Promise<Ran[]> {
         for (const line of shellLines(b.body)) {
           if (line.startsWith("grpcurl ")) await s.grpcurl(b, line);
           else if (line.startsWith("mintctl ")) await s.mintctl(b, line);
+          else if (/^export MINTCTL_\w+=/.test(line)) s.exportMintctl(line);
         }
       } else if (b.lang === "ts") await s.typescript(b, ++index);
     }
@@ -217,6 +228,10 @@ describe("doc snippets run against a real server", () => {
       expect(balance?.json?.balance).toBe("75.5");
       const reconciled = ran.find((r) => r.line.includes("/ReconcileMint"));
       expect((reconciled?.json?.mint as { status: string }).status).toBe("MINT_STATUS_REVERSED");
+    }
+    if (page === "docs/security.md") {
+      // The mTLS mint (payments-api) and the token's read (ops-console) reached the TLS server as their principals.
+      expect(ran.find((r) => r.line.includes("balance treasury:ops"))?.out).toMatch(/^balance +15$/m);
     }
     if (page === "docs/mintctl.md") {
       const balance = ran.find((r) => r.line.startsWith("mintctl balance alice"));
