@@ -210,6 +210,17 @@ describe("doc snippets run against a real server", () => {
     expect(RUNNABLE).toEqual(expect.arrayContaining(["README.md", "docs/getting-started.md", "docs/sdk.md", "docs/mintctl.md", "docs/controls.md"]));
   });
 
+  it("no grpcurl or mintctl line hides in a block the test does not run", () => {
+    const hidden = docPages().flatMap((page) =>
+      blocks(readPage(page))
+        .filter((b) => b.lang !== "sh" && /^(grpcurl|mintctl) /m.test(b.body))
+        .map((b) => `${page}:${b.line} (\`\`\`${b.lang})`),
+    );
+    expect(hidden).toEqual([]);
+    const unexplained = docPages().flatMap((page) => blocks(readPage(page)).filter((b) => b.directive === "skip").map((b) => `${page}:${b.line}`));
+    expect(unexplained, "a skipped block says what runs it instead").toEqual([]);
+  });
+
   it.each(RUNNABLE)("%s", { timeout: 120_000 }, async (page) => {
     const ran = await runPage(page);
     expect(ran.length).toBeGreaterThan(0);
