@@ -16,7 +16,7 @@
  * must fail with our ErrorInfo (otherwise succeed).
  */
 import { readdirSync, readFileSync } from "node:fs";
-import { join, relative } from "node:path";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { createFileRegistry, fromBinary, fromJson, toBinary, toJson, type DescMethod, type JsonValue } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
@@ -222,8 +222,4 @@ export async function runGrpcurl(cmd: Grpcurl, reflection: Reflection, channel: 
 /** What grpcurl builds from `-import-path proto -proto …`: the repository's own descriptor set (buf build of proto/). */
 export function localRegistry() {
   return createFileRegistry(fromBinary(FileDescriptorSetSchema, readFileSync(join(ROOT_DIR, "descriptors/descriptor.binpb"))));
-}
-
-export function relativeToRoot(path: string): string {
-  return relative(ROOT_DIR, path);
 }
