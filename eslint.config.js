@@ -5,7 +5,7 @@ import tseslint from "typescript-eslint";
 import importX from "eslint-plugin-import-x";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "gen/**", "node_modules/**", "coverage/**", "bench/out/**", "bench/.build/**", "packages/*/dist/**", "packages/*/gen/**", "eslint.config.js"] },
+  { ignores: ["dist/**", "gen/**", "node_modules/**", "coverage/**", "bench/out/**", "bench/.build/**", "test/.tmp/**", "packages/*/dist/**", "packages/*/gen/**", "eslint.config.js"] },
   {
     files: ["**/*.ts"],
     extends: [tseslint.configs.base],

@@ -303,7 +303,7 @@ grep -q 'MINT_LISTEN=0.0.0.0:50051 is reachable from other hosts' "$WORK/bare.lo
 log "without credentials: exit 2, one line: $(cut -c1-100 "$WORK/bare.log")..."
 
 # ---------------------------------------------------------------------------
-# Started the way the README's `docker run` line does: certificates and the
+# Started the way the `docker run` line of docs/security.md does: certificates and the
 # auth file mounted read-only under /secrets (here: a directory made now with
 # openssl), listening on every interface (port 0 here, so runs never collide).
 SECRETS="$WORK/secrets"

@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { blocks, DOC_ADDRESS, readPage } from "../support/doc-snippets.js";
 import { ROOT } from "../support/service-process.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 
@@ -75,11 +76,12 @@ function hasNodeAddon(dir: string): boolean {
   return false;
 }
 
-function sdkExample(): string {
-  const doc = readFileSync(join(ROOT, "docs/sdk.md"), "utf8");
-  const m = /<!-- sdk-example -->\n```ts\n([\s\S]*?)\n```/.exec(doc);
-  if (m?.[1] === undefined) throw new Error("docs/sdk.md has no ```ts block after <!-- sdk-example -->");
-  return m[1];
+/** The first TypeScript block of docs/sdk.md ("A first program"), talking to `address` instead of the docs' 127.0.0.1:50051. */
+function sdkExample(address: string): string {
+  const example = blocks(readPage("docs/sdk.md")).find((b) => b.lang === "ts");
+  if (example === undefined) throw new Error("docs/sdk.md has no ```ts block");
+  expect(example.body).toContain('from "@usdc-mint/client"');
+  return example.body.split(DOC_ADDRESS).join(address);
 }
 
 describe("@usdc-mint/client from its packed tarball", () => {
@@ -108,8 +110,8 @@ describe("@usdc-mint/client from its packed tarball", () => {
     console.log(`@usdc-mint/client install: ${installed.length} packages, ${Math.round(Number(du.stdout.split("\t")[0]) / 1024)} MB node_modules, ${seconds.toFixed(1)} s`);
   }, 120_000);
 
-  it("the SDK example of docs/sdk.md type-checks (strict, nodenext) and runs against the real server from that project", async () => {
-    const code = sdkExample();
+  it("the first program of docs/sdk.md type-checks (strict, nodenext) and runs against the real server from that project", async () => {
+    const code = sdkExample(server.address);
     writeFileSync(join(app, "example.ts"), code);
     writeFileSync(join(app, "example.mjs"), code);
     writeFileSync(
@@ -119,7 +121,7 @@ describe("@usdc-mint/client from its packed tarball", () => {
     // The declarations resolve from the installed package (app/node_modules), not from this repository.
     await run(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json"], { cwd: app });
 
-    const env = { PATH: process.env.PATH ?? "", MINT_ADDRESS: server.address };
+    const env = { PATH: process.env.PATH ?? "" };
     const first = await run(process.execPath, ["example.mjs"], { cwd: app, env });
     expect(first.stdout).toMatch(/^mint_[0-9A-Z]{26} false 100500000n\n$/);
     const again = await run(process.execPath, ["example.mjs"], { cwd: app, env });
