@@ -95,7 +95,7 @@ type Mined = Extract<TxLookup, { kind: "mined" }> & { hash: Hex };
 
 /** In-flight settlements looked up at once per pass. */
 const LOOKUP_BATCH = 16;
-/** How often a sender re-checks the token's configuration while it signs. */
+/** How often a sender re-checks the token's configuration (queue or no queue). */
 const PREFLIGHT_EVERY_MS = 60_000;
 
 /** The chain or token is configured so that every mint would fail; the worker signs nothing until it is fixed. */
@@ -240,9 +240,11 @@ export class SettlementWorker {
     const report = { role: "sender" as const, signed: 0, confirmed: 0, failed: 0, rebroadcast: 0 };
 
     const inFlight = await this.outbox.inFlight(chainName);
+    // Read every pass, queue or no queue: an idle sender's health (and its
+    // pass-failure count) follows the node, not only once a mint arrives.
+    const head = await this.chain.headBlock();
     let open = 0;
     if (inFlight.length > 0) {
-      const head = await this.chain.headBlock();
       // Lookups are independent reads: a few at a time. Re-sends stay in nonce
       // order within a batch only loosely, which the node tolerates (it queues
       // a nonce gap until the lower nonce arrives).
@@ -259,11 +261,14 @@ export class SettlementWorker {
       }
     }
 
+    // After following what is in flight (a misconfiguration must not stop
+    // confirmations), before signing; idle or not, so a dead node or a
+    // blacklisted treasury shows in health before the first mint waits.
+    await this.preflight();
     const room = (this.opts.maxInFlight ?? 64) - open;
     if (room <= 0) return report;
     const pending = await this.outbox.nextPending(chainName, room);
     if (pending.length === 0) return report;
-    await this.preflight();
     if (this.nextNonce === null) {
       const [stored, mined] = await Promise.all([this.outbox.highestNonce(chainName), this.chain.minedNonce()]);
       this.nextNonce = Math.max(stored + 1, mined);
@@ -293,8 +298,9 @@ export class SettlementWorker {
 
   /**
    * Refuses to sign while a misconfiguration would make every mint revert
-   * (and, with issue 16, be reversed): checked when the worker becomes the
-   * sender and then at most every PREFLIGHT_EVERY_MS while it signs.
+   * (and be reversed): checked when the worker becomes the sender and then
+   * every PREFLIGHT_EVERY_MS, whether or not anything is queued; while it
+   * finds a problem, every pass checks again (and fails, with backoff).
    */
   private async preflight(): Promise<void> {
     const now = this.opts.clock.nowMs();
