@@ -469,7 +469,12 @@ export interface Settlement {
   confirmations: number;
   /** How many times signed bytes were handed to a node. */
   attempts: number;
-  /** The last error seen (node refused, unreachable, reverted); empty when none. */
+  /**
+   * The last error seen (node refused, unreachable, reverted); empty when none.
+   * While SUBMITTED it may instead say why the settlement waits: a transaction
+   * the node no longer knows is declared dropped only on proof, and until then
+   * this starts "waiting for proof of a drop: ".
+   */
   lastError: string;
   /** The transaction's nonce; unset while PENDING. */
   nonce?: number | undefined;
@@ -541,7 +546,7 @@ export interface AuditEvent {
   accountIds: string[];
   /** The hash of record seq - 1 (64 zeros for the first), lowercase hex. */
   prevHash: string;
-  /** SHA-256 of this record's canonical encoding (README "Audit journal"), lowercase hex. */
+  /** SHA-256 of this record's canonical encoding (docs/audit.md), lowercase hex. */
   hash: string;
 }
 
