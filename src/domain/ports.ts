@@ -245,7 +245,8 @@ export interface ApprovalStore {
    */
   approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, wait: Wait, settle?: boolean, reserveRequired?: boolean): Promise<Result<MintRecord>>;
   /**
-   * Rejects a pending mint, gives its allowance back and frees its
+   * Rejects a pending mint, gives its allowance charge back (only while no
+   * Set came since the charge, see above) and frees its
    * idempotency key (the same request may be submitted again). `rejectedBy`
    * is `sweeper` for an expiry. Failures: MINT_NOT_FOUND, MINT_NOT_PENDING,
    * DEADLINE_EXCEEDED, STORE_BUSY, CANCELLED.

@@ -573,7 +573,7 @@ export class PostgresLedgerStore implements LedgerStore {
     );
   }
 
-  /** Rejects a pending mint, gives its allowance back and frees its key, in one transaction (issue 11). */
+  /** Rejects a pending mint, gives its allowance charge back (while no Set came since) and frees its key, in one transaction. */
   rejectMint(
     mintId: string,
     reason: string,
