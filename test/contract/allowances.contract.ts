@@ -261,6 +261,48 @@ export function allowancesContract(name: string, make: MakeSettlementStores): vo
       covered("replay-after-settlement-failure", name);
     });
 
+    it("random Sets, mints, rejections and reversals match the model: a refund applies only within its charge's generation", async () => {
+      type Op = { kind: "set"; v: number } | { kind: "mint"; v: number; pending: boolean } | { kind: "undo"; pick: number };
+      const op: fc.Arbitrary<Op> = fc.oneof(
+        fc.record({ kind: fc.constant("set" as const), v: fc.integer({ min: 0, max: 30 }) }),
+        fc.record({ kind: fc.constant("mint" as const), v: fc.integer({ min: 1, max: 10 }), pending: fc.boolean() }),
+        fc.record({ kind: fc.constant("undo" as const), pick: fc.nat() }),
+      );
+      await fc.assert(
+        fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 12 }), async (ops) => {
+          const minter = `model-${newKey()}`;
+          const model = { left: 0n, generation: 0 };
+          const open: { mint: MintRecord; generation: number }[] = [];
+          for (const o of ops) {
+            if (o.kind === "set") {
+              await setTo(BigInt(o.v), minter);
+              model.left = BigInt(o.v);
+              model.generation++;
+            } else if (o.kind === "mint") {
+              const r = await s.store.applyOnce(call(newKey(), `acct-${minter}`, BigInt(o.v), { requester: minter, pending: o.pending }), WAIT);
+              if (BigInt(o.v) > model.left) {
+                expect(r.ok ? "ok" : r.error.code).toBe("ALLOWANCE_EXCEEDED");
+              } else {
+                open.push({ mint: minted(r), generation: model.generation });
+                model.left -= BigInt(o.v);
+              }
+            } else if (open.length > 0) {
+              const [undo] = open.splice(o.pick % open.length, 1);
+              if (undo === undefined) continue;
+              const r =
+                undo.mint.status === "PENDING_APPROVAL"
+                  ? await s.store.rejectMint(undo.mint.mintId, "no", "bob", s.clock.wallMs(), journal("bob", "RejectMint"), WAIT)
+                  : await s.store.reverseMint(undo.mint.mintId, "reorg", s.clock.wallMs(), WAIT, journal("ops", "ReconcileMint"));
+              expect(r.ok).toBe(true);
+              if (undo.generation === model.generation) model.left += undo.mint.amountMicros;
+            }
+            expect(await allowance(minter)).toBe(model.left);
+          }
+        }),
+        { numRuns: 15 },
+      );
+    });
+
     it("SetMinterAllowance with an expected value is a compare-and-set: ALLOWANCE_CHANGED with the value now, nothing changed", async () => {
       const cas = (amountMicros: bigint, expectedMicros: bigint, principal = MINTER) => s.store.setAllowance(principal, amountMicros, journal("rm", "SetMinterAllowance"), s.clock.wallMs(), expectedMicros);
       // Never set: what is left is 0.
