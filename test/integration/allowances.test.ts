@@ -16,6 +16,7 @@ import { tokenDigestHex } from "../../src/auth/authenticate.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
 import { ERROR_DOMAIN } from "../../src/transport/grpc/status.js";
+import { createMintClient, MintServiceError } from "../../packages/client/src/index.js";
 import { makeAuthFixture, newToken, type AuthFixture } from "../support/auth-fixtures.js";
 import { decodeError, expectError, startTestServer, type DecodedError, type TestServer } from "../support/test-server.js";
 
@@ -138,5 +139,22 @@ describe("allowances without an auth file (development)", () => {
     expect((await s.call<object, SetMinterAllowanceResponse>("setMinterAllowance", { principal: "dev-minter", amount: "8" }, lent)).allowance).toBe("8");
     const e = await expectError(s.call("setMinterAllowance", { principal: "local", amount: "9", expectedAmount: "6" }));
     expect([e.code, e.reason, e.metadata.remaining]).toEqual([Code.FAILED_PRECONDITION, "ALLOWANCE_CHANGED", "7"]);
+  });
+
+  it("the SDK passes expectedAmount: applied when it matches, MintServiceError ALLOWANCE_CHANGED with `remaining` when not", async () => {
+    const client = createMintClient({ addresses: s.address, defaultDeadlineMs: 5_000 });
+    try {
+      await client.setMinterAllowance({ principal: "sdk-minter", amount: "10" });
+      expect(await client.setMinterAllowance({ principal: "sdk-minter", amount: "12", expectedAmount: "10" })).toMatchObject({ allowance: "12" });
+      const e = await client.setMinterAllowance({ principal: "sdk-minter", amount: "20", expectedAmount: "10" }).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(e).toBeInstanceOf(MintServiceError);
+      expect([(e as MintServiceError).reason, (e as MintServiceError).metadata.remaining]).toEqual(["ALLOWANCE_CHANGED", "12"]);
+      expect(await client.getMinterAllowance("sdk-minter")).toMatchObject({ allowance: "12" });
+    } finally {
+      client.close();
+    }
   });
 });
