@@ -266,6 +266,8 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
       required: config.mintApprovalsRequired,
       ttlMs: config.mintApprovalTtlMs,
       allowances: config.mintAllowances,
+      // Without an auth file every caller is the all-roles development principal.
+      selfAllowance: config.authFile === "",
     },
   });
 

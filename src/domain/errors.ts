@@ -24,7 +24,9 @@ export type FieldName =
   | "from_seq"
   // Issue 12: reserve, redemption.
   | "attestation_ref"
-  | "redemption_id";
+  | "redemption_id"
+  // SetMinterAllowance's compare-and-set.
+  | "expected_amount";
 
 /** UPPER_SNAKE_CASE reasons of INVALID_ARGUMENT. */
 export type InvalidReason =
@@ -78,6 +80,18 @@ export type Failure =
   | { readonly code: "APPROVER_IS_REQUESTER"; readonly mintId: string; readonly principal: string }
   /** The mint is larger than what is left of the minter's allowance; nothing changed (issue 11). */
   | { readonly code: "ALLOWANCE_EXCEEDED"; readonly principal: string; readonly remainingMicros: bigint; readonly amountMicros: bigint }
+  /**
+   * SetMinterAllowance with `expected_amount`: what is left of the allowance
+   * is no longer the expected value (a mint, refund or another Set came
+   * between the read and the Set); nothing changed. `remainingMicros` is the
+   * value now, to read, decide and try again.
+   */
+  | { readonly code: "ALLOWANCE_CHANGED"; readonly principal: string; readonly remainingMicros: bigint; readonly expectedMicros: bigint }
+  /**
+   * A principal tried to set its own minter allowance (separation of duties,
+   * as a requester may not approve its own mint); nothing changed.
+   */
+  | { readonly code: "SELF_ALLOWANCE"; readonly principal: string }
   /** The caller's deadline passed while the call waited (for a lock); nothing was applied. */
   | { readonly code: "DEADLINE_EXCEEDED"; readonly message: string }
   /** More calls already wait for this account's lock than the service queues; nothing was applied. */

@@ -89,6 +89,13 @@ export interface ApprovalSettings {
   readonly ttlMs: number;
   /** Whether every mint consumes its requester's allowance. */
   readonly allowances: boolean;
+  /**
+   * Whether a principal may set its own allowance. Only a service without an
+   * auth file turns this on: every caller there is the development `local`
+   * principal (or a name the development header lends it), which holds every
+   * role by design. Absent or false: SELF_ALLOWANCE.
+   */
+  readonly selfAllowance?: boolean;
 }
 
 /** The principal that names calls without one (no authentication configured). */
@@ -179,6 +186,12 @@ const deadlinePassed: Failure = { code: "DEADLINE_EXCEEDED", message: "deadline 
 function parseReserve(text: string): Result<bigint> {
   if (text === "0") return ok(0n);
   return parseAmount(text, MAX_STORABLE_MICROS);
+}
+
+/** An allowance amount: the mint amount grammar, "0" allowed, up to what numeric(38,0) holds. */
+function parseAllowance(text: string, field: "amount" | "expected_amount"): Result<bigint> {
+  if (text === "0") return ok(0n);
+  return parseAmount(text, MAX_STORABLE_MICROS, field);
 }
 
 /** Calls in flight in this process for one key: the request of the first, and how many. */
@@ -355,19 +368,32 @@ export class MintCore {
     return ok({ principal: principal.value, allowanceMicros: await this.approvalStore().getAllowance(principal.value) });
   }
 
-  /** Sets what is left of a minter's allowance ("0" revokes). Failures: INVALID_ARGUMENT. */
-  async setMinterAllowance(principalText: string, amountText: string, ctx: CallContext): Promise<Result<{ principal: string; allowanceMicros: bigint }>> {
+  /**
+   * Sets what is left of a minter's allowance ("0" revokes). The Set is the
+   * final word: refunds of mints charged before it never raise the value it
+   * set. `expectedText` (optional) makes it a compare-and-set on what is left
+   * now. Failures: INVALID_ARGUMENT (principal, amount, expected_amount),
+   * SELF_ALLOWANCE (the caller names itself, unless `selfAllowance` is on),
+   * ALLOWANCE_CHANGED (what is left is not `expectedText`), STORE_BUSY.
+   */
+  async setMinterAllowance(principalText: string, amountText: string, ctx: CallContext, expectedText?: string): Promise<Result<{ principal: string; allowanceMicros: bigint }>> {
     const principal = v.accountId(principalText, "principal");
     if (!principal.ok) return principal;
-    let amountMicros = 0n;
-    if (amountText !== "0") {
-      // The same grammar as mint amounts (zero written "0"); the cap is numeric(38,0).
-      const amount = parseAmount(amountText, 10n ** 38n - 1n);
-      if (!amount.ok) return amount;
-      amountMicros = amount.value;
+    const amount = parseAllowance(amountText, "amount");
+    if (!amount.ok) return amount;
+    const amountMicros = amount.value;
+    let expectedMicros: bigint | undefined;
+    if (expectedText !== undefined) {
+      const expected = parseAllowance(expectedText, "expected_amount");
+      if (!expected.ok) return expected;
+      expectedMicros = expected.value;
     }
     const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
-    await this.approvalStore().setAllowance(principal.value, amountMicros, journalOf(actor, "SetMinterAllowance", { principal: principal.value, amount: amountMicros.toString() }, []), this.deps.clock.wallMs());
+    if (actor === principal.value && this.deps.approvals?.selfAllowance !== true) return fail({ code: "SELF_ALLOWANCE", principal: actor });
+    const request: Record<string, string> = { principal: principal.value, amount: amountMicros.toString() };
+    if (expectedMicros !== undefined) request.expected_amount = expectedMicros.toString();
+    const set = await this.approvalStore().setAllowance(principal.value, amountMicros, journalOf(actor, "SetMinterAllowance", request, []), this.deps.clock.wallMs(), expectedMicros);
+    if (!set.ok) return set;
     return ok({ principal: principal.value, allowanceMicros: amountMicros });
   }
 

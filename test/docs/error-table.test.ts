@@ -66,6 +66,8 @@ const SAMPLES: Record<FailureCode | EdgeFailure["code"], (Failure | EdgeFailure)
   MINT_PENDING_APPROVAL: [{ code: "MINT_PENDING_APPROVAL", mintId }],
   APPROVER_IS_REQUESTER: [{ code: "APPROVER_IS_REQUESTER", mintId, principal: "p" }],
   ALLOWANCE_EXCEEDED: [{ code: "ALLOWANCE_EXCEEDED", principal: "p", remainingMicros: 1n, amountMicros: 2n }],
+  ALLOWANCE_CHANGED: [{ code: "ALLOWANCE_CHANGED", principal: "p", remainingMicros: 1n, expectedMicros: 2n }],
+  SELF_ALLOWANCE: [{ code: "SELF_ALLOWANCE", principal: "p" }],
   DEADLINE_EXCEEDED: [{ code: "DEADLINE_EXCEEDED", message: "m" }],
   ACCOUNT_BUSY: [{ code: "ACCOUNT_BUSY", accountId: "a", maxWaiters: 1, retryAfterMs: 50 }],
   PERMISSION_DENIED: [

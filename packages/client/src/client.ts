@@ -218,8 +218,14 @@ export interface MintClient {
   approveMint(mintId: string, options?: CallOptions): Promise<Mint>;
   /** Rejects a pending mint. */
   rejectMint(input: { readonly mintId: string; readonly reason?: string }, options?: CallOptions): Promise<Mint>;
-  /** Sets what a minter may still mint without approval (decimal USDC). */
-  setMinterAllowance(input: { readonly principal: string; readonly amount: string }, options?: CallOptions): Promise<MinterAllowance>;
+  /**
+   * Sets what a minter may still mint (decimal USDC; "0" revokes). With
+   * `expectedAmount` it is a compare-and-set: applied only while what is left
+   * is exactly that, else a MintServiceError with reason ALLOWANCE_CHANGED and
+   * the value now in `metadata.remaining`. Setting one's own allowance is
+   * refused (SELF_ALLOWANCE) on a service with an auth file.
+   */
+  setMinterAllowance(input: { readonly principal: string; readonly amount: string; readonly expectedAmount?: string }, options?: CallOptions): Promise<MinterAllowance>;
   /** What is left of a minter's allowance. */
   getMinterAllowance(principal: string, options?: CallOptions): Promise<MinterAllowance>;
   /** Records the attested reserve; mints beyond it are refused. */
@@ -484,7 +490,8 @@ export function createMintClient(options: MintClientOptions): MintClient {
       }
     },
     async setMinterAllowance(input, call) {
-      return invoke<{ principal: string; amount: string }, MinterAllowance>("setMinterAllowance", { principal: input.principal, amount: input.amount }, call);
+      const req = input.expectedAmount === undefined ? { principal: input.principal, amount: input.amount } : { principal: input.principal, amount: input.amount, expectedAmount: input.expectedAmount };
+      return invoke<{ principal: string; amount: string; expectedAmount?: string }, MinterAllowance>("setMinterAllowance", req, call);
     },
     async getMinterAllowance(principal, call) {
       return invoke<{ principal: string }, MinterAllowance>("getMinterAllowance", { principal }, call);

@@ -211,7 +211,7 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
     }),
 
     setMinterAllowance: edge.unary("SetMinterAllowance", async (req: SetMinterAllowanceRequest, ctx) => {
-      const r = await core.setMinterAllowance(req.principal, req.amount, ctx);
+      const r = await core.setMinterAllowance(req.principal, req.amount, ctx, req.expectedAmount);
       return r.ok ? ok(SetMinterAllowanceResponse.fromPartial({ principal: r.value.principal, allowance: formatMicros(r.value.allowanceMicros) })) : r;
     }),
 

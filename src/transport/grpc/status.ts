@@ -146,6 +146,14 @@ export function failureToStatus(f: Failure | EdgeFailure): RichError {
           }),
         ],
       );
+    case "ALLOWANCE_CHANGED":
+      return richError(
+        Code.FAILED_PRECONDITION,
+        `${f.principal}'s minter allowance is ${formatMicros(f.remainingMicros)} USDC, not the expected ${formatMicros(f.expectedMicros)}; nothing changed`,
+        [errorInfo("ALLOWANCE_CHANGED", { principal: f.principal, remaining: formatMicros(f.remainingMicros), expected: formatMicros(f.expectedMicros) })],
+      );
+    case "SELF_ALLOWANCE":
+      return richError(Code.PERMISSION_DENIED, `${f.principal} may not set its own minter allowance; nothing changed`, [errorInfo("SELF_ALLOWANCE", { principal: f.principal })]);
     case "DEADLINE_EXCEEDED":
       return richError(Code.DEADLINE_EXCEEDED, f.message, [errorInfo("DEADLINE_EXCEEDED")]);
     case "ACCOUNT_BUSY":

@@ -766,6 +766,13 @@ export interface SetMinterAllowanceRequest {
   principal: string;
   /** What it may still mint, decimal USDC ("0" revokes). */
   amount: string;
+  /**
+   * When present: set only if what is left is exactly this (decimal USDC,
+   * "0" allowed), so mints charged since the caller read it are not erased;
+   * otherwise FAILED_PRECONDITION ALLOWANCE_CHANGED with the current value
+   * in the metadata (`remaining`). Absent: set unconditionally.
+   */
+  expectedAmount?: string | undefined;
 }
 
 /** SetMinterAllowanceResponse echoes the allowance now in force. */
@@ -5504,7 +5511,7 @@ export const RejectMintResponse: MessageFns<RejectMintResponse> = {
 };
 
 function createBaseSetMinterAllowanceRequest(): SetMinterAllowanceRequest {
-  return { principal: "", amount: "" };
+  return { principal: "", amount: "", expectedAmount: undefined };
 }
 
 export const SetMinterAllowanceRequest: MessageFns<SetMinterAllowanceRequest> = {
@@ -5514,6 +5521,9 @@ export const SetMinterAllowanceRequest: MessageFns<SetMinterAllowanceRequest> = 
     }
     if (message.amount !== "") {
       writer.uint32(18).string(message.amount);
+    }
+    if (message.expectedAmount !== undefined) {
+      writer.uint32(26).string(message.expectedAmount);
     }
     return writer;
   },
@@ -5547,6 +5557,14 @@ export const SetMinterAllowanceRequest: MessageFns<SetMinterAllowanceRequest> = 
             message.amount = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.expectedAmount = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5563,6 +5581,11 @@ export const SetMinterAllowanceRequest: MessageFns<SetMinterAllowanceRequest> = 
     return {
       principal: isSet(object.principal) ? globalThis.String(object.principal) : "",
       amount: isSet(object.amount) ? globalThis.String(object.amount) : "",
+      expectedAmount: isSet(object.expectedAmount)
+        ? globalThis.String(object.expectedAmount)
+        : isSet(object.expected_amount)
+        ? globalThis.String(object.expected_amount)
+        : undefined,
     };
   },
 
@@ -5574,6 +5597,9 @@ export const SetMinterAllowanceRequest: MessageFns<SetMinterAllowanceRequest> = 
     if (message.amount !== "") {
       obj.amount = message.amount;
     }
+    if (message.expectedAmount !== undefined) {
+      obj.expectedAmount = message.expectedAmount;
+    }
     return obj;
   },
 
@@ -5584,6 +5610,7 @@ export const SetMinterAllowanceRequest: MessageFns<SetMinterAllowanceRequest> = 
     const message = createBaseSetMinterAllowanceRequest();
     message.principal = object.principal ?? "";
     message.amount = object.amount ?? "";
+    message.expectedAmount = object.expectedAmount ?? undefined;
     return message;
   },
 };
@@ -6367,7 +6394,8 @@ export const MintServiceService = {
   },
   /**
    * RejectMint rejects a PENDING_APPROVAL mint: MINT_STATUS_REJECTED, its
-   * allowance given back and its idempotency key freed.
+   * allowance charge given back (unless SetMinterAllowance set the allowance
+   * since) and its idempotency key freed.
    */
   rejectMint: {
     path: "/usdc.mint.v1.MintService/RejectMint" as const,
@@ -6378,7 +6406,17 @@ export const MintServiceService = {
     responseSerialize: (value: RejectMintResponse): Buffer => Buffer.from(RejectMintResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RejectMintResponse => RejectMintResponse.decode(value),
   },
-  /** SetMinterAllowance sets what is left of a minter's allowance (not added). */
+  /**
+   * SetMinterAllowance sets what is left of a minter's allowance (not added).
+   * The Set is the final word: a mint charged before it and refunded after
+   * it (rejected, expired, reconciled, or its settlement failed) gives
+   * nothing back; only mints charged after the last Set are refunded.
+   * With `expected_amount` it is a compare-and-set: when what is left is not
+   * that value, FAILED_PRECONDITION (ALLOWANCE_CHANGED, metadata `remaining`)
+   * and nothing changes. A principal setting its own allowance is
+   * PERMISSION_DENIED (SELF_ALLOWANCE), except on a service running without
+   * an auth file (development: every caller holds every role).
+   */
   setMinterAllowance: {
     path: "/usdc.mint.v1.MintService/SetMinterAllowance" as const,
     requestStream: false as const,
@@ -6569,10 +6607,21 @@ export interface MintServiceServer extends UntypedServiceImplementation {
   approveMint: handleUnaryCall<ApproveMintRequest, ApproveMintResponse>;
   /**
    * RejectMint rejects a PENDING_APPROVAL mint: MINT_STATUS_REJECTED, its
-   * allowance given back and its idempotency key freed.
+   * allowance charge given back (unless SetMinterAllowance set the allowance
+   * since) and its idempotency key freed.
    */
   rejectMint: handleUnaryCall<RejectMintRequest, RejectMintResponse>;
-  /** SetMinterAllowance sets what is left of a minter's allowance (not added). */
+  /**
+   * SetMinterAllowance sets what is left of a minter's allowance (not added).
+   * The Set is the final word: a mint charged before it and refunded after
+   * it (rejected, expired, reconciled, or its settlement failed) gives
+   * nothing back; only mints charged after the last Set are refunded.
+   * With `expected_amount` it is a compare-and-set: when what is left is not
+   * that value, FAILED_PRECONDITION (ALLOWANCE_CHANGED, metadata `remaining`)
+   * and nothing changes. A principal setting its own allowance is
+   * PERMISSION_DENIED (SELF_ALLOWANCE), except on a service running without
+   * an auth file (development: every caller holds every role).
+   */
   setMinterAllowance: handleUnaryCall<SetMinterAllowanceRequest, SetMinterAllowanceResponse>;
   /** GetMinterAllowance returns what is left of a minter's allowance ("0" if never set). */
   getMinterAllowance: handleUnaryCall<GetMinterAllowanceRequest, GetMinterAllowanceResponse>;
@@ -6821,7 +6870,8 @@ export interface MintServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * RejectMint rejects a PENDING_APPROVAL mint: MINT_STATUS_REJECTED, its
-   * allowance given back and its idempotency key freed.
+   * allowance charge given back (unless SetMinterAllowance set the allowance
+   * since) and its idempotency key freed.
    */
   rejectMint(
     request: RejectMintRequest,
@@ -6838,7 +6888,17 @@ export interface MintServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RejectMintResponse) => void,
   ): ClientUnaryCall;
-  /** SetMinterAllowance sets what is left of a minter's allowance (not added). */
+  /**
+   * SetMinterAllowance sets what is left of a minter's allowance (not added).
+   * The Set is the final word: a mint charged before it and refunded after
+   * it (rejected, expired, reconciled, or its settlement failed) gives
+   * nothing back; only mints charged after the last Set are refunded.
+   * With `expected_amount` it is a compare-and-set: when what is left is not
+   * that value, FAILED_PRECONDITION (ALLOWANCE_CHANGED, metadata `remaining`)
+   * and nothing changes. A principal setting its own allowance is
+   * PERMISSION_DENIED (SELF_ALLOWANCE), except on a service running without
+   * an auth file (development: every caller holds every role).
+   */
   setMinterAllowance(
     request: SetMinterAllowanceRequest,
     callback: (error: ServiceError | null, response: SetMinterAllowanceResponse) => void,

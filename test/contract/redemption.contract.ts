@@ -1,6 +1,6 @@
 /**
- * Issue 16: the ledger's side of a redemption's burn, on every store (memory
- * and PostgreSQL), with the store's own outbox: a redemption on a settling
+ * The redemption contract, on every store (memory and PostgreSQL), with the
+ * store's own outbox: a redemption on a settling
  * chain queues its burn with the debit; a FAILED burn re-credits the account
  * once (entry, supply, the redemption marked, one journal record with the
  * settlement worker as actor), however often it is marked failed; a CONFIRMED
@@ -10,17 +10,9 @@ import { describe, expect, it } from "vitest";
 import type { JournalEntry } from "../../src/domain/journal.js";
 import { redeemRequest, type RedemptionRecord } from "../../src/domain/model.js";
 import type { KeyedCall } from "../../src/domain/ports.js";
-import type { Hex, SettlementOutbox, SettlementTx } from "../../src/settlement/ports.js";
-import { mintNow, newKey, NO_DEADLINE, type StoresUnderTest } from "./stores-under-test.js";
-
-export interface SettlementStoresUnderTest extends StoresUnderTest {
-  /** The store's outbox, its final steps wired to the store's settlement effects. */
-  readonly outbox: SettlementOutbox;
-  /** The journal's records (sealed or not) with `action`, oldest first. */
-  journaled(action: string): Promise<{ actor: string; request: Record<string, unknown>; result: Record<string, unknown> }[]>;
-  /** The ledger's entries of `refId`, oldest first, as "kind amount". */
-  entries(refId: string): Promise<string[]>;
-}
+import type { Hex, SettlementTx } from "../../src/settlement/ports.js";
+import { covered } from "./coverage.js";
+import { mintNow, newKey, NO_DEADLINE, type SettlementStoresUnderTest, type StoresUnderTest } from "./stores-under-test.js";
 
 const WAIT = { deadlineMs: NO_DEADLINE };
 let n = 0;
@@ -50,8 +42,8 @@ async function redeemNow(s: StoresUnderTest, accountId: string, amountMicros: bi
   return r.value.stored.redemption;
 }
 
-export function settlementEffectsContract(name: string, make: () => Promise<SettlementStoresUnderTest>): void {
-  describe(`settlement effects of a redemption's burn (issue 16): ${name}`, () => {
+export function redemptionContract(name: string, make: () => Promise<SettlementStoresUnderTest>): void {
+  describe(`redemption contract (the burn's settlement effects): ${name}`, () => {
     const use = async (fn: (s: SettlementStoresUnderTest) => Promise<void>): Promise<void> => {
       const s = await make();
       try {
@@ -75,6 +67,8 @@ export function settlementEffectsContract(name: string, make: () => Promise<Sett
         expect(refused.ok ? "ok" : refused.error.code).toBe("INSUFFICIENT_FUNDS");
         expect(await s.outbox.get("rdm_short")).toBeNull();
         expect(await s.ledger.getBalance("alice")).toBe(5_000_000n);
+        expect((await s.ledger.getSupply()).supplyMicros).toBe(5_000_000n);
+        covered("redemption", name);
       }));
 
     it("a FAILED burn re-credits the account once: entry, supply back up, the redemption marked, one journal record by the settlement worker", () =>
@@ -98,6 +92,7 @@ export function settlementEffectsContract(name: string, make: () => Promise<Sett
         await s.outbox.markConfirmed(r.redemptionId, { hash: hash(), blockNumber: 1n, confirmations: 1 }, 1_700_000_001_000);
         expect(await s.ledger.getBalance("bob")).toBe(10_000_000n);
         expect(await s.journaled("SettleRedemption")).toEqual([]);
+        covered("burn-failed-recredit", name);
       }));
 
     it("a re-credit reaches a frozen account (it is the account's own money coming back)", () =>
