@@ -184,3 +184,38 @@ describe("README and docs/API.md links", () => {
     }
   });
 });
+
+describe("README examples a new user follows on one server", () => {
+  /** The fenced blocks of README.md with their language tag. */
+  const blocks = [...README.matchAll(/```(\w*)\n([\s\S]*?)```/g)].map((m) => ({ lang: m[1] as string, text: m[2] as string }));
+
+  it("the grpcurl walk-through, the SDK example and the mintctl example use idempotency keys that do not collide", () => {
+    const grpcurl = readmeCommands().join("\n");
+    const sdk = blocks.find((b) => b.lang === "ts" && b.text.includes("createMintClient("))?.text ?? "";
+    const cli = blocks.find((b) => b.lang === "sh" && b.text.includes("mintctl mint "))?.text ?? "";
+    const keys = (text: string, re: RegExp): Set<string> => new Set([...text.matchAll(re)].map((m) => m[1] as string));
+    const sets = {
+      grpcurl: keys(grpcurl, /"idempotency_key":"([^"]+)"/g),
+      sdk: keys(sdk, /idempotencyKey: "([^"]+)"/g),
+      mintctl: keys(cli, /--idempotency-key (\S+)/g),
+    };
+    for (const s of Object.values(sets)) expect(s.size).toBeGreaterThan(0);
+    const names = Object.keys(sets) as (keyof typeof sets)[];
+    for (const a of names) {
+      for (const b of names) {
+        if (a >= b) continue;
+        const shared = [...sets[a]].filter((k) => sets[b].has(k));
+        expect(shared, `${a} and ${b} share keys`).toEqual([]);
+      }
+    }
+  });
+
+  it("keeps secrets/ (where the certificate recipe writes private keys) out of git", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const root = new URL("../../", import.meta.url).pathname;
+    expect(README).toContain("mkdir -p secrets && cd secrets");
+    // check-ignore exits 0 and prints the path when it is ignored, 1 when it is not.
+    const out = execFileSync("git", ["check-ignore", "--no-index", "secrets/server.key", "secrets/auth.yaml"], { cwd: root, encoding: "utf8" });
+    expect(out.split("\n").filter(Boolean)).toEqual(["secrets/server.key", "secrets/auth.yaml"]);
+  });
+});
