@@ -26,7 +26,9 @@ export type UnauthenticatedReason =
   /** A verified certificate whose identities name no principal (or more than one). */
   | "UNKNOWN_CERTIFICATE"
   /** A certificate and a token that name different principals. */
-  | "CONFLICTING_CREDENTIALS";
+  | "CONFLICTING_CREDENTIALS"
+  /** An `x-mint-dev-principal` header (tests and demos only) naming a reserved principal or no valid name. */
+  | "INVALID_DEV_PRINCIPAL";
 
 export type AuthnResult =
   | { readonly ok: true; readonly principal: Principal }
