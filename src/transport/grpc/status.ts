@@ -211,6 +211,14 @@ export function failureToStatus(f: Failure | EdgeFailure): RichError {
     case "UNAUTHENTICATED":
       return richError(Code.UNAUTHENTICATED, f.message, [errorInfo(f.reason, { rpc: f.rpc })]);
     case "PERMISSION_DENIED":
+      // One answer for "out of scope" and "no such id": no id, no account, nothing that differs.
+      if (f.missingRole === undefined && f.idNamed !== undefined) {
+        return richError(
+          Code.PERMISSION_DENIED,
+          `principal ${f.principal} may not call ${f.rpc} for this ${f.idNamed}: it does not exist, or its account is outside the principal's scopes`,
+          [errorInfo("NOT_IN_SCOPE_OR_NOT_FOUND", { rpc: f.rpc, principal: f.principal })],
+        );
+      }
       return f.missingRole !== undefined
         ? richError(Code.PERMISSION_DENIED, `principal ${f.principal} lacks the role ${f.missingRole}, which ${f.rpc} needs`, [
             errorInfo("MISSING_ROLE", { rpc: f.rpc, principal: f.principal, missing_role: f.missingRole }),
