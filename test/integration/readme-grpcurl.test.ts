@@ -11,9 +11,13 @@
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { createFileRegistry, fromBinary, fromJson, toBinary, toJson, type DescMethod, type JsonValue } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
 import { ServerReflectionClient, type ServerReflectionResponse } from "../../gen/grpc/reflection/v1/reflection.js";
+import { startApp } from "../../src/app.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/logger.js";
+import { makeAuthFixture, TLS_CLIENT_OPTIONS } from "../support/auth-fixtures.js";
 import { decodeError, startTestServer } from "../support/test-server.js";
 
 const README = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
@@ -217,5 +221,69 @@ describe("README examples a new user follows on one server", () => {
     // check-ignore exits 0 and prints the path when it is ignored, 1 when it is not.
     const out = execFileSync("git", ["check-ignore", "--no-index", "secrets/server.key", "secrets/auth.yaml"], { cwd: root, encoding: "utf8" });
     expect(out.split("\n").filter(Boolean)).toEqual(["secrets/server.key", "secrets/auth.yaml"]);
+  });
+});
+
+describe("README: grpcurl with credentials, the anonymous health check", () => {
+  it("runs over TLS without credentials against a server with an auth file, from the proto file (anonymous reflection stays refused)", async () => {
+    const section = README.slice(README.indexOf("### grpcurl with credentials"));
+    const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? "";
+    const line = block
+      .replace(/\\\n\s*/g, " ")
+      .split("\n")
+      .map((l) => l.trim())
+      .find((l) => l.startsWith("grpcurl ") && l.includes("grpc.health.v1.Health/Check"));
+    expect(line, "the health line").toBeDefined();
+    const words = shellWords(line as string).slice(1);
+    const flag = (name: string): string | undefined => {
+      const i = words.indexOf(name);
+      return i < 0 ? undefined : words[i + 1];
+    };
+    // What grpcurl is given: the CA, the proto and nothing that names a caller.
+    expect(flag("-cacert")).toBe("secrets/server-ca.crt");
+    expect(words.some((w) => ["-cert", "-key", "-H", "-plaintext"].includes(w))).toBe(false);
+    const importPath = flag("-import-path") as string;
+    const protoFile = flag("-proto") as string;
+    expect([importPath, protoFile]).toEqual(["proto", "grpc/health/v1/health.proto"]);
+    const root = new URL("../../", import.meta.url);
+    expect(() => readFileSync(new URL(`${importPath}/${protoFile}`, root)), "the proto grpcurl reads").not.toThrow();
+    const [address, verb] = words.filter((w, i) => !w.startsWith("-") && !words[i - 1]?.startsWith("-"));
+    expect(address).toBe("mint.internal:50051");
+
+    // The method resolved from that file, as grpcurl compiles it (buf's build of proto/ names it the same).
+    const set = fromBinary(FileDescriptorSetSchema, readFileSync(new URL("descriptors/descriptor.binpb", root)));
+    const file = set.file.find((f) => f.name === protoFile);
+    expect(file, `${protoFile} in the descriptor set`).toBeDefined();
+    const registry = createFileRegistry(file as FileDescriptorProto, () => undefined);
+    const [service, methodName] = (verb as string).split("/") as [string, string];
+    const method = registry.getService(service)?.methods.find((m) => m.name === methodName) as DescMethod;
+
+    const fx = makeAuthFixture();
+    const config = loadConfig([], { MINT_LISTEN: "127.0.0.1:0", MINT_LOG_LEVEL: "silent", ...fx.env });
+    expect(config.reflection).toBe("authenticated");
+    const app = await startApp(config, createLogger(config.logLevel));
+    const creds = grpc.credentials.createSsl(fx.certs.serverCa.cert);
+    const channel = new grpc.Client(app.server.address, creds, TLS_CLIENT_OPTIONS);
+    const reflection = new ServerReflectionClient(app.server.address, creds, TLS_CLIENT_OPTIONS);
+    try {
+      const answer = await new Promise<{ err: grpc.ServiceError | null; bytes?: Buffer }>((resolve) =>
+        channel.makeUnaryRequest(`/${service}/${methodName}`, (b: Buffer) => b, (b: Buffer) => b, Buffer.from(toBinary(method.input, fromJson(method.input, {}))), (err, bytes) => resolve({ err, bytes })),
+      );
+      expect(answer.err).toBeNull();
+      expect(toJson(method.output, fromBinary(method.output, answer.bytes as Buffer))).toEqual({ status: "SERVING" });
+      // Without the proto, grpcurl would ask reflection, which an anonymous caller is refused.
+      const refused = await new Promise<grpc.ServiceError | null>((resolve) => {
+        const call = reflection.serverReflectionInfo();
+        call.once("data", () => resolve(null));
+        call.once("error", (e: grpc.ServiceError) => resolve(e));
+        call.write({ host: "", listServices: "*" });
+      });
+      expect(refused?.code).toBe(grpc.status.UNAUTHENTICATED);
+    } finally {
+      channel.close();
+      reflection.close();
+      await app.shutdown();
+      fx.remove();
+    }
   });
 });
