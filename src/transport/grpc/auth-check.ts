@@ -76,8 +76,12 @@ export function identifyCall(security: Security, metadata: Metadata, raw: { getA
 
 /**
  * Authenticates and authorizes one call. `raw` is the grpc-js call (for the
- * peer certificate); `metadata` its headers. Only the first `authorization`
- * value counts; several are refused as malformed.
+ * peer certificate); `metadata` its headers. Metadata with several
+ * `authorization` values is refused as malformed; over the network that
+ * cannot happen: Node's http2 keeps only the first value of a repeated
+ * `authorization` header in the headers grpc-js reads, so of two values the
+ * first decides (README "Two `authorization` values"; pinned by
+ * test/python/auth_scenario.py).
  */
 export function checkCall(security: Security, rpc: Rpc, request: unknown, metadata: Metadata, raw: { getAuthContext(): AuthContext | null }): AuthCheck {
   const who = identifyCall(security, metadata, raw);
