@@ -30,7 +30,7 @@ interface ErrorInfoDetail extends Any {
 }
 
 function errorInfo(reason: string, metadata: Record<string, string> = {}): ErrorInfoDetail {
-  return { ...pack("google.rpc.ErrorInfo", ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata }).finish()), reason };
+  return { typeUrl: TYPE_PREFIX + "google.rpc.ErrorInfo", value: Buffer.from(ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata }).finish()), reason };
 }
 
 function retryInfo(delayMs: number): Any {
@@ -51,7 +51,8 @@ export interface RichError extends Partial<ServiceError> {
 /** Every error carries an ErrorInfo, first; other details follow. */
 export function richError(code: Code, message: string, details: readonly [ErrorInfoDetail, ...Any[]]): RichError {
   const metadata = new Metadata();
-  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message, details: details.map((d) => ({ typeUrl: d.typeUrl, value: d.value })) }).finish()));
+  // Any.encode writes typeUrl and value only: the ErrorInfo's kept reason is not encoded.
+  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message, details: details as Any[] }).finish()));
   return { code, details: message, metadata, message, name: "RichError", reason: details[0].reason };
 }
 
