@@ -49,10 +49,10 @@ export interface RichError extends Partial<ServiceError> {
 }
 
 /** Every error carries an ErrorInfo, first; other details follow. */
-export function richError(code: Code, message: string, details: readonly [ErrorInfoDetail, ...Any[]]): RichError {
+export function richError(code: Code, message: string, details: [ErrorInfoDetail, ...Any[]]): RichError {
   const metadata = new Metadata();
   // Any.encode writes typeUrl and value only: the ErrorInfo's kept reason is not encoded.
-  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message, details: details as Any[] }).finish()));
+  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message, details }).finish()));
   return { code, details: message, metadata, message, name: "RichError", reason: details[0].reason };
 }
 
