@@ -5,7 +5,11 @@
  * be built is a fixed 503; and a scrape never counts the idempotency keys
  * (PostgreSQL), so its cost does not grow with the table.
  */
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { TLSSocket } from "node:tls";
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ReloadableCertificates } from "../../src/auth/tls.js";
@@ -78,6 +82,36 @@ describe("a metrics listener with TLS and a scrape token", () => {
     expect(r.status).toBe(401);
     expect(r.headers["www-authenticate"]).toBe('Bearer realm="metrics"');
     expect(r.body).not.toContain("usdc_mint");
+  });
+
+  it("serves the certificate a reload (SIGHUP) installs to new connections", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "mint-metrics-rotate-"));
+    const certFile = path.join(dir, "server.crt");
+    const keyFile = path.join(dir, "server.key");
+    copyFileSync(certs.server.certFile, certFile);
+    copyFileSync(certs.server.keyFile, keyFile);
+    const tls = new ReloadableCertificates({ certFile, keyFile, clientCaFile: "" });
+    const rotating = await startMetricsServer("127.0.0.1:0", source, { tls });
+    const servedCn = (): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const req = httpsRequest({ host: "127.0.0.1", port: rotating.port, path: "/metrics", ca: certs.serverCa.cert, agent: false }, (res) => {
+          const cn = (res.socket as TLSSocket).getPeerCertificate().subject.CN;
+          res.resume();
+          res.on("end", () => resolve(String(cn)));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    try {
+      expect(await servedCn()).toBe("mint-server-1");
+      copyFileSync(certs.server2.certFile, certFile);
+      copyFileSync(certs.server2.keyFile, keyFile);
+      tls.reload();
+      expect(await servedCn()).toBe("mint-server-2");
+    } finally {
+      await rotating.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("does not speak plain HTTP", async () => {
