@@ -96,8 +96,21 @@ export type Failure =
   | { readonly code: "DEADLINE_EXCEEDED"; readonly message: string }
   /** More calls already wait for this account's lock than the service queues; nothing was applied. */
   | { readonly code: "ACCOUNT_BUSY"; readonly accountId: string; readonly maxWaiters: number; readonly retryAfterMs: number }
-  /** The caller lacks the RPC's role, or a scope over an account the call touches; nothing was looked at or changed. */
-  | { readonly code: "PERMISSION_DENIED"; readonly rpc: string; readonly principal: string; readonly missingRole?: string; readonly missingScope?: string }
+  /**
+   * The caller lacks the RPC's role, or a scope over an account the call
+   * touches; nothing was looked at or changed. `idNamed` (no `missingScope`):
+   * the call named a mint or redemption by id, and the caller (without scope
+   * `*`) may not see it — whether because its account is outside the caller's
+   * scopes or because there is no such id is not said, and neither is the account.
+   */
+  | {
+      readonly code: "PERMISSION_DENIED";
+      readonly rpc: string;
+      readonly principal: string;
+      readonly missingRole?: string;
+      readonly missingScope?: string;
+      readonly idNamed?: "mint" | "redemption";
+    }
   /** The service cannot answer now (shutting down, a store is unreachable); safe to retry. */
   | { readonly code: "UNAVAILABLE"; readonly message: string }
   /**

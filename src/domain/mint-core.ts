@@ -21,7 +21,7 @@
  *     returned failure, or a store error marked `notApplied`); when the
  *     outcome is unknown (a lost commit reply) it is kept.
  */
-import { coversAllAccounts, mintScopeRefusal, scopedIdempotencyKey, type Principal } from "./authorization.js";
+import { coversAllAccounts, idScopeRefusal, scopedIdempotencyKey, type Principal } from "./authorization.js";
 import { AccountLocks } from "./account-locks.js";
 import { LOCAL_ACTOR, reversalEntry, verifyChain, type AuditRecord, type ChainVerdict } from "./audit.js";
 import type { JournalEntry } from "./journal.js";
@@ -318,9 +318,8 @@ export class MintCore {
     if (!mintId.ok) return mintId;
     const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
     const mint = await this.deps.store.getMint(mintId.value);
-    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
-    const refusal = mintScopeRefusal(ctx.principal, "ApproveMint", mint.accountId);
-    if (refusal !== undefined) return fail(refusal);
+    const refusal = idScopeRefusal(ctx.principal, "ApproveMint", "mint", mint?.accountId ?? null, { code: "MINT_NOT_FOUND", mintId: mintId.value });
+    if (refusal !== undefined || mint === null) return fail(refusal ?? { code: "MINT_NOT_FOUND", mintId: mintId.value });
     // Issue 15: the approval that completes a mint on a settling chain goes through MintUsdc's settle path.
     const settle = this.deps.settlement?.required(mint.blockchain) === true;
     const journal = journalOf(actor, "ApproveMint", { mint_id: mintId.value }, [mint.accountId]);
@@ -337,9 +336,8 @@ export class MintCore {
     if (!reason.ok) return reason;
     const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
     const mint = await this.deps.store.getMint(mintId.value);
-    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
-    const refusal = mintScopeRefusal(ctx.principal, "RejectMint", mint.accountId);
-    if (refusal !== undefined) return fail(refusal);
+    const refusal = idScopeRefusal(ctx.principal, "RejectMint", "mint", mint?.accountId ?? null, { code: "MINT_NOT_FOUND", mintId: mintId.value });
+    if (refusal !== undefined || mint === null) return fail(refusal ?? { code: "MINT_NOT_FOUND", mintId: mintId.value });
     const journal = journalOf(actor, "RejectMint", { mint_id: mintId.value, reason: reason.value }, [mint.accountId]);
     return this.approvalStore().rejectMint(mintId.value, reason.value, actor, this.deps.clock.wallMs(), journal, ctx);
   }
@@ -544,12 +542,18 @@ export class MintCore {
     return ok({ ...account, pendingMicros });
   }
 
-  /** Failures: INVALID_ARGUMENT, REDEMPTION_NOT_FOUND. */
-  async getRedemption(redemptionIdText: string): Promise<Result<RedemptionRecord>> {
+  /**
+   * Scoped over the redemption's account, as GetMint is over the mint's.
+   * Failures: INVALID_ARGUMENT, REDEMPTION_NOT_FOUND (no principal, or scope
+   * `*`), PERMISSION_DENIED (out of scope or unknown, one answer: idScopeRefusal).
+   */
+  async getRedemption(redemptionIdText: string, ctx?: Pick<CallContext, "principal">): Promise<Result<RedemptionRecord>> {
     const id = v.redemptionId(redemptionIdText);
     if (!id.ok) return id;
     const r = await this.deps.store.getRedemption(id.value);
-    return r === null ? fail({ code: "REDEMPTION_NOT_FOUND", redemptionId: id.value }) : ok(r);
+    const notFound: Failure = { code: "REDEMPTION_NOT_FOUND", redemptionId: id.value };
+    const refusal = idScopeRefusal(ctx?.principal, "GetRedemption", "redemption", r?.accountId ?? null, notFound);
+    return refusal !== undefined || r === null ? fail(refusal ?? notFound) : ok(r);
   }
 
   /** Oldest first, paged like ListMints. Failures: INVALID_ARGUMENT. */
@@ -576,14 +580,18 @@ export class MintCore {
     return ok({ accountId: accountId.value, balanceMicros, pendingMicros });
   }
 
-  /** Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, PERMISSION_DENIED (the mint's account is outside the caller's scopes). */
+  /**
+   * Failures: INVALID_ARGUMENT, MINT_NOT_FOUND (no principal, or scope `*`),
+   * PERMISSION_DENIED (the mint's account is outside the caller's scopes, or
+   * no such mint: one answer, idScopeRefusal).
+   */
   async getMint(mintIdText: string, ctx?: Pick<CallContext, "principal">): Promise<Result<MintRecord>> {
     const mintId = v.mintId(mintIdText);
     if (!mintId.ok) return mintId;
     const mint = await this.deps.store.getMint(mintId.value);
-    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
-    const refusal = mintScopeRefusal(ctx?.principal, "GetMint", mint.accountId);
-    return refusal === undefined ? ok(mint) : fail(refusal);
+    const notFound: Failure = { code: "MINT_NOT_FOUND", mintId: mintId.value };
+    const refusal = idScopeRefusal(ctx?.principal, "GetMint", "mint", mint?.accountId ?? null, notFound);
+    return refusal !== undefined || mint === null ? fail(refusal ?? notFound) : ok(mint);
   }
 
   /** Oldest first. Failures: INVALID_ARGUMENT (account id, page size < 0, page token not ours). */
@@ -647,11 +655,11 @@ export class MintCore {
     // only after a lookup, and is checked before anything changes. A mint's
     // account never changes, so the lookup and the reversal cannot disagree.
     // A caller whose scopes cover every account needs no lookup.
+    // A caller without it gets one PERMISSION_DENIED for an out-of-scope and an unknown mint.
     const principal = ctx.principal;
     if (principal !== undefined && !coversAllAccounts(principal)) {
       const mint = await this.deps.store.getMint(mintId.value);
-      if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
-      const refusal = mintScopeRefusal(principal, "ReconcileMint", mint.accountId);
+      const refusal = idScopeRefusal(principal, "ReconcileMint", "mint", mint?.accountId ?? null, { code: "MINT_NOT_FOUND", mintId: mintId.value });
       if (refusal !== undefined) return fail(refusal);
     }
     // No account lock: the store reverses and frees the mint's key in one

@@ -71,6 +71,12 @@ export interface IdempotencyStore {
   sweepExpired(maxKeys: number): Promise<number>;
   /** Number of keys held (in flight or stored), expired ones not yet swept included. */
   size(): Promise<number>;
+  /**
+   * `size()` for a gauge: an estimate whose cost does not grow with the
+   * number of keys (a store whose `size()` is already such, e.g. in memory,
+   * leaves it out). The metrics scrape reads this, never `size()`.
+   */
+  estimatedSize?(): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -42,6 +42,7 @@ const UNAUTHENTICATED: Record<UnauthenticatedReason, true> = {
   INVALID_TOKEN: true,
   UNKNOWN_CERTIFICATE: true,
   CONFLICTING_CREDENTIALS: true,
+  INVALID_DEV_PRINCIPAL: true,
 };
 const NOT_PENDING: Record<NotPendingReason, true> = { MINT_COMPLETED: true, MINT_REVERSED: true, MINT_REJECTED: true, MINT_EXPIRED: true };
 
@@ -73,6 +74,7 @@ const SAMPLES: Record<FailureCode | EdgeFailure["code"], (Failure | EdgeFailure)
   PERMISSION_DENIED: [
     { code: "PERMISSION_DENIED", rpc: "MintUsdc", principal: "p", missingRole: "minter" },
     { code: "PERMISSION_DENIED", rpc: "MintUsdc", principal: "p", missingScope: "a" },
+    { code: "PERMISSION_DENIED", rpc: "GetMint", principal: "p", idNamed: "mint" },
   ],
   UNAVAILABLE: [{ code: "UNAVAILABLE", message: "m" }],
   STORE_BUSY: [{ code: "STORE_BUSY", retryAfterMs: 100, message: "m" }],

@@ -236,8 +236,8 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
       return r.ok ? ok<RedeemUsdcResponse>({ redemption: await oneRedemption(r.value.redemption), replayed: r.value.replayed }) : r;
     }),
 
-    getRedemption: edge.unary("GetRedemption", async (req: GetRedemptionRequest) => {
-      const r = await core.getRedemption(req.redemptionId);
+    getRedemption: edge.unary("GetRedemption", async (req: GetRedemptionRequest, ctx) => {
+      const r = await core.getRedemption(req.redemptionId, ctx);
       return r.ok ? ok<GetRedemptionResponse>({ redemption: await oneRedemption(r.value) }) : r;
     }),
 

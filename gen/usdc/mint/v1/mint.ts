@@ -6288,7 +6288,13 @@ export const MintServiceService = {
     responseSerialize: (value: GetBalanceResponse): Buffer => Buffer.from(GetBalanceResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetBalanceResponse => GetBalanceResponse.decode(value),
   },
-  /** GetMint returns one mint; an unknown id is NOT_FOUND (MINT_NOT_FOUND). */
+  /**
+   * GetMint returns one mint; an unknown id is NOT_FOUND (MINT_NOT_FOUND).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
+   */
   getMint: {
     path: "/usdc.mint.v1.MintService/GetMint" as const,
     requestStream: false as const,
@@ -6313,7 +6319,11 @@ export const MintServiceService = {
    * the mint becomes MINT_STATUS_REVERSED, the balance drops by its amount and
    * its idempotency key is freed. A second reconcile is FAILED_PRECONDITION
    * (MINT_ALREADY_REVERSED); too little balance is FAILED_PRECONDITION
-   * (INSUFFICIENT_FUNDS).
+   * (INSUFFICIENT_FUNDS); an unknown id is NOT_FOUND (MINT_NOT_FOUND).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   reconcileMint: {
     path: "/usdc.mint.v1.MintService/ReconcileMint" as const,
@@ -6382,6 +6392,10 @@ export const MintServiceService = {
    * (PERMISSION_DENIED, APPROVER_IS_REQUESTER); approving again returns the
    * mint, counted once; a completed, rejected or expired mint is
    * FAILED_PRECONDITION (MINT_COMPLETED, MINT_REJECTED, MINT_EXPIRED).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   approveMint: {
     path: "/usdc.mint.v1.MintService/ApproveMint" as const,
@@ -6396,6 +6410,10 @@ export const MintServiceService = {
    * RejectMint rejects a PENDING_APPROVAL mint: MINT_STATUS_REJECTED, its
    * allowance charge given back (unless SetMinterAllowance set the allowance
    * since) and its idempotency key freed.
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   rejectMint: {
     path: "/usdc.mint.v1.MintService/RejectMint" as const,
@@ -6486,7 +6504,10 @@ export const MintServiceService = {
   },
   /**
    * GetRedemption returns one redemption; an unknown id is NOT_FOUND
-   * (REDEMPTION_NOT_FOUND).
+   * (REDEMPTION_NOT_FOUND). Scoped over the redemption's account: a caller
+   * whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when that account is outside its scopes
+   * and when there is no such redemption, naming no account.
    */
   getRedemption: {
     path: "/usdc.mint.v1.MintService/GetRedemption" as const,
@@ -6564,7 +6585,13 @@ export interface MintServiceServer extends UntypedServiceImplementation {
   transfer: handleUnaryCall<TransferRequest, TransferResponse>;
   /** GetBalance returns an account's balance; unknown accounts have "0". */
   getBalance: handleUnaryCall<GetBalanceRequest, GetBalanceResponse>;
-  /** GetMint returns one mint; an unknown id is NOT_FOUND (MINT_NOT_FOUND). */
+  /**
+   * GetMint returns one mint; an unknown id is NOT_FOUND (MINT_NOT_FOUND).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
+   */
   getMint: handleUnaryCall<GetMintRequest, GetMintResponse>;
   /** ListMints pages through mints, oldest first, optionally for one account. */
   listMints: handleUnaryCall<ListMintsRequest, ListMintsResponse>;
@@ -6573,7 +6600,11 @@ export interface MintServiceServer extends UntypedServiceImplementation {
    * the mint becomes MINT_STATUS_REVERSED, the balance drops by its amount and
    * its idempotency key is freed. A second reconcile is FAILED_PRECONDITION
    * (MINT_ALREADY_REVERSED); too little balance is FAILED_PRECONDITION
-   * (INSUFFICIENT_FUNDS).
+   * (INSUFFICIENT_FUNDS); an unknown id is NOT_FOUND (MINT_NOT_FOUND).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   reconcileMint: handleUnaryCall<ReconcileMintRequest, ReconcileMintResponse>;
   /**
@@ -6603,12 +6634,20 @@ export interface MintServiceServer extends UntypedServiceImplementation {
    * (PERMISSION_DENIED, APPROVER_IS_REQUESTER); approving again returns the
    * mint, counted once; a completed, rejected or expired mint is
    * FAILED_PRECONDITION (MINT_COMPLETED, MINT_REJECTED, MINT_EXPIRED).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   approveMint: handleUnaryCall<ApproveMintRequest, ApproveMintResponse>;
   /**
    * RejectMint rejects a PENDING_APPROVAL mint: MINT_STATUS_REJECTED, its
    * allowance charge given back (unless SetMinterAllowance set the allowance
    * since) and its idempotency key freed.
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   rejectMint: handleUnaryCall<RejectMintRequest, RejectMintResponse>;
   /**
@@ -6647,7 +6686,10 @@ export interface MintServiceServer extends UntypedServiceImplementation {
   redeemUsdc: handleUnaryCall<RedeemUsdcRequest, RedeemUsdcResponse>;
   /**
    * GetRedemption returns one redemption; an unknown id is NOT_FOUND
-   * (REDEMPTION_NOT_FOUND).
+   * (REDEMPTION_NOT_FOUND). Scoped over the redemption's account: a caller
+   * whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when that account is outside its scopes
+   * and when there is no such redemption, naming no account.
    */
   getRedemption: handleUnaryCall<GetRedemptionRequest, GetRedemptionResponse>;
   /**
@@ -6729,7 +6771,13 @@ export interface MintServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetBalanceResponse) => void,
   ): ClientUnaryCall;
-  /** GetMint returns one mint; an unknown id is NOT_FOUND (MINT_NOT_FOUND). */
+  /**
+   * GetMint returns one mint; an unknown id is NOT_FOUND (MINT_NOT_FOUND).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
+   */
   getMint(
     request: GetMintRequest,
     callback: (error: ServiceError | null, response: GetMintResponse) => void,
@@ -6766,7 +6814,11 @@ export interface MintServiceClient extends Client {
    * the mint becomes MINT_STATUS_REVERSED, the balance drops by its amount and
    * its idempotency key is freed. A second reconcile is FAILED_PRECONDITION
    * (MINT_ALREADY_REVERSED); too little balance is FAILED_PRECONDITION
-   * (INSUFFICIENT_FUNDS).
+   * (INSUFFICIENT_FUNDS); an unknown id is NOT_FOUND (MINT_NOT_FOUND).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   reconcileMint(
     request: ReconcileMintRequest,
@@ -6852,6 +6904,10 @@ export interface MintServiceClient extends Client {
    * (PERMISSION_DENIED, APPROVER_IS_REQUESTER); approving again returns the
    * mint, counted once; a completed, rejected or expired mint is
    * FAILED_PRECONDITION (MINT_COMPLETED, MINT_REJECTED, MINT_EXPIRED).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   approveMint(
     request: ApproveMintRequest,
@@ -6872,6 +6928,10 @@ export interface MintServiceClient extends Client {
    * RejectMint rejects a PENDING_APPROVAL mint: MINT_STATUS_REJECTED, its
    * allowance charge given back (unless SetMinterAllowance set the allowance
    * since) and its idempotency key freed.
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   rejectMint(
     request: RejectMintRequest,
@@ -6994,7 +7054,10 @@ export interface MintServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * GetRedemption returns one redemption; an unknown id is NOT_FOUND
-   * (REDEMPTION_NOT_FOUND).
+   * (REDEMPTION_NOT_FOUND). Scoped over the redemption's account: a caller
+   * whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when that account is outside its scopes
+   * and when there is no such redemption, naming no account.
    */
   getRedemption(
     request: GetRedemptionRequest,
