@@ -37,7 +37,7 @@ export interface Adapters {
   readonly description: Record<string, string>;
   /** Gauges of adapter state that metrics read at scrape time (pool, limiter). */
   readonly metricsSources: Pick<MetricsSources, "pgPool" | "limiterAccounts">;
-  /** PostgreSQL only: the settlement outbox on the store's database (issue 15). */
+  /** PostgreSQL only: the settlement outbox on the store's database. */
   readonly settlementOutbox?: () => import("./settlement/outbox-postgres.js").PostgresSettlementOutbox;
   close(): Promise<void>;
 }
@@ -131,8 +131,8 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
 }
 
 /**
- * Issue 15: the settlement runtime over the store's outbox, when MINT_SETTLEMENT_FILE is set.
- * Issue 16: with metrics on, its series go on the service's registry (one /metrics for both).
+ * The settlement runtime over the store's outbox, when MINT_SETTLEMENT_FILE is set.
+ * With metrics on, its series go on the service's registry (one /metrics for both).
  */
 async function openSettlement(
   config: Config,
@@ -214,7 +214,7 @@ export interface App {
   readonly metrics: ServiceMetrics | null;
   /** host:port the metrics listener bound; null when off. */
   readonly metricsAddress: string | null;
-  /** Issue 15: the settlement workers, when MINT_SETTLEMENT_FILE is set. */
+  /** The settlement workers, when MINT_SETTLEMENT_FILE is set. */
   readonly settlement?: SettlementRuntime;
   /** Drains, stops the server and closes the adapters; true when calls in flight finished within the grace. */
   shutdown(): Promise<boolean>;
@@ -283,7 +283,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
         await new Promise((r) => setImmediate(r));
       }
       await adapters.limiter.sweepIdle();
-      // Pending mints past MINT_APPROVAL_TTL are rejected as expired (issue 11).
+      // Pending mints past MINT_APPROVAL_TTL are rejected as expired.
       while ((await core.expirePending(SWEEP_BATCH_PENDING)) === SWEEP_BATCH_PENDING) {
         await new Promise((r) => setImmediate(r));
       }

@@ -38,7 +38,7 @@ export interface Config extends SettlementVariables {
   readonly pgStatementTimeoutMs: number;
   readonly pgConnectTimeoutMs: number;
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
-  /** On-chain settlement (issue 15), the file and signer settings below validated together; null when MINT_SETTLEMENT_FILE is empty. */
+  /** On-chain settlement, the file and signer settings below validated together; null when MINT_SETTLEMENT_FILE is empty. */
   readonly settlement: SettlementSettings | null;
   /** Test-only fault hook (MINT_TEST_FAULT, refused unless MINT_TEST_FAULTS=true); null normally. */
   readonly testFault: FaultSpec | null;
@@ -48,7 +48,7 @@ export interface Config extends SettlementVariables {
   readonly maxLockWaiters: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: most calls open at once on one connection. */
   readonly maxConcurrentStreams: number;
-  /** Issue 12: refuse mints (RESERVE_NOT_SET) until a reserve is set. */
+  /** Refuse mints (RESERVE_NOT_SET) until a reserve is set. */
   readonly reserveRequired: boolean;
   /** host:port of the Prometheus HTTP listener (GET /metrics); empty = no listener. */
   readonly metricsListen: string;
@@ -67,9 +67,9 @@ export interface Config extends SettlementVariables {
   readonly insecure: boolean;
   /** Who may use server reflection: everyone, authenticated principals, or nobody (not served). */
   readonly reflection: "public" | "authenticated" | "off";
-  /** Issue 10: journal every change (on, the default); off exists only to measure the journal's cost (bench). */
+  /** Journal every change (on, the default); off exists only to measure the journal's cost (bench). */
   readonly auditJournal: boolean;
-  /** Mints at or above this many micro-USDC wait for approval (issue 11); null (the default, "off") for none. */
+  /** Mints at or above this many micro-USDC wait for approval; null (the default, "off") for none. */
   readonly mintApprovalThresholdMicros: bigint | null;
   /** Distinct approvers a pending mint needs. */
   readonly mintApprovalsRequired: number;

@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   // default kill-by-signal. Logged at warn as well as info would be noise; the
   // start line is the one thing every deployment wants to see, so it goes out
   // at any level but silent.
-  // Issue 12: the operator sees at start whether supply is capped.
+  // The operator sees at start whether supply is capped.
   const supply = await app.core.getSupply();
   const supplyCap =
     supply.reserveMicros !== null

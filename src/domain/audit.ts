@@ -1,6 +1,6 @@
 /**
  * The audit journal's records, their canonical encoding and hash, and the
- * verification of a chain of them (issue 10). Shared by every store: the
+ * verification of a chain of them. Shared by every store: the
  * memory journal seals a record as it appends it; PostgreSQL inserts records
  * unsealed inside the change's transaction and a single sealer gives them
  * their sequence numbers and hashes in commit order right after.
@@ -111,7 +111,7 @@ export function transferResult(t: TransferRecord): CanonicalObject {
 export function reversalResult(m: MintRecord): CanonicalObject {
   return { account_id: m.accountId, amount: m.amountMicros.toString(), mint_id: m.mintId, status: m.status };
 }
-/** Issue 11: an approval counted, the one that completed the mint (status COMPLETED: the credit), a rejection or an expiry. */
+/** An approval counted, the one that completed the mint (status COMPLETED: the credit), a rejection or an expiry. */
 export function approvalResult(m: MintRecord): CanonicalObject {
   return { account_id: m.accountId, amount: m.amountMicros.toString(), approvals: m.approval?.approvals.length ?? 0, mint_id: m.mintId, status: m.status };
 }
@@ -127,11 +127,11 @@ export function withAllowanceRefund(result: CanonicalObject, m: MintRecord, refu
   return { ...result, allowance_not_refunded: m.amountMicros.toString() };
 }
 
-/** Issue 12: what a redemption, a reserve change and a freeze record as their result. */
+/** What a redemption, a reserve change and a freeze record as their result. */
 export function redemptionResult(r: RedemptionRecord): CanonicalObject {
   return { redemption_id: r.redemptionId };
 }
-/** Issue 16: a redemption whose burn failed on-chain, credited back to its account. */
+/** A redemption whose burn failed on-chain, credited back to its account. */
 export function redemptionRecreditResult(r: RedemptionRecord): CanonicalObject {
   return { account_id: r.accountId, amount: r.amountMicros.toString(), redemption_id: r.redemptionId, status: "RECREDITED" };
 }

@@ -18,12 +18,12 @@ export const RPCS = [
   "ReconcileChain",
   "ListAuditEvents",
   "VerifyAuditChain",
-  // Issue 11.
+  // M-of-N approval and minter allowances.
   "ApproveMint",
   "RejectMint",
   "SetMinterAllowance",
   "GetMinterAllowance",
-  // Issue 12.
+  // Reserve, redemption, freeze.
   "SetReserve",
   "GetSupply",
   "RedeemUsdc",
@@ -38,19 +38,19 @@ export type Rpc = (typeof RPCS)[number];
  * THE role table: each role and the RPCs it grants. Adding a role is one
  * line. A role with no RPCs yet is reserved: an auth file may name it (so
  * operators can provision ahead of the feature) and it grants nothing today.
- * `auditor` reads and verifies the audit journal (issue 10); `approver` and
- * `reserve-manager` hold issue 11's calls; `redeemer` and `compliance` get
- * theirs from the supply-governance issues.
+ * `auditor` reads and verifies the audit journal; `approver` and
+ * `reserve-manager` hold the approval and allowance calls; `redeemer` and
+ * `compliance` hold redemption and freezing.
  */
 export const ROLE_TABLE = {
   minter: ["MintUsdc"],
   transferer: ["Transfer"],
-  // GetMinterAllowance: each RPC has one role, so reserve-managers that read allowances also hold `reader` (issue 11).
+  // GetMinterAllowance: each RPC has one role, so reserve-managers that read allowances also hold `reader`.
   reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions"],
   reconciler: ["ReconcileMint"],
   auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
-  approver: ["ApproveMint", "RejectMint"], // issue 11; scope: the mint's account
-  "reserve-manager": ["SetReserve", "SetMinterAllowance"], // issues 12 and 11
+  approver: ["ApproveMint", "RejectMint"], // scope: the mint's account
+  "reserve-manager": ["SetReserve", "SetMinterAllowance"], // the reserve and minter allowances
   redeemer: ["RedeemUsdc"],
   compliance: ["FreezeAccount", "UnfreezeAccount"],
 } as const satisfies Record<string, readonly Rpc[]>;

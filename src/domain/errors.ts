@@ -17,12 +17,12 @@ export type FieldName =
   | "page_size"
   | "page_token"
   | "status"
-  // Issue 10 (ListAuditEvents, VerifyAuditChain).
+  // The audit journal (ListAuditEvents, VerifyAuditChain).
   | "principal"
   | "start_time"
   | "end_time"
   | "from_seq"
-  // Issue 12: reserve, redemption.
+  // Reserve, redemption.
   | "attestation_ref"
   | "redemption_id"
   // SetMinterAllowance's compare-and-set.
@@ -41,11 +41,11 @@ export type InvalidReason =
   | "INVALID_PAGE_SIZE"
   | "INVALID_PAGE_TOKEN"
   | "INVALID_STATUS"
-  // Issue 10 (ListAuditEvents, VerifyAuditChain).
+  // The audit journal (ListAuditEvents, VerifyAuditChain).
   | "INVALID_PRINCIPAL"
   | "INVALID_TIME_RANGE"
   | "INVALID_SEQ_RANGE"
-  // Issue 12.
+  // Reserve, redemption, freeze.
   | "INVALID_ATTESTATION_REF"
   | "INVALID_REDEMPTION_ID";
 
@@ -64,21 +64,21 @@ export type Failure =
   | { readonly code: "INSUFFICIENT_FUNDS"; readonly accountId: string }
   | { readonly code: "MINT_ALREADY_REVERSED"; readonly mintId: string }
   | { readonly code: "MINT_NOT_FOUND"; readonly mintId: string }
-  /** Issue 15: ReconcileMint of a mint whose on-chain transaction is signed and not final; wait for CONFIRMED or FAILED. */
+  /** ReconcileMint of a mint whose on-chain transaction is signed and not final; wait for CONFIRMED or FAILED. */
   | { readonly code: "MINT_SETTLEMENT_IN_FLIGHT"; readonly mintId: string }
-  /** Issue 15: ReconcileMint of a mint settled on-chain: settled money leaves only by redemption. */
+  /** ReconcileMint of a mint settled on-chain: settled money leaves only by redemption. */
   | { readonly code: "MINT_SETTLED"; readonly mintId: string }
-  /** Issue 16: ReconcileChain of a chain without settlement configured. */
+  /** ReconcileChain of a chain without settlement configured. */
   | { readonly code: "SETTLEMENT_NOT_CONFIGURED"; readonly blockchain: string }
-  /** Issue 16: the chain's node could not be reached (ReconcileChain); ledger reads and transfers are unaffected. */
+  /** The chain's node could not be reached (ReconcileChain); ledger reads and transfers are unaffected. */
   | { readonly code: "CHAIN_UNAVAILABLE"; readonly blockchain: string; readonly message: string }
-  /** Approve/Reject of a mint that is no longer pending; `reason` says which state it is in (issue 11). */
+  /** Approve/Reject of a mint that is no longer pending; `reason` says which state it is in. */
   | { readonly code: "MINT_NOT_PENDING"; readonly mintId: string; readonly reason: "MINT_COMPLETED" | "MINT_REVERSED" | "MINT_REJECTED" | "MINT_EXPIRED" }
-  /** ReconcileMint of a mint awaiting approval: reject it instead (issue 11). */
+  /** ReconcileMint of a mint awaiting approval: reject it instead. */
   | { readonly code: "MINT_PENDING_APPROVAL"; readonly mintId: string }
-  /** The requester of a pending mint tried to approve it (issue 11). */
+  /** The requester of a pending mint tried to approve it. */
   | { readonly code: "APPROVER_IS_REQUESTER"; readonly mintId: string; readonly principal: string }
-  /** The mint is larger than what is left of the minter's allowance; nothing changed (issue 11). */
+  /** The mint is larger than what is left of the minter's allowance; nothing changed. */
   | { readonly code: "ALLOWANCE_EXCEEDED"; readonly principal: string; readonly remainingMicros: bigint; readonly amountMicros: bigint }
   /**
    * SetMinterAllowance with `expected_amount`: what is left of the allowance
@@ -121,7 +121,7 @@ export type Failure =
   | { readonly code: "STORE_BUSY"; readonly retryAfterMs: number; readonly message: string }
   /** The caller cancelled (or went away) while the call waited; nothing was applied. */
   | { readonly code: "CANCELLED"; readonly message: string }
-  // Issue 12: reserve, redemption, freeze.
+  // Reserve, redemption, freeze.
   /**
    * The change would take supply past the reserve (a mint), or put the
    * reserve below supply (SetReserve). `headroomMicros` is reserve − supply

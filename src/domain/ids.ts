@@ -17,7 +17,7 @@ const POOL_BYTES = 512 * RANDOM_BYTES;
 export interface IdGenerator {
   mintId(): string;
   transferId(): string;
-  /** Issue 12: "rdm_" + 26 characters. */
+  /** Redemption ids: "rdm_" + 26 characters. */
   redemptionId(): string;
 }
 

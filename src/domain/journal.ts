@@ -1,5 +1,5 @@
 /**
- * What the audit journal (issue 10) records of one state change. Every store
+ * What the audit journal records of one state change. Every store
  * method that changes state takes one and appends it in the same atomic step
  * as the change (the same PostgreSQL transaction, the same critical section in
  * memory), with the result the store produced; refused calls are never

@@ -68,17 +68,17 @@ export interface MintCoreDeps {
   readonly ids?: IdGenerator;
   /** Most calls waiting for one account's lock; beyond it ACCOUNT_BUSY (default: no bound). */
   readonly maxLockWaiters?: number;
-  /** M-of-N approval and minter allowances (issue 11); absent: neither (every mint completes at once, uncapped). */
+  /** M-of-N approval and minter allowances; absent: neither (every mint completes at once, uncapped). */
   readonly approvals?: ApprovalSettings;
-  /** Issue 12: refuse mints (RESERVE_NOT_SET) until a reserve is set (MINT_RESERVE_REQUIRED; default false). */
+  /** Refuse mints (RESERVE_NOT_SET) until a reserve is set (MINT_RESERVE_REQUIRED; default false). */
   readonly reserveRequired?: boolean;
   /** Hears money moved, replays, rate-limit refusals, duplicates and lock waits (default: nothing records). */
   readonly metrics?: MetricsSink;
-  /** Issue 15: chains whose mints settle on-chain (default: none, every credit available at once). */
+  /** Chains whose mints settle on-chain (default: none, every credit available at once). */
   readonly settlement?: SettlementGate;
 }
 
-/** Issue 11's settings and the store that keeps approvals and allowances (the same store as `store`). */
+/** The approval and allowance settings and the store that keeps approvals and allowances (the same store as `store`). */
 export interface ApprovalSettings {
   readonly store: ApprovalStore;
   /** Mints at or above this wait for approval; null for none. */
@@ -117,8 +117,8 @@ export interface CallContext {
   /**
    * Who is calling, as the edge's auth link decided (absent for the service's
    * own calls and in tests of the core alone). It scopes idempotency keys and
-   * the account checks the core makes once it has looked a mint up; issue 12
-   * takes the actor of redemptions and journal entries from it (`local` when absent).
+   * the account checks the core makes once it has looked a mint up; redemptions and
+   * journal entries take their actor from it (`local` when absent).
    */
   readonly principal?: Principal;
 }
@@ -155,13 +155,13 @@ export interface ListMintsInput {
   readonly accountId: string;
   readonly pageSize: number;
   readonly pageToken: string;
-  /** Only mints in this status (issue 11); absent or "" for all. */
+  /** Only mints in this status; absent or "" for all. */
   readonly status?: string;
 }
 
 const MINT_STATUSES: readonly MintStatus[] = ["COMPLETED", "REVERSED", "PENDING_APPROVAL", "REJECTED"];
 
-/** A journal entry of one of issue 11's calls. */
+/** A journal entry of one approval or allowance call. */
 function journalOf(actor: string, action: string, request: Record<string, string>, accounts: readonly string[]): JournalEntry {
   return { actor, action, idempotencyKey: null, request, accounts };
 }
@@ -291,14 +291,14 @@ export class MintCore {
     if (r.value.replayed) this.metrics.idempotentReplay("mint");
     else this.metrics.moneyMoved("mint", stored.mint.amountMicros);
     if (settle && !r.value.replayed) this.deps.settlement?.wake(blockchain);
-    // A replay of a mint that went through approval answers the mint as it is now (issue 11).
+    // A replay of a mint that went through approval answers the mint as it is now.
     if (r.value.replayed && stored.mint.approval !== undefined) {
       return ok({ mint: (await this.deps.store.getMint(stored.mint.mintId)) ?? stored.mint, replayed: true });
     }
     return ok({ mint: stored.mint, replayed: r.value.replayed });
   }
 
-  /** The mint command with issue 11's requester, pending state and allowance charge, when configured. */
+  /** The mint command with the approval requester, pending state and allowance charge, when configured. */
   private withApproval(cmd: NewMint, ctx: CallContext): NewMint {
     const a = this.deps.approvals;
     if (a === undefined) return cmd;
@@ -309,7 +309,7 @@ export class MintCore {
   }
 
   /**
-   * Approves a pending mint as the caller (issue 11); the approval reaching
+   * Approves a pending mint as the caller; the approval reaching
    * the required count completes it. Failures: INVALID_ARGUMENT,
    * MINT_NOT_FOUND, APPROVER_IS_REQUESTER, MINT_NOT_PENDING, DEADLINE_EXCEEDED.
    */
@@ -320,7 +320,7 @@ export class MintCore {
     const mint = await this.deps.store.getMint(mintId.value);
     const refusal = idScopeRefusal(ctx.principal, "ApproveMint", "mint", mint?.accountId ?? null, { code: "MINT_NOT_FOUND", mintId: mintId.value });
     if (refusal !== undefined || mint === null) return fail(refusal ?? { code: "MINT_NOT_FOUND", mintId: mintId.value });
-    // Issue 15: the approval that completes a mint on a settling chain goes through MintUsdc's settle path.
+    // The approval that completes a mint on a settling chain goes through MintUsdc's settle path.
     const settle = this.deps.settlement?.required(mint.blockchain) === true;
     const journal = journalOf(actor, "ApproveMint", { mint_id: mintId.value }, [mint.accountId]);
     const r = await this.approvalStore().approveMint(mintId.value, actor, this.deps.clock.wallMs(), journal, ctx, settle, this.deps.reserveRequired === true);
@@ -328,7 +328,7 @@ export class MintCore {
     return r;
   }
 
-  /** Rejects a pending mint (issue 11). Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, MINT_NOT_PENDING, DEADLINE_EXCEEDED. */
+  /** Rejects a pending mint. Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, MINT_NOT_PENDING, DEADLINE_EXCEEDED. */
   async rejectMint(mintIdText: string, reasonText: string, ctx: CallContext): Promise<Result<MintRecord>> {
     const mintId = v.mintId(mintIdText);
     if (!mintId.ok) return mintId;
@@ -359,7 +359,7 @@ export class MintCore {
     return rejected;
   }
 
-  /** What is left of a minter's allowance (issue 11). Failures: INVALID_ARGUMENT. */
+  /** What is left of a minter's allowance. Failures: INVALID_ARGUMENT. */
   async getMinterAllowance(principalText: string): Promise<Result<{ principal: string; allowanceMicros: bigint }>> {
     const principal = v.accountId(principalText, "principal");
     if (!principal.ok) return principal;
@@ -442,12 +442,12 @@ export class MintCore {
     return ok({ transfer: stored.transfer, replayed: r.value.replayed });
   }
 
-  // Issue 12: reserve, redemption, freeze.
+  // Reserve, redemption, freeze.
 
   /**
    * Debits the account and takes the amount out of circulation. The key is
    * scoped to this RPC and the caller. On a chain that settles on-chain
-   * (issue 16) the store queues the redemption's burn in the same atomic step
+   * the store queues the redemption's burn in the same atomic step
    * and the worker is woken; a burn the chain refuses is credited back by the
    * worker, and the key keeps answering that redemption. Failures:
    * INVALID_ARGUMENT, IDEMPOTENCY_*, INSUFFICIENT_FUNDS, ACCOUNT_FROZEN,
@@ -461,7 +461,7 @@ export class MintCore {
     const request = redeemRequest(accountId, amountMicros, blockchain);
     const accounts = [accountId];
     const journal: JournalEntry = { actor, action: "RedeemUsdc", idempotencyKey: key, request, accounts };
-    // Issue 16: on a settling chain the redemption burns from the treasury through the settlement worker.
+    // On a settling chain the redemption burns from the treasury through the settlement worker.
     const settle = this.deps.settlement?.required(blockchain) === true;
     const r = await this.keyed({ scope: "redeem", key: redeemStoreKey(actor, key), request, accounts, journal }, ctx, {
       kind: "redeem",
@@ -527,7 +527,7 @@ export class MintCore {
   }
 
   /**
-   * Balance, frozen state (issue 12) and pending balance (issue 15); an unknown
+   * Balance, frozen state and pending balance; an unknown
    * account is 0 and not frozen. Failures: INVALID_ARGUMENT.
    */
   async getAccount(accountIdText: string): Promise<Result<AccountState & { pendingMicros: bigint }>> {

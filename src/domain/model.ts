@@ -18,17 +18,17 @@ export function isBlockchain(value: string): value is Blockchain {
   return (BLOCKCHAINS as readonly string[]).includes(value);
 }
 
-/** PENDING_APPROVAL and REJECTED only for mints at or above the approval threshold (issue 11). */
+/** PENDING_APPROVAL and REJECTED only for mints at or above the approval threshold. */
 export type MintStatus = "COMPLETED" | "REVERSED" | "PENDING_APPROVAL" | "REJECTED";
 
-/** One approval of a pending mint (issue 11). */
+/** One approval of a pending mint. */
 export interface MintApproval {
   readonly approver: string;
   readonly wallMs: number;
 }
 
 /**
- * The approval state of a mint that needed M-of-N approval (issue 11):
+ * The approval state of a mint that needed M-of-N approval:
  * absent on mints below the threshold.
  */
 export interface ApprovalState {
@@ -62,7 +62,7 @@ export interface MintRecord {
   readonly reverseWallMs: number | null;
   /** Empty unless REVERSED. */
   readonly reverseReason: string;
-  /** The principal that asked for the mint; absent when neither approvals nor allowances applied (issue 11). */
+  /** The principal that asked for the mint; absent when neither approvals nor allowances applied. */
   readonly requester?: string;
   /** True when the mint consumed the requester's minter allowance (given back on reversal or rejection). */
   readonly allowanceCharged?: boolean;
@@ -89,12 +89,12 @@ export interface NewMint {
   readonly idempotencyKey: string;
   readonly createWallMs: number;
   /**
-   * Issue 15: the chain settles on-chain, so the store credits the account's
+   * The chain settles on-chain, so the store credits the account's
    * pending balance and writes the settlement's outbox row in the same
    * atomic step. Absent or false: the credit is available at once.
    */
   readonly settle?: boolean;
-  /** The caller's principal; set when approvals or allowances apply (issue 11). */
+  /** The caller's principal; set when approvals or allowances apply. */
   readonly requester?: string;
   /** Consume `amountMicros` of the requester's allowance in the same atomic step, or refuse ALLOWANCE_EXCEEDED. */
   readonly chargeAllowance?: boolean;
@@ -203,7 +203,7 @@ export function storedResultId(result: StoredResult): string {
   return result.scope === "transfer" ? result.transfer.transferId : result.redemption.redemptionId;
 }
 
-// Issue 12: reserve, redemption, freeze.
+// Reserve, redemption, freeze.
 
 /**
  * USDC taken out of circulation: the account was debited and supply lowered
@@ -222,7 +222,7 @@ export interface RedemptionRecord {
   readonly actor: string;
   readonly createWallMs: number;
   /**
-   * Issue 16: set (once) when the redemption's burn FAILED on-chain and the
+   * Set (once) when the redemption's burn FAILED on-chain and the
    * amount was credited back to the account; absent otherwise.
    */
   readonly recreditWallMs?: number;
@@ -255,7 +255,7 @@ export interface SupplyState {
   readonly attestationRef: string;
   /** reserve − supply; null when no reserve is set. */
   readonly headroomMicros: bigint | null;
-  /** Issue 11: the sum of mints PENDING_APPROVAL (not in supply; each is checked against the reserve when its approval completes it). */
+  /** The sum of mints PENDING_APPROVAL (not in supply; each is checked against the reserve when its approval completes it). */
   readonly pendingApprovalMicros: bigint;
 }
 

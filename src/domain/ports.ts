@@ -92,7 +92,7 @@ export type Effect =
       readonly kind: "mint";
       readonly cmd: NewMint;
       /**
-       * Issue 12: refuse the mint (RESERVE_NOT_SET) while no reserve is set.
+       * Refuse the mint (RESERVE_NOT_SET) while no reserve is set.
        * Whatever this says, a set reserve caps supply, checked in the same
        * atomic step as the mint.
        */
@@ -100,8 +100,8 @@ export type Effect =
     }
   | { readonly kind: "transfer"; readonly cmd: NewTransfer }
   /**
-   * Issue 12: debits the account, lowers supply, records the redemption.
-   * Issue 16: with `settle` (the chain settles on-chain) the store also writes
+   * Debits the account, lowers supply, records the redemption.
+   * With `settle` (the chain settles on-chain) the store also writes
    * the redemption's burn settlement in the outbox in the same atomic step.
    */
   | { readonly kind: "redeem"; readonly cmd: NewRedemption; readonly journal: JournalEntry; readonly settle?: boolean };
@@ -173,15 +173,15 @@ export interface ExactlyOnceStore {
    */
   reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait, journal?: JournalEntry): Promise<Result<MintRecord>>;
   getBalance(accountId: string): Promise<bigint>;
-  /** Issue 15: credit of mints not yet settled on-chain, micro-USDC (0 when the store never settles). */
+  /** Credit of mints not yet settled on-chain, micro-USDC (0 when the store never settles). */
   getPendingBalance?(accountId: string): Promise<bigint>;
   getMint(mintId: string): Promise<MintRecord | null>;
   /** Mints oldest first (ascending `seq`). */
   listMints(query: ListMintsQuery): Promise<MintRecord[]>;
-  /** The audit journal every change above is appended to (issue 10). */
+  /** The audit journal every change above is appended to. */
   readonly audit: AuditJournal;
 
-  // Issue 12: reserve, redemption, freeze. Supply changes in the same atomic
+  // Reserve, redemption, freeze. Supply changes in the same atomic
   // step as the mint, reversal or redemption that changes it; a set reserve
   // is checked there too (on PostgreSQL under the one supply row's lock, so
   // across replicas). Transfers never touch supply. A frozen account refuses
@@ -208,7 +208,7 @@ export interface ExactlyOnceStore {
 }
 
 /**
- * Issue 15: which chains settle mints on-chain. A mint on such a chain is
+ * Which chains settle mints on-chain. A mint on such a chain is
  * credited to the pending balance (the store writes the settlement's outbox
  * row in the mint's own atomic step) and becomes available once CONFIRMED.
  */
@@ -219,7 +219,7 @@ export interface SettlementGate {
 }
 
 /**
- * M-of-N approval of large mints and per-minter allowances (issue 11), on the
+ * M-of-N approval of large mints and per-minter allowances, on the
  * same store as `ExactlyOnceStore` (its mints and keys). A mint effect whose
  * `cmd.pending` is set is created PENDING_APPROVAL (nothing credited); one
  * whose `cmd.chargeAllowance` is set consumes the requester's allowance in
@@ -235,7 +235,7 @@ export interface SettlementGate {
  *
  * Each method below is one atomic step; its returned failures changed
  * nothing. The `journal` entry is handed through for the audit journal
- * (issue 10), appended in the same step once that lands.
+ * and appended in the same step.
  */
 export interface ApprovalStore {
   /**
@@ -245,7 +245,7 @@ export interface ApprovalStore {
    * again gets the mint back, counted once. Failures: MINT_NOT_FOUND,
    * APPROVER_IS_REQUESTER, MINT_NOT_PENDING (completed, reversed, rejected or
    * expired: `wallMs` at or past the mint's expiry), DEADLINE_EXCEEDED,
-   * STORE_BUSY, CANCELLED. `settle` (issue 15: the mint's chain settles
+   * STORE_BUSY, CANCELLED. `settle` (the mint's chain settles
    * on-chain): the completing approval credits the pending balance and writes
    * the settlement's outbox row in the same step, as MintUsdc does.
    */
@@ -300,7 +300,7 @@ export interface ListMintsQuery {
   readonly afterSeq: number;
   /** At most this many (1..1001: a page of up to 1000 plus one look-ahead row). */
   readonly limit: number;
-  /** Only mints in this status (issue 11); absent for all. */
+  /** Only mints in this status; absent for all. */
   readonly status?: MintStatus;
 }
 
@@ -340,9 +340,9 @@ export interface LedgerStore {
   listMints(query: ListMintsQuery): Promise<MintRecord[]>;
   close(): Promise<void>;
 
-  // Issue 12 (the ExactlyOnceStore methods of the same names say what each does).
+  // Reserve, redemption, freeze (the ExactlyOnceStore methods of the same names say what each does).
   /**
-   * Debits, lowers supply, records. `settle` (issue 16): also writes the
+   * Debits, lowers supply, records. `settle`: also writes the
    * redemption's burn in the settlement outbox in the same transaction (the
    * PostgreSQL ledger; the memory store queues it itself). Failures:
    * INSUFFICIENT_FUNDS, ACCOUNT_FROZEN, DEADLINE_EXCEEDED.

@@ -1,5 +1,5 @@
 /**
- * Issue 12: the reserve rule, written once for every adapter. Supply may
+ * The reserve rule, written once for every adapter. Supply may
  * never pass a set reserve; before one is set supply is not capped unless
  * the operator requires a reserve (MINT_RESERVE_REQUIRED).
  */
@@ -16,7 +16,7 @@ export function supplyState(supplyMicros: bigint, reserveMicros: bigint | null, 
  * refusal. Adapters call it inside the atomic step that raises supply (the
  * memory ledger's synchronous mint; PostgreSQL evaluates the same rule in
  * SQL under the supply row's lock and uses this only to word the refusal).
- * An approval that completes a pending mint (issue 11) must pass the same
+ * An approval that completes a pending mint must pass the same
  * check in its own atomic step: see `checkReserve` in each adapter.
  */
 export function reserveRefusal(supplyMicros: bigint, reserveMicros: bigint | null, amountMicros: bigint, reserveRequired: boolean): Failure | null {

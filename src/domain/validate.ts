@@ -56,7 +56,7 @@ export function reason(value: string): Result<string> {
   return ok(value);
 }
 
-// Issue 12.
+// Reserve, redemption, freeze.
 const REDEMPTION_ID = /^rdm_[A-Za-z0-9]{1,60}$/;
 
 export function redemptionId(value: string): Result<string> {

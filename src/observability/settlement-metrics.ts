@@ -1,5 +1,5 @@
 /**
- * On-chain settlement's Prometheus series (issue 16), on the registry of the
+ * On-chain settlement's Prometheus series, on the registry of the
  * process that runs the workers: the service's own (settlement in-process)
  * or the standalone worker's (`settlement-worker-main.ts`). Recorded through
  * the `SettlementMetricsSink` port (src/settlement/ports.ts); the gauges of

@@ -48,7 +48,7 @@ export interface EvmChainSettings {
   readonly tokenAddress: Address;
   /**
    * Receives every mint; totalSupply() equals its balance while the tokens
-   * stay there. Burns (issue 16) take from the signer's own balance, so the
+   * stay there. Burns take from the signer's own balance, so the
    * treasury must be the signer's address for redemptions to settle.
    */
   readonly treasury: Address;
@@ -225,7 +225,7 @@ export class EvmChainSettlement implements ChainSettlement {
   }
 
   /**
-   * Issue 16: every mint to the treasury the chain recorded (Transfer from
+   * Every mint to the treasury the chain recorded (Transfer from
    * 0x0 to the treasury), from `fromBlock` (the chain's configured start
    * block by default) to the head. Reconciliation uses it to find mints the
    * ledger knows nothing about.
@@ -235,7 +235,7 @@ export class EvmChainSettlement implements ChainSettlement {
   }
 
   /**
-   * Issue 16: every burn from the treasury the chain recorded (Transfer from
+   * Every burn from the treasury the chain recorded (Transfer from
    * the treasury to 0x0), for reconciliation to find burns the ledger did not sign.
    */
   treasuryBurns(fromBlock = this.settings.fromBlock ?? 0n): Promise<TreasuryMint[]> {

@@ -34,6 +34,6 @@ export function settlementJournal(action: string, s: Settlement): JournalEntry {
   };
 }
 
-/** Issue 16: the journal actions of a burn's outcome (a mint's are SettleMint and FailMintSettlement). */
+/** The journal actions of a burn's outcome (a mint's are SettleMint and FailMintSettlement). */
 export const BURN_CONFIRMED_ACTION = "SettleRedemption";
 export const BURN_FAILED_ACTION = "FailRedemptionSettlement";

@@ -75,10 +75,10 @@ CREATE INDEX settlement_txs_settlement_id ON settlement_txs (settlement_id, sign
   },
 ];
 
-/** Issue 16: redemptions burn through the same outbox (appended after the ledger's 16xx migrations). */
+/** Redemptions burn through the same outbox (appended after the ledger's 16xx migrations). */
 export const BURN_SETTLEMENT_MIGRATION: Migration = {
   version: 1601,
-  name: "issue 16: redemptions settle as burns",
+  name: "redemptions settle as burns",
   sql: `
 -- A redemption on a settling chain writes a 'burn' settlement (id = the
 -- redemption id) in its own transaction.

@@ -87,7 +87,7 @@ export interface ChainSettlement {
    */
   signMint(amountMicros: bigint, nonce: number, fees: Fees): Promise<SignedTx>;
   /**
-   * Issue 16: builds and signs the ERC-20 `burn(amountMicros)` transaction
+   * Builds and signs the ERC-20 `burn(amountMicros)` transaction
    * (the token burns from the caller's own balance, so the treasury must be
    * the signer's address), WITHOUT sending it.
    */
@@ -118,9 +118,9 @@ export interface ChainSettlement {
   headBlock(): Promise<bigint>;
   totalSupply(): Promise<bigint>;
   treasuryBalance(): Promise<bigint>;
-  /** Issue 16: every mint to the treasury on the chain (for reconciliation); adapters that cannot list them leave it out. */
+  /** Every mint to the treasury on the chain (for reconciliation); adapters that cannot list them leave it out. */
   treasuryMints?(fromBlock?: bigint): Promise<TreasuryMint[]>;
-  /** Issue 16: every burn from the treasury on the chain (for reconciliation); optional like `treasuryMints`. */
+  /** Every burn from the treasury on the chain (for reconciliation); optional like `treasuryMints`. */
   treasuryBurns?(fromBlock?: bigint): Promise<TreasuryMint[]>;
   close(): Promise<void>;
 }
@@ -145,7 +145,7 @@ export class ChainUnavailableError extends Error {
  * PENDING: in the outbox, nothing signed (ReconcileMint may cancel it).
  * SUBMITTED: a transaction is signed and stored (it may be on the wire; nobody may cancel it).
  * CONFIRMED: mined successfully and buried `confirmations` deep.
- * FAILED: mined and reverted (issue 16 also: dropped for good); the ledger reverses the credit.
+ * FAILED: mined and reverted (also dropped for good); the ledger reverses the credit.
  */
 export type SettlementState = "PENDING" | "SUBMITTED" | "CONFIRMED" | "FAILED";
 
@@ -160,7 +160,7 @@ export interface SettlementTx {
 
 /**
  * "mint": a ledger mint, minted on-chain to the treasury (credit pending until CONFIRMED).
- * "burn": a ledger redemption (issue 16), burned on-chain from the treasury (debited at once; re-credited if FAILED).
+ * "burn": a ledger redemption, burned on-chain from the treasury (debited at once; re-credited if FAILED).
  */
 export type SettlementKind = "mint" | "burn";
 
@@ -222,7 +222,7 @@ export interface SettlementOutbox {
    */
   recordSigned(settlementId: string, tx: SettlementTx, wallMs: number): Promise<RecordSignedOutcome>;
   /**
-   * Issue 16: stores a fee-bump replacement (same nonce, higher fees) of a
+   * Stores a fee-bump replacement (same nonce, higher fees) of a
    * SUBMITTED settlement BEFORE it is broadcast. False (nothing stored) when
    * the settlement is no longer SUBMITTED.
    */
@@ -330,7 +330,7 @@ export interface SenderLock {
 export type SettlementOutcome = "confirmed" | "reverted" | "dropped";
 
 /**
- * What the settlement worker records about one chain (issue 16), resolved
+ * What the settlement worker records about one chain, resolved
  * once per worker (`SettlementMetricsSink.chain`). Every method returns
  * nothing and never throws, so the worker records without guarding; none is
  * on the mint's path (the worker runs beside it).

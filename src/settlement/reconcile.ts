@@ -1,5 +1,5 @@
 /**
- * Issue 16: chain reconciliation. Compares one chain with the ledger: the
+ * Chain reconciliation. Compares one chain with the ledger: the
  * token's totalSupply() and the treasury's balance against the CONFIRMED
  * mints minus the CONFIRMED burns (redemptions), and looks every final
  * settlement's transaction up to find those whose on-chain state differs
@@ -11,7 +11,7 @@ import type { ChainSettlement, Hex, Settlement, SettlementKind, SettlementState 
 export interface SettlementDifference {
   /** The mint or redemption; empty for an on-chain mint or burn the ledger does not know. */
   readonly settlementId: string;
-  /** "mint" or "burn" (issue 16), also for an unknown on-chain one. */
+  /** "mint" or "burn", also for an unknown on-chain one. */
   readonly kind: SettlementKind;
   /** null for an on-chain mint or burn the ledger does not know. */
   readonly ledgerState: SettlementState | null;

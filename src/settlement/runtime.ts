@@ -62,7 +62,7 @@ export interface SettlementRuntimeOptions {
   readonly onError?: (blockchain: Blockchain, err: unknown) => void;
   /** Told once when a chain's node cannot give a proof the worker needs (see `SettlementWorkerOptions.onWarning`). */
   readonly onWarning?: (blockchain: Blockchain, message: string) => void;
-  /** Issue 16: settlement metrics (outcomes, fee bumps, reorgs, signer latency); none when metrics are off. */
+  /** Settlement metrics (outcomes, fee bumps, reorgs, signer latency); none when metrics are off. */
   readonly metrics?: SettlementMetricsSink;
 }
 
@@ -121,7 +121,7 @@ export function createSettlementRuntime(opts: SettlementRuntimeOptions): Settlem
 }
 
 /**
- * Issue 16: the chains whose redemptions cannot burn: the token burns from
+ * The chains whose redemptions cannot burn: the token burns from
  * the caller's own balance, so a treasury other than the signer's address
  * makes every burn revert (and be re-credited). For a warning at start.
  */
@@ -129,7 +129,7 @@ export function chainsThatCannotBurn(settings: SettlementSettings, signerAddress
   return settings.chains.filter((c) => c.treasury.toLowerCase() !== signerAddress.toLowerCase()).map((c) => c.blockchain);
 }
 
-/** What the gRPC handlers read of settlement (issue 15: Mint.settlement; issue 16: ReconcileChain). */
+/** What the gRPC handlers read of settlement (Mint.settlement, ReconcileChain). */
 export interface SettlementReads {
   required(blockchain: Blockchain): boolean;
   /** The settlements of these mints that exist (a mint without one is NOT_REQUIRED), in one outbox lookup. */

@@ -26,16 +26,16 @@ export interface ChainSettings {
   readonly treasury: Address;
   /** Confirmations (the including block counts as 1) before CONFIRMED; 1..1000. */
   readonly confirmations: number;
-  /** A transaction not mined within this is replaced with a higher fee (issue 16). */
+  /** A transaction not mined within this is replaced with a higher fee. */
   readonly feeBumpTimeoutMs: number;
   readonly gasLimit: bigint;
   /** Pause between the worker's passes when idle. */
   readonly pollIntervalMs: number;
   /** Timeout of one JSON-RPC request. */
   readonly requestTimeoutMs: number;
-  /** Issue 16: ReconcileChain scans the token's Transfer logs from this block (the token's deployment block); 0 by default. */
+  /** ReconcileChain scans the token's Transfer logs from this block (the token's deployment block); 0 by default. */
   readonly fromBlock: bigint;
-  /** Issue 16: at most this many blocks per eth_getLogs request (providers cap the range); 10000 by default. */
+  /** At most this many blocks per eth_getLogs request (providers cap the range); 10000 by default. */
   readonly logsBlockRange: bigint;
 }
 

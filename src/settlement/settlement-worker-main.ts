@@ -7,9 +7,8 @@
  * mint's credit made available or reversed; a failed burn re-credited)
  * commit together whichever process is the sender.
  *
- * Until the mint path writes settlement rows (issue 7's atomic store), this
- * is also how tests and the local demo run settlement in a real process, and
- * where the test-only fault hook (MINT_TEST_FAULTS=true, MINT_TEST_FAULT)
+ * It is also how tests and the local demo run settlement in a real process
+ * of its own, and where the test-only fault hook (MINT_TEST_FAULTS=true, MINT_TEST_FAULT)
  * kills the process at `after-sign` or `after-broadcast`.
  *
  * MINT_METRICS_LISTEN (as for the service, with the same rules: TLS and the
@@ -67,7 +66,7 @@ async function main(): Promise<void> {
   }
 
   // The store's own outbox: a final state and the ledger's effect (a mint's
-  // credit made available or reversed, a failed burn re-credited, issue 16)
+  // credit made available or reversed, a failed burn re-credited)
   // commit in one transaction, as in the service. Opening the store applies
   // every pending migration.
   const stores = await openPostgresStores({

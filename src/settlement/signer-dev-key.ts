@@ -1,6 +1,6 @@
 /**
  * A signer holding its private key in process memory. For tests and demos
- * only: wiring refuses it on a non-loopback listener (issue 15), because
+ * only: wiring refuses it on a non-loopback listener, because
  * anyone who reads the process's memory or configuration holds the treasury.
  */
 import { sign, privateKeyToAddress } from "viem/accounts";

@@ -1,6 +1,6 @@
 /**
  * A link around the settlement signer that records how long each signature
- * takes (issue 16: signer latency), so the signers themselves know nothing of
+ * takes (signer latency), so the signers themselves know nothing of
  * metrics. Latency is measured with `performance.now()`, not the injected
  * clock, as the gRPC metrics link does: it is the device's real time that an
  * operator watches (a fake clock in a test would report 0).

@@ -13,7 +13,7 @@
  * 2. Signs PENDING settlements in commit order, one nonce each: sign, store
  *    the hash and bytes (PENDING → SUBMITTED) BEFORE broadcast, then send.
  *    A mint's transaction mints to the treasury; a redemption's (kind
- *    "burn", issue 16) burns from it; everything else is the same.
+ *    "burn") burns from it; everything else is the same.
  *
  * Nonces: the next one is max(highest stored + 1, the chain's mined count),
  * derived again after any error, so a store write whose outcome is unknown
@@ -55,7 +55,7 @@ export interface SettlementWorkerOptions {
   /** Most settlements signed and not final at once (bounds the nonce gap a stuck transaction can leave). */
   readonly maxInFlight?: number;
   /**
-   * Issue 16: a transaction not mined this long after it was signed (wall ms)
+   * A transaction not mined this long after it was signed (wall ms)
    * is replaced by one with the same nonce and higher fees (default: never).
    */
   readonly feeBumpTimeoutMs?: number;
@@ -63,7 +63,7 @@ export interface SettlementWorkerOptions {
   readonly rebroadcastAfterMs?: number;
   /** Test-only: called at each fault point (see `createFaultHook`). */
   readonly faultHook?: FaultHook;
-  /** Issue 16: where the worker records outcomes, fee bumps, reorgs and failed passes (default: nowhere). */
+  /** Where the worker records outcomes, fee bumps, reorgs and failed passes (default: nowhere). */
   readonly metrics?: ChainSettlementMetrics;
   /** Told about every failed pass (logging); never throws. */
   readonly onError?: (err: unknown) => void;
@@ -87,7 +87,7 @@ export interface WorkerStatus {
   readonly healthy: boolean;
   readonly lastError: string;
   readonly consecutiveErrors: number;
-  /** Fee-bump replacements signed since start (issue 16). */
+  /** Fee-bump replacements signed since start. */
   readonly replacements: number;
 }
 
@@ -119,7 +119,7 @@ export class SettlementWorker {
   private consecutiveErrors = 0;
   /** Monotonic ms of the last broadcast per settlement, so unknown transactions are re-sent at a bounded rate. */
   private readonly lastSentMs = new Map<string, number>();
-  /** Fee-bump replacements signed by this worker (issue 16), for status and metrics. */
+  /** Fee-bump replacements signed by this worker, for status and metrics. */
   private replacements = 0;
   private readonly metrics: ChainSettlementMetrics;
   /** Per settlement: monotonic ms of the first pass of an unbroken run that proved its drop (see `dropVerdict`). */
@@ -313,7 +313,7 @@ export class SettlementWorker {
     this.preflightOkMs = now;
   }
 
-  /** A mint mints to the treasury; a redemption's burn (issue 16) burns from it. Same nonce sequence, same machinery. */
+  /** A mint mints to the treasury; a redemption's burn burns from it. Same nonce sequence, same machinery. */
   private sign(s: Settlement, nonce: number, fees: Fees): Promise<SignedTx> {
     return s.kind === "burn" ? this.chain.signBurn(s.amountMicros, nonce, fees) : this.chain.signMint(s.amountMicros, nonce, fees);
   }
@@ -339,7 +339,7 @@ export class SettlementWorker {
   }
 
   /**
-   * Issue 16: replaces a stuck transaction: same nonce, fees raised by at
+   * Replaces a stuck transaction: same nonce, fees raised by at
    * least 12.5% over the last transaction (nodes require 10% for both EIP-1559
    * fees) or to what the chain asks now, whichever is higher. The replacement
    * is stored before it is broadcast; whichever of the nonce's transactions
@@ -408,7 +408,7 @@ export class SettlementWorker {
     this.dropProofs.delete(s.settlementId);
     let mined: Mined | null = null;
     let anyPending = false;
-    // Newest first: with fee bumps (issue 16) the latest replacement is the likeliest to be mined.
+    // Newest first: with fee bumps the latest replacement is the likeliest to be mined.
     for (const tx of [...s.txs].reverse()) {
       const l = await this.chain.lookup(tx.hash, head);
       if (l.kind === "mined") {

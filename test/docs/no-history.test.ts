@@ -1,8 +1,11 @@
 /**
  * What a user reads says what things are, not which change brought them: no
  * "issue N" in README.md, docs/, or the --help texts of the service and of
- * mintctl (every command and subcommand).
+ * mintctl (every command and subcommand); none in the code's comments either
+ * (src/, proto/, whose comments reflection serves, and packages/<name>/src).
  */
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Command } from "commander";
 import { describe, expect, it } from "vitest";
 import { COMMANDS } from "../../packages/mintctl/src/commands/index.js";
@@ -14,6 +17,18 @@ const HISTORY = /\b(?:issues?|defect)\s*#?\d+/gi;
 
 function mentions(text: string): string[] {
   return [...text.matchAll(HISTORY)].map((m) => m[0]);
+}
+
+const ROOT = join(import.meta.dirname, "../..");
+
+/** Every source file under the code's roots, relative to the repository. */
+function sourceFiles(): string[] {
+  const roots = ["src", "proto", ...readdirSync(join(ROOT, "packages")).map((p) => `packages/${p}/src`)];
+  return roots.flatMap((root) =>
+    readdirSync(join(ROOT, root), { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile() && /\.(?:ts|proto)$/.test(e.name))
+      .map((e) => join(e.parentPath, e.name).slice(ROOT.length + 1)),
+  );
 }
 
 /** The help of every mintctl command and subcommand, as commander prints it. */
@@ -48,6 +63,14 @@ describe('no "issue N" where a user reads', () => {
     const helps = commandHelps();
     expect(helps.length).toBeGreaterThanOrEqual(COMMANDS.length);
     expect([top, ...helps].flatMap(mentions)).toEqual([]);
+  });
+
+  it("the code's comments in src/, proto/ and packages/*/src", () => {
+    const files = sourceFiles();
+    expect(files).toContain("proto/usdc/mint/v1/mint.proto");
+    expect(files).toContain("src/app.ts");
+    const found = files.flatMap((f) => mentions(readFileSync(join(ROOT, f), "utf8")).map((m) => `${f}: ${m}`));
+    expect(found).toEqual([]);
   });
 
   it("the check finds what it looks for", () => {

@@ -40,7 +40,7 @@ export function mintFields(m: Mint): [string, string][] {
     ["create_time", time(m.createTime)],
     ["reverse_time", time(m.reverseTime)],
     ["reverse_reason", m.reverseReason],
-    // Issue 11's rows only for mints it applied to, so other mints print as before.
+    // Approval and allowance rows only for mints it applied to, so other mints print as before.
     ...(m.requester === ""
       ? []
       : ([

@@ -48,7 +48,7 @@ interface PendingLedger {
   /** The mint as it is now, read synchronously (so check and replace share one stretch). */
   peekMint(mintId: string): MintRecord | null;
   replacePending(next: MintRecord, settle?: boolean): void;
-  /** Issue 12: why crediting this mint now is refused (frozen account, reserve), or null. */
+  /** Why crediting this mint now is refused (frozen account, reserve), or null. */
   checkCompletion(mint: MintRecord, reserveRequired: boolean): Failure | null;
   expiredPending(wallMs: number, limit: number): string[];
 }
@@ -58,7 +58,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   /** Null only to measure what the journal costs (bench); the service always journals. */
   private readonly journal: MemoryAuditJournal | null;
 
-  /** Issue 15: where settlements are queued; set with `attachOutbox` when settlement is configured. */
+  /** Where settlements are queued; set with `attachOutbox` when settlement is configured. */
   private outbox: SettlementOutbox | null = null;
   /** What is left of each minter's allowance, and its generation (bumped by every Set). */
   private readonly allowances = new Map<string, Allowance>();
@@ -80,7 +80,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   }
 
   /**
-   * Issue 15: mints marked `settle` are queued in `outbox` in the same
+   * Mints marked `settle` are queued in `outbox` in the same
    * synchronous stretch as their credit, and ReconcileMint consults it. The
    * outbox is built with `settlementEffects()`, hence the late attachment.
    */
@@ -98,7 +98,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     const ledger = this.ledger as MemoryLedgerStore;
     return {
       confirmed: async (_tx, s) => {
-        // Issue 16: a burn's debit happened with the redemption; only the journal records it.
+        // A burn's debit happened with the redemption; only the journal records it.
         if (s.kind === "burn") {
           const r = ledger.peekRedemption(s.settlementId);
           if (r !== null) this.journal?.append(unsealedRecord(settlementJournal(BURN_CONFIRMED_ACTION, s), { redemption_id: s.settlementId, state: "CONFIRMED" }, s.updateWallMs, [r.accountId]));
@@ -235,12 +235,12 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     if (!decided.changed) return ok(decided.next);
     const next = decided.next;
     if (next.status === "COMPLETED") {
-      // Issue 12: the completing approval credits, so it is refused (nothing
+      // The completing approval credits, so it is refused (nothing
       // recorded) on a frozen account or past the reserve, in this same stretch.
       const refused = ledger.checkCompletion(next, reserveRequired);
       if (refused !== null) return fail(refused);
     }
-    // Issue 15: completing a mint on a settling chain credits pending and queues its settlement, as MintUsdc does.
+    // Completing a mint on a settling chain credits pending and queues its settlement, as MintUsdc does.
     const settling = settle && next.status === "COMPLETED";
     if (settling && this.outbox === null) throw new Error("invariant violated: a settling mint without an outbox");
     ledger.replacePending(next, settling);
@@ -345,7 +345,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     return this.ledger.listMints(query);
   }
 
-  // Issue 12. The memory ledger applies each of these synchronously, so each
+  // The memory ledger applies each of these synchronously, so each
   // is atomic against every mint, transfer and redemption in flight; the
   // journal record is appended in the same stretch as the ledger's answer.
   async setReserve(reserveMicros: bigint, attestationRef: string, journal: JournalEntry, wait: Wait): Promise<Result<SupplyState>> {
@@ -409,7 +409,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
       if (effect.kind === "redeem") {
         const journal = entry ?? effect.journal;
         if (effect.settle === true) {
-          // Issue 16: on a settling chain the debit, its journal record and the
+          // On a settling chain the debit, its journal record and the
           // burn's outbox row are written in one synchronous stretch (the
           // memory outbox's enqueue completes without awaiting).
           const outbox = this.outbox;

@@ -78,7 +78,7 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
   private readonly clock: Clock;
   private readonly mintKeys = new KeySpace("mint");
   private readonly transferKeys = new KeySpace("transfer");
-  /** Issue 12: RedeemUsdc keys (already scoped to the caller by the core). */
+  /** RedeemUsdc keys (already scoped to the caller by the core). */
   private readonly redeemKeys = new KeySpace("redeem");
   private closed = false;
 

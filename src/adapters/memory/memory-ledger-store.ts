@@ -38,11 +38,11 @@ type JournalLine = MintRecord | TransferRecord | RedemptionRecord;
 /** One account: its balance and (when it has any) the indexes of its mints. */
 class Account {
   balanceMicros = 0n;
-  /** Issue 15: credit of mints not yet settled on-chain (not spendable). */
+  /** Credit of mints not yet settled on-chain (not spendable). */
   pendingMicros = 0n;
   /** Indexes into `mints`, ascending; null until the first mint. */
   mintIndexes: number[] | null = null;
-  /** Issue 12: a frozen account neither receives nor sends. */
+  /** A frozen account neither receives nor sends. */
   frozen = false;
   freezeReason = "";
 }
@@ -56,10 +56,10 @@ export class MemoryLedgerStore implements LedgerStore {
   private readonly pendingIndexes = new Set<number>();
   /** The append-only ledger, oldest first (see JournalLine). */
   private readonly journal: JournalLine[] = [];
-  /** Issue 15: mints whose credit is still pending (settlement not CONFIRMED). */
+  /** Mints whose credit is still pending (settlement not CONFIRMED). */
   private readonly pendingMints = new Set<string>();
 
-  /** Issue 12: completed mints − reversals − redemptions (+ redemptions re-credited, issue 16). */
+  /** Completed mints − reversals − redemptions (+ redemptions re-credited). */
   private supplyMicros = 0n;
   private reserveMicros: bigint | null = null;
   private attestationRef = "";
@@ -98,7 +98,7 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   /**
-   * Issue 15: the mint's settlement is CONFIRMED: its credit moves from the
+   * The mint's settlement is CONFIRMED: its credit moves from the
    * pending to the available balance. A no-op (false) for a mint whose credit
    * is not pending (settled already, reversed, or never settling).
    */
@@ -117,7 +117,7 @@ export class MemoryLedgerStore implements LedgerStore {
 
   /**
    * A completed mint's credit: to the pending balance while its on-chain
-   * settlement is not CONFIRMED (issue 15), else available at once.
+   * settlement is not CONFIRMED, else available at once.
    */
   private credit(record: MintRecord, settle: boolean): void {
     const account = this.account(record.accountId);
@@ -133,7 +133,7 @@ export class MemoryLedgerStore implements LedgerStore {
   /**
    * Replaces a PENDING_APPROVAL mint with its next state (one more approval,
    * COMPLETED with its credit, pending when `settle`, or REJECTED), synchronously: the caller checks
-   * (approvals, frozen account, reserve: `checkCompletion`) and replaces in one stretch (issue 11).
+   * (approvals, frozen account, reserve: `checkCompletion`) and replaces in one stretch.
    */
   replacePending(next: MintRecord, settle = false): void {
     const index = this.mintIndexById.get(next.mintId);
@@ -246,15 +246,15 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   /**
-   * Issue 12: the reserve check of a supply rise, for the mint here and for
-   * the approval that completes a pending mint (issue 11), which must call it
+   * The reserve check of a supply rise, for the mint here and for
+   * the approval that completes a pending mint, which must call it
    * in the same synchronous stretch as its credit. Null when allowed.
    */
   checkReserve(amountMicros: bigint, reserveRequired: boolean): Failure | null {
     return reserveRefusal(this.supplyMicros, this.reserveMicros, amountMicros, reserveRequired);
   }
 
-  /** Issue 12: why the approval completing `mint` may not credit it now (frozen account, reserve), or null. */
+  /** Why the approval completing `mint` may not credit it now (frozen account, reserve), or null. */
   checkCompletion(mint: MintRecord, reserveRequired: boolean): Failure | null {
     if (this.accounts.get(mint.accountId)?.frozen === true) return { code: "ACCOUNT_FROZEN", accountId: mint.accountId };
     return this.checkReserve(mint.amountMicros, reserveRequired);
@@ -265,7 +265,7 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   /**
-   * The redemption, synchronously (issue 16: so the caller can queue its burn
+   * The redemption, synchronously (so the caller can queue its burn
    * in the same stretch). Failures: ACCOUNT_FROZEN, INSUFFICIENT_FUNDS.
    */
   redeemNow(cmd: NewRedemption): Result<RedemptionRecord> {
@@ -290,7 +290,7 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   /**
-   * Issue 16: the redemption's burn FAILED on-chain: the amount goes back to
+   * The redemption's burn FAILED on-chain: the amount goes back to
    * the account (frozen or not: it is the account's own money coming back)
    * and into supply, and the redemption is marked re-credited, synchronously.
    * Null (nothing done) for an unknown redemption or one re-credited already,

@@ -66,7 +66,7 @@ export interface PostgresStores {
   poolStats(): { totalCount: number; idleCount: number; waitingCount: number };
   /** Ends the pool (waits for checked-out clients). Idempotent. */
   close(): Promise<void>;
-  /** Issue 15: the settlement outbox on this database, whose final steps apply the ledger's effects in the same transaction. */
+  /** The settlement outbox on this database, whose final steps apply the ledger's effects in the same transaction. */
   settlementOutbox(): PostgresSettlementOutbox;
 }
 

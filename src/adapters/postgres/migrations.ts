@@ -111,7 +111,7 @@ INSERT INTO mint_seq_base (base) SELECT COALESCE(MAX(seq), 0) + 1 FROM mints;
 ALTER TABLE mints ALTER COLUMN seq DROP DEFAULT;
 `,
   },
-  // Issue 10: the audit journal (versions 1001+).
+  // The audit journal (versions 1001+).
   {
     version: 1001,
     name: "hash-chained audit journal",
@@ -168,7 +168,7 @@ CREATE TRIGGER audit_journal_seal_only
   },
   {
     version: 1101,
-    name: "M-of-N approval of large mints and minter allowances (issue 11)",
+    name: "M-of-N approval of large mints and minter allowances",
     sql: `
 ALTER TABLE mints DROP CONSTRAINT mints_status_check;
 ALTER TABLE mints ADD CONSTRAINT mints_status_check CHECK (status IN ('COMPLETED', 'REVERSED', 'PENDING_APPROVAL', 'REJECTED'));
@@ -188,10 +188,10 @@ CREATE TABLE minter_allowances (
 );
 `,
   },
-  // Issue 12: supply and reserve, redemptions, frozen accounts.
+  // Supply and reserve, redemptions, frozen accounts.
   {
     version: 1201,
-    name: "issue 12: supply and reserve, redemptions, frozen accounts",
+    name: "supply and reserve, redemptions, frozen accounts",
     sql: `
 -- One row holds supply and the reserve. Every mint, reversal and redemption
 -- updates it in its own transaction, so its row lock orders them across all
@@ -230,7 +230,7 @@ ALTER TABLE idempotency_keys DROP CONSTRAINT idempotency_keys_scope_check;
 ALTER TABLE idempotency_keys ADD CONSTRAINT idempotency_keys_scope_check CHECK (scope IN ('mint', 'transfer', 'redeem'));
 `,
   },
-  // Issue 15: the settlement outbox (its own module keeps its schema), then pending credit.
+  // The settlement outbox (its own module keeps its schema), then pending credit.
   ...SETTLEMENT_MIGRATIONS,
   {
     version: 1502,
@@ -243,11 +243,11 @@ ALTER TABLE accounts ADD COLUMN pending numeric(38,0) NOT NULL DEFAULT 0 CHECK (
 ALTER TABLE mints ADD COLUMN pending boolean NOT NULL DEFAULT false;
 `,
   },
-  // Issue 16: redemptions burn on-chain; a failed burn re-credits the account.
+  // Redemptions burn on-chain; a failed burn re-credits the account.
   BURN_SETTLEMENT_MIGRATION,
   {
     version: 1602,
-    name: "issue 16: re-credit of a redemption whose burn failed",
+    name: "re-credit of a redemption whose burn failed",
     sql: `
 -- Set once, by the transaction that marks the redemption's burn FAILED and
 -- credits the amount back ('redemption_reversal' entry, supply back up).

@@ -1,5 +1,5 @@
 /**
- * The audit journal in PostgreSQL (issue 10), without a global queue.
+ * The audit journal in PostgreSQL, without a global queue.
  *
  * Appending: every state-changing transaction inserts its record UNSEALED
  * (no seq, no hashes) with its other statements, so concurrent transactions
@@ -55,8 +55,8 @@ export function journalCte(first: number): string {
 
 /**
  * Like `journalCte`, but the record is inserted only when the CTE `source`
- * returned a row: for a one-statement change that may refuse (issue 12's
- * SetReserve), so a refusal journals nothing.
+ * returned a row: for a one-statement change that may refuse (SetReserve
+ * beyond what the reserve allows), so a refusal journals nothing.
  */
 export function journalCteWhen(first: number, source: string): string {
   const p = (i: number): string => `$${first + i}`;

@@ -75,7 +75,7 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore, ApprovalStore
     return this.ledger.reverseMint(mintId, reason, wallMs, wait.deadlineMs, wait.signal, journal);
   }
 
-  // Issue 11. Each journal entry is appended on the change's own transaction (issue 10).
+  // Each journal entry is appended on the change's own transaction.
   approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, wait: Wait, settle = false, reserveRequired = false): Promise<Result<MintRecord>> {
     return this.ledger.approveMint(mintId, approver, wallMs, journal, settle, wait.deadlineMs, wait.signal, reserveRequired);
   }
@@ -113,7 +113,7 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore, ApprovalStore
     return this.ledger.listMints(query);
   }
 
-  // Issue 12: each is one statement (or, for redemptions, the claim's
+  // Each is one statement (or, for redemptions, the claim's
   // transaction) that PostgreSQL makes atomic across replicas.
   setReserve(reserveMicros: bigint, attestationRef: string, journal: JournalEntry, wait: Wait): Promise<Result<SupplyState>> {
     return this.ledger.setReserve(reserveMicros, attestationRef, journal, wait.deadlineMs);

@@ -117,7 +117,7 @@ const MINT_KEY_RESULT_CTE = `k AS (
 const MINT_RESULT_COLUMNS = "SELECT m.seq::text AS seq, (SELECT count(*) FROM k)::int AS keys, (SELECT count(*) FROM acct)::int AS accounts";
 
 /**
- * A mint with issue 11's columns: PENDING_APPROVAL ($10) credits nothing
+ * A mint with the approval and allowance columns: PENDING_APPROVAL ($10) credits nothing
  * ($13 = 0, no ledger entry), COMPLETED credits like MINT_SQL. $15 is the
  * allowance generation the charge was taken from (0 when none). Only mints
  * with a requester (approvals or allowances on) take this statement; the
@@ -163,7 +163,7 @@ WITH acct AS (
 ${MINT_RESULT_COLUMNS} FROM m`;
 
 /**
- * Issue 15: a mint on a chain that settles on-chain: the credit goes to the
+ * A mint on a chain that settles on-chain: the credit goes to the
  * account's pending balance and the settlement's outbox row is written in the
  * same statement (so in the same transaction, in commit order).
  */
@@ -277,7 +277,7 @@ WITH e AS (
   VALUES ($2, -$3::numeric, 'reversal', $1, $4)
   RETURNING 1
 ), s AS (
-  -- Issue 12: supply drops with the reversal (the account row is already
+  -- Supply drops with the reversal (the account row is already
   -- locked by the debit, so the supply row comes last in the lock order).
   UPDATE supply SET supply = supply - $3::numeric, updated_at = now() WHERE id = 1
   RETURNING 1
@@ -287,7 +287,7 @@ WHERE mint_id = $1
 RETURNING ${MINT_COLUMNS}`;
 
 /*
- * Issue 12. A frozen account row refuses the mint's credit (the CTEs above
+ * A frozen account row refuses the mint's credit (the CTEs above
  * write nothing when \`acct\` returns no row; ON CONFLICT DO UPDATE locks the
  * row even when its WHERE refuses, so the freeze cannot change under us).
  * Supply rises after the account is locked: the lock order is key row <
@@ -309,7 +309,7 @@ WHERE id = 1 AND (CASE WHEN reserve IS NULL THEN NOT $2::boolean ELSE supply + $
 RETURNING 1`;
 
 const LOCK_SUPPLY_SQL = "SELECT supply::text AS supply, reserve::text AS reserve, attestation_ref FROM supply WHERE id = 1 FOR UPDATE";
-// Issue 11 + 12: what waits for approval is reported beside supply (the partial index mints_pending keeps it cheap).
+// What waits for approval is reported beside supply (the partial index mints_pending keeps it cheap).
 const READ_SUPPLY_SQL = "SELECT supply::text AS supply, reserve::text AS reserve, attestation_ref, (SELECT COALESCE(SUM(amount), 0)::text FROM mints WHERE status = 'PENDING_APPROVAL') AS pending_approval FROM supply WHERE id = 1";
 
 interface SupplyRow {
@@ -351,7 +351,7 @@ function redemptionFromRow(r: RedemptionRow): RedemptionRecord {
     actor: r.actor,
     createWallMs: r.create_time.getTime(),
   };
-  // Issue 16: re-credited after its burn failed on-chain.
+  // Re-credited after its burn failed on-chain.
   return r.recredit_time === null ? out : { ...out, recreditWallMs: r.recredit_time.getTime(), recreditReason: r.recredit_reason };
 }
 
@@ -451,11 +451,11 @@ export class PostgresLedgerStore implements LedgerStore {
         ...journal,
       ]);
       const row = res.rows[0];
-      // Issue 12: no row when the account is frozen (its credit refused; the rollback undoes the journal's row too).
+      // No row when the account is frozen (its credit refused; the rollback undoes the journal's row too).
       if (row === undefined) return fail({ code: "ACCOUNT_FROZEN", accountId: cmd.accountId });
       assert(row.keys === 1 && row.accounts === 1, "mint wrote one account and its claimed key");
       assert(cmd.settle !== true || row.settlements === 1, "a settling mint wrote its outbox row");
-      // Issue 12: every variant raises supply, a settling one too (its
+      // Every variant raises supply, a settling one too (its
       // pending credit is in circulation until a failed settlement reverses it).
       const refused = await this.checkReserve(client, cmd.amountMicros, reserveRequired);
       if (refused !== null) return fail(refused);
@@ -463,9 +463,9 @@ export class PostgresLedgerStore implements LedgerStore {
     });
   }
 
-  /** A mint with a requester (issue 11): charges the allowance first, then TRACKED_MINT_SQL, on the claim's transaction. */
+  /** A mint with a requester: charges the allowance first, then TRACKED_MINT_SQL, on the claim's transaction. */
   private trackedMint(cmd: NewMint, record: MintRecord, c: PgClaim, deadlineMs: number, reserveRequired: boolean, entry: JournalEntry | undefined): Promise<Result<MintRecord>> {
-    // Issue 15: a completed mint on a settling chain credits pending (creditSettling), not the balance.
+    // A completed mint on a settling chain credits pending (creditSettling), not the balance.
     const settling = cmd.settle === true && record.status === "COMPLETED";
     const requester = cmd.requester as string;
     return this.onClaim(c, deadlineMs, "minting", async (client) => {
@@ -500,11 +500,11 @@ export class PostgresLedgerStore implements LedgerStore {
         generation,
       ]);
       const row = res.rows[0];
-      // Issue 12: no row when the account is frozen (a pending mint too: the account may not receive); the rollback undoes the allowance.
+      // No row when the account is frozen (a pending mint too: the account may not receive); the rollback undoes the allowance.
       if (row === undefined) return fail({ code: "ACCOUNT_FROZEN", accountId: cmd.accountId });
       assert(row.keys === 1 && row.accounts === 1, "mint wrote one account and its claimed key");
       if (settling) await this.creditSettling(client, record, cmd.createWallMs);
-      // Issue 12: a completed mint raises supply; a pending one does when its approval completes it.
+      // A completed mint raises supply; a pending one does when its approval completes it.
       if (record.status === "COMPLETED") {
         const refused = await this.checkReserve(client, cmd.amountMicros, reserveRequired);
         if (refused !== null) return fail(refused);
@@ -517,7 +517,7 @@ export class PostgresLedgerStore implements LedgerStore {
   /**
    * Records an approval in a transaction of its own, under the mint's row
    * lock: racing approvals of one mint queue on it, so exactly one sees the
-   * last missing approval and credits the account (issue 11).
+   * last missing approval and credits the account.
    */
   approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, settle: boolean, deadlineMs: number, signal?: AbortSignal, reserveRequired = false): Promise<Result<MintRecord>> {
     return this.ownTx(deadlineMs, signal, "approving a mint", async (lease) => {
@@ -528,7 +528,7 @@ export class PostgresLedgerStore implements LedgerStore {
       if (!decided.changed) return ok(decided.next);
       const next = decided.next;
       if (next.status === "COMPLETED") {
-        // Issue 12: the completing approval credits, so it is refused (and
+        // The completing approval credits, so it is refused (and
         // rolled back with the approval) on a frozen account. Lock order as
         // a mint's: mint row < account row < supply row (checkReserve below).
         const acct = await lease.client.query<{ frozen: boolean }>("SELECT frozen FROM accounts WHERE account_id = $1 FOR NO KEY UPDATE", [next.accountId]);
@@ -536,7 +536,7 @@ export class PostgresLedgerStore implements LedgerStore {
       }
       await lease.client.query("UPDATE mints SET status = $2, approval = $3::jsonb WHERE mint_id = $1", [mintId, next.status, JSON.stringify(next.approval)]);
       if (next.status === "COMPLETED") {
-        // Issue 15: on a settling chain the credit is pending and the outbox row is written here, as MintUsdc's MINT_PENDING_SQL does.
+        // On a settling chain the credit is pending and the outbox row is written here, as MintUsdc's MINT_PENDING_SQL does.
         if (settle) await this.creditSettling(lease.client, next, wallMs);
         else await lease.client.query("UPDATE accounts SET balance = balance + $2::numeric WHERE account_id = $1", [next.accountId, next.amountMicros.toString()]);
         await lease.client.query("INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at) VALUES ($1, $2, 'mint', $3, $4)", [
@@ -545,7 +545,7 @@ export class PostgresLedgerStore implements LedgerStore {
           mintId,
           isoOfWallMs(wallMs),
         ]);
-        // Issue 12: supply rises now, within the reserve, in this transaction.
+        // Supply rises now, within the reserve, in this transaction.
         const refused = await this.checkReserve(lease.client, next.amountMicros, reserveRequired);
         if (refused !== null) return fail(refused);
       }
@@ -555,7 +555,7 @@ export class PostgresLedgerStore implements LedgerStore {
   }
 
   /**
-   * Issue 15 for a mint completed outside MINT_PENDING_SQL (approval, or a
+   * On-chain settlement of a mint completed outside MINT_PENDING_SQL (approval, or a
    * tracked mint): its credit goes to the pending balance, the mint is marked
    * pending and its settlement's outbox row is written, on `client`'s
    * transaction.
@@ -759,7 +759,7 @@ export class PostgresLedgerStore implements LedgerStore {
 
   private async reverseBody(lease: Lease, mintId: string, reason: string, wallMs: number): Promise<TxDecision<ReversedMint>> {
     const client = lease.client;
-    // Issue 15: the settlement's state comes with the mint's lock (no extra
+    // The settlement's state comes with the mint's lock (no extra
     // round trip for a mint that never settles). A PENDING settlement is then
     // deleted, and only while still PENDING: a worker that signed it meanwhile
     // wins and the reversal is refused (rolled back with everything else).
@@ -811,11 +811,11 @@ export class PostgresLedgerStore implements LedgerStore {
   }
 
   /**
-   * Issue 12: the reserve check of a supply rise, on the caller's open
+   * The reserve check of a supply rise, on the caller's open
    * transaction (after its account rows are locked): raises supply by
    * `amountMicros` when the reserve allows it and returns null, else returns
    * the refusal with nothing changed (the caller rolls back). The mint calls
-   * it; so must the approval that completes a pending mint (issue 11), in the
+   * it; so must the approval that completes a pending mint, in the
    * transaction that credits it. The supply row is the one hot spot: it is
    * locked from here to COMMIT, one round trip.
    */
@@ -867,7 +867,7 @@ export class PostgresLedgerStore implements LedgerStore {
       ]);
       const row = res.rows[0];
       assert(row !== undefined && row.accounts === 1 && row.keys === 1 && row.redemptions === 1 && row.supply === 1, "redemption wrote one account, its record, its claimed key and supply");
-      // Issue 16: on a settling chain the burn's outbox row commits with the debit (one more statement, same transaction).
+      // On a settling chain the burn's outbox row commits with the debit (one more statement, same transaction).
       if (settle) await enqueueSettlement(client, { settlementId: cmd.redemptionId, kind: "burn", blockchain: cmd.blockchain, amountMicros: cmd.amountMicros, createWallMs: cmd.createWallMs });
       return ok(record);
     });
@@ -960,7 +960,7 @@ export class PostgresLedgerStore implements LedgerStore {
     return row === undefined ? 0n : BigInt(row.balance);
   }
 
-  /** Issue 15: credit of mints not yet settled on-chain; 0 for unknown accounts. */
+  /** Credit of mints not yet settled on-chain; 0 for unknown accounts. */
   async getPendingBalance(accountId: string): Promise<bigint> {
     const res = await this.db.query<{ pending: string }>("SELECT pending::text AS pending FROM accounts WHERE account_id = $1", [accountId], "reading a balance");
     const row = res.rows[0];
@@ -968,7 +968,7 @@ export class PostgresLedgerStore implements LedgerStore {
   }
 
   /**
-   * Issue 15/16: the ledger's side of a final settlement, run by the
+   * The ledger's side of a final settlement, run by the
    * PostgreSQL outbox inside the transaction that moves the settlement to
    * its final state. CONFIRMED: the credit moves from pending to available.
    * FAILED: the mint is reversed from the pending balance and its key freed,
@@ -1010,7 +1010,7 @@ export class PostgresLedgerStore implements LedgerStore {
     };
   }
 
-  /** Issue 16: a redemption's burn CONFIRMED: the debit happened with the redemption; only the journal records it. */
+  /** A redemption's burn CONFIRMED: the debit happened with the redemption; only the journal records it. */
   private async burnConfirmed(client: pg.PoolClient, s: Settlement): Promise<void> {
     if (this.audit === null) return;
     const found = await client.query<{ account_id: string }>("SELECT account_id FROM redemptions WHERE redemption_id = $1", [s.settlementId]);
@@ -1019,7 +1019,7 @@ export class PostgresLedgerStore implements LedgerStore {
   }
 
   /**
-   * Issue 16: a redemption's burn FAILED: on the outbox's transaction, the
+   * A redemption's burn FAILED: on the outbox's transaction, the
    * redemption is marked re-credited (only if it is not yet: once), the
    * amount goes back to the account (frozen or not) with a
    * 'redemption_reversal' entry, supply rises again, and the journal records
@@ -1080,7 +1080,7 @@ export class PostgresLedgerStore implements LedgerStore {
     return res.rows.map(mintFromRow);
   }
 
-  /** ListMints filtered by status (issue 11), up to the same horizon. */
+  /** ListMints filtered by status, up to the same horizon. */
   private async listByStatus(query: ListMintsQuery, status: MintStatus, limit: number, otherXids: string[]): Promise<MintRecord[]> {
     const res = await this.db.query<MintRow>(
       `${FEED_HORIZON_CTE} SELECT ${MINT_COLUMNS} FROM mints, h WHERE status = $4 AND ($5::text IS NULL OR account_id = $5) AND seq > $1 AND seq < h.limit_seq ORDER BY mints.seq LIMIT $2`,

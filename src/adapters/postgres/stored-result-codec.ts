@@ -77,7 +77,7 @@ function obj(v: unknown, what: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-/** Issue 11's optional fields of a stored mint, as written by `mintToJson` (plain JSON values). */
+/** The approval and allowance fields of a stored mint, as written by `mintToJson` (plain JSON values). */
 export function approvalFields(m: Record<string, unknown>): Pick<MintRecord, "requester" | "allowanceCharged" | "approval"> {
   const out: { requester?: string; allowanceCharged?: boolean; approval?: ApprovalState } = {};
   if (typeof m.requester === "string") out.requester = m.requester;

@@ -41,15 +41,15 @@ export const SCOPE_ACCOUNTS: { readonly [R in Rpc]: (request: unknown) => readon
   ReconcileMint: () => [],
   // A whole chain's totals: the role decides, no account is named.
   ReconcileChain: () => [],
-  // Issue 10: an auditor reads one account's records, or (scope *) all of them and the whole chain.
+  // An auditor reads one account's records, or (scope *) all of them and the whole chain.
   ListAuditEvents: (r) => [(r as ListAuditEventsRequest).accountId === "" ? ALL_ACCOUNTS : (r as ListAuditEventsRequest).accountId],
   VerifyAuditChain: () => [ALL_ACCOUNTS],
-  // Issue 11: the mint's account is checked by the core once it has looked the mint up.
+  // The mint's account is checked by the core once it has looked the mint up.
   ApproveMint: () => [],
   RejectMint: () => [],
   SetMinterAllowance: () => [],
   GetMinterAllowance: () => [],
-  // Issue 12.
+  // Reserve, redemption, freeze.
   SetReserve: () => [],
   GetSupply: () => [],
   RedeemUsdc: (r) => [(r as RedeemUsdcRequest).accountId],

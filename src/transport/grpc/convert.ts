@@ -77,7 +77,7 @@ export function mintToProto(m: MintRecord): Mint {
   };
 }
 
-/** Issue 15: a mint with no settlement (none configured for its chain, or cancelled before signing). */
+/** A mint with no settlement (none configured for its chain, or cancelled before signing). */
 const NOT_REQUIRED: SettlementProto = Object.freeze({
   state: SettlementState.SETTLEMENT_STATE_NOT_REQUIRED,
   txHashes: [],
@@ -125,7 +125,7 @@ export function transferToProto(t: TransferRecord): Transfer {
   };
 }
 
-/** Issue 10: a sealed journal record on the wire (request and result as their canonical JSON). */
+/** A sealed journal record on the wire (request and result as their canonical JSON). */
 export function auditEventToProto(r: AuditRecord): AuditEvent {
   return {
     seq: r.seq,
@@ -148,7 +148,7 @@ export function wallMsOfTimestamp(t: Date | undefined): number {
   return Number.isFinite(ms) ? ms : -1;
 }
 
-// Issue 12.
+// Reserve, redemption, freeze.
 export function redemptionToProto(r: RedemptionRecord): Redemption {
   return {
     redemptionId: r.redemptionId,
@@ -158,7 +158,7 @@ export function redemptionToProto(r: RedemptionRecord): Redemption {
     idempotencyKey: r.idempotencyKey,
     actor: r.actor,
     createTime: new Date(r.createWallMs),
-    // Issue 16: filled from the outbox by the handlers when the chain settles.
+    // Filled from the outbox by the handlers when the chain settles.
     settlement: NOT_REQUIRED,
   };
 }

@@ -27,7 +27,7 @@ export interface EdgeOptions {
   readonly metrics?: { readonly sink: ServiceMetrics; readonly service: string };
   /** Who may call: authentication and the role table (src/auth). */
   readonly security: Security;
-  /** Honour the x-mint-dev-principal header (issue 11's stop-gap until auth; loopback only, checked by config). */
+  /** Honour the x-mint-dev-principal header (a development stand-in for authentication; loopback only, checked by config). */
   readonly devPrincipalHeader?: boolean;
 }
 
@@ -49,7 +49,7 @@ export class Edge {
       this.inFlight.link, // counts and caps calls in flight
       deadline(opts.clock), // the core's deadline, a little before the caller's
       cancellation, // aborts the call's signal when the caller goes away
-      ...(opts.devPrincipalHeader === true ? [devPrincipal] : []), // names the caller (until auth, issue 9)
+      ...(opts.devPrincipalHeader === true ? [devPrincipal] : []), // names the caller (a development stand-in for authentication)
     ];
   }
 

@@ -73,7 +73,7 @@ import {
 import type { Edge } from "./edge.js";
 
 export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: SettlementReads): MintServiceServer {
-  /** Issue 15: mints with their settlement; without settlement configured, no lookups at all. */
+  /** Mints with their settlement; without settlement configured, no lookups at all. */
   const withSettlement = async (mints: readonly MintRecord[]): Promise<Mint[]> => {
     const out = mints.map(mintToProto);
     if (settlement === undefined) return out;
@@ -83,7 +83,7 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
     return out.map((m) => (found.has(m.mintId) ? { ...m, settlement: settlementToProto(found.get(m.mintId)) } : m));
   };
   const one = async (m: MintRecord): Promise<Mint> => (await withSettlement([m]))[0] as Mint;
-  /** Issue 16: redemptions with their burn's settlement, the same way. */
+  /** Redemptions with their burn's settlement, the same way. */
   const redemptionsWithSettlement = async (list: readonly RedemptionRecord[]): Promise<Redemption[]> => {
     const out = list.map(redemptionToProto);
     if (settlement === undefined) return out;
@@ -114,7 +114,7 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
     }),
 
     getBalance: edge.unary("GetBalance", async (req: GetBalanceRequest) => {
-      // The account's state (issue 12: frozen) comes with the balance in one read.
+      // The account's state (frozen) comes with the balance in one read.
       const r = await core.getAccount(req.accountId);
       return r.ok
         ? ok<GetBalanceResponse>({
@@ -142,7 +142,7 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
       return r.ok ? ok(ReconcileMintResponse.fromPartial({ mint: await one(r.value) })) : r;
     }),
 
-    // Issue 16.
+    // Redemption burns and chain reconciliation.
     reconcileChain: edge.unary("ReconcileChain", async (req: ReconcileChainRequest) => {
       const name = blockchainName(req.blockchain);
       if (!isBlockchain(name)) return fail(invalid("INVALID_BLOCKCHAIN", "blockchain", "blockchain must be set to a known chain"));
@@ -173,7 +173,7 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
       );
     }),
 
-    // Issue 10: the audit journal.
+    // The audit journal.
     listAuditEvents: edge.unary("ListAuditEvents", async (req: ListAuditEventsRequest) => {
       const r = await core.listAuditEvents({
         accountId: req.accountId,
@@ -199,7 +199,7 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
       );
     }),
 
-    // Issue 11.
+    // M-of-N approval and minter allowances.
     approveMint: edge.unary("ApproveMint", async (req: ApproveMintRequest, ctx) => {
       const r = await core.approveMint(req.mintId, ctx);
       return r.ok ? ok(ApproveMintResponse.fromPartial({ mint: await one(r.value) })) : r;
@@ -220,7 +220,7 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
       return r.ok ? ok(GetMinterAllowanceResponse.fromPartial({ principal: r.value.principal, allowance: formatMicros(r.value.allowanceMicros) })) : r;
     }),
 
-    // Issue 12: reserve, redemption, freeze.
+    // Reserve, redemption, freeze.
     setReserve: edge.unary("SetReserve", async (req: SetReserveRequest, ctx) => {
       const r = await core.setReserve({ amount: req.amount, attestationRef: req.attestationRef }, ctx);
       return r.ok ? ok<SetReserveResponse>({ supply: supplyToProto(r.value) }) : r;

@@ -25,7 +25,7 @@ export const MINT_SERVICE_NAME = "usdc.mint.v1.MintService";
 const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
 
 /**
- * Issue 15: the health name of one chain's settlement, reported apart from
+ * The health name of one chain's settlement, reported apart from
  * the server's own status so a chain outage never stops reads and transfers
  * (a load balancer watching "" or MintService keeps sending traffic).
  */
@@ -45,9 +45,9 @@ export interface ServerOptions {
   readonly shutdownGraceMs: number;
   /** Backing stores to watch; health is NOT_SERVING while any is unhealthy. */
   readonly probes?: readonly Probe[];
-  /** Issue 15/16: settlement reads for Mint.settlement and ReconcileChain; absent without settlement. */
+  /** Settlement reads for Mint.settlement and ReconcileChain; absent without settlement. */
   readonly settlement?: SettlementReads;
-  /** Issue 15: per chain, whether its settlement worker is healthy (its own health names; never the server's status). */
+  /** Per chain, whether its settlement worker is healthy (its own health names; never the server's status). */
   readonly settlementHealth?: () => readonly { readonly blockchain: string; readonly healthy: boolean }[];
   /** How often probes run, in ms (default 2000). */
   readonly probeIntervalMs?: number;
@@ -61,7 +61,7 @@ export interface ServerOptions {
   readonly security: Security;
   /** Who may use server reflection. */
   readonly reflection: "public" | "authenticated" | "off";
-  /** Honour the x-mint-dev-principal header (issue 11, until auth). */
+  /** Honour the x-mint-dev-principal header (a development stand-in for authentication; loopback only). */
   readonly devPrincipalHeader?: boolean;
   /** Closes the adapters, after the server has stopped. */
   readonly closeAdapters?: () => Promise<void>;

@@ -180,7 +180,7 @@ export function failureToStatus(f: Failure | EdgeFailure): RichError {
       return richError(Code.UNAVAILABLE, f.message, [errorInfo("STORE_BUSY"), retryInfo(f.retryAfterMs)]);
     case "CANCELLED":
       return richError(Code.CANCELLED, f.message, [errorInfo("CANCELLED")]);
-    // Issue 12: reserve, redemption, freeze.
+    // Reserve, redemption, freeze.
     case "RESERVE_EXCEEDED":
       return richError(
         Code.FAILED_PRECONDITION,

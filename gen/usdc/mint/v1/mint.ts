@@ -271,7 +271,7 @@ export interface Mint {
   /** The reason given to ReconcileMint; empty unless status is REVERSED. */
   reverseReason: string;
   /**
-   * Issue 15: the mint's on-chain settlement (state NOT_REQUIRED when the
+   * The mint's on-chain settlement (state NOT_REQUIRED when the
    * chain has no settlement configured, or the mint was reversed before a
    * transaction was signed).
    */
@@ -279,7 +279,7 @@ export interface Mint {
     | Settlement
     | undefined;
   /**
-   * Issue 11 (numbers 1101+ so other features' fields never collide).
+   * M-of-N approval and minter allowances (numbers 1101+ so other features' fields never collide).
    * The principal that asked for the mint; empty when neither approvals nor
    * allowances applied to it.
    */
@@ -392,13 +392,13 @@ export interface GetBalanceResponse {
    */
   balance: string;
   /**
-   * Issue 15: minted USDC whose on-chain settlement is not yet CONFIRMED,
+   * Minted USDC whose on-chain settlement is not yet CONFIRMED,
    * canonical decimal string; it becomes available once confirmed.
    */
   pendingBalance: string;
-  /** Issue 12: true while the account is frozen (FreezeAccount). */
+  /** True while the account is frozen (FreezeAccount). */
   frozen: boolean;
-  /** Issue 12: the reason given to FreezeAccount; empty unless frozen. */
+  /** The reason given to FreezeAccount; empty unless frozen. */
   freezeReason: string;
 }
 
@@ -429,7 +429,7 @@ export interface ListMintsRequest {
    * INVALID_ARGUMENT.
    */
   pageToken: string;
-  /** Only mints in this status; UNSPECIFIED means all (issue 11). */
+  /** Only mints in this status; UNSPECIFIED means all. */
   status: MintStatus;
 }
 
@@ -499,7 +499,7 @@ export interface SettlementDifference {
   chainState: string;
   /** The transaction looked up; empty when none. */
   txHash: string;
-  /** Issue 16: the redemption whose burn differs; empty for a mint. */
+  /** The redemption whose burn differs; empty for a mint. */
   redemptionId: string;
 }
 
@@ -514,7 +514,7 @@ export interface ReconcileChainResponse {
   /** The treasury's balanceOf(), USDC decimal string. */
   treasuryBalance: string;
   /**
-   * The ledger's CONFIRMED mints minus its CONFIRMED burns (redemptions, issue 16)
+   * The ledger's CONFIRMED mints minus its CONFIRMED burns (redemptions)
    * on the chain, USDC decimal string.
    */
   confirmedSum: string;
@@ -638,7 +638,7 @@ export interface Redemption {
     | Date
     | undefined;
   /**
-   * Issue 16: the redemption's burn from the treasury on-chain, as Mint.settlement
+   * The redemption's burn from the treasury on-chain, as Mint.settlement
    * for mints; NOT_REQUIRED when the chain does not settle. FAILED means the
    * burn was refused by the chain and the amount was credited back to the
    * account (last_error says why).
@@ -6336,7 +6336,7 @@ export const MintServiceService = {
     responseDeserialize: (value: Buffer): ReconcileMintResponse => ReconcileMintResponse.decode(value),
   },
   /**
-   * Issue 16. ReconcileChain compares one chain with the ledger: the token's
+   * ReconcileChain compares one chain with the ledger: the token's
    * totalSupply() and the treasury's balance against the sum of the ledger's
    * CONFIRMED settlements, and every settlement whose on-chain state differs
    * from the ledger's. FAILED_PRECONDITION (SETTLEMENT_NOT_CONFIGURED) for a
@@ -6355,7 +6355,7 @@ export const MintServiceService = {
     responseDeserialize: (value: Buffer): ReconcileChainResponse => ReconcileChainResponse.decode(value),
   },
   /**
-   * Issue 10: the audit journal (role auditor).
+   * The audit journal (role auditor).
    * ListAuditEvents pages through the sealed audit journal, oldest first,
    * filtered by account, principal and time.
    */
@@ -6608,7 +6608,7 @@ export interface MintServiceServer extends UntypedServiceImplementation {
    */
   reconcileMint: handleUnaryCall<ReconcileMintRequest, ReconcileMintResponse>;
   /**
-   * Issue 16. ReconcileChain compares one chain with the ledger: the token's
+   * ReconcileChain compares one chain with the ledger: the token's
    * totalSupply() and the treasury's balance against the sum of the ledger's
    * CONFIRMED settlements, and every settlement whose on-chain state differs
    * from the ledger's. FAILED_PRECONDITION (SETTLEMENT_NOT_CONFIGURED) for a
@@ -6617,7 +6617,7 @@ export interface MintServiceServer extends UntypedServiceImplementation {
    */
   reconcileChain: handleUnaryCall<ReconcileChainRequest, ReconcileChainResponse>;
   /**
-   * Issue 10: the audit journal (role auditor).
+   * The audit journal (role auditor).
    * ListAuditEvents pages through the sealed audit journal, oldest first,
    * filtered by account, principal and time.
    */
@@ -6836,7 +6836,7 @@ export interface MintServiceClient extends Client {
     callback: (error: ServiceError | null, response: ReconcileMintResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Issue 16. ReconcileChain compares one chain with the ledger: the token's
+   * ReconcileChain compares one chain with the ledger: the token's
    * totalSupply() and the treasury's balance against the sum of the ledger's
    * CONFIRMED settlements, and every settlement whose on-chain state differs
    * from the ledger's. FAILED_PRECONDITION (SETTLEMENT_NOT_CONFIGURED) for a
@@ -6859,7 +6859,7 @@ export interface MintServiceClient extends Client {
     callback: (error: ServiceError | null, response: ReconcileChainResponse) => void,
   ): ClientUnaryCall;
   /**
-   * Issue 10: the audit journal (role auditor).
+   * The audit journal (role auditor).
    * ListAuditEvents pages through the sealed audit journal, oldest first,
    * filtered by account, principal and time.
    */

@@ -1,7 +1,7 @@
 import type { CommandSpec } from "../command.js";
 import { mintFields, record } from "../output.js";
 
-/** `mintctl approve` and `mintctl reject`: M-of-N approval of large mints (issue 11). */
+/** `mintctl approve` and `mintctl reject`: M-of-N approval of large mints. */
 export const approveCommand: CommandSpec = {
   register(program, run) {
     program

@@ -1,5 +1,5 @@
 /**
- * Issue 10: `mintctl audit list` pages through the audit journal (filters by
+ * `mintctl audit list` pages through the audit journal (filters by
  * account, principal and time) and `mintctl audit verify` asks the service
  * to recompute the chain; verify exits EXIT_AUDIT_BROKEN (4) when a record
  * is missing or altered, so a cron job can alert on it.

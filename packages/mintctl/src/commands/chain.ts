@@ -2,7 +2,7 @@ import type { CommandSpec } from "../command.js";
 import { EXIT_CHAIN_DIFFERS, EXIT_OK } from "../exit-codes.js";
 import { record, table } from "../output.js";
 
-/** Issue 16: `mintctl chain reconcile <blockchain>`: the ledger against the chain; exits 5 when they differ. */
+/** `mintctl chain reconcile <blockchain>`: the ledger against the chain; exits 5 when they differ. */
 export const chainCommand: CommandSpec = {
   register(program, run) {
     const chain = program.command("chain").description("on-chain settlement");
