@@ -3,8 +3,12 @@
  * never pass a set reserve; before one is set supply is not capped unless
  * the operator requires a reserve (MINT_RESERVE_REQUIRED).
  */
+import { LOCAL_PRINCIPAL, type CallContext, type CallPath } from "./call-path.js";
 import type { Failure } from "./errors.js";
 import type { SupplyState } from "./model.js";
+import { MAX_STORABLE_MICROS, parseAmount } from "./money.js";
+import { ok, type Result } from "./result.js";
+import * as v from "./validate.js";
 
 /** The supply snapshot an adapter hands out. */
 export function supplyState(supplyMicros: bigint, reserveMicros: bigint | null, attestationRef: string, pendingApprovalMicros = 0n): SupplyState {
@@ -27,3 +31,34 @@ export function reserveRefusal(supplyMicros: bigint, reserveMicros: bigint | nul
 
 /** Longest attestation reference kept, in UTF-16 code units. */
 export const ATTESTATION_REF_MAX_CHARS = 512;
+
+export interface SetReserveInput {
+  readonly amount: string;
+  readonly attestationRef: string;
+}
+
+/** A reserve amount: like a mint amount, but up to what the store can hold, and 0 allowed (nothing may be minted). */
+function parseReserve(text: string): Result<bigint> {
+  if (text === "0") return ok(0n);
+  return parseAmount(text, MAX_STORABLE_MICROS);
+}
+
+/** Failures: INVALID_ARGUMENT, RESERVE_EXCEEDED (below supply), DEADLINE_EXCEEDED. */
+export async function setReserve(core: CallPath, input: SetReserveInput, ctx: CallContext): Promise<Result<SupplyState>> {
+  const amount = parseReserve(input.amount);
+  if (!amount.ok) return amount;
+  const ref = v.attestationRef(input.attestationRef, ATTESTATION_REF_MAX_CHARS);
+  if (!ref.ok) return ref;
+  const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
+  return core.deps.store.setReserve(
+    amount.value,
+    ref.value,
+    { actor, action: "SetReserve", idempotencyKey: null, request: { amount: amount.value.toString(), attestation_ref: ref.value }, accounts: [] },
+    ctx,
+  );
+}
+
+/** Supply, the reserve and its headroom, and what waits for approval. */
+export function getSupply(core: CallPath): Promise<SupplyState> {
+  return core.deps.store.getSupply();
+}

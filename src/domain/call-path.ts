@@ -1,0 +1,227 @@
+/**
+ * What every feature's calls share: the core's dependencies, the per-call
+ * context, and the path a keyed (mutating) call takes.
+ *
+ * Order of a mutating call, and why:
+ *  1. Validate everything (a bad request touches nothing, not even a key).
+ *     A call whose key is in flight in this process for a different request
+ *     is IDEMPOTENCY_KEY_REUSED at once.
+ *  2. Lock the accounts in code-unit order, within the call's deadline.
+ *     Locks come before the store because the store may hold a resource
+ *     for the call (a PostgreSQL connection with an open transaction):
+ *     calls queued on a busy account must wait holding nothing, or a hot
+ *     account could take every pooled connection and starve the others.
+ *     A duplicate of a call in flight in this process queues here behind it;
+ *     if its deadline passes first it gets IDEMPOTENCY_KEY_IN_USE.
+ *  3. `store.applyOnce`: the store looks the key up (replay, reuse, a
+ *     duplicate in flight on another replica), runs `admit` (the limiter,
+ *     for mints: replays never count), and commits the effect with the
+ *     key's result, or nothing.
+ *  4. A limiter slot is given back when the mint is known not applied (any
+ *     returned failure, or a store error marked `notApplied`); when the
+ *     outcome is unknown (a lost commit reply) it is kept.
+ */
+import type { Principal } from "./authorization.js";
+import { AccountLocks } from "./account-locks.js";
+import { LOCAL_ACTOR } from "./audit.js";
+import type { JournalEntry } from "./journal.js";
+import type { Clock } from "./clock.js";
+import type { Failure } from "./errors.js";
+import { createIdGenerator, type IdGenerator } from "./ids.js";
+import { differingFields, sameRequest, type Blockchain, type CanonicalRequest, type IdempotencyScope, type StoredResult } from "./model.js";
+import { KEY_IN_USE_RETRY_AFTER_MS } from "./limits.js";
+import { parseAmount } from "./money.js";
+import { noMetrics, type ApprovalStore, type Effect, type ExactlyOnceStore, type MetricsSink, type RateLimiter, type SettlementGate } from "./ports.js";
+import { fail, ok, type Result } from "./result.js";
+import * as v from "./validate.js";
+
+export interface MintCoreDeps {
+  /** Where money is written, exactly once per idempotency key. */
+  readonly store: ExactlyOnceStore;
+  readonly limiter: RateLimiter;
+  readonly clock: Clock;
+  /** Largest amount one call may move, in micro-USDC. */
+  readonly maxAmountMicros: bigint;
+  readonly ids?: IdGenerator;
+  /** Most calls waiting for one account's lock; beyond it ACCOUNT_BUSY (default: no bound). */
+  readonly maxLockWaiters?: number;
+  /** M-of-N approval and minter allowances; absent: neither (every mint completes at once, uncapped). */
+  readonly approvals?: ApprovalSettings;
+  /** Refuse mints (RESERVE_NOT_SET) until a reserve is set (MINT_RESERVE_REQUIRED; default false). */
+  readonly reserveRequired?: boolean;
+  /** Hears money moved, replays, rate-limit refusals, duplicates and lock waits (default: nothing records). */
+  readonly metrics?: MetricsSink;
+  /** Chains whose mints settle on-chain (default: none, every credit available at once). */
+  readonly settlement?: SettlementGate;
+}
+
+/** The approval and allowance settings and the store that keeps approvals and allowances (the same store as `store`). */
+export interface ApprovalSettings {
+  readonly store: ApprovalStore;
+  /** Mints at or above this wait for approval; null for none. */
+  readonly thresholdMicros: bigint | null;
+  /** Distinct approvers needed (the requester never counts). */
+  readonly required: number;
+  /** A pending mint expires this long after it was accepted. */
+  readonly ttlMs: number;
+  /** Whether every mint consumes its requester's allowance. */
+  readonly allowances: boolean;
+  /**
+   * Whether a principal may set its own allowance. Only a service without an
+   * auth file turns this on: every caller there is the development `local`
+   * principal (or a name the development header lends it), which holds every
+   * role by design. Absent or false: SELF_ALLOWANCE.
+   */
+  readonly selfAllowance?: boolean;
+}
+
+/** The principal that names calls without one (no authentication configured). */
+export const LOCAL_PRINCIPAL = "local";
+/** The actor of rejections made by the expiry sweeper. */
+export const SWEEPER_ACTOR = "sweeper";
+
+/**
+ * Per-call context. `deadlineMs` is monotonic on the core's clock; Infinity
+ * for none. `signal` aborts when the caller cancels or goes away: a call still
+ * waiting for a lock then gives up with nothing applied (CANCELLED). It is
+ * read only when a call must wait (the edge makes one on first read).
+ */
+export interface CallContext {
+  readonly deadlineMs: number;
+  readonly signal?: AbortSignal;
+  /** Whether the caller went away, read without making `signal` (the edge's calls have it). */
+  readonly aborted?: boolean;
+  /**
+   * Who is calling, as the edge's auth link decided (absent for the service's
+   * own calls and in tests of the core alone). It scopes idempotency keys and
+   * the account checks the core makes once it has looked a mint up; redemptions and
+   * journal entries take their actor from it (`local` when absent).
+   */
+  readonly principal?: Principal;
+}
+
+/** One keyed call: its idempotency scope and key, canonical request, locked accounts and journal entry. */
+export interface KeyedOp {
+  readonly scope: IdempotencyScope;
+  readonly key: string;
+  readonly request: CanonicalRequest;
+  readonly accounts: readonly string[];
+  readonly journal: JournalEntry;
+}
+
+/** Calls in flight in this process for one key: the request of the first, and how many. */
+interface InFlightKey {
+  readonly request: CanonicalRequest;
+  count: number;
+}
+
+/** Drops one in-flight use of `key`. */
+function leave(scope: Map<string, InFlightKey>, key: string): void {
+  const entry = scope.get(key);
+  if (entry === undefined) return;
+  if (entry.count <= 1) scope.delete(key);
+  else entry.count--;
+}
+
+const deadlinePassed: Failure = { code: "DEADLINE_EXCEEDED", message: "deadline exceeded while waiting for an account lock; nothing was applied" };
+
+/** The journal entry of a keyed call (the store appends it with the result when the effect applies). */
+export function journalEntry(ctx: CallContext, action: string, key: string, request: CanonicalRequest, accounts: readonly string[]): JournalEntry {
+  return { actor: ctx.principal?.name ?? LOCAL_ACTOR, action, idempotencyKey: key, request, accounts };
+}
+
+/** A journal entry of an unkeyed call (approvals, allowances). */
+export function journalOf(actor: string, action: string, request: Record<string, string>, accounts: readonly string[]): JournalEntry {
+  return { actor, action, idempotencyKey: null, request, accounts };
+}
+
+/** The fields every money-moving keyed call into one account shares, validated in the order the error table documents. */
+export function moneyCallInput(
+  input: { readonly accountId: string; readonly amount: string; readonly blockchain: string; readonly idempotencyKey: string },
+  maxAmountMicros: bigint,
+): Result<{ accountId: string; amountMicros: bigint; blockchain: Blockchain; key: string }> {
+  const accountId = v.accountId(input.accountId);
+  if (!accountId.ok) return accountId;
+  const amount = parseAmount(input.amount, maxAmountMicros);
+  if (!amount.ok) return amount;
+  const blockchain = v.blockchain(input.blockchain);
+  if (!blockchain.ok) return blockchain;
+  const key = v.idempotencyKey(input.idempotencyKey);
+  if (!key.ok) return key;
+  return ok({ accountId: accountId.value, amountMicros: amount.value, blockchain: blockchain.value, key: key.value });
+}
+
+/**
+ * The core's state every feature module works with: its dependencies, the
+ * account locks, ids, metrics, and the keyed path (steps 1–3 above).
+ */
+export class CallPath {
+  readonly locks: AccountLocks;
+  readonly ids: IdGenerator;
+  readonly metrics: MetricsSink;
+  /** Calls in flight in this process per idempotency key and scope (bounded by calls in flight). */
+  private readonly inFlight = { mint: new Map<string, InFlightKey>(), transfer: new Map<string, InFlightKey>(), redeem: new Map<string, InFlightKey>() };
+
+  constructor(readonly deps: MintCoreDeps) {
+    this.metrics = deps.metrics ?? noMetrics;
+    this.locks = new AccountLocks(deps.clock, deps.maxLockWaiters, this.metrics);
+    this.ids = deps.ids ?? createIdGenerator(deps.clock);
+  }
+
+  /** The path every keyed (mutating) call takes, steps 1–3 of the order at the top of this file. */
+  async keyed(op: KeyedOp, ctx: CallContext, effect: Effect, admit?: () => Promise<Result<void>>): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
+    const inFlight = this.inFlight[op.scope];
+    const first = inFlight.get(op.key);
+    if (first !== undefined) {
+      if (!sameRequest(first.request, op.request)) {
+        return fail({ code: "IDEMPOTENCY_KEY_REUSED", key: op.key, fields: differingFields(first.request, op.request) });
+      }
+      first.count++;
+      // A call with this key is in flight here: this one queues behind it on the lock, then replays.
+      this.metrics.duplicateWaited(op.scope);
+    } else {
+      inFlight.set(op.key, { request: op.request, count: 1 });
+    }
+    try {
+      const locked = this.locks.take(op.accounts, ctx.deadlineMs, ctx);
+      const release = typeof locked === "function" ? locked : await locked;
+      if (release === null) return this.lockTimedOut(inFlight, op.key);
+      if (typeof release !== "function") return fail(release);
+      try {
+        const call = admit === undefined ? { ...op, effect } : { ...op, effect, admit };
+        return await this.deps.store.applyOnce(call, ctx);
+      } finally {
+        release();
+      }
+    } finally {
+      leave(inFlight, op.key);
+    }
+  }
+
+  /** The approval store; approval and allowance calls exist only with `deps.approvals`. */
+  approvalStore(): ApprovalStore {
+    const a = this.deps.approvals;
+    if (a === undefined) throw new Error("invariant violated: approval calls need MintCoreDeps.approvals");
+    return a.store;
+  }
+
+  /** Gives a limiter slot back; a limiter that cannot be reached keeps it (erring towards refusing). */
+  async giveBack(accountId: string): Promise<void> {
+    try {
+      await this.deps.limiter.giveBack(accountId);
+    } catch {
+      // The call's own outcome, already decided, is what the caller must see.
+    }
+  }
+
+  /**
+   * The call's deadline passed while it waited for an account lock. If
+   * another call with the same key is in flight here, the caller is told
+   * IDEMPOTENCY_KEY_IN_USE (retry with the same key soon); otherwise
+   * DEADLINE_EXCEEDED. Either way nothing was looked at or applied.
+   */
+  private lockTimedOut<T>(scope: Map<string, InFlightKey>, key: string): Result<T> {
+    if ((scope.get(key)?.count ?? 0) > 1) return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: KEY_IN_USE_RETRY_AFTER_MS });
+    return fail(deadlinePassed);
+  }
+}

@@ -1,0 +1,57 @@
+/** Transfer: moves money between two accounts, exactly once per key. */
+import { scopedIdempotencyKey } from "./authorization.js";
+import { journalEntry, type CallContext, type CallPath } from "./call-path.js";
+import { invalid } from "./errors.js";
+import { transferRequest, type TransferRecord } from "./model.js";
+import { parseAmount } from "./money.js";
+import { fail, ok, type Result } from "./result.js";
+import * as v from "./validate.js";
+
+export interface TransferInput {
+  readonly fromAccountId: string;
+  readonly toAccountId: string;
+  readonly amount: string;
+  readonly idempotencyKey: string;
+}
+
+/** Failures: INVALID_ARGUMENT (incl. from == to), IDEMPOTENCY_*, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED. */
+export async function transfer(core: CallPath, input: TransferInput, ctx: CallContext): Promise<Result<{ transfer: TransferRecord; replayed: boolean }>> {
+  const { deps, metrics } = core;
+  const from = v.accountId(input.fromAccountId, "from_account_id");
+  if (!from.ok) return from;
+  const to = v.accountId(input.toAccountId, "to_account_id");
+  if (!to.ok) return to;
+  if (from.value === to.value) {
+    return fail(invalid("SAME_ACCOUNT", "to_account_id", "to_account_id must differ from from_account_id"));
+  }
+  const amount = parseAmount(input.amount, deps.maxAmountMicros);
+  if (!amount.ok) return amount;
+  const key = v.idempotencyKey(input.idempotencyKey);
+  if (!key.ok) return key;
+  // The record keeps the caller-scoped key, so that a reconcile frees the right one.
+  const storeKey = scopedIdempotencyKey(ctx.principal, key.value);
+
+  const request = transferRequest(from.value, to.value, amount.value);
+  const accounts = [from.value, to.value];
+  const r = await core.keyed(
+    { scope: "transfer", key: storeKey, request, accounts, journal: journalEntry(ctx, "Transfer", key.value, request, accounts) },
+    ctx,
+    {
+      kind: "transfer",
+      cmd: {
+        transferId: core.ids.transferId(),
+        fromAccountId: from.value,
+        toAccountId: to.value,
+        amountMicros: amount.value,
+        idempotencyKey: storeKey,
+        createWallMs: deps.clock.wallMs(),
+      },
+    },
+  );
+  if (!r.ok) return r;
+  const stored = r.value.stored;
+  if (stored.scope !== "transfer") throw new Error("invariant violated: a transfer key holds a non-transfer result");
+  if (r.value.replayed) metrics.idempotentReplay("transfer");
+  else metrics.moneyMoved("transfer", stored.transfer.amountMicros);
+  return ok({ transfer: stored.transfer, replayed: r.value.replayed });
+}
