@@ -159,52 +159,82 @@ export function isAborted(wait: Wait): boolean {
  * Returned failures never applied anything. A thrown `UnavailableError`
  * says in `notApplied` whether the outcome is known.
  */
-export interface ExactlyOnceStore {
+export interface ExactlyOnceStore extends KeyedStore, MintReads, ReconcileStore, AccountReads, ReserveStore, RedemptionReads, FreezeStore, AuditStore {}
+
+// The exactly-once store's parts, one per feature. Reserve, redemption and
+// freeze: supply changes in the same atomic step as the mint, reversal or
+// redemption that changes it; a set reserve is checked there too (on
+// PostgreSQL under the one supply row's lock, so across replicas). Transfers
+// never touch supply. A frozen account refuses mints, transfers (either side)
+// and redemptions (ACCOUNT_FROZEN) in the same atomic step that would have
+// moved its money.
+
+/** Mint, transfer and redemption write through the keyed path. */
+export interface KeyedStore {
   /**
    * Failures: IDEMPOTENCY_KEY_REUSED/IN_USE, IDEMPOTENCY_STORE_FULL,
    * whatever `admit` returns, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED,
    * STORE_BUSY, CANCELLED.
    */
   applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>>;
+}
+
+/** Mint: the reads of GetMint and ListMints. */
+export interface MintReads {
+  getMint(mintId: string): Promise<MintRecord | null>;
+  /** Mints oldest first (ascending `seq`). */
+  listMints(query: ListMintsQuery): Promise<MintRecord[]>;
+}
+
+/** Reconcile: the reversal of a mint. */
+export interface ReconcileStore {
   /**
    * Reverses a COMPLETED mint and frees its key (if it still holds this mint).
    * Failures: MINT_NOT_FOUND, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS,
    * DEADLINE_EXCEEDED, STORE_BUSY, CANCELLED.
    */
   reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait, journal?: JournalEntry): Promise<Result<MintRecord>>;
+}
+
+/** Accounts: balances and state. */
+export interface AccountReads {
   getBalance(accountId: string): Promise<bigint>;
   /** Credit of mints not yet settled on-chain, micro-USDC (0 when the store never settles). */
   getPendingBalance?(accountId: string): Promise<bigint>;
-  getMint(mintId: string): Promise<MintRecord | null>;
-  /** Mints oldest first (ascending `seq`). */
-  listMints(query: ListMintsQuery): Promise<MintRecord[]>;
-  /** The audit journal every change above is appended to. */
-  readonly audit: AuditJournal;
+  /** Balance and frozen state; an unknown account is 0 and not frozen. */
+  getAccount(accountId: string): Promise<AccountState>;
+}
 
-  // Reserve, redemption, freeze. Supply changes in the same atomic
-  // step as the mint, reversal or redemption that changes it; a set reserve
-  // is checked there too (on PostgreSQL under the one supply row's lock, so
-  // across replicas). Transfers never touch supply. A frozen account refuses
-  // mints, transfers (either side) and redemptions (ACCOUNT_FROZEN) in the
-  // same atomic step that would have moved its money.
-
+/** Reserve and supply. */
+export interface ReserveStore {
   /**
    * Sets the reserve. Failures: RESERVE_EXCEEDED (the reserve would be below
    * supply; nothing changed), DEADLINE_EXCEEDED, STORE_BUSY, CANCELLED.
    */
   setReserve(reserveMicros: bigint, attestationRef: string, journal: JournalEntry, wait: Wait): Promise<Result<SupplyState>>;
   getSupply(): Promise<SupplyState>;
+}
+
+/** Redemption: the reads (RedeemUsdc itself goes through `applyOnce`). */
+export interface RedemptionReads {
+  getRedemption(redemptionId: string): Promise<RedemptionRecord | null>;
+  /** Redemptions oldest first, `afterSeq` as for mints (seq is the position, from 1). */
+  listRedemptions(query: ListMintsQuery): Promise<{ redemption: RedemptionRecord; seq: number }[]>;
+}
+
+/** Freeze. */
+export interface FreezeStore {
   /**
    * Freezes (`frozen` true) or unfreezes an account, known or not, atomically
    * against every call in flight on it: such a call has either committed
    * before or is refused after. Failures: DEADLINE_EXCEEDED, STORE_BUSY, CANCELLED.
    */
   setFrozen(accountId: string, frozen: boolean, reason: string, journal: JournalEntry, wait: Wait): Promise<Result<AccountState>>;
-  /** Balance and frozen state; an unknown account is 0 and not frozen. */
-  getAccount(accountId: string): Promise<AccountState>;
-  getRedemption(redemptionId: string): Promise<RedemptionRecord | null>;
-  /** Redemptions oldest first, `afterSeq` as for mints (seq is the position, from 1). */
-  listRedemptions(query: ListMintsQuery): Promise<{ redemption: RedemptionRecord; seq: number }[]>;
+}
+
+/** Audit: the journal every change of the parts above is appended to. */
+export interface AuditStore {
+  readonly audit: AuditJournal;
 }
 
 /**
@@ -237,7 +267,10 @@ export interface SettlementGate {
  * nothing. The `journal` entry is handed through for the audit journal
  * and appended in the same step.
  */
-export interface ApprovalStore {
+export interface ApprovalStore extends ApprovalsStore, AllowancesStore {}
+
+/** Approvals: M-of-N approval of pending mints. */
+export interface ApprovalsStore {
   /**
    * Records `approver`'s approval; the approval that reaches `required`
    * distinct approvers completes the mint (credit, ledger entry, status) in
@@ -260,6 +293,10 @@ export interface ApprovalStore {
   rejectMint(mintId: string, reason: string, rejectedBy: string, wallMs: number, journal: JournalEntry, wait: Wait): Promise<Result<MintRecord>>;
   /** Pending mints whose expiry is at or before `wallMs`, oldest first, at most `limit` (for the sweeper). */
   expiredPending(wallMs: number, limit: number): Promise<string[]>;
+}
+
+/** Allowances: what each minter may still mint. */
+export interface AllowancesStore {
   /** What is left of the principal's allowance, micro-USDC; 0 when never set. */
   getAllowance(principal: string): Promise<bigint>;
   /**
