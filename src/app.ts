@@ -60,9 +60,10 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
   let settlementOutbox: Adapters["settlementOutbox"];
 
   if (config.store === "memory") {
-    ledger = new MemoryLedgerStore({ clock });
+    const memoryLedger = new MemoryLedgerStore({ clock });
+    ledger = memoryLedger;
     idempotency = new MemoryIdempotencyStore({ ttlMs: config.idempotencyTtlMs, maxKeys: config.idempotencyMaxKeys, clock });
-    store = new MemoryExactlyOnceStore(ledger, idempotency, clock, config.auditJournal ? {} : { journal: null });
+    store = new MemoryExactlyOnceStore(memoryLedger, idempotency, clock, config.auditJournal ? {} : { journal: null });
     description.ledger = "memory";
     description.idempotency = "memory";
     description.auditJournal = config.auditJournal ? "memory" : "off";

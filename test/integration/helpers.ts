@@ -20,13 +20,12 @@ import {
   type ReconcileMintResponse,
   type TransferResponse,
 } from "../../gen/usdc/mint/v1/mint.js";
-import { MemoryExactlyOnceStore } from "../../src/adapters/memory/memory-exactly-once-store.js";
+import { MemoryExactlyOnceStore, type MemoryLedger } from "../../src/adapters/memory/memory-exactly-once-store.js";
 import { MemoryIdempotencyStore } from "../../src/adapters/memory/memory-idempotency-store.js";
 import { MemoryLedgerStore } from "../../src/adapters/memory/memory-ledger-store.js";
 import { MemoryRateLimiter } from "../../src/adapters/memory/memory-rate-limiter.js";
 import { systemClock, type Clock } from "../../src/domain/clock.js";
 import { MintCore } from "../../src/domain/mint-core.js";
-import type { LedgerStore } from "../../src/domain/ports.js";
 import type { Logger } from "../../src/logger.js";
 import { startServer, type RunningServer } from "../../src/transport/grpc/server.js";
 import type { TestServer } from "../support/test-server.js";
@@ -95,7 +94,7 @@ export interface CustomServer {
  * The real gRPC server over a MintCore whose ledger the test chooses (e.g.
  * one that throws), with the in-memory idempotency store and limiter.
  */
-export async function startCustomServer(ledger: LedgerStore, clock: Clock = systemClock): Promise<CustomServer> {
+export async function startCustomServer(ledger: MemoryLedger, clock: Clock = systemClock): Promise<CustomServer> {
   const { logger, lines } = memoryLogger();
   const core = new MintCore({
     store: new MemoryExactlyOnceStore(ledger, new MemoryIdempotencyStore({ ttlMs: 60_000, maxKeys: 10_000, clock }), clock),

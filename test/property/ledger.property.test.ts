@@ -10,7 +10,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { MemoryExactlyOnceStore } from "../../src/adapters/memory/memory-exactly-once-store.js";
+import { MemoryExactlyOnceStore, type MemoryLedger } from "../../src/adapters/memory/memory-exactly-once-store.js";
 import { MemoryIdempotencyStore } from "../../src/adapters/memory/memory-idempotency-store.js";
 import { MemoryLedgerStore } from "../../src/adapters/memory/memory-ledger-store.js";
 import { MemoryRateLimiter } from "../../src/adapters/memory/memory-rate-limiter.js";
@@ -18,7 +18,7 @@ import type { Failure } from "../../src/domain/errors.js";
 import { MintCore, type MintUsdcInput, type TransferInput } from "../../src/domain/mint-core.js";
 import type { MintRecord } from "../../src/domain/model.js";
 import { formatMicros } from "../../src/domain/money.js";
-import type { IdempotencyStore, LedgerStore, RateLimiter } from "../../src/domain/ports.js";
+import type { IdempotencyStore, RateLimiter } from "../../src/domain/ports.js";
 import type { Result } from "../../src/domain/result.js";
 import { memoryLedgerEffects, recordEffects } from "../support/audit-checks.js";
 import { FakeClock } from "../support/fake-clock.js";
@@ -405,7 +405,7 @@ function scheduledCore(s: fc.Scheduler) {
     const out = await run();
     return s.schedule(Promise.resolve(out), `${label} returned`);
   };
-  const ledgerPort: LedgerStore = {
+  const ledgerPort: MemoryLedger = {
     mint: (cmd) => step(`ledger.mint(${cmd.accountId})`, () => ledger.mint(cmd)),
     transfer: (cmd) => step(`ledger.transfer(${cmd.fromAccountId}->${cmd.toAccountId})`, () => ledger.transfer(cmd)),
     reverseMint: (id, reason, wallMs) => step("ledger.reverseMint", () => ledger.reverseMint(id, reason, wallMs)),
@@ -420,6 +420,16 @@ function scheduledCore(s: fc.Scheduler) {
     getAccount: (a) => ledger.getAccount(a),
     getRedemption: (id) => ledger.getRedemption(id),
     listRedemptions: (q) => ledger.listRedemptions(q),
+    // The synchronous steps approvals, settling redemptions and settlement effects use (not scheduled: they have no await to interleave).
+    peekMint: (id) => ledger.peekMint(id),
+    replacePending: (next, settle) => ledger.replacePending(next, settle),
+    checkCompletion: (m, r) => ledger.checkCompletion(m, r),
+    expiredPending: (w, l) => ledger.expiredPending(w, l),
+    getPendingBalance: (a) => ledger.getPendingBalance(a),
+    settleConfirmed: (id) => ledger.settleConfirmed(id),
+    redeemNow: (cmd) => ledger.redeemNow(cmd),
+    peekRedemption: (id) => ledger.peekRedemption(id),
+    recreditRedemption: (id, reason, w) => ledger.recreditRedemption(id, reason, w),
   };
   const idempotencyPort: IdempotencyStore = {
     begin: (scope, key, req, d) => step(`idem.begin(${scope}:${key})`, () => idempotency.begin(scope, key, req, d)),

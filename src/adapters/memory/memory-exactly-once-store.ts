@@ -10,13 +10,12 @@ import { approvalResult, entryOfEffect, withAllowanceRefund, freezeResult, LOCAL
 import type { Clock } from "../../domain/clock.js";
 import { assert, markNotApplied, type Failure } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
-import { decideApproval, decideRejection, differingFields, sameRequest, type AccountState, type CanonicalRequest, type IdempotencyScope, type MintRecord, type NewMint, type RedemptionRecord, type StoredResult, type SupplyState } from "../../domain/model.js";
+import { decideApproval, decideRejection, differingFields, sameRequest, type AccountState, type CanonicalRequest, type IdempotencyScope, type MintRecord, type NewMint, type NewRedemption, type RedemptionRecord, type StoredResult, type SupplyState } from "../../domain/model.js";
 import { isAborted, type ApprovalStore, type Effect, type ExactlyOnceStore, type IdempotencyClaim, type IdempotencyStore, type KeyedCall, type LedgerStore, type ListMintsQuery, type Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
 import { BURN_CONFIRMED_ACTION, BURN_FAILED_ACTION, settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
 import type { Settlement, SettlementEffects, SettlementOutbox } from "../../settlement/ports.js";
-import type { MemoryLedgerStore } from "./memory-ledger-store.js";
 import { MemoryAuditJournal } from "./memory-audit-journal.js";
 
 /** Who holds a key's gate, and who waits behind it. */
@@ -43,14 +42,24 @@ const SWEEPER = "sweeper";
 
 export const CANCELLED_WHILE_WAITING: Failure = { code: "CANCELLED", message: "the call was cancelled while it waited; nothing was applied" };
 
-/** What the approval methods need of the ledger beyond `LedgerStore` (the memory ledger has it). */
-interface PendingLedger {
+/**
+ * What this store needs of its ledger: the `LedgerStore` port plus the
+ * synchronous steps that let a check and its change share one stretch
+ * (approvals, settling redemptions, settlement effects). The memory ledger
+ * implements it.
+ */
+export interface MemoryLedger extends LedgerStore {
   /** The mint as it is now, read synchronously (so check and replace share one stretch). */
   peekMint(mintId: string): MintRecord | null;
   replacePending(next: MintRecord, settle?: boolean): void;
   /** Why crediting this mint now is refused (frozen account, reserve), or null. */
   checkCompletion(mint: MintRecord, reserveRequired: boolean): Failure | null;
   expiredPending(wallMs: number, limit: number): string[];
+  getPendingBalance(accountId: string): Promise<bigint>;
+  settleConfirmed(mintId: string): Promise<boolean>;
+  redeemNow(cmd: NewRedemption): Result<RedemptionRecord>;
+  peekRedemption(redemptionId: string): RedemptionRecord | null;
+  recreditRedemption(redemptionId: string, reason: string, wallMs: number): RedemptionRecord | null;
 }
 
 export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
@@ -66,7 +75,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   private readonly chargedGeneration = new Map<string, number>();
 
   constructor(
-    readonly ledger: LedgerStore,
+    readonly ledger: MemoryLedger,
     readonly keys: IdempotencyStore,
     private readonly clock: Clock,
     opts: { journal?: MemoryAuditJournal | null } = {},
@@ -95,7 +104,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
    * as ReconcileMint does, once (a mint already reversed is left alone).
    */
   settlementEffects(): SettlementEffects {
-    const ledger = this.ledger as MemoryLedgerStore;
+    const ledger = this.ledger;
     return {
       confirmed: async (_tx, s) => {
         // A burn's debit happened with the redemption; only the journal records it.
@@ -119,7 +128,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   }
 
   /** The credit becomes available, journaled with the worker as actor right after (no other call runs between). */
-  private async settleConfirmed(ledger: MemoryLedgerStore, s: Settlement, journal: JournalEntry): Promise<void> {
+  private async settleConfirmed(ledger: MemoryLedger, s: Settlement, journal: JournalEntry): Promise<void> {
     const moved = await ledger.settleConfirmed(s.settlementId);
     const mint = moved ? await ledger.getMint(s.settlementId) : null;
     if (mint !== null) {
@@ -204,7 +213,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   }
 
   getPendingBalance(accountId: string): Promise<bigint> {
-    return (this.ledger as MemoryLedgerStore).getPendingBalance(accountId);
+    return this.ledger.getPendingBalance(accountId);
   }
 
   /**
@@ -227,7 +236,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
    */
   async approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, wait: Wait, settle = false, reserveRequired = false): Promise<Result<MintRecord>> {
     if (isAborted(wait)) return fail(CANCELLED_WHILE_WAITING);
-    const ledger = this.pendingLedger();
+    const ledger = this.ledger;
     const mint = ledger.peekMint(mintId);
     if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId });
     const decided = decideApproval(mint, approver, wallMs);
@@ -261,12 +270,12 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     const entered = await this.enter("mint", found.idempotencyKey, null, wait);
     if (!entered.ok) return entered;
     try {
-      const mint = this.pendingLedger().peekMint(mintId);
+      const mint = this.ledger.peekMint(mintId);
       assert(mint !== null, "a mint never disappears");
       const decided = decideRejection(mint, reason, rejectedBy, wallMs, rejectedBy === SWEEPER);
       if (!decided.ok) return fail(decided.error);
       const next = decided.next;
-      this.pendingLedger().replacePending(next);
+      this.ledger.replacePending(next);
       const refunded = this.refund(mint);
       this.journal?.append(unsealedRecord(journal, withAllowanceRefund(approvalResult(next), next, refunded), wallMs, [next.accountId]));
       await this.keys.forget("mint", mint.idempotencyKey, mint.mintId);
@@ -277,7 +286,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   }
 
   async expiredPending(wallMs: number, limit: number): Promise<string[]> {
-    return this.pendingLedger().expiredPending(wallMs, limit);
+    return this.ledger.expiredPending(wallMs, limit);
   }
 
   async getAllowance(principal: string): Promise<bigint> {
@@ -331,11 +340,6 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     return this.giveBack(mint.requester, mint.amountMicros, generation);
   }
 
-  private pendingLedger(): PendingLedger {
-    const ledger = this.ledger as LedgerStore & Partial<PendingLedger>;
-    assert(typeof ledger.replacePending === "function" && typeof ledger.peekMint === "function", "approvals need the memory ledger");
-    return ledger as LedgerStore & PendingLedger;
-  }
 
   getMint(mintId: string): Promise<MintRecord | null> {
     return this.ledger.getMint(mintId);
@@ -413,9 +417,8 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
           // burn's outbox row are written in one synchronous stretch (the
           // memory outbox's enqueue completes without awaiting).
           const outbox = this.outbox;
-          const ledger = this.ledger as LedgerStore & Partial<Pick<MemoryLedgerStore, "redeemNow">>;
-          if (outbox === null || ledger.redeemNow === undefined) throw new Error("invariant violated: a settling redemption without an outbox and the memory ledger");
-          const r = ledger.redeemNow(effect.cmd);
+          if (outbox === null) throw new Error("invariant violated: a settling redemption without an outbox");
+          const r = this.ledger.redeemNow(effect.cmd);
           if (!r.ok) return r;
           this.journal?.append(unsealedRecord(journal, redemptionResult(r.value), effect.cmd.createWallMs));
           const queued = outbox.enqueue({ settlementId: r.value.redemptionId, kind: "burn", blockchain: r.value.blockchain, amountMicros: r.value.amountMicros, createWallMs: r.value.createWallMs });
