@@ -10,7 +10,6 @@ import { systemClock, type Clock } from "./domain/clock.js";
 import { MintCore } from "./domain/mint-core.js";
 import { noMetrics, type ApprovalStore, type ExactlyOnceStore, type IdempotencyStore, type LedgerStore, type MetricsSink, type Probe, type RateLimiter } from "./domain/ports.js";
 import type { Config } from "./config.js";
-import { SWEEP_BATCH_KEYS } from "./domain/limits.js";
 import type { Logger } from "./logger.js";
 import { MintServiceService } from "../gen/usdc/mint/v1/mint.js";
 import { startConfiguredMetricsServer, type RunningMetricsServer } from "./observability/metrics-server.js";
@@ -19,12 +18,8 @@ import { grpcMethodsOf } from "./transport/grpc/metrics-link.js";
 import { startServer, type RunningServer } from "./transport/grpc/server.js";
 import { Security, type ReloadReport } from "./auth/security.js";
 import type { SettlementReads, SettlementRuntime } from "./settlement/runtime.js";
+import { startSweeper, SWEEP_INTERVAL_MS } from "./workers/sweeper.js";
 
-/** Most expired pending mints one sweep round rejects before yielding. */
-const SWEEP_BATCH_PENDING = 100;
-
-/** How often expired keys and idle limiter state are swept, in ms (at most). */
-const SWEEP_INTERVAL_MS = 1_000;
 
 export interface Adapters {
   /** The port the core writes money through; `ledger` and `idempotency` are its building blocks (sweeps, tests). */
@@ -273,31 +268,14 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     },
   });
 
-  // Expired keys are deleted (not only hidden) and idle limiter state dropped,
-  // in bounded batches, so memory stays bounded in an idle process too.
-  let sweeping = false;
-  const sweep = async (): Promise<void> => {
-    if (sweeping) return;
-    sweeping = true;
-    try {
-      while ((await adapters.idempotency.sweepExpired(SWEEP_BATCH_KEYS)) === SWEEP_BATCH_KEYS) {
-        await new Promise((r) => setImmediate(r));
-      }
-      await adapters.limiter.sweepIdle();
-      // Pending mints past MINT_APPROVAL_TTL are rejected as expired.
-      while ((await core.expirePending(SWEEP_BATCH_PENDING)) === SWEEP_BATCH_PENDING) {
-        await new Promise((r) => setImmediate(r));
-      }
-      sink.sweeperRun(true);
-    } catch (err) {
-      sink.sweeperRun(false);
-      logger.warn({ err }, "sweep failed; will retry");
-    } finally {
-      sweeping = false;
-    }
-  };
-  const sweepTimer = setInterval(() => void sweep(), Math.min(SWEEP_INTERVAL_MS, config.idempotencyTtlMs, config.rateWindowMs));
-  sweepTimer.unref();
+  const stopSweeper = startSweeper({
+    idempotency: adapters.idempotency,
+    limiter: adapters.limiter,
+    expirePending: (limit) => core.expirePending(limit),
+    sink,
+    logger,
+    intervalMs: Math.min(SWEEP_INTERVAL_MS, config.idempotencyTtlMs, config.rateWindowMs),
+  });
 
   let server: RunningServer;
   try {
@@ -318,7 +296,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
       // Settlement is not a probe: a chain outage never stops reads and transfers.
       ...(settlement !== null ? { settlement: settlement.reads, settlementHealth: () => settlement.runtime.status() } : {}),
       closeAdapters: async () => {
-        clearInterval(sweepTimer);
+        stopSweeper();
         await settlement?.close();
         await adapters.close();
         // Last, so the final scrape of a draining replica still answers.

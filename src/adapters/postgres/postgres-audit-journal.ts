@@ -31,7 +31,7 @@ import { backgroundBounds, inTransaction } from "./pg-transaction.js";
 export const SEAL_INTERVAL_MS = 100;
 /** Records sealed per pass (one UPDATE). */
 export const SEAL_BATCH = 1000;
-/** The sealer's advisory lock: "mint" in ASCII, and 10 for the issue. */
+/** The sealer's advisory lock: "mint" in ASCII, and 10 (the audit journal's key beside the other "mint" locks). */
 const SEALER_LOCK = [0x6d696e74, 10] as const;
 
 /**
