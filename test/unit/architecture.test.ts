@@ -151,3 +151,53 @@ describe("architecture: src/domain imports no transport or storage (STYLE habit 
     });
   });
 });
+
+/** Every source file below `dir`. */
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const full = path.join(dir, e.name);
+    if (e.isDirectory()) return sourceFiles(full);
+    return /\.(ts|mts|cts)$/.test(e.name) ? [full] : [];
+  });
+}
+
+const ADAPTERS_DIR = path.join(ROOT, "src", "adapters");
+
+/** The adapter (src/adapters/<name>) a file belongs to, or null. */
+function adapterOf(file: string): string | null {
+  const rel = path.relative(ADAPTERS_DIR, file);
+  if (rel.startsWith("..") || path.isAbsolute(rel)) return null;
+  return rel.split(path.sep)[0] ?? null;
+}
+
+/** Imports of one adapter's file that reach into another adapter. */
+function crossAdapterImports(fileName: string, text: string): string[] {
+  const own = adapterOf(fileName);
+  if (own === null) return [];
+  const source = ts.createSourceFile(fileName, text, ts.ScriptTarget.ES2022, true, ts.ScriptKind.TS);
+  return moduleSpecifiers(source)
+    .filter((spec) => spec.startsWith("."))
+    .filter((spec) => {
+      const other = adapterOf(path.resolve(path.dirname(fileName), spec));
+      return other !== null && other !== own;
+    });
+}
+
+describe("architecture: no adapter imports another adapter's code", () => {
+  const files = sourceFiles(ADAPTERS_DIR);
+
+  it("finds the adapters", () => {
+    const adapters = new Set(files.map((f) => adapterOf(f)));
+    expect([...adapters]).toEqual(expect.arrayContaining(["memory", "postgres", "redis"]));
+  });
+
+  it.each(files.map((f) => [path.relative(ROOT, f), f]))("%s", (_rel, file) => {
+    expect(crossAdapterImports(file, readFileSync(file, "utf8"))).toEqual([]);
+  });
+
+  it("the checker catches an import of another adapter", () => {
+    const file = path.join(ADAPTERS_DIR, "postgres", "probe.ts");
+    expect(crossAdapterImports(file, `import { MemoryLedgerStore } from "../memory/memory-ledger-store.js";`)).toEqual(["../memory/memory-ledger-store.js"]);
+    expect(crossAdapterImports(file, `import { x } from "./pg-database.js"; import { y } from "../../domain/model.js";`)).toEqual([]);
+  });
+});
