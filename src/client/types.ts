@@ -59,6 +59,10 @@ export interface Settlement {
   readonly lastError: string;
   /** undefined while PENDING. */
   readonly nonce: number | undefined;
+  /** Why a PENDING settlement is not signed yet (signer funds, fee ceiling); "" when nothing holds it back. */
+  readonly waitReason: string;
+  /** What the mined transaction cost the signer, in wei (decimal string); undefined while not final, when dropped, or unknown (settled before costs were recorded). */
+  readonly costWei: string | undefined;
 }
 
 /** What is left of a minter's allowance (issue 11). */
@@ -226,6 +230,8 @@ export function settlementFromWire(w: WireSettlement): Settlement {
     attempts: w.attempts,
     lastError: w.lastError,
     nonce: w.nonce,
+    waitReason: w.waitReason,
+    costWei: w.costWei,
   };
 }
 

@@ -26,11 +26,14 @@ import {
   noSettlementMetrics,
   WorkerCrash,
   type ChainSettlement,
+  type BroadcastOutcome,
   type ChainSettlementMetrics,
   type FaultHook,
   type FaultPoint,
+  type FeeQuote,
   type Fees,
   type Hex,
+  type RefusalClass,
   type SenderLock,
   type Settlement,
   type SettlementOutbox,
@@ -59,12 +62,22 @@ export interface SettlementWorkerOptions {
   readonly feeBumpTimeoutMs?: number;
   /** How long an unknown transaction waits before its bytes are broadcast again. */
   readonly rebroadcastAfterMs?: number;
+  /** The fee ceiling (wei per gas): sign at min(suggested, ceiling); wait while the base fee plus the tip is above it; bumps never pass it. Absent or null: none. */
+  readonly maxFeePerGasWei?: bigint | null;
+  /** The signer's balance floor (wei): below it the chain is unhealthy and nothing is signed. Absent or null: `signerBalanceFloorTxs` transactions at the fee signed now. */
+  readonly signerBalanceFloorWei?: bigint | null;
+  /** Transactions the derived floor covers (default 10; 0 turns the floor off while still refusing what the signer cannot pay). */
+  readonly signerBalanceFloorTxs?: number;
+  /** Longest pause before bytes a node refused for an unknown reason are offered again (default 5 min). */
+  readonly maxRefusalBackoffMs?: number;
   /** Test-only: called at each fault point (see `createFaultHook`). */
   readonly faultHook?: FaultHook;
   /** Issue 16: where the worker records outcomes, fee bumps, reorgs and failed passes (default: nowhere). */
   readonly metrics?: ChainSettlementMetrics;
   /** Told about every failed pass (logging); never throws. */
   readonly onError?: (err: unknown) => void;
+  /** Told, once per change, why settlements wait (signer balance, fee ceiling) and about every refused broadcast (logging); never throws. */
+  readonly onNotice?: (message: string) => void;
 }
 
 export interface TickReport {
@@ -85,9 +98,34 @@ export interface WorkerStatus {
   readonly consecutiveErrors: number;
   /** Fee-bump replacements signed since start (issue 16). */
   readonly replacements: number;
+  /** Why PENDING settlements wait (signer balance, fee ceiling), as of the last pass; empty when they do not. */
+  readonly waitReason: string;
+  /** The signer's balance as last read (wei); null before the first read or when the chain cannot tell. */
+  readonly signerBalanceWei: bigint | null;
 }
 
 type Mined = Extract<TxLookup, { kind: "mined" }> & { hash: Hex };
+
+/** What a pass learned about gas before signing: the fees it may sign at (null: the ceiling holds everything back) and what the signer can still pay. */
+interface GasView {
+  readonly fees: Fees | null;
+  /** Why nothing is signed this pass; "" when signing may go ahead. */
+  readonly waitReason: string;
+  readonly waitKind: "fee_ceiling" | "signer_balance" | null;
+  /** Balance minus the worst case of every signed, unmined transaction (wei); null when the chain cannot tell the balance. */
+  available: bigint | null;
+}
+
+/** A refused broadcast remembered per settlement, so its bytes are not offered again hot. */
+interface Refusal {
+  readonly refusal: RefusalClass;
+  readonly count: number;
+  /** Monotonic ms before which the bytes are not offered again. */
+  readonly retryAtMs: number;
+}
+
+/** The smallest raise a node accepts for a replacement: 10% on both EIP-1559 fees (rounded up). */
+const minReplacement = (v: bigint): bigint => v + (v + 9n) / 10n;
 
 /** In-flight settlements looked up at once per pass. */
 const LOOKUP_BATCH = 16;
@@ -118,6 +156,16 @@ export class SettlementWorker {
   /** Fee-bump replacements signed by this worker (issue 16), for status and metrics. */
   private replacements = 0;
   private readonly metrics: ChainSettlementMetrics;
+  /** Why PENDING settlements wait, as of the last pass, and what the outbox holds (null: not written since this worker became the sender). */
+  private waitReason = "";
+  private storedWaitReason: string | null = null;
+  /** Non-empty while the signer's balance is below its floor: the chain reports unhealthy with this reason. */
+  private lowBalance = "";
+  private signerBalanceWei: bigint | null = null;
+  /** The last refused broadcast per settlement (cleared when a broadcast is accepted or the settlement is final). */
+  private readonly refusals = new Map<string, Refusal>();
+  /** This pass's view of gas (set before following, read by fee bumps and resends). */
+  private gas: GasView | null = null;
 
   constructor(private readonly opts: SettlementWorkerOptions) {
     if (!Number.isInteger(opts.confirmations) || opts.confirmations < 1) throw new Error("confirmations must be an integer ≥ 1");
@@ -161,10 +209,13 @@ export class SettlementWorker {
     return {
       blockchain: this.chain.blockchain,
       role: this.loop === null ? "stopped" : this.isSender ? "sender" : "standby",
-      healthy: this.consecutiveErrors === 0,
-      lastError: this.lastError,
+      // A signer below its balance floor stalls every settlement: as unhealthy as an outage.
+      healthy: this.consecutiveErrors === 0 && (this.lowBalance === "" || !this.isSender),
+      lastError: this.lastError !== "" ? this.lastError : this.isSender ? this.lowBalance : "",
       consecutiveErrors: this.consecutiveErrors,
       replacements: this.replacements,
+      waitReason: this.isSender ? this.waitReason : "",
+      signerBalanceWei: this.signerBalanceWei,
     };
   }
 
@@ -223,6 +274,7 @@ export class SettlementWorker {
       this.isSender = true;
       this.nextNonce = null;
       this.preflightOkMs = null;
+      this.storedWaitReason = null;
     } else if (!(await this.opts.lock.held(chainName))) {
       this.isSender = false;
       this.nextNonce = null;
@@ -231,6 +283,9 @@ export class SettlementWorker {
     const report = { role: "sender" as const, signed: 0, confirmed: 0, failed: 0, rebroadcast: 0 };
 
     const inFlight = await this.outbox.inFlight(chainName);
+    // Every pass, queue or no queue: the balance and the fees decide whether anything may be signed or bumped.
+    const gas = await this.readGas(inFlight);
+    this.gas = gas;
     let open = 0;
     if (inFlight.length > 0) {
       const head = await this.chain.headBlock();
@@ -251,17 +306,28 @@ export class SettlementWorker {
     }
 
     const room = (this.opts.maxInFlight ?? 64) - open;
-    if (room <= 0) return report;
-    const pending = await this.outbox.nextPending(chainName, room);
-    if (pending.length === 0) return report;
+    const pending = room <= 0 ? [] : await this.outbox.nextPending(chainName, room);
+    if (gas.fees === null || pending.length === 0) {
+      this.metrics.waiting("fee_ceiling", gas.waitKind === "fee_ceiling" ? pending.length : 0);
+      this.metrics.waiting("signer_balance", gas.waitKind === "signer_balance" ? pending.length : 0);
+      await this.setWaitReason(pending.length === 0 ? "" : gas.waitReason);
+      return report;
+    }
     await this.preflight();
     if (this.nextNonce === null) {
       const [stored, mined] = await Promise.all([this.outbox.highestNonce(chainName), this.chain.minedNonce()]);
       this.nextNonce = Math.max(stored + 1, mined);
     }
     let nonce: number = this.nextNonce;
-    const fees = await this.chain.suggestFees();
-    for (const s of pending) {
+    const fees = gas.fees;
+    const cost = this.worstCost(fees.maxFeePerGas);
+    let heldBack = 0;
+    for (const [i, s] of pending.entries()) {
+      // Nothing is signed that the signer cannot pay for: each transaction's worst case comes off what is left.
+      if (gas.available !== null && cost !== null && gas.available < cost) {
+        heldBack = pending.length - i;
+        break;
+      }
       const tx = await this.sign(s, nonce, fees);
       let recorded;
       try {
@@ -275,11 +341,78 @@ export class SettlementWorker {
       if (!recorded.ok) continue;
       this.nextNonce = ++nonce;
       report.signed++;
+      if (gas.available !== null && cost !== null) gas.available -= cost;
       this.fault("after-sign", s.settlementId);
-      await this.send(s.settlementId, tx.raw);
+      const outcome = await this.send(s.settlementId, tx.raw);
       this.fault("after-broadcast", s.settlementId);
+      // A refusal stops this pass's signing: later nonces would only queue behind the refused one.
+      if (outcome.kind === "rejected") break;
     }
+    this.metrics.waiting("fee_ceiling", 0);
+    this.metrics.waiting("signer_balance", heldBack);
+    await this.setWaitReason(
+      heldBack > 0 ? `waiting for funds: the signer's balance cannot pay for another transaction (${cost?.toString() ?? "?"} wei at most each, ${gas.available?.toString() ?? "?"} wei left after the signed ones)` : "",
+    );
     return report;
+  }
+
+  /** What one transaction costs at most at `maxFeePerGas` (gasLimit × maxFeePerGas); null when the chain does not say its gas limit. */
+  private worstCost(maxFeePerGas: bigint): bigint | null {
+    return this.chain.gasLimit === undefined ? null : this.chain.gasLimit * maxFeePerGas;
+  }
+
+  /**
+   * Reads the signer's balance and the suggested fees, applies the fee
+   * ceiling and the balance floor, and says what this pass may sign. The
+   * worst case of every signed transaction not yet mined is taken off the
+   * balance first: the node charges it when they are mined.
+   */
+  private async readGas(inFlight: readonly Settlement[]): Promise<GasView> {
+    const [quote, balance] = await Promise.all([this.chain.suggestFees(), this.chain.signerBalance?.() ?? Promise.resolve(null)]);
+    this.signerBalanceWei = balance;
+    const capped = this.capFees(quote);
+    let available: bigint | null = null;
+    if (balance !== null) {
+      available = balance;
+      for (const s of inFlight) {
+        const last = s.txs[s.txs.length - 1];
+        const worst = last === undefined || s.minedHash !== null ? null : this.worstCost(last.maxFeePerGas);
+        if (worst !== null) available -= worst;
+      }
+    }
+    // The floor: configured in wei, or N transactions at the fee signed now (the ceiling when it holds fees back).
+    let floor: bigint | null = this.opts.signerBalanceFloorWei ?? null;
+    if (floor === null) {
+      const perTx = this.worstCost("fees" in capped ? capped.fees.maxFeePerGas : (this.opts.maxFeePerGasWei ?? quote.maxFeePerGas));
+      floor = perTx === null ? null : perTx * BigInt(this.opts.signerBalanceFloorTxs ?? 10);
+    }
+    const wasLow = this.lowBalance;
+    this.lowBalance = balance !== null && floor !== null && balance < floor ? `signer balance ${balance} wei is below the floor of ${floor} wei: nothing is signed until it is topped up` : "";
+    if (balance !== null && floor !== null) this.metrics.signerBalance(balance, floor);
+    if (this.lowBalance !== "" && wasLow === "") this.opts.onNotice?.(`${this.chain.blockchain}: ${this.lowBalance}`);
+    if (this.lowBalance !== "") return { fees: null, waitReason: `waiting for funds: ${this.lowBalance}`, waitKind: "signer_balance", available };
+    if (!("fees" in capped)) return { fees: null, waitReason: capped.wait, waitKind: "fee_ceiling", available };
+    return { fees: capped.fees, waitReason: "", waitKind: null, available };
+  }
+
+  /** min(suggested, ceiling) while the ceiling covers the base fee plus the tip; otherwise why the settlement waits. */
+  private capFees(quote: FeeQuote): { fees: Fees } | { wait: string } {
+    const cap = this.opts.maxFeePerGasWei ?? null;
+    if (cap === null || quote.maxFeePerGas <= cap) return { fees: { maxFeePerGas: quote.maxFeePerGas, maxPriorityFeePerGas: quote.maxPriorityFeePerGas } };
+    const base = quote.baseFeePerGas ?? 0n;
+    if (base + quote.maxPriorityFeePerGas > cap) {
+      return { wait: `waiting for the fee ceiling: base fee ${base} wei + tip ${quote.maxPriorityFeePerGas} wei is above maxFeePerGas ${cap} wei` };
+    }
+    return { fees: { maxFeePerGas: cap, maxPriorityFeePerGas: quote.maxPriorityFeePerGas } };
+  }
+
+  /** Writes the chain's wait reason to the outbox when it changed (PENDING settlements answer it), and says so once. */
+  private async setWaitReason(reason: string): Promise<void> {
+    this.waitReason = reason;
+    if (reason === this.storedWaitReason) return;
+    await this.outbox.setWaitReason(this.chain.blockchain, reason);
+    if (reason !== "" && !reason.startsWith("waiting for funds: signer balance")) this.opts.onNotice?.(`${this.chain.blockchain}: ${reason}`);
+    this.storedWaitReason = reason;
   }
 
   /**
@@ -307,20 +440,39 @@ export class SettlementWorker {
     this.opts.faultHook?.(point, settlementId);
   }
 
-  /** Broadcasts and counts the attempt; an outage propagates (the bytes are stored; the next pass re-sends). */
-  private async send(settlementId: string, raw: Hex): Promise<void> {
-    this.lastSentMs.set(settlementId, this.opts.clock.nowMs());
+  /**
+   * Broadcasts and counts the attempt; an outage propagates (the bytes are
+   * stored; the next pass re-sends). A refusal is classified and remembered,
+   * so the follow-up bumps, waits for funds, treats the bytes as sent, or backs
+   * off, instead of offering the same bytes again every pass.
+   */
+  private async send(settlementId: string, raw: Hex): Promise<BroadcastOutcome> {
+    const nowMs = this.opts.clock.nowMs();
+    this.lastSentMs.set(settlementId, nowMs);
     let error = "";
+    let outcome: BroadcastOutcome;
     try {
-      const outcome = await this.chain.broadcast(raw);
-      if (outcome.kind === "rejected") error = `node refused the transaction: ${outcome.reason}`;
+      outcome = await this.chain.broadcast(raw);
     } catch (err) {
       if (err instanceof ChainUnavailableError) {
         await this.outbox.recordAttempt(settlementId, err.message, this.opts.clock.wallMs());
       }
       throw err;
     }
+    if (outcome.kind === "rejected") {
+      const refusal = outcome.refusal ?? "unknown";
+      const count = (this.refusals.get(settlementId)?.count ?? 0) + 1;
+      const baseMs = this.opts.rebroadcastAfterMs ?? 2_000;
+      const backoffMs = Math.min(this.opts.maxRefusalBackoffMs ?? 300_000, baseMs * 2 ** Math.min(count, 20));
+      this.refusals.set(settlementId, { refusal, count, retryAtMs: nowMs + backoffMs });
+      this.metrics.refused(refusal);
+      error = `node refused the transaction (${refusal}): ${outcome.reason}`;
+      this.opts.onNotice?.(`${this.chain.blockchain}: settlement ${settlementId}: ${error}`);
+    } else {
+      this.refusals.delete(settlementId);
+    }
     await this.outbox.recordAttempt(settlementId, error, this.opts.clock.wallMs());
+    return outcome;
   }
 
   /**
@@ -333,9 +485,22 @@ export class SettlementWorker {
   private async bumpFees(s: Settlement, last: SettlementTx): Promise<boolean> {
     const suggested = await this.chain.suggestFees();
     const bump = (v: bigint): bigint => v + (v + 7n) / 8n;
-    const priority = bump(last.maxPriorityFeePerGas) > suggested.maxPriorityFeePerGas ? bump(last.maxPriorityFeePerGas) : suggested.maxPriorityFeePerGas;
+    let priority = bump(last.maxPriorityFeePerGas) > suggested.maxPriorityFeePerGas ? bump(last.maxPriorityFeePerGas) : suggested.maxPriorityFeePerGas;
     let maxFee = bump(last.maxFeePerGas) > suggested.maxFeePerGas ? bump(last.maxFeePerGas) : suggested.maxFeePerGas;
     if (maxFee < priority) maxFee = priority;
+    // The ceiling holds for bumps too: clipped to it, and no bump at all when
+    // the clipped fees would not raise both by the 10% a node requires.
+    const cap = this.opts.maxFeePerGasWei ?? null;
+    if (cap !== null && maxFee > cap) maxFee = cap;
+    if (priority > maxFee) priority = maxFee;
+    if (maxFee < minReplacement(last.maxFeePerGas) || priority < minReplacement(last.maxPriorityFeePerGas)) return false;
+    // Nor a bump the signer cannot pay for: the replacement's worst case replaces the last one's.
+    const gas = this.gas;
+    const [newCost, oldCost] = [this.worstCost(maxFee), this.worstCost(last.maxFeePerGas)];
+    if (gas !== null && gas.available !== null && newCost !== null && oldCost !== null) {
+      if (gas.available + oldCost < newCost) return false;
+      gas.available -= newCost - oldCost;
+    }
     const fees = { maxFeePerGas: maxFee, maxPriorityFeePerGas: priority };
     const tx = await this.sign(s, last.nonce, fees);
     const wallMs = this.opts.clock.wallMs();
@@ -364,13 +529,21 @@ export class SettlementWorker {
       const where = { hash: mined.hash, blockNumber: mined.blockNumber, confirmations: mined.confirmations };
       if (mined.confirmations >= this.opts.confirmations) {
         this.lastSentMs.delete(s.settlementId);
+        this.refusals.delete(s.settlementId);
         const seconds = (wallMs - s.createWallMs) / 1000;
+        const final = mined.costWei !== undefined ? { ...where, costWei: mined.costWei } : where;
         if (mined.status === "success") {
           // Counted only when this call made the change, so a settlement is counted once.
-          if (await this.outbox.markConfirmed(s.settlementId, where, wallMs)) this.metrics.finished("confirmed", seconds, mined.confirmations);
+          if (await this.outbox.markConfirmed(s.settlementId, final, wallMs)) {
+            this.metrics.finished("confirmed", seconds, mined.confirmations);
+            if (mined.costWei !== undefined) this.metrics.paid(mined.costWei);
+          }
           return "confirmed";
         }
-        if (await this.outbox.markFailed(s.settlementId, where, `the ${s.kind} transaction reverted on-chain`, wallMs)) this.metrics.finished("reverted", seconds, mined.confirmations);
+        if (await this.outbox.markFailed(s.settlementId, final, `the ${s.kind} transaction reverted on-chain`, wallMs)) {
+          this.metrics.finished("reverted", seconds, mined.confirmations);
+          if (mined.costWei !== undefined) this.metrics.paid(mined.costWei);
+        }
         return "failed";
       }
       if (s.minedHash !== mined.hash || s.blockNumber !== mined.blockNumber || s.confirmations !== mined.confirmations) {
@@ -396,13 +569,40 @@ export class SettlementWorker {
     // mint). Nothing of ours can be mined any more: FAILED, credit reversed.
     if ((await this.chain.minedNonce()) > last.nonce) {
       this.lastSentMs.delete(s.settlementId);
+      this.refusals.delete(s.settlementId);
       if (await this.outbox.markFailed(s.settlementId, null, `dropped: nonce ${last.nonce} was used by another transaction`, wallMs)) {
         this.metrics.finished("dropped", (wallMs - s.createWallMs) / 1000, 0);
       }
       return "failed";
     }
-    const sentMs = this.lastSentMs.get(s.settlementId);
-    if (sentMs !== undefined && this.opts.clock.nowMs() - sentMs < (this.opts.rebroadcastAfterMs ?? 2_000)) return "open";
+    // Refused before: handled by class, never offered again hot.
+    const refused = this.refusals.get(s.settlementId);
+    if (refused !== undefined) {
+      const due = this.opts.clock.nowMs() >= refused.retryAtMs;
+      switch (refused.refusal) {
+        case "underpriced":
+          // Below the base fee, or a replacement not raised enough: sign again with higher fees, within the ceiling.
+          if (await this.bumpFees(s, last)) return "rebroadcast";
+          if (!due) return "open";
+          break;
+        case "insufficient-funds": {
+          // Wait for funds: offered again once the balance covers every signed transaction's worst case, this one's included (and not before its backoff).
+          const available = this.gas?.available ?? null;
+          if (!due || (available !== null && available < 0n)) return "open";
+          break;
+        }
+        case "nonce-too-low":
+          // The nonce is used: treat as sent; the lookups above decide (mined, or dropped on proof).
+          if (!due) return "open";
+          break;
+        case "unknown":
+          if (!due) return "open";
+          break;
+      }
+    } else {
+      const sentMs = this.lastSentMs.get(s.settlementId);
+      if (sentMs !== undefined && this.opts.clock.nowMs() - sentMs < (this.opts.rebroadcastAfterMs ?? 2_000)) return "open";
+    }
     await this.send(s.settlementId, last.raw);
     this.metrics.rebroadcast();
     return "rebroadcast";
