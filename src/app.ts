@@ -183,6 +183,7 @@ async function openSettlement(
     ...(settlementMetrics !== undefined ? { metrics: settlementMetrics } : {}),
     onError: (blockchain, err) => logger.warn({ blockchain, err: err instanceof Error ? err.message : String(err) }, "settlement pass failed; retrying"),
     onNotice: (blockchain, message) => logger.warn({ blockchain, notice: message }, "settlement waits or was refused"),
+    onWarning: (blockchain, message) => logger.warn({ blockchain, reason: message }, "settlement waits for proof"),
   });
   const settlingOutbox = outbox;
   settlementMetrics?.watch({ backlog: () => settlingOutbox.backlog(), wallMs: () => clock.wallMs(), senders: () => runtime.senders() });

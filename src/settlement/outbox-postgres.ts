@@ -304,6 +304,14 @@ export class PostgresSettlementOutbox implements SettlementOutbox {
     );
   }
 
+  async recordWaiting(settlementId: string, reason: string, wallMs: number): Promise<void> {
+    await this.pool.query("UPDATE settlements SET last_error = $2, update_time = to_timestamp($3 / 1000.0) WHERE settlement_id = $1 AND state = 'SUBMITTED'", [
+      settlementId,
+      reason,
+      wallMs,
+    ]);
+  }
+
   async recordProgress(settlementId: string, mined: Mined | null, wallMs: number): Promise<void> {
     await this.pool.query(
       `UPDATE settlements SET mined_hash = $2, block_number = $3, confirmations = $4, update_time = to_timestamp($5 / 1000.0)

@@ -62,6 +62,8 @@ export interface SettlementRuntimeOptions {
   readonly onError?: (blockchain: Blockchain, err: unknown) => void;
   /** Why settlements wait (signer balance, fee ceiling) and refused broadcasts, once per change (logging). */
   readonly onNotice?: (blockchain: Blockchain, message: string) => void;
+  /** Told once when a chain's node cannot give a proof the worker needs (see `SettlementWorkerOptions.onWarning`). */
+  readonly onWarning?: (blockchain: Blockchain, message: string) => void;
   /** Issue 16: settlement metrics (outcomes, fee bumps, reorgs, signer latency); none when metrics are off. */
   readonly metrics?: SettlementMetricsSink;
 }
@@ -105,6 +107,7 @@ export function createSettlementRuntime(opts: SettlementRuntimeOptions): Settlem
         ...(opts.metrics !== undefined ? { metrics: opts.metrics.chain(c.blockchain) } : {}),
         onError: (err) => opts.onError?.(c.blockchain, err),
         onNotice: (message) => opts.onNotice?.(c.blockchain, message),
+        onWarning: (message) => opts.onWarning?.(c.blockchain, message),
       }),
     );
   }
