@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Blockchain } from "../../src/domain/model.js";
 import { runMigrations } from "../../src/adapters/postgres/migrations.js";
 import { InProcessSenderLock, MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
-import { BURN_SETTLEMENT_MIGRATION, PgSenderLock, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
+import { BURN_SETTLEMENT_MIGRATION, GAS_SETTLEMENT_MIGRATION, PgSenderLock, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
 import type { SettlementEffects } from "../../src/settlement/ports.js";
 import { createTestDatabase, type TestDatabase, testClient, testPool } from "../support/pg-test-database.js";
 import { settlementOutboxContract } from "./settlement-outbox.contract.js";
@@ -28,7 +28,7 @@ beforeAll(async () => {
   const c = testClient({ connectionString: db.url });
   await c.connect();
   try {
-    await runMigrations(c, undefined, [...SETTLEMENT_MIGRATIONS, BURN_SETTLEMENT_MIGRATION]);
+    await runMigrations(c, undefined, [...SETTLEMENT_MIGRATIONS, BURN_SETTLEMENT_MIGRATION, GAS_SETTLEMENT_MIGRATION]);
   } finally {
     await c.end();
   }

@@ -70,8 +70,8 @@ describe("settlement settings", () => {
   it("read a YAML file: every chain with defaults filled in, addresses checksummed", () => {
     const c = loadConfig([], { MINT_SETTLEMENT_FILE: file(YAML_DOC), ...PKCS11_ENV });
     expect(c.settlement?.chains).toEqual([
-      { blockchain: "ETHEREUM", rpcUrl: "http://127.0.0.1:8545", chainId: 31337, tokenContract: TOKEN, treasury: TREASURY, confirmations: 3, feeBumpTimeoutMs: 120_000, gasLimit: 150_000n, pollIntervalMs: 1_000, requestTimeoutMs: 10_000, fromBlock: 0n, logsBlockRange: 10_000n },
-      { blockchain: "BASE", rpcUrl: "https://base.example/rpc", chainId: 8453, tokenContract: TOKEN, treasury: TREASURY, confirmations: 12, feeBumpTimeoutMs: 90_000, gasLimit: 200_000n, pollIntervalMs: 250, requestTimeoutMs: 10_000, fromBlock: 19_000_000n, logsBlockRange: 500n },
+      { blockchain: "ETHEREUM", rpcUrl: "http://127.0.0.1:8545", chainId: 31337, tokenContract: TOKEN, treasury: TREASURY, confirmations: 3, feeBumpTimeoutMs: 120_000, gasLimit: 150_000n, pollIntervalMs: 1_000, requestTimeoutMs: 10_000, fromBlock: 0n, logsBlockRange: 10_000n, maxFeePerGasWei: null, signerBalanceFloorWei: null, signerBalanceFloorTxs: 10 },
+      { blockchain: "BASE", rpcUrl: "https://base.example/rpc", chainId: 8453, tokenContract: TOKEN, treasury: TREASURY, confirmations: 12, feeBumpTimeoutMs: 90_000, gasLimit: 200_000n, pollIntervalMs: 250, requestTimeoutMs: 10_000, fromBlock: 19_000_000n, logsBlockRange: 500n, maxFeePerGasWei: null, signerBalanceFloorWei: null, signerBalanceFloorTxs: 10 },
     ]);
     expect(c.settlement?.signer).toEqual({ kind: "pkcs11", modulePath: "/usr/lib/softhsm/libsofthsm2.so", tokenLabel: "mint-hsm", keyLabel: "mint-treasury", pinFile: PIN_FILE, pin: "123456" });
     expect(Object.isFrozen(c.settlement?.chains[0])).toBe(true);
