@@ -502,12 +502,18 @@ export class SettlementWorker {
     const cap = this.opts.maxFeePerGasWei ?? null;
     if (cap !== null && maxFee > cap) maxFee = cap;
     if (priority > maxFee) priority = maxFee;
-    if (maxFee < minReplacement(last.maxFeePerGas) || priority < minReplacement(last.maxPriorityFeePerGas)) return false;
+    if (maxFee < minReplacement(last.maxFeePerGas) || priority < minReplacement(last.maxPriorityFeePerGas)) {
+      await this.holdBump(s, `waiting for the fee ceiling: a replacement must raise maxFeePerGas ${last.maxFeePerGas} wei by 10%, above the ceiling of ${cap ?? "?"} wei`);
+      return false;
+    }
     // Nor a bump the signer cannot pay for: the replacement's worst case replaces the last one's.
     const gas = this.gas;
     const [newCost, oldCost] = [this.worstCost(maxFee), this.worstCost(last.maxFeePerGas)];
     if (gas !== null && gas.available !== null && newCost !== null && oldCost !== null) {
-      if (gas.available + oldCost < newCost) return false;
+      if (gas.available + oldCost < newCost) {
+        await this.holdBump(s, `waiting for funds: the signer's balance cannot pay for a replacement at maxFeePerGas ${maxFee} wei`);
+        return false;
+      }
       gas.available -= newCost - oldCost;
     }
     const fees = { maxFeePerGas: maxFee, maxPriorityFeePerGas: priority };
@@ -559,6 +565,11 @@ export class SettlementWorker {
     if (proofSinceMs !== undefined && nowMs - proofSinceMs >= this.opts.pollIntervalMs) return { kind: "dropped" };
     this.dropProofs.set(s.settlementId, proofSinceMs ?? nowMs);
     return { kind: "wait", reason: `waiting for proof of a drop: nonce ${nonce} is used ${depth} blocks deep (block ${deepBlock}) and none of its transactions is known; checked again on the next pass` };
+  }
+
+  /** A fee bump held back (ceiling or funds): the SUBMITTED settlement's status says why, written when it changes. */
+  private async holdBump(s: Settlement, reason: string): Promise<void> {
+    if (s.lastError !== reason) await this.outbox.recordWaiting(s.settlementId, reason, this.opts.clock.wallMs());
   }
 
   private async follow(s: Settlement, head: bigint): Promise<"confirmed" | "failed" | "open" | "rebroadcast"> {

@@ -165,10 +165,11 @@ describe("gas: the fee ceiling", () => {
       // The last one is as close to the ceiling as a replacement can get: another 10% raise would pass it.
       const last = fees[fees.length - 1] ?? 0n;
       expect(last + (last + 9n) / 10n).toBeGreaterThan(cap);
-      // So no further replacement is signed.
+      // So no further replacement is signed, and the settlement's status says why.
       const count = fees.length;
       for (let i = 0; i < 3; i++) await r.worker.tick();
       expect(r.outbox.list()[0]?.txs.length).toBe(count);
+      expect(r.outbox.list()[0]?.lastError).toBe(`waiting for the fee ceiling: a replacement must raise maxFeePerGas ${last} wei by 10%, above the ceiling of ${cap} wei`);
       await node.testClient.mine({ blocks: 1 });
     } finally {
       await node.testClient.setAutomine(true);
