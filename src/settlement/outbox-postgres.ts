@@ -139,8 +139,13 @@ interface TxRow {
 
 type Mined = MinedAt;
 
-/** The settlement columns plus, for a PENDING row, its chain's wait reason (`s` is settlements, `w` settlement_waits). */
-const WITH_WAIT = "s.*, w.reason AS wait_reason FROM settlements s LEFT JOIN settlement_waits w ON w.blockchain = s.blockchain AND s.state = 'PENDING'";
+/**
+ * A PENDING row's chain wait reason (`s` is settlements): a scalar subquery
+ * on the one-row-per-chain table, evaluated for PENDING rows only (cheaper
+ * than a join for a page of mostly settled rows).
+ */
+const WAIT_REASON = "CASE WHEN s.state = 'PENDING' THEN (SELECT w.reason FROM settlement_waits w WHERE w.blockchain = s.blockchain) END AS wait_reason";
+const WITH_WAIT = `s.*, ${WAIT_REASON} FROM settlements s`;
 /** A pool, or a client inside a transaction. */
 type Queryable = pg.Pool | pg.ClientBase;
 
@@ -375,10 +380,9 @@ export class PostgresSettlementOutbox implements SettlementOutbox {
     const out = new Map<string, Settlement>();
     if (settlementIds.length === 0) return out;
     const res = await this.pool.query<SettlementRow & { [K in keyof TxRow as `tx_${K}`]: TxRow[K] | null }>(
-      `SELECT s.*, w.reason AS wait_reason, t.hash AS tx_hash, t.settlement_id AS tx_settlement_id, t.nonce AS tx_nonce, t.raw AS tx_raw,
+      `SELECT s.*, ${WAIT_REASON}, t.hash AS tx_hash, t.settlement_id AS tx_settlement_id, t.nonce AS tx_nonce, t.raw AS tx_raw,
               t.max_fee_per_gas AS tx_max_fee_per_gas, t.max_priority_fee_per_gas AS tx_max_priority_fee_per_gas, t.signed_time AS tx_signed_time
        FROM settlements s LEFT JOIN settlement_txs t ON t.settlement_id = s.settlement_id
-       LEFT JOIN settlement_waits w ON w.blockchain = s.blockchain AND s.state = 'PENDING'
        WHERE s.settlement_id = ANY($1)
        ORDER BY s.seq, t.signed_time, t.hash`,
       [settlementIds],
