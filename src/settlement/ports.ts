@@ -339,6 +339,13 @@ export interface SettlementBacklog {
  */
 export interface SettlementEffects<Tx = void> {
   /**
+   * Optional: locks the ledger's row of the settlement (a mint's) before the
+   * outbox locks the settlement's own row, so a final step takes its locks in
+   * the store's one order (the mint, then its settlement), as ReconcileMint
+   * does. A store whose steps never interleave (memory) leaves it out.
+   */
+  lockFirst?(tx: Tx, settlementId: string): Promise<void> | void;
+  /**
    * CONFIRMED. Mint: move `amountMicros` of the mint's credit from the
    * account's pending to its available balance. Burn: the debit happened
    * with the redemption; only the journal records the settlement.

@@ -133,7 +133,7 @@ const minReplacement = (v: bigint): bigint => v + (v + 9n) / 10n;
 
 /** In-flight settlements looked up at once per pass. */
 const LOOKUP_BATCH = 16;
-/** How often a sender re-checks the token's configuration while it signs. */
+/** How often a sender re-checks the token's configuration (queue or no queue). */
 const PREFLIGHT_EVERY_MS = 60_000;
 
 /** The chain or token is configured so that every mint would fail; the worker signs nothing until it is fixed. */
@@ -292,12 +292,13 @@ export class SettlementWorker {
     const report = { role: "sender" as const, signed: 0, confirmed: 0, failed: 0, rebroadcast: 0 };
 
     const inFlight = await this.outbox.inFlight(chainName);
-    // Every pass, queue or no queue: the balance and the fees decide whether anything may be signed or bumped.
-    const gas = await this.readGas(inFlight);
+    // Read every pass, queue or no queue: an idle sender's health (and its
+    // pass-failure count) follows the node, not only once a mint arrives; the
+    // balance and the fees decide whether anything may be signed or bumped.
+    const [head, gas] = await Promise.all([this.chain.headBlock(), this.readGas(inFlight)]);
     this.gas = gas;
     let open = 0;
     if (inFlight.length > 0) {
-      const head = await this.chain.headBlock();
       // Lookups are independent reads: a few at a time. Re-sends stay in nonce
       // order within a batch only loosely, which the node tolerates (it queues
       // a nonce gap until the lower nonce arrives).
@@ -314,6 +315,10 @@ export class SettlementWorker {
       }
     }
 
+    // After following what is in flight (a misconfiguration must not stop
+    // confirmations), before signing; idle or not, so a dead node or a
+    // blacklisted treasury shows in health before the first mint waits.
+    await this.preflight();
     const room = (this.opts.maxInFlight ?? 64) - open;
     const pending = room <= 0 ? [] : await this.outbox.nextPending(chainName, room);
     if (gas.fees === null || pending.length === 0) {
@@ -322,7 +327,6 @@ export class SettlementWorker {
       await this.setWaitReason(pending.length === 0 ? "" : gas.waitReason);
       return report;
     }
-    await this.preflight();
     if (this.nextNonce === null) {
       const [stored, mined] = await Promise.all([this.outbox.highestNonce(chainName), this.chain.minedNonce()]);
       this.nextNonce = Math.max(stored + 1, mined);
@@ -426,8 +430,9 @@ export class SettlementWorker {
 
   /**
    * Refuses to sign while a misconfiguration would make every mint revert
-   * (and, with issue 16, be reversed): checked when the worker becomes the
-   * sender and then at most every PREFLIGHT_EVERY_MS while it signs.
+   * (and be reversed): checked when the worker becomes the sender and then
+   * every PREFLIGHT_EVERY_MS, whether or not anything is queued; while it
+   * finds a problem, every pass checks again (and fails, with backoff).
    */
   private async preflight(): Promise<void> {
     const now = this.opts.clock.nowMs();

@@ -22,7 +22,8 @@ import {
   type StoredResult,
 } from "../../domain/model.js";
 import type { BeginOutcome, IdempotencyClaim, IdempotencyStore } from "../../domain/ports.js";
-import { asPgClaim, BEGIN_READ_COMMITTED, PgClaim, setLocalTimeoutsSql } from "./pg-claim.js";
+import { asPgClaim, PgClaim } from "./pg-claim.js";
+import { beginTransactionSql } from "./pg-transaction.js";
 import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase } from "./pg-database.js";
 import { classifyPgError } from "./pg-errors.js";
 import { decodeStoredResult } from "./stored-result-codec.js";
@@ -135,9 +136,7 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
     // the ledger call (rate limiting); if it is abandoned there (a bug, a
     // stuck caller) the server ends it after this long and frees the key.
     const idleMs = this.db.statementTimeoutMs;
-    await client.query(
-      `${BEGIN_READ_COMMITTED}; ${setLocalTimeoutsSql({ lockMs: timeouts.ms, statementMs: this.db.statementTimeoutMs, idleMs })}`,
-    );
+    await client.query(beginTransactionSql({ lockMs: timeouts.ms, statementMs: this.db.statementTimeoutMs, idleMs }));
     const claimed = await client.query<{ inserted: boolean }>(CLAIM_SQL, [scope, key, fp, this.db.nowParam(), this.ttlMs]);
     const row = claimed.rows[0];
     if (row !== undefined) {

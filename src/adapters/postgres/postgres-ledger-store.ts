@@ -23,7 +23,8 @@ import { completedMint, decideApproval, decideRejection, isBlockchain, type Acco
 import { reserveRefusal, supplyState } from "../../domain/reserve.js";
 import type { IdempotencyClaim, LedgerStore, ListMintsQuery } from "../../domain/ports.js";
 import type pg from "pg";
-import { asPgClaim, BEGIN_READ_COMMITTED, setLocalTimeoutsSql, type PgClaim } from "./pg-claim.js";
+import { asPgClaim, setLocalTimeoutsSql, type PgClaim } from "./pg-claim.js";
+import { beginTransactionSql } from "./pg-transaction.js";
 import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase, type TxTimeouts } from "./pg-database.js";
 import { classifyPgError, pgUnavailableError } from "./pg-errors.js";
 import { isoOfWallMs } from "./postgres-idempotency-store.js";
@@ -709,7 +710,7 @@ export class PostgresLedgerStore implements LedgerStore {
       const lease = leased.value;
       const timeouts = this.db.timeoutsFor(deadlineMs);
       try {
-        await lease.client.query(`${BEGIN_READ_COMMITTED}; ${setLocalTimeoutsSql({ lockMs: timeouts.ms, statementMs: timeouts.ms })}`);
+        await lease.client.query(beginTransactionSql({ lockMs: timeouts.ms, statementMs: timeouts.ms, idleMs: this.db.statementTimeoutMs }));
         const decision = await body(lease);
         if (!decision.ok) {
           await lease.rollbackAndGive();
@@ -947,6 +948,10 @@ export class PostgresLedgerStore implements LedgerStore {
    */
   settlementEffects(): SettlementEffects<pg.PoolClient> {
     return {
+      // The mint before its settlement, as ReconcileMint locks them (a burn's id names no mint: nothing locked).
+      lockFirst: async (client, settlementId) => {
+        await client.query("SELECT 1 FROM mints WHERE mint_id = $1 FOR UPDATE", [settlementId]);
+      },
       confirmed: async (client, s) => {
         if (s.kind === "burn") return this.burnConfirmed(client, s);
         const moved = await client.query<{ account_id: string }>(
