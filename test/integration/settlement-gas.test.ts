@@ -217,6 +217,44 @@ describe("gas: refused at broadcast", () => {
     }
   });
 
+  it("refused for insufficient funds: waits for funds without resending, then sends the same bytes once the signer is topped up", async () => {
+    const key = generatePrivateKey();
+    const inner = new DevKeySigner(key);
+    // The balance drops between the worker's read and its broadcast (the one race a pass cannot see): drained while signing.
+    let drained = false;
+    const signer = {
+      kind: inner.kind,
+      address: inner.address,
+      close: () => inner.close(),
+      async signDigest(digest: Hex) {
+        if (!drained) {
+          drained = true;
+          await node.testClient.setBalance({ address: inner.address, value: 0n });
+        }
+        return inner.signDigest(digest);
+      },
+    };
+    const setup = await deployForSigner(node, signer);
+    const { outbox, locks } = newOutbox();
+    await enqueueMany(outbox, 2, "funds");
+    const worker = newWorker({ chain: setup.chain, outbox, lock: lockFor(locks), rebroadcastAfterMs: 1 });
+    await worker.tick();
+    let [first, second] = outbox.list();
+    expect(first?.state).toBe("SUBMITTED");
+    expect(first?.lastError).toMatch(/^node refused the transaction \(insufficient-funds\): Sender doesn't have enough funds/);
+    expect(second?.txs).toEqual([]); // the refusal stopped the pass's signing
+    for (let i = 0; i < 3; i++) await worker.tick();
+    [first, second] = outbox.list();
+    expect(first?.attempts).toBe(1); // not offered again while the signer cannot pay
+    expect(second?.waitReason).toMatch(/^waiting for funds: signer balance 0 wei/);
+    await node.testClient.setBalance({ address: inner.address, value: parseGwei("1000000000") });
+    for (let i = 0; i < 4 && !outbox.list().every((s) => s.state === "CONFIRMED"); i++) await worker.tick();
+    [first, second] = outbox.list();
+    expect([first?.state, second?.state]).toEqual(["CONFIRMED", "CONFIRMED"]);
+    expect(first?.txs).toHaveLength(1); // the same signed bytes, sent again
+    expect(first?.attempts).toBe(2);
+  });
+
   it("the node's wordings are classified: underpriced, below the base fee, insufficient funds, nonce too low; already known counts as accepted", async () => {
     await baseFee(parseGwei("10"));
     const key = generatePrivateKey();
