@@ -321,10 +321,20 @@ export class SettlementWorker {
     await this.preflight();
     const room = (this.opts.maxInFlight ?? 64) - open;
     const pending = room <= 0 ? [] : await this.outbox.nextPending(chainName, room);
-    if (gas.fees === null || pending.length === 0) {
+    // A transaction the node refused (and that is not simply used) holds new
+    // signatures back: later nonces would only queue behind its gap.
+    const blocked = inFlight.find((s) => {
+      const r = this.refusals.get(s.settlementId);
+      return r !== undefined && r.refusal !== "nonce-too-low";
+    });
+    if (gas.fees === null || pending.length === 0 || blocked !== undefined) {
       this.metrics.waiting("fee_ceiling", gas.waitKind === "fee_ceiling" ? pending.length : 0);
       this.metrics.waiting("signer_balance", gas.waitKind === "signer_balance" ? pending.length : 0);
-      await this.setWaitReason(pending.length === 0 ? "" : gas.waitReason);
+      const reason =
+        gas.waitReason !== "" || blocked === undefined
+          ? gas.waitReason
+          : `waiting for an earlier transaction the node refused (nonce ${blocked.txs[0]?.nonce ?? "?"}, ${this.refusals.get(blocked.settlementId)?.refusal ?? "unknown"}); it is retried first`;
+      await this.setWaitReason(pending.length === 0 ? "" : reason);
       return report;
     }
     if (this.nextNonce === null) {
@@ -627,6 +637,9 @@ export class SettlementWorker {
     const last = s.txs[s.txs.length - 1];
     if (last === undefined) throw new Error(`settlement ${s.settlementId} is SUBMITTED without a transaction`);
     if (anyPending) {
+      // One of its transactions holds the nonce in the pool: no gap, so a
+      // refused replacement no longer holds new signatures back.
+      this.refusals.delete(s.settlementId);
       // Stuck in the pool: replace it with higher fees once the fee-bump timeout passed.
       const bumpMs = this.opts.feeBumpTimeoutMs;
       if (bumpMs !== undefined && wallMs - last.signedWallMs >= bumpMs && (await this.bumpFees(s, last))) return "rebroadcast";

@@ -11,11 +11,13 @@ import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SettlementMetrics } from "../../src/observability/settlement-metrics.js";
+import { EvmChainSettlement } from "../../src/settlement/chain-evm.js";
 import { DevKeySigner } from "../../src/settlement/signer-dev-key.js";
 import type { Settlement } from "../../src/settlement/ports.js";
 import type { SettlementWorker, SettlementWorkerOptions } from "../../src/settlement/worker.js";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { BLOCKCHAIN, deployForSigner, enqueueMany, lockFor, newOutbox, newWorker, type TokenSetup } from "../support/evm/settlement-fixture.js";
+import { FakeClock } from "../support/fake-clock.js";
 import { parsePromText, sampleValue } from "../support/prom-text.js";
 
 let node: EvmNode;
@@ -253,6 +255,39 @@ describe("gas: refused at broadcast", () => {
     expect([first?.state, second?.state]).toEqual(["CONFIRMED", "CONFIRMED"]);
     expect(first?.txs).toHaveLength(1); // the same signed bytes, sent again
     expect(first?.attempts).toBe(2);
+  });
+
+  it("an unknown refusal is reported and backs off exponentially instead of being offered again every rebroadcast interval", async () => {
+    const key = generatePrivateKey();
+    const signer = new DevKeySigner(key);
+    const setup = await deployForSigner(node, signer);
+    // Signed for another chain id: a refusal in no known class ("incompatible EIP-155 transaction").
+    // The preflight is the real chain's (it would refuse the wrong id), everything else the misconfigured one's.
+    const wrong = new EvmChainSettlement({ blockchain: BLOCKCHAIN, rpcUrl: node.url, chainId: node.chainId + 1, tokenAddress: setup.token, treasury: setup.treasury, gasLimit: GAS_LIMIT, requestTimeoutMs: 2_000 }, signer);
+    const chain = Object.assign(Object.create(wrong) as EvmChainSettlement, { preflight: () => setup.chain.preflight() });
+    const { outbox, locks } = newOutbox();
+    await enqueueMany(outbox, 2, "unknown");
+    const clock = new FakeClock();
+    const notices: string[] = [];
+    const registry = new Registry();
+    const metrics = new SettlementMetrics(registry, { chains: [BLOCKCHAIN], signer: "dev-key" });
+    const worker = newWorker({ chain, outbox, lock: lockFor(locks), clock, rebroadcastAfterMs: 50, metrics: metrics.chain(BLOCKCHAIN), onNotice: (m) => notices.push(m) });
+    await worker.tick();
+    expect(outbox.list()[0]?.lastError).toMatch(/^node refused the transaction \(unknown\): /);
+    expect(outbox.list()[1]?.txs).toEqual([]); // the refusal stopped the pass's signing
+    // Two simulated seconds, a pass every 50 ms: offered again at about 100, 300, 700 and 1500 ms, not 40 times.
+    for (let i = 0; i < 40; i++) {
+      await clock.advance(50);
+      await worker.tick();
+    }
+    const attempts = outbox.list()[0]?.attempts ?? 0;
+    expect(attempts).toBeGreaterThanOrEqual(3);
+    expect(attempts).toBeLessThanOrEqual(6);
+    expect(sampleValue(parsePromText(await registry.metrics()), "usdc_mint_settlement_broadcast_refusals_total", { blockchain: BLOCKCHAIN, refusal: "unknown" })).toBe(attempts);
+    expect(notices.filter((n) => n.includes("(unknown)"))).toHaveLength(attempts);
+    // Nothing new is signed behind the refused nonce; the PENDING one says why.
+    expect(outbox.list()[1]?.txs).toEqual([]);
+    expect(outbox.list()[1]?.waitReason).toMatch(/^waiting for an earlier transaction the node refused \(nonce 0, unknown\)/);
   });
 
   it("the node's wordings are classified: underpriced, below the base fee, insufficient funds, nonce too low; already known counts as accepted", async () => {

@@ -478,8 +478,10 @@ export interface Settlement {
   /**
    * Why a PENDING settlement is not being signed yet, in words: the signer's
    * native balance is below its floor or cannot pay for another transaction
-   * ("waiting for funds: ..."), or the base fee plus the tip is above the
-   * chain's fee ceiling ("waiting for the fee ceiling: ..."). Every PENDING
+   * ("waiting for funds: ..."), the base fee plus the tip is above the
+   * chain's fee ceiling ("waiting for the fee ceiling: ..."), or an earlier
+   * transaction the node refused is retried first ("waiting for an earlier
+   * transaction the node refused ..."). Every PENDING
    * settlement of the chain shares the reason; empty when nothing holds it
    * back, and always empty once signed (a signed settlement's trouble is in
    * last_error).
