@@ -207,7 +207,8 @@ export interface Settlement {
   readonly lastError: string;
   /**
    * Why a PENDING settlement is not being signed (the signer's balance is
-   * below its floor or cannot pay, the base fee is above the fee ceiling);
+   * below its floor or cannot pay, the base fee is above the fee ceiling, an
+   * earlier transaction the node refused is retried first);
    * empty when nothing holds it back, and always empty once signed. The
    * reason is the chain's: every PENDING settlement of the chain shares it.
    */
