@@ -134,8 +134,8 @@ describe("one lock order: the mint, then its settlement", () => {
       const finishing = outbox.markConfirmed(m.mintId, { hash: `0x${"cc".repeat(32)}`, blockNumber: 1n, confirmations: 1 }, 2);
       // Wait until the final step is blocked on a lock.
       for (let i = 0; ; i++) {
-        const waiting = await prober.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
-        if (waiting.rows[0].n > 0) break;
+        const waiting = await prober.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+        if ((waiting.rows[0]?.n ?? 0) > 0) break;
         if (i > 500) throw new Error("the final step never waited for the mint's lock");
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -150,6 +150,40 @@ describe("one lock order: the mint, then its settlement", () => {
     } finally {
       await holder.query("ROLLBACK").catch(() => undefined);
       await Promise.all([holder.end(), prober.end()]);
+      await stores.close();
+      await other.drop();
+    }
+  }, 60_000);
+
+  it("ReconcileMint racing the worker's signature: it waits for the settlement row and, once signed, refuses (MINT_SETTLEMENT_IN_FLIGHT)", async () => {
+    const other = await createTestDatabase();
+    const clock = new FakeClock();
+    const stores = await openPostgresStores({ url: other.url, poolSize: 4, statementTimeoutMs: 20_000, connectTimeoutMs: 5_000, idempotencyTtlMs: 60_000, clock });
+    const worker = testClient({ connectionString: other.url });
+    const prober = testClient({ connectionString: other.url });
+    await Promise.all([worker.connect(), prober.connect()]);
+    try {
+      const outbox = stores.settlementOutbox();
+      const m = await settlingMint({ store: stores.store, outbox, clock, close: async () => undefined }, "race-sign", 4_000_000n);
+      // recordSigned's transaction, not yet committed: PENDING → SUBMITTED with its transaction row.
+      await worker.query("BEGIN");
+      await worker.query("UPDATE settlements SET state = 'SUBMITTED', nonce = 0, update_time = now() WHERE settlement_id = $1 AND state = 'PENDING'", [m.mintId]);
+      await worker.query("INSERT INTO settlement_txs (hash, settlement_id, nonce, raw, max_fee_per_gas, max_priority_fee_per_gas, signed_time) VALUES ($1, $2, 0, '0x02', 2, 1, now())", [`0x${"dd".repeat(32)}`, m.mintId]);
+      const reversing = stores.store.reverseMint(m.mintId, "wrong account", clock.wallMs(), { deadlineMs: Number.POSITIVE_INFINITY });
+      for (let i = 0; ; i++) {
+        const waiting = await prober.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+        if ((waiting.rows[0]?.n ?? 0) > 0) break;
+        if (i > 500) throw new Error("ReconcileMint never waited for the settlement row");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await worker.query("COMMIT");
+      const r = await reversing;
+      expect(r.ok ? "reversed" : r.error.code).toBe("MINT_SETTLEMENT_IN_FLIGHT");
+      expect((await outbox.get(m.mintId))?.state).toBe("SUBMITTED");
+      expect((await stores.store.getMint(m.mintId))?.status).toBe("COMPLETED");
+    } finally {
+      await worker.query("ROLLBACK").catch(() => undefined);
+      await Promise.all([worker.end(), prober.end()]);
       await stores.close();
       await other.drop();
     }

@@ -25,6 +25,10 @@ export class ChainDouble implements ChainSettlement {
   /** What preflight answers (null: all good). */
   preflightProblem: string | null = null;
   preflights = 0;
+  /** What `suggestFees` answers. */
+  fees: Fees = { maxFeePerGas: 2n * 10n ** 9n, maxPriorityFeePerGas: 10n ** 9n };
+  /** What `broadcast` answers (an Error is thrown); the bytes count as sent either way. */
+  broadcastAnswer: BroadcastOutcome | Error = { kind: "accepted" };
   private readonly answers = new Map<Hex, TxLookup[]>();
 
   /** The node answers `answers` to lookups of `hash`, one per lookup; the last one repeats. */
@@ -54,7 +58,8 @@ export class ChainDouble implements ChainSettlement {
 
   async broadcast(raw: Hex): Promise<BroadcastOutcome> {
     this.sent.push(raw);
-    return { kind: "accepted" };
+    if (this.broadcastAnswer instanceof Error) throw this.broadcastAnswer;
+    return this.broadcastAnswer;
   }
 
   async lookup(hash: Hex): Promise<TxLookup> {
@@ -64,7 +69,7 @@ export class ChainDouble implements ChainSettlement {
   }
 
   async suggestFees(): Promise<Fees> {
-    return { maxFeePerGas: 2n * 10n ** 9n, maxPriorityFeePerGas: 10n ** 9n };
+    return this.fees;
   }
 
   private countAt(block: bigint): number {
