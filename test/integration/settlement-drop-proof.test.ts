@@ -162,6 +162,26 @@ describe.each(SETTLING_STORES)("dropped only on proof (%s store)", (_name, make)
     }),
   );
 
+  it("a transaction the lookup finds only after the deep count was read is never dropped (the second look)", () =>
+    use(async (s) => {
+      const chain = new ChainDouble();
+      const worker = newWorker(s, chain);
+      const c = await openCase(s, "mint", "second-look");
+      const hash = await signed(s, chain, worker, c);
+      chain.head = 110n;
+      chain.consumedAt.push(101n);
+      const mined = { kind: "mined", blockNumber: 101n, blockHash: `0x${"13".repeat(32)}`, confirmations: 10, status: "success" } as const;
+      // Pass 1: unknown twice (a first proof). Pass 2: unknown, then mined when looked up again after the count.
+      chain.answer(hash, { kind: "unknown" }, { kind: "unknown" }, { kind: "unknown" }, mined);
+      await worker.tick();
+      await s.clock.advance(POLL_MS);
+      expect((await worker.tick()).failed).toBe(0);
+      await c.untouched();
+      await s.clock.advance(POLL_MS);
+      expect((await worker.tick()).confirmed).toBe(1);
+    }),
+  );
+
   it("a proof broken by a pass that finds the transaction starts over", () =>
     use(async (s) => {
       const chain = new ChainDouble();
