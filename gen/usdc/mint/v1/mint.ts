@@ -469,7 +469,16 @@ export interface Settlement {
   confirmations: number;
   /** How many times signed bytes were handed to a node. */
   attempts: number;
-  /** The last error seen (node refused, unreachable, reverted); empty when none. */
+  /**
+   * The last error seen (node refused, unreachable, reverted); empty when none.
+   * While SUBMITTED it may instead say why the settlement waits: a transaction
+   * the node no longer knows is declared dropped only on proof, and until then
+   * this starts "waiting for proof of a drop: "; a fee bump held back by the
+   * fee ceiling or the signer's funds starts "waiting for the fee ceiling: "
+   * or "waiting for funds: ". A refused broadcast reads "node refused the
+   * transaction (<class>): <the node's message>", class one of underpriced,
+   * insufficient-funds, nonce-too-low, unknown.
+   */
   lastError: string;
   /** The transaction's nonce; unset while PENDING. */
   nonce?:
@@ -481,10 +490,9 @@ export interface Settlement {
    * ("waiting for funds: ..."), the base fee plus the tip is above the
    * chain's fee ceiling ("waiting for the fee ceiling: ..."), or an earlier
    * transaction the node refused is retried first ("waiting for an earlier
-   * transaction the node refused ..."). Every PENDING
-   * settlement of the chain shares the reason; empty when nothing holds it
-   * back, and always empty once signed (a signed settlement's trouble is in
-   * last_error).
+   * transaction the node refused ..."). Every PENDING settlement of the
+   * chain shares the reason; empty when nothing holds it back, and always
+   * empty once signed (a signed settlement's trouble is in last_error).
    */
   waitReason: string;
   /**
