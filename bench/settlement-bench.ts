@@ -12,10 +12,10 @@
  */
 import { keccak256, toHex, type Hex } from "viem";
 import { systemClock } from "../src/domain/clock.js";
-import { DevKeySigner } from "../src/settlement/signer-dev-key.js";
-import { Pkcs11Signer } from "../src/settlement/signer-pkcs11.js";
+import { DevKeySigner } from "../src/adapters/evm/signer-dev-key.js";
+import { Pkcs11Signer } from "../src/adapters/pkcs11/signer-pkcs11.js";
 import { generatePrivateKey } from "viem/accounts";
-import type { Signer } from "../src/settlement/ports.js";
+import type { Signer } from "../src/domain/settlement/ports.js";
 import { startEvmNode, type EvmNode } from "../test/support/evm/evm-node.js";
 import { BLOCKCHAIN, deployForSigner, enqueueMany, lockFor, newOutbox, newWorker, until } from "../test/support/evm/settlement-fixture.js";
 import { createDevToken } from "../test/support/softhsm.js";

@@ -1,7 +1,7 @@
 // Compiles contracts/*.sol with solc-js (the exact version pinned in
 // package-lock.json) and writes the committed artifacts:
 //   contracts/artifacts/FiatToken.json        ABI + bytecode + compiler settings
-//   src/settlement/fiat-token-artifact.ts     the same ABI `as const`, so viem types every call
+//   src/adapters/evm/fiat-token-artifact.ts     the same ABI `as const`, so viem types every call
 // Compiling takes seconds, so tests and the service read the artifacts
 // instead of compiling. `--check` rebuilds in memory and fails when the
 // committed files differ (CI runs it), so source and artifact cannot drift.
@@ -17,7 +17,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const CONTRACT = "FiatToken";
 const SOURCE = `contracts/${CONTRACT}.sol`;
 const JSON_OUT = `contracts/artifacts/${CONTRACT}.json`;
-const TS_OUT = "src/settlement/fiat-token-artifact.ts";
+const TS_OUT = "src/adapters/evm/fiat-token-artifact.ts";
 
 // Cancun: what hardhat@2's local node and today's mainnets all run.
 const SETTINGS = {

@@ -17,7 +17,7 @@ import { ServiceMetrics, type MetricsSources } from "./observability/metrics.js"
 import { grpcMethodsOf } from "./transport/grpc/metrics-link.js";
 import { startServer, type RunningServer } from "./transport/grpc/server.js";
 import { Security, type ReloadReport } from "./auth/security.js";
-import type { SettlementReads, SettlementRuntime } from "./settlement/runtime.js";
+import type { SettlementReads, SettlementRuntime } from "./settlement-runtime.js";
 import { startSweeper, SWEEP_INTERVAL_MS } from "./workers/sweeper.js";
 
 
@@ -33,7 +33,7 @@ export interface Adapters {
   /** Gauges of adapter state that metrics read at scrape time (pool, limiter). */
   readonly metricsSources: Pick<MetricsSources, "pgPool" | "limiterAccounts">;
   /** PostgreSQL only: the settlement outbox on the store's database. */
-  readonly settlementOutbox?: () => import("./settlement/outbox-postgres.js").PostgresSettlementOutbox;
+  readonly settlementOutbox?: () => import("./adapters/postgres/settlement-outbox.js").PostgresSettlementOutbox;
   close(): Promise<void>;
 }
 
@@ -139,20 +139,20 @@ async function openSettlement(
 ): Promise<{ runtime: SettlementRuntime; reads: SettlementReads; close(): Promise<void> } | null> {
   const settings = config.settlement;
   if (settings === null) return null;
-  const { openSigner, createSettlementRuntime, settlementReads, chainsThatCannotBurn } = await import("./settlement/runtime.js");
-  const { createFaultHook } = await import("./settlement/worker.js");
+  const { openSigner, createSettlementRuntime, settlementReads, chainsThatCannotBurn } = await import("./settlement-runtime.js");
+  const { createFaultHook } = await import("./workers/settlement-sender.js");
   let outbox;
   let lock;
   let closeLock = async (): Promise<void> => undefined;
   if (adapters.store instanceof MemoryExactlyOnceStore) {
-    const { MemorySettlementOutbox, InProcessSenderLock } = await import("./settlement/outbox-memory.js");
+    const { MemorySettlementOutbox, InProcessSenderLock } = await import("./adapters/memory/settlement-outbox.js");
     outbox = new MemorySettlementOutbox(adapters.store.settlementEffects());
     adapters.store.attachOutbox(outbox);
     lock = new InProcessSenderLock(new Map());
   } else {
     if (adapters.settlementOutbox === undefined) throw new Error("invariant violated: a PostgreSQL store without a settlement outbox");
     outbox = adapters.settlementOutbox();
-    const { PgSenderLock } = await import("./settlement/outbox-postgres.js");
+    const { PgSenderLock } = await import("./adapters/postgres/settlement-outbox.js");
     const pg = (await import("pg")).default;
     const pgLock = new PgSenderLock(async () => {
       const c = new pg.Client({ connectionString: config.store, connectionTimeoutMillis: config.pgConnectTimeoutMs });

@@ -13,7 +13,7 @@ import {
   type FaultSpec,
   type SettlementSettings,
   type SettlementVariables,
-} from "./settlement/settlement-config.js";
+} from "./settlement-config.js";
 
 export interface Config extends SettlementVariables {
   /** host:port to serve on; port 0 picks a free port. */

@@ -2,7 +2,7 @@
  * On-chain settlement's Prometheus series, on the registry of the
  * process that runs the workers: the service's own (settlement in-process)
  * or the standalone worker's (`settlement-worker-main.ts`). Recorded through
- * the `SettlementMetricsSink` port (src/settlement/ports.ts); the gauges of
+ * the `SettlementMetricsSink` port (src/domain/settlement/ports.ts); the gauges of
  * what is still open are read from the outbox when Prometheus scrapes.
  *
  * Labels: `blockchain` (the configured chains only), `outcome` / `reason` /
@@ -11,7 +11,7 @@
  */
 import { Gauge, type Registry } from "prom-client";
 import type { Blockchain } from "../domain/model.js";
-import type { ChainSettlementMetrics, RefusalClass, SettlementBacklog, SettlementMetricsSink, SettlementOutcome, Signer, WaitKind } from "../settlement/ports.js";
+import type { ChainSettlementMetrics, RefusalClass, SettlementBacklog, SettlementMetricsSink, SettlementOutcome, Signer, WaitKind } from "../domain/settlement/ports.js";
 import { combinations, FastCounter, FastHistogram, FastWeiCounter, type CounterCell, type HistogramCell, type WeiCounterCell } from "./fast-metrics.js";
 
 /**

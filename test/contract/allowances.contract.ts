@@ -19,7 +19,7 @@ import type { JournalEntry } from "../../src/domain/journal.js";
 import type { MintRecord, NewMint, StoredResult } from "../../src/domain/model.js";
 import type { KeyedCall } from "../../src/domain/ports.js";
 import type { Result } from "../../src/domain/result.js";
-import type { SettlementTx } from "../../src/settlement/ports.js";
+import type { SettlementTx } from "../../src/domain/settlement/ports.js";
 import { covered } from "./coverage.js";
 import { mintRequest, newKey, newMintId, NO_DEADLINE, type MakeSettlementStores, type SettlementStoresUnderTest } from "./stores-under-test.js";
 

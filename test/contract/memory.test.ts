@@ -8,7 +8,7 @@ import { exactlyOnceStoreContract } from "./exactly-once-store.contract.js";
 import { idempotencyStoreContract } from "./idempotency-store.contract.js";
 import { ledgerStoreContract } from "./ledger-store.contract.js";
 import { reserveStoreContract } from "./reserve-store.contract.js";
-import { MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
+import { MemorySettlementOutbox } from "../../src/adapters/memory/settlement-outbox.js";
 import { allowancesContract } from "./allowances.contract.js";
 import { expectEveryMoneyRuleCovered } from "./coverage.js";
 import { redemptionContract } from "./redemption.contract.js";

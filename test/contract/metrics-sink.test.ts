@@ -10,7 +10,7 @@ import { noMetrics, type MetricsSink, type MoneyOperation, type PgConflictState,
 import type { Blockchain, IdempotencyScope } from "../../src/domain/model.js";
 import { ServiceMetrics } from "../../src/observability/metrics.js";
 import { SettlementMetrics } from "../../src/observability/settlement-metrics.js";
-import { noSettlementMetrics, type SettlementMetricsSink, type SettlementOutcome } from "../../src/settlement/ports.js";
+import { noSettlementMetrics, type SettlementMetricsSink, type SettlementOutcome } from "../../src/domain/settlement/ports.js";
 import { Registry } from "prom-client";
 
 const OPERATIONS: MoneyOperation[] = ["mint", "transfer", "reversal"];

@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import type { JournalEntry } from "../../src/domain/journal.js";
 import { redeemRequest, type RedemptionRecord } from "../../src/domain/model.js";
 import type { KeyedCall } from "../../src/domain/ports.js";
-import type { Hex, SettlementTx } from "../../src/settlement/ports.js";
+import type { Hex, SettlementTx } from "../../src/domain/settlement/ports.js";
 import { covered } from "./coverage.js";
 import { mintNow, newKey, NO_DEADLINE, type SettlementStoresUnderTest, type StoresUnderTest } from "./stores-under-test.js";
 

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Blockchain } from "../../src/domain/model.js";
-import { MAX_GET_MANY, type Hex, type SenderLock, type Settlement, type SettlementOutbox, type SettlementTx } from "../../src/settlement/ports.js";
+import { MAX_GET_MANY, type Hex, type SenderLock, type Settlement, type SettlementOutbox, type SettlementTx } from "../../src/domain/settlement/ports.js";
 
 export interface OutboxUnderTest {
   readonly outbox: SettlementOutbox;

@@ -2,9 +2,9 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Blockchain } from "../../src/domain/model.js";
 import { runMigrations } from "../../src/adapters/postgres/migrations.js";
-import { InProcessSenderLock, MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
-import { BURN_SETTLEMENT_MIGRATION, GAS_SETTLEMENT_MIGRATION, PgSenderLock, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
-import type { SettlementEffects } from "../../src/settlement/ports.js";
+import { InProcessSenderLock, MemorySettlementOutbox } from "../../src/adapters/memory/settlement-outbox.js";
+import { BURN_SETTLEMENT_MIGRATION, GAS_SETTLEMENT_MIGRATION, PgSenderLock, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/adapters/postgres/settlement-outbox.js";
+import type { SettlementEffects } from "../../src/domain/settlement/ports.js";
 import { createTestDatabase, type TestDatabase, testClient, testPool } from "../support/pg-test-database.js";
 import { settlementOutboxContract } from "./settlement-outbox.contract.js";
 

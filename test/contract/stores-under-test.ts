@@ -8,7 +8,7 @@ import { expect } from "vitest";
 import type { Blockchain, CanonicalRequest, MintRecord, StoredResult, TransferRecord } from "../../src/domain/model.js";
 import type { ApprovalStore, ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, LedgerStore } from "../../src/domain/ports.js";
 import type { Failure } from "../../src/domain/errors.js";
-import type { SettlementOutbox } from "../../src/settlement/ports.js";
+import type { SettlementOutbox } from "../../src/domain/settlement/ports.js";
 import type { FakeClock } from "../support/fake-clock.js";
 
 /**

@@ -7,7 +7,7 @@ import { createRequire } from "node:module";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keccak256, recoverAddress, toHex } from "viem";
 import type * as Pkcs11Types from "pkcs11js";
-import { Pkcs11Signer, SECP256K1_EC_PARAMS, type Pkcs11Settings } from "../../src/settlement/signer-pkcs11.js";
+import { Pkcs11Signer, SECP256K1_EC_PARAMS, type Pkcs11Settings } from "../../src/adapters/pkcs11/signer-pkcs11.js";
 import { createDevToken, SOFTHSM_MODULE, type DevToken } from "../support/softhsm.js";
 
 const require = createRequire(import.meta.url);

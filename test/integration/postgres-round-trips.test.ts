@@ -11,8 +11,8 @@ import { openPostgresStores, type PostgresStores } from "../../src/adapters/post
 import { MemoryRateLimiter } from "../../src/adapters/memory/memory-rate-limiter.js";
 import { UnavailableError } from "../../src/domain/errors.js";
 import { MintCore } from "../../src/domain/mint-core.js";
-import type { Settlement } from "../../src/settlement/ports.js";
-import { noSettlement, settlementReads } from "../../src/settlement/runtime.js";
+import type { Settlement } from "../../src/domain/settlement/ports.js";
+import { noSettlement, settlementReads } from "../../src/settlement-runtime.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
 

@@ -29,10 +29,10 @@ import {
   type RedeemUsdcResponse,
 } from "../../gen/usdc/mint/v1/mint.js";
 import { generatePrivateKey } from "viem/accounts";
-import { MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
-import type { Signer } from "../../src/settlement/ports.js";
-import { reconcileChain as compareChain } from "../../src/settlement/reconcile.js";
-import { DevKeySigner } from "../../src/settlement/signer-dev-key.js";
+import { MemorySettlementOutbox } from "../../src/adapters/memory/settlement-outbox.js";
+import type { Signer } from "../../src/domain/settlement/ports.js";
+import { reconcileChain as compareChain } from "../../src/domain/settlement/reconcile.js";
+import { DevKeySigner } from "../../src/adapters/evm/signer-dev-key.js";
 import { expectJournalMatchesLedger } from "../support/audit-checks.js";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { BLOCKCHAIN, countByState, deployForSigner, lockFor, newWorker, until, type TokenSetup } from "../support/evm/settlement-fixture.js";

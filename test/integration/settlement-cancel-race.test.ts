@@ -8,10 +8,10 @@
  */
 import { generatePrivateKey } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { EcdsaSignature, Hex, SignedTx, Signer } from "../../src/settlement/ports.js";
-import { InProcessSenderLock } from "../../src/settlement/outbox-memory.js";
-import { DevKeySigner } from "../../src/settlement/signer-dev-key.js";
-import { SettlementWorker } from "../../src/settlement/worker.js";
+import type { EcdsaSignature, Hex, SignedTx, Signer } from "../../src/domain/settlement/ports.js";
+import { InProcessSenderLock } from "../../src/adapters/memory/settlement-outbox.js";
+import { DevKeySigner } from "../../src/adapters/evm/signer-dev-key.js";
+import { SettlementWorker } from "../../src/workers/settlement-sender.js";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { deployForSigner, mintsOnChain, until } from "../support/evm/settlement-fixture.js";
 import { SETTLING_STORES, settlingMint } from "../support/settlement-stores.js";

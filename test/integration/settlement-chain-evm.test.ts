@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generatePrivateKey } from "viem/accounts";
-import { DevKeySigner } from "../../src/settlement/signer-dev-key.js";
+import { DevKeySigner } from "../../src/adapters/evm/signer-dev-key.js";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { deployForSigner } from "../support/evm/settlement-fixture.js";
 

@@ -3,8 +3,8 @@
  * a settlement is CONFIRMED only once its block is 3 deep.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DevKeySigner } from "../../src/settlement/signer-dev-key.js";
-import type { Settlement } from "../../src/settlement/ports.js";
+import { DevKeySigner } from "../../src/adapters/evm/signer-dev-key.js";
+import type { Settlement } from "../../src/domain/settlement/ports.js";
 import { generatePrivateKey } from "viem/accounts";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { deployForSigner, enqueueMany, expectChainMatchesOutbox, lockFor, newOutbox, newWorker, until } from "../support/evm/settlement-fixture.js";

@@ -8,9 +8,9 @@
  * The real dropped-for-good case runs on a node in settlement-failures.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import type { Hex, SettlementOutbox } from "../../src/settlement/ports.js";
-import { InProcessSenderLock } from "../../src/settlement/outbox-memory.js";
-import { SettlementWorker } from "../../src/settlement/worker.js";
+import type { Hex, SettlementOutbox } from "../../src/domain/settlement/ports.js";
+import { InProcessSenderLock } from "../../src/adapters/memory/settlement-outbox.js";
+import { SettlementWorker } from "../../src/workers/settlement-sender.js";
 import { ChainDouble } from "../support/chain-double.js";
 import { plainMint, SETTLING_STORES, settlingMint, settlingRedemption, type SettlingStores } from "../support/settlement-stores.js";
 

@@ -25,7 +25,7 @@ import {
   type MintUsdcResponse,
   type ReconcileChainResponse,
 } from "../../gen/usdc/mint/v1/mint.js";
-import type { Signer } from "../../src/settlement/ports.js";
+import type { Signer } from "../../src/domain/settlement/ports.js";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { BLOCKCHAIN, deployForSigner, mintsOnChain, until, type TokenSetup } from "../support/evm/settlement-fixture.js";
 import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";

@@ -15,7 +15,7 @@ import { generatePrivateKey } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HealthCheckResponse_ServingStatus, HealthClient } from "../../gen/grpc/health/v1/health.js";
 import { Blockchain, SettlementState, type GetMintResponse, type GetRedemptionResponse, type Mint, type MintUsdcResponse, type RedeemUsdcResponse } from "../../gen/usdc/mint/v1/mint.js";
-import { DevKeySigner } from "../../src/settlement/signer-dev-key.js";
+import { DevKeySigner } from "../../src/adapters/evm/signer-dev-key.js";
 import { settlementHealthName } from "../../src/transport/grpc/server.js";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { BLOCKCHAIN, deployForSigner, until, type TokenSetup } from "../support/evm/settlement-fixture.js";

@@ -6,9 +6,9 @@
  */
 import { privateKeyToAddress, generatePrivateKey } from "viem/accounts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EvmChainSettlement } from "../../src/settlement/chain-evm.js";
-import { fiatTokenAbi } from "../../src/settlement/fiat-token-artifact.js";
-import type { Address, Signer } from "../../src/settlement/ports.js";
+import { EvmChainSettlement } from "../../src/adapters/evm/chain-evm.js";
+import { fiatTokenAbi } from "../../src/adapters/evm/fiat-token-artifact.js";
+import type { Address, Signer } from "../../src/domain/settlement/ports.js";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { BLOCKCHAIN } from "../support/evm/settlement-fixture.js";
 

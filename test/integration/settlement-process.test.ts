@@ -1,5 +1,5 @@
 /**
- * The settlement worker as a real process (src/settlement/settlement-worker-main.ts)
+ * The settlement worker as a real process (src/settlement-worker-main.ts)
  * on PostgreSQL, a real EDR node and a SoftHSM2 token, killed by the
  * test-only fault hook (SIGKILL, no cleanup) right after signing or right
  * after broadcasting, then restarted: every settlement ends with exactly one
@@ -14,8 +14,8 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runMigrations } from "../../src/adapters/postgres/migrations.js";
-import { GAS_SETTLEMENT_MIGRATION, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
-import type { Signer } from "../../src/settlement/ports.js";
+import { GAS_SETTLEMENT_MIGRATION, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/adapters/postgres/settlement-outbox.js";
+import type { Signer } from "../../src/domain/settlement/ports.js";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { BLOCKCHAIN, countByState, deployForSigner, enqueueMany, expectChainMatchesOutbox, until, type TokenSetup } from "../support/evm/settlement-fixture.js";
 import { createTestDatabase, type TestDatabase, testClient, testPool } from "../support/pg-test-database.js";

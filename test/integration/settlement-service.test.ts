@@ -24,8 +24,8 @@ import {
   type ReconcileChainResponse,
   type ReconcileMintResponse,
 } from "../../gen/usdc/mint/v1/mint.js";
-import { fiatTokenAbi } from "../../src/settlement/fiat-token-artifact.js";
-import type { Signer } from "../../src/settlement/ports.js";
+import { fiatTokenAbi } from "../../src/adapters/evm/fiat-token-artifact.js";
+import type { Signer } from "../../src/domain/settlement/ports.js";
 import { freePort, startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import * as grpc from "@grpc/grpc-js";
 import { HealthCheckResponse_ServingStatus, HealthClient } from "../../gen/grpc/health/v1/health.js";

@@ -4,9 +4,9 @@
  * fake clock: what each line protects is stated in its test's name.
  */
 import { describe, expect, it } from "vitest";
-import { InProcessSenderLock, MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
-import { ChainUnavailableError } from "../../src/settlement/ports.js";
-import { SettlementMisconfiguredError, SettlementWorker, type SettlementWorkerOptions } from "../../src/settlement/worker.js";
+import { InProcessSenderLock, MemorySettlementOutbox } from "../../src/adapters/memory/settlement-outbox.js";
+import { ChainUnavailableError } from "../../src/domain/settlement/ports.js";
+import { SettlementMisconfiguredError, SettlementWorker, type SettlementWorkerOptions } from "../../src/workers/settlement-sender.js";
 import { ChainDouble } from "../support/chain-double.js";
 import { FakeClock } from "../support/fake-clock.js";
 

@@ -4,11 +4,11 @@
  * ERC-20 mint signed by the HSM key, through crashes and node outages.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EvmChainSettlement } from "../../src/settlement/chain-evm.js";
-import { fiatTokenAbi } from "../../src/settlement/fiat-token-artifact.js";
-import { MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
-import { Pkcs11Signer } from "../../src/settlement/signer-pkcs11.js";
-import { createFaultHook } from "../../src/settlement/worker.js";
+import { EvmChainSettlement } from "../../src/adapters/evm/chain-evm.js";
+import { fiatTokenAbi } from "../../src/adapters/evm/fiat-token-artifact.js";
+import { MemorySettlementOutbox } from "../../src/adapters/memory/settlement-outbox.js";
+import { Pkcs11Signer } from "../../src/adapters/pkcs11/signer-pkcs11.js";
+import { createFaultHook } from "../../src/workers/settlement-sender.js";
 import { PgRelay as TcpRelay } from "../support/pg-relay.js";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { createDevToken } from "../support/softhsm.js";

@@ -5,7 +5,7 @@
  * the "node" answers is set by the test.
  */
 import type { Blockchain } from "../../src/domain/model.js";
-import type { Address, BroadcastOutcome, ChainSettlement, Fees, Hex, NonceAt, SignedTx, TxLookup } from "../../src/settlement/ports.js";
+import type { Address, BroadcastOutcome, ChainSettlement, Fees, Hex, NonceAt, SignedTx, TxLookup } from "../../src/domain/settlement/ports.js";
 
 let counter = 0;
 

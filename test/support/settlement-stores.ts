@@ -12,8 +12,8 @@ import { openPostgresStores } from "../../src/adapters/postgres/index.js";
 import type { JournalEntry } from "../../src/domain/journal.js";
 import { mintRequest, redeemRequest, type MintRecord, type RedemptionRecord } from "../../src/domain/model.js";
 import type { ApprovalStore, ExactlyOnceStore } from "../../src/domain/ports.js";
-import { MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
-import type { SettlementOutbox } from "../../src/settlement/ports.js";
+import { MemorySettlementOutbox } from "../../src/adapters/memory/settlement-outbox.js";
+import type { SettlementOutbox } from "../../src/domain/settlement/ports.js";
 import { FakeClock } from "./fake-clock.js";
 import { createTestDatabase } from "./pg-test-database.js";
 

@@ -11,8 +11,8 @@ import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
-import { generatePkcs11Key, type Pkcs11Settings } from "../../src/settlement/signer-pkcs11.js";
-import type { Address } from "../../src/settlement/ports.js";
+import { generatePkcs11Key, type Pkcs11Settings } from "../../src/adapters/pkcs11/signer-pkcs11.js";
+import type { Address } from "../../src/domain/settlement/ports.js";
 
 export const SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so";
 

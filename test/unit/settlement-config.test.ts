@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, describeConfig, loadConfig } from "../../src/config.js";
-import { chainsThatCannotBurn } from "../../src/settlement/runtime.js";
+import { chainsThatCannotBurn } from "../../src/settlement-runtime.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "mint-settlement-config-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { keccak256, toHex, hexToBytes, type Hex } from "viem";
 import { generatePrivateKey, privateKeyToAddress, sign } from "viem/accounts";
-import { addressOfPublicKey, SigningKey } from "../../src/settlement/ecdsa.js";
-import type { Address, EcdsaSignature } from "../../src/settlement/ports.js";
+import { addressOfPublicKey, SigningKey } from "../../src/adapters/pkcs11/ecdsa.js";
+import type { Address, EcdsaSignature } from "../../src/domain/settlement/ports.js";
 
 /** The key of `privateKey` as the PKCS#11 signer holds it: only the public half. */
 function keyOf(privateKey: Hex): SigningKey {
@@ -17,7 +17,7 @@ async function toEthereumSignature(digest: Hex, raw: Uint8Array, address: Addres
   if (key === undefined) throw new Error(`signature does not recover ${address} (no such key)`);
   return key.toEthereumSignature(digest, raw);
 }
-import { DevKeySigner } from "../../src/settlement/signer-dev-key.js";
+import { DevKeySigner } from "../../src/adapters/evm/signer-dev-key.js";
 
 const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 const hex32 = (n: bigint): string => n.toString(16).padStart(64, "0");

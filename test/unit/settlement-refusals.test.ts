@@ -3,7 +3,7 @@
  * local node's (EDR), in any case; "already known" is not a refusal.
  */
 import { describe, expect, it } from "vitest";
-import { ALREADY_KNOWN, classifyRefusal } from "../../src/settlement/refusals.js";
+import { ALREADY_KNOWN, classifyRefusal } from "../../src/adapters/evm/refusals.js";
 
 const CASES = [
   // geth

@@ -14,8 +14,8 @@ import { decideApproval, decideRejection, differingFields, sameRequest, type Acc
 import { isAborted, type ApprovalStore, type Effect, type ExactlyOnceStore, type IdempotencyClaim, type IdempotencyStore, type KeyedCall, type LedgerStore, type ListMintsQuery, type Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
-import { BURN_CONFIRMED_ACTION, BURN_FAILED_ACTION, settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
-import type { Settlement, SettlementEffects, SettlementOutbox } from "../../settlement/ports.js";
+import { BURN_CONFIRMED_ACTION, BURN_FAILED_ACTION, settlementJournal, settlementRefusal } from "../../domain/settlement/ledger-rules.js";
+import type { Settlement, SettlementEffects, SettlementOutbox } from "../../domain/settlement/ports.js";
 import { MemoryAuditJournal } from "./memory-audit-journal.js";
 
 /** Who holds a key's gate, and who waits behind it. */

@@ -19,7 +19,7 @@ import { runMigrations } from "./migrations.js";
 import { PgDatabase } from "./pg-database.js";
 import { silentLogger, type AdapterLogger } from "../../logger.js";
 import { classifyPgError, pgUnavailableError } from "./pg-errors.js";
-import { PostgresSettlementOutbox } from "../../settlement/outbox-postgres.js";
+import { PostgresSettlementOutbox } from "./settlement-outbox.js";
 import { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
 import { PostgresExactlyOnceStore } from "./postgres-exactly-once-store.js";
 import { PostgresLedgerStore } from "./postgres-ledger-store.js";

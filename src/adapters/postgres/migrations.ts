@@ -10,14 +10,10 @@
  * with its `schema_migrations` row, so a crash leaves it applied or not at all.
  */
 import type pg from "pg";
-import { BURN_SETTLEMENT_MIGRATION, GAS_SETTLEMENT_MIGRATION, SETTLEMENT_MIGRATIONS } from "../../settlement/outbox-postgres.js";
+import type { Migration } from "./migration.js";
+import { BURN_SETTLEMENT_MIGRATION, GAS_SETTLEMENT_MIGRATION, SETTLEMENT_MIGRATIONS } from "./settlement-outbox.js";
 
-export interface Migration {
-  /** Applied in ascending order; never renumber or edit an applied one, add a new one. */
-  readonly version: number;
-  readonly name: string;
-  readonly sql: string;
-}
+export type { Migration } from "./migration.js";
 
 export const MIGRATIONS: readonly Migration[] = [
   {

@@ -17,7 +17,7 @@ import type { JournalEntry } from "../../domain/journal.js";
 import type { AccountState, MintRecord, NewMint, NewRedemption, NewTransfer, RedemptionRecord, SupplyState, TransferRecord } from "../../domain/model.js";
 import type { IdempotencyClaim, LedgerStore, ListMintsQuery } from "../../domain/ports.js";
 import type { Result } from "../../domain/result.js";
-import type { SettlementEffects } from "../../settlement/ports.js";
+import type { SettlementEffects } from "../../domain/settlement/ports.js";
 import type pg from "pg";
 import { getAccount, getBalance, getPendingBalance } from "./ledger/accounts.js";
 import { getAllowance, setAllowance } from "./ledger/allowances.js";

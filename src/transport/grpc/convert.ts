@@ -11,7 +11,7 @@ import {
   type Transfer,
 } from "../../../gen/usdc/mint/v1/mint.js";
 import { canonicalObjectJson, type AuditRecord } from "../../domain/audit.js";
-import type { Settlement } from "../../settlement/ports.js";
+import type { Settlement } from "../../domain/settlement/ports.js";
 import { callerIdempotencyKey } from "../../domain/authorization.js";
 import { BLOCKCHAINS, type Blockchain as DomainBlockchain, type MintRecord, type RedemptionRecord, type SupplyState, type TransferRecord } from "../../domain/model.js";
 import { formatMicros } from "../../domain/money.js";

@@ -55,8 +55,8 @@ import { ok } from "../../domain/result.js";
 import { invalid } from "../../domain/errors.js";
 import { fail } from "../../domain/result.js";
 import { isBlockchain, type MintRecord, type RedemptionRecord } from "../../domain/model.js";
-import { ChainUnavailableError } from "../../settlement/ports.js";
-import type { SettlementReads } from "../../settlement/runtime.js";
+import { ChainUnavailableError } from "../../domain/settlement/ports.js";
+import type { SettlementReads } from "../../domain/settlement/reads.js";
 import {
   auditEventToProto,
   blockchainName,

@@ -17,7 +17,7 @@ import { identifyCall } from "./auth-check.js";
 import { Edge } from "./edge.js";
 import { HealthService, OVERALL_SERVICE } from "./health.js";
 import { mintServiceHandlers } from "./mint-handlers.js";
-import type { SettlementReads } from "../../settlement/runtime.js";
+import type { SettlementReads } from "../../domain/settlement/reads.js";
 import { addReflection, loadDescriptorSet, REFLECTION_SERVICES, type ReflectionHandle } from "./reflection.js";
 import { failureToStatus } from "./status.js";
 

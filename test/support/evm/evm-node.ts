@@ -22,8 +22,8 @@ import {
   type Account,
 } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { fiatTokenAbi, fiatTokenBytecode } from "../../../src/settlement/fiat-token-artifact.js";
-import type { Address } from "../../../src/settlement/ports.js";
+import { fiatTokenAbi, fiatTokenBytecode } from "../../../src/adapters/evm/fiat-token-artifact.js";
+import type { Address } from "../../../src/domain/settlement/ports.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const HARDHAT_BIN = path.join(ROOT, "node_modules", ".bin", "hardhat");

@@ -7,10 +7,10 @@ import { parseAbiItem, recoverTransactionAddress, zeroAddress, type Hex } from "
 import { privateKeyToAddress, generatePrivateKey } from "viem/accounts";
 import { systemClock } from "../../../src/domain/clock.js";
 import type { Blockchain } from "../../../src/domain/model.js";
-import { EvmChainSettlement } from "../../../src/settlement/chain-evm.js";
-import { InProcessSenderLock, MemorySettlementOutbox } from "../../../src/settlement/outbox-memory.js";
-import type { Address, Settlement, SettlementOutbox, Signer } from "../../../src/settlement/ports.js";
-import { SettlementWorker, type SettlementWorkerOptions } from "../../../src/settlement/worker.js";
+import { EvmChainSettlement } from "../../../src/adapters/evm/chain-evm.js";
+import { InProcessSenderLock, MemorySettlementOutbox } from "../../../src/adapters/memory/settlement-outbox.js";
+import type { Address, Settlement, SettlementOutbox, Signer } from "../../../src/domain/settlement/ports.js";
+import { SettlementWorker, type SettlementWorkerOptions } from "../../../src/workers/settlement-sender.js";
 import type { EvmNode } from "./evm-node.js";
 
 export const BLOCKCHAIN: Blockchain = "ETHEREUM";

@@ -7,7 +7,7 @@ import { asPgClaim } from "../pg-claim.js";
 import { dbNowSql } from "../pg-database.js";
 import { isoOfWallMs } from "../postgres-idempotency-store.js";
 import { redemptionToJson } from "../stored-result-codec.js";
-import { enqueueSettlement } from "../../../settlement/outbox-postgres.js";
+import { enqueueSettlement } from "../settlement-outbox.js";
 import { redemptionResult, unsealedRecord } from "../../../domain/audit.js";
 import type { JournalEntry } from "../../../domain/journal.js";
 import { journalParams } from "../postgres-audit-journal.js";

@@ -1,8 +1,8 @@
 /** The ledger's side of a final settlement in SQL, run on the outbox's transaction. */
 import { assert } from "../../../domain/errors.js";
 import { isoOfWallMs } from "../postgres-idempotency-store.js";
-import { BURN_CONFIRMED_ACTION, BURN_FAILED_ACTION, settlementJournal } from "../../../settlement/ledger-rules.js";
-import type { Settlement, SettlementEffects } from "../../../settlement/ports.js";
+import { BURN_CONFIRMED_ACTION, BURN_FAILED_ACTION, settlementJournal } from "../../../domain/settlement/ledger-rules.js";
+import type { Settlement, SettlementEffects } from "../../../domain/settlement/ports.js";
 import { withAllowanceRefund, redemptionRecreditResult, reversalResult, unsealedRecord } from "../../../domain/audit.js";
 import { appendJournal } from "../postgres-audit-journal.js";
 import type { LedgerTx } from "./tx.js";

@@ -10,8 +10,8 @@
  */
 import { getAddress, isAddress, zeroAddress } from "viem";
 import { parse as parseYaml } from "yaml";
-import { BLOCKCHAINS, type Blockchain } from "../domain/model.js";
-import { FAULT_POINTS, type Address, type FaultPoint } from "./ports.js";
+import { BLOCKCHAINS, type Blockchain } from "./domain/model.js";
+import { FAULT_POINTS, type Address, type FaultPoint } from "./domain/settlement/ports.js";
 
 /** The chains the EVM adapter can settle on; the others need adapters of their own. */
 export const EVM_BLOCKCHAINS: readonly Blockchain[] = ["ETHEREUM", "BASE", "ARBITRUM", "POLYGON", "AVALANCHE", "OPTIMISM"];

@@ -5,7 +5,7 @@
  * clock, as the gRPC metrics link does: it is the device's real time that an
  * operator watches (a fake clock in a test would report 0).
  */
-import type { EcdsaSignature, Hex, SettlementMetricsSink, Signer } from "./ports.js";
+import type { EcdsaSignature, Hex, SettlementMetricsSink, Signer } from "../domain/settlement/ports.js";
 
 export function timedSigner(signer: Signer, metrics: SettlementMetricsSink): Signer {
   return {

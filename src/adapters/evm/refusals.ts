@@ -5,7 +5,7 @@
  * case-insensitively, for each class. Anything else is "unknown": the worker
  * backs off and reports it instead of retrying it hot.
  */
-import type { RefusalClass } from "./ports.js";
+import type { RefusalClass } from "../../domain/settlement/ports.js";
 
 /** The node already has these exact bytes: the broadcast counts as accepted. geth: "already known"; EDR: "Known transaction: 0x…". */
 export const ALREADY_KNOWN = /already known|known transaction|already imported|already exists/i;

@@ -12,7 +12,7 @@
  */
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { getAddress, keccak256 } from "viem";
-import type { Address, EcdsaSignature, Hex } from "./ports.js";
+import type { Address, EcdsaSignature, Hex } from "../../domain/settlement/ports.js";
 
 type Point = InstanceType<typeof secp256k1.ProjectivePoint>;
 
@@ -94,9 +94,4 @@ export function addressOfPublicKey(uncompressed: Uint8Array): Address {
   if (uncompressed.length !== 65 || uncompressed[0] !== 0x04) throw new Error("expected a 65-byte uncompressed secp256k1 point");
   const hash = keccak256(uncompressed.subarray(1));
   return getAddress(`0x${hash.slice(-40)}`);
-}
-
-/** True for a 32-byte hex digest. */
-export function isDigest(digest: string): digest is Hex {
-  return /^0x[0-9a-fA-F]{64}$/.test(digest);
 }

@@ -1,15 +1,22 @@
 /**
  * On-chain settlement: the ports the settlement worker needs. Like
- * `src/domain/ports.ts`, this module imports no adapter; adapters live beside
- * it (`signer-*.ts`, `chain-*.ts`, `outbox-*.ts`) and are chosen once, at wiring.
+ * `src/domain/ports.ts`, this module imports no adapter; the adapters (the
+ * EVM client and dev-key signer in `src/adapters/evm/`, the PKCS#11 signer in
+ * `src/adapters/pkcs11/`, the outboxes beside the memory and PostgreSQL
+ * stores) are chosen once, at wiring.
  *
  * Money is `bigint` micro-USDC; the token has 6 decimals, so one micro-USDC is
  * one token base unit and amounts go on-chain unchanged.
  */
-import type { Blockchain } from "../domain/model.js";
+import type { Blockchain } from "../model.js";
 
 export type Hex = `0x${string}`;
 export type Address = `0x${string}`;
+
+/** True for a 32-byte hex digest (what `Signer.signDigest` takes). */
+export function isDigest(digest: string): digest is Hex {
+  return /^0x[0-9a-fA-F]{64}$/.test(digest);
+}
 
 /** A secp256k1 signature over a 32-byte digest, s already normalised to the lower half of the curve order. */
 export interface EcdsaSignature {
@@ -445,6 +452,12 @@ export type FaultPoint = (typeof FAULT_POINTS)[number];
 export type FaultHook = (point: FaultPoint, settlementId: string) => void;
 
 /** Thrown by an in-process fault hook: the worker stops at once, as if the process had died. */
+/** The chain or token is configured so that every mint would fail; the worker signs nothing until it is fixed. */
+export class SettlementMisconfiguredError extends Error {
+  override readonly name = "SettlementMisconfiguredError";
+  readonly code = "SETTLEMENT_MISCONFIGURED";
+}
+
 export class WorkerCrash extends Error {
   override readonly name = "WorkerCrash";
 }

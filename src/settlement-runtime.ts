@@ -4,16 +4,15 @@
  * settings name, build one EVM adapter and one worker per configured chain
  * over the given outbox and sender lock, start and stop them together.
  */
-import type { Clock } from "../domain/clock.js";
-import type { Blockchain } from "../domain/model.js";
-import { EvmChainSettlement } from "./chain-evm.js";
-import type { ChainSettlement, FaultHook, SenderLock, Settlement, SettlementMetricsSink, SettlementOutbox, Signer } from "./ports.js";
-import { reconcileChain, type ChainReport } from "./reconcile.js";
+import type { Clock } from "./domain/clock.js";
+import type { Blockchain } from "./domain/model.js";
+import { EvmChainSettlement } from "./adapters/evm/chain-evm.js";
+import type { ChainSettlement, FaultHook, SenderLock, Settlement, SettlementMetricsSink, SettlementOutbox, Signer } from "./domain/settlement/ports.js";
 import type { SettlementSettings, SignerSettings } from "./settlement-config.js";
-import { DevKeySigner } from "./signer-dev-key.js";
-import { Pkcs11Signer } from "./signer-pkcs11.js";
-import { timedSigner } from "./timed-signer.js";
-import { SettlementWorker, type WorkerStatus } from "./worker.js";
+import { DevKeySigner } from "./adapters/evm/signer-dev-key.js";
+import { Pkcs11Signer } from "./adapters/pkcs11/signer-pkcs11.js";
+import { timedSigner } from "./workers/timed-signer.js";
+import { SettlementWorker, type WorkerStatus } from "./workers/settlement-sender.js";
 
 /** Opens the signer the settings name; throws with one line when the token or key is unusable. */
 export function openSigner(settings: SignerSettings): Signer {
@@ -135,24 +134,4 @@ export function chainsThatCannotBurn(settings: SettlementSettings, signerAddress
   return settings.chains.filter((c) => c.treasury.toLowerCase() !== signerAddress.toLowerCase()).map((c) => c.blockchain);
 }
 
-/** What the gRPC handlers read of settlement (Mint.settlement, ReconcileChain). */
-export interface SettlementReads {
-  required(blockchain: Blockchain): boolean;
-  /** The settlements of these mints that exist (a mint without one is NOT_REQUIRED), in one outbox lookup. */
-  getMany(mintIds: readonly string[]): Promise<Map<string, Settlement>>;
-  /** null when the chain does not settle. Throws ChainUnavailableError when the node cannot be reached. */
-  reconcile(blockchain: Blockchain): Promise<ChainReport | null>;
-}
-
-export function settlementReads(runtime: SettlementRuntime, outbox: SettlementOutbox & { list(blockchain: Blockchain): Promise<Settlement[]> | Settlement[] }): SettlementReads {
-  return {
-    required: (b) => runtime.required(b),
-    // One batch per page (one query in PostgreSQL), not one lookup per mint.
-    getMany: (mintIds) => outbox.getMany(mintIds),
-    async reconcile(b) {
-      const chain = runtime.chain(b);
-      if (chain === undefined) return null;
-      return reconcileChain(chain, await outbox.list(b));
-    },
-  };
-}
+export { settlementReads, type SettlementReads } from "./domain/settlement/reads.js";

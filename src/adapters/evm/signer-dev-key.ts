@@ -4,8 +4,7 @@
  * anyone who reads the process's memory or configuration holds the treasury.
  */
 import { sign, privateKeyToAddress } from "viem/accounts";
-import { isDigest } from "./ecdsa.js";
-import type { Address, EcdsaSignature, Hex, Signer } from "./ports.js";
+import { isDigest, type Address, type EcdsaSignature, type Hex, type Signer } from "../../domain/settlement/ports.js";
 
 export class DevKeySigner implements Signer {
   readonly kind = "dev-key" as const;

@@ -14,8 +14,8 @@
 import { createRequire } from "node:module";
 import { Mutex } from "async-mutex";
 import type * as Pkcs11Types from "pkcs11js";
-import { isDigest, SigningKey } from "./ecdsa.js";
-import type { Address, EcdsaSignature, Hex, Signer } from "./ports.js";
+import { SigningKey } from "./ecdsa.js";
+import { isDigest, type Address, type EcdsaSignature, type Hex, type Signer } from "../../domain/settlement/ports.js";
 
 // pkcs11js is a native CommonJS module; loaded lazily so that a service that
 // never uses PKCS#11 never loads it.

@@ -5,7 +5,7 @@
  * in-flight settlements are indexed per chain, so the worker's queries never
  * scan settled history.
  */
-import type { Blockchain } from "../domain/model.js";
+import type { Blockchain } from "../../domain/model.js";
 import {
   MAX_GET_MANY,
   type MinedAt,
@@ -18,7 +18,7 @@ import {
   type SettlementState,
   type SettlementTx,
   type SenderLock,
-} from "./ports.js";
+} from "../../domain/settlement/ports.js";
 
 type Mined = MinedAt;
 

@@ -25,7 +25,7 @@ import {
   type PublicClient,
   type TransactionSerializableEIP1559,
 } from "viem";
-import type { Blockchain } from "../domain/model.js";
+import type { Blockchain } from "../../domain/model.js";
 import { fiatTokenAbi } from "./fiat-token-artifact.js";
 import { ALREADY_KNOWN, classifyRefusal } from "./refusals.js";
 import {
@@ -41,7 +41,7 @@ import {
   type SignedTx,
   type Signer,
   type TxLookup,
-} from "./ports.js";
+} from "../../domain/settlement/ports.js";
 
 export interface EvmChainSettings {
   readonly blockchain: Blockchain;

@@ -22,125 +22,35 @@
  * A chain outage or a store outage ends the pass; the worker waits (backing
  * off up to `maxBackoffMs`) and resumes where the stored state says it is.
  */
-import type { Clock } from "../domain/clock.js";
 import {
   ChainUnavailableError,
   noSettlementMetrics,
+  SettlementMisconfiguredError,
   WorkerCrash,
   type ChainSettlement,
   type BroadcastOutcome,
   type ChainSettlementMetrics,
-  type FaultHook,
   type FaultPoint,
-  type FeeQuote,
   type Fees,
   type Hex,
-  type RefusalClass,
-  type SenderLock,
   type Settlement,
   type SettlementOutbox,
   type SettlementTx,
   type SignedTx,
   type TxLookup,
-} from "./ports.js";
+} from "../domain/settlement/ports.js";
+import { capFees, replacementFees } from "../domain/settlement/fees.js";
+import type { GasView, Refusal, SettlementWorkerOptions, TickReport, WorkerStatus } from "./settlement-sender-options.js";
 
-export interface SettlementWorkerOptions {
-  readonly chain: ChainSettlement;
-  readonly outbox: SettlementOutbox;
-  readonly lock: SenderLock;
-  readonly clock: Clock;
-  /** Confirmations (the including block counts as 1) before CONFIRMED or FAILED; at least 1. */
-  readonly confirmations: number;
-  /** Pause between passes when idle. */
-  readonly pollIntervalMs: number;
-  /** Longest pause after repeated errors. */
-  readonly maxBackoffMs?: number;
-  /** Most settlements signed and not final at once (bounds the nonce gap a stuck transaction can leave). */
-  readonly maxInFlight?: number;
-  /**
-   * A transaction not mined this long after it was signed (wall ms)
-   * is replaced by one with the same nonce and higher fees (default: never).
-   */
-  readonly feeBumpTimeoutMs?: number;
-  /** How long an unknown transaction waits before its bytes are broadcast again. */
-  readonly rebroadcastAfterMs?: number;
-  /** The fee ceiling (wei per gas): sign at min(suggested, ceiling); wait while the base fee plus the tip is above it; bumps never pass it. Absent or null: none. */
-  readonly maxFeePerGasWei?: bigint | null;
-  /** The signer's balance floor (wei): below it the chain is unhealthy and nothing is signed. Absent or null: `signerBalanceFloorTxs` transactions at the fee signed now. */
-  readonly signerBalanceFloorWei?: bigint | null;
-  /** Transactions the derived floor covers (default 10; 0 turns the floor off while still refusing what the signer cannot pay). */
-  readonly signerBalanceFloorTxs?: number;
-  /** Longest pause before bytes a node refused for an unknown reason are offered again (default 5 min). */
-  readonly maxRefusalBackoffMs?: number;
-  /** Test-only: called at each fault point (see `createFaultHook`). */
-  readonly faultHook?: FaultHook;
-  /** Where the worker records outcomes, fee bumps, reorgs and failed passes (default: nowhere). */
-  readonly metrics?: ChainSettlementMetrics;
-  /** Told about every failed pass (logging); never throws. */
-  readonly onError?: (err: unknown) => void;
-  /** Told, once per change, why settlements wait (signer balance, fee ceiling) and about every refused broadcast (logging); never throws. */
-  readonly onNotice?: (message: string) => void;
-  /** Told once when the node cannot give a proof the worker needs (logging), e.g. a deep nonce read on a node that is not an archive node; never throws. */
-  readonly onWarning?: (message: string) => void;
-}
-
-export interface TickReport {
-  readonly role: "sender" | "standby";
-  readonly signed: number;
-  readonly confirmed: number;
-  readonly failed: number;
-  readonly rebroadcast: number;
-}
-
-/** What health reports for settlement, separately from the ledger's health. */
-export interface WorkerStatus {
-  readonly blockchain: string;
-  readonly role: "sender" | "standby" | "stopped";
-  /** False while the last pass failed (node or store unreachable). */
-  readonly healthy: boolean;
-  readonly lastError: string;
-  readonly consecutiveErrors: number;
-  /** Fee-bump replacements signed since start. */
-  readonly replacements: number;
-  /** Why PENDING settlements wait (signer balance, fee ceiling), as of the last pass; empty when they do not. */
-  readonly waitReason: string;
-  /** The signer's balance as last read (wei); null before the first read or when the chain cannot tell. */
-  readonly signerBalanceWei: bigint | null;
-}
-
+export type { SettlementWorkerOptions, TickReport, WorkerStatus } from "./settlement-sender-options.js";
+export { createFaultHook } from "./fault-hook.js";
+export { SettlementMisconfiguredError } from "../domain/settlement/ports.js";
 type Mined = Extract<TxLookup, { kind: "mined" }> & { hash: Hex };
-
-/** What a pass learned about gas before signing: the fees it may sign at (null: the ceiling holds everything back) and what the signer can still pay. */
-interface GasView {
-  readonly fees: Fees | null;
-  /** Why nothing is signed this pass; "" when signing may go ahead. */
-  readonly waitReason: string;
-  readonly waitKind: "fee_ceiling" | "signer_balance" | null;
-  /** Balance minus the worst case of every signed, unmined transaction (wei); null when the chain cannot tell the balance. */
-  available: bigint | null;
-}
-
-/** A refused broadcast remembered per settlement, so its bytes are not offered again hot. */
-interface Refusal {
-  readonly refusal: RefusalClass;
-  readonly count: number;
-  /** Monotonic ms before which the bytes are not offered again. */
-  readonly retryAtMs: number;
-}
-
-/** The smallest raise a node accepts for a replacement: 10% on both EIP-1559 fees (rounded up). */
-const minReplacement = (v: bigint): bigint => v + (v + 9n) / 10n;
 
 /** In-flight settlements looked up at once per pass. */
 const LOOKUP_BATCH = 16;
 /** How often a sender re-checks the token's configuration (queue or no queue). */
 const PREFLIGHT_EVERY_MS = 60_000;
-
-/** The chain or token is configured so that every mint would fail; the worker signs nothing until it is fixed. */
-export class SettlementMisconfiguredError extends Error {
-  override readonly name = "SettlementMisconfiguredError";
-  readonly code = "SETTLEMENT_MISCONFIGURED";
-}
 
 export class SettlementWorker {
   private readonly chain: ChainSettlement;
@@ -393,7 +303,7 @@ export class SettlementWorker {
   private async readGas(inFlight: readonly Settlement[]): Promise<GasView> {
     const [quote, balance] = await Promise.all([this.chain.suggestFees(), this.chain.signerBalance?.() ?? Promise.resolve(null)]);
     this.signerBalanceWei = balance;
-    const capped = this.capFees(quote);
+    const capped = capFees(quote, this.opts.maxFeePerGasWei ?? null);
     let available: bigint | null = null;
     if (balance !== null) {
       available = balance;
@@ -418,16 +328,6 @@ export class SettlementWorker {
     return { fees: capped.fees, waitReason: "", waitKind: null, available };
   }
 
-  /** min(suggested, ceiling) while the ceiling covers the base fee plus the tip; otherwise why the settlement waits. */
-  private capFees(quote: FeeQuote): { fees: Fees } | { wait: string } {
-    const cap = this.opts.maxFeePerGasWei ?? null;
-    if (cap === null || quote.maxFeePerGas <= cap) return { fees: { maxFeePerGas: quote.maxFeePerGas, maxPriorityFeePerGas: quote.maxPriorityFeePerGas } };
-    const base = quote.baseFeePerGas ?? 0n;
-    if (base + quote.maxPriorityFeePerGas > cap) {
-      return { wait: `waiting for the fee ceiling: base fee ${base} wei + tip ${quote.maxPriorityFeePerGas} wei is above maxFeePerGas ${cap} wei` };
-    }
-    return { fees: { maxFeePerGas: cap, maxPriorityFeePerGas: quote.maxPriorityFeePerGas } };
-  }
 
   /** Writes the chain's wait reason to the outbox when it changed (PENDING settlements answer it), and says so once. */
   private async setWaitReason(reason: string): Promise<void> {
@@ -507,20 +407,12 @@ export class SettlementWorker {
    * is mined settles the mint (the nonce admits only one).
    */
   private async bumpFees(s: Settlement, last: SettlementTx): Promise<boolean> {
-    const suggested = await this.chain.suggestFees();
-    const bump = (v: bigint): bigint => v + (v + 7n) / 8n;
-    let priority = bump(last.maxPriorityFeePerGas) > suggested.maxPriorityFeePerGas ? bump(last.maxPriorityFeePerGas) : suggested.maxPriorityFeePerGas;
-    let maxFee = bump(last.maxFeePerGas) > suggested.maxFeePerGas ? bump(last.maxFeePerGas) : suggested.maxFeePerGas;
-    if (maxFee < priority) maxFee = priority;
-    // The ceiling holds for bumps too: clipped to it, and no bump at all when
-    // the clipped fees would not raise both by the 10% a node requires.
-    const cap = this.opts.maxFeePerGasWei ?? null;
-    if (cap !== null && maxFee > cap) maxFee = cap;
-    if (priority > maxFee) priority = maxFee;
-    if (maxFee < minReplacement(last.maxFeePerGas) || priority < minReplacement(last.maxPriorityFeePerGas)) {
-      await this.holdBump(s, `waiting for the fee ceiling: a replacement must raise maxFeePerGas ${last.maxFeePerGas} wei by 10%, above the ceiling of ${cap ?? "?"} wei`);
+    const bumped = replacementFees(last, await this.chain.suggestFees(), this.opts.maxFeePerGasWei ?? null);
+    if ("wait" in bumped) {
+      await this.holdBump(s, bumped.wait);
       return false;
     }
+    const { maxFeePerGas: maxFee, maxPriorityFeePerGas: priority } = bumped.fees;
     // Nor a bump the signer cannot pay for: the replacement's worst case replaces the last one's.
     const gas = this.gas;
     const [newCost, oldCost] = [this.worstCost(maxFee), this.worstCost(last.maxFeePerGas)];
@@ -531,7 +423,7 @@ export class SettlementWorker {
       }
       gas.available -= newCost - oldCost;
     }
-    const fees = { maxFeePerGas: maxFee, maxPriorityFeePerGas: priority };
+    const fees = bumped.fees;
     const tx = await this.sign(s, last.nonce, fees);
     const wallMs = this.opts.clock.wallMs();
     const stored = await this.outbox.recordReplacement(s.settlementId, { hash: tx.hash, raw: tx.raw, nonce: last.nonce, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas, signedWallMs: wallMs }, wallMs);
@@ -692,20 +584,3 @@ export class SettlementWorker {
   }
 }
 
-/**
- * The test-only fault hook: stops at the `count`-th time `point` is reached.
- * `action` "exit" kills the process (SIGKILL: no cleanup, as a crash);
- * "throw" raises `WorkerCrash` to stop an in-process worker the same way.
- * Refused unless the operator set MINT_TEST_FAULTS=true (`enabled`).
- */
-export function createFaultHook(opts: { enabled: boolean; point: FaultPoint; count?: number; action: "exit" | "throw"; kill?: () => void }): FaultHook {
-  if (!opts.enabled) throw new Error("fault hooks are refused unless MINT_TEST_FAULTS=true");
-  let seen = 0;
-  return (point) => {
-    if (point !== opts.point) return;
-    seen++;
-    if (seen !== (opts.count ?? 1)) return;
-    if (opts.action === "throw") throw new WorkerCrash(`test fault at ${point}`);
-    (opts.kill ?? (() => process.kill(process.pid, "SIGKILL")))();
-  };
-}

@@ -5,7 +5,7 @@
  * settlement's transaction up to find those whose on-chain state differs
  * from the ledger's. Read-only.
  */
-import type { Blockchain } from "../domain/model.js";
+import type { Blockchain } from "../model.js";
 import type { ChainSettlement, Hex, Settlement, SettlementKind, SettlementState } from "./ports.js";
 
 export interface SettlementDifference {

@@ -12,9 +12,9 @@
  * they are appended to the ledger's `MIGRATIONS` (versions 15xx are reserved).
  */
 import type pg from "pg";
-import { BLOCKCHAINS, type Blockchain } from "../domain/model.js";
-import type { Migration } from "../adapters/postgres/migrations.js";
-import { backgroundBounds, inTransaction, type TxBounds } from "../adapters/postgres/pg-transaction.js";
+import { BLOCKCHAINS, type Blockchain } from "../../domain/model.js";
+import type { Migration } from "./migration.js";
+import { backgroundBounds, inTransaction, type TxBounds } from "./pg-transaction.js";
 import {
   MAX_GET_MANY,
   type Hex,
@@ -28,7 +28,7 @@ import {
   type SettlementOutbox,
   type SettlementState,
   type SettlementTx,
-} from "./ports.js";
+} from "../../domain/settlement/ports.js";
 
 export const SETTLEMENT_MIGRATIONS: readonly Migration[] = [
   {

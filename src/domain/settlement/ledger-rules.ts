@@ -3,8 +3,8 @@
  * settlement: ReconcileMint's answer for each settlement state, and the
  * journal entry of a settlement outcome.
  */
-import type { Failure } from "../domain/errors.js";
-import type { JournalEntry } from "../domain/journal.js";
+import type { Failure } from "../errors.js";
+import type { JournalEntry } from "../journal.js";
 import type { Settlement } from "./ports.js";
 
 /** What ReconcileMint answers for a settlement found in `state` (null: go on reversing). */
