@@ -19,6 +19,8 @@ import { grpcMethodsOf } from "./transport/grpc/metrics-link.js";
 import { startServer, type RunningServer } from "./transport/grpc/server.js";
 import { Security, type ReloadReport } from "./auth/security.js";
 import type { SettlementReads, SettlementRuntime } from "./settlement/runtime.js";
+import type { LedgerEventFeed } from "./domain/ledger-events.js";
+import { LedgerWatchHub } from "./domain/ledger-watch-hub.js";
 
 /** Most expired pending mints one sweep round rejects before yielding. */
 const SWEEP_BATCH_PENDING = 100;
@@ -37,6 +39,8 @@ export interface Adapters {
   readonly description: Record<string, string>;
   /** Gauges of adapter state that metrics read at scrape time (pool, limiter). */
   readonly metricsSources: Pick<MetricsSources, "pgPool" | "limiterAccounts">;
+  /** The ledger's event feed (WatchLedger). */
+  readonly ledgerEvents: LedgerEventFeed;
   /** PostgreSQL only: the settlement outbox on the store's database (issue 15). */
   readonly settlementOutbox?: () => import("./settlement/outbox-postgres.js").PostgresSettlementOutbox;
   close(): Promise<void>;
@@ -58,11 +62,14 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
   const description: Record<string, string> = {};
   const metricsSources: { -readonly [K in keyof Adapters["metricsSources"]]: Adapters["metricsSources"][K] } = {};
   let settlementOutbox: Adapters["settlementOutbox"];
+  let ledgerEvents: LedgerEventFeed;
 
   if (config.store === "memory") {
     ledger = new MemoryLedgerStore({ clock });
     idempotency = new MemoryIdempotencyStore({ ttlMs: config.idempotencyTtlMs, maxKeys: config.idempotencyMaxKeys, clock });
-    store = new MemoryExactlyOnceStore(ledger, idempotency, clock, config.auditJournal ? {} : { journal: null });
+    const memoryStore = new MemoryExactlyOnceStore(ledger, idempotency, clock, config.auditJournal ? {} : { journal: null });
+    store = memoryStore;
+    ledgerEvents = memoryStore.events;
     description.ledger = "memory";
     description.idempotency = "memory";
     description.auditJournal = config.auditJournal ? "memory" : "off";
@@ -87,6 +94,10 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
     probes.push(pg.probe);
     settlementOutbox = () => pg.settlementOutbox();
     closers.push(() => pg.close());
+    const { PostgresLedgerEventFeed } = await import("./adapters/postgres/ledger-events.js");
+    const feed = await PostgresLedgerEventFeed.connect({ url: config.store, statementTimeoutMs: config.pgStatementTimeoutMs, connectTimeoutMs: config.pgConnectTimeoutMs });
+    ledgerEvents = feed;
+    closers.push(() => feed.close());
     description.ledger = "postgres";
     description.idempotency = "postgres";
     description.auditJournal = config.auditJournal ? "postgres (sealed by one replica at a time)" : "off";
@@ -123,6 +134,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
     probes,
     description,
     metricsSources,
+    ledgerEvents,
     ...(settlementOutbox !== undefined ? { settlementOutbox } : {}),
     async close() {
       for (const c of closers.reverse()) await c();
@@ -150,7 +162,7 @@ async function openSettlement(
   let closeLock = async (): Promise<void> => undefined;
   if (adapters.store instanceof MemoryExactlyOnceStore) {
     const { MemorySettlementOutbox, InProcessSenderLock } = await import("./settlement/outbox-memory.js");
-    outbox = new MemorySettlementOutbox(adapters.store.settlementEffects());
+    outbox = new MemorySettlementOutbox(adapters.store.settlementEffects(), adapters.store.settlementObserver());
     adapters.store.attachOutbox(outbox);
     lock = new InProcessSenderLock(new Map());
   } else {
@@ -294,9 +306,21 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
   const sweepTimer = setInterval(() => void sweep(), Math.min(SWEEP_INTERVAL_MS, config.idempotencyTtlMs, config.rateWindowMs));
   sweepTimer.unref();
 
+  // One hub per replica feeds every WatchLedger stream of this replica.
+  const watch = new LedgerWatchHub({
+    feed: adapters.ledgerEvents,
+    clock,
+    pollIntervalMs: config.watchPollIntervalMs,
+    bufferEvents: config.watchBufferEvents,
+    maxWatchers: config.watchMaxWatchers,
+    retentionMs: config.watchRetentionMs,
+    onError: (err, what) => logger.warn({ err: err instanceof Error ? err.message : String(err), what }, "ledger event feed failed; retrying"),
+  });
   let server: RunningServer;
   try {
+    await watch.start();
     server = await startServer({
+      watch,
       ...(metrics === null ? {} : { metrics }),
       core,
       clock,
@@ -314,6 +338,8 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
       ...(settlement !== null ? { settlement: settlement.reads, settlementHealth: () => settlement.runtime.status() } : {}),
       closeAdapters: async () => {
         clearInterval(sweepTimer);
+        watch.shutdown();
+        await watch.idle();
         await settlement?.close();
         await adapters.close();
         // Last, so the final scrape of a draining replica still answers.
@@ -321,6 +347,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
       },
     });
   } catch (err: unknown) {
+    watch.shutdown();
     await settlement?.close();
     await observed?.listener.close();
     throw err;

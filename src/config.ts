@@ -75,6 +75,14 @@ export interface Config extends SettlementVariables {
   readonly mintAllowances: boolean;
   /** Take the caller's principal from the x-mint-dev-principal header (until auth; loopback listener only). */
   readonly devPrincipalHeader: boolean;
+  /** WatchLedger: events are kept this long; an older cursor is FAILED_PRECONDITION CURSOR_EXPIRED. */
+  readonly watchRetentionMs: number;
+  /** WatchLedger: most events waiting for one consumer; past it the stream ends CONSUMER_TOO_SLOW. */
+  readonly watchBufferEvents: number;
+  /** WatchLedger: most streams open at once on this replica (apart from MINT_MAX_CALLS_IN_FLIGHT). */
+  readonly watchMaxWatchers: number;
+  /** WatchLedger on PostgreSQL: how often the replica's one poller reads the feed. */
+  readonly watchPollIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -222,6 +230,10 @@ const SETTINGS = [
   { key: "mintApprovalsRequired", env: "MINT_APPROVALS_REQUIRED", def: "2", doc: "distinct approvers (not the requester) a pending mint needs", parse: intIn(1, 100), expect: "an integer from 1 to 100" },
   { key: "mintApprovalTtlMs", env: "MINT_APPROVAL_TTL", def: "24h", doc: "a pending mint older than this is rejected as expired", parse: durationIn(1_000, 30 * 86_400_000), expect: "a duration such as 1h, 24h (1s to 720h)" },
   { key: "mintAllowances", env: "MINT_ALLOWANCES", def: "false", doc: "cap each minter by its allowance (SetMinterAllowance); false = no cap", parse: boolParser, expect: "true or false" },
+  { key: "watchRetentionMs", env: "MINT_WATCH_RETENTION", def: "168h", doc: "WatchLedger keeps events this long; a cursor older than that is FAILED_PRECONDITION (CURSOR_EXPIRED) with the oldest cursor", parse: durationIn(1_000, 8_760 * 3_600_000), expect: "a duration such as 24h, 168h (1s to 8760h)" },
+  { key: "watchBufferEvents", env: "MINT_WATCH_BUFFER", def: "1000", doc: "WatchLedger: most events waiting for one consumer; past it the stream ends RESOURCE_EXHAUSTED (CONSUMER_TOO_SLOW) with its resume cursor", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
+  { key: "watchMaxWatchers", env: "MINT_WATCH_MAX_WATCHERS", def: "10000", doc: "WatchLedger: most streams open at once on this replica (they do not count against MINT_MAX_CALLS_IN_FLIGHT); more are RESOURCE_EXHAUSTED (WATCHERS_LIMIT)", parse: intIn(0, 1_000_000), expect: "an integer from 0 to 1000000" },
+  { key: "watchPollIntervalMs", env: "MINT_WATCH_POLL_INTERVAL", def: "100ms", doc: "WatchLedger on PostgreSQL: how often this replica's one poller reads the event feed (memory: at once)", parse: durationIn(5, 60_000), expect: "a duration from 5ms to 60s" },
   { key: "devPrincipalHeader", env: "MINT_DEV_PRINCIPAL_HEADER", def: "false", doc: "tests and demos without an auth file: the x-mint-dev-principal header renames the local caller (loopback only, refused beside MINT_AUTH_FILE)", parse: boolParser, expect: "true or false" },
 ] as const satisfies readonly Setting<keyof Config>[];
 
@@ -385,5 +397,9 @@ export function describeConfig(config: Config): Record<string, string | number |
     // Said plainly in the start line: without allowances no minter is capped.
     mintAllowances: config.mintAllowances ? "on" : "off (no minter allowance cap)",
     devPrincipalHeader: config.devPrincipalHeader,
+    watchRetentionMs: config.watchRetentionMs,
+    watchBufferEvents: config.watchBufferEvents,
+    watchMaxWatchers: config.watchMaxWatchers,
+    watchPollIntervalMs: config.watchPollIntervalMs,
   };
 }

@@ -211,6 +211,8 @@ const SAFETY: Record<Rpc, CallSafety> = {
   listRedemptions: "read",
   freezeAccount: "unkeyed",
   unfreezeAccount: "unkeyed",
+  // A stream: watchLedger resumes from its cursor instead of resending.
+  watchLedger: "read",
 };
 
 export const DEFAULT_DEADLINE_MS = 5_000;

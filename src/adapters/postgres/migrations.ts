@@ -11,6 +11,7 @@
  */
 import type pg from "pg";
 import { BURN_SETTLEMENT_MIGRATION, SETTLEMENT_MIGRATIONS } from "../../settlement/outbox-postgres.js";
+import { LEDGER_EVENTS_MIGRATION } from "./ledger-events.js";
 
 export interface Migration {
   /** Applied in ascending order; never renumber or edit an applied one, add a new one. */
@@ -269,6 +270,8 @@ BEGIN
 END $$;
 `,
   },
+  // The ledger's event feed (WatchLedger), written by triggers.
+  LEDGER_EVENTS_MIGRATION,
 ];
 
 /**

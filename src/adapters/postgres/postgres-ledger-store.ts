@@ -34,6 +34,7 @@ import type { Settlement, SettlementEffects } from "../../settlement/ports.js";
 import { approvalResult, entryOfEffect, freezeResult, LOCAL_ACTOR, mintResult, redemptionRecreditResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
 import type { JournalEntry } from "../../domain/journal.js";
 import { appendJournal, journalCte, journalCteWhen, journalParams, SEALER_APPLICATION_NAME, type PostgresAuditJournal } from "./postgres-audit-journal.js";
+import { recordAllowanceSet } from "./ledger-events.js";
 
 /**
  * `sql` (CTEs then one final SELECT) with the audit journal's CTE added
@@ -610,6 +611,7 @@ export class PostgresLedgerStore implements LedgerStore {
         [principal, amountMicros.toString()],
       );
       if (this.audit !== null) await appendJournal(lease.client, unsealedRecord(journal, { allowance: amountMicros.toString(), principal }, wallMs));
+      await recordAllowanceSet(lease.client, principal, amountMicros, wallMs);
       return ok(undefined);
     });
   }

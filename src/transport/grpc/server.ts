@@ -17,6 +17,8 @@ import { identifyCall } from "./auth-check.js";
 import { Edge } from "./edge.js";
 import { HealthService, OVERALL_SERVICE } from "./health.js";
 import { mintServiceHandlers } from "./mint-handlers.js";
+import { watchLedgerHandler } from "./watch-handler.js";
+import type { LedgerWatchHub } from "../../domain/ledger-watch-hub.js";
 import type { SettlementReads } from "../../settlement/runtime.js";
 import { addReflection, loadDescriptorSet, REFLECTION_SERVICES, type ReflectionHandle } from "./reflection.js";
 import { failureToStatus } from "./status.js";
@@ -63,6 +65,8 @@ export interface ServerOptions {
   readonly reflection: "public" | "authenticated" | "off";
   /** Honour the x-mint-dev-principal header (issue 11, until auth). */
   readonly devPrincipalHeader?: boolean;
+  /** The replica's WatchLedger hub; absent: WatchLedger is UNIMPLEMENTED. */
+  readonly watch?: LedgerWatchHub;
   /** Closes the adapters, after the server has stopped. */
   readonly closeAdapters?: () => Promise<void>;
 }
@@ -105,7 +109,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const settlementHealth = opts.settlementHealth;
   const settlementNames = (settlementHealth?.() ?? []).map((s) => settlementHealthName(s.blockchain));
   const health = new HealthService([MINT_SERVICE_NAME, ...settlementNames]);
-  server.addService(MintServiceService, mintServiceHandlers(opts.core, edge, opts.settlement));
+  server.addService(MintServiceService, { ...mintServiceHandlers(opts.core, edge, opts.settlement), watchLedger: watchLedgerHandler(opts.watch, opts.security, opts.logger) });
   health.addTo(server);
   // Reflection describes the API, not money; "authenticated" still keeps it from strangers.
   const security = opts.security;
@@ -161,6 +165,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (probeTimer !== undefined) clearInterval(probeTimer);
       health.setAll("NOT_SERVING");
       edge.startDraining();
+      // Streams never end by themselves: each ends now, with its resume cursor.
+      opts.watch?.shutdown();
       health.shutdown();
       reflection.shutdown();
       // Drain first, with the listener still open: calls arriving now get a
