@@ -227,6 +227,8 @@ export interface App {
   readonly metricsAddress: string | null;
   /** Issue 15: the settlement workers, when MINT_SETTLEMENT_FILE is set. */
   readonly settlement?: SettlementRuntime;
+  /** The replica's WatchLedger hub. */
+  readonly watch: LedgerWatchHub;
   /** Drains, stops the server and closes the adapters; true when calls in flight finished within the grace. */
   shutdown(): Promise<boolean>;
 }
@@ -360,5 +362,5 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     callsInFlight: () => server.edge.callsInFlight,
     idempotencyKeys: () => adapters.idempotency.size(),
   });
-  return { server, core, adapters, metrics, metricsAddress: observed?.listener.address ?? null, security, reload: () => security.reload(), ...(settlement !== null ? { settlement: settlement.runtime } : {}), shutdown: () => server.shutdown() };
+  return { server, core, adapters, watch, metrics, metricsAddress: observed?.listener.address ?? null, security, reload: () => security.reload(), ...(settlement !== null ? { settlement: settlement.runtime } : {}), shutdown: () => server.shutdown() };
 }
