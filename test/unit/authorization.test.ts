@@ -24,7 +24,7 @@ import {
 const GRANTS: Record<Role, readonly Rpc[]> = {
   minter: ["MintUsdc"],
   transferer: ["Transfer"],
-  reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions"],
+  reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions", "WatchLedger"],
   reconciler: ["ReconcileMint"],
   auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
   approver: ["ApproveMint", "RejectMint"],

@@ -184,6 +184,10 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_APPROVAL_TTL", "10ms"],
     ["MINT_ALLOWANCES", "maybe"],
     ["MINT_DEV_PRINCIPAL_HEADER", "sure"],
+    ["MINT_WATCH_RETENTION", "forever"],
+    ["MINT_WATCH_BUFFER", "0"],
+    ["MINT_WATCH_MAX_WATCHERS", "-5"],
+    ["MINT_WATCH_POLL_INTERVAL", "1ms"],
   ];
 
   it.each(bad)("%s=%j", (name, value) => {
