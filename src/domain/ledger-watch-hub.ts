@@ -51,7 +51,7 @@ export interface WatchHubOptions {
   readonly ringEvents?: number;
   /** Events per feed read. */
   readonly pageEvents?: number;
-  /** Told of a failed poll or prune (the hub retries). */
+  /** Told of a failed prune, and of the first failed poll of a streak (the hub retries). */
   readonly onError?: (err: unknown, what: "poll" | "prune") => void;
 }
 
@@ -77,6 +77,8 @@ export class LedgerWatchHub {
   private pruneTimer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | null = null;
   private again = false;
+  /** A failing feed is reported once per streak, not on every poll. */
+  private failing = false;
   readonly ringEvents: number;
   readonly pageEvents: number;
   /** Events the poller has read since start (metrics, bench). */
@@ -230,13 +232,15 @@ export class LedgerWatchHub {
         const page = await this.opts.feed.read(this.headPos, this.pageEvents);
         this.prunedThrough = page.prunedThrough;
         if (this.stopped) return;
+        this.failing = false;
         if (page.events.length > 0) this.publish(page.events);
         if (page.events.length < this.pageEvents) return;
         // A backlog: let the transports drain between pages.
         await new Promise((r) => setImmediate(r));
       }
     } catch (err) {
-      this.opts.onError?.(err, "poll");
+      if (!this.failing) this.opts.onError?.(err, "poll");
+      this.failing = true;
     }
   }
 
