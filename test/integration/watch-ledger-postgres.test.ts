@@ -7,6 +7,7 @@
  * transaction commits after a later-numbered one is never skipped; the audit
  * journal switched off changes nothing.
  */
+import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Blockchain, type LedgerEvent, type MintUsdcResponse } from "../../gen/usdc/mint/v1/mint.js";
@@ -209,6 +210,34 @@ describe("WatchLedger (PostgreSQL)", () => {
       spy.mockRestore();
       release();
       await s.stop();
+    }
+  });
+
+  it("a cursor older than the retention is FAILED_PRECONDITION with the oldest cursor, on every replica", async () => {
+    const a = await startTestServer(env());
+    const b = await startTestServer(env());
+    try {
+      const w = watch(a.client, { accountIds: ["ret-pg"] });
+      await w.started;
+      await mint(a, "ret-pg");
+      const old = await w.waitFor(2);
+      w.cancel();
+      // Retention as the hub runs it, with "now" far enough ahead that every event is past it.
+      expect(await a.app.adapters.ledgerEvents.prune(Date.now() + 60_000, 100_000)).toBeGreaterThanOrEqual(2);
+      await mint(a, "ret-pg");
+      for (const s of [a, b]) {
+        const e = await watch(s.client, { fromCursor: old[0]?.cursor, accountIds: ["ret-pg"] }).ended;
+        expect(e).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: "CURSOR_EXPIRED" });
+        const oldest = typeof e === "string" ? "" : (e.metadata.oldest_cursor as string);
+        const r = watch(s.client, { fromCursor: oldest, accountIds: ["ret-pg"] });
+        const kept = await r.waitFor(2);
+        r.cancel();
+        expect(kept.map((k) => kindName(k.kind))).toEqual(["MINT_CREATED", "MINT_COMPLETED"]);
+        expect(kept[0]?.eventId).not.toBe(old[0]?.eventId);
+      }
+    } finally {
+      await a.stop();
+      await b.stop();
     }
   });
 });
