@@ -52,6 +52,10 @@ export interface Config extends SettlementVariables {
   readonly reserveRequired: boolean;
   /** host:port of the Prometheus HTTP listener (GET /metrics); empty = no listener. */
   readonly metricsListen: string;
+  /** SHA-256 digests (raw 32 bytes) of the bearer tokens a scrape may present; empty: no token asked for (loopback, or MINT_METRICS_INSECURE). */
+  readonly metricsTokenSha256: readonly Buffer[];
+  /** Serve a non-loopback MINT_METRICS_LISTEN without TLS or a scrape token (logged at error on every start). */
+  readonly metricsInsecure: boolean;
   /** Principals file (YAML or JSON); empty: every caller is `local` with every role (loopback only). */
   readonly authFile: string;
   /** PEM server certificate (chain) and key; empty: plaintext (loopback only). */
@@ -183,6 +187,18 @@ const fileParser: Parser<string> = (raw) => {
   }
 };
 
+/** At most this many scrape-token digests (two during a rotation is the usual case). */
+export const MAX_METRICS_TOKENS = 16;
+
+/** Comma-separated lowercase hex SHA-256 digests, as the auth file's `token_sha256`; empty for none. */
+const digestListParser: Parser<readonly Buffer[]> = (raw) => {
+  const v = raw.trim();
+  if (v === "") return [];
+  const parts = v.split(",").map((p) => p.trim());
+  if (parts.length > MAX_METRICS_TOKENS || new Set(parts).size !== parts.length || !parts.every((p) => /^[0-9a-f]{64}$/.test(p))) return undefined;
+  return parts.map((p) => Buffer.from(p, "hex"));
+};
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 const pathParser: Parser<string> = (raw) => (raw === "" || (raw.trim() === raw && !/[\0\r\n]/.test(raw)) ? raw : undefined);
@@ -220,6 +236,8 @@ const SETTINGS = [
   { key: "maxConcurrentStreams", env: "MINT_MAX_CONCURRENT_STREAMS", def: "100", doc: "most calls open at once on one HTTP/2 connection (grpc.max_concurrent_streams)", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
   { key: "reserveRequired", env: "MINT_RESERVE_REQUIRED", def: "false", doc: "refuse mints (FAILED_PRECONDITION RESERVE_NOT_SET) until SetReserve has set a reserve; false = supply is not capped before one is set", parse: boolParser, expect: "true or false" },
   { key: "metricsListen", env: "MINT_METRICS_LISTEN", def: "", doc: "host:port serving Prometheus metrics at GET /metrics, in the service and in the standalone settlement worker (empty = off; port 0 = any free port)", parse: optionalListenParser, expect: "empty or host:port" },
+  { key: "metricsTokenSha256", env: "MINT_METRICS_TOKEN_SHA256", def: "", doc: "lowercase hex SHA-256 of the bearer token a scrape must send (Prometheus `authorization` credentials); comma-separated for a rotation; required for a non-loopback MINT_METRICS_LISTEN", parse: digestListParser, expect: `empty or 1 to ${MAX_METRICS_TOKENS} comma-separated lowercase hex SHA-256 digests (64 characters each)` },
+  { key: "metricsInsecure", env: "MINT_METRICS_INSECURE", def: "false", doc: "allow a non-loopback MINT_METRICS_LISTEN without TLS (MINT_TLS_CERT) or a scrape token (logged at error on every start)", parse: boolParser, expect: "true or false" },
   { key: "authFile", env: "MINT_AUTH_FILE", def: "", doc: "principals file (YAML or JSON): names, roles, account scopes, certificate identities, token SHA-256 digests; re-read on SIGHUP (empty = every caller is `local`, loopback only)", parse: fileParser, expect: "the path of a readable file" },
   { key: "tlsCert", env: "MINT_TLS_CERT", def: "", doc: "PEM server certificate (with its chain); re-read on SIGHUP (empty = plaintext, loopback only)", parse: fileParser, expect: "the path of a readable file" },
   { key: "tlsKey", env: "MINT_TLS_KEY", def: "", doc: "PEM private key of MINT_TLS_CERT; re-read on SIGHUP", parse: fileParser, expect: "the path of a readable file" },
@@ -328,6 +346,7 @@ export function isLoopbackListen(listen: string): boolean {
 function checkSecurity(c: Config): void {
   if ((c.tlsCert === "") !== (c.tlsKey === "")) throw new ConfigError("MINT_TLS_CERT and MINT_TLS_KEY must be set together");
   if (c.tlsClientCa !== "" && c.tlsCert === "") throw new ConfigError("MINT_TLS_CLIENT_CA needs MINT_TLS_CERT and MINT_TLS_KEY (mutual TLS is TLS first)");
+  checkMetricsSecurity(c);
   if (isLoopbackListen(c.listen) || c.insecure) return;
   if (c.tlsCert !== "" && c.authFile !== "") return;
   const missing = [c.tlsCert === "" ? "MINT_TLS_CERT, MINT_TLS_KEY" : "", c.authFile === "" ? "MINT_AUTH_FILE" : ""].filter(Boolean).join(", ");
@@ -336,6 +355,31 @@ function checkSecurity(c: Config): void {
       "mount the certificates and the auth file (docker run -v \"$PWD/secrets:/secrets:ro\" -e MINT_TLS_CERT=/secrets/server.crt " +
       "-e MINT_TLS_KEY=/secrets/server.key -e MINT_TLS_CLIENT_CA=/secrets/client-ca.crt -e MINT_AUTH_FILE=/secrets/auth.yaml ...; see README \"Authentication\"), " +
       "listen on 127.0.0.1, or set MINT_INSECURE=true to serve without credentials",
+  );
+}
+
+/**
+ * What a non-loopback metrics listener lacks to be served safely: TLS (the
+ * service's certificate) and a scrape token. Empty when it lacks nothing,
+ * and always empty for loopback or no listener.
+ */
+export function metricsExposure(c: Pick<Config, "metricsListen" | "tlsCert" | "metricsTokenSha256">): string[] {
+  if (c.metricsListen === "" || isLoopbackListen(c.metricsListen)) return [];
+  return [c.tlsCert === "" ? "MINT_TLS_CERT, MINT_TLS_KEY" : "", c.metricsTokenSha256.length === 0 ? "MINT_METRICS_TOKEN_SHA256" : ""].filter(Boolean);
+}
+
+/**
+ * The metrics port reveals the service's traffic and drives reads of its
+ * store: from another host it needs TLS and a scrape token, unless the
+ * operator said MINT_METRICS_INSECURE=true.
+ */
+function checkMetricsSecurity(c: Config): void {
+  const missing = metricsExposure(c);
+  if (missing.length === 0 || c.metricsInsecure) return;
+  throw new ConfigError(
+    `MINT_METRICS_LISTEN=${c.metricsListen} is reachable from other hosts but ${missing.join(", ")} ${missing.length > 1 || missing[0]?.includes(",") === true ? "are" : "is"} not set: ` +
+      "scrapes from another host need TLS (the service's MINT_TLS_CERT and MINT_TLS_KEY) and a bearer token (MINT_METRICS_TOKEN_SHA256 holds its SHA-256; see README \"Metrics\"), " +
+      "or listen on 127.0.0.1, or set MINT_METRICS_INSECURE=true to serve them without",
   );
 }
 
@@ -384,6 +428,9 @@ export function describeConfig(config: Config): Record<string, string | number |
     maxConcurrentStreams: config.maxConcurrentStreams,
     reserveRequired: config.reserveRequired,
     metricsListen: config.metricsListen,
+    // How many digests, never the digests themselves.
+    metricsTokens: config.metricsTokenSha256.length,
+    metricsInsecure: config.metricsInsecure,
     authFile: config.authFile,
     tlsCert: config.tlsCert,
     tlsKey: config.tlsKey,

@@ -36,8 +36,9 @@ export const START_CURSOR_HEADER = "x-mint-watch-cursor";
 /** Most accounts one stream may filter on. */
 export const MAX_WATCH_ACCOUNTS = 1000;
 
-function info(reason: string, metadata: Record<string, string>): Any {
-  return { typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Buffer.from(ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata }).finish()) };
+/** An ErrorInfo detail, its reason kept beside the bytes (what the failed-call log line writes). */
+function info(reason: string, metadata: Record<string, string>): Any & { readonly reason: string } {
+  return { typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Buffer.from(ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata }).finish()), reason };
 }
 
 function invalid(field: string, reason: string, message: string): RichError {
