@@ -237,7 +237,7 @@ const SETTINGS = [
   { key: "reserveRequired", env: "MINT_RESERVE_REQUIRED", def: "false", doc: "refuse mints (FAILED_PRECONDITION RESERVE_NOT_SET) until SetReserve has set a reserve; false = supply is not capped before one is set", parse: boolParser, expect: "true or false" },
   { key: "metricsListen", env: "MINT_METRICS_LISTEN", def: "", doc: "host:port serving Prometheus metrics at GET /metrics, in the service and in the standalone settlement worker (empty = off; port 0 = any free port)", parse: optionalListenParser, expect: "empty or host:port" },
   { key: "metricsTokenSha256", env: "MINT_METRICS_TOKEN_SHA256", def: "", doc: "lowercase hex SHA-256 of the bearer token a scrape must send (Prometheus `authorization` credentials); comma-separated for a rotation; required for a non-loopback MINT_METRICS_LISTEN", parse: digestListParser, expect: `empty or 1 to ${MAX_METRICS_TOKENS} comma-separated lowercase hex SHA-256 digests (64 characters each)` },
-  { key: "metricsInsecure", env: "MINT_METRICS_INSECURE", def: "false", doc: "allow a non-loopback MINT_METRICS_LISTEN without TLS (MINT_TLS_CERT) or a scrape token (logged at error on every start)", parse: boolParser, expect: "true or false" },
+  { key: "metricsInsecure", env: "MINT_METRICS_INSECURE", def: "false", doc: "allow a non-loopback MINT_METRICS_LISTEN without TLS (the service's certificate) or a scrape token (logged at error on every start)", parse: boolParser, expect: "true or false" },
   { key: "authFile", env: "MINT_AUTH_FILE", def: "", doc: "principals file (YAML or JSON): names, roles, account scopes, certificate identities, token SHA-256 digests; re-read on SIGHUP (empty = every caller is `local`, loopback only)", parse: fileParser, expect: "the path of a readable file" },
   { key: "tlsCert", env: "MINT_TLS_CERT", def: "", doc: "PEM server certificate (with its chain); re-read on SIGHUP (empty = plaintext, loopback only)", parse: fileParser, expect: "the path of a readable file" },
   { key: "tlsKey", env: "MINT_TLS_KEY", def: "", doc: "PEM private key of MINT_TLS_CERT; re-read on SIGHUP", parse: fileParser, expect: "the path of a readable file" },
@@ -353,7 +353,7 @@ function checkSecurity(c: Config): void {
   throw new ConfigError(
     `MINT_LISTEN=${c.listen} is reachable from other hosts but ${missing} ${missing.includes(",") ? "are" : "is"} not set: ` +
       "mount the certificates and the auth file (docker run -v \"$PWD/secrets:/secrets:ro\" -e MINT_TLS_CERT=/secrets/server.crt " +
-      "-e MINT_TLS_KEY=/secrets/server.key -e MINT_TLS_CLIENT_CA=/secrets/client-ca.crt -e MINT_AUTH_FILE=/secrets/auth.yaml ...; see README \"Authentication\"), " +
+      "-e MINT_TLS_KEY=/secrets/server.key -e MINT_TLS_CLIENT_CA=/secrets/client-ca.crt -e MINT_AUTH_FILE=/secrets/auth.yaml ...; see docs/security.md), " +
       "listen on 127.0.0.1, or set MINT_INSECURE=true to serve without credentials",
   );
 }
@@ -378,7 +378,7 @@ function checkMetricsSecurity(c: Config): void {
   if (missing.length === 0 || c.metricsInsecure) return;
   throw new ConfigError(
     `MINT_METRICS_LISTEN=${c.metricsListen} is reachable from other hosts but ${missing.join(", ")} ${missing.length > 1 || missing[0]?.includes(",") === true ? "are" : "is"} not set: ` +
-      "scrapes from another host need TLS (the service's MINT_TLS_CERT and MINT_TLS_KEY) and a bearer token (MINT_METRICS_TOKEN_SHA256 holds its SHA-256; see README \"Metrics\"), " +
+      "scrapes from another host need TLS (the service's MINT_TLS_CERT and MINT_TLS_KEY) and a bearer token (MINT_METRICS_TOKEN_SHA256 holds its SHA-256; see docs/operations.md \"Metrics\"), " +
       "or listen on 127.0.0.1, or set MINT_METRICS_INSECURE=true to serve them without",
   );
 }
