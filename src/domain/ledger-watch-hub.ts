@@ -59,7 +59,9 @@ export type OpenOutcome =
   | { readonly ok: true; readonly watcher: Watcher; readonly startCursor: string }
   | { readonly ok: false; readonly code: "WATCHERS_LIMIT"; readonly maxWatchers: number }
   | { readonly ok: false; readonly code: "SHUTTING_DOWN" }
-  | { readonly ok: false; readonly code: "CURSOR_EXPIRED"; readonly oldestCursor: string };
+  | { readonly ok: false; readonly code: "CURSOR_EXPIRED"; readonly oldestCursor: string }
+  /** The feed could not be read (PostgreSQL unreachable): nothing was sent; open again later. */
+  | { readonly ok: false; readonly code: "FEED_UNAVAILABLE" };
 
 const PRUNE_INTERVAL_MS = 60_000;
 const PRUNE_BATCH = 10_000;
@@ -150,7 +152,12 @@ export class LedgerWatchHub {
       // The first page is read from the feed, even when the ring holds it:
       // it says whether the cursor is still retained.
       const after = from === "oldest" ? FEED_START : from;
-      const page = await this.opts.feed.read(after, this.pageEvents);
+      let page;
+      try {
+        page = await this.opts.feed.read(after, this.pageEvents);
+      } catch {
+        return { ok: false, code: "FEED_UNAVAILABLE" };
+      }
       if (from === "oldest") {
         pos = page.prunedThrough;
       } else {

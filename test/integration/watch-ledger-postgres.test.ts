@@ -12,6 +12,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Blockchain, type LedgerEvent, type MintUsdcResponse } from "../../gen/usdc/mint/v1/mint.js";
 import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
+import { PgRelay } from "../support/pg-relay.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { kindName, watch } from "../support/watch-stream.js";
 
@@ -240,4 +241,34 @@ describe("WatchLedger (PostgreSQL)", () => {
       await b.stop();
     }
   });
+
+  it("a replica whose PostgreSQL goes away keeps its streams open and goes on where it stopped once it is back", async () => {
+    const relay = new PgRelay();
+    await relay.start(0);
+    const a = await startTestServer(env({ MINT_STORE: relay.url(db.name), MINT_PG_CONNECT_TIMEOUT: "1s" }));
+    const b = await startTestServer(env());
+    try {
+      const w = watch(a.client, { accountIds: ["outage-w"] });
+      await w.started;
+      await mint(b, "outage-w");
+      const before = await w.waitFor(2);
+      await relay.stop();
+      await mint(b, "outage-w");
+      await mint(b, "outage-w");
+      // A new stream cannot read the feed now: UNAVAILABLE, nothing sent.
+      const refused = await watch(a.client, { fromCursor: before[1]?.cursor, accountIds: ["outage-w"] }).ended;
+      expect(refused).toMatchObject({ code: grpc.status.UNAVAILABLE, reason: "STORE_UNAVAILABLE" });
+      await relay.start(relay.port);
+      // The open stream carries on: the events committed meanwhile, once each, in order.
+      const all = await w.waitFor(6, 20_000);
+      w.cancel();
+      expect(all.map((e) => kindName(e.kind))).toEqual(["MINT_CREATED", "MINT_COMPLETED", "MINT_CREATED", "MINT_COMPLETED", "MINT_CREATED", "MINT_COMPLETED"]);
+      expect(new Set(all.map((e) => e.eventId)).size).toBe(6);
+    } finally {
+      await relay.stop();
+      await a.stop();
+      await b.stop();
+    }
+  });
 });
+

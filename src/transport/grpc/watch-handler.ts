@@ -49,7 +49,9 @@ function invalid(field: string, reason: string, message: string): RichError {
 }
 
 /** The status a stream ends with, its resume cursor in the trailer too. */
-export function endStatus(why: WatchEnd | { code: "WATCHERS_LIMIT"; maxWatchers: number } | { code: "SHUTTING_DOWN_BEFORE_START" } | { code: "CURSOR_FROM_OTHER_EPOCH" }): RichError {
+export function endStatus(
+  why: WatchEnd | { code: "WATCHERS_LIMIT"; maxWatchers: number } | { code: "SHUTTING_DOWN_BEFORE_START" } | { code: "CURSOR_FROM_OTHER_EPOCH" } | { code: "FEED_UNAVAILABLE_BEFORE_START" },
+): RichError {
   let err: RichError;
   let resume: string | undefined;
   switch (why.code) {
@@ -76,6 +78,8 @@ export function endStatus(why: WatchEnd | { code: "WATCHERS_LIMIT"; maxWatchers:
       break;
     case "SHUTTING_DOWN_BEFORE_START":
       return failureToStatus({ code: "SHUTTING_DOWN" });
+    case "FEED_UNAVAILABLE_BEFORE_START":
+      return failureToStatus({ code: "STORE_UNAVAILABLE" });
   }
   if (resume !== undefined) err.metadata.set(RESUME_CURSOR_TRAILER, resume);
   return err;
@@ -233,7 +237,10 @@ export function watchLedgerHandler(hub: LedgerWatchHub | undefined, security: Se
       };
       const opened = await hub.open(parsed.from, filter, sink);
       if (!opened.ok) {
-        call.emit("error", opened.code === "SHUTTING_DOWN" ? endStatus({ code: "SHUTTING_DOWN_BEFORE_START" }) : endStatus(opened));
+        call.emit(
+          "error",
+          opened.code === "SHUTTING_DOWN" ? endStatus({ code: "SHUTTING_DOWN_BEFORE_START" }) : opened.code === "FEED_UNAVAILABLE" ? endStatus({ code: "FEED_UNAVAILABLE_BEFORE_START" }) : endStatus(opened),
+        );
         return;
       }
       // The caller learns where the stream starts before any event (resume from it after a disconnect).
