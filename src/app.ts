@@ -194,6 +194,7 @@ async function openSettlement(
     ...(faultHook !== undefined ? { faultHook } : {}),
     ...(settlementMetrics !== undefined ? { metrics: settlementMetrics } : {}),
     onError: (blockchain, err) => logger.warn({ blockchain, err: err instanceof Error ? err.message : String(err) }, "settlement pass failed; retrying"),
+    onNotice: (blockchain, message) => logger.warn({ blockchain, notice: message }, "settlement waits or was refused"),
     onWarning: (blockchain, message) => logger.warn({ blockchain, reason: message }, "settlement waits for proof"),
   });
   const settlingOutbox = outbox;

@@ -124,6 +124,28 @@ export class FastBigCounter extends CounterOf<BigCounterCell> {
   }
 }
 
+/**
+ * One counter series of wei kept as an exact `bigint`, exposed in gwei (a
+ * float64 holds every wei total only up to 2^53 wei, about 0.009 ETH; in gwei
+ * it stays exact to the wei far longer and within float precision beyond).
+ */
+export class WeiCounterCell {
+  wei = 0n;
+  add(wei: bigint): void {
+    this.wei += wei;
+  }
+  /** The total in gwei. */
+  get value(): number {
+    return Number(this.wei / 1_000_000_000n) + Number(this.wei % 1_000_000_000n) / 1e9;
+  }
+}
+
+export class FastWeiCounter extends CounterOf<WeiCounterCell> {
+  constructor(name: string, help: string, labelSets: readonly Labels[], registry: Registry) {
+    super(name, help, labelSets, registry, () => new WeiCounterCell());
+  }
+}
+
 /** One histogram series: per-bucket counts (not cumulative), their sum and count. */
 export class HistogramCell {
   readonly counts: Float64Array;

@@ -11,8 +11,8 @@
  */
 import { Gauge, type Registry } from "prom-client";
 import type { Blockchain } from "../domain/model.js";
-import type { ChainSettlementMetrics, SettlementBacklog, SettlementMetricsSink, SettlementOutcome, Signer } from "../settlement/ports.js";
-import { combinations, FastCounter, FastHistogram, type CounterCell, type HistogramCell } from "./fast-metrics.js";
+import type { ChainSettlementMetrics, RefusalClass, SettlementBacklog, SettlementMetricsSink, SettlementOutcome, Signer, WaitKind } from "../settlement/ports.js";
+import { combinations, FastCounter, FastHistogram, FastWeiCounter, type CounterCell, type HistogramCell, type WeiCounterCell } from "./fast-metrics.js";
 
 /**
  * Seconds from a mint's commit to its settlement being final. Automine
@@ -28,6 +28,20 @@ export const SIGNER_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 
 const FAILURE_REASONS = ["reverted", "dropped"] as const;
 const OPEN_STATES = ["PENDING", "SUBMITTED"] as const;
+const WAIT_KINDS: readonly WaitKind[] = ["fee_ceiling", "signer_balance"];
+const REFUSALS: readonly RefusalClass[] = ["underpriced", "insufficient-funds", "nonce-too-low", "unknown"];
+
+/** wei → gwei as a float (exact to the wei below 2^53 gwei). */
+function gwei(wei: bigint): number {
+  return Number(wei / 1_000_000_000n) + Number(wei % 1_000_000_000n) / 1e9;
+}
+
+/** The gauges one chain's worker sets as it reads the chain (no scrape-time read). */
+interface ChainGauges {
+  readonly balance: Gauge;
+  readonly floor: Gauge;
+  readonly waiting: Gauge;
+}
 
 /** What the scrape-time gauges read. */
 export interface SettlementMetricsSources {
@@ -54,7 +68,28 @@ class ChainCells implements ChainSettlementMetrics {
     private readonly reorgs: CounterCell,
     private readonly rebroadcasts: CounterCell,
     private readonly passFailures: CounterCell,
+    private readonly cost: WeiCounterCell,
+    private readonly refusals: Record<RefusalClass, CounterCell>,
+    private readonly gauges: ChainGauges,
+    private readonly blockchain: Blockchain,
   ) {}
+
+  paid(costWei: bigint): void {
+    this.cost.add(costWei);
+  }
+
+  signerBalance(balanceWei: bigint, floorWei: bigint): void {
+    this.gauges.balance.set({ blockchain: this.blockchain }, gwei(balanceWei));
+    this.gauges.floor.set({ blockchain: this.blockchain }, gwei(floorWei));
+  }
+
+  waiting(reason: WaitKind, settlements: number): void {
+    this.gauges.waiting.set({ blockchain: this.blockchain, reason }, settlements);
+  }
+
+  refused(refusal: RefusalClass): void {
+    this.refusals[refusal].inc();
+  }
 
   finished(outcome: SettlementOutcome, seconds: number, confirmations: number): void {
     if (outcome === "confirmed") {
@@ -127,7 +162,41 @@ export class SettlementMetrics implements SettlementMetricsSink {
       chains,
       r,
     );
+    const cost = new FastWeiCounter(
+      "usdc_mint_settlement_gas_cost_gwei_total",
+      "What final settlements' transactions cost the signer (receipt gasUsed x effectiveGasPrice), in gwei; reverted ones included, dropped ones cost nothing",
+      chains,
+      r,
+    );
+    const refusals = new FastCounter(
+      "usdc_mint_settlement_broadcast_refusals_total",
+      "Signed transactions a node refused at broadcast, by class: underpriced (bumped within the fee ceiling), insufficient-funds (waits for funds), nonce-too-low (treated as sent), unknown (backed off and reported)",
+      combinations({ blockchain: [...options.chains], refusal: REFUSALS }),
+      r,
+    );
+    // Set by the sender as it reads the chain: a process that never signed for a chain exports no balance for it.
+    const gauges: ChainGauges = {
+      balance: new Gauge({
+        name: "usdc_mint_settlement_signer_balance_gwei",
+        help: "The signer's native balance on the chain in gwei, read by the chain's sender every pass",
+        labelNames: ["blockchain"],
+        registers: [r],
+      }),
+      floor: new Gauge({
+        name: "usdc_mint_settlement_signer_balance_floor_gwei",
+        help: "The signer's balance floor in gwei (configured, or N transactions at the current fee): below it nothing is signed and the chain reports NOT_SERVING",
+        labelNames: ["blockchain"],
+        registers: [r],
+      }),
+      waiting: new Gauge({
+        name: "usdc_mint_settlements_waiting",
+        help: "PENDING settlements the sender held back in its last pass (at most its in-flight bound), by reason: fee_ceiling (base fee plus tip above maxFeePerGas) or signer_balance (below the floor, or cannot pay)",
+        labelNames: ["blockchain", "reason"],
+        registers: [r],
+      }),
+    };
     for (const blockchain of options.chains) {
+      for (const reason of WAIT_KINDS) gauges.waiting.set({ blockchain, reason }, 0);
       const l = { blockchain };
       this.byChain.set(
         blockchain,
@@ -139,6 +208,10 @@ export class SettlementMetrics implements SettlementMetricsSink {
           reorgs.cell(l),
           rebroadcasts.cell(l),
           passFailures.cell(l),
+          cost.cell(l),
+          Object.fromEntries(REFUSALS.map((refusal) => [refusal, refusals.cell({ blockchain, refusal })])) as Record<RefusalClass, CounterCell>,
+          gauges,
+          blockchain,
         ),
       );
     }

@@ -27,12 +27,14 @@ import {
 } from "viem";
 import type { Blockchain } from "../domain/model.js";
 import { fiatTokenAbi } from "./fiat-token-artifact.js";
+import { ALREADY_KNOWN, classifyRefusal } from "./refusals.js";
 import {
   ChainUnavailableError,
   type TreasuryMint,
   type Address,
   type BroadcastOutcome,
   type ChainSettlement,
+  type FeeQuote,
   type Fees,
   type Hex,
   type NonceAt,
@@ -62,8 +64,6 @@ export interface EvmChainSettings {
   readonly logsBlockRange?: bigint;
 }
 
-/** Node messages that mean "I already have these exact bytes". */
-const ALREADY_KNOWN = /already known|known transaction|already imported|already exists/i;
 
 function isTransportError(err: unknown): boolean {
   if (!(err instanceof BaseError)) return err instanceof TypeError; // fetch's "fetch failed"
@@ -79,6 +79,7 @@ export class EvmChainSettlement implements ChainSettlement {
   readonly blockchain: Blockchain;
   readonly chainId: number;
   readonly treasury: Address;
+  readonly gasLimit: bigint;
   private readonly client: PublicClient;
 
   constructor(
@@ -88,6 +89,7 @@ export class EvmChainSettlement implements ChainSettlement {
     this.blockchain = settings.blockchain;
     this.chainId = settings.chainId;
     this.treasury = settings.treasury;
+    this.gasLimit = settings.gasLimit;
     // No retries inside viem: the worker owns retrying, with its own backoff.
     this.client = createPublicClient({ transport: http(settings.rpcUrl, { timeout: settings.requestTimeoutMs, retryCount: 0 }) });
   }
@@ -157,7 +159,7 @@ export class EvmChainSettlement implements ChainSettlement {
       if (err instanceof ChainUnavailableError) throw err;
       const reason = message(err);
       if (ALREADY_KNOWN.test(reason)) return { kind: "accepted" };
-      if (err instanceof RpcRequestError || err instanceof BaseError) return { kind: "rejected", reason };
+      if (err instanceof RpcRequestError || err instanceof BaseError) return { kind: "rejected", reason, refusal: classifyRefusal(reason) };
       throw err;
     }
   }
@@ -181,17 +183,24 @@ export class EvmChainSettlement implements ChainSettlement {
     // A head read before the receipt may be older than the receipt's block: read it again then.
     const head = headBlock !== undefined && headBlock >= receipt.blockNumber ? headBlock : await this.headBlock();
     const confirmations = head >= receipt.blockNumber ? Number(head - receipt.blockNumber + 1n) : 0;
-    return { kind: "mined", blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, confirmations, status: receipt.status };
+    // What the signer paid: every EIP-1559 receipt carries effectiveGasPrice (base fee + the tip actually paid).
+    const costWei = typeof receipt.effectiveGasPrice === "bigint" ? receipt.gasUsed * receipt.effectiveGasPrice : undefined;
+    return { kind: "mined", blockNumber: receipt.blockNumber, blockHash: receipt.blockHash, confirmations, status: receipt.status, ...(costWei !== undefined ? { costWei } : {}) };
   }
 
-  async suggestFees(): Promise<Fees> {
+  async suggestFees(): Promise<FeeQuote> {
     const [block, tip] = await this.rpc("fees", () =>
       Promise.all([this.client.getBlock({ blockTag: "latest" }), this.client.request({ method: "eth_maxPriorityFeePerGas" })]),
     );
     const maxPriorityFeePerGas = BigInt(tip);
     // Twice the base fee: the base fee rises at most 12.5% per full block, so
     // the transaction stays includable through about six full blocks in a row.
-    return { maxPriorityFeePerGas, maxFeePerGas: (block.baseFeePerGas ?? 0n) * 2n + maxPriorityFeePerGas };
+    const baseFeePerGas = block.baseFeePerGas ?? 0n;
+    return { maxPriorityFeePerGas, maxFeePerGas: baseFeePerGas * 2n + maxPriorityFeePerGas, baseFeePerGas };
+  }
+
+  async signerBalance(): Promise<bigint> {
+    return this.rpc("eth_getBalance", () => this.client.getBalance({ address: this.signer.address, blockTag: "latest" }));
   }
 
   async minedNonce(): Promise<number> {

@@ -8,7 +8,7 @@
 import type { Blockchain } from "../domain/model.js";
 import {
   MAX_GET_MANY,
-  type Hex,
+  type MinedAt,
   type NewSettlement,
   type RecordSignedOutcome,
   type Settlement,
@@ -20,7 +20,7 @@ import {
   type SenderLock,
 } from "./ports.js";
 
-type Mined = { hash: Hex; blockNumber: bigint; confirmations: number };
+type Mined = MinedAt;
 
 export class MemorySettlementOutbox implements SettlementOutbox {
   private readonly all = new Map<string, Settlement>();
@@ -28,6 +28,8 @@ export class MemorySettlementOutbox implements SettlementOutbox {
   private readonly pending = new Map<Blockchain, Map<string, Settlement>>();
   private readonly submitted = new Map<Blockchain, Map<string, Settlement>>();
   private readonly highest = new Map<Blockchain, number>();
+  /** Why each chain's PENDING settlements wait ("" or absent: they do not). */
+  private readonly waits = new Map<Blockchain, string>();
   private seq = 0;
 
   constructor(
@@ -74,6 +76,8 @@ export class MemorySettlementOutbox implements SettlementOutbox {
       confirmations: 0,
       attempts: 0,
       lastError: "",
+      waitReason: "",
+      costWei: null,
       createWallMs: n.createWallMs,
       updateWallMs: n.createWallMs,
     });
@@ -134,7 +138,16 @@ export class MemorySettlementOutbox implements SettlementOutbox {
   async markConfirmed(settlementId: string, mined: Mined, wallMs: number): Promise<boolean> {
     const s = this.all.get(settlementId);
     if (s === undefined || s.state !== "SUBMITTED") return false;
-    const done = this.put({ ...s, state: "CONFIRMED", minedHash: mined.hash, blockNumber: mined.blockNumber, confirmations: mined.confirmations, lastError: "", updateWallMs: wallMs });
+    const done = this.put({
+      ...s,
+      state: "CONFIRMED",
+      minedHash: mined.hash,
+      blockNumber: mined.blockNumber,
+      confirmations: mined.confirmations,
+      lastError: "",
+      costWei: mined.costWei ?? null,
+      updateWallMs: wallMs,
+    });
     await this.effects?.confirmed(undefined, done);
     return true;
   }
@@ -149,6 +162,7 @@ export class MemorySettlementOutbox implements SettlementOutbox {
       blockNumber: mined?.blockNumber ?? null,
       confirmations: mined?.confirmations ?? 0,
       lastError: reason,
+      costWei: mined?.costWei ?? null,
       updateWallMs: wallMs,
     });
     await this.effects?.failed(undefined, done, reason);
@@ -164,8 +178,20 @@ export class MemorySettlementOutbox implements SettlementOutbox {
     return "PENDING";
   }
 
+  async setWaitReason(blockchain: Blockchain, reason: string): Promise<void> {
+    this.waits.set(blockchain, reason);
+  }
+
+  /** A settlement as read: a PENDING one carries its chain's wait reason. */
+  private view(s: Settlement): Settlement {
+    if (s.state !== "PENDING") return s;
+    const waitReason = this.waits.get(s.blockchain) ?? "";
+    return waitReason === "" ? s : { ...s, waitReason };
+  }
+
   async get(settlementId: string): Promise<Settlement | null> {
-    return this.all.get(settlementId) ?? null;
+    const s = this.all.get(settlementId);
+    return s === undefined ? null : this.view(s);
   }
 
   async getMany(settlementIds: readonly string[]): Promise<Map<string, Settlement>> {
@@ -173,7 +199,7 @@ export class MemorySettlementOutbox implements SettlementOutbox {
     const out = new Map<string, Settlement>();
     for (const id of settlementIds) {
       const s = this.all.get(id);
-      if (s !== undefined) out.set(id, s);
+      if (s !== undefined) out.set(id, this.view(s));
     }
     return out;
   }
@@ -199,7 +225,10 @@ export class MemorySettlementOutbox implements SettlementOutbox {
 
   /** Every settlement, in commit order (tests and reconciliation). */
   list(blockchain?: Blockchain): Settlement[] {
-    return [...this.all.values()].filter((s) => blockchain === undefined || s.blockchain === blockchain).sort((a, b) => a.seq - b.seq);
+    return [...this.all.values()]
+      .filter((s) => blockchain === undefined || s.blockchain === blockchain)
+      .sort((a, b) => a.seq - b.seq)
+      .map((s) => this.view(s));
   }
 
   async close(): Promise<void> {}

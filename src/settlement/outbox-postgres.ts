@@ -18,6 +18,7 @@ import { backgroundBounds, inTransaction, type TxBounds } from "../adapters/post
 import {
   MAX_GET_MANY,
   type Hex,
+  type MinedAt,
   type NewSettlement,
   type RecordSignedOutcome,
   type SenderLock,
@@ -87,6 +88,26 @@ ALTER TABLE settlements ADD CONSTRAINT settlements_kind_check CHECK (kind IN ('m
 `,
 };
 
+/** Gas management: what each settlement cost, and why a chain's PENDING settlements wait (appended after the ledger's later migrations). */
+export const GAS_SETTLEMENT_MIGRATION: Migration = {
+  version: 2001,
+  name: "settlement cost and wait reason",
+  sql: `
+-- gasUsed x effectiveGasPrice of the mined transaction, in wei, set when the
+-- settlement becomes final. NULL = unknown: not final, dropped, or finished
+-- before costs were stored (never read as zero).
+ALTER TABLE settlements ADD COLUMN cost_wei numeric(78,0) CHECK (cost_wei >= 0);
+-- Why a chain's PENDING settlements are not being signed (signer balance,
+-- fee ceiling); '' when they are not held back. One row per chain, written
+-- by its sender when the reason changes.
+CREATE TABLE settlement_waits (
+  blockchain text PRIMARY KEY,
+  reason text NOT NULL,
+  update_time timestamptz NOT NULL
+);
+`,
+};
+
 interface SettlementRow {
   seq: string;
   settlement_id: string;
@@ -100,6 +121,9 @@ interface SettlementRow {
   confirmations: number;
   attempts: number;
   last_error: string;
+  cost_wei: string | null;
+  /** Only in reads that join settlement_waits (PENDING rows only). */
+  wait_reason?: string | null;
   create_time: Date;
   update_time: Date;
 }
@@ -114,7 +138,15 @@ interface TxRow {
   signed_time: Date;
 }
 
-type Mined = { hash: Hex; blockNumber: bigint; confirmations: number };
+type Mined = MinedAt;
+
+/**
+ * A PENDING row's chain wait reason (`s` is settlements): a scalar subquery
+ * on the one-row-per-chain table, evaluated for PENDING rows only (cheaper
+ * than a join for a page of mostly settled rows).
+ */
+const WAIT_REASON = "CASE WHEN s.state = 'PENDING' THEN (SELECT w.reason FROM settlement_waits w WHERE w.blockchain = s.blockchain) END AS wait_reason";
+const WITH_WAIT = `s.*, ${WAIT_REASON} FROM settlements s`;
 /** A pool, or a client inside a transaction. */
 type Queryable = pg.Pool | pg.ClientBase;
 
@@ -143,6 +175,8 @@ function toSettlement(r: SettlementRow, txs: readonly SettlementTx[]): Settlemen
     confirmations: r.confirmations,
     attempts: r.attempts,
     lastError: r.last_error,
+    waitReason: r.state === "PENDING" ? (r.wait_reason ?? "") : "",
+    costWei: r.cost_wei === null ? null : BigInt(r.cost_wei),
     createWallMs: r.create_time.getTime(),
     updateWallMs: r.update_time.getTime(),
   };
@@ -292,9 +326,9 @@ export class PostgresSettlementOutbox implements SettlementOutbox {
       // The store's lock order: the ledger's row (the mint) before the settlement's.
       await this.effects?.lockFirst?.(c, settlementId);
       const res = await c.query<SettlementRow>(
-        `UPDATE settlements SET state = $2, mined_hash = $3, block_number = $4, confirmations = $5, last_error = $6, update_time = to_timestamp($7 / 1000.0)
+        `UPDATE settlements SET state = $2, mined_hash = $3, block_number = $4, confirmations = $5, last_error = $6, update_time = to_timestamp($7 / 1000.0), cost_wei = $8
          WHERE settlement_id = $1 AND state = 'SUBMITTED' RETURNING *`,
-        [settlementId, state, mined?.hash ?? null, mined?.blockNumber.toString() ?? null, mined?.confirmations ?? 0, reason, wallMs],
+        [settlementId, state, mined?.hash ?? null, mined?.blockNumber.toString() ?? null, mined?.confirmations ?? 0, reason, wallMs, mined?.costWei?.toString() ?? null],
       );
       const row = res.rows[0];
       if (row === undefined) return false;
@@ -318,8 +352,16 @@ export class PostgresSettlementOutbox implements SettlementOutbox {
     return inTransaction(this.pool, this.bounds, (c) => cancelSettlement(c, settlementId));
   }
 
+  async setWaitReason(blockchain: Blockchain, reason: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO settlement_waits (blockchain, reason, update_time) VALUES ($1, $2, now())
+       ON CONFLICT (blockchain) DO UPDATE SET reason = EXCLUDED.reason, update_time = EXCLUDED.update_time`,
+      [blockchain, reason],
+    );
+  }
+
   async get(settlementId: string): Promise<Settlement | null> {
-    const res = await this.pool.query<SettlementRow>("SELECT * FROM settlements WHERE settlement_id = $1", [settlementId]);
+    const res = await this.pool.query<SettlementRow>(`SELECT ${WITH_WAIT} WHERE s.settlement_id = $1`, [settlementId]);
     const [s] = await this.withTxs(res.rows);
     return s ?? null;
   }
@@ -335,7 +377,7 @@ export class PostgresSettlementOutbox implements SettlementOutbox {
     const out = new Map<string, Settlement>();
     if (settlementIds.length === 0) return out;
     const res = await this.pool.query<SettlementRow & { [K in keyof TxRow as `tx_${K}`]: TxRow[K] | null }>(
-      `SELECT s.*, t.hash AS tx_hash, t.settlement_id AS tx_settlement_id, t.nonce AS tx_nonce, t.raw AS tx_raw,
+      `SELECT s.*, ${WAIT_REASON}, t.hash AS tx_hash, t.settlement_id AS tx_settlement_id, t.nonce AS tx_nonce, t.raw AS tx_raw,
               t.max_fee_per_gas AS tx_max_fee_per_gas, t.max_priority_fee_per_gas AS tx_max_priority_fee_per_gas, t.signed_time AS tx_signed_time
        FROM settlements s LEFT JOIN settlement_txs t ON t.settlement_id = s.settlement_id
        WHERE s.settlement_id = ANY($1)
@@ -389,7 +431,7 @@ export class PostgresSettlementOutbox implements SettlementOutbox {
 
   /** Every settlement of `blockchain` in `seq` order (tests and reconciliation; unbounded, so not for the hot path). */
   async list(blockchain: Blockchain): Promise<Settlement[]> {
-    const res = await this.pool.query<SettlementRow>("SELECT * FROM settlements WHERE blockchain = $1 ORDER BY seq", [blockchain]);
+    const res = await this.pool.query<SettlementRow>(`SELECT ${WITH_WAIT} WHERE s.blockchain = $1 ORDER BY s.seq`, [blockchain]);
     return this.withTxs(res.rows);
   }
 

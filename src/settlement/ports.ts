@@ -63,13 +63,31 @@ export type TxLookup =
       /** head − blockNumber + 1: the including block counts as the first confirmation. */
       readonly confirmations: number;
       readonly status: "success" | "reverted";
+      /** What the transaction cost the signer: the receipt's gasUsed × effectiveGasPrice, in wei; absent when the node did not say. */
+      readonly costWei?: bigint;
     };
+
+/**
+ * Why a node refused signed bytes, as far as its message tells (see `classifyRefusal`):
+ * - "underpriced": the fee is below the block's base fee, or a replacement does not raise it enough: sign again with higher fees (within the ceiling);
+ * - "insufficient-funds": the signer cannot pay gas × price: wait until its balance covers it;
+ * - "nonce-too-low": the nonce is already used (by this settlement's own transaction or another): treat as sent and let the follow-up decide;
+ * - "unknown": anything else: back off and report, never retry hot.
+ * "Already known" is no refusal: the node has the bytes, so the broadcast counts as accepted.
+ */
+export type RefusalClass = "underpriced" | "insufficient-funds" | "nonce-too-low" | "unknown";
 
 /** The outcome of handing signed bytes to a node. */
 export type BroadcastOutcome =
   | { readonly kind: "accepted" }
-  /** The node refused the bytes for good (e.g. nonce already used by another transaction); `reason` is the node's message. */
-  | { readonly kind: "rejected"; readonly reason: string };
+  /** The node refused the bytes; `reason` is the node's message, `refusal` its class (absent: "unknown"). */
+  | { readonly kind: "rejected"; readonly reason: string; readonly refusal?: RefusalClass };
+
+/** EIP-1559 fees suggested for the next block, with the base fee they were derived from (wei). */
+export interface FeeQuote extends Fees {
+  /** The latest block's base fee; absent when the adapter cannot tell (then no ceiling check is possible beyond maxFeePerGas itself). */
+  readonly baseFeePerGas?: bigint;
+}
 
 /**
  * One chain's token contract, seen from the treasury. Every method throws
@@ -103,8 +121,12 @@ export interface ChainSettlement {
   broadcast(raw: Hex): Promise<BroadcastOutcome>;
   /** `headBlock`: the chain head the caller already read this pass (saves one request per lookup). */
   lookup(hash: Hex, headBlock?: bigint): Promise<TxLookup>;
-  /** Fees for a transaction to be mined soon (base fee headroom of 2 blocks). */
-  suggestFees(): Promise<Fees>;
+  /** Fees for a transaction to be mined soon (base fee headroom of 2 blocks), with the base fee they start from. */
+  suggestFees(): Promise<FeeQuote>;
+  /** The signer's native balance (wei) at the latest block; adapters without it leave it out (then no balance floor is enforced). */
+  signerBalance?(): Promise<bigint>;
+  /** The gas limit every settlement transaction is signed with: what one costs at most is gasLimit × maxFeePerGas. */
+  readonly gasLimit?: bigint;
   /** Transactions the treasury has had mined ("latest" nonce). */
   minedNonce(): Promise<number>;
   /**
@@ -183,6 +205,16 @@ export interface Settlement {
   readonly attempts: number;
   /** The last error seen for this settlement (node refused, unreachable, reverted); empty when none. */
   readonly lastError: string;
+  /**
+   * Why a PENDING settlement is not being signed (the signer's balance is
+   * below its floor or cannot pay, the base fee is above the fee ceiling, an
+   * earlier transaction the node refused is retried first);
+   * empty when nothing holds it back, and always empty once signed. The
+   * reason is the chain's: every PENDING settlement of the chain shares it.
+   */
+  readonly waitReason: string;
+  /** What the mined transaction cost the signer (gasUsed × effectiveGasPrice, wei); null while not final, when dropped, or for settlements finished before costs were stored. */
+  readonly costWei: bigint | null;
   readonly createWallMs: number;
   readonly updateWallMs: number;
 }
@@ -244,14 +276,20 @@ export interface SettlementOutbox {
    * when the settlement was not SUBMITTED (already final, or unknown), so a
    * caller counts each outcome once.
    */
-  markConfirmed(settlementId: string, mined: { hash: Hex; blockNumber: bigint; confirmations: number }, wallMs: number): Promise<boolean>;
+  markConfirmed(settlementId: string, mined: MinedAt, wallMs: number): Promise<boolean>;
   /**
    * SUBMITTED → FAILED with `reason`, and in the same step the ledger reverses
    * a mint's pending credit or re-credits a burn's redemption. True when this
    * call made the change; false (a no-op) when already final, so the effect
    * runs once however often it is called.
    */
-  markFailed(settlementId: string, mined: { hash: Hex; blockNumber: bigint; confirmations: number } | null, reason: string, wallMs: number): Promise<boolean>;
+  markFailed(settlementId: string, mined: MinedAt | null, reason: string, wallMs: number): Promise<boolean>;
+  /**
+   * Sets why `blockchain`'s PENDING settlements wait ("" = they do not);
+   * read back as `Settlement.waitReason` of every PENDING settlement of the
+   * chain. One small write per change (the worker calls it when the reason changes).
+   */
+  setWaitReason(blockchain: Blockchain, reason: string): Promise<void>;
   /**
    * PENDING → removed, for ReconcileMint of a mint whose settlement is not yet signed.
    * Returns the state found: "PENDING" when cancelled; otherwise nothing changed.
@@ -273,6 +311,15 @@ export interface SettlementOutbox {
    */
   backlog(): Promise<Map<Blockchain, SettlementBacklog>>;
   close(): Promise<void>;
+}
+
+/** Where a settlement's transaction was mined, and (final states) what it cost in wei. */
+export interface MinedAt {
+  readonly hash: Hex;
+  readonly blockNumber: bigint;
+  readonly confirmations: number;
+  /** gasUsed × effectiveGasPrice of the receipt; absent when unknown. */
+  readonly costWei?: bigint;
 }
 
 /** Most ids one `getMany` takes: a ListMints page holds at most 1000 mints (MAX_PAGE_SIZE in domain/mint-core.ts). */
@@ -351,7 +398,18 @@ export interface ChainSettlementMetrics {
   rebroadcast(): void;
   /** A pass ended early on an outage or a misconfiguration (node or store unreachable, preflight refused). */
   passFailed(): void;
+  /** A final settlement's transaction cost the signer `costWei` (gasUsed × effectiveGasPrice). */
+  paid(costWei: bigint): void;
+  /** The signer's balance as read this pass, and the floor below which the chain reports NOT_SERVING (wei). */
+  signerBalance(balanceWei: bigint, floorWei: bigint): void;
+  /** PENDING settlements this pass held back, by why: the base fee above the ceiling, or the signer unable to pay (0 when none). */
+  waiting(reason: WaitKind, settlements: number): void;
+  /** A node refused signed bytes at broadcast, by class. */
+  refused(refusal: RefusalClass): void;
 }
+
+/** Why PENDING settlements wait: the fee ceiling, or the signer's funds. */
+export type WaitKind = "fee_ceiling" | "signer_balance";
 
 /** The settlement metrics port: per chain handles plus the signer (shared by every chain). */
 export interface SettlementMetricsSink {
@@ -367,6 +425,10 @@ const noChainMetrics: ChainSettlementMetrics = Object.freeze({
   reorged() {},
   rebroadcast() {},
   passFailed() {},
+  paid() {},
+  signerBalance() {},
+  waiting() {},
+  refused() {},
 });
 
 /** Records nothing: the default when metrics are off. */

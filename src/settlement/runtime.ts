@@ -60,6 +60,8 @@ export interface SettlementRuntimeOptions {
   readonly clock: Clock;
   readonly faultHook?: FaultHook;
   readonly onError?: (blockchain: Blockchain, err: unknown) => void;
+  /** Why settlements wait (signer balance, fee ceiling) and refused broadcasts, once per change (logging). */
+  readonly onNotice?: (blockchain: Blockchain, message: string) => void;
   /** Told once when a chain's node cannot give a proof the worker needs (see `SettlementWorkerOptions.onWarning`). */
   readonly onWarning?: (blockchain: Blockchain, message: string) => void;
   /** Issue 16: settlement metrics (outcomes, fee bumps, reorgs, signer latency); none when metrics are off. */
@@ -97,10 +99,14 @@ export function createSettlementRuntime(opts: SettlementRuntimeOptions): Settlem
         confirmations: c.confirmations,
         pollIntervalMs: c.pollIntervalMs,
         feeBumpTimeoutMs: c.feeBumpTimeoutMs,
+        maxFeePerGasWei: c.maxFeePerGasWei,
+        signerBalanceFloorWei: c.signerBalanceFloorWei,
+        signerBalanceFloorTxs: c.signerBalanceFloorTxs,
         maxBackoffMs: Math.max(c.pollIntervalMs, 10_000),
         ...(opts.faultHook !== undefined ? { faultHook: opts.faultHook } : {}),
         ...(opts.metrics !== undefined ? { metrics: opts.metrics.chain(c.blockchain) } : {}),
         onError: (err) => opts.onError?.(c.blockchain, err),
+        onNotice: (message) => opts.onNotice?.(c.blockchain, message),
         onWarning: (message) => opts.onWarning?.(c.blockchain, message),
       }),
     );

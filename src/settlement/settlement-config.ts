@@ -37,6 +37,22 @@ export interface ChainSettings {
   readonly fromBlock: bigint;
   /** Issue 16: at most this many blocks per eth_getLogs request (providers cap the range); 10000 by default. */
   readonly logsBlockRange: bigint;
+  /**
+   * The fee ceiling: the most the service pays per gas (wei). Transactions are
+   * signed at min(suggested maxFeePerGas, ceiling) while the ceiling covers the
+   * base fee plus the tip; above that PENDING settlements wait, and a fee bump
+   * never passes it. null (`maxFeePerGas` absent): no ceiling.
+   */
+  readonly maxFeePerGasWei: bigint | null;
+  /**
+   * The signer's balance floor (wei): below it the chain is NOT_SERVING and
+   * nothing is signed. null (`signerBalanceFloor` absent): derived each pass as
+   * `signerBalanceFloorTxs` transactions at the fee the worker would sign now
+   * (gasLimit × maxFeePerGas).
+   */
+  readonly signerBalanceFloorWei: bigint | null;
+  /** Transactions the derived floor covers; 10 by default. Ignored when `signerBalanceFloor` is set. */
+  readonly signerBalanceFloorTxs: number;
 }
 
 export type SignerSettings =
@@ -88,7 +104,7 @@ export class SettlementConfigError extends Error {
   override readonly name = "SettlementConfigError";
 }
 
-const CHAIN_KEYS = ["rpcUrl", "chainId", "tokenContract", "treasury", "confirmations", "feeBumpTimeout", "gasLimit", "pollInterval", "requestTimeout", "fromBlock", "logsBlockRange"] as const;
+const CHAIN_KEYS = ["rpcUrl", "chainId", "tokenContract", "treasury", "confirmations", "feeBumpTimeout", "gasLimit", "pollInterval", "requestTimeout", "fromBlock", "logsBlockRange", "maxFeePerGas", "signerBalanceFloor", "signerBalanceFloorTxs"] as const;
 const REQUIRED_CHAIN_KEYS = ["rpcUrl", "chainId", "tokenContract", "treasury", "confirmations", "feeBumpTimeout"] as const;
 
 /** PKCS#11 labels are at most 32 bytes; we accept a plain subset so they survive shells and logs. */
@@ -151,6 +167,13 @@ export function parseSettlementDocument(text: string, where: string, parseDurati
       return getAddress(v as string);
     };
 
+    // Wei amounts are decimal strings: YAML and JSON numbers lose precision past 2^53 (about 0.009 ETH).
+    const wei = (key: string, min: bigint): bigint | null => {
+      const v = entry[key];
+      if (v === undefined || v === null) return null;
+      if (typeof v !== "string" || !/^(0|[1-9][0-9]{0,77})$/.test(v) || BigInt(v) < min) fail(`${at}.${key}`, `expected a wei amount as a decimal string of digits (e.g. "50000000000"), at least ${min}, got ${show(v)}`);
+      return BigInt(v as string);
+    };
     const rpc = entry.rpcUrl;
     let rpcUrl = "";
     try {
@@ -179,6 +202,13 @@ export function parseSettlementDocument(text: string, where: string, parseDurati
       requestTimeoutMs: duration("requestTimeout", 100, 600_000, "10s"),
       fromBlock: BigInt(integer("fromBlock", 0, Number.MAX_SAFE_INTEGER, 0)),
       logsBlockRange: BigInt(integer("logsBlockRange", 1, 10_000_000, 10_000)),
+      maxFeePerGasWei: wei("maxFeePerGas", 1n),
+      signerBalanceFloorWei: (() => {
+        const floor = wei("signerBalanceFloor", 0n);
+        if (floor !== null && entry.signerBalanceFloorTxs !== undefined) fail(`${at}.signerBalanceFloorTxs`, "give either signerBalanceFloor (wei) or signerBalanceFloorTxs (transactions at the current fee), not both");
+        return floor;
+      })(),
+      signerBalanceFloorTxs: integer("signerBalanceFloorTxs", 0, 1_000_000, 10),
     });
   }
   return out;

@@ -97,6 +97,7 @@ async function main(): Promise<void> {
     ...(faultHook !== undefined ? { faultHook } : {}),
     ...(metrics !== undefined ? { metrics } : {}),
     onError: (blockchain, err) => logger.warn({ blockchain, err: err instanceof Error ? err.message : String(err) }, "settlement pass failed; retrying"),
+    onNotice: (blockchain, message) => logger.warn({ blockchain, notice: message }, "settlement waits or was refused"),
     onWarning: (blockchain, message) => logger.warn({ blockchain, reason: message }, "settlement waits for proof"),
   });
   metrics?.watch({ backlog: () => outbox.backlog(), wallMs: () => systemClock.wallMs(), senders: () => runtime.senders() });

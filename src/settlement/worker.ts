@@ -28,11 +28,14 @@ import {
   noSettlementMetrics,
   WorkerCrash,
   type ChainSettlement,
+  type BroadcastOutcome,
   type ChainSettlementMetrics,
   type FaultHook,
   type FaultPoint,
+  type FeeQuote,
   type Fees,
   type Hex,
+  type RefusalClass,
   type SenderLock,
   type Settlement,
   type SettlementOutbox,
@@ -61,12 +64,22 @@ export interface SettlementWorkerOptions {
   readonly feeBumpTimeoutMs?: number;
   /** How long an unknown transaction waits before its bytes are broadcast again. */
   readonly rebroadcastAfterMs?: number;
+  /** The fee ceiling (wei per gas): sign at min(suggested, ceiling); wait while the base fee plus the tip is above it; bumps never pass it. Absent or null: none. */
+  readonly maxFeePerGasWei?: bigint | null;
+  /** The signer's balance floor (wei): below it the chain is unhealthy and nothing is signed. Absent or null: `signerBalanceFloorTxs` transactions at the fee signed now. */
+  readonly signerBalanceFloorWei?: bigint | null;
+  /** Transactions the derived floor covers (default 10; 0 turns the floor off while still refusing what the signer cannot pay). */
+  readonly signerBalanceFloorTxs?: number;
+  /** Longest pause before bytes a node refused for an unknown reason are offered again (default 5 min). */
+  readonly maxRefusalBackoffMs?: number;
   /** Test-only: called at each fault point (see `createFaultHook`). */
   readonly faultHook?: FaultHook;
   /** Issue 16: where the worker records outcomes, fee bumps, reorgs and failed passes (default: nowhere). */
   readonly metrics?: ChainSettlementMetrics;
   /** Told about every failed pass (logging); never throws. */
   readonly onError?: (err: unknown) => void;
+  /** Told, once per change, why settlements wait (signer balance, fee ceiling) and about every refused broadcast (logging); never throws. */
+  readonly onNotice?: (message: string) => void;
   /** Told once when the node cannot give a proof the worker needs (logging), e.g. a deep nonce read on a node that is not an archive node; never throws. */
   readonly onWarning?: (message: string) => void;
 }
@@ -89,9 +102,34 @@ export interface WorkerStatus {
   readonly consecutiveErrors: number;
   /** Fee-bump replacements signed since start (issue 16). */
   readonly replacements: number;
+  /** Why PENDING settlements wait (signer balance, fee ceiling), as of the last pass; empty when they do not. */
+  readonly waitReason: string;
+  /** The signer's balance as last read (wei); null before the first read or when the chain cannot tell. */
+  readonly signerBalanceWei: bigint | null;
 }
 
 type Mined = Extract<TxLookup, { kind: "mined" }> & { hash: Hex };
+
+/** What a pass learned about gas before signing: the fees it may sign at (null: the ceiling holds everything back) and what the signer can still pay. */
+interface GasView {
+  readonly fees: Fees | null;
+  /** Why nothing is signed this pass; "" when signing may go ahead. */
+  readonly waitReason: string;
+  readonly waitKind: "fee_ceiling" | "signer_balance" | null;
+  /** Balance minus the worst case of every signed, unmined transaction (wei); null when the chain cannot tell the balance. */
+  available: bigint | null;
+}
+
+/** A refused broadcast remembered per settlement, so its bytes are not offered again hot. */
+interface Refusal {
+  readonly refusal: RefusalClass;
+  readonly count: number;
+  /** Monotonic ms before which the bytes are not offered again. */
+  readonly retryAtMs: number;
+}
+
+/** The smallest raise a node accepts for a replacement: 10% on both EIP-1559 fees (rounded up). */
+const minReplacement = (v: bigint): bigint => v + (v + 9n) / 10n;
 
 /** In-flight settlements looked up at once per pass. */
 const LOOKUP_BATCH = 16;
@@ -122,6 +160,16 @@ export class SettlementWorker {
   /** Fee-bump replacements signed by this worker (issue 16), for status and metrics. */
   private replacements = 0;
   private readonly metrics: ChainSettlementMetrics;
+  /** Why PENDING settlements wait, as of the last pass, and what the outbox holds (null: not written since this worker became the sender). */
+  private waitReason = "";
+  private storedWaitReason: string | null = null;
+  /** Non-empty while the signer's balance is below its floor: the chain reports unhealthy with this reason. */
+  private lowBalance = "";
+  private signerBalanceWei: bigint | null = null;
+  /** The last refused broadcast per settlement (cleared when a broadcast is accepted or the settlement is final). */
+  private readonly refusals = new Map<string, Refusal>();
+  /** This pass's view of gas (set before following, read by fee bumps and resends). */
+  private gas: GasView | null = null;
   /** Per settlement: monotonic ms of the first pass of an unbroken run that proved its drop (see `dropVerdict`). */
   private readonly dropProofs = new Map<string, number>();
   /** True once the node's failure to read a deep nonce was reported, until it reads one again. */
@@ -169,10 +217,13 @@ export class SettlementWorker {
     return {
       blockchain: this.chain.blockchain,
       role: this.loop === null ? "stopped" : this.isSender ? "sender" : "standby",
-      healthy: this.consecutiveErrors === 0,
-      lastError: this.lastError,
+      // A signer below its balance floor stalls every settlement: as unhealthy as an outage.
+      healthy: this.consecutiveErrors === 0 && (this.lowBalance === "" || !this.isSender),
+      lastError: this.lastError !== "" ? this.lastError : this.isSender ? this.lowBalance : "",
       consecutiveErrors: this.consecutiveErrors,
       replacements: this.replacements,
+      waitReason: this.isSender ? this.waitReason : "",
+      signerBalanceWei: this.signerBalanceWei,
     };
   }
 
@@ -231,6 +282,7 @@ export class SettlementWorker {
       this.isSender = true;
       this.nextNonce = null;
       this.preflightOkMs = null;
+      this.storedWaitReason = null;
       this.dropProofs.clear();
     } else if (!(await this.opts.lock.held(chainName))) {
       this.isSender = false;
@@ -241,8 +293,10 @@ export class SettlementWorker {
 
     const inFlight = await this.outbox.inFlight(chainName);
     // Read every pass, queue or no queue: an idle sender's health (and its
-    // pass-failure count) follows the node, not only once a mint arrives.
-    const head = await this.chain.headBlock();
+    // pass-failure count) follows the node, not only once a mint arrives; the
+    // balance and the fees decide whether anything may be signed or bumped.
+    const [head, gas] = await Promise.all([this.chain.headBlock(), this.readGas(inFlight)]);
+    this.gas = gas;
     let open = 0;
     if (inFlight.length > 0) {
       // Lookups are independent reads: a few at a time. Re-sends stay in nonce
@@ -266,16 +320,37 @@ export class SettlementWorker {
     // blacklisted treasury shows in health before the first mint waits.
     await this.preflight();
     const room = (this.opts.maxInFlight ?? 64) - open;
-    if (room <= 0) return report;
-    const pending = await this.outbox.nextPending(chainName, room);
-    if (pending.length === 0) return report;
+    const pending = room <= 0 ? [] : await this.outbox.nextPending(chainName, room);
+    // A transaction the node refused (and that is not simply used) holds new
+    // signatures back: later nonces would only queue behind its gap.
+    const blocked = inFlight.find((s) => {
+      const r = this.refusals.get(s.settlementId);
+      return r !== undefined && r.refusal !== "nonce-too-low";
+    });
+    if (gas.fees === null || pending.length === 0 || blocked !== undefined) {
+      this.metrics.waiting("fee_ceiling", gas.waitKind === "fee_ceiling" ? pending.length : 0);
+      this.metrics.waiting("signer_balance", gas.waitKind === "signer_balance" ? pending.length : 0);
+      const reason =
+        gas.waitReason !== "" || blocked === undefined
+          ? gas.waitReason
+          : `waiting for an earlier transaction the node refused (nonce ${blocked.txs[0]?.nonce ?? "?"}, ${this.refusals.get(blocked.settlementId)?.refusal ?? "unknown"}); it is retried first`;
+      await this.setWaitReason(pending.length === 0 ? "" : reason);
+      return report;
+    }
     if (this.nextNonce === null) {
       const [stored, mined] = await Promise.all([this.outbox.highestNonce(chainName), this.chain.minedNonce()]);
       this.nextNonce = Math.max(stored + 1, mined);
     }
     let nonce: number = this.nextNonce;
-    const fees = await this.chain.suggestFees();
-    for (const s of pending) {
+    const fees = gas.fees;
+    const cost = this.worstCost(fees.maxFeePerGas);
+    let heldBack = 0;
+    for (const [i, s] of pending.entries()) {
+      // Nothing is signed that the signer cannot pay for: each transaction's worst case comes off what is left.
+      if (gas.available !== null && cost !== null && gas.available < cost) {
+        heldBack = pending.length - i;
+        break;
+      }
       const tx = await this.sign(s, nonce, fees);
       let recorded;
       try {
@@ -289,11 +364,78 @@ export class SettlementWorker {
       if (!recorded.ok) continue;
       this.nextNonce = ++nonce;
       report.signed++;
+      if (gas.available !== null && cost !== null) gas.available -= cost;
       this.fault("after-sign", s.settlementId);
-      await this.send(s.settlementId, tx.raw);
+      const outcome = await this.send(s.settlementId, tx.raw);
       this.fault("after-broadcast", s.settlementId);
+      // A refusal stops this pass's signing: later nonces would only queue behind the refused one.
+      if (outcome.kind === "rejected") break;
     }
+    this.metrics.waiting("fee_ceiling", 0);
+    this.metrics.waiting("signer_balance", heldBack);
+    await this.setWaitReason(
+      heldBack > 0 ? `waiting for funds: the signer's balance cannot pay for another transaction (${cost?.toString() ?? "?"} wei at most each, ${gas.available?.toString() ?? "?"} wei left after the signed ones)` : "",
+    );
     return report;
+  }
+
+  /** What one transaction costs at most at `maxFeePerGas` (gasLimit × maxFeePerGas); null when the chain does not say its gas limit. */
+  private worstCost(maxFeePerGas: bigint): bigint | null {
+    return this.chain.gasLimit === undefined ? null : this.chain.gasLimit * maxFeePerGas;
+  }
+
+  /**
+   * Reads the signer's balance and the suggested fees, applies the fee
+   * ceiling and the balance floor, and says what this pass may sign. The
+   * worst case of every signed transaction not yet mined is taken off the
+   * balance first: the node charges it when they are mined.
+   */
+  private async readGas(inFlight: readonly Settlement[]): Promise<GasView> {
+    const [quote, balance] = await Promise.all([this.chain.suggestFees(), this.chain.signerBalance?.() ?? Promise.resolve(null)]);
+    this.signerBalanceWei = balance;
+    const capped = this.capFees(quote);
+    let available: bigint | null = null;
+    if (balance !== null) {
+      available = balance;
+      for (const s of inFlight) {
+        const last = s.txs[s.txs.length - 1];
+        const worst = last === undefined || s.minedHash !== null ? null : this.worstCost(last.maxFeePerGas);
+        if (worst !== null) available -= worst;
+      }
+    }
+    // The floor: configured in wei, or N transactions at the fee signed now (the ceiling when it holds fees back).
+    let floor: bigint | null = this.opts.signerBalanceFloorWei ?? null;
+    if (floor === null) {
+      const perTx = this.worstCost("fees" in capped ? capped.fees.maxFeePerGas : (this.opts.maxFeePerGasWei ?? quote.maxFeePerGas));
+      floor = perTx === null ? null : perTx * BigInt(this.opts.signerBalanceFloorTxs ?? 10);
+    }
+    const wasLow = this.lowBalance;
+    this.lowBalance = balance !== null && floor !== null && balance < floor ? `signer balance ${balance} wei is below the floor of ${floor} wei: nothing is signed until it is topped up` : "";
+    if (balance !== null && floor !== null) this.metrics.signerBalance(balance, floor);
+    if (this.lowBalance !== "" && wasLow === "") this.opts.onNotice?.(`${this.chain.blockchain}: ${this.lowBalance}`);
+    if (this.lowBalance !== "") return { fees: null, waitReason: `waiting for funds: ${this.lowBalance}`, waitKind: "signer_balance", available };
+    if (!("fees" in capped)) return { fees: null, waitReason: capped.wait, waitKind: "fee_ceiling", available };
+    return { fees: capped.fees, waitReason: "", waitKind: null, available };
+  }
+
+  /** min(suggested, ceiling) while the ceiling covers the base fee plus the tip; otherwise why the settlement waits. */
+  private capFees(quote: FeeQuote): { fees: Fees } | { wait: string } {
+    const cap = this.opts.maxFeePerGasWei ?? null;
+    if (cap === null || quote.maxFeePerGas <= cap) return { fees: { maxFeePerGas: quote.maxFeePerGas, maxPriorityFeePerGas: quote.maxPriorityFeePerGas } };
+    const base = quote.baseFeePerGas ?? 0n;
+    if (base + quote.maxPriorityFeePerGas > cap) {
+      return { wait: `waiting for the fee ceiling: base fee ${base} wei + tip ${quote.maxPriorityFeePerGas} wei is above maxFeePerGas ${cap} wei` };
+    }
+    return { fees: { maxFeePerGas: cap, maxPriorityFeePerGas: quote.maxPriorityFeePerGas } };
+  }
+
+  /** Writes the chain's wait reason to the outbox when it changed (PENDING settlements answer it), and says so once. */
+  private async setWaitReason(reason: string): Promise<void> {
+    this.waitReason = reason;
+    if (reason === this.storedWaitReason) return;
+    await this.outbox.setWaitReason(this.chain.blockchain, reason);
+    if (reason !== "" && !reason.startsWith("waiting for funds: signer balance")) this.opts.onNotice?.(`${this.chain.blockchain}: ${reason}`);
+    this.storedWaitReason = reason;
   }
 
   /**
@@ -322,20 +464,39 @@ export class SettlementWorker {
     this.opts.faultHook?.(point, settlementId);
   }
 
-  /** Broadcasts and counts the attempt; an outage propagates (the bytes are stored; the next pass re-sends). */
-  private async send(settlementId: string, raw: Hex): Promise<void> {
-    this.lastSentMs.set(settlementId, this.opts.clock.nowMs());
+  /**
+   * Broadcasts and counts the attempt; an outage propagates (the bytes are
+   * stored; the next pass re-sends). A refusal is classified and remembered,
+   * so the follow-up bumps, waits for funds, treats the bytes as sent, or backs
+   * off, instead of offering the same bytes again every pass.
+   */
+  private async send(settlementId: string, raw: Hex): Promise<BroadcastOutcome> {
+    const nowMs = this.opts.clock.nowMs();
+    this.lastSentMs.set(settlementId, nowMs);
     let error = "";
+    let outcome: BroadcastOutcome;
     try {
-      const outcome = await this.chain.broadcast(raw);
-      if (outcome.kind === "rejected") error = `node refused the transaction: ${outcome.reason}`;
+      outcome = await this.chain.broadcast(raw);
     } catch (err) {
       if (err instanceof ChainUnavailableError) {
         await this.outbox.recordAttempt(settlementId, err.message, this.opts.clock.wallMs());
       }
       throw err;
     }
+    if (outcome.kind === "rejected") {
+      const refusal = outcome.refusal ?? "unknown";
+      const count = (this.refusals.get(settlementId)?.count ?? 0) + 1;
+      const baseMs = this.opts.rebroadcastAfterMs ?? 2_000;
+      const backoffMs = Math.min(this.opts.maxRefusalBackoffMs ?? 300_000, baseMs * 2 ** Math.min(count, 20));
+      this.refusals.set(settlementId, { refusal, count, retryAtMs: nowMs + backoffMs });
+      this.metrics.refused(refusal);
+      error = `node refused the transaction (${refusal}): ${outcome.reason}`;
+      this.opts.onNotice?.(`${this.chain.blockchain}: settlement ${settlementId}: ${error}`);
+    } else {
+      this.refusals.delete(settlementId);
+    }
     await this.outbox.recordAttempt(settlementId, error, this.opts.clock.wallMs());
+    return outcome;
   }
 
   /**
@@ -348,9 +509,28 @@ export class SettlementWorker {
   private async bumpFees(s: Settlement, last: SettlementTx): Promise<boolean> {
     const suggested = await this.chain.suggestFees();
     const bump = (v: bigint): bigint => v + (v + 7n) / 8n;
-    const priority = bump(last.maxPriorityFeePerGas) > suggested.maxPriorityFeePerGas ? bump(last.maxPriorityFeePerGas) : suggested.maxPriorityFeePerGas;
+    let priority = bump(last.maxPriorityFeePerGas) > suggested.maxPriorityFeePerGas ? bump(last.maxPriorityFeePerGas) : suggested.maxPriorityFeePerGas;
     let maxFee = bump(last.maxFeePerGas) > suggested.maxFeePerGas ? bump(last.maxFeePerGas) : suggested.maxFeePerGas;
     if (maxFee < priority) maxFee = priority;
+    // The ceiling holds for bumps too: clipped to it, and no bump at all when
+    // the clipped fees would not raise both by the 10% a node requires.
+    const cap = this.opts.maxFeePerGasWei ?? null;
+    if (cap !== null && maxFee > cap) maxFee = cap;
+    if (priority > maxFee) priority = maxFee;
+    if (maxFee < minReplacement(last.maxFeePerGas) || priority < minReplacement(last.maxPriorityFeePerGas)) {
+      await this.holdBump(s, `waiting for the fee ceiling: a replacement must raise maxFeePerGas ${last.maxFeePerGas} wei by 10%, above the ceiling of ${cap ?? "?"} wei`);
+      return false;
+    }
+    // Nor a bump the signer cannot pay for: the replacement's worst case replaces the last one's.
+    const gas = this.gas;
+    const [newCost, oldCost] = [this.worstCost(maxFee), this.worstCost(last.maxFeePerGas)];
+    if (gas !== null && gas.available !== null && newCost !== null && oldCost !== null) {
+      if (gas.available + oldCost < newCost) {
+        await this.holdBump(s, `waiting for funds: the signer's balance cannot pay for a replacement at maxFeePerGas ${maxFee} wei`);
+        return false;
+      }
+      gas.available -= newCost - oldCost;
+    }
     const fees = { maxFeePerGas: maxFee, maxPriorityFeePerGas: priority };
     const tx = await this.sign(s, last.nonce, fees);
     const wallMs = this.opts.clock.wallMs();
@@ -402,6 +582,11 @@ export class SettlementWorker {
     return { kind: "wait", reason: `waiting for proof of a drop: nonce ${nonce} is used ${depth} blocks deep (block ${deepBlock}) and none of its transactions is known; checked again on the next pass` };
   }
 
+  /** A fee bump held back (ceiling or funds): the SUBMITTED settlement's status says why, written when it changes. */
+  private async holdBump(s: Settlement, reason: string): Promise<void> {
+    if (s.lastError !== reason) await this.outbox.recordWaiting(s.settlementId, reason, this.opts.clock.wallMs());
+  }
+
   private async follow(s: Settlement, head: bigint): Promise<"confirmed" | "failed" | "open" | "rebroadcast"> {
     // A drop's proof must hold on consecutive passes: any other outcome starts it over.
     const proofSinceMs = this.dropProofs.get(s.settlementId);
@@ -422,13 +607,21 @@ export class SettlementWorker {
       const where = { hash: mined.hash, blockNumber: mined.blockNumber, confirmations: mined.confirmations };
       if (mined.confirmations >= this.opts.confirmations) {
         this.lastSentMs.delete(s.settlementId);
+        this.refusals.delete(s.settlementId);
         const seconds = (wallMs - s.createWallMs) / 1000;
+        const final = mined.costWei !== undefined ? { ...where, costWei: mined.costWei } : where;
         if (mined.status === "success") {
           // Counted only when this call made the change, so a settlement is counted once.
-          if (await this.outbox.markConfirmed(s.settlementId, where, wallMs)) this.metrics.finished("confirmed", seconds, mined.confirmations);
+          if (await this.outbox.markConfirmed(s.settlementId, final, wallMs)) {
+            this.metrics.finished("confirmed", seconds, mined.confirmations);
+            if (mined.costWei !== undefined) this.metrics.paid(mined.costWei);
+          }
           return "confirmed";
         }
-        if (await this.outbox.markFailed(s.settlementId, where, `the ${s.kind} transaction reverted on-chain`, wallMs)) this.metrics.finished("reverted", seconds, mined.confirmations);
+        if (await this.outbox.markFailed(s.settlementId, final, `the ${s.kind} transaction reverted on-chain`, wallMs)) {
+          this.metrics.finished("reverted", seconds, mined.confirmations);
+          if (mined.costWei !== undefined) this.metrics.paid(mined.costWei);
+        }
         return "failed";
       }
       if (s.minedHash !== mined.hash || s.blockNumber !== mined.blockNumber || s.confirmations !== mined.confirmations) {
@@ -444,6 +637,9 @@ export class SettlementWorker {
     const last = s.txs[s.txs.length - 1];
     if (last === undefined) throw new Error(`settlement ${s.settlementId} is SUBMITTED without a transaction`);
     if (anyPending) {
+      // One of its transactions holds the nonce in the pool: no gap, so a
+      // refused replacement no longer holds new signatures back.
+      this.refusals.delete(s.settlementId);
       // Stuck in the pool: replace it with higher fees once the fee-bump timeout passed.
       const bumpMs = this.opts.feeBumpTimeoutMs;
       if (bumpMs !== undefined && wallMs - last.signedWallMs >= bumpMs && (await this.bumpFees(s, last))) return "rebroadcast";
@@ -452,6 +648,7 @@ export class SettlementWorker {
     const verdict = await this.dropVerdict(s, last.nonce, head, proofSinceMs);
     if (verdict.kind === "dropped") {
       this.lastSentMs.delete(s.settlementId);
+      this.refusals.delete(s.settlementId);
       if (await this.outbox.markFailed(s.settlementId, null, `dropped: nonce ${last.nonce} was used by another transaction`, wallMs)) {
         this.metrics.finished("dropped", (wallMs - s.createWallMs) / 1000, 0);
       }
@@ -461,8 +658,34 @@ export class SettlementWorker {
       if (s.lastError !== verdict.reason) await this.outbox.recordWaiting(s.settlementId, verdict.reason, wallMs);
       return "open";
     }
-    const sentMs = this.lastSentMs.get(s.settlementId);
-    if (sentMs !== undefined && this.opts.clock.nowMs() - sentMs < (this.opts.rebroadcastAfterMs ?? 2_000)) return "open";
+    // Refused before: handled by class, never offered again hot.
+    const refused = this.refusals.get(s.settlementId);
+    if (refused !== undefined) {
+      const due = this.opts.clock.nowMs() >= refused.retryAtMs;
+      switch (refused.refusal) {
+        case "underpriced":
+          // Below the base fee, or a replacement not raised enough: sign again with higher fees, within the ceiling.
+          if (await this.bumpFees(s, last)) return "rebroadcast";
+          if (!due) return "open";
+          break;
+        case "insufficient-funds": {
+          // Wait for funds: offered again once the balance covers every signed transaction's worst case, this one's included (and not before its backoff).
+          const available = this.gas?.available ?? null;
+          if (!due || (available !== null && available < 0n)) return "open";
+          break;
+        }
+        case "nonce-too-low":
+          // The nonce is used: treat as sent; the lookups above decide (mined, or dropped on proof).
+          if (!due) return "open";
+          break;
+        case "unknown":
+          if (!due) return "open";
+          break;
+      }
+    } else {
+      const sentMs = this.lastSentMs.get(s.settlementId);
+      if (sentMs !== undefined && this.opts.clock.nowMs() - sentMs < (this.opts.rebroadcastAfterMs ?? 2_000)) return "open";
+    }
     await this.send(s.settlementId, last.raw);
     this.metrics.rebroadcast();
     return "rebroadcast";

@@ -51,7 +51,7 @@ describe("single calls", () => {
     expect(body).toEqual({
       mint: { mintId: expect.stringMatching(/^mint_/), accountId: acct, amount: "7", blockchain: "SOLANA", status: "COMPLETED", idempotencyKey: "order-1", createTime: expect.any(String), reverseReason: "", requester: "", approvals: [], rejectReason: "", rejectedBy: "",
         // SOLANA settles nothing here: NOT_REQUIRED (the credit was available at once).
-        settlement: { state: "NOT_REQUIRED", txHashes: [], minedTxHash: "", blockNumber: 0, confirmations: 0, attempts: 0, lastError: "" } },
+        settlement: { state: "NOT_REQUIRED", txHashes: [], minedTxHash: "", blockNumber: 0, confirmations: 0, attempts: 0, lastError: "", waitReason: "" } },
       replayed: false,
       idempotencyKey: "order-1",
     });

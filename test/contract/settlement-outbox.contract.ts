@@ -54,6 +54,42 @@ export function settlementOutboxContract(name: string, open: () => Promise<Outbo
         expect((await outbox.getMany(["nope"])).size).toBe(0);
       }));
 
+    it("a final settlement keeps its cost in wei exactly (reverted ones pay too); one finished without a cost, or not final, reads null (unknown), never 0", () =>
+      use(async ({ outbox }) => {
+        for (const [i, id] of ["c1", "c2", "c3", "c4"].entries()) {
+          await add(outbox, id);
+          if (id !== "c4") expect((await outbox.recordSigned(id, tx(10 + i, i), 1)).ok).toBe(true);
+        }
+        const big = 123_456_789_012_345_678_901_234_567_890n; // far past 2^53
+        expect(await outbox.markConfirmed("c1", { ...mined(10, 5n, 1), costWei: big }, 2)).toBe(true);
+        expect(await outbox.markFailed("c2", { ...mined(11, 5n, 1), costWei: 21_000n }, "reverted", 2)).toBe(true);
+        expect(await outbox.markConfirmed("c3", mined(12, 6n, 1), 2)).toBe(true);
+        const found = await outbox.getMany(["c1", "c2", "c3", "c4"]);
+        expect(["c1", "c2", "c3", "c4"].map((id) => found.get(id)?.costWei)).toEqual([big, 21_000n, null, null]);
+        expect((await outbox.get("c1"))?.costWei).toBe(big);
+      }));
+
+    it("setWaitReason: every PENDING settlement of the chain carries the chain's reason; signed ones and other chains do not; an empty reason clears it", () =>
+      use(async ({ outbox }) => {
+        await add(outbox, "w1");
+        await add(outbox, "w2");
+        await add(outbox, "w3", 1n, "BASE");
+        expect((await outbox.recordSigned("w2", tx(20, 0), 1)).ok).toBe(true);
+        const reasons = async (): Promise<(string | undefined)[]> => {
+          const m = await outbox.getMany(["w1", "w2", "w3"]);
+          const one = await outbox.get("w1");
+          expect(one?.waitReason).toBe(m.get("w1")?.waitReason);
+          return ["w1", "w2", "w3"].map((id) => m.get(id)?.waitReason);
+        };
+        expect(await reasons()).toEqual(["", "", ""]);
+        await outbox.setWaitReason("ETHEREUM", "waiting for the fee ceiling: x");
+        expect(await reasons()).toEqual(["waiting for the fee ceiling: x", "", ""]);
+        await outbox.setWaitReason("ETHEREUM", "waiting for funds: y");
+        expect(await reasons()).toEqual(["waiting for funds: y", "", ""]);
+        await outbox.setWaitReason("ETHEREUM", "");
+        expect(await reasons()).toEqual(["", "", ""]);
+      }));
+
     it(`issue 16: getMany refuses more than ${MAX_GET_MANY} ids`, () =>
       use(async ({ outbox }) => {
         await expect(outbox.getMany(Array.from({ length: MAX_GET_MANY + 1 }, (_, i) => `id-${i}`))).rejects.toThrow(/at most/);

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Blockchain } from "../../src/domain/model.js";
 import { runMigrations } from "../../src/adapters/postgres/migrations.js";
 import { InProcessSenderLock, MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
-import { BURN_SETTLEMENT_MIGRATION, PgSenderLock, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
+import { BURN_SETTLEMENT_MIGRATION, GAS_SETTLEMENT_MIGRATION, PgSenderLock, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
 import type { SettlementEffects } from "../../src/settlement/ports.js";
 import { createTestDatabase, type TestDatabase, testClient, testPool } from "../support/pg-test-database.js";
 import { settlementOutboxContract } from "./settlement-outbox.contract.js";
@@ -28,7 +28,7 @@ beforeAll(async () => {
   const c = testClient({ connectionString: db.url });
   await c.connect();
   try {
-    await runMigrations(c, undefined, [...SETTLEMENT_MIGRATIONS, BURN_SETTLEMENT_MIGRATION]);
+    await runMigrations(c, undefined, [...SETTLEMENT_MIGRATIONS, BURN_SETTLEMENT_MIGRATION, GAS_SETTLEMENT_MIGRATION]);
   } finally {
     await c.end();
   }
@@ -38,7 +38,7 @@ afterAll(async () => {
 });
 
 settlementOutboxContract("postgres", async () => {
-  await db.query("TRUNCATE settlement_txs, settlements RESTART IDENTITY");
+  await db.query("TRUNCATE settlement_txs, settlements, settlement_waits RESTART IDENTITY");
   const pool = testPool({ connectionString: db.url, max: 4 });
   const effects: string[] = [];
   const connect = async (): Promise<pg.Client> => {
@@ -60,7 +60,7 @@ settlementOutboxContract("postgres", async () => {
 
 describe("PostgreSQL outbox specifics", () => {
   it("a ledger effect that fails rolls the final state back with it (same transaction)", async () => {
-    await db.query("TRUNCATE settlement_txs, settlements RESTART IDENTITY");
+    await db.query("TRUNCATE settlement_txs, settlements, settlement_waits RESTART IDENTITY");
     const pool = testPool({ connectionString: db.url, max: 2 });
     try {
       const outbox = new PostgresSettlementOutbox(pool, {
@@ -99,6 +99,34 @@ describe("PostgreSQL outbox specifics", () => {
     } finally {
       await one.close();
       await two.close();
+    }
+  });
+});
+
+describe("the gas migration on settlements finished before it", () => {
+  it("leaves their cost unknown (null), not zero, and new ones get theirs", async () => {
+    const old = await createTestDatabase();
+    const c = testClient({ connectionString: old.url });
+    await c.connect();
+    const pool = testPool({ connectionString: old.url, max: 2 });
+    try {
+      await runMigrations(c, undefined, [...SETTLEMENT_MIGRATIONS, BURN_SETTLEMENT_MIGRATION]);
+      await c.query(
+        `INSERT INTO settlements (settlement_id, kind, blockchain, amount, state, nonce, mined_hash, block_number, confirmations, create_time, update_time)
+         VALUES ('before', 'mint', 'ETHEREUM', 5, 'CONFIRMED', 0, '0x01', 7, 1, now(), now())`,
+      );
+      await runMigrations(c, undefined, [...SETTLEMENT_MIGRATIONS, BURN_SETTLEMENT_MIGRATION, GAS_SETTLEMENT_MIGRATION]);
+      const outbox = new PostgresSettlementOutbox(pool);
+      expect(await outbox.get("before")).toMatchObject({ state: "CONFIRMED", costWei: null, waitReason: "" });
+      await outbox.enqueue({ settlementId: "after", blockchain: "ETHEREUM", amountMicros: 6n, createWallMs: Date.now() });
+      const hash = `0x${"2".repeat(64)}` as const;
+      await outbox.recordSigned("after", { hash, raw: "0x02", nonce: 1, maxFeePerGas: 2n, maxPriorityFeePerGas: 1n, signedWallMs: Date.now() }, Date.now());
+      await outbox.markConfirmed("after", { hash, blockNumber: 8n, confirmations: 1, costWei: 42n }, Date.now());
+      expect((await outbox.getMany(["before", "after"])).get("after")?.costWei).toBe(42n);
+    } finally {
+      await pool.end();
+      await c.end();
+      await old.drop();
     }
   });
 });

@@ -152,6 +152,7 @@ describe("migrations", () => {
           "redemptions",
           "schema_migrations",
           "settlement_txs",
+          "settlement_waits",
           "settlements",
           "supply",
           "transfers",

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openPostgresStores } from "../../src/adapters/postgres/index.js";
 import { runMigrations } from "../../src/adapters/postgres/migrations.js";
 import { PostgresAuditJournal } from "../../src/adapters/postgres/postgres-audit-journal.js";
-import { BURN_SETTLEMENT_MIGRATION, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
+import { BURN_SETTLEMENT_MIGRATION, GAS_SETTLEMENT_MIGRATION, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
 import type { Hex } from "../../src/settlement/ports.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { createTestDatabase, testClient, testPool, type TestDatabase } from "../support/pg-test-database.js";
@@ -79,7 +79,7 @@ describe("every transaction through one helper (default isolation SERIALIZABLE)"
     const c = testClient({ connectionString: db.url });
     await c.connect();
     try {
-      await runMigrations(c, undefined, [...SETTLEMENT_MIGRATIONS, BURN_SETTLEMENT_MIGRATION]);
+      await runMigrations(c, undefined, [...SETTLEMENT_MIGRATIONS, BURN_SETTLEMENT_MIGRATION, GAS_SETTLEMENT_MIGRATION]);
     } finally {
       await c.end();
     }

@@ -135,6 +135,8 @@ describe("a real Prometheus scraping the service", () => {
       ["UsdcMintSettlementLag", "ok"],
       ["UsdcMintSettlementNoSender", "ok"],
       ["UsdcMintSettlementFailures", "ok"],
+      ["UsdcMintSettlementSignerBalanceLow", "ok"],
+      ["UsdcMintSettlementFeeCeiling", "ok"],
     ]);
   });
 });

@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runMigrations } from "../../src/adapters/postgres/migrations.js";
-import { PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
+import { GAS_SETTLEMENT_MIGRATION, PostgresSettlementOutbox, SETTLEMENT_MIGRATIONS } from "../../src/settlement/outbox-postgres.js";
 import type { Signer } from "../../src/settlement/ports.js";
 import { startEvmNode, type EvmNode } from "../support/evm/evm-node.js";
 import { BLOCKCHAIN, countByState, deployForSigner, enqueueMany, expectChainMatchesOutbox, until, type TokenSetup } from "../support/evm/settlement-fixture.js";
@@ -76,7 +76,7 @@ describe("settlement worker process: killed by the fault hook, then restarted", 
     db = await createTestDatabase();
     const c = testClient({ connectionString: db.url });
     await c.connect();
-    await runMigrations(c, undefined, SETTLEMENT_MIGRATIONS);
+    await runMigrations(c, undefined, [...SETTLEMENT_MIGRATIONS, GAS_SETTLEMENT_MIGRATION]);
     await c.end();
     pool = testPool({ connectionString: db.url, max: 2 });
   });

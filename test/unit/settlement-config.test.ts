@@ -70,8 +70,8 @@ describe("settlement settings", () => {
   it("read a YAML file: every chain with defaults filled in, addresses checksummed", () => {
     const c = loadConfig([], { MINT_SETTLEMENT_FILE: file(YAML_DOC), ...PKCS11_ENV });
     expect(c.settlement?.chains).toEqual([
-      { blockchain: "ETHEREUM", rpcUrl: "http://127.0.0.1:8545", chainId: 31337, tokenContract: TOKEN, treasury: TREASURY, confirmations: 3, feeBumpTimeoutMs: 120_000, gasLimit: 150_000n, pollIntervalMs: 1_000, requestTimeoutMs: 10_000, fromBlock: 0n, logsBlockRange: 10_000n },
-      { blockchain: "BASE", rpcUrl: "https://base.example/rpc", chainId: 8453, tokenContract: TOKEN, treasury: TREASURY, confirmations: 12, feeBumpTimeoutMs: 90_000, gasLimit: 200_000n, pollIntervalMs: 250, requestTimeoutMs: 10_000, fromBlock: 19_000_000n, logsBlockRange: 500n },
+      { blockchain: "ETHEREUM", rpcUrl: "http://127.0.0.1:8545", chainId: 31337, tokenContract: TOKEN, treasury: TREASURY, confirmations: 3, feeBumpTimeoutMs: 120_000, gasLimit: 150_000n, pollIntervalMs: 1_000, requestTimeoutMs: 10_000, fromBlock: 0n, logsBlockRange: 10_000n, maxFeePerGasWei: null, signerBalanceFloorWei: null, signerBalanceFloorTxs: 10 },
+      { blockchain: "BASE", rpcUrl: "https://base.example/rpc", chainId: 8453, tokenContract: TOKEN, treasury: TREASURY, confirmations: 12, feeBumpTimeoutMs: 90_000, gasLimit: 200_000n, pollIntervalMs: 250, requestTimeoutMs: 10_000, fromBlock: 19_000_000n, logsBlockRange: 500n, maxFeePerGasWei: null, signerBalanceFloorWei: null, signerBalanceFloorTxs: 10 },
     ]);
     expect(c.settlement?.signer).toEqual({ kind: "pkcs11", modulePath: "/usr/lib/softhsm/libsofthsm2.so", tokenLabel: "mint-hsm", keyLabel: "mint-treasury", pinFile: PIN_FILE, pin: "123456" });
     expect(Object.isFrozen(c.settlement?.chains[0])).toBe(true);
@@ -83,6 +83,17 @@ describe("settlement settings", () => {
     if (settings === null) throw new Error("settlement is configured");
     expect(chainsThatCannotBurn(settings, TREASURY.toLowerCase())).toEqual([]);
     expect(chainsThatCannotBurn(settings, TOKEN)).toEqual(["ETHEREUM", "BASE"]);
+  });
+
+  it("read the gas settings: the fee ceiling and the balance floor in wei (decimal strings), or the floor as a count of transactions", () => {
+    const gas = entry('    chainId: 31337\n    maxFeePerGas: "120000000000"\n    signerBalanceFloor: "50000000000000000"\n');
+    const c = loadConfig([], { MINT_SETTLEMENT_FILE: file(gas), ...PKCS11_ENV });
+    expect(c.settlement?.chains.map((x) => [x.maxFeePerGasWei, x.signerBalanceFloorWei, x.signerBalanceFloorTxs])).toEqual([
+      [120_000_000_000n, 50_000_000_000_000_000n, 10],
+      [null, null, 10],
+    ]);
+    const byCount = loadConfig([], { MINT_SETTLEMENT_FILE: file(entry("    chainId: 31337\n    signerBalanceFloorTxs: 25\n")), ...PKCS11_ENV });
+    expect(byCount.settlement?.chains[0]).toMatchObject({ signerBalanceFloorWei: null, signerBalanceFloorTxs: 25 });
   });
 
   it("read the same document as JSON", () => {
@@ -120,6 +131,13 @@ describe("settlement settings", () => {
     ["a negative start block", entry("    chainId: 31337\n    fromBlock: -1\n"), /blockchains\.ETHEREUM\.fromBlock: expected an integer from 0 to 9007199254740991, got -1/],
     ["a zero log range", entry("    chainId: 31337\n    logsBlockRange: 0\n"), /blockchains\.ETHEREUM\.logsBlockRange: expected an integer from 1 to 10000000, got 0/],
     ["a numeric duration", YAML_DOC.replace("feeBumpTimeout: 2m", "feeBumpTimeout: 120"), /blockchains\.ETHEREUM\.feeBumpTimeout: expected a duration .* got 120/],
+    ["a fee ceiling as a number (loses wei precision)", entry("    chainId: 31337\n    maxFeePerGas: 50000000000\n"), /blockchains\.ETHEREUM\.maxFeePerGas: expected a wei amount as a decimal string of digits .* got 50000000000/],
+    ["a fee ceiling in gwei words", entry('    chainId: 31337\n    maxFeePerGas: "50 gwei"\n'), /blockchains\.ETHEREUM\.maxFeePerGas: expected a wei amount .* got "50 gwei"/],
+    ["a zero fee ceiling", entry('    chainId: 31337\n    maxFeePerGas: "0"\n'), /blockchains\.ETHEREUM\.maxFeePerGas: expected a wei amount .* at least 1, got "0"/],
+    ["a negative balance floor", entry('    chainId: 31337\n    signerBalanceFloor: "-1"\n'), /blockchains\.ETHEREUM\.signerBalanceFloor: expected a wei amount/],
+    ["a balance floor with leading zeros", entry('    chainId: 31337\n    signerBalanceFloor: "0100"\n'), /blockchains\.ETHEREUM\.signerBalanceFloor: expected a wei amount/],
+    ["both floor settings", entry('    chainId: 31337\n    signerBalanceFloor: "100"\n    signerBalanceFloorTxs: 5\n'), /blockchains\.ETHEREUM\.signerBalanceFloorTxs: give either signerBalanceFloor \(wei\) or signerBalanceFloorTxs/],
+    ["a fractional floor count", entry("    chainId: 31337\n    signerBalanceFloorTxs: 2.5\n"), /blockchains\.ETHEREUM\.signerBalanceFloorTxs: expected an integer from 0 to 1000000, got 2.5/],
   ])("refuse %s with one line naming the entry", (_what, text, message) => {
     expect(errorOf({ MINT_SETTLEMENT_FILE: file(text), ...PKCS11_ENV })).toMatch(message);
   });

@@ -92,6 +92,10 @@ export interface Settlement {
   readonly lastError: string;
   /** The sender's nonce; undefined while PENDING. */
   readonly nonce: number | undefined;
+  /** Why a PENDING settlement is not signed yet (signer funds, fee ceiling); "" when nothing holds it back. */
+  readonly waitReason: string;
+  /** What the mined transaction cost the signer, in wei (decimal string); undefined while not final, when dropped, or unknown (settled before costs were recorded). */
+  readonly costWei: string | undefined;
 }
 
 /** What is left of a minter's allowance. */
@@ -298,6 +302,8 @@ export function settlementFromWire(w: WireSettlement): Settlement {
     attempts: w.attempts,
     lastError: w.lastError,
     nonce: w.nonce,
+    waitReason: w.waitReason,
+    costWei: w.costWei,
   };
 }
 

@@ -2,7 +2,7 @@
  * How mintctl prints: aligned plain-text tables for people (no colours, so
  * they paste cleanly into tickets), one JSON document for scripts (`--json`).
  */
-import type { Mint, Transfer } from "../../client/src/types.js";
+import type { Mint, Settlement, Transfer } from "../../client/src/types.js";
 
 export interface Io {
   readonly out: (text: string) => void;
@@ -50,6 +50,25 @@ export function mintFields(m: Mint): [string, string][] {
           ["reject_reason", m.rejectReason],
           ["rejected_by", m.rejectedBy],
         ] as [string, string][])),
+    // On-chain settlement rows only for mints that settle, so other mints print as before.
+    ...(m.settlement === undefined || m.settlement.state === "NOT_REQUIRED" ? [] : settlementFields(m.settlement)),
+  ];
+}
+
+/**
+ * A settlement's rows. The cost is in wei of the chain's native token; a
+ * final settlement without one reads "unknown" (settled before costs were
+ * recorded, or dropped unmined), never 0.
+ */
+export function settlementFields(s: Settlement): [string, string][] {
+  const final = s.state === "CONFIRMED" || s.state === "FAILED";
+  return [
+    ["settlement_state", s.state],
+    ["settlement_tx_hash", s.minedTxHash !== "" ? s.minedTxHash : (s.txHashes[s.txHashes.length - 1] ?? "")],
+    ["settlement_confirmations", String(s.confirmations)],
+    ["settlement_cost_wei", s.costWei ?? (final ? "unknown" : "")],
+    ["settlement_wait_reason", s.waitReason],
+    ["settlement_last_error", s.lastError],
   ];
 }
 

@@ -10,7 +10,7 @@
  * with its `schema_migrations` row, so a crash leaves it applied or not at all.
  */
 import type pg from "pg";
-import { BURN_SETTLEMENT_MIGRATION, SETTLEMENT_MIGRATIONS } from "../../settlement/outbox-postgres.js";
+import { BURN_SETTLEMENT_MIGRATION, GAS_SETTLEMENT_MIGRATION, SETTLEMENT_MIGRATIONS } from "../../settlement/outbox-postgres.js";
 import { LEDGER_EVENTS_MIGRATION } from "./ledger-events.js";
 
 export interface Migration {
@@ -270,6 +270,8 @@ BEGIN
 END $$;
 `,
   },
+  // Gas management: each settlement's cost, and why a chain's PENDING settlements wait.
+  GAS_SETTLEMENT_MIGRATION,
   {
     version: 2101,
     name: "minter allowance generations: a manager's Set is the final word",

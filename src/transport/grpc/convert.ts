@@ -87,6 +87,8 @@ const NOT_REQUIRED: SettlementProto = Object.freeze({
   attempts: 0,
   lastError: "",
   nonce: undefined,
+  waitReason: "",
+  costWei: undefined,
 }) as SettlementProto;
 
 const STATE_VALUE: Record<Settlement["state"], SettlementState> = {
@@ -111,6 +113,8 @@ export function settlementToProto(s: Settlement | undefined): SettlementProto {
     attempts: s.attempts,
     lastError: s.lastError,
     nonce: s.txs[0]?.nonce,
+    waitReason: s.waitReason,
+    costWei: s.costWei === null ? undefined : s.costWei.toString(),
   };
 }
 

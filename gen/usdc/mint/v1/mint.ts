@@ -668,11 +668,37 @@ export interface Settlement {
    * The last error seen (node refused, unreachable, reverted); empty when none.
    * While SUBMITTED it may instead say why the settlement waits: a transaction
    * the node no longer knows is declared dropped only on proof, and until then
-   * this starts "waiting for proof of a drop: ".
+   * this starts "waiting for proof of a drop: "; a fee bump held back by the
+   * fee ceiling or the signer's funds starts "waiting for the fee ceiling: "
+   * or "waiting for funds: ". A refused broadcast reads "node refused the
+   * transaction (<class>): <the node's message>", class one of underpriced,
+   * insufficient-funds, nonce-too-low, unknown.
    */
   lastError: string;
   /** The transaction's nonce; unset while PENDING. */
-  nonce?: number | undefined;
+  nonce?:
+    | number
+    | undefined;
+  /**
+   * Why a PENDING settlement is not being signed yet, in words: the signer's
+   * native balance is below its floor or cannot pay for another transaction
+   * ("waiting for funds: ..."), the base fee plus the tip is above the
+   * chain's fee ceiling ("waiting for the fee ceiling: ..."), or an earlier
+   * transaction the node refused is retried first ("waiting for an earlier
+   * transaction the node refused ..."). Every PENDING settlement of the
+   * chain shares the reason; empty when nothing holds it back, and always
+   * empty once signed (a signed settlement's trouble is in last_error).
+   */
+  waitReason: string;
+  /**
+   * What the mined transaction cost the signer: the receipt's gas used times
+   * its effective gas price, in wei (decimal string of digits), paid in the
+   * chain's native token. Set once the settlement is final (CONFIRMED, or
+   * FAILED by a revert, which pays gas too); unset while PENDING or
+   * SUBMITTED, for a transaction dropped without being mined, and for
+   * settlements finished before costs were recorded (unknown, not zero).
+   */
+  costWei?: string | undefined;
 }
 
 /** ReconcileChainRequest names the chain to compare with the ledger. */
@@ -2903,6 +2929,8 @@ function createBaseSettlement(): Settlement {
     attempts: 0,
     lastError: "",
     nonce: undefined,
+    waitReason: "",
+    costWei: undefined,
   };
 }
 
@@ -2931,6 +2959,12 @@ export const Settlement: MessageFns<Settlement> = {
     }
     if (message.nonce !== undefined) {
       writer.uint32(64).uint64(message.nonce);
+    }
+    if (message.waitReason !== "") {
+      writer.uint32(74).string(message.waitReason);
+    }
+    if (message.costWei !== undefined) {
+      writer.uint32(82).string(message.costWei);
     }
     return writer;
   },
@@ -3012,6 +3046,22 @@ export const Settlement: MessageFns<Settlement> = {
             message.nonce = longToNumber(reader.uint64());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.waitReason = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.costWei = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3050,6 +3100,16 @@ export const Settlement: MessageFns<Settlement> = {
         ? globalThis.String(object.last_error)
         : "",
       nonce: isSet(object.nonce) ? globalThis.Number(object.nonce) : undefined,
+      waitReason: isSet(object.waitReason)
+        ? globalThis.String(object.waitReason)
+        : isSet(object.wait_reason)
+        ? globalThis.String(object.wait_reason)
+        : "",
+      costWei: isSet(object.costWei)
+        ? globalThis.String(object.costWei)
+        : isSet(object.cost_wei)
+        ? globalThis.String(object.cost_wei)
+        : undefined,
     };
   },
 
@@ -3079,6 +3139,12 @@ export const Settlement: MessageFns<Settlement> = {
     if (message.nonce !== undefined) {
       obj.nonce = Math.round(message.nonce);
     }
+    if (message.waitReason !== "") {
+      obj.waitReason = message.waitReason;
+    }
+    if (message.costWei !== undefined) {
+      obj.costWei = message.costWei;
+    }
     return obj;
   },
 
@@ -3095,6 +3161,8 @@ export const Settlement: MessageFns<Settlement> = {
     message.attempts = object.attempts ?? 0;
     message.lastError = object.lastError ?? "";
     message.nonce = object.nonce ?? undefined;
+    message.waitReason = object.waitReason ?? "";
+    message.costWei = object.costWei ?? undefined;
     return message;
   },
 };
