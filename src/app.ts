@@ -50,6 +50,8 @@ export interface Adapters {
 export interface TestHooks {
   /** Stands in for PostgreSQL's now() where key expiry is judged, so a fake clock is the store's clock too. */
   readonly pgNowWallMs?: () => number;
+  /** Wraps the JetStream relay's target (to lose publishes on purpose). */
+  readonly natsWrapTarget?: import("./workers/nats-relay-wiring.js").TargetWrapper;
 }
 
 export async function openAdapters(config: Config, clock: Clock, logger: Logger, hooks: TestHooks = {}, metrics: MetricsSink = noMetrics): Promise<Adapters> {
@@ -229,6 +231,8 @@ export interface App {
   readonly settlement?: SettlementRuntime;
   /** The replica's WatchLedger hub. */
   readonly watch: LedgerWatchHub;
+  /** The JetStream relay, when MINT_NATS_URL is set (it publishes only while it holds the stream's lock). */
+  readonly natsRelay: import("./workers/nats-relay.js").NatsRelay | null;
   /** Drains, stops the server and closes the adapters; true when calls in flight finished within the grace. */
   shutdown(): Promise<boolean>;
 }
@@ -319,8 +323,13 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     onError: (err, what) => logger.warn({ err: err instanceof Error ? err.message : String(err), what }, "ledger event feed failed; retrying"),
   });
   let server: RunningServer;
+  let natsRelay: import("./workers/nats-relay-wiring.js").RunningRelay | null = null;
   try {
     await watch.start();
+    if (config.natsUrl !== "") {
+      const { openNatsRelay } = await import("./workers/nats-relay-wiring.js");
+      natsRelay = await openNatsRelay(config, adapters.ledgerEvents, clock, logger, metrics, hooks.natsWrapTarget);
+    }
     server = await startServer({
       watch,
       ...(metrics === null ? {} : { metrics }),
@@ -342,6 +351,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
         clearInterval(sweepTimer);
         watch.shutdown();
         await watch.idle();
+        await natsRelay?.close();
         await settlement?.close();
         await adapters.close();
         // Last, so the final scrape of a draining replica still answers.
@@ -350,6 +360,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     });
   } catch (err: unknown) {
     watch.shutdown();
+    await natsRelay?.close();
     await settlement?.close();
     await observed?.listener.close();
     throw err;
@@ -362,5 +373,5 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     callsInFlight: () => server.edge.callsInFlight,
     idempotencyKeys: () => adapters.idempotency.size(),
   });
-  return { server, core, adapters, watch, metrics, metricsAddress: observed?.listener.address ?? null, security, reload: () => security.reload(), ...(settlement !== null ? { settlement: settlement.runtime } : {}), shutdown: () => server.shutdown() };
+  return { server, core, adapters, watch, natsRelay: natsRelay?.relay ?? null, metrics, metricsAddress: observed?.listener.address ?? null, security, reload: () => security.reload(), ...(settlement !== null ? { settlement: settlement.runtime } : {}), shutdown: () => server.shutdown() };
 }
