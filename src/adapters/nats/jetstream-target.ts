@@ -11,17 +11,15 @@
  * stream's newest message.
  */
 import { readFileSync } from "node:fs";
-import { connect, credsAuthenticator, headers, type NatsConnection } from "@nats-io/transport-node";
-import { DiscardPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
+import { connect, createInbox, credsAuthenticator, headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { DiscardPolicy, jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
 import type { FeedPosition, LedgerEvent } from "../../domain/ledger-events.js";
 
-/** Message headers the relay writes (besides Nats-Msg-Id and the expectation). */
-export const HEADER_EVENT_ID = "Mint-Event-Id";
+/** Message headers the relay writes (besides Nats-Msg-Id, the event id, and the expectation). */
 export const HEADER_KIND = "Mint-Event-Kind";
 export const HEADER_ACCOUNTS = "Mint-Accounts";
 export const HEADER_EPOCH = "Mint-Feed-Epoch";
 export const HEADER_POSITION = "Mint-Feed-Position";
-export const HEADER_CURSOR = "Mint-Cursor";
 
 export interface NatsTargetOptions {
   /** nats://host:port (several comma-separated for a cluster). */
@@ -98,11 +96,39 @@ const MS_TO_NS = 1_000_000;
 
 export class StreamConfigError extends Error {}
 
+/** One publish waiting for its acknowledgement. */
+interface Pending {
+  readonly resolve: (ack: PublishAck) => void;
+  readonly reject: (err: Error) => void;
+  readonly sentMs: number;
+}
+
+export class JetStreamPublishError extends Error {
+  constructor(
+    message: string,
+    /** JetStream's error code (10071: wrong last sequence), 503 no responders, 0 for a timeout or a lost connection. */
+    readonly errCode: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Publishes are sent as plain messages with a reply subject under one inbox
+ * of this connection, and their acknowledgements come back on one
+ * subscription (what the Go client calls asynchronous publishing): no
+ * request object, timer or error is built per message. One sweep rejects
+ * those unacknowledged after the publish timeout.
+ */
 export class JetStreamTarget implements RelayTarget {
   private nc: NatsConnection | null = null;
-  private js: JetStreamClient | null = null;
   private jsm: JetStreamManager | null = null;
   private closed = false;
+  private inbox = "";
+  private acks: Subscription | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private nextToken = 1;
+  private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: NatsTargetOptions) {}
 
@@ -120,6 +146,8 @@ export class JetStreamTarget implements RelayTarget {
         // Reconnects by itself, for ever; publishes in the meantime time out and the relay retries.
         maxReconnectAttempts: -1,
         reconnectTimeWait: 500,
+        // No error objects built ahead for every request (they cost more than the publish).
+        noAsyncTraces: true,
         timeout: Math.max(1_000, o.publishTimeoutMs),
         ...(o.credsFile !== "" ? { authenticator: credsAuthenticator(readFileSync(o.credsFile)) } : {}),
         ...(o.user !== "" ? { user: o.user, pass: o.passwordFile === "" ? "" : readFileSync(o.passwordFile, "utf8").trim() } : {}),
@@ -129,7 +157,12 @@ export class JetStreamTarget implements RelayTarget {
         throw new Error("the relay's NATS connection was closed");
       }
       this.nc = nc;
-      this.js = jetstream(nc, { timeout: o.publishTimeoutMs });
+      this.inbox = createInbox();
+      this.acks = nc.subscribe(`${this.inbox}.*`, { callback: (err, msg) => (err === null ? this.onAck(msg) : undefined) });
+      // A connection that closes for good fails what it still waits for.
+      void nc.closed().then(() => this.failPending(new JetStreamPublishError("the NATS connection closed", 0)));
+      this.sweepTimer = setInterval(() => this.sweep(), Math.max(50, Math.floor(o.publishTimeoutMs / 4)));
+      this.sweepTimer.unref();
       this.jsm = await jetstreamManager(nc, { timeout: o.publishTimeoutMs });
     }
     await this.ensureStream();
@@ -180,32 +213,82 @@ export class JetStreamTarget implements RelayTarget {
     return { lastSeq, messages, epoch: epoch === "" ? null : epoch, position };
   }
 
-  async publish(e: LedgerEvent, cursor: string, epoch: string, afterSeq: number): Promise<PublishAck> {
-    const js = this.js;
-    if (js === null) throw new Error("not connected");
+  publish(e: LedgerEvent, cursor: string, epoch: string, afterSeq: number): Promise<PublishAck> {
+    const nc = this.nc;
+    if (nc === null || nc.isClosed()) return Promise.reject(new JetStreamPublishError("not connected to NATS", 0));
     const h = headers();
-    h.set(HEADER_EVENT_ID, e.id);
+    h.set("Nats-Msg-Id", e.id);
+    h.set("Nats-Expected-Last-Sequence", String(afterSeq));
     h.set(HEADER_KIND, e.kind);
     // Account ids are [A-Za-z0-9._:@-]: no comma, no space.
     if (e.accounts.length > 0) h.set(HEADER_ACCOUNTS, e.accounts.join(","));
     h.set(HEADER_EPOCH, epoch);
     h.set(HEADER_POSITION, formatPosition(e.position));
-    h.set(HEADER_CURSOR, cursor);
-    const ack = await js.publish(subjectOf(this.opts.subjectPrefix, e.kind), eventPayload(e, cursor), {
-      msgID: e.id,
-      expect: { lastSequence: afterSeq },
-      headers: h,
-      timeout: this.opts.publishTimeoutMs,
+    const token = this.nextToken++;
+    return new Promise<PublishAck>((resolve, reject) => {
+      this.pending.set(token, { resolve, reject, sentMs: performance.now() });
+      try {
+        nc.publish(subjectOf(this.opts.subjectPrefix, e.kind), eventPayload(e, cursor), { reply: `${this.inbox}.${token}`, headers: h });
+      } catch (err) {
+        this.pending.delete(token);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      }
     });
-    return { seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  private onAck(msg: Msg): void {
+    const token = Number(msg.subject.slice(this.inbox.length + 1));
+    const p = this.pending.get(token);
+    // Late (already timed out) or not ours: dropped.
+    if (p === undefined) return;
+    this.pending.delete(token);
+    if (msg.data.length === 0) {
+      const code = msg.headers?.code ?? 0;
+      p.reject(new JetStreamPublishError(code === 503 ? `no JetStream stream takes ${msg.subject} (no responders)` : `JetStream answered status ${code}`, code));
+      return;
+    }
+    let body: { seq?: number; duplicate?: boolean; error?: { code?: number; err_code?: number; description?: string } };
+    try {
+      body = msg.json();
+    } catch {
+      p.reject(new JetStreamPublishError("JetStream's acknowledgement is not JSON", 0));
+      return;
+    }
+    if (body.error !== undefined) {
+      p.reject(new JetStreamPublishError(`JetStream refused the message: ${body.error.description ?? "unknown error"}`, body.error.err_code ?? body.error.code ?? 0));
+      return;
+    }
+    if (typeof body.seq !== "number") {
+      p.reject(new JetStreamPublishError("JetStream's acknowledgement has no sequence", 0));
+      return;
+    }
+    p.resolve({ seq: body.seq, duplicate: body.duplicate === true });
+  }
+
+  private sweep(): void {
+    const limit = performance.now() - this.opts.publishTimeoutMs;
+    for (const [token, p] of this.pending) {
+      // Insertion order is send order: the first young one ends the sweep.
+      if (p.sentMs > limit) break;
+      this.pending.delete(token);
+      p.reject(new JetStreamPublishError(`no acknowledgement from JetStream within ${this.opts.publishTimeoutMs} ms`, 0));
+    }
+  }
+
+  private failPending(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     const nc = this.nc;
     this.nc = null;
-    this.js = null;
     this.jsm = null;
+    this.acks = null;
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    this.failPending(new JetStreamPublishError("the relay's NATS connection was closed", 0));
     await nc?.close().catch(() => undefined);
   }
 }
