@@ -200,12 +200,13 @@ export class NatsRelay {
     this.seq = tail.lastSeq;
     if (tail.epoch === this.opts.feed.epoch && tail.position !== null) {
       this.pos = tail.position;
-    } else {
-      if (tail.messages > 0 && tail.epoch === this.opts.feed.epoch) {
-        this.opts.onError?.(new Error(`the stream's newest message (sequence ${tail.lastSeq}) has no feed position: publishing from the oldest event the feed keeps`), "resume");
-      }
-      this.pos = FEED_START;
+      return;
     }
+    if (tail.lastSeq > 0 && (tail.epoch === null || tail.position === null)) {
+      // Aged out, purged, or written by someone else: what was published cannot be told.
+      this.opts.onError?.(new Error(`the stream's newest message (sequence ${tail.lastSeq}) is gone or was not written by the relay: publishing again from the oldest event the feed keeps`), "resume");
+    }
+    this.pos = FEED_START;
   }
 
   /** Reads one window from the feed and publishes it. */

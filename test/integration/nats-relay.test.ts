@@ -6,6 +6,8 @@
  * window), a publish lost in the middle of a pipelined window, a NATS outage
  * (a TCP relay the test cuts), and two relays on one stream (one publishes).
  */
+import { AckPolicy, jetstream } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { systemClock } from "../../src/domain/clock.js";
 import { MemoryLedgerEventFeed } from "../../src/adapters/memory/memory-ledger-events.js";
@@ -229,6 +231,34 @@ describe("NATS JetStream relay (memory feed)", () => {
       expect(a.status().published + b.status().published).toBe(1_000);
     } finally {
       await b.stop();
+    }
+  });
+
+  it("a durable consumer as docs/operations.md shows it reads one kind, in order, and acknowledges", async () => {
+    const s = newStream();
+    const feed = new MemoryLedgerEventFeed(systemClock);
+    fill(feed, 400);
+    const r = relay(feed, s, target(s), 100);
+    r.start();
+    const nc = await connect({ servers: NATS_URL });
+    try {
+      await waitFor(async () => (await reader.lastSeq(s.name)) >= 400, "every event in the stream", 30_000);
+      await reader.jsm.consumers.add(s.name, { durable_name: "accounting", ack_policy: AckPolicy.Explicit, filter_subject: `${s.prefix}.transfer` });
+      const consumer = await jetstream(nc).consumers.get(s.name, "accounting");
+      const handled: string[] = [];
+      const messages = await consumer.consume();
+      for await (const m of messages) {
+        const event = m.json<{ id: string; kind: string; accounts: string[]; data: Record<string, string> }>();
+        if (!handled.includes(event.id)) handled.push(event.id);
+        m.ack();
+        if (handled.length === 100) break;
+      }
+      const transfers = (await feed.read({ a: 0n, b: 0n }, 1_000)).events.filter((e) => e.kind === "TRANSFER");
+      expect(handled).toEqual(transfers.map((e) => e.id));
+      await waitFor(async () => (await reader.jsm.consumers.info(s.name, "accounting")).num_ack_pending === 0, "every message acknowledged");
+    } finally {
+      await nc.close();
+      await r.stop();
     }
   });
 });
