@@ -3,6 +3,7 @@
  * here; nothing below this file knows which ones run.
  */
 import { MemoryExactlyOnceStore } from "./adapters/memory/memory-exactly-once-store.js";
+import type { RunningRelay } from "./workers/nats-relay-wiring.js";
 import { MemoryIdempotencyStore } from "./adapters/memory/memory-idempotency-store.js";
 import { MemoryLedgerStore } from "./adapters/memory/memory-ledger-store.js";
 import { MemoryRateLimiter } from "./adapters/memory/memory-rate-limiter.js";
@@ -45,6 +46,9 @@ export interface Adapters {
   readonly settlementOutbox?: () => import("./settlement/outbox-postgres.js").PostgresSettlementOutbox;
   close(): Promise<void>;
 }
+
+/** The health name of the JetStream relay: NOT_SERVING while it cannot reach JetStream (a standby is SERVING). */
+export const NATS_RELAY_HEALTH_NAME = "usdc.mint.v1.NatsRelay";
 
 /** Test-only knobs; production passes none. */
 export interface TestHooks {
@@ -323,7 +327,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     onError: (err, what) => logger.warn({ err: err instanceof Error ? err.message : String(err), what }, "ledger event feed failed; retrying"),
   });
   let server: RunningServer;
-  let natsRelay: import("./workers/nats-relay-wiring.js").RunningRelay | null = null;
+  let natsRelay: RunningRelay | null = null;
   try {
     await watch.start();
     if (config.natsUrl !== "") {
@@ -347,6 +351,8 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
       probes: adapters.probes,
       // Settlement is not a probe: a chain outage never stops reads and transfers.
       ...(settlement !== null ? { settlement: settlement.reads, settlementHealth: () => settlement.runtime.status() } : {}),
+      // The JetStream relay: its own health name; NATS down never makes the service NOT_SERVING.
+      ...(natsRelay !== null ? { workerHealth: () => [{ name: NATS_RELAY_HEALTH_NAME, healthy: (natsRelay as RunningRelay).relay.status().state !== "unavailable" }] } : {}),
       closeAdapters: async () => {
         clearInterval(sweepTimer);
         watch.shutdown();

@@ -6,8 +6,11 @@
  * event of the feed exactly once, in feed order. The relay's series are on
  * /metrics.
  */
+import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HealthCheckResponse_ServingStatus as Serving, HealthClient } from "../../gen/grpc/health/v1/health.js";
 import { Blockchain } from "../../gen/usdc/mint/v1/mint.js";
+import { NATS_RELAY_HEALTH_NAME } from "../../src/app.js";
 import { createTestDatabase, testPool, type TestDatabase } from "../support/pg-test-database.js";
 import { JetStreamReader, NATS_URL, testStream, type TestStream } from "../support/nats-stream.js";
 import { PgRelay } from "../support/pg-relay.js";
@@ -51,6 +54,15 @@ async function traffic(s: TestServer, count: number): Promise<void> {
   for (let i = 0; i < count; i++) {
     await s.call("mintUsdc", { accountId: `pn-${i % 7}`, amount: "3", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: key() });
     if (i % 3 === 0) await s.call("transfer", { fromAccountId: `pn-${i % 7}`, toAccountId: `pn-${(i + 1) % 7}`, amount: "1", idempotencyKey: key() });
+  }
+}
+
+async function health(s: TestServer, service: string): Promise<Serving> {
+  const client = new HealthClient(s.address, grpc.credentials.createInsecure());
+  try {
+    return await new Promise((resolve, reject) => client.check({ service }, (err, res) => (err ? reject(err) : resolve(res.status))));
+  } finally {
+    client.close();
   }
 }
 
@@ -121,6 +133,10 @@ describe("NATS JetStream relay (PostgreSQL, two replicas)", () => {
       expect(await reader.lastSeq(stream.name)).toBeLessThan((await feedIds()).length);
       const page = await (await fetch(`http://${s.app.metricsAddress}/metrics`)).text();
       expect(page).toMatch(/^usdc_mint_nats_relay_up 0$/m);
+      // The relay's own health name says so; the service keeps serving.
+      await waitFor(async () => (await health(s, NATS_RELAY_HEALTH_NAME)) === Serving.NOT_SERVING, "the relay's health NOT_SERVING", 30_000);
+      expect(await health(s, "")).toBe(Serving.SERVING);
+      expect(await health(s, "usdc.mint.v1.MintService")).toBe(Serving.SERVING);
       // The replica restarts during the outage; NATS comes back after.
       await s.stop();
       s = await startTestServer(viaProxy);
@@ -129,6 +145,7 @@ describe("NATS JetStream relay (PostgreSQL, two replicas)", () => {
       await waitFor(async () => (await reader.lastSeq(stream.name)) === (await feedIds()).length, "the stream to catch up", 60_000);
       const stored = await reader.all(stream.name);
       expect(stored.map((m) => m.msgId)).toEqual(await feedIds());
+      await waitFor(async () => (await health(s, NATS_RELAY_HEALTH_NAME)) === Serving.SERVING, "the relay's health SERVING again", 30_000);
     } finally {
       await s.stop();
       await proxy.stop();
