@@ -5,7 +5,9 @@
 #            prunes node_modules down to the production dependencies;
 #   runtime  a fresh node image with package.json, the pruned node_modules,
 #            dist/ and the health-check script only, run as the non-root user
-#            `node` that the official image provides.
+#            `node` that the official image provides. dist/ holds the offline
+#            audit verifier too:
+#              docker run --rm usdc-mint node dist/src/cli/audit-verify.js postgres://…
 #
 #   docker build -t usdc-mint .
 #   docker run --rm -p 50051:50051 usdc-mint
@@ -26,6 +28,11 @@ COPY scripts/copy-assets.mjs scripts/healthcheck.mjs ./scripts/
 COPY gen ./gen
 COPY descriptors ./descriptors
 COPY src ./src
+# The package's ./client export and mintctl bin re-export these sources (the
+# packages users install without the server); the server itself never loads them.
+COPY packages/client/src ./packages/client/src
+COPY packages/client/gen ./packages/client/gen
+COPY packages/mintctl/src ./packages/mintctl/src
 RUN npm run build
 # --omit=optional too: typescript is a devDependency and also an optional peer of
 # viem/abitype ("devOptional" in the lockfile), which --omit=dev alone keeps.

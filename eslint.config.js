@@ -5,7 +5,7 @@ import tseslint from "typescript-eslint";
 import importX from "eslint-plugin-import-x";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "gen/**", "node_modules/**", "coverage/**", "bench/out/**", "bench/.build/**", "test/.tmp/**", "eslint.config.js"] },
+  { ignores: ["dist/**", "gen/**", "node_modules/**", "coverage/**", "bench/out/**", "bench/.build/**", "test/.tmp/**", "packages/*/dist/**", "packages/*/gen/**", "eslint.config.js"] },
   {
     files: ["**/*.ts"],
     extends: [tseslint.configs.base],
@@ -22,13 +22,23 @@ export default tseslint.config(
     },
   },
   {
+    // The server runs without the packages a user installs apart from it
+    // (packages/client, packages/mintctl): only the service package's
+    // compatibility entries (its ./client export and mintctl bin) load them.
+    files: ["src/**/*.ts"],
+    ignores: ["src/client/index.ts", "src/cli/main.ts"],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: [{ group: ["**/packages/**", "@usdc-mint/*"], message: "the server does not load the client or mintctl packages" }] }],
+    },
+  },
+  {
     files: ["src/domain/**/*.ts"],
     rules: {
       "no-restricted-imports": [
         "error",
         {
           patterns: [
-            { group: ["@grpc/*", "pg", "ioredis", "pino", "prom-client", "**/observability/**", "**/gen/**", "**/adapters/**", "**/transport/**"], message: "the core imports no transport, storage, logging or metrics library (STYLE habit 1; record through MetricsSink)" },
+            { group: ["@grpc/*", "pg", "ioredis", "pino", "prom-client", "**/observability/**", "**/gen/**", "**/adapters/**", "**/transport/**", "**/packages/**", "@usdc-mint/*"], message: "the core imports no transport, storage, logging or metrics library (STYLE habit 1; record through MetricsSink)" },
           ],
         },
       ],

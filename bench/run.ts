@@ -6,7 +6,7 @@
  *   npm run bench                 full run (7 pairs per comparison, ~10 min)
  *   npm run bench -- --quick      short run (3 pairs, shorter windows, ~1.5 min)
  *
- * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,metrics,hot,allowances,core,memory,pg,audit,reserve,pg-reserve,nats,
+ * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,metrics,hot,allowances,core,memory,pg,audit,reserve,pg-reserve,watch,nats,
  * --conc 1,16,64, --tsx (run both servers with tsx instead of compiled JS),
  * --no-deadline (send no grpc-timeout), --profile (write a CPU profile of the
  * service and of the empty server per comparison to bench/profiles/).
@@ -792,6 +792,15 @@ async function main(): Promise<void> {
     log("memory per entry (limiter, idempotency store)");
     memory = await memoryFigures(ctx);
   }
+  let watch: Record<string, unknown> | { error: string } | null = null;
+  if (want("watch")) {
+    log("WatchLedger: 1,000 idle watchers; one consumer at the full MintUsdc rate (bench/watch-bench.ts)");
+    try {
+      watch = (await runChild(["--import", "tsx", path.join(BENCH_DIR, "watch-bench.ts"), "1000", opts.quick ? "3" : "10", "64"], 600_000)) as Record<string, unknown>;
+    } catch (e) {
+      watch = { error: (e as Error).message };
+    }
+  }
   let pg: PgComparison | null = null;
   if (want("pg")) {
     log("PostgreSQL store: service transfers vs pgbench");
@@ -926,6 +935,7 @@ async function main(): Promise<void> {
     })),
     core,
     memory,
+    watch,
     pg,
   };
   report.run.seconds = round((performance.now() - t0) / 1000, 1);

@@ -258,6 +258,22 @@ done
 log "runtime holds production dependencies only (node_modules $(du -sh "$RT/node_modules" | cut -f1))"
 
 # ---------------------------------------------------------------------------
+# The offline audit verifier is in the runtime file set and runs there, where
+# there is no tsx and no TypeScript: `npm run audit:verify` without a URL is a
+# usage error (exit 2, every module loaded), and with an unreachable database
+# the pg driver answers (exit 2, "cannot read the audit journal").
+[ -f "$RT/dist/src/cli/audit-verify.js" ] || die "dist/src/cli/audit-verify.js is not in the runtime file set"
+rc=0
+(cd "$RT" && env "${RUNTIME_ENV[@]}" npm_config_update_notifier=false npm run --silent audit:verify) >"$WORK/verify.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q '^usage: node dist/src/cli/audit-verify.js' "$WORK/verify.log" ||
+  { cat "$WORK/verify.log" >&2; die "npm run audit:verify without a URL in the runtime file set exited $rc (expected 2 and the usage line)"; }
+rc=0
+(cd "$RT" && env "${RUNTIME_ENV[@]}" node dist/src/cli/audit-verify.js postgres://nobody@127.0.0.1:1/none) >"$WORK/verify.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q '^cannot read the audit journal' "$WORK/verify.log" ||
+  { cat "$WORK/verify.log" >&2; die "node dist/src/cli/audit-verify.js against a closed port exited $rc (expected 2, cannot read)"; }
+log "offline audit verifier: dist/src/cli/audit-verify.js runs from the runtime file set (npm run audit:verify)"
+
+# ---------------------------------------------------------------------------
 # Start CMD from the runtime file set, as the container would.
 mapfile -d '' -t CMD_ARGV < <(json_argv "$CMD_JSON")
 mapfile -d '' -t HEALTH_ARGV < <(json_argv "$HEALTH_JSON")

@@ -14,7 +14,7 @@ import type { Config } from "./config.js";
 import { SWEEP_BATCH_KEYS } from "./domain/limits.js";
 import type { Logger } from "./logger.js";
 import { MintServiceService } from "../gen/usdc/mint/v1/mint.js";
-import { startMetricsServer, type RunningMetricsServer } from "./observability/metrics-server.js";
+import { startConfiguredMetricsServer, type RunningMetricsServer } from "./observability/metrics-server.js";
 import { ServiceMetrics, type MetricsSources } from "./observability/metrics.js";
 import { grpcMethodsOf } from "./transport/grpc/metrics-link.js";
 import { startServer, type RunningServer } from "./transport/grpc/server.js";
@@ -200,6 +200,7 @@ async function openSettlement(
     ...(faultHook !== undefined ? { faultHook } : {}),
     ...(settlementMetrics !== undefined ? { metrics: settlementMetrics } : {}),
     onError: (blockchain, err) => logger.warn({ blockchain, err: err instanceof Error ? err.message : String(err) }, "settlement pass failed; retrying"),
+    onWarning: (blockchain, message) => logger.warn({ blockchain, reason: message }, "settlement waits for proof"),
   });
   const settlingOutbox = outbox;
   settlementMetrics?.watch({ backlog: () => settlingOutbox.backlog(), wallMs: () => clock.wallMs(), senders: () => runtime.senders() });
@@ -246,11 +247,12 @@ export interface App {
  * first, before any store is opened, so that an address that cannot be bound
  * stops the start with one line naming the variable and nothing to undo.
  */
-async function startMetrics(config: Config): Promise<{ metrics: ServiceMetrics; listener: RunningMetricsServer } | null> {
+async function startMetrics(config: Config, logger: Logger, security: Security): Promise<{ metrics: ServiceMetrics; listener: RunningMetricsServer } | null> {
   if (config.metricsListen === "") return null;
   const metrics = new ServiceMetrics({ grpcMethods: grpcMethodsOf(MintServiceService) });
   try {
-    return { metrics, listener: await startMetricsServer(config.metricsListen, metrics) };
+    // HTTPS with the gRPC port's certificate (rotated with it on SIGHUP).
+    return { metrics, listener: await startConfiguredMetricsServer(config, metrics, logger, security.certificates) };
   } catch (err: unknown) {
     const why = err instanceof Error ? ((err as { code?: string }).code ?? err.message) : String(err);
     throw new Error(`MINT_METRICS_LISTEN=${config.metricsListen}: cannot listen (${why})`, { cause: err });
@@ -261,7 +263,7 @@ async function startMetrics(config: Config): Promise<{ metrics: ServiceMetrics; 
 export async function startApp(config: Config, logger: Logger, clock: Clock = systemClock, hooks: TestHooks = {}): Promise<App> {
   // First, before any adapter opens: an unusable auth file or certificate stops the start (one line).
   const security = new Security(config);
-  const observed = await startMetrics(config);
+  const observed = await startMetrics(config, logger, security);
   const metrics = observed?.metrics ?? null;
   const sink: MetricsSink = metrics ?? noMetrics;
   let adapters: Adapters;
@@ -287,6 +289,8 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
       required: config.mintApprovalsRequired,
       ttlMs: config.mintApprovalTtlMs,
       allowances: config.mintAllowances,
+      // Without an auth file every caller is the all-roles development principal.
+      selfAllowance: config.authFile === "",
     },
   });
 
@@ -377,7 +381,8 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     ...adapters.metricsSources,
     lockWaiters: () => core.locks.waiting(),
     callsInFlight: () => server.edge.callsInFlight,
-    idempotencyKeys: () => adapters.idempotency.size(),
+    // The estimate where counting would grow with the keys (PostgreSQL): a scrape's cost stays bounded.
+    idempotencyKeys: () => (adapters.idempotency.estimatedSize?.() ?? adapters.idempotency.size()),
   });
   return { server, core, adapters, watch, natsRelay: natsRelay?.relay ?? null, metrics, metricsAddress: observed?.listener.address ?? null, security, reload: () => security.reload(), ...(settlement !== null ? { settlement: settlement.runtime } : {}), shutdown: () => server.shutdown() };
 }

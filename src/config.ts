@@ -52,6 +52,10 @@ export interface Config extends SettlementVariables {
   readonly reserveRequired: boolean;
   /** host:port of the Prometheus HTTP listener (GET /metrics); empty = no listener. */
   readonly metricsListen: string;
+  /** SHA-256 digests (raw 32 bytes) of the bearer tokens a scrape may present; empty: no token asked for (loopback, or MINT_METRICS_INSECURE). */
+  readonly metricsTokenSha256: readonly Buffer[];
+  /** Serve a non-loopback MINT_METRICS_LISTEN without TLS or a scrape token (logged at error on every start). */
+  readonly metricsInsecure: boolean;
   /** Principals file (YAML or JSON); empty: every caller is `local` with every role (loopback only). */
   readonly authFile: string;
   /** PEM server certificate (chain) and key; empty: plaintext (loopback only). */
@@ -205,6 +209,18 @@ const fileParser: Parser<string> = (raw) => {
   }
 };
 
+/** At most this many scrape-token digests (two during a rotation is the usual case). */
+export const MAX_METRICS_TOKENS = 16;
+
+/** Comma-separated lowercase hex SHA-256 digests, as the auth file's `token_sha256`; empty for none. */
+const digestListParser: Parser<readonly Buffer[]> = (raw) => {
+  const v = raw.trim();
+  if (v === "") return [];
+  const parts = v.split(",").map((p) => p.trim());
+  if (parts.length > MAX_METRICS_TOKENS || new Set(parts).size !== parts.length || !parts.every((p) => /^[0-9a-f]{64}$/.test(p))) return undefined;
+  return parts.map((p) => Buffer.from(p, "hex"));
+};
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 const pathParser: Parser<string> = (raw) => (raw === "" || (raw.trim() === raw && !/[\0\r\n]/.test(raw)) ? raw : undefined);
@@ -262,6 +278,8 @@ const SETTINGS = [
   { key: "maxConcurrentStreams", env: "MINT_MAX_CONCURRENT_STREAMS", def: "100", doc: "most calls open at once on one HTTP/2 connection (grpc.max_concurrent_streams)", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
   { key: "reserveRequired", env: "MINT_RESERVE_REQUIRED", def: "false", doc: "refuse mints (FAILED_PRECONDITION RESERVE_NOT_SET) until SetReserve has set a reserve; false = supply is not capped before one is set", parse: boolParser, expect: "true or false" },
   { key: "metricsListen", env: "MINT_METRICS_LISTEN", def: "", doc: "host:port serving Prometheus metrics at GET /metrics, in the service and in the standalone settlement worker (empty = off; port 0 = any free port)", parse: optionalListenParser, expect: "empty or host:port" },
+  { key: "metricsTokenSha256", env: "MINT_METRICS_TOKEN_SHA256", def: "", doc: "lowercase hex SHA-256 of the bearer token a scrape must send (Prometheus `authorization` credentials); comma-separated for a rotation; required for a non-loopback MINT_METRICS_LISTEN", parse: digestListParser, expect: `empty or 1 to ${MAX_METRICS_TOKENS} comma-separated lowercase hex SHA-256 digests (64 characters each)` },
+  { key: "metricsInsecure", env: "MINT_METRICS_INSECURE", def: "false", doc: "allow a non-loopback MINT_METRICS_LISTEN without TLS (the service's certificate) or a scrape token (logged at error on every start)", parse: boolParser, expect: "true or false" },
   { key: "authFile", env: "MINT_AUTH_FILE", def: "", doc: "principals file (YAML or JSON): names, roles, account scopes, certificate identities, token SHA-256 digests; re-read on SIGHUP (empty = every caller is `local`, loopback only)", parse: fileParser, expect: "the path of a readable file" },
   { key: "tlsCert", env: "MINT_TLS_CERT", def: "", doc: "PEM server certificate (with its chain); re-read on SIGHUP (empty = plaintext, loopback only)", parse: fileParser, expect: "the path of a readable file" },
   { key: "tlsKey", env: "MINT_TLS_KEY", def: "", doc: "PEM private key of MINT_TLS_CERT; re-read on SIGHUP", parse: fileParser, expect: "the path of a readable file" },
@@ -274,7 +292,7 @@ const SETTINGS = [
   { key: "mintAllowances", env: "MINT_ALLOWANCES", def: "false", doc: "cap each minter by its allowance (SetMinterAllowance); false = no cap", parse: boolParser, expect: "true or false" },
   { key: "watchRetentionMs", env: "MINT_WATCH_RETENTION", def: "168h", doc: "WatchLedger keeps events this long; a cursor older than that is FAILED_PRECONDITION (CURSOR_EXPIRED) with the oldest cursor", parse: durationIn(1_000, 8_760 * 3_600_000), expect: "a duration such as 24h, 168h (1s to 8760h)" },
   { key: "watchBufferEvents", env: "MINT_WATCH_BUFFER", def: "1000", doc: "WatchLedger: most events waiting for one consumer; past it the stream ends RESOURCE_EXHAUSTED (CONSUMER_TOO_SLOW) with its resume cursor", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
-  { key: "watchMaxWatchers", env: "MINT_WATCH_MAX_WATCHERS", def: "10000", doc: "WatchLedger: most streams open at once on this replica (they do not count against MINT_MAX_CALLS_IN_FLIGHT); more are RESOURCE_EXHAUSTED (WATCHERS_LIMIT)", parse: intIn(0, 1_000_000), expect: "an integer from 0 to 1000000" },
+  { key: "watchMaxWatchers", env: "MINT_WATCH_MAX_WATCHERS", def: "10000", doc: "WatchLedger: most streams open at once on this replica (they do not count against MINT_MAX_CALLS_IN_FLIGHT); more are RESOURCE_EXHAUSTED (WATCHERS_LIMIT)", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
   { key: "watchPollIntervalMs", env: "MINT_WATCH_POLL_INTERVAL", def: "100ms", doc: "WatchLedger on PostgreSQL: how often this replica's one poller reads the event feed (memory: at once)", parse: durationIn(5, 60_000), expect: "a duration from 5ms to 60s" },
   { key: "natsUrl", env: "MINT_NATS_URL", def: "", doc: "publish every ledger event to NATS JetStream: nats://host:port (comma-separated for a cluster; empty = no relay)", parse: natsUrlParser, expect: "empty or nats://host:port[,nats://host:port...]" },
   { key: "natsCredsFile", env: "MINT_NATS_CREDS_FILE", def: "", doc: "NATS credentials file (user JWT and nkey seed) for the relay", parse: fileParser, expect: "the path of a readable file" },
@@ -385,14 +403,40 @@ export function isLoopbackListen(listen: string): boolean {
 function checkSecurity(c: Config): void {
   if ((c.tlsCert === "") !== (c.tlsKey === "")) throw new ConfigError("MINT_TLS_CERT and MINT_TLS_KEY must be set together");
   if (c.tlsClientCa !== "" && c.tlsCert === "") throw new ConfigError("MINT_TLS_CLIENT_CA needs MINT_TLS_CERT and MINT_TLS_KEY (mutual TLS is TLS first)");
+  checkMetricsSecurity(c);
   if (isLoopbackListen(c.listen) || c.insecure) return;
   if (c.tlsCert !== "" && c.authFile !== "") return;
   const missing = [c.tlsCert === "" ? "MINT_TLS_CERT, MINT_TLS_KEY" : "", c.authFile === "" ? "MINT_AUTH_FILE" : ""].filter(Boolean).join(", ");
   throw new ConfigError(
     `MINT_LISTEN=${c.listen} is reachable from other hosts but ${missing} ${missing.includes(",") ? "are" : "is"} not set: ` +
       "mount the certificates and the auth file (docker run -v \"$PWD/secrets:/secrets:ro\" -e MINT_TLS_CERT=/secrets/server.crt " +
-      "-e MINT_TLS_KEY=/secrets/server.key -e MINT_TLS_CLIENT_CA=/secrets/client-ca.crt -e MINT_AUTH_FILE=/secrets/auth.yaml ...; see README \"Authentication\"), " +
+      "-e MINT_TLS_KEY=/secrets/server.key -e MINT_TLS_CLIENT_CA=/secrets/client-ca.crt -e MINT_AUTH_FILE=/secrets/auth.yaml ...; see docs/security.md), " +
       "listen on 127.0.0.1, or set MINT_INSECURE=true to serve without credentials",
+  );
+}
+
+/**
+ * What a non-loopback metrics listener lacks to be served safely: TLS (the
+ * service's certificate) and a scrape token. Empty when it lacks nothing,
+ * and always empty for loopback or no listener.
+ */
+export function metricsExposure(c: Pick<Config, "metricsListen" | "tlsCert" | "metricsTokenSha256">): string[] {
+  if (c.metricsListen === "" || isLoopbackListen(c.metricsListen)) return [];
+  return [c.tlsCert === "" ? "MINT_TLS_CERT, MINT_TLS_KEY" : "", c.metricsTokenSha256.length === 0 ? "MINT_METRICS_TOKEN_SHA256" : ""].filter(Boolean);
+}
+
+/**
+ * The metrics port reveals the service's traffic and drives reads of its
+ * store: from another host it needs TLS and a scrape token, unless the
+ * operator said MINT_METRICS_INSECURE=true.
+ */
+function checkMetricsSecurity(c: Config): void {
+  const missing = metricsExposure(c);
+  if (missing.length === 0 || c.metricsInsecure) return;
+  throw new ConfigError(
+    `MINT_METRICS_LISTEN=${c.metricsListen} is reachable from other hosts but ${missing.join(", ")} ${missing.length > 1 || missing[0]?.includes(",") === true ? "are" : "is"} not set: ` +
+      "scrapes from another host need TLS (the service's MINT_TLS_CERT and MINT_TLS_KEY) and a bearer token (MINT_METRICS_TOKEN_SHA256 holds its SHA-256; see docs/operations.md \"Metrics\"), " +
+      "or listen on 127.0.0.1, or set MINT_METRICS_INSECURE=true to serve them without",
   );
 }
 
@@ -441,6 +485,9 @@ export function describeConfig(config: Config): Record<string, string | number |
     maxConcurrentStreams: config.maxConcurrentStreams,
     reserveRequired: config.reserveRequired,
     metricsListen: config.metricsListen,
+    // How many digests, never the digests themselves.
+    metricsTokens: config.metricsTokenSha256.length,
+    metricsInsecure: config.metricsInsecure,
     authFile: config.authFile,
     tlsCert: config.tlsCert,
     tlsKey: config.tlsKey,

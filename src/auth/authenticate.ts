@@ -9,8 +9,10 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { Principal } from "../domain/authorization.js";
 import type { PrincipalsFile } from "./principals-file.js";
 
-/** Longest `authorization` metadata value looked at; longer is refused before hashing (bounds the work). */
-export const MAX_AUTHORIZATION_CHARS = 1024;
+/** Longest bearer token accepted; a longer one is refused before hashing (bounds the work). */
+export const MAX_TOKEN_CHARS = 1024;
+/** `Bearer ` before the token: the longest `authorization` value looked at is the longest token plus this. */
+const SCHEME_CHARS = "Bearer ".length;
 /** RFC 6750 b64token after `Bearer ` (case-insensitive scheme, one space). */
 const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i;
 
@@ -24,7 +26,9 @@ export type UnauthenticatedReason =
   /** A verified certificate whose identities name no principal (or more than one). */
   | "UNKNOWN_CERTIFICATE"
   /** A certificate and a token that name different principals. */
-  | "CONFLICTING_CREDENTIALS";
+  | "CONFLICTING_CREDENTIALS"
+  /** An `x-mint-dev-principal` header (tests and demos only) naming a reserved principal or no valid name. */
+  | "INVALID_DEV_PRINCIPAL";
 
 export type AuthnResult =
   | { readonly ok: true; readonly principal: Principal }
@@ -121,8 +125,10 @@ function refuse(reason: UnauthenticatedReason, message: string): AuthnResult {
 export function authenticate(directory: Directory, creds: Credentials): AuthnResult {
   let byToken: Principal | undefined;
   if (creds.authorization !== undefined) {
-    if (creds.authorization.length > MAX_AUTHORIZATION_CHARS) {
-      return refuse("MALFORMED_AUTHORIZATION", `authorization metadata longer than ${MAX_AUTHORIZATION_CHARS} characters`);
+    // Checked before the pattern, so no regular expression runs over an unbounded value; with
+    // the scheme's one space a value of this length holds a token of at most MAX_TOKEN_CHARS.
+    if (creds.authorization.length > MAX_TOKEN_CHARS + SCHEME_CHARS) {
+      return refuse("MALFORMED_AUTHORIZATION", `bearer token longer than ${MAX_TOKEN_CHARS} characters`);
     }
     const m = BEARER.exec(creds.authorization);
     if (m === null) return refuse("MALFORMED_AUTHORIZATION", "authorization metadata must be `Bearer <token>`");

@@ -97,6 +97,18 @@ export class ReloadableCertificates implements CertificateProvider {
     return this.files.clientCaFile !== "";
   }
 
+  /** The certificate chain and key in force (the metrics listener serves HTTPS with them too). */
+  identity(): { readonly cert: Buffer; readonly key: Buffer } {
+    return { cert: this.pems.cert, key: this.pems.key };
+  }
+
+  /** Calls `listener` with each identity a reload brings (and once, on the next tick, with the current one). */
+  onIdentityChange(listener: (identity: { readonly cert: Buffer; readonly key: Buffer }) => void): void {
+    this.addIdentityCertificateListener((update) => {
+      if (update !== null) listener({ cert: update.certificate, key: update.privateKey });
+    });
+  }
+
   /**
    * Re-reads the files. On success new handshakes use them; on failure the
    * previous certificates stay in force and the error (one line) is thrown.

@@ -1,6 +1,9 @@
 /**
- * `npm run audit:verify -- <store url>`: verifies the audit journal of a
- * PostgreSQL database directly (the server may be stopped). Reads only; it
+ * The offline audit verifier, `node dist/src/cli/audit-verify.js <store url>`
+ * (`npm run audit:verify -- <store url>` after `npm run build`; in the
+ * production image as it is): verifies the audit journal of a PostgreSQL
+ * database directly (the server may be stopped). It needs the database
+ * driver, so it ships with the server, not with mintctl. Reads only; it
  * never seals. Exit codes: 0 the chain is whole, 1 it is broken (the first
  * broken sequence number is printed), 2 bad usage or the database could not
  * be read.
@@ -12,7 +15,7 @@ import { PostgresAuditJournal } from "../adapters/postgres/postgres-audit-journa
 export async function auditVerify(argv: readonly string[], out: (line: string) => void): Promise<number> {
   const url = argv.find((a) => !a.startsWith("--"));
   if (url === undefined || !/^postgres(ql)?:\/\//.test(url)) {
-    out("usage: npm run audit:verify -- postgres://user@host:port/db [--from=N] [--to=N]");
+    out("usage: node dist/src/cli/audit-verify.js postgres://user@host:port/db [--from=N] [--to=N]   (or: npm run audit:verify -- ...)");
     return 2;
   }
   const num = (name: string): number => {

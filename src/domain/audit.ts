@@ -116,6 +116,17 @@ export function approvalResult(m: MintRecord): CanonicalObject {
   return { account_id: m.accountId, amount: m.amountMicros.toString(), approvals: m.approval?.approvals.length ?? 0, mint_id: m.mintId, status: m.status };
 }
 
+/**
+ * A rejection's or reversal's result, saying when the mint's allowance
+ * charge was not given back: the allowance was set since the charge, and a
+ * manager's Set is the final word. `refunded` is null when the mint charged
+ * no allowance (nothing to say), true when the refund was applied.
+ */
+export function withAllowanceRefund(result: CanonicalObject, m: MintRecord, refunded: boolean | null): CanonicalObject {
+  if (refunded !== false) return result;
+  return { ...result, allowance_not_refunded: m.amountMicros.toString() };
+}
+
 /** Issue 12: what a redemption, a reserve change and a freeze record as their result. */
 export function redemptionResult(r: RedemptionRecord): CanonicalObject {
   return { redemption_id: r.redemptionId };

@@ -80,7 +80,7 @@ export const SCOPE_TARGET: Readonly<Record<Rpc, string>> = {
   SetReserve: "none (the reserve is not an account's)",
   GetSupply: "none",
   RedeemUsdc: "the debited account (account_id)",
-  GetRedemption: "none (the role suffices)",
+  GetRedemption: "the redemption's account",
   ListRedemptions: "account_id; all accounts (empty account_id) needs scope *",
   FreezeAccount: "the account (account_id)",
   UnfreezeAccount: "the account (account_id)",
@@ -211,8 +211,25 @@ export function callerIdempotencyKey(scopedKey: string): string {
   return tab < 0 ? scopedKey : scopedKey.slice(tab + 1);
 }
 
-/** PERMISSION_DENIED when `principal` (if any) has no scope over the mint's account; undefined when allowed. */
-export function mintScopeRefusal(principal: Principal | undefined, rpc: Rpc, accountId: string): Failure | undefined {
-  if (principal === undefined || inScope(principal, accountId)) return undefined;
-  return { code: "PERMISSION_DENIED", rpc, principal: principal.name, missingScope: accountId };
+/**
+ * The answer to a call that names a mint or redemption by id, once it has
+ * been looked up (`accountId` null: no such id). A caller without scope `*`
+ * gets the same PERMISSION_DENIED for an id whose account is outside its
+ * scopes and for an id that does not exist, naming no account (Google
+ * AIP-211: a caller without permission learns nothing of existence or
+ * ownership); `notFound` is the answer only for a caller that could see it
+ * if it existed: scope `*`, or the service's own calls (no principal).
+ * Undefined when the call may go on.
+ */
+export function idScopeRefusal(
+  principal: Principal | undefined,
+  rpc: Rpc,
+  idNamed: "mint" | "redemption",
+  accountId: string | null,
+  notFound: Failure,
+): Failure | undefined {
+  if (principal === undefined) return accountId === null ? notFound : undefined;
+  if (accountId !== null && inScope(principal, accountId)) return undefined;
+  if (accountId === null && coversAllAccounts(principal)) return notFound;
+  return { code: "PERMISSION_DENIED", rpc, principal: principal.name, idNamed };
 }

@@ -24,7 +24,9 @@ export type FieldName =
   | "from_seq"
   // Issue 12: reserve, redemption.
   | "attestation_ref"
-  | "redemption_id";
+  | "redemption_id"
+  // SetMinterAllowance's compare-and-set.
+  | "expected_amount";
 
 /** UPPER_SNAKE_CASE reasons of INVALID_ARGUMENT. */
 export type InvalidReason =
@@ -78,12 +80,37 @@ export type Failure =
   | { readonly code: "APPROVER_IS_REQUESTER"; readonly mintId: string; readonly principal: string }
   /** The mint is larger than what is left of the minter's allowance; nothing changed (issue 11). */
   | { readonly code: "ALLOWANCE_EXCEEDED"; readonly principal: string; readonly remainingMicros: bigint; readonly amountMicros: bigint }
+  /**
+   * SetMinterAllowance with `expected_amount`: what is left of the allowance
+   * is no longer the expected value (a mint, refund or another Set came
+   * between the read and the Set); nothing changed. `remainingMicros` is the
+   * value now, to read, decide and try again.
+   */
+  | { readonly code: "ALLOWANCE_CHANGED"; readonly principal: string; readonly remainingMicros: bigint; readonly expectedMicros: bigint }
+  /**
+   * A principal tried to set its own minter allowance (separation of duties,
+   * as a requester may not approve its own mint); nothing changed.
+   */
+  | { readonly code: "SELF_ALLOWANCE"; readonly principal: string }
   /** The caller's deadline passed while the call waited (for a lock); nothing was applied. */
   | { readonly code: "DEADLINE_EXCEEDED"; readonly message: string }
   /** More calls already wait for this account's lock than the service queues; nothing was applied. */
   | { readonly code: "ACCOUNT_BUSY"; readonly accountId: string; readonly maxWaiters: number; readonly retryAfterMs: number }
-  /** The caller lacks the RPC's role, or a scope over an account the call touches; nothing was looked at or changed. */
-  | { readonly code: "PERMISSION_DENIED"; readonly rpc: string; readonly principal: string; readonly missingRole?: string; readonly missingScope?: string }
+  /**
+   * The caller lacks the RPC's role, or a scope over an account the call
+   * touches; nothing was looked at or changed. `idNamed` (no `missingScope`):
+   * the call named a mint or redemption by id, and the caller (without scope
+   * `*`) may not see it — whether because its account is outside the caller's
+   * scopes or because there is no such id is not said, and neither is the account.
+   */
+  | {
+      readonly code: "PERMISSION_DENIED";
+      readonly rpc: string;
+      readonly principal: string;
+      readonly missingRole?: string;
+      readonly missingScope?: string;
+      readonly idNamed?: "mint" | "redemption";
+    }
   /** The service cannot answer now (shutting down, a store is unreachable); safe to retry. */
   | { readonly code: "UNAVAILABLE"; readonly message: string }
   /**

@@ -51,7 +51,7 @@ export interface WatchHubOptions {
   readonly ringEvents?: number;
   /** Events per feed read. */
   readonly pageEvents?: number;
-  /** Told of a failed poll or prune (the hub retries). */
+  /** Told of a failed prune, and of the first failed poll of a streak (the hub retries). */
   readonly onError?: (err: unknown, what: "poll" | "prune") => void;
 }
 
@@ -59,7 +59,9 @@ export type OpenOutcome =
   | { readonly ok: true; readonly watcher: Watcher; readonly startCursor: string }
   | { readonly ok: false; readonly code: "WATCHERS_LIMIT"; readonly maxWatchers: number }
   | { readonly ok: false; readonly code: "SHUTTING_DOWN" }
-  | { readonly ok: false; readonly code: "CURSOR_EXPIRED"; readonly oldestCursor: string };
+  | { readonly ok: false; readonly code: "CURSOR_EXPIRED"; readonly oldestCursor: string }
+  /** The feed could not be read (PostgreSQL unreachable): nothing was sent; open again later. */
+  | { readonly ok: false; readonly code: "FEED_UNAVAILABLE" };
 
 const PRUNE_INTERVAL_MS = 60_000;
 const PRUNE_BATCH = 10_000;
@@ -77,6 +79,8 @@ export class LedgerWatchHub {
   private pruneTimer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | null = null;
   private again = false;
+  /** A failing feed is reported once per streak, not on every poll. */
+  private failing = false;
   readonly ringEvents: number;
   readonly pageEvents: number;
   /** Events the poller has read since start (metrics, bench). */
@@ -148,7 +152,12 @@ export class LedgerWatchHub {
       // The first page is read from the feed, even when the ring holds it:
       // it says whether the cursor is still retained.
       const after = from === "oldest" ? FEED_START : from;
-      const page = await this.opts.feed.read(after, this.pageEvents);
+      let page;
+      try {
+        page = await this.opts.feed.read(after, this.pageEvents);
+      } catch {
+        return { ok: false, code: "FEED_UNAVAILABLE" };
+      }
       if (from === "oldest") {
         pos = page.prunedThrough;
       } else {
@@ -230,13 +239,15 @@ export class LedgerWatchHub {
         const page = await this.opts.feed.read(this.headPos, this.pageEvents);
         this.prunedThrough = page.prunedThrough;
         if (this.stopped) return;
+        this.failing = false;
         if (page.events.length > 0) this.publish(page.events);
         if (page.events.length < this.pageEvents) return;
         // A backlog: let the transports drain between pages.
         await new Promise((r) => setImmediate(r));
       }
     } catch (err) {
-      this.opts.onError?.(err, "poll");
+      if (!this.failing) this.opts.onError?.(err, "poll");
+      this.failing = true;
     }
   }
 

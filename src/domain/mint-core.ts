@@ -21,7 +21,7 @@
  *     returned failure, or a store error marked `notApplied`); when the
  *     outcome is unknown (a lost commit reply) it is kept.
  */
-import { coversAllAccounts, mintScopeRefusal, scopedIdempotencyKey, type Principal } from "./authorization.js";
+import { coversAllAccounts, idScopeRefusal, scopedIdempotencyKey, type Principal } from "./authorization.js";
 import { AccountLocks } from "./account-locks.js";
 import { LOCAL_ACTOR, reversalEntry, verifyChain, type AuditRecord, type ChainVerdict } from "./audit.js";
 import type { JournalEntry } from "./journal.js";
@@ -89,6 +89,13 @@ export interface ApprovalSettings {
   readonly ttlMs: number;
   /** Whether every mint consumes its requester's allowance. */
   readonly allowances: boolean;
+  /**
+   * Whether a principal may set its own allowance. Only a service without an
+   * auth file turns this on: every caller there is the development `local`
+   * principal (or a name the development header lends it), which holds every
+   * role by design. Absent or false: SELF_ALLOWANCE.
+   */
+  readonly selfAllowance?: boolean;
 }
 
 /** The principal that names calls without one (no authentication configured). */
@@ -179,6 +186,12 @@ const deadlinePassed: Failure = { code: "DEADLINE_EXCEEDED", message: "deadline 
 function parseReserve(text: string): Result<bigint> {
   if (text === "0") return ok(0n);
   return parseAmount(text, MAX_STORABLE_MICROS);
+}
+
+/** An allowance amount: the mint amount grammar, "0" allowed, up to what numeric(38,0) holds. */
+function parseAllowance(text: string, field: "amount" | "expected_amount"): Result<bigint> {
+  if (text === "0") return ok(0n);
+  return parseAmount(text, MAX_STORABLE_MICROS, field);
 }
 
 /** Calls in flight in this process for one key: the request of the first, and how many. */
@@ -305,9 +318,8 @@ export class MintCore {
     if (!mintId.ok) return mintId;
     const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
     const mint = await this.deps.store.getMint(mintId.value);
-    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
-    const refusal = mintScopeRefusal(ctx.principal, "ApproveMint", mint.accountId);
-    if (refusal !== undefined) return fail(refusal);
+    const refusal = idScopeRefusal(ctx.principal, "ApproveMint", "mint", mint?.accountId ?? null, { code: "MINT_NOT_FOUND", mintId: mintId.value });
+    if (refusal !== undefined || mint === null) return fail(refusal ?? { code: "MINT_NOT_FOUND", mintId: mintId.value });
     // Issue 15: the approval that completes a mint on a settling chain goes through MintUsdc's settle path.
     const settle = this.deps.settlement?.required(mint.blockchain) === true;
     const journal = journalOf(actor, "ApproveMint", { mint_id: mintId.value }, [mint.accountId]);
@@ -324,9 +336,8 @@ export class MintCore {
     if (!reason.ok) return reason;
     const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
     const mint = await this.deps.store.getMint(mintId.value);
-    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
-    const refusal = mintScopeRefusal(ctx.principal, "RejectMint", mint.accountId);
-    if (refusal !== undefined) return fail(refusal);
+    const refusal = idScopeRefusal(ctx.principal, "RejectMint", "mint", mint?.accountId ?? null, { code: "MINT_NOT_FOUND", mintId: mintId.value });
+    if (refusal !== undefined || mint === null) return fail(refusal ?? { code: "MINT_NOT_FOUND", mintId: mintId.value });
     const journal = journalOf(actor, "RejectMint", { mint_id: mintId.value, reason: reason.value }, [mint.accountId]);
     return this.approvalStore().rejectMint(mintId.value, reason.value, actor, this.deps.clock.wallMs(), journal, ctx);
   }
@@ -355,19 +366,32 @@ export class MintCore {
     return ok({ principal: principal.value, allowanceMicros: await this.approvalStore().getAllowance(principal.value) });
   }
 
-  /** Sets what is left of a minter's allowance ("0" revokes). Failures: INVALID_ARGUMENT. */
-  async setMinterAllowance(principalText: string, amountText: string, ctx: CallContext): Promise<Result<{ principal: string; allowanceMicros: bigint }>> {
+  /**
+   * Sets what is left of a minter's allowance ("0" revokes). The Set is the
+   * final word: refunds of mints charged before it never raise the value it
+   * set. `expectedText` (optional) makes it a compare-and-set on what is left
+   * now. Failures: INVALID_ARGUMENT (principal, amount, expected_amount),
+   * SELF_ALLOWANCE (the caller names itself, unless `selfAllowance` is on),
+   * ALLOWANCE_CHANGED (what is left is not `expectedText`), STORE_BUSY.
+   */
+  async setMinterAllowance(principalText: string, amountText: string, ctx: CallContext, expectedText?: string): Promise<Result<{ principal: string; allowanceMicros: bigint }>> {
     const principal = v.accountId(principalText, "principal");
     if (!principal.ok) return principal;
-    let amountMicros = 0n;
-    if (amountText !== "0") {
-      // The same grammar as mint amounts (zero written "0"); the cap is numeric(38,0).
-      const amount = parseAmount(amountText, 10n ** 38n - 1n);
-      if (!amount.ok) return amount;
-      amountMicros = amount.value;
+    const amount = parseAllowance(amountText, "amount");
+    if (!amount.ok) return amount;
+    const amountMicros = amount.value;
+    let expectedMicros: bigint | undefined;
+    if (expectedText !== undefined) {
+      const expected = parseAllowance(expectedText, "expected_amount");
+      if (!expected.ok) return expected;
+      expectedMicros = expected.value;
     }
     const actor = ctx.principal?.name ?? LOCAL_PRINCIPAL;
-    await this.approvalStore().setAllowance(principal.value, amountMicros, journalOf(actor, "SetMinterAllowance", { principal: principal.value, amount: amountMicros.toString() }, []), this.deps.clock.wallMs());
+    if (actor === principal.value && this.deps.approvals?.selfAllowance !== true) return fail({ code: "SELF_ALLOWANCE", principal: actor });
+    const request: Record<string, string> = { principal: principal.value, amount: amountMicros.toString() };
+    if (expectedMicros !== undefined) request.expected_amount = expectedMicros.toString();
+    const set = await this.approvalStore().setAllowance(principal.value, amountMicros, journalOf(actor, "SetMinterAllowance", request, []), this.deps.clock.wallMs(), expectedMicros);
+    if (!set.ok) return set;
     return ok({ principal: principal.value, allowanceMicros: amountMicros });
   }
 
@@ -518,12 +542,18 @@ export class MintCore {
     return ok({ ...account, pendingMicros });
   }
 
-  /** Failures: INVALID_ARGUMENT, REDEMPTION_NOT_FOUND. */
-  async getRedemption(redemptionIdText: string): Promise<Result<RedemptionRecord>> {
+  /**
+   * Scoped over the redemption's account, as GetMint is over the mint's.
+   * Failures: INVALID_ARGUMENT, REDEMPTION_NOT_FOUND (no principal, or scope
+   * `*`), PERMISSION_DENIED (out of scope or unknown, one answer: idScopeRefusal).
+   */
+  async getRedemption(redemptionIdText: string, ctx?: Pick<CallContext, "principal">): Promise<Result<RedemptionRecord>> {
     const id = v.redemptionId(redemptionIdText);
     if (!id.ok) return id;
     const r = await this.deps.store.getRedemption(id.value);
-    return r === null ? fail({ code: "REDEMPTION_NOT_FOUND", redemptionId: id.value }) : ok(r);
+    const notFound: Failure = { code: "REDEMPTION_NOT_FOUND", redemptionId: id.value };
+    const refusal = idScopeRefusal(ctx?.principal, "GetRedemption", "redemption", r?.accountId ?? null, notFound);
+    return refusal !== undefined || r === null ? fail(refusal ?? notFound) : ok(r);
   }
 
   /** Oldest first, paged like ListMints. Failures: INVALID_ARGUMENT. */
@@ -550,14 +580,18 @@ export class MintCore {
     return ok({ accountId: accountId.value, balanceMicros, pendingMicros });
   }
 
-  /** Failures: INVALID_ARGUMENT, MINT_NOT_FOUND, PERMISSION_DENIED (the mint's account is outside the caller's scopes). */
+  /**
+   * Failures: INVALID_ARGUMENT, MINT_NOT_FOUND (no principal, or scope `*`),
+   * PERMISSION_DENIED (the mint's account is outside the caller's scopes, or
+   * no such mint: one answer, idScopeRefusal).
+   */
   async getMint(mintIdText: string, ctx?: Pick<CallContext, "principal">): Promise<Result<MintRecord>> {
     const mintId = v.mintId(mintIdText);
     if (!mintId.ok) return mintId;
     const mint = await this.deps.store.getMint(mintId.value);
-    if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
-    const refusal = mintScopeRefusal(ctx?.principal, "GetMint", mint.accountId);
-    return refusal === undefined ? ok(mint) : fail(refusal);
+    const notFound: Failure = { code: "MINT_NOT_FOUND", mintId: mintId.value };
+    const refusal = idScopeRefusal(ctx?.principal, "GetMint", "mint", mint?.accountId ?? null, notFound);
+    return refusal !== undefined || mint === null ? fail(refusal ?? notFound) : ok(mint);
   }
 
   /** Oldest first. Failures: INVALID_ARGUMENT (account id, page size < 0, page token not ours). */
@@ -621,11 +655,11 @@ export class MintCore {
     // only after a lookup, and is checked before anything changes. A mint's
     // account never changes, so the lookup and the reversal cannot disagree.
     // A caller whose scopes cover every account needs no lookup.
+    // A caller without it gets one PERMISSION_DENIED for an out-of-scope and an unknown mint.
     const principal = ctx.principal;
     if (principal !== undefined && !coversAllAccounts(principal)) {
       const mint = await this.deps.store.getMint(mintId.value);
-      if (mint === null) return fail({ code: "MINT_NOT_FOUND", mintId: mintId.value });
-      const refusal = mintScopeRefusal(principal, "ReconcileMint", mint.accountId);
+      const refusal = idScopeRefusal(principal, "ReconcileMint", "mint", mint?.accountId ?? null, { code: "MINT_NOT_FOUND", mintId: mintId.value });
       if (refusal !== undefined) return fail(refusal);
     }
     // No account lock: the store reverses and frees the mint's key in one

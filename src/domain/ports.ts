@@ -71,6 +71,12 @@ export interface IdempotencyStore {
   sweepExpired(maxKeys: number): Promise<number>;
   /** Number of keys held (in flight or stored), expired ones not yet swept included. */
   size(): Promise<number>;
+  /**
+   * `size()` for a gauge: an estimate whose cost does not grow with the
+   * number of keys (a store whose `size()` is already such, e.g. in memory,
+   * leaves it out). The metrics scrape reads this, never `size()`.
+   */
+  estimatedSize?(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -219,6 +225,14 @@ export interface SettlementGate {
  * whose `cmd.chargeAllowance` is set consumes the requester's allowance in
  * the same atomic step or fails ALLOWANCE_EXCEEDED with nothing changed.
  *
+ * Refunds and the manager's word: every `setAllowance` starts a new
+ * generation of the principal's allowance, and each charge remembers the
+ * generation it was taken from. A charged mint that is rejected, expires, is
+ * reversed (ReconcileMint) or whose settlement fails gives its amount back
+ * only while its generation is still current; a Set since then is final, and
+ * the unapplied refund is written in that same change's journal record
+ * (`allowance_not_refunded`, see `withAllowanceRefund`).
+ *
  * Each method below is one atomic step; its returned failures changed
  * nothing. The `journal` entry is handed through for the audit journal
  * (issue 10), appended in the same step once that lands.
@@ -237,7 +251,8 @@ export interface ApprovalStore {
    */
   approveMint(mintId: string, approver: string, wallMs: number, journal: JournalEntry, wait: Wait, settle?: boolean, reserveRequired?: boolean): Promise<Result<MintRecord>>;
   /**
-   * Rejects a pending mint, gives its allowance back and frees its
+   * Rejects a pending mint, gives its allowance charge back (only while no
+   * Set came since the charge, see above) and frees its
    * idempotency key (the same request may be submitted again). `rejectedBy`
    * is `sweeper` for an expiry. Failures: MINT_NOT_FOUND, MINT_NOT_PENDING,
    * DEADLINE_EXCEEDED, STORE_BUSY, CANCELLED.
@@ -247,8 +262,14 @@ export interface ApprovalStore {
   expiredPending(wallMs: number, limit: number): Promise<string[]>;
   /** What is left of the principal's allowance, micro-USDC; 0 when never set. */
   getAllowance(principal: string): Promise<bigint>;
-  /** Sets what is left of the principal's allowance (not added to it), journaled at `wallMs` in the same step. */
-  setAllowance(principal: string, amountMicros: bigint, journal: JournalEntry, wallMs: number): Promise<void>;
+  /**
+   * Sets what is left of the principal's allowance (not added to it) and
+   * starts a new generation of it, journaled at `wallMs` in the same step.
+   * With `expectedMicros`, only while what is left is exactly that (a
+   * compare-and-set in the same step). Failures: ALLOWANCE_CHANGED (with the
+   * value now; nothing changed), STORE_BUSY.
+   */
+  setAllowance(principal: string, amountMicros: bigint, journal: JournalEntry, wallMs: number, expectedMicros?: bigint): Promise<Result<void>>;
 }
 
 export type LimitDecision =

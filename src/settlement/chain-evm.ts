@@ -35,6 +35,7 @@ import {
   type ChainSettlement,
   type Fees,
   type Hex,
+  type NonceAt,
   type SignedTx,
   type Signer,
   type TxLookup,
@@ -195,6 +196,18 @@ export class EvmChainSettlement implements ChainSettlement {
 
   async minedNonce(): Promise<number> {
     return this.rpc("eth_getTransactionCount", () => this.client.getTransactionCount({ address: this.signer.address, blockTag: "latest" }));
+  }
+
+  async nonceAt(blockNumber: bigint): Promise<NonceAt> {
+    try {
+      return { kind: "count", count: await this.rpc("eth_getTransactionCount", () => this.client.getTransactionCount({ address: this.signer.address, blockNumber })) };
+    } catch (err) {
+      if (err instanceof ChainUnavailableError) throw err;
+      // The node answered but cannot read that block's state ("missing trie
+      // node", "header not found", …): no proof either way.
+      if (err instanceof BaseError) return { kind: "unavailable", reason: message(err) };
+      throw err;
+    }
   }
 
   async headBlock(): Promise<bigint> {

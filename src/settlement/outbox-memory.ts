@@ -119,6 +119,12 @@ export class MemorySettlementOutbox implements SettlementOutbox {
     this.put({ ...s, attempts: s.attempts + 1, lastError: error, updateWallMs: wallMs });
   }
 
+  async recordWaiting(settlementId: string, reason: string, wallMs: number): Promise<void> {
+    const s = this.all.get(settlementId);
+    if (s === undefined || s.state !== "SUBMITTED") return;
+    this.put({ ...s, lastError: reason, updateWallMs: wallMs });
+  }
+
   async recordProgress(settlementId: string, mined: Mined | null, wallMs: number): Promise<void> {
     const s = this.all.get(settlementId);
     if (s === undefined || s.state !== "SUBMITTED") return;

@@ -14,6 +14,7 @@
 import type pg from "pg";
 import { BLOCKCHAINS, type Blockchain } from "../domain/model.js";
 import type { Migration } from "../adapters/postgres/migrations.js";
+import { backgroundBounds, inTransaction, type TxBounds } from "../adapters/postgres/pg-transaction.js";
 import {
   MAX_GET_MANY,
   type Hex,
@@ -147,25 +148,6 @@ function toSettlement(r: SettlementRow, txs: readonly SettlementTx[]): Settlemen
   };
 }
 
-/** Runs `fn` in one transaction on a pooled client; rolls back on any error. */
-async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    await client.query("BEGIN");
-    const out = await fn(client);
-    await client.query("COMMIT");
-    return out;
-  } catch (err) {
-    await client.query("ROLLBACK").catch(() => {
-      broken = true;
-    });
-    throw err;
-  } finally {
-    client.release(broken);
-  }
-}
-
 /**
  * Adds a PENDING settlement on `client`, inside the caller's transaction (the
  * mint's or the redemption's). Idempotent per settlement id.
@@ -195,11 +177,24 @@ export async function cancelSettlement(client: Queryable, settlementId: string):
   return state;
 }
 
+/** Bounds of the outbox's transactions when it is not given the store's statement timeout (tests). */
+const DEFAULT_STATEMENT_TIMEOUT_MS = 10_000;
+
 export class PostgresSettlementOutbox implements SettlementOutbox {
+  /**
+   * The worker's steps have no caller deadline: each transaction is bounded
+   * by the store's statement timeout (lock wait, statement, idleness) and
+   * pins READ COMMITTED like every transaction of the store.
+   */
+  private readonly bounds: TxBounds;
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly effects?: SettlementEffects<pg.PoolClient>,
-  ) {}
+    opts: { readonly statementTimeoutMs?: number } = {},
+  ) {
+    this.bounds = backgroundBounds(opts.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS);
+  }
 
   private async withTxs(rows: SettlementRow[], client: Queryable = this.pool): Promise<Settlement[]> {
     if (rows.length === 0) return [];
@@ -233,7 +228,7 @@ export class PostgresSettlementOutbox implements SettlementOutbox {
   }
 
   async recordSigned(settlementId: string, tx: SettlementTx, wallMs: number): Promise<RecordSignedOutcome> {
-    return inTransaction(this.pool, async (c) => {
+    return inTransaction(this.pool, this.bounds, async (c) => {
       const res = await c.query<SettlementRow>(
         `UPDATE settlements SET state = 'SUBMITTED', nonce = $2, update_time = to_timestamp($3 / 1000.0)
          WHERE settlement_id = $1 AND state = 'PENDING' RETURNING *`,
@@ -275,6 +270,14 @@ export class PostgresSettlementOutbox implements SettlementOutbox {
     );
   }
 
+  async recordWaiting(settlementId: string, reason: string, wallMs: number): Promise<void> {
+    await this.pool.query("UPDATE settlements SET last_error = $2, update_time = to_timestamp($3 / 1000.0) WHERE settlement_id = $1 AND state = 'SUBMITTED'", [
+      settlementId,
+      reason,
+      wallMs,
+    ]);
+  }
+
   async recordProgress(settlementId: string, mined: Mined | null, wallMs: number): Promise<void> {
     await this.pool.query(
       `UPDATE settlements SET mined_hash = $2, block_number = $3, confirmations = $4, update_time = to_timestamp($5 / 1000.0)
@@ -285,7 +288,9 @@ export class PostgresSettlementOutbox implements SettlementOutbox {
 
   /** Moves SUBMITTED to a final state and runs the ledger's effect in the same transaction; false (no-op) when not SUBMITTED. */
   private async finish(settlementId: string, state: "CONFIRMED" | "FAILED", mined: Mined | null, reason: string, wallMs: number): Promise<boolean> {
-    return inTransaction(this.pool, async (c) => {
+    return inTransaction(this.pool, this.bounds, async (c) => {
+      // The store's lock order: the ledger's row (the mint) before the settlement's.
+      await this.effects?.lockFirst?.(c, settlementId);
       const res = await c.query<SettlementRow>(
         `UPDATE settlements SET state = $2, mined_hash = $3, block_number = $4, confirmations = $5, last_error = $6, update_time = to_timestamp($7 / 1000.0)
          WHERE settlement_id = $1 AND state = 'SUBMITTED' RETURNING *`,
@@ -310,7 +315,7 @@ export class PostgresSettlementOutbox implements SettlementOutbox {
   }
 
   async cancel(settlementId: string): Promise<SettlementState | "MISSING"> {
-    return inTransaction(this.pool, (c) => cancelSettlement(c, settlementId));
+    return inTransaction(this.pool, this.bounds, (c) => cancelSettlement(c, settlementId));
   }
 
   async get(settlementId: string): Promise<Settlement | null> {

@@ -107,6 +107,14 @@ export interface ChainSettlement {
   suggestFees(): Promise<Fees>;
   /** Transactions the treasury has had mined ("latest" nonce). */
   minedNonce(): Promise<number>;
+  /**
+   * Transactions the signer had mined as of block `blockNumber`
+   * (`eth_getTransactionCount` at that block): the proof that a nonce was
+   * consumed at least that deep. `unavailable` when the node cannot answer
+   * for that block (a node that is not an archive node keeps the state of
+   * recent blocks only); an unreachable node throws `ChainUnavailableError`.
+   */
+  nonceAt(blockNumber: bigint): Promise<NonceAt>;
   headBlock(): Promise<bigint>;
   totalSupply(): Promise<bigint>;
   treasuryBalance(): Promise<bigint>;
@@ -116,6 +124,9 @@ export interface ChainSettlement {
   treasuryBurns?(fromBlock?: bigint): Promise<TreasuryMint[]>;
   close(): Promise<void>;
 }
+
+/** What `ChainSettlement.nonceAt` learned: the signer's transaction count at a block, or why the node cannot tell. */
+export type NonceAt = { readonly kind: "count"; readonly count: number } | { readonly kind: "unavailable"; readonly reason: string };
 
 /** One mint to (or burn from) the treasury as the chain recorded it. */
 export interface TreasuryMint {
@@ -218,6 +229,12 @@ export interface SettlementOutbox {
   recordReplacement(settlementId: string, tx: SettlementTx, wallMs: number): Promise<boolean>;
   /** Counts a broadcast attempt and its error ("" when accepted). */
   recordAttempt(settlementId: string, error: string, wallMs: number): Promise<void>;
+  /**
+   * Why a SUBMITTED settlement waits (its status's last error) without
+   * counting a broadcast attempt: e.g. a possible drop not yet proven. A
+   * no-op unless SUBMITTED.
+   */
+  recordWaiting(settlementId: string, reason: string, wallMs: number): Promise<void>;
   /** A tx of the settlement is mined but not yet deep enough (or no longer mined: `mined` null after a reorg). */
   recordProgress(settlementId: string, mined: { hash: Hex; blockNumber: bigint; confirmations: number } | null, wallMs: number): Promise<void>;
   /**
@@ -275,6 +292,13 @@ export interface SettlementBacklog {
  * transaction in PostgreSQL), so a crash never leaves one without the other.
  */
 export interface SettlementEffects<Tx = void> {
+  /**
+   * Optional: locks the ledger's row of the settlement (a mint's) before the
+   * outbox locks the settlement's own row, so a final step takes its locks in
+   * the store's one order (the mint, then its settlement), as ReconcileMint
+   * does. A store whose steps never interleave (memory) leaves it out.
+   */
+  lockFirst?(tx: Tx, settlementId: string): Promise<void> | void;
   /**
    * CONFIRMED. Mint: move `amountMicros` of the mint's credit from the
    * account's pending to its available balance. Burn: the debit happened

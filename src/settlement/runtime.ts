@@ -60,6 +60,8 @@ export interface SettlementRuntimeOptions {
   readonly clock: Clock;
   readonly faultHook?: FaultHook;
   readonly onError?: (blockchain: Blockchain, err: unknown) => void;
+  /** Told once when a chain's node cannot give a proof the worker needs (see `SettlementWorkerOptions.onWarning`). */
+  readonly onWarning?: (blockchain: Blockchain, message: string) => void;
   /** Issue 16: settlement metrics (outcomes, fee bumps, reorgs, signer latency); none when metrics are off. */
   readonly metrics?: SettlementMetricsSink;
 }
@@ -99,6 +101,7 @@ export function createSettlementRuntime(opts: SettlementRuntimeOptions): Settlem
         ...(opts.faultHook !== undefined ? { faultHook: opts.faultHook } : {}),
         ...(opts.metrics !== undefined ? { metrics: opts.metrics.chain(c.blockchain) } : {}),
         onError: (err) => opts.onError?.(c.blockchain, err),
+        onWarning: (message) => opts.onWarning?.(c.blockchain, message),
       }),
     );
   }

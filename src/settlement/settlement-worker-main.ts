@@ -12,7 +12,8 @@
  * where the test-only fault hook (MINT_TEST_FAULTS=true, MINT_TEST_FAULT)
  * kills the process at `after-sign` or `after-broadcast`.
  *
- * MINT_METRICS_LISTEN (as for the service) serves this process's own
+ * MINT_METRICS_LISTEN (as for the service, with the same rules: TLS and the
+ * scrape token off loopback, read at start) serves this process's own
  * `GET /metrics`: the settlement series and Node's defaults. It binds first,
  * so an address that cannot be bound stops the start with one line naming
  * the variable (exit 1) and nothing to undo.
@@ -23,7 +24,8 @@ import { ConfigError, loadConfig } from "../config.js";
 import { systemClock } from "../domain/clock.js";
 import { createLogger, settleLogs } from "../logger.js";
 import { openPostgresStores } from "../adapters/postgres/index.js";
-import { startMetricsServer, type RunningMetricsServer } from "../observability/metrics-server.js";
+import { ReloadableCertificates } from "../auth/tls.js";
+import { startConfiguredMetricsServer, type RunningMetricsServer } from "../observability/metrics-server.js";
 import { SettlementMetrics } from "../observability/settlement-metrics.js";
 import { PgSenderLock } from "./outbox-postgres.js";
 import { createSettlementRuntime, openSigner } from "./runtime.js";
@@ -54,7 +56,9 @@ async function main(): Promise<void> {
     collectDefaultMetrics({ register: registry });
     metrics = new SettlementMetrics(registry, { chains: settings.chains.map((c) => c.blockchain), signer: settings.signer.kind });
     try {
-      listener = await startMetricsServer(config.metricsListen, { text: () => registry.metrics(), contentType: registry.contentType });
+      // The same rules as the service's listener: TLS with the service's certificate and the scrape token off loopback.
+      const tls = config.tlsCert === "" ? undefined : new ReloadableCertificates({ certFile: config.tlsCert, keyFile: config.tlsKey, clientCaFile: "" });
+      listener = await startConfiguredMetricsServer(config, { text: () => registry.metrics(), contentType: registry.contentType }, logger, tls);
     } catch (err) {
       const why = err instanceof Error ? ((err as { code?: string }).code ?? err.message) : String(err);
       process.stderr.write(`usdc-mint settlement: MINT_METRICS_LISTEN=${config.metricsListen}: cannot listen (${why})\n`);
@@ -93,6 +97,7 @@ async function main(): Promise<void> {
     ...(faultHook !== undefined ? { faultHook } : {}),
     ...(metrics !== undefined ? { metrics } : {}),
     onError: (blockchain, err) => logger.warn({ blockchain, err: err instanceof Error ? err.message : String(err) }, "settlement pass failed; retrying"),
+    onWarning: (blockchain, message) => logger.warn({ blockchain, reason: message }, "settlement waits for proof"),
   });
   metrics?.watch({ backlog: () => outbox.backlog(), wallMs: () => systemClock.wallMs(), senders: () => runtime.senders() });
   runtime.start();

@@ -8,6 +8,8 @@
  *    mined but shallower → progress recorded; unknown to the node → the SAME
  *    signed bytes are broadcast again (after a crash between sign and
  *    broadcast, or a node that lost its pool). Nothing is ever signed twice.
+ *    Unknown while its nonce is used on-chain: dropped → FAILED, but only on
+ *    proof (see `dropVerdict`); until then it waits, SUBMITTED.
  * 2. Signs PENDING settlements in commit order, one nonce each: sign, store
  *    the hash and bytes (PENDING → SUBMITTED) BEFORE broadcast, then send.
  *    A mint's transaction mints to the treasury; a redemption's (kind
@@ -65,6 +67,8 @@ export interface SettlementWorkerOptions {
   readonly metrics?: ChainSettlementMetrics;
   /** Told about every failed pass (logging); never throws. */
   readonly onError?: (err: unknown) => void;
+  /** Told once when the node cannot give a proof the worker needs (logging), e.g. a deep nonce read on a node that is not an archive node; never throws. */
+  readonly onWarning?: (message: string) => void;
 }
 
 export interface TickReport {
@@ -91,7 +95,7 @@ type Mined = Extract<TxLookup, { kind: "mined" }> & { hash: Hex };
 
 /** In-flight settlements looked up at once per pass. */
 const LOOKUP_BATCH = 16;
-/** How often a sender re-checks the token's configuration while it signs. */
+/** How often a sender re-checks the token's configuration (queue or no queue). */
 const PREFLIGHT_EVERY_MS = 60_000;
 
 /** The chain or token is configured so that every mint would fail; the worker signs nothing until it is fixed. */
@@ -118,6 +122,10 @@ export class SettlementWorker {
   /** Fee-bump replacements signed by this worker (issue 16), for status and metrics. */
   private replacements = 0;
   private readonly metrics: ChainSettlementMetrics;
+  /** Per settlement: monotonic ms of the first pass of an unbroken run that proved its drop (see `dropVerdict`). */
+  private readonly dropProofs = new Map<string, number>();
+  /** True once the node's failure to read a deep nonce was reported, until it reads one again. */
+  private deepReadWarned = false;
 
   constructor(private readonly opts: SettlementWorkerOptions) {
     if (!Number.isInteger(opts.confirmations) || opts.confirmations < 1) throw new Error("confirmations must be an integer ≥ 1");
@@ -223,6 +231,7 @@ export class SettlementWorker {
       this.isSender = true;
       this.nextNonce = null;
       this.preflightOkMs = null;
+      this.dropProofs.clear();
     } else if (!(await this.opts.lock.held(chainName))) {
       this.isSender = false;
       this.nextNonce = null;
@@ -231,9 +240,11 @@ export class SettlementWorker {
     const report = { role: "sender" as const, signed: 0, confirmed: 0, failed: 0, rebroadcast: 0 };
 
     const inFlight = await this.outbox.inFlight(chainName);
+    // Read every pass, queue or no queue: an idle sender's health (and its
+    // pass-failure count) follows the node, not only once a mint arrives.
+    const head = await this.chain.headBlock();
     let open = 0;
     if (inFlight.length > 0) {
-      const head = await this.chain.headBlock();
       // Lookups are independent reads: a few at a time. Re-sends stay in nonce
       // order within a batch only loosely, which the node tolerates (it queues
       // a nonce gap until the lower nonce arrives).
@@ -250,11 +261,14 @@ export class SettlementWorker {
       }
     }
 
+    // After following what is in flight (a misconfiguration must not stop
+    // confirmations), before signing; idle or not, so a dead node or a
+    // blacklisted treasury shows in health before the first mint waits.
+    await this.preflight();
     const room = (this.opts.maxInFlight ?? 64) - open;
     if (room <= 0) return report;
     const pending = await this.outbox.nextPending(chainName, room);
     if (pending.length === 0) return report;
-    await this.preflight();
     if (this.nextNonce === null) {
       const [stored, mined] = await Promise.all([this.outbox.highestNonce(chainName), this.chain.minedNonce()]);
       this.nextNonce = Math.max(stored + 1, mined);
@@ -284,8 +298,9 @@ export class SettlementWorker {
 
   /**
    * Refuses to sign while a misconfiguration would make every mint revert
-   * (and, with issue 16, be reversed): checked when the worker becomes the
-   * sender and then at most every PREFLIGHT_EVERY_MS while it signs.
+   * (and be reversed): checked when the worker becomes the sender and then
+   * every PREFLIGHT_EVERY_MS, whether or not anything is queued; while it
+   * finds a problem, every pass checks again (and fails, with backoff).
    */
   private async preflight(): Promise<void> {
     const now = this.opts.clock.nowMs();
@@ -347,7 +362,50 @@ export class SettlementWorker {
     return true;
   }
 
+  /**
+   * Whether a settlement none of whose transactions the node knows was
+   * dropped for good. Two reads at "latest" prove nothing (a node behind a
+   * load balancer, restarted, or that evicted the transaction answers
+   * "unknown" while the transaction is mined by the time the count is read),
+   * so the verdict needs proof: the nonce is consumed at a block
+   * `confirmations` deep, AFTER that read every one of the nonce's hashes is
+   * looked up again and none is mined or pending, and both hold on two
+   * consecutive passes at least one poll interval apart. "unused": the nonce
+   * is free at the head, so the bytes go out again; "wait": no verdict yet,
+   * with the reason for the settlement's status.
+   */
+  private async dropVerdict(s: Settlement, nonce: number, head: bigint, proofSinceMs: number | undefined): Promise<{ kind: "dropped" | "unused" } | { kind: "wait"; reason: string }> {
+    if ((await this.chain.minedNonce()) <= nonce) return { kind: "unused" };
+    const depth = this.opts.confirmations;
+    const deepBlock = head - BigInt(depth) + 1n;
+    const shallow = { kind: "wait", reason: `waiting for proof of a drop: nonce ${nonce} is used at the head (block ${head}) but not yet ${depth} blocks deep` } as const;
+    if (deepBlock < 0n) return shallow;
+    const deep = await this.chain.nonceAt(deepBlock);
+    if (deep.kind === "unavailable") {
+      const reason = `waiting for proof of a drop: the node cannot read the signer's nonce at block ${deepBlock} (${depth} blocks deep): ${deep.reason}; deep confirmation settings need an archive node`;
+      if (!this.deepReadWarned) {
+        this.deepReadWarned = true;
+        this.opts.onWarning?.(`${this.chain.blockchain}: ${reason}`);
+      }
+      return { kind: "wait", reason };
+    }
+    this.deepReadWarned = false;
+    if (deep.count <= nonce) return shallow;
+    // The nonce is consumed deep enough: is any of its transactions known now?
+    for (const tx of s.txs) {
+      const l = await this.chain.lookup(tx.hash, head);
+      if (l.kind !== "unknown") return { kind: "wait", reason: `waiting: ${tx.hash} is ${l.kind} again` };
+    }
+    const nowMs = this.opts.clock.nowMs();
+    if (proofSinceMs !== undefined && nowMs - proofSinceMs >= this.opts.pollIntervalMs) return { kind: "dropped" };
+    this.dropProofs.set(s.settlementId, proofSinceMs ?? nowMs);
+    return { kind: "wait", reason: `waiting for proof of a drop: nonce ${nonce} is used ${depth} blocks deep (block ${deepBlock}) and none of its transactions is known; checked again on the next pass` };
+  }
+
   private async follow(s: Settlement, head: bigint): Promise<"confirmed" | "failed" | "open" | "rebroadcast"> {
+    // A drop's proof must hold on consecutive passes: any other outcome starts it over.
+    const proofSinceMs = this.dropProofs.get(s.settlementId);
+    this.dropProofs.delete(s.settlementId);
     let mined: Mined | null = null;
     let anyPending = false;
     // Newest first: with fee bumps (issue 16) the latest replacement is the likeliest to be mined.
@@ -391,15 +449,17 @@ export class SettlementWorker {
       if (bumpMs !== undefined && wallMs - last.signedWallMs >= bumpMs && (await this.bumpFees(s, last))) return "rebroadcast";
       return "open";
     }
-    // Dropped for good: none of the nonce's transactions is known, yet the
-    // nonce is used on-chain (by a transaction that is not ours for this
-    // mint). Nothing of ours can be mined any more: FAILED, credit reversed.
-    if ((await this.chain.minedNonce()) > last.nonce) {
+    const verdict = await this.dropVerdict(s, last.nonce, head, proofSinceMs);
+    if (verdict.kind === "dropped") {
       this.lastSentMs.delete(s.settlementId);
       if (await this.outbox.markFailed(s.settlementId, null, `dropped: nonce ${last.nonce} was used by another transaction`, wallMs)) {
         this.metrics.finished("dropped", (wallMs - s.createWallMs) / 1000, 0);
       }
       return "failed";
+    }
+    if (verdict.kind === "wait") {
+      if (s.lastError !== verdict.reason) await this.outbox.recordWaiting(s.settlementId, verdict.reason, wallMs);
+      return "open";
     }
     const sentMs = this.lastSentMs.get(s.settlementId);
     if (sentMs !== undefined && this.opts.clock.nowMs() - sentMs < (this.opts.rebroadcastAfterMs ?? 2_000)) return "open";

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MemoryExactlyOnceStore } from "../../src/adapters/memory/memory-exactly-once-store.js";
-import { parseCsv } from "../../src/cli/csv.js";
+import { parseCsv } from "../../packages/mintctl/src/csv.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { ROOT } from "../support/service-process.js";
 import { mintctl, startStubMintServer, type CliRun } from "../support/stub-mint-server.js";

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createMintClient } from "../../src/client/index.js";
+import { createMintClient } from "../../packages/client/src/index.js";
 import { ROOT } from "../support/service-process.js";
 import { mintctl, startStubMintServer, type StubMintServer } from "../support/stub-mint-server.js";
 

@@ -6,7 +6,7 @@
  * exactly once. A replica that drains (SIGTERM) is skipped.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createMintClient, toMicros, type MintClient, type RetryEvent } from "../../src/client/index.js";
+import { createMintClient, toMicros, type MintClient, type RetryEvent } from "../../packages/client/src/index.js";
 import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
 import { killIfRunning, listening, spawnService, type ServiceProcess } from "../support/service-process.js";
 import { waitFor } from "../integration/helpers.js";

@@ -1,13 +1,15 @@
 // The SDK's pure parts: money helpers, UUIDv7, address expansion and the retry rules, rule by rule.
 import { describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
-import { createMintClient } from "../../src/client/client.js";
-import { expandTargets, isLoopbackTarget } from "../../src/client/endpoints.js";
-import { MintServiceError, type MintServiceErrorInit } from "../../src/client/errors.js";
-import { fromMicros, toMicros } from "../../src/client/money.js";
-import { backoffMs, DEFAULT_RETRY_POLICY, retryDecision, type CallSafety } from "../../src/client/retry.js";
-import { blockchainToWire } from "../../src/client/types.js";
-import { uuidv7 } from "../../src/client/uuidv7.js";
+import fc from "fast-check";
+import { formatMicros, MICROS_PER_USDC as SERVER_MICROS_PER_USDC } from "../../src/domain/money.js";
+import { createMintClient } from "../../packages/client/src/client.js";
+import { expandTargets, isLoopbackTarget } from "../../packages/client/src/endpoints.js";
+import { MintServiceError, type MintServiceErrorInit } from "../../packages/client/src/errors.js";
+import { fromMicros, MICROS_PER_USDC, toMicros } from "../../packages/client/src/money.js";
+import { backoffMs, DEFAULT_RETRY_POLICY, retryDecision, type CallSafety } from "../../packages/client/src/retry.js";
+import { blockchainToWire } from "../../packages/client/src/types.js";
+import { uuidv7 } from "../../packages/client/src/uuidv7.js";
 
 describe("money helpers", () => {
   it.each([
@@ -29,6 +31,19 @@ describe("money helpers", () => {
   it("fromMicros gives the canonical form", () => {
     expect(fromMicros(toMicros("7.000000"))).toBe("7");
     expect(fromMicros(toMicros("0.10"))).toBe("0.1");
+  });
+
+  // The client package carries its own formatter (it ships without the
+  // server's domain code): it must write every amount exactly as the server does.
+  it("fromMicros and toMicros agree with the server's formatter on any amount", () => {
+    expect(MICROS_PER_USDC).toBe(SERVER_MICROS_PER_USDC);
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(10n ** 40n), max: 10n ** 40n }), (micros) => {
+        expect(fromMicros(micros)).toBe(formatMicros(micros));
+        if (micros >= 0n) expect(toMicros(fromMicros(micros))).toBe(micros);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 

@@ -5,7 +5,7 @@
  * metadata, and replicas skipped while NOT_SERVING or gone.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createMintClient, MintServiceError, toMicros, type MintClient, type RetryEvent } from "../../src/client/index.js";
+import { createMintClient, MintServiceError, toMicros, type MintClient, type RetryEvent } from "../../packages/client/src/index.js";
 import { UnavailableError } from "../../src/domain/errors.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { startStubMintServer } from "../support/stub-mint-server.js";

@@ -2,9 +2,9 @@
  * The contract of `ApprovalStore` (issue 11), run against every adapter:
  * a pending mint credits nothing until the required distinct approvers (never
  * the requester) have approved, and then exactly once however many approvals
- * race; rejection and expiry free the key and give the allowance back; a mint
- * never takes more than what is left of its minter's allowance, however many
- * race; every refusal changes nothing.
+ * race; rejection and expiry free the key; every refusal changes nothing.
+ * Allowances (charges and refunds) have their own contract:
+ * allowances.contract.ts.
  */
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -117,33 +117,6 @@ export function approvalStoreContract(name: string, make: MakeStores): void {
       expect(await s.store.approveMint("mint_NOPE", "bob", 0, journal("bob", "ApproveMint"), WAIT)).toEqual({ ok: false, error: { code: "MINT_NOT_FOUND", mintId: "mint_NOPE" } });
     });
 
-    it("a mint consumes the minter's allowance; beyond it ALLOWANCE_EXCEEDED changes nothing; reversal and rejection give it back", async () => {
-      await s.store.setAllowance("minter-1", 10n, journal("rm", "SetMinterAllowance"), 0);
-      expect(await s.store.getAllowance("minter-1")).toBe(10n);
-      expect(await s.store.getAllowance("nobody")).toBe(0n);
-      const seven = minted(await s.store.applyOnce(call(newKey(), "acct-a", 7n, { requester: "minter-1", charge: true }), WAIT));
-      expect(seven.allowanceCharged).toBe(true);
-      expect(await s.store.getAllowance("minter-1")).toBe(3n);
-
-      const key = newKey();
-      const over = await s.store.applyOnce(call(key, "acct-a", 4n, { requester: "minter-1", charge: true }), WAIT);
-      expect(over).toEqual({ ok: false, error: { code: "ALLOWANCE_EXCEEDED", principal: "minter-1", remainingMicros: 3n, amountMicros: 4n } });
-      expect(await s.store.getAllowance("minter-1")).toBe(3n);
-      expect(await s.store.getBalance("acct-a")).toBe(7n);
-      // The key stayed free: the same key with an amount that fits applies.
-      expect(minted(await s.store.applyOnce(call(key, "acct-a", 3n, { requester: "minter-1", charge: true }), WAIT)).amountMicros).toBe(3n);
-      expect(await s.store.getAllowance("minter-1")).toBe(0n);
-
-      expect((await s.store.reverseMint(seven.mintId, "reorg", s.clock.wallMs(), WAIT)).ok).toBe(true);
-      expect(await s.store.getAllowance("minter-1")).toBe(7n);
-
-      const p = minted(await s.store.applyOnce(call(newKey(), "acct-a", 5n, { requester: "minter-1", charge: true, pending: 2 }), WAIT));
-      expect(p.status).toBe("PENDING_APPROVAL");
-      expect(await s.store.getAllowance("minter-1")).toBe(2n);
-      expect((await reject(p, "bob")).ok).toBe(true);
-      expect(await s.store.getAllowance("minter-1")).toBe(7n);
-    });
-
     it("racing approvals complete a mint exactly once (fc.scheduler)", async () => {
       await fc.assert(
         fc.asyncProperty(fc.scheduler(), fc.integer({ min: 2, max: 5 }), fc.integer({ min: 1, max: 3 }), async (sched, approvers, required) => {
@@ -163,31 +136,6 @@ export function approvalStoreContract(name: string, make: MakeStores): void {
           expect(final?.status).toBe(approvers >= required ? "COMPLETED" : "PENDING_APPROVAL");
           expect(await s.store.getBalance(account)).toBe(approvers >= required ? 1_000n : 0n);
           expect(new Set(final?.approval?.approvals.map((a) => a.approver)).size).toBe(distinct);
-        }),
-        { numRuns: 10 },
-      );
-    });
-
-    it("racing mints of one minter never exceed its allowance (fc.scheduler)", async () => {
-      await fc.assert(
-        fc.asyncProperty(fc.scheduler(), fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 2, maxLength: 8 }), fc.integer({ min: 0, max: 20 }), async (sched, amounts, allowance) => {
-          const minter = `minter-${newKey()}`;
-          await s.store.setAllowance(minter, BigInt(allowance), journal("rm", "SetMinterAllowance"), 0);
-          const calls = amounts.map((a, i) =>
-            sched.schedule(Promise.resolve()).then(() => s.store.applyOnce(call(newKey(), `acct-${minter}-${i % 3}`, BigInt(a), { requester: minter, charge: true }), WAIT)),
-          );
-          await sched.waitAll();
-          const results = await Promise.all(calls);
-          let taken = 0n;
-          for (const r of results) {
-            if (r.ok) taken += minted(r).amountMicros;
-            else expect(r.error.code).toBe("ALLOWANCE_EXCEEDED");
-          }
-          expect(taken).toBeLessThanOrEqual(BigInt(allowance));
-          expect(await s.store.getAllowance(minter)).toBe(BigInt(allowance) - taken);
-          let credited = 0n;
-          for (let i = 0; i < 3; i++) credited += await s.store.getBalance(`acct-${minter}-${i}`);
-          expect(credited).toBe(taken);
         }),
         { numRuns: 10 },
       );

@@ -14,6 +14,7 @@ import type { JournalEntry } from "../../src/domain/journal.js";
 import type { KeyedCall } from "../../src/domain/ports.js";
 import { fail, ok, type Result } from "../../src/domain/result.js";
 import { mintRequest, newKey, newMintId, NO_DEADLINE, realSleep, transferRequest, newTransferId, type MakeStores, type StoresUnderTest } from "./stores-under-test.js";
+import { covered } from "./coverage.js";
 
 type Applied = Result<{ stored: StoredResult; replayed: boolean }>;
 
@@ -227,6 +228,7 @@ export function exactlyOnceStoreContract(name: string, make: MakeStores): void {
       expect(retry.replayed).toBe(false);
       expect(retry.mint.mintId).not.toBe(first.mint.mintId);
       expect(await s.store.getBalance("alice")).toBe(7n);
+      covered("replay-after-reconcile", name);
     });
 
     it("reverseMint failures change nothing: MINT_NOT_FOUND, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS", async () => {

@@ -18,6 +18,7 @@ import {
   type MakeStores,
   type StoresUnderTest,
 } from "./stores-under-test.js";
+import { covered } from "./coverage.js";
 import { prng } from "../support/prng.js";
 
 export function ledgerStoreContract(name: string, makeStores: MakeStores): void {
@@ -58,6 +59,7 @@ export function ledgerStoreContract(name: string, makeStores: MakeStores): void 
       expect(Number.isSafeInteger(r.value.seq) && r.value.seq > 0).toBe(true);
       expect(await s.ledger.getMint(mintId)).toEqual(r.value);
       expect(await s.ledger.getBalance("alice")).toBe(100_500_000n);
+      covered("mint-credit", name);
     });
 
     it("unknown accounts have balance 0 and unknown mints are null", async () => {
@@ -117,6 +119,7 @@ export function ledgerStoreContract(name: string, makeStores: MakeStores): void 
       expect(r.transfer.transferId).toMatch(/^xfr_/);
       expect(await s.ledger.getBalance("alice")).toBe(7_500_000n);
       expect(await s.ledger.getBalance("bob")).toBe(2_500_000n);
+      covered("transfer", name);
     });
 
     it("a transfer of the whole balance leaves exactly zero", async () => {
@@ -156,6 +159,7 @@ export function ledgerStoreContract(name: string, makeStores: MakeStores): void 
       expect(await s.ledger.getBalance("alice")).toBe(1_000_000n);
       const listed = await s.ledger.listMints({ accountId: "alice", afterSeq: 0, limit: 10 });
       expect(listed.map((m) => m.status)).toEqual(["REVERSED", "COMPLETED"]);
+      covered("reconcile-reversal", name);
     });
 
     it("a second reverse is MINT_ALREADY_REVERSED and changes nothing", async () => {
@@ -220,6 +224,7 @@ export function ledgerStoreContract(name: string, makeStores: MakeStores): void 
       expect(a).toBe(expectedA);
       expect(a >= 0n && b >= 0n).toBe(true);
       expect(results.some((r) => r.ok)).toBe(true);
+      covered("transfer", name);
     });
 
     it("a random sequence of mints, transfers and reversals matches a simple model", async () => {

@@ -9,8 +9,10 @@ import { idempotencyStoreContract } from "./idempotency-store.contract.js";
 import { ledgerStoreContract } from "./ledger-store.contract.js";
 import { reserveStoreContract } from "./reserve-store.contract.js";
 import { MemorySettlementOutbox } from "../../src/settlement/outbox-memory.js";
-import { settlementEffectsContract, type SettlementStoresUnderTest } from "./settlement-effects.contract.js";
-import { CONTRACT_IDEMPOTENCY_TTL_MS, type StoresUnderTest } from "./stores-under-test.js";
+import { allowancesContract } from "./allowances.contract.js";
+import { expectEveryMoneyRuleCovered } from "./coverage.js";
+import { redemptionContract } from "./redemption.contract.js";
+import { CONTRACT_IDEMPOTENCY_TTL_MS, type SettlementStoresUnderTest, type StoresUnderTest } from "./stores-under-test.js";
 
 async function makeMemoryStores(): Promise<StoresUnderTest> {
   const clock = new FakeClock();
@@ -34,7 +36,7 @@ ledgerStoreContract("memory", makeMemoryStores);
 idempotencyStoreContract("memory", makeMemoryStores);
 reserveStoreContract("memory", makeMemoryStores);
 
-/** Issue 16: the memory stores with their outbox attached, as the service wires them. */
+/** The memory stores with their outbox attached, as the service wires them. */
 async function makeMemorySettlementStores(): Promise<SettlementStoresUnderTest> {
   const base = await makeMemoryStores();
   const store = base.store as MemoryExactlyOnceStore;
@@ -53,4 +55,6 @@ async function makeMemorySettlementStores(): Promise<SettlementStoresUnderTest> 
     },
   };
 }
-settlementEffectsContract("memory", makeMemorySettlementStores);
+redemptionContract("memory", makeMemorySettlementStores);
+allowancesContract("memory", makeMemorySettlementStores);
+expectEveryMoneyRuleCovered("memory");

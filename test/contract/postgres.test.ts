@@ -11,8 +11,10 @@ import { exactlyOnceStoreContract } from "./exactly-once-store.contract.js";
 import { idempotencyStoreContract } from "./idempotency-store.contract.js";
 import { ledgerStoreContract } from "./ledger-store.contract.js";
 import { reserveStoreContract } from "./reserve-store.contract.js";
-import { settlementEffectsContract, type SettlementStoresUnderTest } from "./settlement-effects.contract.js";
-import { CONTRACT_IDEMPOTENCY_TTL_MS, type StoresUnderTest } from "./stores-under-test.js";
+import { allowancesContract } from "./allowances.contract.js";
+import { expectEveryMoneyRuleCovered } from "./coverage.js";
+import { redemptionContract } from "./redemption.contract.js";
+import { CONTRACT_IDEMPOTENCY_TTL_MS, type SettlementStoresUnderTest, type StoresUnderTest } from "./stores-under-test.js";
 
 /**
  * `defaultIsolation` sets the database's default_transaction_isolation: the
@@ -60,7 +62,7 @@ ledgerStoreContract("postgres, default isolation SERIALIZABLE", serializableDefa
 idempotencyStoreContract("postgres, default isolation SERIALIZABLE", serializableDefault);
 reserveStoreContract("postgres", () => makePostgresStores());
 
-/** Issue 16: the PostgreSQL stores with their outbox (the service's wiring); journal and entries read from the tables. */
+/** The PostgreSQL stores with their outbox (the service's wiring); journal and entries read from the tables. */
 async function makePostgresSettlementStores(): Promise<SettlementStoresUnderTest> {
   const db = await createTestDatabase();
   const clock = new FakeClock();
@@ -98,4 +100,6 @@ async function makePostgresSettlementStores(): Promise<SettlementStoresUnderTest
     throw err;
   }
 }
-settlementEffectsContract("postgres", makePostgresSettlementStores);
+redemptionContract("postgres", makePostgresSettlementStores);
+allowancesContract("postgres", makePostgresSettlementStores);
+expectEveryMoneyRuleCovered("postgres");

@@ -14,6 +14,7 @@ import { redeemRequest, type StoredResult } from "../../src/domain/model.js";
 import type { KeyedCall } from "../../src/domain/ports.js";
 import type { Result } from "../../src/domain/result.js";
 import { mintRequest, newKey, newMintId, newTransferId, NO_DEADLINE, transferRequest, type MakeStores, type StoresUnderTest } from "./stores-under-test.js";
+import { covered } from "./coverage.js";
 
 type Applied = Result<{ stored: StoredResult; replayed: boolean }>;
 
@@ -124,6 +125,7 @@ export function reserveStoreContract(name: string, make: MakeStores): void {
       expect(await s.store.setReserve(1_000_002n, "audit-2", JOURNAL, WAIT)).toMatchObject({ ok: true });
       expect(await s.store.applyOnce(mintCall(key, "bob", 2n), WAIT)).toMatchObject({ ok: true, value: { replayed: false } });
       expect(await s.store.getBalance("bob")).toBe(3n);
+      covered("reserve-cap", name);
     });
 
     it("lowering the reserve below supply is RESERVE_EXCEEDED and changes nothing; to exactly supply is allowed", async () => {
@@ -165,6 +167,7 @@ export function reserveStoreContract(name: string, make: MakeStores): void {
         ),
         { numRuns: 10 },
       );
+      covered("reserve-cap", name);
     });
 
     it("supply equals the ledger's sum after random mints, transfers, reversals and redemptions", async () => {
@@ -204,6 +207,7 @@ export function reserveStoreContract(name: string, make: MakeStores): void {
         }),
         { numRuns: 15 },
       );
+      covered("supply-ledger", name);
     });
 
     it("a redemption debits the account, lowers supply, replays for the same key and is listed", async () => {
@@ -224,6 +228,7 @@ export function reserveStoreContract(name: string, make: MakeStores): void {
       expect(listed.map((l) => l.redemption.redemptionId)).toEqual([id]);
       expect(await s.store.listRedemptions({ accountId: "bob", afterSeq: 0, limit: 10 })).toEqual([]);
       expect(await s.store.listRedemptions({ accountId: null, afterSeq: listed[0]?.seq ?? 0, limit: 10 })).toEqual([]);
+      covered("redemption", name);
     });
 
     it("the journal gets one record per applied redemption, reserve change and freeze, in the same step; a refused SetReserve appends none", async () => {
@@ -274,6 +279,7 @@ export function reserveStoreContract(name: string, make: MakeStores): void {
         expect(await s.store.applyOnce(call, WAIT)).toMatchObject({ ok: true, value: { replayed: false } });
       }
       expect(await s.store.getBalance("alice")).toBe(10n);
+      covered("freeze", name);
     });
 
     it("an account never seen can be frozen before its first mint", async () => {
@@ -306,6 +312,7 @@ export function reserveStoreContract(name: string, make: MakeStores): void {
         }),
         { numRuns: 12 },
       );
+      covered("freeze", name);
     });
   });
 }

@@ -102,6 +102,8 @@ export function settlementOutboxContract(name: string, open: () => Promise<Outbo
         await add(outbox, "r");
         expect(await outbox.recordReplacement("r", tx(2, 0), 1)).toBe(false); // PENDING: nothing signed yet
         expect((await outbox.recordSigned("r", tx(1, 0), 1)).ok).toBe(true);
+        // Another nonce is never stored as a replacement (memory throws, PostgreSQL stores nothing).
+        expect(await outbox.recordReplacement("r", tx(9, 1), 2).catch(() => false)).toBe(false);
         expect(await outbox.recordReplacement("r", tx(2, 0), 2)).toBe(true);
         expect((await outbox.get("r"))?.txs.map((t) => [t.hash, t.nonce])).toEqual([
           [hash(1), 0],

@@ -8,6 +8,7 @@ import { expect } from "vitest";
 import type { Blockchain, CanonicalRequest, MintRecord, StoredResult, TransferRecord } from "../../src/domain/model.js";
 import type { ApprovalStore, ExactlyOnceStore, IdempotencyClaim, IdempotencyStore, LedgerStore } from "../../src/domain/ports.js";
 import type { Failure } from "../../src/domain/errors.js";
+import type { SettlementOutbox } from "../../src/settlement/ports.js";
 import type { FakeClock } from "../support/fake-clock.js";
 
 /**
@@ -28,6 +29,18 @@ export interface StoresUnderTest {
 
 /** Builds fresh, empty stores for one test. */
 export type MakeStores = () => Promise<StoresUnderTest>;
+
+/** The stores with their settlement outbox attached, as the service wires them when a chain settles on-chain. */
+export interface SettlementStoresUnderTest extends StoresUnderTest {
+  /** The store's outbox, its final steps wired to the store's settlement effects. */
+  readonly outbox: SettlementOutbox;
+  /** The journal's records (sealed or not) with `action`, oldest first. */
+  journaled(action: string): Promise<{ actor: string; request: Record<string, unknown>; result: Record<string, unknown> }[]>;
+  /** The ledger's entries of `refId`, oldest first, as "kind amount". */
+  entries(refId: string): Promise<string[]>;
+}
+
+export type MakeSettlementStores = () => Promise<SettlementStoresUnderTest>;
 
 export const NO_DEADLINE = Number.POSITIVE_INFINITY;
 

@@ -42,6 +42,7 @@ const UNAUTHENTICATED: Record<UnauthenticatedReason, true> = {
   INVALID_TOKEN: true,
   UNKNOWN_CERTIFICATE: true,
   CONFLICTING_CREDENTIALS: true,
+  INVALID_DEV_PRINCIPAL: true,
 };
 const NOT_PENDING: Record<NotPendingReason, true> = { MINT_COMPLETED: true, MINT_REVERSED: true, MINT_REJECTED: true, MINT_EXPIRED: true };
 
@@ -66,11 +67,14 @@ const SAMPLES: Record<FailureCode | EdgeFailure["code"], (Failure | EdgeFailure)
   MINT_PENDING_APPROVAL: [{ code: "MINT_PENDING_APPROVAL", mintId }],
   APPROVER_IS_REQUESTER: [{ code: "APPROVER_IS_REQUESTER", mintId, principal: "p" }],
   ALLOWANCE_EXCEEDED: [{ code: "ALLOWANCE_EXCEEDED", principal: "p", remainingMicros: 1n, amountMicros: 2n }],
+  ALLOWANCE_CHANGED: [{ code: "ALLOWANCE_CHANGED", principal: "p", remainingMicros: 1n, expectedMicros: 2n }],
+  SELF_ALLOWANCE: [{ code: "SELF_ALLOWANCE", principal: "p" }],
   DEADLINE_EXCEEDED: [{ code: "DEADLINE_EXCEEDED", message: "m" }],
   ACCOUNT_BUSY: [{ code: "ACCOUNT_BUSY", accountId: "a", maxWaiters: 1, retryAfterMs: 50 }],
   PERMISSION_DENIED: [
     { code: "PERMISSION_DENIED", rpc: "MintUsdc", principal: "p", missingRole: "minter" },
     { code: "PERMISSION_DENIED", rpc: "MintUsdc", principal: "p", missingScope: "a" },
+    { code: "PERMISSION_DENIED", rpc: "GetMint", principal: "p", idNamed: "mint" },
   ],
   UNAVAILABLE: [{ code: "UNAVAILABLE", message: "m" }],
   STORE_BUSY: [{ code: "STORE_BUSY", retryAfterMs: 100, message: "m" }],

@@ -5,8 +5,8 @@
  */
 import { Command } from "commander";
 import { describe, expect, it } from "vitest";
-import { COMMANDS } from "../../src/cli/commands/index.js";
-import { runCli } from "../../src/cli/run.js";
+import { COMMANDS } from "../../packages/mintctl/src/commands/index.js";
+import { runCli } from "../../packages/mintctl/src/run.js";
 import { helpText } from "../../src/config.js";
 import { docPages, readPage } from "../support/doc-snippets.js";
 

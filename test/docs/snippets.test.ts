@@ -12,7 +12,7 @@ import * as grpc from "@grpc/grpc-js";
 import ts from "typescript";
 import { afterAll, describe, expect, it } from "vitest";
 import { ServerReflectionClient } from "../../gen/grpc/reflection/v1/reflection.js";
-import { runCli } from "../../src/cli/run.js";
+import { runCli } from "../../packages/mintctl/src/run.js";
 import { ERROR_DOMAIN } from "../../src/transport/grpc/status.js";
 import { blocks, DOC_ADDRESS, docPages, parseGrpcurl, PLACEHOLDER_MINT_ID, readPage, Reflection, ROOT_DIR, runGrpcurl, shellLines, shellWords, type Block } from "../support/doc-snippets.js";
 import { decodeError, startTestServer, type TestServer } from "../support/test-server.js";
@@ -151,8 +151,9 @@ class Session {
   }
 
   async typescript(b: Block, index: number): Promise<void> {
-    const client = join(ROOT_DIR, "src/client/index.js");
-    const source = b.body.split('"usdc-mint-service/client"').join(JSON.stringify(client)).split(DOC_ADDRESS).join((this.server as TestServer).address);
+    const client = JSON.stringify(join(ROOT_DIR, "packages/client/src/index.js"));
+    const compat = JSON.stringify(join(ROOT_DIR, "src/client/index.js"));
+    const source = b.body.split('"@usdc-mint/client"').join(client).split('"usdc-mint-service/client"').join(compat).split(DOC_ADDRESS).join((this.server as TestServer).address);
     const file = join(this.dir, `snippet-${index}.ts`);
     writeFileSync(file, `${source}\nexport {};\n`);
     await import(file);
@@ -274,7 +275,7 @@ describe("TypeScript snippets compile under tsc --strict against the SDK", () =>
       moduleResolution: ts.ModuleResolutionKind.NodeNext,
       types: ["node"],
       skipLibCheck: true,
-      paths: { "usdc-mint-service/client": [join(ROOT_DIR, "src/client/index.ts")] },
+      paths: { "@usdc-mint/client": [join(ROOT_DIR, "packages/client/src/index.ts")], "usdc-mint-service/client": [join(ROOT_DIR, "src/client/index.ts")] },
     });
     const diagnostics = ts.getPreEmitDiagnostics(program).map((d) => `${d.file?.fileName ?? ""}: ${ts.flattenDiagnosticMessageText(d.messageText, "\n")}`);
     expect(diagnostics).toEqual([]);

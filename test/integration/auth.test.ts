@@ -42,7 +42,8 @@ import { startApp, type App } from "../../src/app.js";
 import { loadConfig } from "../../src/config.js";
 import { roleFor, ROLES, RPCS, type Role, type Rpc } from "../../src/domain/authorization.js";
 import { createLogger } from "../../src/logger.js";
-import { makeAuthFixture, TLS_CLIENT_OPTIONS, tlsCredentials, type AuthFixture } from "../support/auth-fixtures.js";
+import { tokenDigestHex } from "../../src/auth/authenticate.js";
+import { makeAuthFixture, newToken, TLS_CLIENT_OPTIONS, tlsCredentials, type AuthFixture } from "../support/auth-fixtures.js";
 import { decodeError, type DecodedError } from "../support/test-server.js";
 
 let fx: AuthFixture;
@@ -319,17 +320,99 @@ describe("scopes", () => {
   it("GetMint and ReconcileMint: the mint's account; a refused reversal changes nothing", async () => {
     const outside = (await mint(admin, "outside-acct", "7")).mint as Mint;
     const inside = (await mint(treasury, "treasury:rev", "7")).mint as Mint;
-    expect((await refused(call(treasury, "GetMint", { mintId: outside.mintId }))).metadata).toEqual({
-      rpc: "GetMint",
-      principal: "treasury-app",
-      missing_scope: "outside-acct",
-    });
+    expect((await refused(call(treasury, "GetMint", { mintId: outside.mintId }))).metadata).toEqual({ rpc: "GetMint", principal: "treasury-app" });
     const e = await refused(call(treasury, "ReconcileMint", { mintId: outside.mintId, reason: "no" }));
-    expect([e.code, e.reason, e.metadata.missing_scope]).toEqual([grpc.status.PERMISSION_DENIED, "ACCOUNT_NOT_IN_SCOPE", "outside-acct"]);
+    expect([e.code, e.reason, e.metadata]).toEqual([grpc.status.PERMISSION_DENIED, "NOT_IN_SCOPE_OR_NOT_FOUND", { rpc: "ReconcileMint", principal: "treasury-app" }]);
     expect((await call<{ balance: string }>(admin, "GetBalance", { accountId: "outside-acct" })).balance).toBe("7");
     await expect(call(treasury, "GetMint", { mintId: inside.mintId })).resolves.toBeDefined();
     await expect(call(treasury, "ReconcileMint", { mintId: inside.mintId, reason: "ok" })).resolves.toBeDefined();
     expect((await call<{ balance: string }>(admin, "GetBalance", { accountId: "treasury:rev" })).balance).toBe("0");
+  });
+});
+
+describe("an id names no account (AIP-211): out of scope and unknown answer alike", () => {
+  const UNKNOWN_MINT = "mint_00000000000000000000000000";
+  const UNKNOWN_REDEMPTION = "rdm_00000000000000000000000000";
+  const SCOPED = "scoped-desk";
+  let desk: MintServiceClient;
+  let outsideMint: Mint;
+  let insideMint: Mint;
+  let outsideRedemption = "";
+  let insideRedemption = "";
+
+  beforeAll(async () => {
+    // A principal that holds every id-named RPC's role, scoped to `desk:*` (the file is re-read, as SIGHUP does).
+    const token = newToken();
+    fx.writeAuthFile([...fx.principals, { name: SCOPED, roles: ["reader", "reconciler", "approver"], scopes: ["desk:*"], token_sha256: [tokenDigestHex(token)] }]);
+    expect(app.reload().principals?.ok).toBe(true);
+    desk = client({ token });
+    const admin = client({ token: fx.adminToken });
+    outsideMint = (await mint(admin, "bank-out", "9")).mint as Mint;
+    insideMint = (await mint(admin, "desk:in", "9")).mint as Mint;
+    const redeemer = client({ token: fx.roleTokens.redeemer });
+    const redeem = async (accountId: string): Promise<string> =>
+      (await call<{ redemption: { redemptionId: string } }>(redeemer, "RedeemUsdc", { accountId, amount: "1", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: unique("r") })).redemption
+        .redemptionId;
+    outsideRedemption = await redeem("bank-out");
+    insideRedemption = await redeem("desk:in");
+  });
+
+  afterAll(() => {
+    fx.writeAuthFile(fx.principals);
+    app.reload();
+  });
+
+  const requestFor = (rpc: Rpc, id: string): unknown =>
+    rpc === "GetRedemption" ? { redemptionId: id } : rpc === "ReconcileMint" || rpc === "RejectMint" ? { mintId: id, reason: "probe" } : { mintId: id };
+
+  /** The refusal as the caller sees it, with one request id for both calls so nothing else differs. */
+  async function seen(c: MintServiceClient, rpc: Rpc, id: string): Promise<Omit<DecodedError, "requestId">> {
+    const md = new grpc.Metadata();
+    md.set("x-request-id", "probe-1");
+    const { requestId: _omit, ...rest } = await refused(call(c, rpc, requestFor(rpc, id), md));
+    return rest;
+  }
+
+  it.each<[Rpc, "mint" | "redemption"]>([
+    ["GetMint", "mint"],
+    ["ReconcileMint", "mint"],
+    ["ApproveMint", "mint"],
+    ["RejectMint", "mint"],
+    ["GetRedemption", "redemption"],
+  ])("%s: a caller without scope * gets one PERMISSION_DENIED for an out-of-scope and an unknown id, naming no account", async (rpc, kind) => {
+    const outsideId = kind === "mint" ? outsideMint.mintId : outsideRedemption;
+    const unknownId = kind === "mint" ? UNKNOWN_MINT : UNKNOWN_REDEMPTION;
+    const outside = await seen(desk, rpc, outsideId);
+    const unknown = await seen(desk, rpc, unknownId);
+    expect(outside).toEqual(unknown);
+    expect([outside.code, outside.reason, outside.metadata]).toEqual([grpc.status.PERMISSION_DENIED, "NOT_IN_SCOPE_OR_NOT_FOUND", { rpc, principal: SCOPED }]);
+    expect(outside.message).not.toContain("bank-out");
+    expect(outside.message).not.toContain(outsideId);
+  });
+
+  it("a caller with scope * gets NOT_FOUND for an unknown id, as before", async () => {
+    const admin = client({ token: fx.adminToken });
+    const approver = client({ token: fx.roleTokens.approver });
+    const reader = client({ token: fx.roleTokens.reader });
+    for (const [c, rpc] of [[admin, "GetMint"], [admin, "ReconcileMint"], [approver, "ApproveMint"], [approver, "RejectMint"]] as const) {
+      expect([(await seen(c, rpc, UNKNOWN_MINT)).code, (await seen(c, rpc, UNKNOWN_MINT)).reason], rpc).toEqual([grpc.status.NOT_FOUND, "MINT_NOT_FOUND"]);
+    }
+    const r = await seen(reader, "GetRedemption", UNKNOWN_REDEMPTION);
+    expect([r.code, r.reason, r.metadata]).toEqual([grpc.status.NOT_FOUND, "REDEMPTION_NOT_FOUND", { redemption_id: UNKNOWN_REDEMPTION }]);
+  });
+
+  it("in scope the calls go on: GetRedemption is scoped over the redemption's account, as GetMint over the mint's", async () => {
+    const r = await call<{ redemption: { accountId: string } }>(desk, "GetRedemption", { redemptionId: insideRedemption });
+    expect(r.redemption.accountId).toBe("desk:in");
+    expect((await call<{ mint: Mint }>(desk, "GetMint", { mintId: insideMint.mintId })).mint.accountId).toBe("desk:in");
+    // Past the scope check: the mint is not pending, which only a caller that may see it learns.
+    const e = await refused(call(desk, "ApproveMint", { mintId: insideMint.mintId }));
+    expect([e.code, e.reason]).toEqual([grpc.status.FAILED_PRECONDITION, "MINT_COMPLETED"]);
+  });
+
+  it("where the caller names the account itself (Transfer, GetBalance), the refusal still names it", async () => {
+    const e = await refused(call(desk, "GetBalance", { accountId: "bank-out" }));
+    expect([e.reason, e.metadata.missing_scope]).toEqual(["ACCOUNT_NOT_IN_SCOPE", "bank-out"]);
   });
 });
 

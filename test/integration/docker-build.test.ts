@@ -51,6 +51,7 @@ describe("Dockerfile build steps, replayed without Docker", () => {
       expect(output).toContain("RUN npm run build");
       expect(output).toContain("RUN npm prune --omit=dev");
       expect(output).toContain("runtime holds production dependencies only");
+      expect(output).toContain("offline audit verifier: dist/src/cli/audit-verify.js runs from the runtime file set");
       // As the image starts: on 0.0.0.0, refused without credentials, served with the mounted certificates and auth file.
       expect(output).toMatch(/without credentials: exit 2, one line: usdc-mint: MINT_LISTEN=0\.0\.0\.0:50051 is reachable from other hosts/);
       expect(output).toMatch(/listening on 0\.0\.0\.0:\d+/);

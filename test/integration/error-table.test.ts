@@ -595,3 +595,30 @@ describe("INTERNAL: a bug", () => {
     expect(e.message).toBe(INTERNAL_MESSAGE);
   });
 });
+
+describe("SetMinterAllowance rows", () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ MINT_ALLOWANCES: "true" });
+  });
+  afterAll(async () => {
+    await s.stop();
+  });
+
+  it("expected_amount not what is left: FAILED_PRECONDITION ALLOWANCE_CHANGED with principal, remaining, expected; nothing changed", async () => {
+    await s.call("setMinterAllowance", { principal: "m-row", amount: "2.5" });
+    const e = await expectError(s.call("setMinterAllowance", { principal: "m-row", amount: "9", expectedAmount: "2" }));
+    expectStatus(e, Code.FAILED_PRECONDITION, "ALLOWANCE_CHANGED");
+    expect(e.metadata).toEqual({ principal: "m-row", remaining: "2.5", expected: "2" });
+    expect(await s.call<object, { allowance: string }>("getMinterAllowance", { principal: "m-row" })).toMatchObject({ allowance: "2.5" });
+  });
+
+  it.each([
+    ["amount", { amount: "-1" }, "INVALID_AMOUNT"],
+    ["expected_amount", { amount: "1", expectedAmount: "01" }, "INVALID_AMOUNT"],
+    ["expected_amount", { amount: "1", expectedAmount: "1".repeat(40) }, "AMOUNT_TOO_LARGE"],
+  ])("bad %s: INVALID_ARGUMENT naming it; nothing changed", async (field, req, reason) => {
+    expectInvalid(await expectError(s.call("setMinterAllowance", { principal: "m-bad", ...req })), field, reason);
+    expect(await s.call<object, { allowance: string }>("getMinterAllowance", { principal: "m-bad" })).toMatchObject({ allowance: "0" });
+  });
+});

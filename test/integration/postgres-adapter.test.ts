@@ -178,6 +178,38 @@ describe("migrations", () => {
     }
   });
 
+  it("allowance generations: charges made before the migration count as made before the next Set", async () => {
+    const GENERATIONS = 2101;
+    const client = testClient({ connectionString: db.url });
+    await client.connect();
+    const approval = JSON.stringify({ required: 2, approvals: [], expireWallMs: Date.UTC(2100, 0, 1), rejectReason: "", rejectedBy: "", rejectWallMs: null });
+    const [setSince, notSet] = [newMintId(), newMintId()];
+    try {
+      await runMigrations(client, undefined, MIGRATIONS.filter((m) => m.version < GENERATIONS));
+      // Two minters, each with a pending mint of 500 charged to its allowance (1000 - 500 left), as the older schema kept them.
+      await client.query("INSERT INTO accounts (account_id, balance) VALUES ('acct-old', 0)");
+      await client.query("INSERT INTO minter_allowances (principal, remaining) VALUES ('minter-set', 500), ('minter-kept', 500)");
+      await client.query(
+        `INSERT INTO mints (seq, mint_id, account_id, amount, blockchain, status, idempotency_key, create_time, requester, allowance_charged, approval)
+         VALUES (1, $1, 'acct-old', 500, 'ETHEREUM', 'PENDING_APPROVAL', 'k-1', now(), 'minter-set', true, $3::jsonb),
+                (2, $2, 'acct-old', 500, 'ETHEREUM', 'PENDING_APPROVAL', 'k-2', now(), 'minter-kept', true, $3::jsonb)`,
+        [setSince, notSet, approval],
+      );
+      expect(await runMigrations(client)).toEqual(MIGRATIONS.filter((m) => m.version >= GENERATIONS).map((m) => m.version));
+    } finally {
+      await client.end();
+    }
+    const r = await openReplica();
+    const journal = { actor: "rm", action: "SetMinterAllowance", idempotencyKey: null, request: {}, accounts: [] };
+    expect(await r.store.setAllowance("minter-set", 100n, journal, r.clock.wallMs())).toEqual({ ok: true, value: undefined });
+    for (const mintId of [setSince, notSet]) {
+      const rejected = await r.store.rejectMint(mintId, "no", "bob", r.clock.wallMs(), { ...journal, actor: "bob", action: "RejectMint" }, { deadlineMs: NO_DEADLINE });
+      expect(rejected.ok && rejected.value.status).toBe("REJECTED");
+    }
+    // The Set after the migration is final; the minter never set since gets its charge back.
+    expect([await r.store.getAllowance("minter-set"), await r.store.getAllowance("minter-kept")]).toEqual([100n, 1000n]);
+  });
+
   it("make the ledger append-only and refuse negative balances", async () => {
     const r = await openReplica();
     await mintNow(r, "alice", 5n);

@@ -118,7 +118,7 @@ describe("a Python caller (Debian protoc + grpc_python_plugin + python3-grpcio)"
     ]);
   });
 
-  it("calls with mutual TLS and with a bearer token (test/python/auth_scenario.py)", async () => {
+  it("calls with mutual TLS, with a bearer token, and with two authorization values (test/python/auth_scenario.py)", async () => {
     const missing = await missingPrerequisites();
     if (missing.length > 0) throw new Error(`cross-language test cannot run: ${missing.join("; ")}. To fix: ${INSTALL_HINT}.`);
     const dir = stubDir as string;
@@ -163,6 +163,16 @@ describe("a Python caller (Debian protoc + grpc_python_plugin + python3-grpcio)"
       await secured.stop();
       certs.remove();
     }
-    expect(stdout.trim().split("\n")).toEqual(["ok mtls mint", "ok mtls balance", "ok mtls out of scope", "ok token balance", "ok token without the minter role", "ok anonymous"]);
+    expect(stdout.trim().split("\n")).toEqual([
+      "ok mtls mint",
+      "ok mtls balance",
+      "ok mtls out of scope",
+      "ok token balance",
+      "ok token without the minter role",
+      // The documented limit (README "Two authorization values"): the first value decides.
+      "ok two authorization values: the first (valid) decides",
+      "ok two authorization values: the first (invalid) decides",
+      "ok anonymous",
+    ]);
   });
 });

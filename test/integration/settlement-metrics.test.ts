@@ -199,6 +199,10 @@ describe("settlement metrics on a real node (fake clock, pass by pass)", () => {
       await wallet.sendTransaction({ to: account.address, value: 0n, nonce: ours?.nonce, gas: 21_000n, maxFeePerGas: parseGwei("500"), maxPriorityFeePerGas: parseGwei("100") });
       await node.testClient.mine({ blocks: 1 });
       await r.clock.advance(7_000);
+      // Dropped only on proof: the nonce used deep enough with ours unknown, on two passes a poll interval apart.
+      expect(await r.worker.tick()).toMatchObject({ failed: 0 });
+      expect(await r.value("usdc_mint_settlement_failures_total", { ...CHAIN, reason: "dropped" })).toBe(0);
+      await r.clock.advance(1_000);
       expect(await r.worker.tick()).toMatchObject({ failed: 1 });
     } finally {
       await node.testClient.setAutomine(true);

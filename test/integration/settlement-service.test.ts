@@ -64,7 +64,7 @@ afterAll(async () => {
 /** The service settling ETHEREUM on a fresh token (minter: the HSM key unless `minter` says otherwise). */
 async function serviceFor(
   storeOf: () => Promise<string>,
-  opts: { allowance?: bigint; minter?: `0x${string}`; confirmations?: number; feeBumpTimeout?: string; rpcUrl?: string; env?: Record<string, string> } = {},
+  opts: { allowance?: bigint; minter?: `0x${string}`; confirmations?: number; feeBumpTimeout?: string; rpcUrl?: string; env?: Record<string, string>; before?: (setup: TokenSetup) => Promise<unknown> } = {},
 ): Promise<{ s: TestServer; setup: TokenSetup }> {
   const setup =
     opts.minter === undefined
@@ -75,6 +75,7 @@ async function serviceFor(
     file,
     `blockchains:\n  ${BLOCKCHAIN}:\n    rpcUrl: ${opts.rpcUrl ?? node.url}\n    chainId: ${node.chainId}\n    tokenContract: "${setup.token}"\n    treasury: "${setup.treasury}"\n    confirmations: ${opts.confirmations ?? 1}\n    feeBumpTimeout: ${opts.feeBumpTimeout ?? "1m"}\n    pollInterval: 20ms\n    requestTimeout: 2s\n`,
   );
+  await opts.before?.(setup);
   const s = await startTestServer({ MINT_STORE: await storeOf(), MINT_SETTLEMENT_FILE: file, ...pkcs11SignerEnv(token, dir), ...opts.env });
   return { s, setup };
 }
@@ -403,6 +404,45 @@ describe("a chain outage (the node unreachable)", () => {
       await s.stop();
     }
   }, 30_000);
+});
+
+describe("health while idle (no mint queued): the sender still checks the node and the token", () => {
+  const checker = (s: TestServer): { check(service: string): Promise<HealthCheckResponse_ServingStatus>; close(): void } => {
+    const health = new HealthClient(s.address, grpc.credentials.createInsecure());
+    return {
+      check: (service) => new Promise((resolve, reject) => health.check({ service }, (e, r) => (e ? reject(e) : resolve(r.status)))),
+      close: () => health.close(),
+    };
+  };
+
+  it("a dead node: the chain's health NOT_SERVING and pass failures counted before any mint; the server SERVING", async () => {
+    const { s } = await serviceFor(async () => "memory", { rpcUrl: `http://127.0.0.1:${await freePort()}`, env: { MINT_METRICS_LISTEN: "127.0.0.1:0" } });
+    const h = checker(s);
+    try {
+      await until(async () => (await h.check(settlementHealthName("ETHEREUM"))) === HealthCheckResponse_ServingStatus.NOT_SERVING, 10_000, () => "settlement health");
+      expect(sampleValue(await scrapeMetrics(s.app.metricsAddress as string), "usdc_mint_settlement_pass_failures_total", { blockchain: "ETHEREUM" })).toBeGreaterThan(0);
+      expect(await h.check("")).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    } finally {
+      h.close();
+      await s.stop();
+    }
+  }, 30_000);
+
+  it("a blacklisted treasury: NOT_SERVING before any mint (the preflight runs idle); SERVING again once it is lifted", async () => {
+    const blacklist = (setup: TokenSetup, functionName: "blacklist" | "unBlacklist") =>
+      node.deployer.writeContract({ address: setup.token, abi: fiatTokenAbi, functionName, args: [setup.treasury], chain: node.chain, account: node.deployer.account });
+    const { s, setup } = await serviceFor(async () => "memory", { before: (setup) => blacklist(setup, "blacklist") });
+    const h = checker(s);
+    try {
+      await until(async () => (await h.check(settlementHealthName("ETHEREUM"))) === HealthCheckResponse_ServingStatus.NOT_SERVING, 10_000, () => "settlement health");
+      expect(await h.check("")).toBe(HealthCheckResponse_ServingStatus.SERVING);
+      await blacklist(setup, "unBlacklist");
+      await until(async () => (await h.check(settlementHealthName("ETHEREUM"))) === HealthCheckResponse_ServingStatus.SERVING, 20_000, () => "settlement health");
+    } finally {
+      h.close();
+      await s.stop();
+    }
+  }, 60_000);
 });
 
 describe("ReconcileChain without settlement", () => {

@@ -7,10 +7,12 @@
  * transaction commits after a later-numbered one is never skipped; the audit
  * journal switched off changes nothing.
  */
+import * as grpc from "@grpc/grpc-js";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Blockchain, type LedgerEvent, type MintUsdcResponse } from "../../gen/usdc/mint/v1/mint.js";
 import { createTestDatabase, type TestDatabase } from "../support/pg-test-database.js";
+import { PgRelay } from "../support/pg-relay.js";
 import { startTestServer, type TestServer } from "../support/test-server.js";
 import { kindName, watch } from "../support/watch-stream.js";
 
@@ -211,4 +213,62 @@ describe("WatchLedger (PostgreSQL)", () => {
       await s.stop();
     }
   });
+
+  it("a cursor older than the retention is FAILED_PRECONDITION with the oldest cursor, on every replica", async () => {
+    const a = await startTestServer(env());
+    const b = await startTestServer(env());
+    try {
+      const w = watch(a.client, { accountIds: ["ret-pg"] });
+      await w.started;
+      await mint(a, "ret-pg");
+      const old = await w.waitFor(2);
+      w.cancel();
+      // Retention as the hub runs it, with "now" far enough ahead that every event is past it.
+      expect(await a.app.adapters.ledgerEvents.prune(Date.now() + 60_000, 100_000)).toBeGreaterThanOrEqual(2);
+      await mint(a, "ret-pg");
+      for (const s of [a, b]) {
+        const e = await watch(s.client, { fromCursor: old[0]?.cursor, accountIds: ["ret-pg"] }).ended;
+        expect(e).toMatchObject({ code: grpc.status.FAILED_PRECONDITION, reason: "CURSOR_EXPIRED" });
+        const oldest = typeof e === "string" ? "" : (e.metadata.oldest_cursor as string);
+        const r = watch(s.client, { fromCursor: oldest, accountIds: ["ret-pg"] });
+        const kept = await r.waitFor(2);
+        r.cancel();
+        expect(kept.map((k) => kindName(k.kind))).toEqual(["MINT_CREATED", "MINT_COMPLETED"]);
+        expect(kept[0]?.eventId).not.toBe(old[0]?.eventId);
+      }
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
+  it("a replica whose PostgreSQL goes away keeps its streams open and goes on where it stopped once it is back", async () => {
+    const relay = new PgRelay();
+    await relay.start(0);
+    const a = await startTestServer(env({ MINT_STORE: relay.url(db.name), MINT_PG_CONNECT_TIMEOUT: "1s" }));
+    const b = await startTestServer(env());
+    try {
+      const w = watch(a.client, { accountIds: ["outage-w"] });
+      await w.started;
+      await mint(b, "outage-w");
+      const before = await w.waitFor(2);
+      await relay.stop();
+      await mint(b, "outage-w");
+      await mint(b, "outage-w");
+      // A new stream cannot read the feed now: UNAVAILABLE, nothing sent.
+      const refused = await watch(a.client, { fromCursor: before[1]?.cursor, accountIds: ["outage-w"] }).ended;
+      expect(refused).toMatchObject({ code: grpc.status.UNAVAILABLE, reason: "STORE_UNAVAILABLE" });
+      await relay.start(relay.port);
+      // The open stream carries on: the events committed meanwhile, once each, in order.
+      const all = await w.waitFor(6, 20_000);
+      w.cancel();
+      expect(all.map((e) => kindName(e.kind))).toEqual(["MINT_CREATED", "MINT_COMPLETED", "MINT_CREATED", "MINT_COMPLETED", "MINT_CREATED", "MINT_COMPLETED"]);
+      expect(new Set(all.map((e) => e.eventId)).size).toBe(6);
+    } finally {
+      await relay.stop();
+      await a.stop();
+      await b.stop();
+    }
+  });
 });
+

@@ -114,7 +114,26 @@ def main(argv):
             f"got {err.code().name} {info}",
         )
 
-    # 3. Neither: TLS alone is no credential.
+    # 3. Two `authorization` values on one call (a Node client cannot send two). Node's http2
+    # keeps the first value of `authorization` in the headers object grpc-js reads, so the
+    # first decides and the second is never seen: the documented limit, pinned here.
+    with grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca), options) as channel:
+        stub = mint_pb2_grpc.MintServiceStub(channel)
+        req = mint_pb2.GetBalanceRequest(account_id=account)
+        bal = stub.GetBalance(req, timeout=10, metadata=(("authorization", f"Bearer {token}"), ("authorization", "Bearer not-a-token")))
+        check("two authorization values: the first (valid) decides", bal.balance == "5", f"got {bal}")
+        try:
+            res = stub.GetBalance(req, timeout=10, metadata=(("authorization", "Bearer not-a-token"), ("authorization", f"Bearer {token}")))
+            raise Mismatch(f"expected an error, got {res}".replace("\n", " "))
+        except grpc.RpcError as err:
+            info = error_info(err)
+            check(
+                "two authorization values: the first (invalid) decides",
+                err.code() == grpc.StatusCode.UNAUTHENTICATED and info.reason == "INVALID_TOKEN",
+                f"got {err.code().name} {info}",
+            )
+
+    # 4. Neither: TLS alone is no credential.
     with grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=ca), options) as channel:
         stub = mint_pb2_grpc.MintServiceStub(channel)
         err = refused(stub.GetBalance, mint_pb2.GetBalanceRequest(account_id=account))

@@ -6,7 +6,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { MintServiceService, type GetBalanceRequest, type GetBalanceResponse } from "../../gen/usdc/mint/v1/mint.js";
-import { runCli } from "../../src/cli/run.js";
+import { runCli } from "../../packages/mintctl/src/run.js";
 
 export interface StubMintServer {
   readonly address: string;

@@ -101,7 +101,7 @@ describe("approver scope (issue 11 roles)", () => {
     if (!big.ok) throw new Error("mint failed");
     const outsider: Principal = { name: "outsider", roles: new Set(["approver"]), scopes: ["other:*"] };
     const r = await core.approveMint(big.value.mint.mintId, { deadlineMs: Infinity, principal: outsider });
-    expect(!r.ok && r.error).toMatchObject({ code: "PERMISSION_DENIED", rpc: "ApproveMint", principal: "outsider", missingScope: "acct" });
+    expect(!r.ok && r.error).toMatchObject({ code: "PERMISSION_DENIED", rpc: "ApproveMint", principal: "outsider", idNamed: "mint" });
     const rj = await core.rejectMint(big.value.mint.mintId, "x", { deadlineMs: Infinity, principal: outsider });
     expect(!rj.ok && rj.error).toMatchObject({ code: "PERMISSION_DENIED", rpc: "RejectMint" });
     const after = await core.getMint(big.value.mint.mintId);

@@ -1,6 +1,6 @@
 /** Authentication from a verified certificate's identities and/or a bearer token. */
 import { describe, expect, it } from "vitest";
-import { authenticate, Directory, MAX_AUTHORIZATION_CHARS, tokenDigestHex } from "../../src/auth/authenticate.js";
+import { authenticate, Directory, MAX_TOKEN_CHARS, tokenDigestHex } from "../../src/auth/authenticate.js";
 import { parsePrincipalsFile } from "../../src/auth/principals-file.js";
 
 const PAY_TOKEN = "pay_4Jq9xW2mZr7Lk1Vb8Tn3Yc6Hd0Fs5Ga";
@@ -52,9 +52,22 @@ describe("authenticate", () => {
     ["a bare token", PAY_TOKEN, "MALFORMED_AUTHORIZATION"],
     ["a token with a space", `Bearer ${PAY_TOKEN} x`, "MALFORMED_AUTHORIZATION"],
     ["an empty value", "", "MALFORMED_AUTHORIZATION"],
-    ["an overlong value", `Bearer ${"a".repeat(MAX_AUTHORIZATION_CHARS)}`, "MALFORMED_AUTHORIZATION"],
+    ["a token one character over the limit", `Bearer ${"a".repeat(MAX_TOKEN_CHARS + 1)}`, "MALFORMED_AUTHORIZATION"],
+    ["an overlong value", `Bearer ${"a".repeat(4 * MAX_TOKEN_CHARS)}`, "MALFORMED_AUTHORIZATION"],
   ])("refuses %s", (_what, authorization, reason) => {
     expect(who({ authorization })).toBe(reason);
+  });
+
+  it("the 1024-character limit is the token's, not the metadata value's: tokens of 1018 to 1024 characters work", () => {
+    expect(MAX_TOKEN_CHARS).toBe(1024);
+    for (const length of [1017, 1018, 1020, 1024]) {
+      const token = "t".repeat(length);
+      const own = new Directory(
+        parsePrincipalsFile(JSON.stringify({ principals: [{ name: "long", roles: ["reader"], token_sha256: [tokenDigestHex(token)] }] }), "t"),
+      );
+      const r = authenticate(own, { authorization: `Bearer ${token}` });
+      expect(r.ok ? r.principal.name : r.reason, `a ${length}-character token`).toBe("long");
+    }
   });
 
   it("messages never contain the token or its digest", () => {

@@ -8,6 +8,7 @@ import {
   ALL_ACCOUNTS,
   authorize,
   callerIdempotencyKey,
+  idScopeRefusal,
   scopedIdempotencyKey,
   isScopePattern,
   LOCAL_PRINCIPAL,
@@ -20,6 +21,7 @@ import {
   type Role,
   type Rpc,
 } from "../../src/domain/authorization.js";
+import type { Failure } from "../../src/domain/errors.js";
 
 const GRANTS: Record<Role, readonly Rpc[]> = {
   minter: ["MintUsdc"],
@@ -131,5 +133,26 @@ describe("idempotency keys per caller", () => {
       expect(callerIdempotencyKey(scopedIdempotencyKey(p("n"), key))).toBe(key);
       expect(callerIdempotencyKey(key)).toBe(key);
     }
+  });
+});
+
+describe("idScopeRefusal: what a call naming a mint or redemption by id answers once it has looked it up", () => {
+  const scoped: Principal = { name: "desk", roles: new Set(["reader"]), scopes: ["desk:*"] };
+  const all: Principal = { name: "ops", roles: new Set(["reader"]), scopes: ["*"] };
+  const notFound: Failure = { code: "MINT_NOT_FOUND", mintId: "mint_x" };
+
+  it("a caller without scope *: one refusal for an out-of-scope account and for no such id, naming no account", () => {
+    const outside = idScopeRefusal(scoped, "GetMint", "mint", "bank", notFound);
+    const unknown = idScopeRefusal(scoped, "GetMint", "mint", null, notFound);
+    expect(outside).toEqual({ code: "PERMISSION_DENIED", rpc: "GetMint", principal: "desk", idNamed: "mint" });
+    expect(unknown).toEqual(outside);
+    expect(idScopeRefusal(scoped, "GetMint", "mint", "desk:a", notFound)).toBeUndefined();
+  });
+
+  it("scope * and the service's own calls: NOT_FOUND for no such id", () => {
+    expect(idScopeRefusal(all, "GetRedemption", "redemption", null, notFound)).toBe(notFound);
+    expect(idScopeRefusal(all, "GetRedemption", "redemption", "bank", notFound)).toBeUndefined();
+    expect(idScopeRefusal(undefined, "GetMint", "mint", null, notFound)).toBe(notFound);
+    expect(idScopeRefusal(undefined, "GetMint", "mint", "bank", notFound)).toBeUndefined();
   });
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { ConfigError, describeConfig, helpText, loadConfig, parseDurationMs, type Config } from "../../src/config.js";
+import { ConfigError, describeConfig, helpText, loadConfig, metricsExposure, parseDurationMs, type Config } from "../../src/config.js";
 
 const MICROS = 1_000_000n;
 
@@ -170,6 +170,9 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_RESERVE_REQUIRED", "perhaps"],
     ["MINT_METRICS_LISTEN", "9464"],
     ["MINT_METRICS_LISTEN", "http://127.0.0.1:9464/metrics"],
+    ["MINT_METRICS_TOKEN_SHA256", "not-a-digest"],
+    ["MINT_METRICS_TOKEN_SHA256", "A".repeat(64)],
+    ["MINT_METRICS_INSECURE", "maybe"],
     ["MINT_AUTH_FILE", "/nonexistent/auth.yaml"],
     ["MINT_AUTH_FILE", "/tmp"],
     ["MINT_TLS_CERT", "/nonexistent/server.crt"],
@@ -397,6 +400,50 @@ describe("safe by default: who may reach the service", () => {
     expect(configError(() => loadConfig([], { MINT_TLS_KEY: FILE })).message).toBe("MINT_TLS_CERT and MINT_TLS_KEY must be set together");
     expect(configError(() => loadConfig([], { MINT_TLS_CLIENT_CA: FILE })).message).toContain("MINT_TLS_CLIENT_CA needs MINT_TLS_CERT");
     expect(loadConfig([], { ...TLS, MINT_TLS_CLIENT_CA: FILE }).tlsClientCa).toBe(FILE);
+  });
+});
+
+describe("safe by default: who may scrape the metrics port", () => {
+  const FILE = new URL("../../package.json", import.meta.url).pathname;
+  const TLS = { MINT_TLS_CERT: FILE, MINT_TLS_KEY: FILE, MINT_AUTH_FILE: FILE };
+  const DIGEST = "ab".repeat(32);
+
+  it.each(["127.0.0.1:9464", "localhost:0", "[::1]:9464"])("serves loopback %s without TLS or a token, as before", (listen) => {
+    const c = loadConfig([], { MINT_METRICS_LISTEN: listen });
+    expect([c.metricsListen, c.metricsTokenSha256, c.metricsInsecure]).toEqual([listen, [], false]);
+    expect(metricsExposure(c)).toEqual([]);
+  });
+
+  it.each(["0.0.0.0:9464", "[::]:9464", "10.0.0.5:9464", "metrics.internal:9464"])("refuses %s without TLS and a scrape token, in one line saying how", (listen) => {
+    const err = configError(() => loadConfig([], { MINT_METRICS_LISTEN: listen }));
+    expect(err.message).toContain(`MINT_METRICS_LISTEN=${listen}`);
+    expect(err.message).toContain("MINT_TLS_CERT, MINT_TLS_KEY, MINT_METRICS_TOKEN_SHA256 are not set");
+    expect(err.message).toContain("MINT_METRICS_INSECURE=true");
+    expect(err.message).not.toContain("\n");
+  });
+
+  it("refuses TLS without a token and a token without TLS, off loopback", () => {
+    expect(configError(() => loadConfig([], { MINT_METRICS_LISTEN: "0.0.0.0:1", ...TLS })).message).toContain("MINT_METRICS_TOKEN_SHA256 is not set");
+    expect(configError(() => loadConfig([], { MINT_METRICS_LISTEN: "0.0.0.0:1", MINT_METRICS_TOKEN_SHA256: DIGEST })).message).toContain("MINT_TLS_CERT, MINT_TLS_KEY are not set");
+  });
+
+  it("serves another host with TLS and a token; the setting holds SHA-256 digests (two during a rotation)", () => {
+    const c = loadConfig([], { MINT_METRICS_LISTEN: "0.0.0.0:1", ...TLS, MINT_METRICS_TOKEN_SHA256: `${DIGEST},${"cd".repeat(32)}` });
+    expect(c.metricsTokenSha256.map((d) => d.toString("hex"))).toEqual([DIGEST, "cd".repeat(32)]);
+    expect(metricsExposure(c)).toEqual([]);
+    // The start line says how many, never the digests.
+    expect(JSON.stringify(describeConfig(c))).not.toContain(DIGEST);
+    expect(describeConfig(c).metricsTokens).toBe(2);
+  });
+
+  it("serves another host without them only when the operator says MINT_METRICS_INSECURE=true (and says what is missing)", () => {
+    const c = loadConfig([], { MINT_METRICS_LISTEN: "0.0.0.0:1", MINT_METRICS_INSECURE: "true" });
+    expect(c.metricsInsecure).toBe(true);
+    expect(metricsExposure(c)).toEqual(["MINT_TLS_CERT, MINT_TLS_KEY", "MINT_METRICS_TOKEN_SHA256"]);
+  });
+
+  it.each([`${DIGEST},${DIGEST}`, Array.from({ length: 17 }, (_, i) => i.toString(16).padStart(64, "0")).join(",")])("refuses a repeated digest or more than 16: %s", (v) => {
+    expect(configError(() => loadConfig([], { MINT_METRICS_TOKEN_SHA256: v })).message).toContain("MINT_METRICS_TOKEN_SHA256");
   });
 });
 

@@ -552,11 +552,11 @@ describe("the caller's principal in the core", () => {
     const before = await snapshot();
     expect(await core.getMint(m.value.mint.mintId, { principal: alice })).toEqual({
       ok: false,
-      error: { code: "PERMISSION_DENIED", rpc: "GetMint", principal: "alice-app", missingScope: "carol:1" },
+      error: { code: "PERMISSION_DENIED", rpc: "GetMint", principal: "alice-app", idNamed: "mint" },
     });
     expect(await core.reconcileMint(m.value.mint.mintId, "x", { ...NO_DEADLINE, principal: alice })).toEqual({
       ok: false,
-      error: { code: "PERMISSION_DENIED", rpc: "ReconcileMint", principal: "alice-app", missingScope: "carol:1" },
+      error: { code: "PERMISSION_DENIED", rpc: "ReconcileMint", principal: "alice-app", idNamed: "mint" },
     });
     expect(await snapshot()).toEqual(before);
     expect((await core.getMint(m.value.mint.mintId, { principal: bob })).ok).toBe(true);

@@ -6,7 +6,7 @@
  * nothing (a same-key retry, a reconcile) ever sees the ledger and the key
  * disagree. Calls queued on a gate wait holding nothing else.
  */
-import { approvalResult, entryOfEffect, freezeResult, LOCAL_ACTOR, mintResult, redemptionRecreditResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
+import { approvalResult, entryOfEffect, withAllowanceRefund, freezeResult, LOCAL_ACTOR, mintResult, redemptionRecreditResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
 import type { Clock } from "../../domain/clock.js";
 import { assert, markNotApplied, type Failure } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
@@ -26,6 +26,12 @@ interface Gate {
   readonly request: CanonicalRequest | null;
   /** Woken when the holder leaves (each then tries again); null until someone waits, so the uncontended path allocates no promise. */
   waiters: (() => void)[] | null;
+}
+
+/** One minter's allowance: what is left, and how many Sets made it (a refund applies only within its charge's generation). */
+interface Allowance {
+  remainingMicros: bigint;
+  generation: number;
 }
 
 const EMPTY_JOURNAL = new MemoryAuditJournal();
@@ -57,8 +63,10 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
 
   /** Issue 15: where settlements are queued; set with `attachOutbox` when settlement is configured. */
   private outbox: SettlementOutbox | null = null;
-  /** What is left of each minter's allowance (issue 11). */
-  private readonly allowances = new Map<string, bigint>();
+  /** What is left of each minter's allowance, and its generation (bumped by every Set). */
+  private readonly allowances = new Map<string, Allowance>();
+  /** The allowance generation each charged mint was taken from, until it is refunded or final. */
+  private readonly chargedGeneration = new Map<string, number>();
 
   constructor(
     readonly ledger: LedgerStore,
@@ -133,12 +141,27 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     }
   }
 
+  /**
+   * A failed settlement reverses the mint exactly as ReconcileMint does: under
+   * the mint's key gate from the reversal to the freeing of its key (so no
+   * same-key call replays COMPLETED for the reversed mint), with the
+   * allowance refund and its journal record in the same stretch.
+   */
   private async settleFailed(s: Settlement, reason: string, journal: JournalEntry): Promise<void> {
-    const reversed = await this.ledger.reverseMint(s.settlementId, `settlement failed: ${reason}`, s.updateWallMs, Infinity);
-    if (!reversed.ok) return;
-    this.journal?.append(unsealedRecord(journal, reversalResult(reversed.value), s.updateWallMs, [reversed.value.accountId]));
-    this.events.mintReversed(reversed.value);
-    await this.keys.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
+    const mint = await this.ledger.getMint(s.settlementId);
+    if (mint === null || mint.status === "REVERSED") return;
+    const entered = await this.enter("mint", mint.idempotencyKey, null, { deadlineMs: Infinity });
+    if (!entered.ok) return;
+    try {
+      const reversed = await this.ledger.reverseMint(s.settlementId, `settlement failed: ${reason}`, s.updateWallMs, Infinity);
+      if (!reversed.ok) return;
+      const refunded = this.refund(reversed.value);
+      this.journal?.append(unsealedRecord(journal, withAllowanceRefund(reversalResult(reversed.value), reversed.value, refunded), s.updateWallMs, [reversed.value.accountId]));
+      this.events.mintReversed(reversed.value);
+      await this.keys.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
+    } finally {
+      entered.value();
+    }
   }
 
   async applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
@@ -180,10 +203,10 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
       if (refused !== null) return fail(refused);
       const reversed = await this.ledger.reverseMint(mintId, reason, wallMs, wait.deadlineMs);
       if (reversed.ok) {
-        // Journaled in the same synchronous stretch as the ledger's answer.
-        this.journal?.append(unsealedRecord(journal ?? reversalEntryOf(mintId, reason), reversalResult(reversed.value), wallMs, [reversed.value.accountId]));
+        // Refunded and journaled in the same synchronous stretch as the ledger's answer.
+        const refunded = this.refund(reversed.value);
+        this.journal?.append(unsealedRecord(journal ?? reversalEntryOf(mintId, reason), withAllowanceRefund(reversalResult(reversed.value), reversed.value, refunded), wallMs, [reversed.value.accountId]));
         this.events.mintReversed(reversed.value);
-        if (reversed.value.allowanceCharged === true) this.refund(reversed.value.requester, reversed.value.amountMicros);
         await this.keys.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
       }
       return reversed;
@@ -261,9 +284,9 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
       if (!decided.ok) return fail(decided.error);
       const next = decided.next;
       this.pendingLedger().replacePending(next);
-      this.journal?.append(unsealedRecord(journal, approvalResult(next), wallMs, [next.accountId]));
+      const refunded = this.refund(mint);
+      this.journal?.append(unsealedRecord(journal, withAllowanceRefund(approvalResult(next), next, refunded), wallMs, [next.accountId]));
       this.events.mintRejected(next, wallMs);
-      if (mint.allowanceCharged === true) this.refund(mint.requester, mint.amountMicros);
       await this.keys.forget("mint", mint.idempotencyKey, mint.mintId);
       return ok(next);
     } finally {
@@ -276,29 +299,55 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   }
 
   async getAllowance(principal: string): Promise<bigint> {
-    return this.allowances.get(principal) ?? 0n;
+    return this.allowances.get(principal)?.remainingMicros ?? 0n;
   }
 
-  async setAllowance(principal: string, amountMicros: bigint, journal: JournalEntry, wallMs: number): Promise<void> {
+  /** Compare, set, new generation and journal in one synchronous stretch. */
+  async setAllowance(principal: string, amountMicros: bigint, journal: JournalEntry, wallMs: number, expectedMicros?: bigint): Promise<Result<void>> {
     assert(amountMicros >= 0n, "an allowance is not negative");
-    this.allowances.set(principal, amountMicros);
+    const current = this.allowances.get(principal);
+    const remainingMicros = current?.remainingMicros ?? 0n;
+    if (expectedMicros !== undefined && remainingMicros !== expectedMicros) return fail({ code: "ALLOWANCE_CHANGED", principal, remainingMicros, expectedMicros });
+    this.allowances.set(principal, { remainingMicros: amountMicros, generation: (current?.generation ?? 0) + 1 });
     this.journal?.append(unsealedRecord(journal, { allowance: amountMicros.toString(), principal }, wallMs));
     this.events.allowanceSet(principal, amountMicros, wallMs);
-  }
-
-  /** Consumes the requester's allowance for a mint that charges one (synchronous: check and take in one stretch). */
-  private charge(cmd: NewMint): Result<void> {
-    if (cmd.chargeAllowance !== true) return ok(undefined);
-    const principal = cmd.requester ?? "";
-    const left = this.allowances.get(principal) ?? 0n;
-    if (left < cmd.amountMicros) return fail({ code: "ALLOWANCE_EXCEEDED", principal, remainingMicros: left, amountMicros: cmd.amountMicros });
-    this.allowances.set(principal, left - cmd.amountMicros);
     return ok(undefined);
   }
 
-  private refund(principal: string | undefined, amountMicros: bigint): void {
-    if (principal === undefined) return;
-    this.allowances.set(principal, (this.allowances.get(principal) ?? 0n) + amountMicros);
+  /**
+   * Consumes the requester's allowance for a mint that charges one
+   * (synchronous: check and take in one stretch); returns the generation
+   * taken from, or null when the mint charges nothing.
+   */
+  private charge(cmd: NewMint): Result<number | null> {
+    if (cmd.chargeAllowance !== true) return ok(null);
+    const principal = cmd.requester ?? "";
+    const a = this.allowances.get(principal);
+    const left = a?.remainingMicros ?? 0n;
+    if (a === undefined || left < cmd.amountMicros) return fail({ code: "ALLOWANCE_EXCEEDED", principal, remainingMicros: left, amountMicros: cmd.amountMicros });
+    a.remainingMicros = left - cmd.amountMicros;
+    return ok(a.generation);
+  }
+
+  /** Gives a charge back when its generation is still current (no Set since). */
+  private giveBack(principal: string, amountMicros: bigint, generation: number): boolean {
+    const a = this.allowances.get(principal);
+    if (a === undefined || a.generation !== generation) return false;
+    a.remainingMicros += amountMicros;
+    return true;
+  }
+
+  /**
+   * The refund of a rejected or reversed mint: null when it charged no
+   * allowance, else whether the amount went back (false: the allowance was
+   * set since the charge, and the Set stands). Once per mint.
+   */
+  private refund(mint: MintRecord): boolean | null {
+    if (mint.allowanceCharged !== true || mint.requester === undefined) return null;
+    const generation = this.chargedGeneration.get(mint.mintId);
+    assert(generation !== undefined, "a charged mint remembers its allowance generation until refunded");
+    this.chargedGeneration.delete(mint.mintId);
+    return this.giveBack(mint.requester, mint.amountMicros, generation);
   }
 
   private pendingLedger(): PendingLedger {
@@ -362,11 +411,16 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
       if (effect.kind === "mint") {
         const charged = this.charge(effect.cmd);
         if (!charged.ok) return charged;
+        const generation = charged.value;
         let r;
         try {
           r = await this.ledger.mint(effect.cmd, claim, deadlineMs, effect.reserveRequired === true);
         } finally {
-          if (r?.ok !== true) this.refund(effect.cmd.chargeAllowance === true ? effect.cmd.requester : undefined, effect.cmd.amountMicros);
+          // The memory ledger answers within this stretch, so the generation is still the one charged.
+          if (generation !== null) {
+            if (r?.ok === true) this.chargedGeneration.set(r.value.mintId, generation);
+            else this.giveBack(effect.cmd.requester ?? "", effect.cmd.amountMicros, generation);
+          }
         }
         if (r.ok) this.journal?.append(unsealedRecord(entry ?? entryOfEffect(effect), mintResult(r.value), effect.cmd.createWallMs));
         if (r.ok) this.events.mintCreated(r.value);

@@ -25,7 +25,7 @@ export class MemoryLedgerEventFeed implements LedgerEventFeed {
 
   append(e: NewLedgerEvent): LedgerEvent {
     const n = this.offset + this.events.length + 1;
-    const event: LedgerEvent = { ...e, position: { a: BigInt(n), b: 0n }, id: `evt_${this.epoch}_${n}` };
+    const event: LedgerEvent = { kind: e.kind, timeMs: e.timeMs, accounts: e.accounts, data: e.data, position: { a: BigInt(n), b: 0n }, id: `evt_${this.epoch}_${n}` };
     this.events.push(event);
     if (!this.wakeQueued && this.listeners.length > 0) {
       // One wake per burst of appends, after the stretch that made them.
@@ -69,8 +69,11 @@ export class MemoryLedgerEventFeed implements LedgerEventFeed {
   // The events of each change, built from the records the memory stores hold.
 
   mintCreated(m: MintRecord): void {
-    this.append({ kind: "MINT_CREATED", timeMs: m.createWallMs, accounts: [m.accountId], data: mintData(m) });
-    this.append({ kind: m.status === "PENDING_APPROVAL" ? "MINT_PENDING_APPROVAL" : "MINT_COMPLETED", timeMs: m.createWallMs, accounts: [m.accountId], data: mintData(m) });
+    // The two events of one mint share their (immutable) accounts and detail.
+    const accounts = [m.accountId];
+    const data = mintData(m);
+    this.append({ kind: "MINT_CREATED", timeMs: m.createWallMs, accounts, data });
+    this.append({ kind: m.status === "PENDING_APPROVAL" ? "MINT_PENDING_APPROVAL" : "MINT_COMPLETED", timeMs: m.createWallMs, accounts, data });
   }
 
   /** An approval counted (and, when it was the last one needed, the completion). */

@@ -97,6 +97,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
   const audit = new PostgresAuditJournal(db.pool, {
     clock: opts.clock,
     logger,
+    statementTimeoutMs: opts.statementTimeoutMs,
     ...(opts.sealIntervalMs === undefined ? {} : { sealIntervalMs: opts.sealIntervalMs }),
   });
   const journaling = opts.auditJournal !== false;
@@ -154,7 +155,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     idempotency,
     probe,
     poolStats: () => db.stats(),
-    settlementOutbox: () => new PostgresSettlementOutbox(db.pool, ledger.settlementEffects()),
+    settlementOutbox: () => new PostgresSettlementOutbox(db.pool, ledger.settlementEffects(), { statementTimeoutMs: opts.statementTimeoutMs }),
     close: async () => {
       if (journaling) await audit.close();
       await db.end();

@@ -270,6 +270,19 @@ BEGIN
 END $$;
 `,
   },
+  {
+    version: 2101,
+    name: "minter allowance generations: a manager's Set is the final word",
+    sql: `
+-- Every SetMinterAllowance bumps the allowance's generation; each charged
+-- mint remembers the generation it was taken from, and a refund (rejection,
+-- expiry, reversal, failed settlement) applies only while that generation is
+-- current. Existing allowances and charges start at generation 0 together,
+-- so charges made before this migration count as made before the next Set.
+ALTER TABLE minter_allowances ADD COLUMN generation bigint NOT NULL DEFAULT 0;
+ALTER TABLE mints ADD COLUMN allowance_generation bigint NOT NULL DEFAULT 0;
+`,
+  },
   // The ledger's event feed (WatchLedger), written by triggers.
   LEDGER_EVENTS_MIGRATION,
 ];

@@ -25,7 +25,7 @@ import type pg from "pg";
 import { recordHash, canonicalObjectJson, type AuditJournal, type AuditQuery, type AuditRecord, type CanonicalObject, type UnsealedAuditRecord } from "../../domain/audit.js";
 import type { Clock } from "../../domain/clock.js";
 import { GENESIS_HASH } from "../../domain/audit.js";
-import { Lease } from "./pg-database.js";
+import { backgroundBounds, inTransaction } from "./pg-transaction.js";
 
 /** How often every replica runs a sealing pass even without a kick, in ms: the unsealed bound's main term. */
 export const SEAL_INTERVAL_MS = 100;
@@ -129,6 +129,9 @@ export interface Queryable {
   connect(): Promise<pg.PoolClient>;
 }
 
+/** Bounds of a sealing transaction when the journal is not given the store's statement timeout (the verify command). */
+const DEFAULT_SEAL_STATEMENT_TIMEOUT_MS = 10_000;
+
 export interface SealerLogger {
   warn(o: object, m: string): void;
 }
@@ -142,7 +145,13 @@ export class PostgresAuditJournal implements AuditJournal {
 
   constructor(
     private readonly pool: Queryable,
-    private readonly opts: { readonly clock: Clock; readonly logger?: SealerLogger; readonly sealIntervalMs?: number } = { clock: undefinedClock() },
+    private readonly opts: {
+      readonly clock: Clock;
+      readonly logger?: SealerLogger;
+      readonly sealIntervalMs?: number;
+      /** Bounds each sealing transaction (lock wait, statement, idleness; see `backgroundBounds`); the store's statement timeout. */
+      readonly statementTimeoutMs?: number;
+    } = { clock: undefinedClock() },
   ) {}
 
   async list(q: AuditQuery): Promise<AuditRecord[]> {
@@ -241,60 +250,47 @@ export class PostgresAuditJournal implements AuditJournal {
    * sealed (0 when another replica holds the lock).
    */
   async sealOnce(): Promise<number> {
-    // A Lease keeps an 'error' listener on the client while it is out: a
-    // connection lost mid-pass must not become an unhandled 'error' event.
-    const lease = new Lease(await this.pool.connect());
-    const client = lease.client;
-    let broken = false;
-    try {
-      // SET LOCAL before any write, so the name is in pg_stat_activity before this transaction has an id.
-      await client.query(`BEGIN; SET LOCAL application_name = '${SEALER_APPLICATION_NAME}'`);
-      const lock = await client.query<{ got: boolean }>("SELECT pg_try_advisory_xact_lock($1, $2) AS got", [...SEALER_LOCK]);
-      if (lock.rows[0]?.got !== true) {
-        await client.query("ROLLBACK");
-        return 0;
-      }
-      const head = await client.query<{ seq: string; hash: string }>("SELECT seq::text AS seq, hash FROM audit_journal WHERE seq IS NOT NULL ORDER BY audit_journal.seq DESC LIMIT 1");
-      const pending = await client.query<Omit<Row, "seq" | "prev_hash" | "hash"> & { record_id: string }>(
-        `SELECT record_id::text AS record_id, time_ms::text AS time_ms, actor, action, idempotency_key, request, result, accounts
-         FROM audit_journal WHERE seq IS NULL ORDER BY record_id LIMIT $1`,
-        [SEAL_BATCH],
-      );
-      if (pending.rows.length === 0) {
-        await client.query("COMMIT");
-        return 0;
-      }
-      let seq = Number(head.rows[0]?.seq ?? 0);
-      let prevHash = head.rows[0]?.hash ?? GENESIS_HASH;
-      const ids: string[] = [];
-      const seqs: number[] = [];
-      const prevs: string[] = [];
-      const hashes: string[] = [];
-      for (const r of pending.rows) {
-        seq++;
-        const record = fromRow({ ...r, seq: String(seq), prev_hash: prevHash, hash: "" });
-        const hash = recordHash(record);
-        ids.push(r.record_id);
-        seqs.push(seq);
-        prevs.push(prevHash);
-        hashes.push(hash);
-        prevHash = hash;
-      }
-      await client.query(
-        `UPDATE audit_journal AS a SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash
-         FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS v (record_id, seq, prev_hash, hash)
-         WHERE a.record_id = v.record_id`,
-        [ids, seqs, prevs, hashes],
-      );
-      await client.query("COMMIT");
-      return pending.rows.length;
-    } catch (err) {
-      broken = true;
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw err;
-    } finally {
-      lease.give(broken);
-    }
+    // SET LOCAL application_name in BEGIN's round trip, before any write, so
+    // the name is in pg_stat_activity before this transaction has an id.
+    return inTransaction(
+      this.pool,
+      backgroundBounds(this.opts.statementTimeoutMs ?? DEFAULT_SEAL_STATEMENT_TIMEOUT_MS),
+      async (client) => {
+        const lock = await client.query<{ got: boolean }>("SELECT pg_try_advisory_xact_lock($1, $2) AS got", [...SEALER_LOCK]);
+        if (lock.rows[0]?.got !== true) return 0;
+        const head = await client.query<{ seq: string; hash: string }>("SELECT seq::text AS seq, hash FROM audit_journal WHERE seq IS NOT NULL ORDER BY audit_journal.seq DESC LIMIT 1");
+        const pending = await client.query<Omit<Row, "seq" | "prev_hash" | "hash"> & { record_id: string }>(
+          `SELECT record_id::text AS record_id, time_ms::text AS time_ms, actor, action, idempotency_key, request, result, accounts
+           FROM audit_journal WHERE seq IS NULL ORDER BY record_id LIMIT $1`,
+          [SEAL_BATCH],
+        );
+        if (pending.rows.length === 0) return 0;
+        let seq = Number(head.rows[0]?.seq ?? 0);
+        let prevHash = head.rows[0]?.hash ?? GENESIS_HASH;
+        const ids: string[] = [];
+        const seqs: number[] = [];
+        const prevs: string[] = [];
+        const hashes: string[] = [];
+        for (const r of pending.rows) {
+          seq++;
+          const record = fromRow({ ...r, seq: String(seq), prev_hash: prevHash, hash: "" });
+          const hash = recordHash(record);
+          ids.push(r.record_id);
+          seqs.push(seq);
+          prevs.push(prevHash);
+          hashes.push(hash);
+          prevHash = hash;
+        }
+        await client.query(
+          `UPDATE audit_journal AS a SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash
+           FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS v (record_id, seq, prev_hash, hash)
+           WHERE a.record_id = v.record_id`,
+          [ids, seqs, prevs, hashes],
+        );
+        return pending.rows.length;
+      },
+      `SET LOCAL application_name = '${SEALER_APPLICATION_NAME}'`,
+    );
   }
 }
 

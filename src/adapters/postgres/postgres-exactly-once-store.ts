@@ -92,10 +92,9 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore, ApprovalStore
     return this.ledger.getAllowance(principal);
   }
 
-  async setAllowance(principal: string, amountMicros: bigint, journal: JournalEntry, wallMs: number): Promise<void> {
-    // No caller deadline reaches here (the port's contract); a failure is an outage, thrown.
-    const r = await this.ledger.setAllowance(principal, amountMicros, journal, wallMs, Number.POSITIVE_INFINITY);
-    if (!r.ok) throw new UnavailableError(`setting an allowance failed: ${r.error.code}`);
+  setAllowance(principal: string, amountMicros: bigint, journal: JournalEntry, wallMs: number, expectedMicros?: bigint): Promise<Result<void>> {
+    // No caller deadline reaches here (the port's contract).
+    return this.ledger.setAllowance(principal, amountMicros, journal, wallMs, Number.POSITIVE_INFINITY, expectedMicros);
   }
 
   getBalance(accountId: string): Promise<bigint> {

@@ -22,7 +22,8 @@ import {
   type StoredResult,
 } from "../../domain/model.js";
 import type { BeginOutcome, IdempotencyClaim, IdempotencyStore } from "../../domain/ports.js";
-import { asPgClaim, BEGIN_READ_COMMITTED, PgClaim, setLocalTimeoutsSql } from "./pg-claim.js";
+import { asPgClaim, PgClaim } from "./pg-claim.js";
+import { beginTransactionSql } from "./pg-transaction.js";
 import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase } from "./pg-database.js";
 import { classifyPgError } from "./pg-errors.js";
 import { decodeStoredResult } from "./stored-result-codec.js";
@@ -135,9 +136,7 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
     // the ledger call (rate limiting); if it is abandoned there (a bug, a
     // stuck caller) the server ends it after this long and frees the key.
     const idleMs = this.db.statementTimeoutMs;
-    await client.query(
-      `${BEGIN_READ_COMMITTED}; ${setLocalTimeoutsSql({ lockMs: timeouts.ms, statementMs: this.db.statementTimeoutMs, idleMs })}`,
-    );
+    await client.query(beginTransactionSql({ lockMs: timeouts.ms, statementMs: this.db.statementTimeoutMs, idleMs }));
     const claimed = await client.query<{ inserted: boolean }>(CLAIM_SQL, [scope, key, fp, this.db.nowParam(), this.ttlMs]);
     const row = claimed.rows[0];
     if (row !== undefined) {
@@ -223,6 +222,21 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
    */
   async size(): Promise<number> {
     const res = await this.db.query<{ n: string }>("SELECT count(*) AS n FROM idempotency_keys", [], "counting idempotency keys");
+    return Number(res.rows[0]?.n ?? 0) + this.openInsertedClaims;
+  }
+
+  /**
+   * PostgreSQL's live-row statistic of the table (kept by the server as rows
+   * are inserted and deleted; it may lag commits by seconds) plus this
+   * replica's claims in flight. One catalog lookup whatever the table holds,
+   * and it never touches the table itself: what a metrics scrape may cost.
+   */
+  async estimatedSize(): Promise<number> {
+    const res = await this.db.query<{ n: string }>(
+      "SELECT pg_stat_get_live_tuples('idempotency_keys'::regclass) AS n",
+      [],
+      "estimating idempotency keys",
+    );
     return Number(res.rows[0]?.n ?? 0) + this.openInsertedClaims;
   }
 

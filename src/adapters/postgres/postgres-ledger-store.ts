@@ -23,7 +23,8 @@ import { completedMint, decideApproval, decideRejection, isBlockchain, type Acco
 import { reserveRefusal, supplyState } from "../../domain/reserve.js";
 import type { IdempotencyClaim, LedgerStore, ListMintsQuery } from "../../domain/ports.js";
 import type pg from "pg";
-import { asPgClaim, BEGIN_READ_COMMITTED, setLocalTimeoutsSql, type PgClaim } from "./pg-claim.js";
+import { asPgClaim, setLocalTimeoutsSql, type PgClaim } from "./pg-claim.js";
+import { beginTransactionSql } from "./pg-transaction.js";
 import { dbNowSql, MAX_TX_ATTEMPTS, type Lease, type PgDatabase, type TxTimeouts } from "./pg-database.js";
 import { classifyPgError, pgUnavailableError } from "./pg-errors.js";
 import { isoOfWallMs } from "./postgres-idempotency-store.js";
@@ -31,7 +32,7 @@ import { approvalFields, mintToJson, redemptionToJson, transferToJson } from "./
 import { BURN_CONFIRMED_ACTION, BURN_FAILED_ACTION, settlementJournal, settlementRefusal } from "../../settlement/ledger-rules.js";
 import { cancelSettlement, enqueueSettlement } from "../../settlement/outbox-postgres.js";
 import type { Settlement, SettlementEffects } from "../../settlement/ports.js";
-import { approvalResult, entryOfEffect, freezeResult, LOCAL_ACTOR, mintResult, redemptionRecreditResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
+import { approvalResult, entryOfEffect, withAllowanceRefund, freezeResult, LOCAL_ACTOR, mintResult, redemptionRecreditResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
 import type { JournalEntry } from "../../domain/journal.js";
 import { appendJournal, journalCte, journalCteWhen, journalParams, SEALER_APPLICATION_NAME, type PostgresAuditJournal } from "./postgres-audit-journal.js";
 import { recordAllowanceSet } from "./ledger-events.js";
@@ -73,6 +74,12 @@ interface MintRow {
   approval: unknown;
 }
 
+/** A reversal's outcome: the mint, and whether its allowance charge went back (null: it charged none). */
+interface ReversedMint {
+  readonly mint: MintRecord;
+  readonly refunded: boolean | null;
+}
+
 function mintFromRow(r: MintRow): MintRecord {
   assert(isBlockchain(r.blockchain), `mint ${r.mint_id} has a known blockchain`);
   assert(
@@ -112,7 +119,8 @@ const MINT_RESULT_COLUMNS = "SELECT m.seq::text AS seq, (SELECT count(*) FROM k)
 
 /**
  * A mint with issue 11's columns: PENDING_APPROVAL ($10) credits nothing
- * ($13 = 0, no ledger entry), COMPLETED credits like MINT_SQL. Only mints
+ * ($13 = 0, no ledger entry), COMPLETED credits like MINT_SQL. $15 is the
+ * allowance generation the charge was taken from (0 when none). Only mints
  * with a requester (approvals or allowances on) take this statement; the
  * plain MINT_SQL stays the hot path otherwise.
  */
@@ -123,8 +131,8 @@ WITH acct AS (
   WHERE NOT a.frozen
   RETURNING 1
 ), m AS (
-  INSERT INTO mints (seq, mint_id, account_id, amount, blockchain, status, idempotency_key, create_time, requester, allowance_charged, approval)
-  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, $10, $5, $6, $11, $12, $14::jsonb FROM mint_seq_base AS b CROSS JOIN acct
+  INSERT INTO mints (seq, mint_id, account_id, amount, blockchain, status, idempotency_key, create_time, requester, allowance_charged, approval, allowance_generation)
+  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, $10, $5, $6, $11, $12, $14::jsonb, $15::bigint FROM mint_seq_base AS b CROSS JOIN acct
   RETURNING seq
 ), e AS (
   INSERT INTO ledger_entries (account_id, amount, kind, ref_id, created_at)
@@ -462,12 +470,14 @@ export class PostgresLedgerStore implements LedgerStore {
     const settling = cmd.settle === true && record.status === "COMPLETED";
     const requester = cmd.requester as string;
     return this.onClaim(c, deadlineMs, "minting", async (client) => {
+      let generation = "0";
       if (cmd.chargeAllowance === true) {
         // Lock order: key row (claimed) < allowance row < account row.
-        const taken = await client.query(
-          "UPDATE minter_allowances SET remaining = remaining - $2::numeric WHERE principal = $1 AND remaining >= $2::numeric",
+        const taken = await client.query<{ generation: string }>(
+          "UPDATE minter_allowances SET remaining = remaining - $2::numeric WHERE principal = $1 AND remaining >= $2::numeric RETURNING generation::text AS generation",
           [requester, cmd.amountMicros.toString()],
         );
+        generation = taken.rows[0]?.generation ?? "0";
         if (taken.rowCount !== 1) {
           const left = await client.query<{ remaining: string }>("SELECT remaining::text AS remaining FROM minter_allowances WHERE principal = $1", [requester]);
           return fail({ code: "ALLOWANCE_EXCEEDED", principal: requester, remainingMicros: BigInt(left.rows[0]?.remaining ?? "0"), amountMicros: cmd.amountMicros });
@@ -488,6 +498,7 @@ export class PostgresLedgerStore implements LedgerStore {
         cmd.chargeAllowance === true,
         record.status === "COMPLETED" && !settling ? cmd.amountMicros.toString() : "0",
         record.approval === undefined ? null : JSON.stringify(record.approval),
+        generation,
       ]);
       const row = res.rows[0];
       // Issue 12: no row when the account is frozen (a pending mint too: the account may not receive); the rollback undoes the allowance.
@@ -564,7 +575,7 @@ export class PostgresLedgerStore implements LedgerStore {
     );
   }
 
-  /** Rejects a pending mint, gives its allowance back and frees its key, in one transaction (issue 11). */
+  /** Rejects a pending mint, gives its allowance charge back (while no Set came since) and frees its key, in one transaction. */
   rejectMint(
     mintId: string,
     reason: string,
@@ -581,9 +592,9 @@ export class PostgresLedgerStore implements LedgerStore {
       const decided = decideRejection(mint, reason, rejectedBy, wallMs, bySweeper);
       if (!decided.ok) return fail(decided.error);
       await this.freeKey(lease.client, mint);
-      if (mint.allowanceCharged === true && mint.requester !== undefined) await this.refundAllowance(lease.client, mint.requester, mint.amountMicros);
+      const refunded = await this.refundAllowance(lease.client, mint);
       await lease.client.query("UPDATE mints SET status = 'REJECTED', approval = $2::jsonb WHERE mint_id = $1", [mintId, JSON.stringify(decided.next.approval)]);
-      if (this.audit !== null) await appendJournal(lease.client, unsealedRecord(journal, approvalResult(decided.next), wallMs, [mint.accountId]));
+      if (this.audit !== null) await appendJournal(lease.client, unsealedRecord(journal, withAllowanceRefund(approvalResult(decided.next), decided.next, refunded), wallMs, [mint.accountId]));
       return ok(decided.next);
     });
   }
@@ -603,13 +614,19 @@ export class PostgresLedgerStore implements LedgerStore {
     return BigInt(res.rows[0]?.remaining ?? "0");
   }
 
-  /** Sets the allowance and journals it in one transaction of its own. */
-  async setAllowance(principal: string, amountMicros: bigint, journal: JournalEntry, wallMs: number, deadlineMs: number): Promise<Result<void>> {
+  /**
+   * Sets the allowance, starts its next generation and journals it in one
+   * transaction of its own, under the allowance row's lock (created first
+   * when missing, so a compare-and-set on a never-set allowance is exact
+   * too). Failures: ALLOWANCE_CHANGED (`expectedMicros` is not what is left).
+   */
+  async setAllowance(principal: string, amountMicros: bigint, journal: JournalEntry, wallMs: number, deadlineMs: number, expectedMicros?: bigint): Promise<Result<void>> {
     return this.ownTx(deadlineMs, undefined, "setting an allowance", async (lease) => {
-      await lease.client.query(
-        "INSERT INTO minter_allowances (principal, remaining) VALUES ($1, $2::numeric) ON CONFLICT (principal) DO UPDATE SET remaining = EXCLUDED.remaining",
-        [principal, amountMicros.toString()],
-      );
+      await lease.client.query("INSERT INTO minter_allowances (principal, remaining) VALUES ($1, 0) ON CONFLICT (principal) DO NOTHING", [principal]);
+      const locked = await lease.client.query<{ remaining: string }>("SELECT remaining::text AS remaining FROM minter_allowances WHERE principal = $1 FOR UPDATE", [principal]);
+      const remainingMicros = BigInt(locked.rows[0]?.remaining ?? "0");
+      if (expectedMicros !== undefined && remainingMicros !== expectedMicros) return fail({ code: "ALLOWANCE_CHANGED", principal, remainingMicros, expectedMicros });
+      await lease.client.query("UPDATE minter_allowances SET remaining = $2::numeric, generation = generation + 1 WHERE principal = $1", [principal, amountMicros.toString()]);
       if (this.audit !== null) await appendJournal(lease.client, unsealedRecord(journal, { allowance: amountMicros.toString(), principal }, wallMs));
       await recordAllowanceSet(lease.client, principal, amountMicros, wallMs);
       return ok(undefined);
@@ -633,11 +650,19 @@ export class PostgresLedgerStore implements LedgerStore {
     );
   }
 
-  private async refundAllowance(client: Lease["client"], principal: string, amountMicros: bigint): Promise<void> {
-    await client.query(
-      "INSERT INTO minter_allowances (principal, remaining) VALUES ($1, $2::numeric) ON CONFLICT (principal) DO UPDATE SET remaining = minter_allowances.remaining + EXCLUDED.remaining",
-      [principal, amountMicros.toString()],
+  /**
+   * Gives a rejected or reversed mint's allowance charge back, only while the
+   * generation it was taken from is current (no Set since: a Set is final).
+   * Null when the mint charged nothing, else whether it was given back.
+   */
+  private async refundAllowance(client: Lease["client"], mint: MintRecord): Promise<boolean | null> {
+    if (mint.allowanceCharged !== true || mint.requester === undefined) return null;
+    const given = await client.query(
+      `UPDATE minter_allowances AS a SET remaining = a.remaining + $2::numeric
+       FROM mints AS m WHERE a.principal = $1 AND m.mint_id = $3 AND a.generation = m.allowance_generation`,
+      [mint.requester, mint.amountMicros.toString(), mint.mintId],
     );
+    return given.rowCount === 1;
   }
 
   /**
@@ -691,11 +716,12 @@ export class PostgresLedgerStore implements LedgerStore {
   reverseMint(mintId: string, reason: string, wallMs: number, deadlineMs: number, signal?: AbortSignal, entry?: JournalEntry): Promise<Result<MintRecord>> {
     return this.ownTx(deadlineMs, signal, "reversing a mint", async (lease) => {
       const decision = await this.reverseBody(lease, mintId, reason, wallMs);
-      if (decision.ok && this.audit !== null) {
-        const m = decision.value;
-        await appendJournal(lease.client, unsealedRecord(entry ?? reversalEntry(LOCAL_ACTOR, mintId, reason), reversalResult(m), wallMs, [m.accountId]));
+      if (!decision.ok) return decision;
+      const { mint: m, refunded } = decision.value;
+      if (this.audit !== null) {
+        await appendJournal(lease.client, unsealedRecord(entry ?? reversalEntry(LOCAL_ACTOR, mintId, reason), withAllowanceRefund(reversalResult(m), m, refunded), wallMs, [m.accountId]));
       }
-      return decision;
+      return ok(m);
     });
   }
 
@@ -711,7 +737,7 @@ export class PostgresLedgerStore implements LedgerStore {
       const lease = leased.value;
       const timeouts = this.db.timeoutsFor(deadlineMs);
       try {
-        await lease.client.query(`${BEGIN_READ_COMMITTED}; ${setLocalTimeoutsSql({ lockMs: timeouts.ms, statementMs: timeouts.ms })}`);
+        await lease.client.query(beginTransactionSql({ lockMs: timeouts.ms, statementMs: timeouts.ms, idleMs: this.db.statementTimeoutMs }));
         const decision = await body(lease);
         if (!decision.ok) {
           await lease.rollbackAndGive();
@@ -733,7 +759,7 @@ export class PostgresLedgerStore implements LedgerStore {
     }
   }
 
-  private async reverseBody(lease: Lease, mintId: string, reason: string, wallMs: number): Promise<TxDecision<MintRecord>> {
+  private async reverseBody(lease: Lease, mintId: string, reason: string, wallMs: number): Promise<TxDecision<ReversedMint>> {
     const client = lease.client;
     // Issue 15: the settlement's state comes with the mint's lock (no extra
     // round trip for a mint that never settles). A PENDING settlement is then
@@ -756,13 +782,17 @@ export class PostgresLedgerStore implements LedgerStore {
     return this.reverseLocked(client, mint, row.pending, reason, wallMs);
   }
 
-  /** Reverses `mint` (locked, COMPLETED): frees its key, debits the account (pending or available), appends the entry. */
-  private async reverseLocked(client: Lease["client"], mint: MintRecord, pending: boolean, reason: string, wallMs: number): Promise<TxDecision<MintRecord>> {
+  /**
+   * Reverses `mint` (locked, COMPLETED): frees its key, gives its allowance
+   * charge back (while no Set came since), debits the account (pending or
+   * available), appends the entry.
+   */
+  private async reverseLocked(client: Lease["client"], mint: MintRecord, pending: boolean, reason: string, wallMs: number): Promise<TxDecision<ReversedMint>> {
     const mintId = mint.mintId;
     // Freed before the account is locked, to keep the lock order (key row,
     // allowance row, account rows).
     await this.freeKey(client, mint);
-    if (mint.allowanceCharged === true && mint.requester !== undefined) await this.refundAllowance(client, mint.requester, mint.amountMicros);
+    const refunded = await this.refundAllowance(client, mint);
     const debited = await client.query(
       pending
         ? "UPDATE accounts SET pending = pending - $2::numeric WHERE account_id = $1 AND pending >= $2::numeric"
@@ -779,7 +809,7 @@ export class PostgresLedgerStore implements LedgerStore {
     ]);
     const out = updated.rows[0];
     assert(out !== undefined, `reversed mint ${mintId} is still there`);
-    return ok(mintFromRow(out));
+    return ok({ mint: mintFromRow(out), refunded });
   }
 
   /**
@@ -949,6 +979,10 @@ export class PostgresLedgerStore implements LedgerStore {
    */
   settlementEffects(): SettlementEffects<pg.PoolClient> {
     return {
+      // The mint before its settlement, as ReconcileMint locks them (a burn's id names no mint: nothing locked).
+      lockFirst: async (client, settlementId) => {
+        await client.query("SELECT 1 FROM mints WHERE mint_id = $1 FOR UPDATE", [settlementId]);
+      },
       confirmed: async (client, s) => {
         if (s.kind === "burn") return this.burnConfirmed(client, s);
         const moved = await client.query<{ account_id: string }>(
@@ -970,8 +1004,9 @@ export class PostgresLedgerStore implements LedgerStore {
         if (row === undefined || row.status === "REVERSED") return;
         const r = await this.reverseLocked(client, mintFromRow(row), row.pending, `settlement failed: ${reason}`, s.updateWallMs);
         assert(r.ok, `the failed settlement's mint ${s.settlementId} is reversed from its pending credit`);
+        const m = r.value.mint;
         if (this.audit !== null) {
-          await appendJournal(client, unsealedRecord(settlementJournal("FailMintSettlement", s), reversalResult(r.value), s.updateWallMs, [r.value.accountId]));
+          await appendJournal(client, unsealedRecord(settlementJournal("FailMintSettlement", s), withAllowanceRefund(reversalResult(m), m, r.value.refunded), s.updateWallMs, [m.accountId]));
         }
       },
     };

@@ -5,9 +5,11 @@
  * accounts the request names. A refused call has touched nothing: no lock,
  * no key, no limiter.
  *
- * GetMint and ReconcileMint name a mint, not an account; their role is
- * checked here and the scope over the mint's account by the core once it has
- * looked the mint up (before it changes anything).
+ * GetMint, ReconcileMint, ApproveMint, RejectMint and GetRedemption name a
+ * mint or redemption by id, not an account; their role is checked here and
+ * the scope over its account by the core once it has looked it up (before it
+ * changes anything), answering an unknown id and an out-of-scope one alike
+ * (idScopeRefusal).
  */
 import type { Metadata } from "@grpc/grpc-js";
 import type { AuthContext } from "@grpc/grpc-js/build/src/auth-context.js";
@@ -51,6 +53,7 @@ export const SCOPE_ACCOUNTS: { readonly [R in Rpc]: (request: unknown) => readon
   SetReserve: () => [],
   GetSupply: () => [],
   RedeemUsdc: (r) => [(r as RedeemUsdcRequest).accountId],
+  // The redemption's account is checked by the core once it has looked the redemption up.
   GetRedemption: () => [],
   ListRedemptions: (r) => [(r as ListRedemptionsRequest).accountId === "" ? ALL_ACCOUNTS : (r as ListRedemptionsRequest).accountId],
   FreezeAccount: (r) => [(r as FreezeAccountRequest).accountId],
@@ -75,8 +78,12 @@ export function identifyCall(security: Security, metadata: Metadata, raw: { getA
 
 /**
  * Authenticates and authorizes one call. `raw` is the grpc-js call (for the
- * peer certificate); `metadata` its headers. Only the first `authorization`
- * value counts; several are refused as malformed.
+ * peer certificate); `metadata` its headers. Metadata with several
+ * `authorization` values is refused as malformed; over the network that
+ * cannot happen: Node's http2 keeps only the first value of a repeated
+ * `authorization` header in the headers grpc-js reads, so of two values the
+ * first decides (README "Two `authorization` values"; pinned by
+ * test/python/auth_scenario.py).
  */
 export function checkCall(security: Security, rpc: Rpc, request: unknown, metadata: Metadata, raw: { getAuthContext(): AuthContext | null }): AuthCheck {
   const who = identifyCall(security, metadata, raw);

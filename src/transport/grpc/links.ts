@@ -5,7 +5,10 @@
 import type { Clock } from "../../domain/clock.js";
 import { OVERLOADED_RETRY_AFTER_MS } from "../../domain/limits.js";
 import type { Logger } from "../../logger.js";
+import { status as GrpcCode } from "@grpc/grpc-js";
+import type { Failure } from "../../domain/errors.js";
 import type { Answer, EdgeCall, Link } from "./chain.js";
+import type { EdgeFailure } from "./status.js";
 
 /** The server stops waiting this share of the caller's remaining time early... */
 const DEADLINE_MARGIN_FRACTION = 0.25;
@@ -25,17 +28,29 @@ export function callLogger(logger: Logger, call: EdgeCall): Logger {
 }
 
 /**
- * Logs every failed call once, with its RPC and code (and the INVALID_ARGUMENT
- * reason); UNAVAILABLE-class failures at warn. Outermost, so that it sees
- * what the caller gets, whichever link answered. Failures that came from a
- * throw were logged by `errors`, with the error itself.
+ * The fields every failed-call line carries, always these two: `code`, the
+ * gRPC status code's name the caller got (`PERMISSION_DENIED`), and `reason`,
+ * the ErrorInfo reason of its details (`MISSING_ROLE`). Both come from the
+ * answer itself (built once per call, shared with the reply), so the log
+ * cannot say something the caller was not told.
+ */
+export function failedCallFields(call: EdgeCall, failure: Failure | EdgeFailure): { code: string; reason: string } {
+  const status = call.statusOf(failure);
+  return { code: GrpcCode[status.code], reason: status.reason };
+}
+
+/**
+ * Logs every failed call once, with its RPC, gRPC code and ErrorInfo reason
+ * (failedCallFields); UNAVAILABLE-class failures at warn. Outermost, so that
+ * it sees what the caller gets, whichever link answered. Failures that came
+ * from a throw were logged by `errors`, with the error itself.
  */
 export function logging(logger: Logger): Link {
   const log = (call: EdgeCall, answer: Answer): Answer => {
     if (!answer.ok && answer.error.code !== "STORE_UNAVAILABLE" && answer.error.code !== "INTERNAL") {
       const f = answer.error;
       const level = f.code === "UNAVAILABLE" || f.code === "OVERLOADED" || f.code === "ACCOUNT_BUSY" ? "warn" : "info";
-      callLogger(logger, call)[level]({ rpc: call.rpc, code: f.code, reason: f.code === "INVALID_ARGUMENT" ? f.reason : f.code }, "call failed");
+      callLogger(logger, call)[level]({ rpc: call.rpc, ...failedCallFields(call, f) }, "call failed");
     }
     return answer;
   };
@@ -53,13 +68,15 @@ export function errors(logger: Logger): Link {
   const map = (call: EdgeCall, error: unknown): Answer => {
     const code = (error as { code?: unknown } | null)?.code;
     if (code === "UNAVAILABLE") {
-      callLogger(logger, call).warn({ rpc: call.rpc, code: "UNAVAILABLE", reason: "STORE_UNAVAILABLE", err: (error as Error).message }, "call failed: store unavailable");
-      return { ok: false, error: { code: "STORE_UNAVAILABLE" } };
+      const failure: EdgeFailure = { code: "STORE_UNAVAILABLE" };
+      callLogger(logger, call).warn({ rpc: call.rpc, ...failedCallFields(call, failure), err: (error as Error).message }, "call failed: store unavailable");
+      return { ok: false, error: failure };
     }
     // Logged by `logging`, as any other DEADLINE_EXCEEDED.
     if (code === "DEADLINE_EXCEEDED") return { ok: false, error: { code: "DEADLINE_EXCEEDED", message: (error as Error).message } };
-    callLogger(logger, call).error({ rpc: call.rpc, err: error }, "call failed: internal error");
-    return { ok: false, error: { code: "INTERNAL" } };
+    const failure: EdgeFailure = { code: "INTERNAL" };
+    callLogger(logger, call).error({ rpc: call.rpc, ...failedCallFields(call, failure), err: error }, "call failed: internal error");
+    return { ok: false, error: failure };
   };
   return (call, next) => {
     try {

@@ -212,7 +212,7 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
     }),
 
     setMinterAllowance: edge.unary("SetMinterAllowance", async (req: SetMinterAllowanceRequest, ctx) => {
-      const r = await core.setMinterAllowance(req.principal, req.amount, ctx);
+      const r = await core.setMinterAllowance(req.principal, req.amount, ctx, req.expectedAmount);
       return r.ok ? ok(SetMinterAllowanceResponse.fromPartial({ principal: r.value.principal, allowance: formatMicros(r.value.allowanceMicros) })) : r;
     }),
 
@@ -237,8 +237,8 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
       return r.ok ? ok<RedeemUsdcResponse>({ redemption: await oneRedemption(r.value.redemption), replayed: r.value.replayed }) : r;
     }),
 
-    getRedemption: edge.unary("GetRedemption", async (req: GetRedemptionRequest) => {
-      const r = await core.getRedemption(req.redemptionId);
+    getRedemption: edge.unary("GetRedemption", async (req: GetRedemptionRequest, ctx) => {
+      const r = await core.getRedemption(req.redemptionId, ctx);
       return r.ok ? ok<GetRedemptionResponse>({ redemption: await oneRedemption(r.value) }) : r;
     }),
 

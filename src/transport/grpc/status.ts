@@ -24,8 +24,13 @@ function pack(typeName: string, value: Uint8Array): Any {
   return { typeUrl: TYPE_PREFIX + typeName, value: Buffer.from(value) };
 }
 
-function errorInfo(reason: string, metadata: Record<string, string> = {}): Any {
-  return pack("google.rpc.ErrorInfo", ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata }).finish());
+/** An encoded ErrorInfo with its reason kept beside the bytes, so the log line need not decode it. */
+interface ErrorInfoDetail extends Any {
+  readonly reason: string;
+}
+
+function errorInfo(reason: string, metadata: Record<string, string> = {}): ErrorInfoDetail {
+  return { typeUrl: TYPE_PREFIX + "google.rpc.ErrorInfo", value: Buffer.from(ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata }).finish()), reason };
 }
 
 function retryInfo(delayMs: number): Any {
@@ -39,12 +44,16 @@ export interface RichError extends Partial<ServiceError> {
   code: Code;
   details: string;
   metadata: Metadata;
+  /** The ErrorInfo reason the details carry (what the failed-call log line writes beside the code). */
+  reason: string;
 }
 
-export function richError(code: Code, message: string, details: Any[]): RichError {
+/** Every error carries an ErrorInfo, first; other details follow. */
+export function richError(code: Code, message: string, details: [ErrorInfoDetail, ...Any[]]): RichError {
   const metadata = new Metadata();
+  // Any.encode writes typeUrl and value only: the ErrorInfo's kept reason is not encoded.
   metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message, details }).finish()));
-  return { code, details: message, metadata, message, name: "RichError" };
+  return { code, details: message, metadata, message, name: "RichError", reason: details[0].reason };
 }
 
 /**
@@ -146,6 +155,14 @@ export function failureToStatus(f: Failure | EdgeFailure): RichError {
           }),
         ],
       );
+    case "ALLOWANCE_CHANGED":
+      return richError(
+        Code.FAILED_PRECONDITION,
+        `${f.principal}'s minter allowance is ${formatMicros(f.remainingMicros)} USDC, not the expected ${formatMicros(f.expectedMicros)}; nothing changed`,
+        [errorInfo("ALLOWANCE_CHANGED", { principal: f.principal, remaining: formatMicros(f.remainingMicros), expected: formatMicros(f.expectedMicros) })],
+      );
+    case "SELF_ALLOWANCE":
+      return richError(Code.PERMISSION_DENIED, `${f.principal} may not set its own minter allowance; nothing changed`, [errorInfo("SELF_ALLOWANCE", { principal: f.principal })]);
     case "DEADLINE_EXCEEDED":
       return richError(Code.DEADLINE_EXCEEDED, f.message, [errorInfo("DEADLINE_EXCEEDED")]);
     case "ACCOUNT_BUSY":
@@ -203,6 +220,14 @@ export function failureToStatus(f: Failure | EdgeFailure): RichError {
     case "UNAUTHENTICATED":
       return richError(Code.UNAUTHENTICATED, f.message, [errorInfo(f.reason, { rpc: f.rpc })]);
     case "PERMISSION_DENIED":
+      // One answer for "out of scope" and "no such id": no id, no account, nothing that differs.
+      if (f.missingRole === undefined && f.idNamed !== undefined) {
+        return richError(
+          Code.PERMISSION_DENIED,
+          `principal ${f.principal} may not call ${f.rpc} for this ${f.idNamed}: it does not exist, or its account is outside the principal's scopes`,
+          [errorInfo("NOT_IN_SCOPE_OR_NOT_FOUND", { rpc: f.rpc, principal: f.principal })],
+        );
+      }
       return f.missingRole !== undefined
         ? richError(Code.PERMISSION_DENIED, `principal ${f.principal} lacks the role ${f.missingRole}, which ${f.rpc} needs`, [
             errorInfo("MISSING_ROLE", { rpc: f.rpc, principal: f.principal, missing_role: f.missingRole }),
@@ -227,9 +252,8 @@ export function failureToStatus(f: Failure | EdgeFailure): RichError {
  * `retryAfterMs` it carries RetryInfo.
  */
 function unavailable(message: string, reason = "UNAVAILABLE", metadata: Record<string, string> = {}, retryAfterMs?: number): RichError {
-  const details = [errorInfo(reason, metadata)];
-  if (retryAfterMs !== undefined) details.push(retryInfo(retryAfterMs));
-  return richError(Code.UNAVAILABLE, message, details);
+  const info = errorInfo(reason, metadata);
+  return richError(Code.UNAVAILABLE, message, retryAfterMs === undefined ? [info] : [info, retryInfo(retryAfterMs)]);
 }
 
 /** A bug: a fixed message for the caller; the stack goes to the log only. */

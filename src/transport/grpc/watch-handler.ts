@@ -36,8 +36,9 @@ export const START_CURSOR_HEADER = "x-mint-watch-cursor";
 /** Most accounts one stream may filter on. */
 export const MAX_WATCH_ACCOUNTS = 1000;
 
-function info(reason: string, metadata: Record<string, string>): Any {
-  return { typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Buffer.from(ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata }).finish()) };
+/** An ErrorInfo detail, its reason kept beside the bytes (what the failed-call log line writes). */
+function info(reason: string, metadata: Record<string, string>): Any & { readonly reason: string } {
+  return { typeUrl: "type.googleapis.com/google.rpc.ErrorInfo", value: Buffer.from(ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata }).finish()), reason };
 }
 
 function invalid(field: string, reason: string, message: string): RichError {
@@ -48,7 +49,9 @@ function invalid(field: string, reason: string, message: string): RichError {
 }
 
 /** The status a stream ends with, its resume cursor in the trailer too. */
-export function endStatus(why: WatchEnd | { code: "WATCHERS_LIMIT"; maxWatchers: number } | { code: "SHUTTING_DOWN_BEFORE_START" } | { code: "CURSOR_FROM_OTHER_EPOCH" }): RichError {
+export function endStatus(
+  why: WatchEnd | { code: "WATCHERS_LIMIT"; maxWatchers: number } | { code: "SHUTTING_DOWN_BEFORE_START" } | { code: "CURSOR_FROM_OTHER_EPOCH" } | { code: "FEED_UNAVAILABLE_BEFORE_START" },
+): RichError {
   let err: RichError;
   let resume: string | undefined;
   switch (why.code) {
@@ -75,6 +78,8 @@ export function endStatus(why: WatchEnd | { code: "WATCHERS_LIMIT"; maxWatchers:
       break;
     case "SHUTTING_DOWN_BEFORE_START":
       return failureToStatus({ code: "SHUTTING_DOWN" });
+    case "FEED_UNAVAILABLE_BEFORE_START":
+      return failureToStatus({ code: "STORE_UNAVAILABLE" });
   }
   if (resume !== undefined) err.metadata.set(RESUME_CURSOR_TRAILER, resume);
   return err;
@@ -232,7 +237,10 @@ export function watchLedgerHandler(hub: LedgerWatchHub | undefined, security: Se
       };
       const opened = await hub.open(parsed.from, filter, sink);
       if (!opened.ok) {
-        call.emit("error", opened.code === "SHUTTING_DOWN" ? endStatus({ code: "SHUTTING_DOWN_BEFORE_START" }) : endStatus(opened));
+        call.emit(
+          "error",
+          opened.code === "SHUTTING_DOWN" ? endStatus({ code: "SHUTTING_DOWN_BEFORE_START" }) : opened.code === "FEED_UNAVAILABLE" ? endStatus({ code: "FEED_UNAVAILABLE_BEFORE_START" }) : endStatus(opened),
+        );
         return;
       }
       // The caller learns where the stream starts before any event (resume from it after a disconnect).

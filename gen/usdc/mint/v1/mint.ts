@@ -664,7 +664,12 @@ export interface Settlement {
   confirmations: number;
   /** How many times signed bytes were handed to a node. */
   attempts: number;
-  /** The last error seen (node refused, unreachable, reverted); empty when none. */
+  /**
+   * The last error seen (node refused, unreachable, reverted); empty when none.
+   * While SUBMITTED it may instead say why the settlement waits: a transaction
+   * the node no longer knows is declared dropped only on proof, and until then
+   * this starts "waiting for proof of a drop: ".
+   */
   lastError: string;
   /** The transaction's nonce; unset while PENDING. */
   nonce?: number | undefined;
@@ -736,7 +741,7 @@ export interface AuditEvent {
   accountIds: string[];
   /** The hash of record seq - 1 (64 zeros for the first), lowercase hex. */
   prevHash: string;
-  /** SHA-256 of this record's canonical encoding (README "Audit journal"), lowercase hex. */
+  /** SHA-256 of this record's canonical encoding (docs/audit.md), lowercase hex. */
   hash: string;
 }
 
@@ -956,6 +961,13 @@ export interface SetMinterAllowanceRequest {
   principal: string;
   /** What it may still mint, decimal USDC ("0" revokes). */
   amount: string;
+  /**
+   * When present: set only if what is left is exactly this (decimal USDC,
+   * "0" allowed), so mints charged since the caller read it are not erased;
+   * otherwise FAILED_PRECONDITION ALLOWANCE_CHANGED with the current value
+   * in the metadata (`remaining`). Absent: set unconditionally.
+   */
+  expectedAmount?: string | undefined;
 }
 
 /** SetMinterAllowanceResponse echoes the allowance now in force. */
@@ -5862,7 +5874,7 @@ export const RejectMintResponse: MessageFns<RejectMintResponse> = {
 };
 
 function createBaseSetMinterAllowanceRequest(): SetMinterAllowanceRequest {
-  return { principal: "", amount: "" };
+  return { principal: "", amount: "", expectedAmount: undefined };
 }
 
 export const SetMinterAllowanceRequest: MessageFns<SetMinterAllowanceRequest> = {
@@ -5872,6 +5884,9 @@ export const SetMinterAllowanceRequest: MessageFns<SetMinterAllowanceRequest> = 
     }
     if (message.amount !== "") {
       writer.uint32(18).string(message.amount);
+    }
+    if (message.expectedAmount !== undefined) {
+      writer.uint32(26).string(message.expectedAmount);
     }
     return writer;
   },
@@ -5905,6 +5920,14 @@ export const SetMinterAllowanceRequest: MessageFns<SetMinterAllowanceRequest> = 
             message.amount = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.expectedAmount = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5921,6 +5944,11 @@ export const SetMinterAllowanceRequest: MessageFns<SetMinterAllowanceRequest> = 
     return {
       principal: isSet(object.principal) ? globalThis.String(object.principal) : "",
       amount: isSet(object.amount) ? globalThis.String(object.amount) : "",
+      expectedAmount: isSet(object.expectedAmount)
+        ? globalThis.String(object.expectedAmount)
+        : isSet(object.expected_amount)
+        ? globalThis.String(object.expected_amount)
+        : undefined,
     };
   },
 
@@ -5932,6 +5960,9 @@ export const SetMinterAllowanceRequest: MessageFns<SetMinterAllowanceRequest> = 
     if (message.amount !== "") {
       obj.amount = message.amount;
     }
+    if (message.expectedAmount !== undefined) {
+      obj.expectedAmount = message.expectedAmount;
+    }
     return obj;
   },
 
@@ -5942,6 +5973,7 @@ export const SetMinterAllowanceRequest: MessageFns<SetMinterAllowanceRequest> = 
     const message = createBaseSetMinterAllowanceRequest();
     message.principal = object.principal ?? "";
     message.amount = object.amount ?? "";
+    message.expectedAmount = object.expectedAmount ?? undefined;
     return message;
   },
 };
@@ -8117,7 +8149,13 @@ export const MintServiceService = {
     responseSerialize: (value: GetBalanceResponse): Buffer => Buffer.from(GetBalanceResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetBalanceResponse => GetBalanceResponse.decode(value),
   },
-  /** GetMint returns one mint; an unknown id is NOT_FOUND (MINT_NOT_FOUND). */
+  /**
+   * GetMint returns one mint; an unknown id is NOT_FOUND (MINT_NOT_FOUND).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
+   */
   getMint: {
     path: "/usdc.mint.v1.MintService/GetMint" as const,
     requestStream: false as const,
@@ -8142,7 +8180,11 @@ export const MintServiceService = {
    * the mint becomes MINT_STATUS_REVERSED, the balance drops by its amount and
    * its idempotency key is freed. A second reconcile is FAILED_PRECONDITION
    * (MINT_ALREADY_REVERSED); too little balance is FAILED_PRECONDITION
-   * (INSUFFICIENT_FUNDS).
+   * (INSUFFICIENT_FUNDS); an unknown id is NOT_FOUND (MINT_NOT_FOUND).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   reconcileMint: {
     path: "/usdc.mint.v1.MintService/ReconcileMint" as const,
@@ -8211,6 +8253,10 @@ export const MintServiceService = {
    * (PERMISSION_DENIED, APPROVER_IS_REQUESTER); approving again returns the
    * mint, counted once; a completed, rejected or expired mint is
    * FAILED_PRECONDITION (MINT_COMPLETED, MINT_REJECTED, MINT_EXPIRED).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   approveMint: {
     path: "/usdc.mint.v1.MintService/ApproveMint" as const,
@@ -8223,7 +8269,12 @@ export const MintServiceService = {
   },
   /**
    * RejectMint rejects a PENDING_APPROVAL mint: MINT_STATUS_REJECTED, its
-   * allowance given back and its idempotency key freed.
+   * allowance charge given back (unless SetMinterAllowance set the allowance
+   * since) and its idempotency key freed.
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   rejectMint: {
     path: "/usdc.mint.v1.MintService/RejectMint" as const,
@@ -8234,7 +8285,17 @@ export const MintServiceService = {
     responseSerialize: (value: RejectMintResponse): Buffer => Buffer.from(RejectMintResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RejectMintResponse => RejectMintResponse.decode(value),
   },
-  /** SetMinterAllowance sets what is left of a minter's allowance (not added). */
+  /**
+   * SetMinterAllowance sets what is left of a minter's allowance (not added).
+   * The Set is the final word: a mint charged before it and refunded after
+   * it (rejected, expired, reconciled, or its settlement failed) gives
+   * nothing back; only mints charged after the last Set are refunded.
+   * With `expected_amount` it is a compare-and-set: when what is left is not
+   * that value, FAILED_PRECONDITION (ALLOWANCE_CHANGED, metadata `remaining`)
+   * and nothing changes. A principal setting its own allowance is
+   * PERMISSION_DENIED (SELF_ALLOWANCE), except on a service running without
+   * an auth file (development: every caller holds every role).
+   */
   setMinterAllowance: {
     path: "/usdc.mint.v1.MintService/SetMinterAllowance" as const,
     requestStream: false as const,
@@ -8304,7 +8365,10 @@ export const MintServiceService = {
   },
   /**
    * GetRedemption returns one redemption; an unknown id is NOT_FOUND
-   * (REDEMPTION_NOT_FOUND).
+   * (REDEMPTION_NOT_FOUND). Scoped over the redemption's account: a caller
+   * whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when that account is outside its scopes
+   * and when there is no such redemption, naming no account.
    */
   getRedemption: {
     path: "/usdc.mint.v1.MintService/GetRedemption" as const,
@@ -8407,7 +8471,13 @@ export interface MintServiceServer extends UntypedServiceImplementation {
   transfer: handleUnaryCall<TransferRequest, TransferResponse>;
   /** GetBalance returns an account's balance; unknown accounts have "0". */
   getBalance: handleUnaryCall<GetBalanceRequest, GetBalanceResponse>;
-  /** GetMint returns one mint; an unknown id is NOT_FOUND (MINT_NOT_FOUND). */
+  /**
+   * GetMint returns one mint; an unknown id is NOT_FOUND (MINT_NOT_FOUND).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
+   */
   getMint: handleUnaryCall<GetMintRequest, GetMintResponse>;
   /** ListMints pages through mints, oldest first, optionally for one account. */
   listMints: handleUnaryCall<ListMintsRequest, ListMintsResponse>;
@@ -8416,7 +8486,11 @@ export interface MintServiceServer extends UntypedServiceImplementation {
    * the mint becomes MINT_STATUS_REVERSED, the balance drops by its amount and
    * its idempotency key is freed. A second reconcile is FAILED_PRECONDITION
    * (MINT_ALREADY_REVERSED); too little balance is FAILED_PRECONDITION
-   * (INSUFFICIENT_FUNDS).
+   * (INSUFFICIENT_FUNDS); an unknown id is NOT_FOUND (MINT_NOT_FOUND).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   reconcileMint: handleUnaryCall<ReconcileMintRequest, ReconcileMintResponse>;
   /**
@@ -8446,14 +8520,33 @@ export interface MintServiceServer extends UntypedServiceImplementation {
    * (PERMISSION_DENIED, APPROVER_IS_REQUESTER); approving again returns the
    * mint, counted once; a completed, rejected or expired mint is
    * FAILED_PRECONDITION (MINT_COMPLETED, MINT_REJECTED, MINT_EXPIRED).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   approveMint: handleUnaryCall<ApproveMintRequest, ApproveMintResponse>;
   /**
    * RejectMint rejects a PENDING_APPROVAL mint: MINT_STATUS_REJECTED, its
-   * allowance given back and its idempotency key freed.
+   * allowance charge given back (unless SetMinterAllowance set the allowance
+   * since) and its idempotency key freed.
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   rejectMint: handleUnaryCall<RejectMintRequest, RejectMintResponse>;
-  /** SetMinterAllowance sets what is left of a minter's allowance (not added). */
+  /**
+   * SetMinterAllowance sets what is left of a minter's allowance (not added).
+   * The Set is the final word: a mint charged before it and refunded after
+   * it (rejected, expired, reconciled, or its settlement failed) gives
+   * nothing back; only mints charged after the last Set are refunded.
+   * With `expected_amount` it is a compare-and-set: when what is left is not
+   * that value, FAILED_PRECONDITION (ALLOWANCE_CHANGED, metadata `remaining`)
+   * and nothing changes. A principal setting its own allowance is
+   * PERMISSION_DENIED (SELF_ALLOWANCE), except on a service running without
+   * an auth file (development: every caller holds every role).
+   */
   setMinterAllowance: handleUnaryCall<SetMinterAllowanceRequest, SetMinterAllowanceResponse>;
   /** GetMinterAllowance returns what is left of a minter's allowance ("0" if never set). */
   getMinterAllowance: handleUnaryCall<GetMinterAllowanceRequest, GetMinterAllowanceResponse>;
@@ -8479,7 +8572,10 @@ export interface MintServiceServer extends UntypedServiceImplementation {
   redeemUsdc: handleUnaryCall<RedeemUsdcRequest, RedeemUsdcResponse>;
   /**
    * GetRedemption returns one redemption; an unknown id is NOT_FOUND
-   * (REDEMPTION_NOT_FOUND).
+   * (REDEMPTION_NOT_FOUND). Scoped over the redemption's account: a caller
+   * whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when that account is outside its scopes
+   * and when there is no such redemption, naming no account.
    */
   getRedemption: handleUnaryCall<GetRedemptionRequest, GetRedemptionResponse>;
   /**
@@ -8578,7 +8674,13 @@ export interface MintServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetBalanceResponse) => void,
   ): ClientUnaryCall;
-  /** GetMint returns one mint; an unknown id is NOT_FOUND (MINT_NOT_FOUND). */
+  /**
+   * GetMint returns one mint; an unknown id is NOT_FOUND (MINT_NOT_FOUND).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
+   */
   getMint(
     request: GetMintRequest,
     callback: (error: ServiceError | null, response: GetMintResponse) => void,
@@ -8615,7 +8717,11 @@ export interface MintServiceClient extends Client {
    * the mint becomes MINT_STATUS_REVERSED, the balance drops by its amount and
    * its idempotency key is freed. A second reconcile is FAILED_PRECONDITION
    * (MINT_ALREADY_REVERSED); too little balance is FAILED_PRECONDITION
-   * (INSUFFICIENT_FUNDS).
+   * (INSUFFICIENT_FUNDS); an unknown id is NOT_FOUND (MINT_NOT_FOUND).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   reconcileMint(
     request: ReconcileMintRequest,
@@ -8701,6 +8807,10 @@ export interface MintServiceClient extends Client {
    * (PERMISSION_DENIED, APPROVER_IS_REQUESTER); approving again returns the
    * mint, counted once; a completed, rejected or expired mint is
    * FAILED_PRECONDITION (MINT_COMPLETED, MINT_REJECTED, MINT_EXPIRED).
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   approveMint(
     request: ApproveMintRequest,
@@ -8719,7 +8829,12 @@ export interface MintServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * RejectMint rejects a PENDING_APPROVAL mint: MINT_STATUS_REJECTED, its
-   * allowance given back and its idempotency key freed.
+   * allowance charge given back (unless SetMinterAllowance set the allowance
+   * since) and its idempotency key freed.
+   * A caller whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when the mint's account is outside its
+   * scopes and when there is no such mint: one answer, naming no account, so
+   * an id reveals neither existence nor owner.
    */
   rejectMint(
     request: RejectMintRequest,
@@ -8736,7 +8851,17 @@ export interface MintServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RejectMintResponse) => void,
   ): ClientUnaryCall;
-  /** SetMinterAllowance sets what is left of a minter's allowance (not added). */
+  /**
+   * SetMinterAllowance sets what is left of a minter's allowance (not added).
+   * The Set is the final word: a mint charged before it and refunded after
+   * it (rejected, expired, reconciled, or its settlement failed) gives
+   * nothing back; only mints charged after the last Set are refunded.
+   * With `expected_amount` it is a compare-and-set: when what is left is not
+   * that value, FAILED_PRECONDITION (ALLOWANCE_CHANGED, metadata `remaining`)
+   * and nothing changes. A principal setting its own allowance is
+   * PERMISSION_DENIED (SELF_ALLOWANCE), except on a service running without
+   * an auth file (development: every caller holds every role).
+   */
   setMinterAllowance(
     request: SetMinterAllowanceRequest,
     callback: (error: ServiceError | null, response: SetMinterAllowanceResponse) => void,
@@ -8832,7 +8957,10 @@ export interface MintServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * GetRedemption returns one redemption; an unknown id is NOT_FOUND
-   * (REDEMPTION_NOT_FOUND).
+   * (REDEMPTION_NOT_FOUND). Scoped over the redemption's account: a caller
+   * whose scopes do not include `*` gets PERMISSION_DENIED
+   * (NOT_IN_SCOPE_OR_NOT_FOUND) both when that account is outside its scopes
+   * and when there is no such redemption, naming no account.
    */
   getRedemption(
     request: GetRedemptionRequest,
