@@ -31,7 +31,7 @@
  */
 import type { Clock } from "../domain/clock.js";
 import { comparePositions, encodeCursor, FEED_START, type FeedPosition, type LedgerEvent, type LedgerEventFeed } from "../domain/ledger-events.js";
-import type { RelayTarget, StreamTail } from "../adapters/nats/jetstream-target.js";
+import type { PublishAck, RelayTarget, StreamTail } from "../adapters/nats/jetstream-target.js";
 import type { RelayLock } from "./nats-relay-lock.js";
 
 export type RelayState = "starting" | "standby" | "publishing" | "caught_up" | "unavailable" | "stopped";
@@ -68,6 +68,8 @@ export interface RelayOptions {
 }
 
 const LAG_COUNT_CAP = 1_000_000;
+/** Windows in flight at once: the next is read and sent while the one before is acknowledged. */
+const PIPELINE_WINDOWS = 2;
 const LAG_REFRESH_MS = 1_000;
 
 export class NatsRelay {
@@ -209,43 +211,87 @@ export class NatsRelay {
     this.pos = FEED_START;
   }
 
-  /** Reads one window from the feed and publishes it. */
-  private async step(): Promise<void> {
-    const feed = this.opts.feed;
-    const page = await feed.read(this.pos, this.opts.windowEvents);
-    if (this.stopped) return;
-    if (comparePositions(page.prunedThrough, this.pos) > 0) {
+  /** The events after `after` (one window); events retention deleted first are counted missed. */
+  private async readWindow(after: FeedPosition): Promise<LedgerEvent[]> {
+    const page = await this.opts.feed.read(after, this.opts.windowEvents);
+    let from = after;
+    if (comparePositions(page.prunedThrough, after) > 0) {
       // Retention deleted events the stream never got.
       this.missed++;
-      this.opts.onMissed?.(this.pos, page.prunedThrough);
-      this.pos = page.prunedThrough;
+      this.opts.onMissed?.(after, page.prunedThrough);
+      from = page.prunedThrough;
+      if (comparePositions(after, this.pos) === 0) this.pos = from;
     }
-    const events = page.events.filter((e) => comparePositions(e.position, this.pos) > 0);
-    if (events.length === 0) {
+    return page.events.filter((e) => comparePositions(e.position, from) > 0);
+  }
+
+  /**
+   * Publishes from the feed while it has events: one window at a time is
+   * sent, and the next is read and sent while the one before is being
+   * acknowledged (PIPELINE_WINDOWS in flight). Returns once caught up;
+   * throws at the first publish that failed (after every window in flight
+   * settled), with the position after the last acknowledged event.
+   */
+  private async step(): Promise<void> {
+    const first = await this.readWindow(this.pos);
+    if (this.stopped) return;
+    if (first.length === 0) {
       this.state = "caught_up";
       this.oldestPendingMs = null;
       this.lagEvents = 0;
       await this.pause(this.opts.pollIntervalMs);
       return;
     }
-    this.oldestPendingMs = (events[0] as LedgerEvent).timeMs;
-    await this.refreshLag(events.length === this.opts.windowEvents, events.length);
-    if (!(await this.opts.lock.held())) {
-      this.active = false;
-      this.synced = false;
-      return;
-    }
+    this.oldestPendingMs = (first[0] as LedgerEvent).timeMs;
     this.state = "publishing";
-    const target = this.opts.target;
-    const epoch = feed.epoch;
-    const base = this.seq;
-    const acks = events.map((e, i) => target.publish(e, encodeCursor(epoch, e.position), epoch, base + i));
-    const results = await Promise.allSettled(acks);
-    let seq = base;
+    const inflight: { events: LedgerEvent[]; settled: Promise<PromiseSettledResult<PublishAck>[]> }[] = [];
+    let sentSeq = this.seq;
+    let sentPos = this.pos;
+    let more = true;
+    const send = async (events: LedgerEvent[]): Promise<boolean> => {
+      await this.refreshLag(events.length === this.opts.windowEvents, events.length);
+      if (this.stopped || !(await this.opts.lock.held())) {
+        this.active = false;
+        this.synced = false;
+        return false;
+      }
+      const target = this.opts.target;
+      const epoch = this.opts.feed.epoch;
+      const base = sentSeq;
+      inflight.push({ events, settled: Promise.allSettled(events.map((e, i) => target.publish(e, encodeCursor(epoch, e.position), epoch, base + i))) });
+      sentSeq += events.length;
+      sentPos = (events[events.length - 1] as LedgerEvent).position;
+      more = events.length === this.opts.windowEvents;
+      return true;
+    };
+    if (!(await send(first))) return;
+    while (inflight.length > 0) {
+      if (more && inflight.length < PIPELINE_WINDOWS && !this.stopped && this.synced) {
+        const next = await this.readWindow(sentPos);
+        if (next.length > 0) {
+          await send(next);
+          continue;
+        }
+        more = false;
+      }
+      const w = inflight.shift() as (typeof inflight)[number];
+      const err = this.settle(w.events, await w.settled);
+      const waiting = inflight[0]?.events[0];
+      if (err === null && waiting !== undefined) this.oldestPendingMs = waiting.timeMs;
+      if (err !== null) {
+        for (const rest of inflight) for (const r of await rest.settled) if (r.status === "rejected") this.failed++;
+        throw err;
+      }
+    }
+  }
+
+  /** Takes one window's acknowledgements in order; returns the first failure (null when all were stored in order). */
+  private settle(events: readonly LedgerEvent[], results: readonly PromiseSettledResult<PublishAck>[]): unknown {
+    let seq = this.seq;
     let firstError: unknown = null;
     let done = 0;
     for (let i = 0; i < results.length; i++) {
-      const r = results[i] as PromiseSettledResult<{ seq: number; duplicate: boolean }>;
+      const r = results[i] as PromiseSettledResult<PublishAck>;
       if (r.status === "rejected") {
         firstError ??= r.reason;
         this.failed++;
@@ -271,8 +317,9 @@ export class NatsRelay {
     this.seq = seq;
     this.lagEvents = Math.max(0, this.lagEvents - done);
     const next = events[done];
-    this.oldestPendingMs = next === undefined ? null : next.timeMs;
-    if (firstError !== null) throw firstError;
+    if (next !== undefined) this.oldestPendingMs = next.timeMs;
+    else if (firstError === null) this.oldestPendingMs = null;
+    return firstError;
   }
 
   /** Lag in events: the window read when it was not full, else counted in the feed (at most once a second). */
