@@ -261,4 +261,29 @@ describe("NATS JetStream relay (memory feed)", () => {
       await r.stop();
     }
   });
+
+  it("a memory store restarted (a new feed, a new epoch): its events follow the earlier ones, none dropped as a duplicate", async () => {
+    const s = newStream();
+    const before = new MemoryLedgerEventFeed(systemClock);
+    fill(before, 120);
+    const a = relay(before, s, target(s), 50);
+    a.start();
+    await waitFor(async () => (await reader.lastSeq(s.name)) >= 120, "the first process's events", 30_000);
+    await a.stop();
+    // The restarted process numbers its events from 1 again; their ids carry the new epoch.
+    const after = new MemoryLedgerEventFeed(systemClock);
+    fill(after, 80);
+    const b = relay(after, s, target(s), 50);
+    b.start();
+    try {
+      await waitFor(async () => (await reader.lastSeq(s.name)) >= 200, "the restarted process's events", 30_000);
+      await waitFor(() => b.status().state === "caught_up", "caught up");
+      const stored = await reader.all(s.name);
+      const ids = [...(await before.read({ a: 0n, b: 0n }, 1_000)).events, ...(await after.read({ a: 0n, b: 0n }, 1_000)).events].map((e) => e.id);
+      expect(stored.map((m) => m.msgId)).toEqual(ids);
+      expect(b.status().duplicates).toBe(0);
+    } finally {
+      await b.stop();
+    }
+  });
 });
