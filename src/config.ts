@@ -232,7 +232,7 @@ const natsUrlParser: Parser<string> = (raw) => {
   if (v === "") return v;
   for (const part of v.split(",")) {
     const u = part.trim();
-    if (!/^(nats|tls):\/\/[^\s/]+(:[0-9]{1,5})?\/?$/.test(u)) return undefined;
+    if (!/^nats:\/\/[^\s/]+(:[0-9]{1,5})?\/?$/.test(u)) return undefined;
     try {
       new URL(u);
     } catch {

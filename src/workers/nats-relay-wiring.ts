@@ -88,6 +88,10 @@ export async function openNatsRelay(
       lastWarn = msg;
       logger.warn({ err: msg, what, stream: config.natsStream }, "NATS relay: publishing paused; retrying");
     },
+    onRecovered: () => {
+      lastWarn = "";
+      logger.info({ stream: config.natsStream }, "NATS relay: publishing again");
+    },
     onMissed: (from, to) => logger.error({ from: `${from.a}.${from.b}`, to: `${to.a}.${to.b}`, stream: config.natsStream }, "NATS relay: the event feed deleted events before they were published (MINT_WATCH_RETENTION)"),
   });
   if (metrics !== null) {

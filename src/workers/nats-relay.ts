@@ -65,6 +65,8 @@ export interface RelayOptions {
   readonly countAfter?: (p: FeedPosition, cap: number) => Promise<number>;
   readonly onError?: (err: unknown, what: string) => void;
   readonly onMissed?: (from: FeedPosition, to: FeedPosition) => void;
+  /** Publishing works again after failures. */
+  readonly onRecovered?: () => void;
 }
 
 const LAG_COUNT_CAP = 1_000_000;
@@ -186,7 +188,11 @@ export class NatsRelay {
           this.synced = true;
         }
         await this.step();
-        this.backoffMs = 0;
+        if (this.backoffMs > 0) {
+          this.backoffMs = 0;
+          this.lastError = null;
+          this.opts.onRecovered?.();
+        }
       } catch (err) {
         if (this.stopped) break;
         this.state = "unavailable";

@@ -192,6 +192,7 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_WATCH_MAX_WATCHERS", "-5"],
     ["MINT_WATCH_POLL_INTERVAL", "1ms"],
     ["MINT_NATS_URL", "http://127.0.0.1:4222"],
+    ["MINT_NATS_URL", "tls://127.0.0.1:4222"],
     ["MINT_NATS_URL", "nats://127.0.0.1:4222,redis://x:1"],
     ["MINT_NATS_STREAM", "EVENTS.ALL"],
     ["MINT_NATS_STREAM", "a b"],
