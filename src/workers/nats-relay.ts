@@ -56,7 +56,7 @@ export interface RelayOptions {
   readonly target: RelayTarget;
   readonly lock: RelayLock;
   readonly clock: Clock;
-  /** How often the feed is read when it does not wake the relay itself, and how often a standby tries the lock. */
+  /** How often the feed is read when it does not wake the relay itself (a standby tries the lock every second, or this if longer). */
   readonly pollIntervalMs: number;
   /** Publishes in flight at once. */
   readonly windowEvents: number;
@@ -70,6 +70,8 @@ export interface RelayOptions {
 }
 
 const LAG_COUNT_CAP = 1_000_000;
+/** How often a standby tries the lock (at least). */
+const STANDBY_RETRY_MS = 1_000;
 /** Windows in flight at once: the next is read and sent while the one before is acknowledged. */
 const PIPELINE_WINDOWS = 2;
 const LAG_REFRESH_MS = 1_000;
@@ -177,7 +179,7 @@ export class NatsRelay {
           this.active = false;
           this.synced = false;
           this.state = "standby";
-          await this.pause(this.opts.pollIntervalMs);
+          await this.pause(Math.max(this.opts.pollIntervalMs, STANDBY_RETRY_MS));
           continue;
         }
         this.active = true;
