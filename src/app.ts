@@ -3,6 +3,7 @@
  * here; nothing below this file knows which ones run.
  */
 import { MemoryExactlyOnceStore } from "./adapters/memory/memory-exactly-once-store.js";
+import type { RunningRelay } from "./workers/nats-relay-wiring.js";
 import { MemoryIdempotencyStore } from "./adapters/memory/memory-idempotency-store.js";
 import { MemoryLedgerStore } from "./adapters/memory/memory-ledger-store.js";
 import { MemoryRateLimiter } from "./adapters/memory/memory-rate-limiter.js";
@@ -46,10 +47,15 @@ export interface Adapters {
   close(): Promise<void>;
 }
 
+/** The health name of the JetStream relay: NOT_SERVING while it cannot reach JetStream (a standby is SERVING). */
+export const NATS_RELAY_HEALTH_NAME = "usdc.mint.v1.NatsRelay";
+
 /** Test-only knobs; production passes none. */
 export interface TestHooks {
   /** Stands in for PostgreSQL's now() where key expiry is judged, so a fake clock is the store's clock too. */
   readonly pgNowWallMs?: () => number;
+  /** Wraps the JetStream relay's target (to lose publishes on purpose). */
+  readonly natsWrapTarget?: import("./workers/nats-relay-wiring.js").TargetWrapper;
 }
 
 export async function openAdapters(config: Config, clock: Clock, logger: Logger, hooks: TestHooks = {}, metrics: MetricsSink = noMetrics): Promise<Adapters> {
@@ -231,6 +237,8 @@ export interface App {
   readonly settlement?: SettlementRuntime;
   /** The replica's WatchLedger hub. */
   readonly watch: LedgerWatchHub;
+  /** The JetStream relay, when MINT_NATS_URL is set (it publishes only while it holds the stream's lock). */
+  readonly natsRelay: import("./workers/nats-relay.js").NatsRelay | null;
   /** Drains, stops the server and closes the adapters; true when calls in flight finished within the grace. */
   shutdown(): Promise<boolean>;
 }
@@ -324,8 +332,13 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     onError: (err, what) => logger.warn({ err: err instanceof Error ? err.message : String(err), what }, "ledger event feed failed; retrying"),
   });
   let server: RunningServer;
+  let natsRelay: RunningRelay | null = null;
   try {
     await watch.start();
+    if (config.natsUrl !== "") {
+      const { openNatsRelay } = await import("./workers/nats-relay-wiring.js");
+      natsRelay = await openNatsRelay(config, adapters.ledgerEvents, clock, logger, metrics, hooks.natsWrapTarget);
+    }
     server = await startServer({
       watch,
       ...(metrics === null ? {} : { metrics }),
@@ -343,10 +356,13 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
       probes: adapters.probes,
       // Settlement is not a probe: a chain outage never stops reads and transfers.
       ...(settlement !== null ? { settlement: settlement.reads, settlementHealth: () => settlement.runtime.status() } : {}),
+      // The JetStream relay: its own health name; NATS down never makes the service NOT_SERVING.
+      ...(natsRelay !== null ? { workerHealth: () => [{ name: NATS_RELAY_HEALTH_NAME, healthy: (natsRelay as RunningRelay).relay.status().state !== "unavailable" }] } : {}),
       closeAdapters: async () => {
         clearInterval(sweepTimer);
         watch.shutdown();
         await watch.idle();
+        await natsRelay?.close();
         await settlement?.close();
         await adapters.close();
         // Last, so the final scrape of a draining replica still answers.
@@ -355,6 +371,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     });
   } catch (err: unknown) {
     watch.shutdown();
+    await natsRelay?.close();
     await settlement?.close();
     await observed?.listener.close();
     throw err;
@@ -368,5 +385,5 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     // The estimate where counting would grow with the keys (PostgreSQL): a scrape's cost stays bounded.
     idempotencyKeys: () => (adapters.idempotency.estimatedSize?.() ?? adapters.idempotency.size()),
   });
-  return { server, core, adapters, watch, metrics, metricsAddress: observed?.listener.address ?? null, security, reload: () => security.reload(), ...(settlement !== null ? { settlement: settlement.runtime } : {}), shutdown: () => server.shutdown() };
+  return { server, core, adapters, watch, natsRelay: natsRelay?.relay ?? null, metrics, metricsAddress: observed?.listener.address ?? null, security, reload: () => security.reload(), ...(settlement !== null ? { settlement: settlement.runtime } : {}), shutdown: () => server.shutdown() };
 }

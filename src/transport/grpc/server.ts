@@ -51,6 +51,8 @@ export interface ServerOptions {
   readonly settlement?: SettlementReads;
   /** Issue 15: per chain, whether its settlement worker is healthy (its own health names; never the server's status). */
   readonly settlementHealth?: () => readonly { readonly blockchain: string; readonly healthy: boolean }[];
+  /** Other workers beside the service (the JetStream relay): each its own health name, never the server's status. */
+  readonly workerHealth?: () => readonly { readonly name: string; readonly healthy: boolean }[];
   /** How often probes run, in ms (default 2000). */
   readonly probeIntervalMs?: number;
   /** Most calls in flight at once; more are refused UNAVAILABLE (OVERLOADED). */
@@ -108,7 +110,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   const settlementHealth = opts.settlementHealth;
   const settlementNames = (settlementHealth?.() ?? []).map((s) => settlementHealthName(s.blockchain));
-  const health = new HealthService([MINT_SERVICE_NAME, ...settlementNames]);
+  const workerHealth = opts.workerHealth;
+  const workerNames = (workerHealth?.() ?? []).map((w) => w.name);
+  const sideNames = [...settlementNames, ...workerNames];
+  const health = new HealthService([MINT_SERVICE_NAME, ...sideNames]);
   server.addService(MintServiceService, { ...mintServiceHandlers(opts.core, edge, opts.settlement), watchLedger: watchLedgerHandler(opts.watch, opts.security, opts.logger) });
   health.addTo(server);
   // Reflection describes the API, not money; "authenticated" still keeps it from strangers.
@@ -143,15 +148,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const results = await Promise.all(probes.map((p) => p.healthy().catch(() => false)));
     const healthy = results.every(Boolean);
     const status = healthy ? "SERVING" : "NOT_SERVING";
-    if (settlementNames.length === 0) {
+    if (sideNames.length === 0) {
       health.setAll(status);
       return;
     }
     health.setStatus(OVERALL_SERVICE, status);
     health.setStatus(MINT_SERVICE_NAME, status);
     for (const s of settlementHealth?.() ?? []) health.setStatus(settlementHealthName(s.blockchain), s.healthy ? "SERVING" : "NOT_SERVING");
+    for (const w of workerHealth?.() ?? []) health.setStatus(w.name, w.healthy ? "SERVING" : "NOT_SERVING");
   };
-  if (probes.length > 0 || settlementNames.length > 0) {
+  if (probes.length > 0 || sideNames.length > 0) {
     await runProbes();
     probeTimer = setInterval(() => void runProbes(), opts.probeIntervalMs ?? 2000);
     probeTimer.unref();
