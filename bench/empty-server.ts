@@ -68,6 +68,7 @@ const listMintsResponse: ListMintsResponse = { mints: [], nextPageToken: "" };
 const reconcileResponse: ReconcileMintResponse = { mint: mintResponse.mint };
 
 const handlers: MintServiceServer = {
+  watchLedger: (call) => call.emit("error", { code: grpc.status.UNIMPLEMENTED, details: "not in the empty server" }),
   mintUsdc: (_call, cb) => cb(null, mintResponse),
   transfer: (_call, cb) => cb(null, transferResponse),
   getBalance: (_call, cb) => cb(null, balanceResponse),

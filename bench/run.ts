@@ -6,7 +6,7 @@
  *   npm run bench                 full run (7 pairs per comparison, ~10 min)
  *   npm run bench -- --quick      short run (3 pairs, shorter windows, ~1.5 min)
  *
- * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,metrics,hot,allowances,core,memory,pg,audit,reserve,pg-reserve,
+ * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,metrics,hot,allowances,core,memory,pg,audit,reserve,pg-reserve,watch,nats,
  * --conc 1,16,64, --tsx (run both servers with tsx instead of compiled JS),
  * --no-deadline (send no grpc-timeout), --profile (write a CPU profile of the
  * service and of the empty server per comparison to bench/profiles/).
@@ -26,6 +26,7 @@ import type { LoadResult, LoadSpec } from "./load-gen.js";
 import { BENCH_DIR, ROOT, prepareLaunch, startServer, type Launch, type ServerProcess } from "./servers.js";
 import { runPgComparison, type PgComparison } from "./pg-bench.js";
 import { runReserveComparison } from "./reserve-bench.js";
+import { runNatsRelayBench, type NatsRelayFigures } from "./nats-relay-bench.js";
 
 // ---------------------------------------------------------------- options
 
@@ -791,6 +792,15 @@ async function main(): Promise<void> {
     log("memory per entry (limiter, idempotency store)");
     memory = await memoryFigures(ctx);
   }
+  let watch: Record<string, unknown> | { error: string } | null = null;
+  if (want("watch")) {
+    log("WatchLedger: 1,000 idle watchers; one consumer at the full MintUsdc rate (bench/watch-bench.ts)");
+    try {
+      watch = (await runChild(["--import", "tsx", path.join(BENCH_DIR, "watch-bench.ts"), "1000", opts.quick ? "3" : "10", "64"], 600_000)) as Record<string, unknown>;
+    } catch (e) {
+      watch = { error: (e as Error).message };
+    }
+  }
   let pg: PgComparison | null = null;
   if (want("pg")) {
     log("PostgreSQL store: service transfers vs pgbench");
@@ -808,6 +818,19 @@ async function main(): Promise<void> {
       pgGen.close();
     }
   }
+
+  let nats: NatsRelayFigures | { error: string } | null = null;
+  if (want("nats")) {
+    log("JetStream relay: backlog published to NATS JetStream, and live lag");
+    try {
+      nats = await runNatsRelayBench({ events: opts.quick ? 50_000 : 200_000, runs: opts.quick ? 2 : 3, log });
+    } catch (e) {
+      nats = { error: (e as Error).message };
+      failures.push(`nats: ${(e as Error).message}`);
+      log(`  FAILED: ${(e as Error).message}`);
+    }
+  }
+  const natsOk = nats !== null && !("error" in nats) ? nats : null;
 
   // ----- headline keys
   const find = (name: string): Comparison | undefined => comparisons.find((c) => c.name === name);
@@ -850,6 +873,9 @@ async function main(): Promise<void> {
     mint_cpu_cost_metrics_on_vs_off: cost(metricsCost),
     mint_allowances_on_vs_off: ratio(find("mint_allowances_on_vs_off_c64")),
     mint_allowances_cpu_cost_on_vs_off: cost(find("mint_allowances_on_vs_off_c64")),
+    nats_relay_events_per_s: natsOk?.eventsPerSecond ?? null,
+    nats_relay_cpu_us_per_event: natsOk?.cpuUsPerEvent ?? null,
+    nats_relay: nats,
     notes: {
       headline:
         "*_vs_empty: median over pairs of service req/s ÷ empty-server req/s at concurrency 64 (the target's point); *_p99_vs_empty: median of per-pair p99 ratios at c=64; " +
@@ -874,6 +900,7 @@ async function main(): Promise<void> {
       limiter_bytes_per_account: "<= 300",
       idempotency_bytes_per_key: "<= 1024",
       heap_after_ttl: "within 10% of baseline",
+      nats_relay_events_per_s: ">= 20000 (backlog, pipelined windows)",
     },
     run: {
       mode: opts.quick ? "quick" : "full",
@@ -908,6 +935,7 @@ async function main(): Promise<void> {
     })),
     core,
     memory,
+    watch,
     pg,
   };
   report.run.seconds = round((performance.now() - t0) / 1000, 1);
@@ -977,6 +1005,7 @@ async function main(): Promise<void> {
     targetLine("audit journal: PG transfers on/off", t.audit_pg_transfer_on_vs_off, ">= 0.85", t.audit_pg_transfer_on_vs_off === null ? null : t.audit_pg_transfer_on_vs_off >= 0.85),
   );
   out.push(`  audit journal: MintUsdc CPU-cost ratio in memory, on/off: ${t.audit_mint_memory_cpu_cost_on_vs_off ?? "n/a"}`);
+  out.push(targetLine("JetStream relay events/s", t.nats_relay_events_per_s, ">= 20000", t.nats_relay_events_per_s === null ? null : t.nats_relay_events_per_s >= 20_000));
   out.push(`  heap back after window/TTL: limiter ${t.limiter_heap_returns ?? "n/a"}, idempotency ${t.idempotency_heap_returns ?? "n/a"}`);
   if (failures.length > 0) out.push("", "FAILED PARTS:", ...failures.map((f) => "  " + f.split("\n")[0]));
   out.push("", `report: ${path.relative(ROOT, path.join(BENCH_DIR, "report.json"))}`);

@@ -11,6 +11,8 @@
 #   opensc                  pkcs11-tool, to inspect a token by hand
 #   prometheus              a real Prometheus server and promtool (2.42), for the
 #                           metrics test and `promtool check rules` on ops/alerts.yml
+#   nats-server             NATS with JetStream (`nats-server -js`), for the
+#                           JetStream relay's tests
 #   postgresql-client       psql, which the audit journal's tamper tests use as
 #                           an attacker would (counted present when any
 #                           version's psql is installed)
@@ -19,7 +21,7 @@
 # needed. Needs root (or sudo) when something is missing.
 set -euo pipefail
 
-PACKAGES=(protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf softhsm2 opensc prometheus postgresql-client)
+PACKAGES=(protobuf-compiler libprotobuf-dev protobuf-compiler-grpc python3-grpcio python3-protobuf softhsm2 opensc prometheus nats-server postgresql-client)
 
 installed() {
   if [ "$1" = postgresql-client ] && command -v psql >/dev/null 2>&1; then return 0; fi

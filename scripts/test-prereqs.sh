@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the tests need besides node_modules: PostgreSQL and Redis on 127.0.0.1
+# What the tests need besides node_modules: PostgreSQL, Redis and NATS (JetStream) on 127.0.0.1
 # (started if down) and the Debian packages of the cross-language test
 # (installed if missing). Idempotent; quiet when everything is there.
 set -euo pipefail
@@ -19,3 +19,11 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
 fi
 bash scripts/install-system-deps.sh
+if ! (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; then
+  # The JetStream relay's tests: Debian's nats-server with JetStream.
+  echo "test-prereqs: starting nats-server -js"
+  mkdir -p /var/lib/nats /var/log/nats
+  nohup nats-server -js -a 127.0.0.1 -p 4222 -sd /var/lib/nats >/var/log/nats/ci.log 2>&1 &
+  for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null && break; sleep 1; done
+  (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null
+fi

@@ -3,6 +3,7 @@
  * here; nothing below this file knows which ones run.
  */
 import { MemoryExactlyOnceStore } from "./adapters/memory/memory-exactly-once-store.js";
+import type { RunningRelay } from "./workers/nats-relay-wiring.js";
 import { MemoryIdempotencyStore } from "./adapters/memory/memory-idempotency-store.js";
 import { MemoryLedgerStore } from "./adapters/memory/memory-ledger-store.js";
 import { MemoryRateLimiter } from "./adapters/memory/memory-rate-limiter.js";
@@ -19,6 +20,8 @@ import { startServer, type RunningServer } from "./transport/grpc/server.js";
 import { Security, type ReloadReport } from "./auth/security.js";
 import type { SettlementReads, SettlementRuntime } from "./settlement-runtime.js";
 import { startSweeper, SWEEP_INTERVAL_MS } from "./workers/sweeper.js";
+import type { LedgerEventFeed } from "./domain/ledger-events.js";
+import { LedgerWatchHub } from "./domain/ledger-watch-hub.js";
 
 
 export interface Adapters {
@@ -32,15 +35,22 @@ export interface Adapters {
   readonly description: Record<string, string>;
   /** Gauges of adapter state that metrics read at scrape time (pool, limiter). */
   readonly metricsSources: Pick<MetricsSources, "pgPool" | "limiterAccounts">;
+  /** The ledger's event feed (WatchLedger). */
+  readonly ledgerEvents: LedgerEventFeed;
   /** PostgreSQL only: the settlement outbox on the store's database. */
   readonly settlementOutbox?: () => import("./adapters/postgres/settlement-outbox.js").PostgresSettlementOutbox;
   close(): Promise<void>;
 }
 
+/** The health name of the JetStream relay: NOT_SERVING while it cannot reach JetStream (a standby is SERVING). */
+export const NATS_RELAY_HEALTH_NAME = "usdc.mint.v1.NatsRelay";
+
 /** Test-only knobs; production passes none. */
 export interface TestHooks {
   /** Stands in for PostgreSQL's now() where key expiry is judged, so a fake clock is the store's clock too. */
   readonly pgNowWallMs?: () => number;
+  /** Wraps the JetStream relay's target (to lose publishes on purpose). */
+  readonly natsWrapTarget?: import("./workers/nats-relay-wiring.js").TargetWrapper;
 }
 
 export async function openAdapters(config: Config, clock: Clock, logger: Logger, hooks: TestHooks = {}, metrics: MetricsSink = noMetrics): Promise<Adapters> {
@@ -53,12 +63,15 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
   const description: Record<string, string> = {};
   const metricsSources: { -readonly [K in keyof Adapters["metricsSources"]]: Adapters["metricsSources"][K] } = {};
   let settlementOutbox: Adapters["settlementOutbox"];
+  let ledgerEvents: LedgerEventFeed;
 
   if (config.store === "memory") {
     const memoryLedger = new MemoryLedgerStore({ clock });
     ledger = memoryLedger;
     idempotency = new MemoryIdempotencyStore({ ttlMs: config.idempotencyTtlMs, maxKeys: config.idempotencyMaxKeys, clock });
-    store = new MemoryExactlyOnceStore(memoryLedger, idempotency, clock, config.auditJournal ? {} : { journal: null });
+    const memoryStore = new MemoryExactlyOnceStore(memoryLedger, idempotency, clock, config.auditJournal ? {} : { journal: null });
+    store = memoryStore;
+    ledgerEvents = memoryStore.events;
     description.ledger = "memory";
     description.idempotency = "memory";
     description.auditJournal = config.auditJournal ? "memory" : "off";
@@ -83,6 +96,10 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
     probes.push(pg.probe);
     settlementOutbox = () => pg.settlementOutbox();
     closers.push(() => pg.close());
+    const { PostgresLedgerEventFeed } = await import("./adapters/postgres/ledger-events.js");
+    const feed = await PostgresLedgerEventFeed.connect({ url: config.store, statementTimeoutMs: config.pgStatementTimeoutMs, connectTimeoutMs: config.pgConnectTimeoutMs });
+    ledgerEvents = feed;
+    closers.push(() => feed.close());
     description.ledger = "postgres";
     description.idempotency = "postgres";
     description.auditJournal = config.auditJournal ? "postgres (sealed by one replica at a time)" : "off";
@@ -119,6 +136,7 @@ export async function openAdapters(config: Config, clock: Clock, logger: Logger,
     probes,
     description,
     metricsSources,
+    ledgerEvents,
     ...(settlementOutbox !== undefined ? { settlementOutbox } : {}),
     async close() {
       for (const c of closers.reverse()) await c();
@@ -146,7 +164,7 @@ async function openSettlement(
   let closeLock = async (): Promise<void> => undefined;
   if (adapters.store instanceof MemoryExactlyOnceStore) {
     const { MemorySettlementOutbox, InProcessSenderLock } = await import("./adapters/memory/settlement-outbox.js");
-    outbox = new MemorySettlementOutbox(adapters.store.settlementEffects());
+    outbox = new MemorySettlementOutbox(adapters.store.settlementEffects(), adapters.store.settlementObserver());
     adapters.store.attachOutbox(outbox);
     lock = new InProcessSenderLock(new Map());
   } else {
@@ -213,6 +231,10 @@ export interface App {
   readonly metricsAddress: string | null;
   /** The settlement workers, when MINT_SETTLEMENT_FILE is set. */
   readonly settlement?: SettlementRuntime;
+  /** The replica's WatchLedger hub. */
+  readonly watch: LedgerWatchHub;
+  /** The JetStream relay, when MINT_NATS_URL is set (it publishes only while it holds the stream's lock). */
+  readonly natsRelay: import("./workers/nats-relay.js").NatsRelay | null;
   /** Drains, stops the server and closes the adapters; true when calls in flight finished within the grace. */
   shutdown(): Promise<boolean>;
 }
@@ -278,9 +300,26 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     intervalMs: Math.min(SWEEP_INTERVAL_MS, config.idempotencyTtlMs, config.rateWindowMs),
   });
 
+  // One hub per replica feeds every WatchLedger stream of this replica.
+  const watch = new LedgerWatchHub({
+    feed: adapters.ledgerEvents,
+    clock,
+    pollIntervalMs: config.watchPollIntervalMs,
+    bufferEvents: config.watchBufferEvents,
+    maxWatchers: config.watchMaxWatchers,
+    retentionMs: config.watchRetentionMs,
+    onError: (err, what) => logger.warn({ err: err instanceof Error ? err.message : String(err), what }, "ledger event feed failed; retrying"),
+  });
   let server: RunningServer;
+  let natsRelay: RunningRelay | null = null;
   try {
+    await watch.start();
+    if (config.natsUrl !== "") {
+      const { openNatsRelay } = await import("./workers/nats-relay-wiring.js");
+      natsRelay = await openNatsRelay(config, adapters.ledgerEvents, clock, logger, metrics, hooks.natsWrapTarget);
+    }
     server = await startServer({
+      watch,
       ...(metrics === null ? {} : { metrics }),
       core,
       clock,
@@ -296,8 +335,13 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
       probes: adapters.probes,
       // Settlement is not a probe: a chain outage never stops reads and transfers.
       ...(settlement !== null ? { settlement: settlement.reads, settlementHealth: () => settlement.runtime.status() } : {}),
+      // The JetStream relay: its own health name; NATS down never makes the service NOT_SERVING.
+      ...(natsRelay !== null ? { workerHealth: () => [{ name: NATS_RELAY_HEALTH_NAME, healthy: (natsRelay as RunningRelay).relay.status().state !== "unavailable" }] } : {}),
       closeAdapters: async () => {
         stopSweeper();
+        watch.shutdown();
+        await watch.idle();
+        await natsRelay?.close();
         await settlement?.close();
         await adapters.close();
         // Last, so the final scrape of a draining replica still answers.
@@ -305,6 +349,8 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
       },
     });
   } catch (err: unknown) {
+    watch.shutdown();
+    await natsRelay?.close();
     await settlement?.close();
     await observed?.listener.close();
     throw err;
@@ -318,5 +364,5 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
     // The estimate where counting would grow with the keys (PostgreSQL): a scrape's cost stays bounded.
     idempotencyKeys: () => (adapters.idempotency.estimatedSize?.() ?? adapters.idempotency.size()),
   });
-  return { server, core, adapters, metrics, metricsAddress: observed?.listener.address ?? null, security, reload: () => security.reload(), ...(settlement !== null ? { settlement: settlement.runtime } : {}), shutdown: () => server.shutdown() };
+  return { server, core, adapters, watch, natsRelay: natsRelay?.relay ?? null, metrics, metricsAddress: observed?.listener.address ?? null, security, reload: () => security.reload(), ...(settlement !== null ? { settlement: settlement.runtime } : {}), shutdown: () => server.shutdown() };
 }

@@ -79,6 +79,36 @@ export interface Config extends SettlementVariables {
   readonly mintAllowances: boolean;
   /** Take the caller's principal from the x-mint-dev-principal header (until auth; loopback listener only). */
   readonly devPrincipalHeader: boolean;
+  /** WatchLedger: events are kept this long; an older cursor is FAILED_PRECONDITION CURSOR_EXPIRED. */
+  readonly watchRetentionMs: number;
+  /** WatchLedger: most events waiting for one consumer; past it the stream ends CONSUMER_TOO_SLOW. */
+  readonly watchBufferEvents: number;
+  /** WatchLedger: most streams open at once on this replica (apart from MINT_MAX_CALLS_IN_FLIGHT). */
+  readonly watchMaxWatchers: number;
+  /** WatchLedger on PostgreSQL: how often the replica's one poller reads the feed. */
+  readonly watchPollIntervalMs: number;
+  /** The JetStream relay (src/workers/nats-relay.ts): NATS server URL(s); empty (the default) = no relay. */
+  readonly natsUrl: string;
+  /** NATS credentials file (JWT and nkey seed); empty for none. */
+  readonly natsCredsFile: string;
+  /** NATS user (with natsPasswordFile); empty for none. */
+  readonly natsUser: string;
+  /** File holding the NATS user's password (read at connect, never logged). */
+  readonly natsPasswordFile: string;
+  /** The JetStream stream the relay publishes to (created when missing). */
+  readonly natsStream: string;
+  /** Subjects are `<prefix>.<event kind in lower case>`; the stream holds `<prefix>.>`. */
+  readonly natsSubjectPrefix: string;
+  /** The stream's max age when the relay creates it (0 = no age limit). */
+  readonly natsMaxAgeMs: number;
+  /** The stream's duplicate window (Nats-Msg-Id) when the relay creates it. */
+  readonly natsDuplicateWindowMs: number;
+  /** The stream's replicas when the relay creates it (clustered JetStream). */
+  readonly natsReplicas: number;
+  /** Publishes in flight at once (one window, acknowledgements awaited together). */
+  readonly natsPublishWindow: number;
+  /** How long one publish waits for its acknowledgement. */
+  readonly natsPublishTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -197,6 +227,26 @@ const pathParser: Parser<string> = (raw) => (raw === "" || (raw.trim() === raw &
 const absolutePathParser: Parser<string> = (raw) => (raw === "" || (raw.startsWith("/") && !/[\0\r\n]/.test(raw)) ? raw : undefined);
 const labelParser = (allowEmpty: boolean): Parser<string> => (raw) => ((allowEmpty && raw === "") || LABEL_PATTERN.test(raw) ? raw : undefined);
 
+const natsUrlParser: Parser<string> = (raw) => {
+  const v = raw.trim();
+  if (v === "") return v;
+  for (const part of v.split(",")) {
+    const u = part.trim();
+    if (!/^nats:\/\/[^\s/]+(:[0-9]{1,5})?\/?$/.test(u)) return undefined;
+    try {
+      new URL(u);
+    } catch {
+      return undefined;
+    }
+  }
+  return v;
+};
+
+/** A JetStream stream name: no whitespace, `.`, `*`, `>`, path separators. */
+const natsStreamParser: Parser<string> = (raw) => (/^[A-Za-z0-9_-]{1,64}$/.test(raw.trim()) ? raw.trim() : undefined);
+/** Literal subject tokens (no wildcards), dot-separated. */
+const natsSubjectPrefixParser: Parser<string> = (raw) => (/^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,15}$/.test(raw.trim()) ? raw.trim() : undefined);
+
 const SETTINGS = [
   { key: "listen", env: "MINT_LISTEN", def: "127.0.0.1:50051", doc: "host:port to serve gRPC on (port 0 = any free port, printed at start)", parse: listenParser, expect: "host:port" },
   { key: "rateLimit", env: "MINT_RATE_LIMIT", def: "10", doc: "mints per account per window", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
@@ -240,6 +290,21 @@ const SETTINGS = [
   { key: "mintApprovalsRequired", env: "MINT_APPROVALS_REQUIRED", def: "2", doc: "distinct approvers (not the requester) a pending mint needs", parse: intIn(1, 100), expect: "an integer from 1 to 100" },
   { key: "mintApprovalTtlMs", env: "MINT_APPROVAL_TTL", def: "24h", doc: "a pending mint older than this is rejected as expired", parse: durationIn(1_000, 30 * 86_400_000), expect: "a duration such as 1h, 24h (1s to 720h)" },
   { key: "mintAllowances", env: "MINT_ALLOWANCES", def: "false", doc: "cap each minter by its allowance (SetMinterAllowance); false = no cap", parse: boolParser, expect: "true or false" },
+  { key: "watchRetentionMs", env: "MINT_WATCH_RETENTION", def: "168h", doc: "WatchLedger keeps events this long; a cursor older than that is FAILED_PRECONDITION (CURSOR_EXPIRED) with the oldest cursor", parse: durationIn(1_000, 8_760 * 3_600_000), expect: "a duration such as 24h, 168h (1s to 8760h)" },
+  { key: "watchBufferEvents", env: "MINT_WATCH_BUFFER", def: "1000", doc: "WatchLedger: most events waiting for one consumer; past it the stream ends RESOURCE_EXHAUSTED (CONSUMER_TOO_SLOW) with its resume cursor", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
+  { key: "watchMaxWatchers", env: "MINT_WATCH_MAX_WATCHERS", def: "10000", doc: "WatchLedger: most streams open at once on this replica (they do not count against MINT_MAX_CALLS_IN_FLIGHT); more are RESOURCE_EXHAUSTED (WATCHERS_LIMIT)", parse: intIn(1, 1_000_000), expect: "an integer from 1 to 1000000" },
+  { key: "watchPollIntervalMs", env: "MINT_WATCH_POLL_INTERVAL", def: "100ms", doc: "WatchLedger on PostgreSQL: how often this replica's one poller reads the event feed (memory: at once)", parse: durationIn(5, 60_000), expect: "a duration from 5ms to 60s" },
+  { key: "natsUrl", env: "MINT_NATS_URL", def: "", doc: "publish every ledger event to NATS JetStream: nats://host:port (comma-separated for a cluster; empty = no relay)", parse: natsUrlParser, expect: "empty or nats://host:port[,nats://host:port...]" },
+  { key: "natsCredsFile", env: "MINT_NATS_CREDS_FILE", def: "", doc: "NATS credentials file (user JWT and nkey seed) for the relay", parse: fileParser, expect: "the path of a readable file" },
+  { key: "natsUser", env: "MINT_NATS_USER", def: "", doc: "NATS user for the relay (with MINT_NATS_PASSWORD_FILE)", parse: (raw: string) => (/^[A-Za-z0-9._@:+-]{0,128}$/.test(raw) ? raw : undefined), expect: "up to 128 of A-Z a-z 0-9 . _ @ : + -" },
+  { key: "natsPasswordFile", env: "MINT_NATS_PASSWORD_FILE", def: "", doc: "file holding MINT_NATS_USER's password (read at connect, never logged)", parse: fileParser, expect: "the path of a readable file" },
+  { key: "natsStream", env: "MINT_NATS_STREAM", def: "USDC_MINT_EVENTS", doc: "JetStream stream the relay publishes to, created when missing (one relay per stream across replicas)", parse: natsStreamParser, expect: "1 to 64 of A-Z a-z 0-9 _ -" },
+  { key: "natsSubjectPrefix", env: "MINT_NATS_SUBJECT_PREFIX", def: "usdc.mint.v1.events", doc: "subjects are <prefix>.<event kind in lower case>; the stream holds <prefix>.>", parse: natsSubjectPrefixParser, expect: "dot-separated tokens of A-Z a-z 0-9 _ - (no wildcards)" },
+  { key: "natsMaxAgeMs", env: "MINT_NATS_MAX_AGE", def: "168h", doc: "JetStream deletes messages older than this (set when the relay creates the stream; 0s = no age limit)", parse: durationIn(0, 87_600 * 3_600_000), expect: "a duration such as 24h, 168h (0s = no limit)" },
+  { key: "natsDuplicateWindowMs", env: "MINT_NATS_DUPLICATE_WINDOW", def: "2m", doc: "JetStream drops a second message with the same Nats-Msg-Id (the event id) within this window (set when the relay creates the stream)", parse: durationIn(100, 86_400_000), expect: "a duration from 100ms to 24h" },
+  { key: "natsReplicas", env: "MINT_NATS_REPLICAS", def: "1", doc: "replicas of the stream when the relay creates it (clustered JetStream)", parse: intIn(1, 5), expect: "an integer from 1 to 5" },
+  { key: "natsPublishWindow", env: "MINT_NATS_PUBLISH_WINDOW", def: "1000", doc: "the relay's publishes in flight at once; their acknowledgements are awaited together", parse: intIn(1, 100_000), expect: "an integer from 1 to 100000" },
+  { key: "natsPublishTimeoutMs", env: "MINT_NATS_PUBLISH_TIMEOUT", def: "5s", doc: "how long one publish waits for JetStream's acknowledgement before the relay retries", parse: durationIn(100, 60_000), expect: "a duration from 100ms to 60s" },
   { key: "devPrincipalHeader", env: "MINT_DEV_PRINCIPAL_HEADER", def: "false", doc: "tests and demos without an auth file: the x-mint-dev-principal header renames the local caller (loopback only, refused beside MINT_AUTH_FILE)", parse: boolParser, expect: "true or false" },
 ] as const satisfies readonly Setting<keyof Config>[];
 
@@ -313,6 +378,10 @@ export function loadConfig(argv: readonly string[], env: Readonly<Record<string,
   } catch (err) {
     if (err instanceof SettlementConfigError) throw new ConfigError(err.message);
     throw err;
+  }
+  if ((raw.natsUser === "") !== (raw.natsPasswordFile === "")) throw new ConfigError("MINT_NATS_USER and MINT_NATS_PASSWORD_FILE must be set together");
+  if (raw.natsMaxAgeMs > 0 && raw.natsDuplicateWindowMs > raw.natsMaxAgeMs) {
+    throw new ConfigError(`invalid MINT_NATS_DUPLICATE_WINDOW=${raw.natsDuplicateWindowMs}ms: longer than MINT_NATS_MAX_AGE (JetStream refuses such a stream)`);
   }
   // "auto" resolves here, so everything downstream sees the decision.
   if ((out.reflection as string) === "auto") out.reflection = out.authFile === "" ? "public" : "authenticated";
@@ -432,5 +501,18 @@ export function describeConfig(config: Config): Record<string, string | number |
     // Said plainly in the start line: without allowances no minter is capped.
     mintAllowances: config.mintAllowances ? "on" : "off (no minter allowance cap)",
     devPrincipalHeader: config.devPrincipalHeader,
+    watchRetentionMs: config.watchRetentionMs,
+    watchBufferEvents: config.watchBufferEvents,
+    watchMaxWatchers: config.watchMaxWatchers,
+    watchPollIntervalMs: config.watchPollIntervalMs,
+    nats: config.natsUrl === "" ? "off" : mask(config.natsUrl),
+    natsAuth: config.natsCredsFile !== "" ? `creds:${config.natsCredsFile}` : config.natsUser !== "" ? `user:${config.natsUser}` : "none",
+    natsStream: config.natsStream,
+    natsSubjectPrefix: config.natsSubjectPrefix,
+    natsMaxAgeMs: config.natsMaxAgeMs,
+    natsDuplicateWindowMs: config.natsDuplicateWindowMs,
+    natsReplicas: config.natsReplicas,
+    natsPublishWindow: config.natsPublishWindow,
+    natsPublishTimeoutMs: config.natsPublishTimeoutMs,
   };
 }

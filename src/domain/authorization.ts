@@ -31,6 +31,7 @@ export const RPCS = [
   "ListRedemptions",
   "FreezeAccount",
   "UnfreezeAccount",
+  "WatchLedger",
 ] as const;
 export type Rpc = (typeof RPCS)[number];
 
@@ -46,7 +47,7 @@ export const ROLE_TABLE = {
   minter: ["MintUsdc"],
   transferer: ["Transfer"],
   // GetMinterAllowance: each RPC has one role, so reserve-managers that read allowances also hold `reader`.
-  reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions"],
+  reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions", "WatchLedger"],
   reconciler: ["ReconcileMint"],
   auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
   approver: ["ApproveMint", "RejectMint"], // scope: the mint's account
@@ -83,6 +84,7 @@ export const SCOPE_TARGET: Readonly<Record<Rpc, string>> = {
   ListRedemptions: "account_id; all accounts (empty account_id) needs scope *",
   FreezeAccount: "the account (account_id)",
   UnfreezeAccount: "the account (account_id)",
+  WatchLedger: "each account of account_ids; the stream carries only events of accounts the scopes cover, and events of no account (reserve, allowance) only with scope *",
 };
 
 /**

@@ -28,6 +28,7 @@ import {
   ListRedemptionsRequest,
   FreezeAccountRequest,
   UnfreezeAccountRequest,
+  WatchLedgerRequest,
   TransferRequest,
   ListAuditEventsRequest,
   VerifyAuditChainRequest,
@@ -65,6 +66,17 @@ type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err:
 
 function call<Res = unknown>(c: MintServiceClient, rpc: Rpc, req: unknown, md = new grpc.Metadata()): Promise<Res> {
   const method = (rpc[0]!.toLowerCase() + rpc.slice(1)) as keyof MintServiceClient;
+  if (rpc === "WatchLedger") {
+    // A stream: allowed once the server sends its headers (the start cursor), refused by its status.
+    return new Promise((resolve, reject) => {
+      const s = c.watchLedger(req as WatchLedgerRequest, md, { deadline: Date.now() + 10_000 });
+      s.on("metadata", (headers: grpc.Metadata) => {
+        resolve(headers.get("x-mint-watch-cursor")[0] as Res);
+        s.cancel();
+      });
+      s.on("error", reject);
+    });
+  }
   return new Promise((resolve, reject) => {
     (c[method] as unknown as Unary).call(c, req, md, { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(err) : resolve(res as Res)));
   });
@@ -101,6 +113,7 @@ const EMPTY: Record<Rpc, unknown> = {
   ListRedemptions: ListRedemptionsRequest.fromPartial({}),
   FreezeAccount: FreezeAccountRequest.fromPartial({}),
   UnfreezeAccount: UnfreezeAccountRequest.fromPartial({}),
+  WatchLedger: WatchLedgerRequest.fromPartial({}),
 };
 
 let seq = 0;
@@ -179,13 +192,15 @@ describe("every role × RPC cell", () => {
       case "FreezeAccount":
       case "UnfreezeAccount":
         return { accountId: `matrix-frozen-${i}`, reason: "matrix" };
+      case "WatchLedger":
+        return WatchLedgerRequest.fromPartial({ accountIds: [funded] });
     }
   }
 
   const GRANTS: Record<Role, readonly Rpc[]> = {
     minter: ["MintUsdc"],
     transferer: ["Transfer"],
-    reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions"],
+    reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions", "WatchLedger"],
     reconciler: ["ReconcileMint"],
     auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
     approver: ["ApproveMint", "RejectMint"],

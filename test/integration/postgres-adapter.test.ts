@@ -146,6 +146,8 @@ describe("migrations", () => {
           "audit_journal",
           "idempotency_keys",
           "ledger_entries",
+          "ledger_event_feed",
+          "ledger_events",
           "mint_seq_base",
           "minter_allowances",
           "mints",

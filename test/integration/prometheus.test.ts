@@ -15,6 +15,7 @@ import { Blockchain, SettlementState } from "../../gen/usdc/mint/v1/mint.js";
 import { freePort } from "../support/evm/evm-node.js";
 import { ServiceMetrics } from "../../src/observability/metrics.js";
 import { SettlementMetrics } from "../../src/observability/settlement-metrics.js";
+import { registerNatsRelayMetrics } from "../../src/observability/nats-relay-metrics.js";
 import { ALERT_RULES_FILE, startPrometheus, type RunningPrometheus } from "../support/prometheus.js";
 import { expectError, startTestServer, type TestServer } from "../support/test-server.js";
 import { rpc } from "./helpers.js";
@@ -38,6 +39,8 @@ describe("alert rules", () => {
     metrics.watch({ lockWaiters: () => 0 });
     // Issue 16: the settlement series, on the same registry as in the service.
     new SettlementMetrics(metrics.registry, { chains: ["ETHEREUM"], signer: "pkcs11" }).watch({ backlog: async () => new Map(), wallMs: () => 0, senders: () => [] });
+    // The JetStream relay's series, on the same registry as in the service.
+    registerNatsRelayMetrics(metrics.registry, () => ({ state: "caught_up", active: true, published: 0, failed: 0, duplicates: 0, missed: 0, lagEvents: 0, lagSeconds: 0, lastError: null }));
     const exported = new Set((await metrics.text()).split("\n").flatMap((l) => (l.startsWith("# TYPE ") ? [l.split(" ")[2] as string] : [])));
     const rules = readFileSync(ALERT_RULES_FILE, "utf8")
       .split("\n")
@@ -46,6 +49,7 @@ describe("alert rules", () => {
     const named = new Set([...rules.matchAll(/\b((?:grpc_server|usdc_mint)_[a-z_]+?)(?:_bucket|_sum|_count)?\b(?=[{[ )])/g)].map((m) => m[1] as string));
     expect(named.size).toBeGreaterThanOrEqual(7);
     expect(named).toContain("usdc_mint_settlement_oldest_unsettled_age_seconds");
+    expect(named).toContain("usdc_mint_nats_relay_lag_seconds");
     for (const name of named) expect(exported, name).toContain(name);
   });
 });

@@ -26,7 +26,7 @@ import type { Failure } from "../../src/domain/errors.js";
 const GRANTS: Record<Role, readonly Rpc[]> = {
   minter: ["MintUsdc"],
   transferer: ["Transfer"],
-  reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions"],
+  reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions", "WatchLedger"],
   reconciler: ["ReconcileMint"],
   auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],
   approver: ["ApproveMint", "RejectMint"],

@@ -187,6 +187,26 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_APPROVAL_TTL", "10ms"],
     ["MINT_ALLOWANCES", "maybe"],
     ["MINT_DEV_PRINCIPAL_HEADER", "sure"],
+    ["MINT_WATCH_RETENTION", "forever"],
+    ["MINT_WATCH_BUFFER", "0"],
+    ["MINT_WATCH_MAX_WATCHERS", "-5"],
+    ["MINT_WATCH_POLL_INTERVAL", "1ms"],
+    ["MINT_NATS_URL", "http://127.0.0.1:4222"],
+    ["MINT_NATS_URL", "tls://127.0.0.1:4222"],
+    ["MINT_NATS_URL", "nats://127.0.0.1:4222,redis://x:1"],
+    ["MINT_NATS_STREAM", "EVENTS.ALL"],
+    ["MINT_NATS_STREAM", "a b"],
+    ["MINT_NATS_SUBJECT_PREFIX", "usdc.mint.*"],
+    ["MINT_NATS_SUBJECT_PREFIX", "usdc..mint"],
+    ["MINT_NATS_SUBJECT_PREFIX", "usdc.mint.>"],
+    ["MINT_NATS_MAX_AGE", "forever"],
+    ["MINT_NATS_DUPLICATE_WINDOW", "10ms"],
+    ["MINT_NATS_REPLICAS", "0"],
+    ["MINT_NATS_PUBLISH_WINDOW", "0"],
+    ["MINT_NATS_PUBLISH_TIMEOUT", "2m"],
+    ["MINT_NATS_CREDS_FILE", "/nonexistent/nats.creds"],
+    ["MINT_NATS_PASSWORD_FILE", "/nonexistent/nats.pass"],
+    ["MINT_NATS_USER", "has space"],
   ];
 
   it.each(bad)("%s=%j", (name, value) => {
@@ -298,6 +318,30 @@ describe("--help", () => {
   });
 });
 
+describe("the JetStream relay's settings", () => {
+  const FILE = new URL("../../package.json", import.meta.url).pathname;
+
+  it("are off by default, with the documented stream, subjects and windows", () => {
+    const c = loadConfig([], {});
+    expect(c).toMatchObject({ natsUrl: "", natsStream: "USDC_MINT_EVENTS", natsSubjectPrefix: "usdc.mint.v1.events", natsMaxAgeMs: 168 * 3_600_000, natsDuplicateWindowMs: 120_000, natsPublishWindow: 1_000 });
+  });
+
+  it("take a cluster's URLs", () => {
+    expect(loadConfig([], { MINT_NATS_URL: "nats://a:4222,nats://b:4222" }).natsUrl).toBe("nats://a:4222,nats://b:4222");
+  });
+
+  it("refuse a user without a password file and the reverse", () => {
+    expect(configError(() => loadConfig([], { MINT_NATS_USER: "relay" })).message).toContain("MINT_NATS_PASSWORD_FILE");
+    expect(configError(() => loadConfig([], { MINT_NATS_PASSWORD_FILE: FILE })).message).toContain("MINT_NATS_USER");
+    expect(loadConfig([], { MINT_NATS_USER: "relay", MINT_NATS_PASSWORD_FILE: FILE }).natsUser).toBe("relay");
+  });
+
+  it("refuse a duplicate window longer than the stream's max age", () => {
+    expect(configError(() => loadConfig([], { MINT_NATS_MAX_AGE: "1m", MINT_NATS_DUPLICATE_WINDOW: "2m" })).message).toContain("MINT_NATS_DUPLICATE_WINDOW");
+    expect(loadConfig([], { MINT_NATS_MAX_AGE: "0s", MINT_NATS_DUPLICATE_WINDOW: "2m" }).natsMaxAgeMs).toBe(0);
+  });
+});
+
 describe("describeConfig", () => {
   it("masks passwords in URLs", () => {
     const c = loadConfig([], { MINT_STORE: "postgres://u:hunter2@db:5432/mint", MINT_REDIS_URL: "redis://:s3cret@cache:6379/0" });
@@ -305,6 +349,14 @@ describe("describeConfig", () => {
     expect(logged).not.toContain("hunter2");
     expect(logged).not.toContain("s3cret");
     expect(logged).toContain("db:5432");
+  });
+
+  it("masks the NATS URL's password and names no password file contents", () => {
+    const c = loadConfig([], { MINT_NATS_URL: "nats://relay:n4tsPass@nats.internal:4222" });
+    const logged = JSON.stringify(describeConfig(c));
+    expect(logged).not.toContain("n4tsPass");
+    expect(logged).toContain("nats.internal:4222");
+    expect(describeConfig(loadConfig([], {})).nats).toBe("off");
   });
 
   it("formats the maximum amount as USDC", () => {

@@ -25,6 +25,7 @@ import { Blockchain as WireBlockchain, SettlementState, type ReconcileChainReque
 import { blockchainToWire, mintFromWire, mintStatusToWire, type MinterAllowance, transferFromWire, type Balance, type BlockchainName, type ChainReconciliation, type Mint, type MintPage, type MintResult, type TransferResult } from "./types.js";
 import { redemptionFromWire, supplyFromWire, type FreezeResult, type RedeemResult, type Redemption, type RedemptionPage, type SupplyInfo } from "./types.js";
 import { uuidv7 } from "./uuidv7.js";
+import { watchLedger, type LedgerEvent, type WatchLedgerInput } from "./watch.js";
 
 /** What `onRetry` is told before each retry. */
 export interface RetryEvent {
@@ -242,6 +243,12 @@ export interface MintClient {
   freezeAccount(input: { accountId: string; reason?: string }, options?: CallOptions): Promise<FreezeResult>;
   /** Lifts a freeze. */
   unfreezeAccount(input: { accountId: string; reason?: string }, options?: CallOptions): Promise<FreezeResult>;
+  /**
+   * The ledger's events from `from` (a cursor; "oldest"; absent: from now),
+   * as an async iterator that resumes from its last cursor by itself after a
+   * disconnect, a replica's shutdown or the server's slow-consumer bound.
+   */
+  watchLedger(input?: WatchLedgerInput): AsyncGenerator<LedgerEvent, void, undefined>;
   /** What the client knows of each replica's health (from its Watch streams). */
   endpoints(): EndpointState[];
   /** Resolves once every replica has reported its health (or after `timeoutMs`). */
@@ -279,6 +286,8 @@ const SAFETY: Record<Rpc, CallSafety> = {
   listRedemptions: "read",
   freezeAccount: "unkeyed",
   unfreezeAccount: "unkeyed",
+  // A stream: watchLedger resumes from its cursor instead of resending.
+  watchLedger: "read",
 };
 
 export const DEFAULT_DEADLINE_MS = 5_000;
@@ -525,6 +534,7 @@ export function createMintClient(options: MintClientOptions): MintClient {
     async unfreezeAccount(input, call) {
       return invoke<{ accountId: string; reason: string }, FreezeResult>("unfreezeAccount", { accountId: input.accountId, reason: input.reason ?? "" }, call);
     },
+    watchLedger: (input) => watchLedger(pool, metadata, input),
     endpoints: () => pool.states(),
     async waitForHealth(timeoutMs = 5_000) {
       await pool.settled(timeoutMs);

@@ -35,3 +35,5 @@ export type {
   TransferResult,
 } from "./types.js";
 export { uuidv7 } from "./uuidv7.js";
+export { LEDGER_EVENT_KINDS } from "./watch.js";
+export type { LedgerEvent, LedgerEventKindName, WatchLedgerInput } from "./watch.js";

@@ -17,6 +17,7 @@ import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
 import { BURN_CONFIRMED_ACTION, BURN_FAILED_ACTION, settlementJournal, settlementRefusal } from "../../domain/settlement/ledger-rules.js";
 import type { Settlement, SettlementEffects, SettlementOutbox } from "../../domain/settlement/ports.js";
 import { MemoryAuditJournal } from "./memory-audit-journal.js";
+import { MemoryLedgerEventFeed } from "./memory-ledger-events.js";
 
 /** Who holds a key's gate, and who waits behind it. */
 interface Gate {
@@ -66,6 +67,8 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   private readonly gates = new Map<string, Gate>();
   /** Null only to measure what the journal costs (bench); the service always journals. */
   private readonly journal: MemoryAuditJournal | null;
+  /** The ledger's event feed (WatchLedger): written in the same stretch as each change, whatever the journal. */
+  readonly events: MemoryLedgerEventFeed;
 
   /** Where settlements are queued; set with `attachOutbox` when settlement is configured. */
   private outbox: SettlementOutbox | null = null;
@@ -78,9 +81,10 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     readonly ledger: MemoryLedger,
     readonly keys: IdempotencyStore,
     private readonly clock: Clock,
-    opts: { journal?: MemoryAuditJournal | null } = {},
+    opts: { journal?: MemoryAuditJournal | null; events?: MemoryLedgerEventFeed } = {},
   ) {
     this.journal = opts.journal === undefined ? new MemoryAuditJournal() : opts.journal;
+    this.events = opts.events ?? new MemoryLedgerEventFeed(clock);
   }
 
   /** The journal (a disabled one reads as empty). */
@@ -95,6 +99,15 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
    */
   attachOutbox(outbox: SettlementOutbox): void {
     this.outbox = outbox;
+  }
+
+  /** What the memory outbox calls when a settlement changes state (WatchLedger's SETTLEMENT_* events). */
+  settlementObserver(): (s: Settlement) => void {
+    const ledger = this.ledger;
+    return (s) => {
+      const accountId = s.kind === "burn" ? (ledger.peekRedemption(s.settlementId)?.accountId ?? "") : (ledger.peekMint(s.settlementId)?.accountId ?? "");
+      this.events.settlement(s, accountId);
+    };
   }
 
   /**
@@ -120,6 +133,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
           // Re-credited and journaled in one synchronous stretch; a second call finds it re-credited and does nothing.
           const r = ledger.recreditRedemption(s.settlementId, `settlement failed: ${reason}`, s.updateWallMs);
           if (r !== null) this.journal?.append(unsealedRecord(settlementJournal(BURN_FAILED_ACTION, s), redemptionRecreditResult(r), s.updateWallMs, [r.accountId]));
+          if (r !== null) this.events.redemptionRecredited(r);
           return;
         }
         await this.settleFailed(s, reason, settlementJournal("FailMintSettlement", s));
@@ -152,6 +166,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
       if (!reversed.ok) return;
       const refunded = this.refund(reversed.value);
       this.journal?.append(unsealedRecord(journal, withAllowanceRefund(reversalResult(reversed.value), reversed.value, refunded), s.updateWallMs, [reversed.value.accountId]));
+      this.events.mintReversed(reversed.value);
       await this.keys.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
     } finally {
       entered.value();
@@ -200,6 +215,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
         // Refunded and journaled in the same synchronous stretch as the ledger's answer.
         const refunded = this.refund(reversed.value);
         this.journal?.append(unsealedRecord(journal ?? reversalEntryOf(mintId, reason), withAllowanceRefund(reversalResult(reversed.value), reversed.value, refunded), wallMs, [reversed.value.accountId]));
+        this.events.mintReversed(reversed.value);
         await this.keys.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
       }
       return reversed;
@@ -255,6 +271,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     ledger.replacePending(next, settling);
     // Journaled in the same synchronous stretch as the replacement.
     this.journal?.append(unsealedRecord(journal, approvalResult(next), wallMs, [next.accountId]));
+    this.events.mintApproved(next, approver, wallMs);
     if (settling) {
       // The memory outbox's enqueue completes synchronously: same step as the credit.
       await this.outbox?.enqueue({ settlementId: next.mintId, blockchain: next.blockchain, amountMicros: next.amountMicros, createWallMs: wallMs });
@@ -278,6 +295,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
       this.ledger.replacePending(next);
       const refunded = this.refund(mint);
       this.journal?.append(unsealedRecord(journal, withAllowanceRefund(approvalResult(next), next, refunded), wallMs, [next.accountId]));
+      this.events.mintRejected(next, wallMs);
       await this.keys.forget("mint", mint.idempotencyKey, mint.mintId);
       return ok(next);
     } finally {
@@ -301,6 +319,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     if (expectedMicros !== undefined && remainingMicros !== expectedMicros) return fail({ code: "ALLOWANCE_CHANGED", principal, remainingMicros, expectedMicros });
     this.allowances.set(principal, { remainingMicros: amountMicros, generation: (current?.generation ?? 0) + 1 });
     this.journal?.append(unsealedRecord(journal, { allowance: amountMicros.toString(), principal }, wallMs));
+    this.events.allowanceSet(principal, amountMicros, wallMs);
     return ok(undefined);
   }
 
@@ -353,8 +372,11 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   // is atomic against every mint, transfer and redemption in flight; the
   // journal record is appended in the same stretch as the ledger's answer.
   async setReserve(reserveMicros: bigint, attestationRef: string, journal: JournalEntry, wait: Wait): Promise<Result<SupplyState>> {
+    const before = await this.ledger.getSupply();
     const r = await this.ledger.setReserve(reserveMicros, attestationRef, journal, wait.deadlineMs);
     if (r.ok) this.journal?.append(unsealedRecord(journal, reserveResult(reserveMicros, attestationRef), this.clock.wallMs()));
+    // An event for a change only, as on PostgreSQL.
+    if (r.ok && (before.reserveMicros !== reserveMicros || before.attestationRef !== attestationRef)) this.events.reserveSet(reserveMicros, attestationRef);
     return r;
   }
 
@@ -363,8 +385,11 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   }
 
   async setFrozen(accountId: string, frozen: boolean, reason: string, journal: JournalEntry, wait: Wait): Promise<Result<AccountState>> {
+    const before = await this.ledger.getAccount(accountId);
     const r = await this.ledger.setFrozen(accountId, frozen, reason, journal, wait.deadlineMs);
     if (r.ok) this.journal?.append(unsealedRecord(journal, freezeResult(accountId, frozen), this.clock.wallMs()));
+    // An event for a change only, as on PostgreSQL.
+    if (r.ok && (before.frozen !== frozen || (frozen && before.freezeReason !== r.value.freezeReason))) this.events.freeze(accountId, frozen, r.value.freezeReason);
     return r;
   }
 
@@ -402,6 +427,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
           }
         }
         if (r.ok) this.journal?.append(unsealedRecord(entry ?? entryOfEffect(effect), mintResult(r.value), effect.cmd.createWallMs));
+        if (r.ok) this.events.mintCreated(r.value);
         // A mint awaiting approval is queued for settlement when it completes (approveMint).
         if (r.ok && effect.cmd.settle === true && r.value.status === "COMPLETED") {
           if (this.outbox === null) throw new Error("invariant violated: a settling mint without an outbox");
@@ -421,16 +447,19 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
           const r = this.ledger.redeemNow(effect.cmd);
           if (!r.ok) return r;
           this.journal?.append(unsealedRecord(journal, redemptionResult(r.value), effect.cmd.createWallMs));
+          this.events.redemption(r.value);
           const queued = outbox.enqueue({ settlementId: r.value.redemptionId, kind: "burn", blockchain: r.value.blockchain, amountMicros: r.value.amountMicros, createWallMs: r.value.createWallMs });
           await queued;
           return ok({ scope: "redeem", redemption: r.value });
         }
         const r = await this.ledger.redeem(effect.cmd, claim, deadlineMs, journal);
         if (r.ok) this.journal?.append(unsealedRecord(journal, redemptionResult(r.value), effect.cmd.createWallMs));
+        if (r.ok) this.events.redemption(r.value);
         return r.ok ? ok({ scope: "redeem", redemption: r.value }) : r;
       }
       const r = await this.ledger.transfer(effect.cmd, claim, deadlineMs);
       if (r.ok) this.journal?.append(unsealedRecord(entry ?? entryOfEffect(effect), transferResult(r.value), effect.cmd.createWallMs));
+      if (r.ok) this.events.transfer(r.value);
       return r.ok ? ok({ scope: "transfer", transfer: r.value }) : r;
     } catch (err) {
       throw markNotApplied(err);

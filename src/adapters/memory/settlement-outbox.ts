@@ -32,7 +32,11 @@ export class MemorySettlementOutbox implements SettlementOutbox {
   private readonly waits = new Map<Blockchain, string>();
   private seq = 0;
 
-  constructor(private readonly effects?: SettlementEffects) {}
+  constructor(
+    private readonly effects?: SettlementEffects,
+    /** Told of every change of state after PENDING (the ledger's event feed). */
+    private readonly observe?: (s: Settlement) => void,
+  ) {}
 
   private index(map: Map<Blockchain, Map<string, Settlement>>, chain: Blockchain): Map<string, Settlement> {
     let m = map.get(chain);
@@ -44,7 +48,9 @@ export class MemorySettlementOutbox implements SettlementOutbox {
   }
 
   private put(s: Settlement): Settlement {
+    const before = this.all.get(s.settlementId);
     this.all.set(s.settlementId, s);
+    if (before !== undefined && before.state !== s.state) this.observe?.(s);
     const p = this.index(this.pending, s.blockchain);
     const f = this.index(this.submitted, s.blockchain);
     p.delete(s.settlementId);

@@ -12,6 +12,7 @@
 import type pg from "pg";
 import type { Migration } from "./migration.js";
 import { BURN_SETTLEMENT_MIGRATION, GAS_SETTLEMENT_MIGRATION, SETTLEMENT_MIGRATIONS } from "./settlement-outbox.js";
+import { LEDGER_EVENTS_MIGRATION } from "./ledger-events.js";
 
 export type { Migration } from "./migration.js";
 
@@ -280,6 +281,8 @@ ALTER TABLE minter_allowances ADD COLUMN generation bigint NOT NULL DEFAULT 0;
 ALTER TABLE mints ADD COLUMN allowance_generation bigint NOT NULL DEFAULT 0;
 `,
   },
+  // The ledger's event feed (WatchLedger), written by triggers.
+  LEDGER_EVENTS_MIGRATION,
 ];
 
 /**

@@ -58,6 +58,8 @@ export const SCOPE_ACCOUNTS: { readonly [R in Rpc]: (request: unknown) => readon
   ListRedemptions: (r) => [(r as ListRedemptionsRequest).accountId === "" ? ALL_ACCOUNTS : (r as ListRedemptionsRequest).accountId],
   FreezeAccount: (r) => [(r as FreezeAccountRequest).accountId],
   UnfreezeAccount: (r) => [(r as FreezeAccountRequest).accountId],
+  // Each account filtered on must be in scope; without a filter the stream itself leaves out what the scopes do not cover.
+  WatchLedger: (r) => (r as { accountIds: string[] }).accountIds,
 };
 
 export type AuthFailure = Extract<EdgeFailure, { code: "UNAUTHENTICATED" }> | Extract<Failure, { code: "PERMISSION_DENIED" }>;

@@ -72,7 +72,8 @@ import {
 } from "./convert.js";
 import type { Edge } from "./edge.js";
 
-export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: SettlementReads): MintServiceServer {
+/** Every unary RPC; the server adds WatchLedger (watch-handler.ts), which is a stream. */
+export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: SettlementReads): Omit<MintServiceServer, "watchLedger"> {
   /** Mints with their settlement; without settlement configured, no lookups at all. */
   const withSettlement = async (mints: readonly MintRecord[]): Promise<Mint[]> => {
     const out = mints.map(mintToProto);

@@ -17,6 +17,8 @@ import { identifyCall } from "./auth-check.js";
 import { Edge } from "./edge.js";
 import { HealthService, OVERALL_SERVICE } from "./health.js";
 import { mintServiceHandlers } from "./mint-handlers.js";
+import { watchLedgerHandler } from "./watch-handler.js";
+import type { LedgerWatchHub } from "../../domain/ledger-watch-hub.js";
 import type { SettlementReads } from "../../domain/settlement/reads.js";
 import { addReflection, loadDescriptorSet, REFLECTION_SERVICES, type ReflectionHandle } from "./reflection.js";
 import { failureToStatus } from "./status.js";
@@ -49,6 +51,8 @@ export interface ServerOptions {
   readonly settlement?: SettlementReads;
   /** Per chain, whether its settlement worker is healthy (its own health names; never the server's status). */
   readonly settlementHealth?: () => readonly { readonly blockchain: string; readonly healthy: boolean }[];
+  /** Other workers beside the service (the JetStream relay): each its own health name, never the server's status. */
+  readonly workerHealth?: () => readonly { readonly name: string; readonly healthy: boolean }[];
   /** How often probes run, in ms (default 2000). */
   readonly probeIntervalMs?: number;
   /** Most calls in flight at once; more are refused UNAVAILABLE (OVERLOADED). */
@@ -63,6 +67,8 @@ export interface ServerOptions {
   readonly reflection: "public" | "authenticated" | "off";
   /** Honour the x-mint-dev-principal header (a development stand-in for authentication; loopback only). */
   readonly devPrincipalHeader?: boolean;
+  /** The replica's WatchLedger hub; absent: WatchLedger is UNIMPLEMENTED. */
+  readonly watch?: LedgerWatchHub;
   /** Closes the adapters, after the server has stopped. */
   readonly closeAdapters?: () => Promise<void>;
 }
@@ -104,8 +110,11 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   });
   const settlementHealth = opts.settlementHealth;
   const settlementNames = (settlementHealth?.() ?? []).map((s) => settlementHealthName(s.blockchain));
-  const health = new HealthService([MINT_SERVICE_NAME, ...settlementNames]);
-  server.addService(MintServiceService, mintServiceHandlers(opts.core, edge, opts.settlement));
+  const workerHealth = opts.workerHealth;
+  const workerNames = (workerHealth?.() ?? []).map((w) => w.name);
+  const sideNames = [...settlementNames, ...workerNames];
+  const health = new HealthService([MINT_SERVICE_NAME, ...sideNames]);
+  server.addService(MintServiceService, { ...mintServiceHandlers(opts.core, edge, opts.settlement), watchLedger: watchLedgerHandler(opts.watch, opts.security, opts.logger) });
   health.addTo(server);
   // Reflection describes the API, not money; "authenticated" still keeps it from strangers.
   const security = opts.security;
@@ -139,15 +148,16 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     const results = await Promise.all(probes.map((p) => p.healthy().catch(() => false)));
     const healthy = results.every(Boolean);
     const status = healthy ? "SERVING" : "NOT_SERVING";
-    if (settlementNames.length === 0) {
+    if (sideNames.length === 0) {
       health.setAll(status);
       return;
     }
     health.setStatus(OVERALL_SERVICE, status);
     health.setStatus(MINT_SERVICE_NAME, status);
     for (const s of settlementHealth?.() ?? []) health.setStatus(settlementHealthName(s.blockchain), s.healthy ? "SERVING" : "NOT_SERVING");
+    for (const w of workerHealth?.() ?? []) health.setStatus(w.name, w.healthy ? "SERVING" : "NOT_SERVING");
   };
-  if (probes.length > 0 || settlementNames.length > 0) {
+  if (probes.length > 0 || sideNames.length > 0) {
     await runProbes();
     probeTimer = setInterval(() => void runProbes(), opts.probeIntervalMs ?? 2000);
     probeTimer.unref();
@@ -161,6 +171,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       if (probeTimer !== undefined) clearInterval(probeTimer);
       health.setAll("NOT_SERVING");
       edge.startDraining();
+      // Streams never end by themselves: each ends now, with its resume cursor.
+      opts.watch?.shutdown();
       health.shutdown();
       reflection.shutdown();
       // Drain first, with the listener still open: calls arriving now get a

@@ -14,6 +14,7 @@ import { transferCommand } from "./transfer.js";
 import { freezeCommand, unfreezeCommand } from "./freeze.js";
 import { redeemCommand } from "./redeem.js";
 import { supplyCommand } from "./supply.js";
+import { watchCommand } from "./watch.js";
 
 export const COMMANDS: readonly CommandSpec[] = [
   mintCommand,
@@ -32,4 +33,5 @@ export const COMMANDS: readonly CommandSpec[] = [
   healthCommand,
   auditCommand,
   chainCommand,
+  watchCommand,
 ];

@@ -5,6 +5,7 @@ import type { Lease } from "../pg-database.js";
 import { unsealedRecord } from "../../../domain/audit.js";
 import type { JournalEntry } from "../../../domain/journal.js";
 import { appendJournal } from "../postgres-audit-journal.js";
+import { recordAllowanceSet } from "../ledger-events.js";
 import type { LedgerTx } from "./tx.js";
 
 export async function getAllowance(ledger: LedgerTx, principal: string): Promise<bigint> {
@@ -26,6 +27,7 @@ export async function setAllowance(ledger: LedgerTx, principal: string, amountMi
     if (expectedMicros !== undefined && remainingMicros !== expectedMicros) return fail({ code: "ALLOWANCE_CHANGED", principal, remainingMicros, expectedMicros });
     await lease.client.query("UPDATE minter_allowances SET remaining = $2::numeric, generation = generation + 1 WHERE principal = $1", [principal, amountMicros.toString()]);
     if (ledger.audit !== null) await appendJournal(lease.client, unsealedRecord(journal, { allowance: amountMicros.toString(), principal }, wallMs));
+    await recordAllowanceSet(lease.client, principal, amountMicros, wallMs);
     return ok(undefined);
   });
 }

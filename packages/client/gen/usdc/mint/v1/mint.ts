@@ -11,7 +11,9 @@ import {
   type ChannelCredentials,
   Client,
   type ClientOptions,
+  type ClientReadableStream,
   type ClientUnaryCall,
+  type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
   type Metadata,
@@ -238,6 +240,199 @@ export function settlementStateToJSON(object: SettlementState): string {
     case SettlementState.SETTLEMENT_STATE_FAILED:
       return "SETTLEMENT_STATE_FAILED";
     case SettlementState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** LedgerEventKind names what happened. */
+export enum LedgerEventKind {
+  /** LEDGER_EVENT_KIND_UNSPECIFIED - Not set; refused in a filter as INVALID_ARGUMENT. */
+  LEDGER_EVENT_KIND_UNSPECIFIED = 0,
+  /**
+   * LEDGER_EVENT_KIND_MINT_CREATED - A mint was recorded (followed, in the same transaction, by
+   * MINT_COMPLETED or MINT_PENDING_APPROVAL). Detail: mint.
+   */
+  LEDGER_EVENT_KIND_MINT_CREATED = 1,
+  /** LEDGER_EVENT_KIND_MINT_PENDING_APPROVAL - The mint waits for approvals; nothing is credited yet. Detail: mint. */
+  LEDGER_EVENT_KIND_MINT_PENDING_APPROVAL = 2,
+  /** LEDGER_EVENT_KIND_MINT_APPROVED - One more approver approved (mint.approver, mint.approvals). Detail: mint. */
+  LEDGER_EVENT_KIND_MINT_APPROVED = 3,
+  /** LEDGER_EVENT_KIND_MINT_REJECTED - A pending mint was rejected or expired (mint.reason). Detail: mint. */
+  LEDGER_EVENT_KIND_MINT_REJECTED = 4,
+  /**
+   * LEDGER_EVENT_KIND_MINT_COMPLETED - The mint's amount was credited to its account (pending until its
+   * settlement is CONFIRMED on a settling chain). Detail: mint.
+   */
+  LEDGER_EVENT_KIND_MINT_COMPLETED = 5,
+  /** LEDGER_EVENT_KIND_MINT_REVERSED - The mint was reversed (ReconcileMint, or its settlement FAILED). Detail: mint. */
+  LEDGER_EVENT_KIND_MINT_REVERSED = 6,
+  /** LEDGER_EVENT_KIND_SETTLEMENT_SUBMITTED - A settlement's transaction was signed, stored and handed to the chain. Detail: settlement. */
+  LEDGER_EVENT_KIND_SETTLEMENT_SUBMITTED = 7,
+  /** LEDGER_EVENT_KIND_SETTLEMENT_CONFIRMED - A settlement was mined deep enough. Detail: settlement. */
+  LEDGER_EVENT_KIND_SETTLEMENT_CONFIRMED = 8,
+  /** LEDGER_EVENT_KIND_SETTLEMENT_FAILED - A settlement failed on-chain (a mint is then reversed, a burn credited back). Detail: settlement. */
+  LEDGER_EVENT_KIND_SETTLEMENT_FAILED = 9,
+  /** LEDGER_EVENT_KIND_TRANSFER - Money moved between two accounts. Detail: transfer. */
+  LEDGER_EVENT_KIND_TRANSFER = 10,
+  /**
+   * LEDGER_EVENT_KIND_REDEMPTION - An account was debited and supply lowered; on a settling chain its burn
+   * follows as SETTLEMENT_* events of kind BURN. Detail: redemption.
+   */
+  LEDGER_EVENT_KIND_REDEMPTION = 11,
+  /** LEDGER_EVENT_KIND_REDEMPTION_RECREDITED - The redemption's burn failed and its amount was credited back. Detail: redemption. */
+  LEDGER_EVENT_KIND_REDEMPTION_RECREDITED = 12,
+  /** LEDGER_EVENT_KIND_ACCOUNT_FROZEN - The account was frozen. Detail: freeze. */
+  LEDGER_EVENT_KIND_ACCOUNT_FROZEN = 13,
+  /** LEDGER_EVENT_KIND_ACCOUNT_UNFROZEN - The account was unfrozen. Detail: freeze. */
+  LEDGER_EVENT_KIND_ACCOUNT_UNFROZEN = 14,
+  /** LEDGER_EVENT_KIND_RESERVE_SET - The reserve (or its attestation) changed. No account. Detail: reserve. */
+  LEDGER_EVENT_KIND_RESERVE_SET = 15,
+  /** LEDGER_EVENT_KIND_ALLOWANCE_SET - A minter's allowance was set. No account. Detail: allowance. */
+  LEDGER_EVENT_KIND_ALLOWANCE_SET = 16,
+  UNRECOGNIZED = -1,
+}
+
+export function ledgerEventKindFromJSON(object: any): LedgerEventKind {
+  switch (object) {
+    case 0:
+    case "LEDGER_EVENT_KIND_UNSPECIFIED":
+      return LedgerEventKind.LEDGER_EVENT_KIND_UNSPECIFIED;
+    case 1:
+    case "LEDGER_EVENT_KIND_MINT_CREATED":
+      return LedgerEventKind.LEDGER_EVENT_KIND_MINT_CREATED;
+    case 2:
+    case "LEDGER_EVENT_KIND_MINT_PENDING_APPROVAL":
+      return LedgerEventKind.LEDGER_EVENT_KIND_MINT_PENDING_APPROVAL;
+    case 3:
+    case "LEDGER_EVENT_KIND_MINT_APPROVED":
+      return LedgerEventKind.LEDGER_EVENT_KIND_MINT_APPROVED;
+    case 4:
+    case "LEDGER_EVENT_KIND_MINT_REJECTED":
+      return LedgerEventKind.LEDGER_EVENT_KIND_MINT_REJECTED;
+    case 5:
+    case "LEDGER_EVENT_KIND_MINT_COMPLETED":
+      return LedgerEventKind.LEDGER_EVENT_KIND_MINT_COMPLETED;
+    case 6:
+    case "LEDGER_EVENT_KIND_MINT_REVERSED":
+      return LedgerEventKind.LEDGER_EVENT_KIND_MINT_REVERSED;
+    case 7:
+    case "LEDGER_EVENT_KIND_SETTLEMENT_SUBMITTED":
+      return LedgerEventKind.LEDGER_EVENT_KIND_SETTLEMENT_SUBMITTED;
+    case 8:
+    case "LEDGER_EVENT_KIND_SETTLEMENT_CONFIRMED":
+      return LedgerEventKind.LEDGER_EVENT_KIND_SETTLEMENT_CONFIRMED;
+    case 9:
+    case "LEDGER_EVENT_KIND_SETTLEMENT_FAILED":
+      return LedgerEventKind.LEDGER_EVENT_KIND_SETTLEMENT_FAILED;
+    case 10:
+    case "LEDGER_EVENT_KIND_TRANSFER":
+      return LedgerEventKind.LEDGER_EVENT_KIND_TRANSFER;
+    case 11:
+    case "LEDGER_EVENT_KIND_REDEMPTION":
+      return LedgerEventKind.LEDGER_EVENT_KIND_REDEMPTION;
+    case 12:
+    case "LEDGER_EVENT_KIND_REDEMPTION_RECREDITED":
+      return LedgerEventKind.LEDGER_EVENT_KIND_REDEMPTION_RECREDITED;
+    case 13:
+    case "LEDGER_EVENT_KIND_ACCOUNT_FROZEN":
+      return LedgerEventKind.LEDGER_EVENT_KIND_ACCOUNT_FROZEN;
+    case 14:
+    case "LEDGER_EVENT_KIND_ACCOUNT_UNFROZEN":
+      return LedgerEventKind.LEDGER_EVENT_KIND_ACCOUNT_UNFROZEN;
+    case 15:
+    case "LEDGER_EVENT_KIND_RESERVE_SET":
+      return LedgerEventKind.LEDGER_EVENT_KIND_RESERVE_SET;
+    case 16:
+    case "LEDGER_EVENT_KIND_ALLOWANCE_SET":
+      return LedgerEventKind.LEDGER_EVENT_KIND_ALLOWANCE_SET;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return LedgerEventKind.UNRECOGNIZED;
+  }
+}
+
+export function ledgerEventKindToJSON(object: LedgerEventKind): string {
+  switch (object) {
+    case LedgerEventKind.LEDGER_EVENT_KIND_UNSPECIFIED:
+      return "LEDGER_EVENT_KIND_UNSPECIFIED";
+    case LedgerEventKind.LEDGER_EVENT_KIND_MINT_CREATED:
+      return "LEDGER_EVENT_KIND_MINT_CREATED";
+    case LedgerEventKind.LEDGER_EVENT_KIND_MINT_PENDING_APPROVAL:
+      return "LEDGER_EVENT_KIND_MINT_PENDING_APPROVAL";
+    case LedgerEventKind.LEDGER_EVENT_KIND_MINT_APPROVED:
+      return "LEDGER_EVENT_KIND_MINT_APPROVED";
+    case LedgerEventKind.LEDGER_EVENT_KIND_MINT_REJECTED:
+      return "LEDGER_EVENT_KIND_MINT_REJECTED";
+    case LedgerEventKind.LEDGER_EVENT_KIND_MINT_COMPLETED:
+      return "LEDGER_EVENT_KIND_MINT_COMPLETED";
+    case LedgerEventKind.LEDGER_EVENT_KIND_MINT_REVERSED:
+      return "LEDGER_EVENT_KIND_MINT_REVERSED";
+    case LedgerEventKind.LEDGER_EVENT_KIND_SETTLEMENT_SUBMITTED:
+      return "LEDGER_EVENT_KIND_SETTLEMENT_SUBMITTED";
+    case LedgerEventKind.LEDGER_EVENT_KIND_SETTLEMENT_CONFIRMED:
+      return "LEDGER_EVENT_KIND_SETTLEMENT_CONFIRMED";
+    case LedgerEventKind.LEDGER_EVENT_KIND_SETTLEMENT_FAILED:
+      return "LEDGER_EVENT_KIND_SETTLEMENT_FAILED";
+    case LedgerEventKind.LEDGER_EVENT_KIND_TRANSFER:
+      return "LEDGER_EVENT_KIND_TRANSFER";
+    case LedgerEventKind.LEDGER_EVENT_KIND_REDEMPTION:
+      return "LEDGER_EVENT_KIND_REDEMPTION";
+    case LedgerEventKind.LEDGER_EVENT_KIND_REDEMPTION_RECREDITED:
+      return "LEDGER_EVENT_KIND_REDEMPTION_RECREDITED";
+    case LedgerEventKind.LEDGER_EVENT_KIND_ACCOUNT_FROZEN:
+      return "LEDGER_EVENT_KIND_ACCOUNT_FROZEN";
+    case LedgerEventKind.LEDGER_EVENT_KIND_ACCOUNT_UNFROZEN:
+      return "LEDGER_EVENT_KIND_ACCOUNT_UNFROZEN";
+    case LedgerEventKind.LEDGER_EVENT_KIND_RESERVE_SET:
+      return "LEDGER_EVENT_KIND_RESERVE_SET";
+    case LedgerEventKind.LEDGER_EVENT_KIND_ALLOWANCE_SET:
+      return "LEDGER_EVENT_KIND_ALLOWANCE_SET";
+    case LedgerEventKind.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/** SettlementKind says what a settlement does on-chain. */
+export enum SettlementKind {
+  /** SETTLEMENT_KIND_UNSPECIFIED - Not set. */
+  SETTLEMENT_KIND_UNSPECIFIED = 0,
+  /** SETTLEMENT_KIND_MINT - Mints a mint's amount on its chain (settlement_id is the mint id). */
+  SETTLEMENT_KIND_MINT = 1,
+  /** SETTLEMENT_KIND_BURN - Burns a redemption's amount (settlement_id is the redemption id). */
+  SETTLEMENT_KIND_BURN = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function settlementKindFromJSON(object: any): SettlementKind {
+  switch (object) {
+    case 0:
+    case "SETTLEMENT_KIND_UNSPECIFIED":
+      return SettlementKind.SETTLEMENT_KIND_UNSPECIFIED;
+    case 1:
+    case "SETTLEMENT_KIND_MINT":
+      return SettlementKind.SETTLEMENT_KIND_MINT;
+    case 2:
+    case "SETTLEMENT_KIND_BURN":
+      return SettlementKind.SETTLEMENT_KIND_BURN;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return SettlementKind.UNRECOGNIZED;
+  }
+}
+
+export function settlementKindToJSON(object: SettlementKind): string {
+  switch (object) {
+    case SettlementKind.SETTLEMENT_KIND_UNSPECIFIED:
+      return "SETTLEMENT_KIND_UNSPECIFIED";
+    case SettlementKind.SETTLEMENT_KIND_MINT:
+      return "SETTLEMENT_KIND_MINT";
+    case SettlementKind.SETTLEMENT_KIND_BURN:
+      return "SETTLEMENT_KIND_BURN";
+    case SettlementKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -857,6 +1052,174 @@ export interface UnfreezeAccountResponse {
   balance: string;
   /** Always false. */
   frozen: boolean;
+}
+
+/** WatchLedgerRequest says where the stream starts and what it carries. */
+export interface WatchLedgerRequest {
+  /**
+   * A cursor from an earlier LedgerEvent (or a resume_cursor): the stream
+   * starts with the first event after it. Empty: from now (only events
+   * committed after the stream began), unless from_oldest.
+   */
+  fromCursor: string;
+  /**
+   * Only events touching one of these accounts (empty: every account, and
+   * the events of no account). Each must be covered by the caller's scopes.
+   */
+  accountIds: string[];
+  /** Only these kinds (empty: every kind). */
+  kinds: LedgerEventKind[];
+  /** With an empty from_cursor: start with the oldest event still retained. */
+  fromOldest: boolean;
+}
+
+/** WatchLedgerResponse carries one event. */
+export interface WatchLedgerResponse {
+  /** The event. */
+  event: LedgerEvent | undefined;
+}
+
+/** LedgerEvent is one thing that happened to money. */
+export interface LedgerEvent {
+  /**
+   * Stable and unique across replicas (and, in memory, across restarts):
+   * the same event always has the same id (use it to deduplicate).
+   */
+  eventId: string;
+  /** Opaque; pass it as from_cursor to receive every event after this one. */
+  cursor: string;
+  /** What happened; says which detail is set. */
+  kind: LedgerEventKind;
+  /** When the change was made (wall clock of the replica or worker that made it). */
+  time:
+    | Date
+    | undefined;
+  /** The accounts the event touches (none for reserve and allowance events). */
+  accountIds: string[];
+  /** Mint events. */
+  mint?:
+    | MintEvent
+    | undefined;
+  /** Settlement events. */
+  settlement?:
+    | SettlementEvent
+    | undefined;
+  /** TRANSFER. */
+  transfer?:
+    | TransferEvent
+    | undefined;
+  /** REDEMPTION, REDEMPTION_RECREDITED. */
+  redemption?:
+    | RedemptionEvent
+    | undefined;
+  /** ACCOUNT_FROZEN, ACCOUNT_UNFROZEN. */
+  freeze?:
+    | FreezeEvent
+    | undefined;
+  /** RESERVE_SET. */
+  reserve?:
+    | ReserveEvent
+    | undefined;
+  /** ALLOWANCE_SET. */
+  allowance?: AllowanceEvent | undefined;
+}
+
+/** MintEvent is a mint as the event left it. */
+export interface MintEvent {
+  /** The mint id. */
+  mintId: string;
+  /** The credited account. */
+  accountId: string;
+  /** Amount in USDC. */
+  amount: string;
+  /** The chain. */
+  blockchain: Blockchain;
+  /** The mint's status after the event. */
+  status: MintStatus;
+  /** Approvals counted so far (mints that needed approval). */
+  approvals: number;
+  /** Approvals needed (0 when the mint needed none). */
+  approvalsRequired: number;
+  /** MINT_APPROVED: who approved; MINT_REJECTED: who rejected (`sweeper` for an expiry). */
+  actor: string;
+  /** MINT_REJECTED, MINT_REVERSED: why. */
+  reason: string;
+}
+
+/** SettlementEvent is a settlement's step. */
+export interface SettlementEvent {
+  /** The mint id or redemption id. */
+  settlementId: string;
+  /** Mint or burn. */
+  kind: SettlementKind;
+  /** The mint's or redemption's account. */
+  accountId: string;
+  /** The chain. */
+  blockchain: Blockchain;
+  /** Amount in USDC. */
+  amount: string;
+  /** The state after the step (SUBMITTED, CONFIRMED, FAILED). */
+  state: SettlementState;
+  /** The transaction's nonce. */
+  nonce: number;
+  /** SUBMITTED: the signed transaction's hash; CONFIRMED/FAILED: the mined one. */
+  txHash: string;
+  /** CONFIRMED/FAILED: the block it was mined in (0 when not mined). */
+  blockNumber: number;
+  /** FAILED: why. */
+  error: string;
+}
+
+/** TransferEvent is a transfer. */
+export interface TransferEvent {
+  /** The transfer id. */
+  transferId: string;
+  /** Debited account. */
+  fromAccountId: string;
+  /** Credited account. */
+  toAccountId: string;
+  /** Amount in USDC. */
+  amount: string;
+}
+
+/** RedemptionEvent is a redemption (or its re-credit). */
+export interface RedemptionEvent {
+  /** The redemption id. */
+  redemptionId: string;
+  /** The debited (or re-credited) account. */
+  accountId: string;
+  /** Amount in USDC. */
+  amount: string;
+  /** The chain redeemed from. */
+  blockchain: Blockchain;
+  /** REDEMPTION_RECREDITED: why the burn failed. */
+  reason: string;
+}
+
+/** FreezeEvent is a freeze or an unfreeze. */
+export interface FreezeEvent {
+  /** The account. */
+  accountId: string;
+  /** Whether it is frozen now. */
+  frozen: boolean;
+  /** Why it was frozen (empty on unfreeze). */
+  reason: string;
+}
+
+/** ReserveEvent is the reserve as set. */
+export interface ReserveEvent {
+  /** Reserve in USDC. */
+  reserve: string;
+  /** The auditor's attestation it was set from. */
+  attestationRef: string;
+}
+
+/** AllowanceEvent is a minter's allowance as set. */
+export interface AllowanceEvent {
+  /** The minter's principal. */
+  principal: string;
+  /** What is left of its allowance, in USDC. */
+  allowance: string;
 }
 
 function createBaseMint(): Mint {
@@ -6308,6 +6671,1504 @@ export const UnfreezeAccountResponse: MessageFns<UnfreezeAccountResponse> = {
   },
 };
 
+function createBaseWatchLedgerRequest(): WatchLedgerRequest {
+  return { fromCursor: "", accountIds: [], kinds: [], fromOldest: false };
+}
+
+export const WatchLedgerRequest: MessageFns<WatchLedgerRequest> = {
+  encode(message: WatchLedgerRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fromCursor !== "") {
+      writer.uint32(10).string(message.fromCursor);
+    }
+    for (const v of message.accountIds) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.kinds.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.kinds) {
+        writer.int32(v);
+      }
+      writer.join();
+    }
+    if (message.fromOldest !== false) {
+      writer.uint32(32).bool(message.fromOldest);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchLedgerRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchLedgerRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.fromCursor = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.accountIds.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.kinds.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.kinds.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.fromOldest = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchLedgerRequest {
+    return {
+      fromCursor: isSet(object.fromCursor)
+        ? globalThis.String(object.fromCursor)
+        : isSet(object.from_cursor)
+        ? globalThis.String(object.from_cursor)
+        : "",
+      accountIds: globalThis.Array.isArray(object?.accountIds)
+        ? object.accountIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.account_ids)
+        ? object.account_ids.map((e: any) => globalThis.String(e))
+        : [],
+      kinds: globalThis.Array.isArray(object?.kinds) ? object.kinds.map((e: any) => ledgerEventKindFromJSON(e)) : [],
+      fromOldest: isSet(object.fromOldest)
+        ? globalThis.Boolean(object.fromOldest)
+        : isSet(object.from_oldest)
+        ? globalThis.Boolean(object.from_oldest)
+        : false,
+    };
+  },
+
+  toJSON(message: WatchLedgerRequest): unknown {
+    const obj: any = {};
+    if (message.fromCursor !== "") {
+      obj.fromCursor = message.fromCursor;
+    }
+    if (message.accountIds?.length) {
+      obj.accountIds = message.accountIds;
+    }
+    if (message.kinds?.length) {
+      obj.kinds = message.kinds.map((e) => ledgerEventKindToJSON(e));
+    }
+    if (message.fromOldest !== false) {
+      obj.fromOldest = message.fromOldest;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchLedgerRequest>): WatchLedgerRequest {
+    return WatchLedgerRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchLedgerRequest>): WatchLedgerRequest {
+    const message = createBaseWatchLedgerRequest();
+    message.fromCursor = object.fromCursor ?? "";
+    message.accountIds = object.accountIds?.map((e) => e) || [];
+    message.kinds = object.kinds?.map((e) => e) || [];
+    message.fromOldest = object.fromOldest ?? false;
+    return message;
+  },
+};
+
+function createBaseWatchLedgerResponse(): WatchLedgerResponse {
+  return { event: undefined };
+}
+
+export const WatchLedgerResponse: MessageFns<WatchLedgerResponse> = {
+  encode(message: WatchLedgerResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.event !== undefined) {
+      LedgerEvent.encode(message.event, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchLedgerResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchLedgerResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.event = LedgerEvent.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchLedgerResponse {
+    return { event: isSet(object.event) ? LedgerEvent.fromJSON(object.event) : undefined };
+  },
+
+  toJSON(message: WatchLedgerResponse): unknown {
+    const obj: any = {};
+    if (message.event !== undefined) {
+      obj.event = LedgerEvent.toJSON(message.event);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<WatchLedgerResponse>): WatchLedgerResponse {
+    return WatchLedgerResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<WatchLedgerResponse>): WatchLedgerResponse {
+    const message = createBaseWatchLedgerResponse();
+    message.event = (object.event !== undefined && object.event !== null)
+      ? LedgerEvent.fromPartial(object.event)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseLedgerEvent(): LedgerEvent {
+  return {
+    eventId: "",
+    cursor: "",
+    kind: 0,
+    time: undefined,
+    accountIds: [],
+    mint: undefined,
+    settlement: undefined,
+    transfer: undefined,
+    redemption: undefined,
+    freeze: undefined,
+    reserve: undefined,
+    allowance: undefined,
+  };
+}
+
+export const LedgerEvent: MessageFns<LedgerEvent> = {
+  encode(message: LedgerEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.eventId !== "") {
+      writer.uint32(10).string(message.eventId);
+    }
+    if (message.cursor !== "") {
+      writer.uint32(18).string(message.cursor);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(24).int32(message.kind);
+    }
+    if (message.time !== undefined) {
+      Timestamp.encode(toTimestamp(message.time), writer.uint32(34).fork()).join();
+    }
+    for (const v of message.accountIds) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.mint !== undefined) {
+      MintEvent.encode(message.mint, writer.uint32(82).fork()).join();
+    }
+    if (message.settlement !== undefined) {
+      SettlementEvent.encode(message.settlement, writer.uint32(90).fork()).join();
+    }
+    if (message.transfer !== undefined) {
+      TransferEvent.encode(message.transfer, writer.uint32(98).fork()).join();
+    }
+    if (message.redemption !== undefined) {
+      RedemptionEvent.encode(message.redemption, writer.uint32(106).fork()).join();
+    }
+    if (message.freeze !== undefined) {
+      FreezeEvent.encode(message.freeze, writer.uint32(114).fork()).join();
+    }
+    if (message.reserve !== undefined) {
+      ReserveEvent.encode(message.reserve, writer.uint32(122).fork()).join();
+    }
+    if (message.allowance !== undefined) {
+      AllowanceEvent.encode(message.allowance, writer.uint32(130).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LedgerEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLedgerEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.eventId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.cursor = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.time = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.accountIds.push(reader.string());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.mint = MintEvent.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.settlement = SettlementEvent.decode(reader, reader.uint32());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.transfer = TransferEvent.decode(reader, reader.uint32());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.redemption = RedemptionEvent.decode(reader, reader.uint32());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.freeze = FreezeEvent.decode(reader, reader.uint32());
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.reserve = ReserveEvent.decode(reader, reader.uint32());
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.allowance = AllowanceEvent.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LedgerEvent {
+    return {
+      eventId: isSet(object.eventId)
+        ? globalThis.String(object.eventId)
+        : isSet(object.event_id)
+        ? globalThis.String(object.event_id)
+        : "",
+      cursor: isSet(object.cursor) ? globalThis.String(object.cursor) : "",
+      kind: isSet(object.kind) ? ledgerEventKindFromJSON(object.kind) : 0,
+      time: isSet(object.time) ? fromJsonTimestamp(object.time) : undefined,
+      accountIds: globalThis.Array.isArray(object?.accountIds)
+        ? object.accountIds.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.account_ids)
+        ? object.account_ids.map((e: any) => globalThis.String(e))
+        : [],
+      mint: isSet(object.mint) ? MintEvent.fromJSON(object.mint) : undefined,
+      settlement: isSet(object.settlement) ? SettlementEvent.fromJSON(object.settlement) : undefined,
+      transfer: isSet(object.transfer) ? TransferEvent.fromJSON(object.transfer) : undefined,
+      redemption: isSet(object.redemption) ? RedemptionEvent.fromJSON(object.redemption) : undefined,
+      freeze: isSet(object.freeze) ? FreezeEvent.fromJSON(object.freeze) : undefined,
+      reserve: isSet(object.reserve) ? ReserveEvent.fromJSON(object.reserve) : undefined,
+      allowance: isSet(object.allowance) ? AllowanceEvent.fromJSON(object.allowance) : undefined,
+    };
+  },
+
+  toJSON(message: LedgerEvent): unknown {
+    const obj: any = {};
+    if (message.eventId !== "") {
+      obj.eventId = message.eventId;
+    }
+    if (message.cursor !== "") {
+      obj.cursor = message.cursor;
+    }
+    if (message.kind !== 0) {
+      obj.kind = ledgerEventKindToJSON(message.kind);
+    }
+    if (message.time !== undefined) {
+      obj.time = message.time.toISOString();
+    }
+    if (message.accountIds?.length) {
+      obj.accountIds = message.accountIds;
+    }
+    if (message.mint !== undefined) {
+      obj.mint = MintEvent.toJSON(message.mint);
+    }
+    if (message.settlement !== undefined) {
+      obj.settlement = SettlementEvent.toJSON(message.settlement);
+    }
+    if (message.transfer !== undefined) {
+      obj.transfer = TransferEvent.toJSON(message.transfer);
+    }
+    if (message.redemption !== undefined) {
+      obj.redemption = RedemptionEvent.toJSON(message.redemption);
+    }
+    if (message.freeze !== undefined) {
+      obj.freeze = FreezeEvent.toJSON(message.freeze);
+    }
+    if (message.reserve !== undefined) {
+      obj.reserve = ReserveEvent.toJSON(message.reserve);
+    }
+    if (message.allowance !== undefined) {
+      obj.allowance = AllowanceEvent.toJSON(message.allowance);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<LedgerEvent>): LedgerEvent {
+    return LedgerEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<LedgerEvent>): LedgerEvent {
+    const message = createBaseLedgerEvent();
+    message.eventId = object.eventId ?? "";
+    message.cursor = object.cursor ?? "";
+    message.kind = object.kind ?? 0;
+    message.time = object.time ?? undefined;
+    message.accountIds = object.accountIds?.map((e) => e) || [];
+    message.mint = (object.mint !== undefined && object.mint !== null) ? MintEvent.fromPartial(object.mint) : undefined;
+    message.settlement = (object.settlement !== undefined && object.settlement !== null)
+      ? SettlementEvent.fromPartial(object.settlement)
+      : undefined;
+    message.transfer = (object.transfer !== undefined && object.transfer !== null)
+      ? TransferEvent.fromPartial(object.transfer)
+      : undefined;
+    message.redemption = (object.redemption !== undefined && object.redemption !== null)
+      ? RedemptionEvent.fromPartial(object.redemption)
+      : undefined;
+    message.freeze = (object.freeze !== undefined && object.freeze !== null)
+      ? FreezeEvent.fromPartial(object.freeze)
+      : undefined;
+    message.reserve = (object.reserve !== undefined && object.reserve !== null)
+      ? ReserveEvent.fromPartial(object.reserve)
+      : undefined;
+    message.allowance = (object.allowance !== undefined && object.allowance !== null)
+      ? AllowanceEvent.fromPartial(object.allowance)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseMintEvent(): MintEvent {
+  return {
+    mintId: "",
+    accountId: "",
+    amount: "",
+    blockchain: 0,
+    status: 0,
+    approvals: 0,
+    approvalsRequired: 0,
+    actor: "",
+    reason: "",
+  };
+}
+
+export const MintEvent: MessageFns<MintEvent> = {
+  encode(message: MintEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mintId !== "") {
+      writer.uint32(10).string(message.mintId);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(18).string(message.accountId);
+    }
+    if (message.amount !== "") {
+      writer.uint32(26).string(message.amount);
+    }
+    if (message.blockchain !== 0) {
+      writer.uint32(32).int32(message.blockchain);
+    }
+    if (message.status !== 0) {
+      writer.uint32(40).int32(message.status);
+    }
+    if (message.approvals !== 0) {
+      writer.uint32(48).uint32(message.approvals);
+    }
+    if (message.approvalsRequired !== 0) {
+      writer.uint32(56).uint32(message.approvalsRequired);
+    }
+    if (message.actor !== "") {
+      writer.uint32(66).string(message.actor);
+    }
+    if (message.reason !== "") {
+      writer.uint32(74).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MintEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMintEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.mintId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.amount = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.blockchain = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.status = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.approvals = reader.uint32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.approvalsRequired = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.actor = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MintEvent {
+    return {
+      mintId: isSet(object.mintId)
+        ? globalThis.String(object.mintId)
+        : isSet(object.mint_id)
+        ? globalThis.String(object.mint_id)
+        : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      amount: isSet(object.amount) ? globalThis.String(object.amount) : "",
+      blockchain: isSet(object.blockchain) ? blockchainFromJSON(object.blockchain) : 0,
+      status: isSet(object.status) ? mintStatusFromJSON(object.status) : 0,
+      approvals: isSet(object.approvals) ? globalThis.Number(object.approvals) : 0,
+      approvalsRequired: isSet(object.approvalsRequired)
+        ? globalThis.Number(object.approvalsRequired)
+        : isSet(object.approvals_required)
+        ? globalThis.Number(object.approvals_required)
+        : 0,
+      actor: isSet(object.actor) ? globalThis.String(object.actor) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: MintEvent): unknown {
+    const obj: any = {};
+    if (message.mintId !== "") {
+      obj.mintId = message.mintId;
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.amount !== "") {
+      obj.amount = message.amount;
+    }
+    if (message.blockchain !== 0) {
+      obj.blockchain = blockchainToJSON(message.blockchain);
+    }
+    if (message.status !== 0) {
+      obj.status = mintStatusToJSON(message.status);
+    }
+    if (message.approvals !== 0) {
+      obj.approvals = Math.round(message.approvals);
+    }
+    if (message.approvalsRequired !== 0) {
+      obj.approvalsRequired = Math.round(message.approvalsRequired);
+    }
+    if (message.actor !== "") {
+      obj.actor = message.actor;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<MintEvent>): MintEvent {
+    return MintEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<MintEvent>): MintEvent {
+    const message = createBaseMintEvent();
+    message.mintId = object.mintId ?? "";
+    message.accountId = object.accountId ?? "";
+    message.amount = object.amount ?? "";
+    message.blockchain = object.blockchain ?? 0;
+    message.status = object.status ?? 0;
+    message.approvals = object.approvals ?? 0;
+    message.approvalsRequired = object.approvalsRequired ?? 0;
+    message.actor = object.actor ?? "";
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseSettlementEvent(): SettlementEvent {
+  return {
+    settlementId: "",
+    kind: 0,
+    accountId: "",
+    blockchain: 0,
+    amount: "",
+    state: 0,
+    nonce: 0,
+    txHash: "",
+    blockNumber: 0,
+    error: "",
+  };
+}
+
+export const SettlementEvent: MessageFns<SettlementEvent> = {
+  encode(message: SettlementEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.settlementId !== "") {
+      writer.uint32(10).string(message.settlementId);
+    }
+    if (message.kind !== 0) {
+      writer.uint32(16).int32(message.kind);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(26).string(message.accountId);
+    }
+    if (message.blockchain !== 0) {
+      writer.uint32(32).int32(message.blockchain);
+    }
+    if (message.amount !== "") {
+      writer.uint32(42).string(message.amount);
+    }
+    if (message.state !== 0) {
+      writer.uint32(48).int32(message.state);
+    }
+    if (message.nonce !== 0) {
+      writer.uint32(56).uint64(message.nonce);
+    }
+    if (message.txHash !== "") {
+      writer.uint32(66).string(message.txHash);
+    }
+    if (message.blockNumber !== 0) {
+      writer.uint32(72).uint64(message.blockNumber);
+    }
+    if (message.error !== "") {
+      writer.uint32(82).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SettlementEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSettlementEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.settlementId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.kind = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.blockchain = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.amount = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.nonce = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.txHash = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.blockNumber = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SettlementEvent {
+    return {
+      settlementId: isSet(object.settlementId)
+        ? globalThis.String(object.settlementId)
+        : isSet(object.settlement_id)
+        ? globalThis.String(object.settlement_id)
+        : "",
+      kind: isSet(object.kind) ? settlementKindFromJSON(object.kind) : 0,
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      blockchain: isSet(object.blockchain) ? blockchainFromJSON(object.blockchain) : 0,
+      amount: isSet(object.amount) ? globalThis.String(object.amount) : "",
+      state: isSet(object.state) ? settlementStateFromJSON(object.state) : 0,
+      nonce: isSet(object.nonce) ? globalThis.Number(object.nonce) : 0,
+      txHash: isSet(object.txHash)
+        ? globalThis.String(object.txHash)
+        : isSet(object.tx_hash)
+        ? globalThis.String(object.tx_hash)
+        : "",
+      blockNumber: isSet(object.blockNumber)
+        ? globalThis.Number(object.blockNumber)
+        : isSet(object.block_number)
+        ? globalThis.Number(object.block_number)
+        : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+    };
+  },
+
+  toJSON(message: SettlementEvent): unknown {
+    const obj: any = {};
+    if (message.settlementId !== "") {
+      obj.settlementId = message.settlementId;
+    }
+    if (message.kind !== 0) {
+      obj.kind = settlementKindToJSON(message.kind);
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.blockchain !== 0) {
+      obj.blockchain = blockchainToJSON(message.blockchain);
+    }
+    if (message.amount !== "") {
+      obj.amount = message.amount;
+    }
+    if (message.state !== 0) {
+      obj.state = settlementStateToJSON(message.state);
+    }
+    if (message.nonce !== 0) {
+      obj.nonce = Math.round(message.nonce);
+    }
+    if (message.txHash !== "") {
+      obj.txHash = message.txHash;
+    }
+    if (message.blockNumber !== 0) {
+      obj.blockNumber = Math.round(message.blockNumber);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SettlementEvent>): SettlementEvent {
+    return SettlementEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SettlementEvent>): SettlementEvent {
+    const message = createBaseSettlementEvent();
+    message.settlementId = object.settlementId ?? "";
+    message.kind = object.kind ?? 0;
+    message.accountId = object.accountId ?? "";
+    message.blockchain = object.blockchain ?? 0;
+    message.amount = object.amount ?? "";
+    message.state = object.state ?? 0;
+    message.nonce = object.nonce ?? 0;
+    message.txHash = object.txHash ?? "";
+    message.blockNumber = object.blockNumber ?? 0;
+    message.error = object.error ?? "";
+    return message;
+  },
+};
+
+function createBaseTransferEvent(): TransferEvent {
+  return { transferId: "", fromAccountId: "", toAccountId: "", amount: "" };
+}
+
+export const TransferEvent: MessageFns<TransferEvent> = {
+  encode(message: TransferEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.transferId !== "") {
+      writer.uint32(10).string(message.transferId);
+    }
+    if (message.fromAccountId !== "") {
+      writer.uint32(18).string(message.fromAccountId);
+    }
+    if (message.toAccountId !== "") {
+      writer.uint32(26).string(message.toAccountId);
+    }
+    if (message.amount !== "") {
+      writer.uint32(34).string(message.amount);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransferEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.transferId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fromAccountId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.toAccountId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.amount = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TransferEvent {
+    return {
+      transferId: isSet(object.transferId)
+        ? globalThis.String(object.transferId)
+        : isSet(object.transfer_id)
+        ? globalThis.String(object.transfer_id)
+        : "",
+      fromAccountId: isSet(object.fromAccountId)
+        ? globalThis.String(object.fromAccountId)
+        : isSet(object.from_account_id)
+        ? globalThis.String(object.from_account_id)
+        : "",
+      toAccountId: isSet(object.toAccountId)
+        ? globalThis.String(object.toAccountId)
+        : isSet(object.to_account_id)
+        ? globalThis.String(object.to_account_id)
+        : "",
+      amount: isSet(object.amount) ? globalThis.String(object.amount) : "",
+    };
+  },
+
+  toJSON(message: TransferEvent): unknown {
+    const obj: any = {};
+    if (message.transferId !== "") {
+      obj.transferId = message.transferId;
+    }
+    if (message.fromAccountId !== "") {
+      obj.fromAccountId = message.fromAccountId;
+    }
+    if (message.toAccountId !== "") {
+      obj.toAccountId = message.toAccountId;
+    }
+    if (message.amount !== "") {
+      obj.amount = message.amount;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<TransferEvent>): TransferEvent {
+    return TransferEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<TransferEvent>): TransferEvent {
+    const message = createBaseTransferEvent();
+    message.transferId = object.transferId ?? "";
+    message.fromAccountId = object.fromAccountId ?? "";
+    message.toAccountId = object.toAccountId ?? "";
+    message.amount = object.amount ?? "";
+    return message;
+  },
+};
+
+function createBaseRedemptionEvent(): RedemptionEvent {
+  return { redemptionId: "", accountId: "", amount: "", blockchain: 0, reason: "" };
+}
+
+export const RedemptionEvent: MessageFns<RedemptionEvent> = {
+  encode(message: RedemptionEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.redemptionId !== "") {
+      writer.uint32(10).string(message.redemptionId);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(18).string(message.accountId);
+    }
+    if (message.amount !== "") {
+      writer.uint32(26).string(message.amount);
+    }
+    if (message.blockchain !== 0) {
+      writer.uint32(32).int32(message.blockchain);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RedemptionEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRedemptionEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.redemptionId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.amount = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.blockchain = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RedemptionEvent {
+    return {
+      redemptionId: isSet(object.redemptionId)
+        ? globalThis.String(object.redemptionId)
+        : isSet(object.redemption_id)
+        ? globalThis.String(object.redemption_id)
+        : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      amount: isSet(object.amount) ? globalThis.String(object.amount) : "",
+      blockchain: isSet(object.blockchain) ? blockchainFromJSON(object.blockchain) : 0,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: RedemptionEvent): unknown {
+    const obj: any = {};
+    if (message.redemptionId !== "") {
+      obj.redemptionId = message.redemptionId;
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.amount !== "") {
+      obj.amount = message.amount;
+    }
+    if (message.blockchain !== 0) {
+      obj.blockchain = blockchainToJSON(message.blockchain);
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<RedemptionEvent>): RedemptionEvent {
+    return RedemptionEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<RedemptionEvent>): RedemptionEvent {
+    const message = createBaseRedemptionEvent();
+    message.redemptionId = object.redemptionId ?? "";
+    message.accountId = object.accountId ?? "";
+    message.amount = object.amount ?? "";
+    message.blockchain = object.blockchain ?? 0;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseFreezeEvent(): FreezeEvent {
+  return { accountId: "", frozen: false, reason: "" };
+}
+
+export const FreezeEvent: MessageFns<FreezeEvent> = {
+  encode(message: FreezeEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accountId !== "") {
+      writer.uint32(10).string(message.accountId);
+    }
+    if (message.frozen !== false) {
+      writer.uint32(16).bool(message.frozen);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FreezeEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFreezeEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.frozen = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FreezeEvent {
+    return {
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
+      frozen: isSet(object.frozen) ? globalThis.Boolean(object.frozen) : false,
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+    };
+  },
+
+  toJSON(message: FreezeEvent): unknown {
+    const obj: any = {};
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
+    }
+    if (message.frozen !== false) {
+      obj.frozen = message.frozen;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FreezeEvent>): FreezeEvent {
+    return FreezeEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FreezeEvent>): FreezeEvent {
+    const message = createBaseFreezeEvent();
+    message.accountId = object.accountId ?? "";
+    message.frozen = object.frozen ?? false;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseReserveEvent(): ReserveEvent {
+  return { reserve: "", attestationRef: "" };
+}
+
+export const ReserveEvent: MessageFns<ReserveEvent> = {
+  encode(message: ReserveEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reserve !== "") {
+      writer.uint32(10).string(message.reserve);
+    }
+    if (message.attestationRef !== "") {
+      writer.uint32(18).string(message.attestationRef);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReserveEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReserveEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reserve = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.attestationRef = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReserveEvent {
+    return {
+      reserve: isSet(object.reserve) ? globalThis.String(object.reserve) : "",
+      attestationRef: isSet(object.attestationRef)
+        ? globalThis.String(object.attestationRef)
+        : isSet(object.attestation_ref)
+        ? globalThis.String(object.attestation_ref)
+        : "",
+    };
+  },
+
+  toJSON(message: ReserveEvent): unknown {
+    const obj: any = {};
+    if (message.reserve !== "") {
+      obj.reserve = message.reserve;
+    }
+    if (message.attestationRef !== "") {
+      obj.attestationRef = message.attestationRef;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ReserveEvent>): ReserveEvent {
+    return ReserveEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ReserveEvent>): ReserveEvent {
+    const message = createBaseReserveEvent();
+    message.reserve = object.reserve ?? "";
+    message.attestationRef = object.attestationRef ?? "";
+    return message;
+  },
+};
+
+function createBaseAllowanceEvent(): AllowanceEvent {
+  return { principal: "", allowance: "" };
+}
+
+export const AllowanceEvent: MessageFns<AllowanceEvent> = {
+  encode(message: AllowanceEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.principal !== "") {
+      writer.uint32(10).string(message.principal);
+    }
+    if (message.allowance !== "") {
+      writer.uint32(18).string(message.allowance);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AllowanceEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAllowanceEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.principal = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.allowance = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AllowanceEvent {
+    return {
+      principal: isSet(object.principal) ? globalThis.String(object.principal) : "",
+      allowance: isSet(object.allowance) ? globalThis.String(object.allowance) : "",
+    };
+  },
+
+  toJSON(message: AllowanceEvent): unknown {
+    const obj: any = {};
+    if (message.principal !== "") {
+      obj.principal = message.principal;
+    }
+    if (message.allowance !== "") {
+      obj.allowance = message.allowance;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<AllowanceEvent>): AllowanceEvent {
+    return AllowanceEvent.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<AllowanceEvent>): AllowanceEvent {
+    const message = createBaseAllowanceEvent();
+    message.principal = object.principal ?? "";
+    message.allowance = object.allowance ?? "";
+    return message;
+  },
+};
+
 /** MintService is the only service of this API. */
 export type MintServiceService = typeof MintServiceService;
 export const MintServiceService = {
@@ -6629,6 +8490,31 @@ export const MintServiceService = {
       Buffer.from(UnfreezeAccountResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): UnfreezeAccountResponse => UnfreezeAccountResponse.decode(value),
   },
+  /**
+   * WatchLedger streams the ledger's events (LedgerEvent) in commit order,
+   * from `from_cursor` (every later event exactly once, in order, no gap) or
+   * from now. The events are written by the same transaction as the change
+   * they describe, whatever MINT_AUDIT_JOURNAL says. Role `reader`: a scoped
+   * reader sees the events of the accounts its scopes cover; events of no
+   * account (reserve, allowance) need scope `*`. The stream ends:
+   * FAILED_PRECONDITION CURSOR_EXPIRED (older than MINT_WATCH_RETENTION;
+   * ErrorInfo metadata `oldest_cursor`) or CURSOR_FROM_OTHER_EPOCH (a memory
+   * store that restarted); RESOURCE_EXHAUSTED CONSUMER_TOO_SLOW (more than
+   * MINT_WATCH_BUFFER events waiting for this consumer) or WATCHERS_LIMIT
+   * (MINT_WATCH_MAX_WATCHERS streams open on this replica); UNAVAILABLE
+   * SHUTTING_DOWN. Each end after the stream began carries the cursor to
+   * resume from: ErrorInfo metadata `resume_cursor` and the trailer
+   * `x-mint-resume-cursor`.
+   */
+  watchLedger: {
+    path: "/usdc.mint.v1.MintService/WatchLedger" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchLedgerRequest): Buffer => Buffer.from(WatchLedgerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchLedgerRequest => WatchLedgerRequest.decode(value),
+    responseSerialize: (value: WatchLedgerResponse): Buffer => Buffer.from(WatchLedgerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchLedgerResponse => WatchLedgerResponse.decode(value),
+  },
 } as const;
 
 export interface MintServiceServer extends UntypedServiceImplementation {
@@ -6773,6 +8659,23 @@ export interface MintServiceServer extends UntypedServiceImplementation {
   freezeAccount: handleUnaryCall<FreezeAccountRequest, FreezeAccountResponse>;
   /** UnfreezeAccount lifts a freeze. */
   unfreezeAccount: handleUnaryCall<UnfreezeAccountRequest, UnfreezeAccountResponse>;
+  /**
+   * WatchLedger streams the ledger's events (LedgerEvent) in commit order,
+   * from `from_cursor` (every later event exactly once, in order, no gap) or
+   * from now. The events are written by the same transaction as the change
+   * they describe, whatever MINT_AUDIT_JOURNAL says. Role `reader`: a scoped
+   * reader sees the events of the accounts its scopes cover; events of no
+   * account (reserve, allowance) need scope `*`. The stream ends:
+   * FAILED_PRECONDITION CURSOR_EXPIRED (older than MINT_WATCH_RETENTION;
+   * ErrorInfo metadata `oldest_cursor`) or CURSOR_FROM_OTHER_EPOCH (a memory
+   * store that restarted); RESOURCE_EXHAUSTED CONSUMER_TOO_SLOW (more than
+   * MINT_WATCH_BUFFER events waiting for this consumer) or WATCHERS_LIMIT
+   * (MINT_WATCH_MAX_WATCHERS streams open on this replica); UNAVAILABLE
+   * SHUTTING_DOWN. Each end after the stream began carries the cursor to
+   * resume from: ErrorInfo metadata `resume_cursor` and the trailer
+   * `x-mint-resume-cursor`.
+   */
+  watchLedger: handleServerStreamingCall<WatchLedgerRequest, WatchLedgerResponse>;
 }
 
 export interface MintServiceClient extends Client {
@@ -7197,6 +9100,28 @@ export interface MintServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UnfreezeAccountResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * WatchLedger streams the ledger's events (LedgerEvent) in commit order,
+   * from `from_cursor` (every later event exactly once, in order, no gap) or
+   * from now. The events are written by the same transaction as the change
+   * they describe, whatever MINT_AUDIT_JOURNAL says. Role `reader`: a scoped
+   * reader sees the events of the accounts its scopes cover; events of no
+   * account (reserve, allowance) need scope `*`. The stream ends:
+   * FAILED_PRECONDITION CURSOR_EXPIRED (older than MINT_WATCH_RETENTION;
+   * ErrorInfo metadata `oldest_cursor`) or CURSOR_FROM_OTHER_EPOCH (a memory
+   * store that restarted); RESOURCE_EXHAUSTED CONSUMER_TOO_SLOW (more than
+   * MINT_WATCH_BUFFER events waiting for this consumer) or WATCHERS_LIMIT
+   * (MINT_WATCH_MAX_WATCHERS streams open on this replica); UNAVAILABLE
+   * SHUTTING_DOWN. Each end after the stream began carries the cursor to
+   * resume from: ErrorInfo metadata `resume_cursor` and the trailer
+   * `x-mint-resume-cursor`.
+   */
+  watchLedger(request: WatchLedgerRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchLedgerResponse>;
+  watchLedger(
+    request: WatchLedgerRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchLedgerResponse>;
 }
 
 export const MintServiceClient = makeGenericClientConstructor(
