@@ -10,13 +10,14 @@ import { approvalResult, entryOfEffect, withAllowanceRefund, freezeResult, LOCAL
 import type { Clock } from "../../domain/clock.js";
 import { assert, markNotApplied, type Failure } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
-import { decideApproval, decideRejection, differingFields, sameRequest, type AccountState, type CanonicalRequest, type IdempotencyScope, type MintRecord, type NewMint, type NewRedemption, type RedemptionRecord, type StoredResult, type SupplyState } from "../../domain/model.js";
+import { decideApproval, decideRejection, differingFields, sameRequest, type AccountState, type CanonicalRequest, type IdempotencyScope, type MintRecord, type NewRedemption, type RedemptionRecord, type StoredResult, type SupplyState } from "../../domain/model.js";
 import { isAborted, type ApprovalStore, type Effect, type ExactlyOnceStore, type IdempotencyClaim, type IdempotencyStore, type KeyedCall, type LedgerStore, type ListMintsQuery, type Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
 import { BURN_CONFIRMED_ACTION, BURN_FAILED_ACTION, settlementJournal, settlementRefusal } from "../../domain/settlement/ledger-rules.js";
 import type { Settlement, SettlementEffects, SettlementOutbox } from "../../domain/settlement/ports.js";
 import { MemoryAuditJournal } from "./memory-audit-journal.js";
+import { MemoryAllowances } from "./memory-allowances.js";
 import { MemoryLedgerEventFeed } from "./memory-ledger-events.js";
 
 /** Who holds a key's gate, and who waits behind it. */
@@ -28,11 +29,6 @@ interface Gate {
 }
 
 /** One minter's allowance: what is left, and how many Sets made it (a refund applies only within its charge's generation). */
-interface Allowance {
-  remainingMicros: bigint;
-  generation: number;
-}
-
 const EMPTY_JOURNAL = new MemoryAuditJournal();
 
 function reversalEntryOf(mintId: string, reason: string): JournalEntry {
@@ -72,10 +68,8 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
 
   /** Where settlements are queued; set with `attachOutbox` when settlement is configured. */
   private outbox: SettlementOutbox | null = null;
-  /** What is left of each minter's allowance, and its generation (bumped by every Set). */
-  private readonly allowances = new Map<string, Allowance>();
-  /** The allowance generation each charged mint was taken from, until it is refunded or final. */
-  private readonly chargedGeneration = new Map<string, number>();
+  /** Minter allowances: what is left of each, its generation, and what each charged mint took. */
+  private readonly allowances = new MemoryAllowances();
 
   constructor(
     readonly ledger: MemoryLedger,
@@ -164,7 +158,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     try {
       const reversed = await this.ledger.reverseMint(s.settlementId, `settlement failed: ${reason}`, s.updateWallMs, Infinity);
       if (!reversed.ok) return;
-      const refunded = this.refund(reversed.value);
+      const refunded = this.allowances.refund(reversed.value);
       this.journal?.append(unsealedRecord(journal, withAllowanceRefund(reversalResult(reversed.value), reversed.value, refunded), s.updateWallMs, [reversed.value.accountId]));
       this.events.mintReversed(reversed.value);
       await this.keys.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
@@ -213,7 +207,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
       const reversed = await this.ledger.reverseMint(mintId, reason, wallMs, wait.deadlineMs);
       if (reversed.ok) {
         // Refunded and journaled in the same synchronous stretch as the ledger's answer.
-        const refunded = this.refund(reversed.value);
+        const refunded = this.allowances.refund(reversed.value);
         this.journal?.append(unsealedRecord(journal ?? reversalEntryOf(mintId, reason), withAllowanceRefund(reversalResult(reversed.value), reversed.value, refunded), wallMs, [reversed.value.accountId]));
         this.events.mintReversed(reversed.value);
         await this.keys.forget("mint", reversed.value.idempotencyKey, reversed.value.mintId);
@@ -293,7 +287,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
       if (!decided.ok) return fail(decided.error);
       const next = decided.next;
       this.ledger.replacePending(next);
-      const refunded = this.refund(mint);
+      const refunded = this.allowances.refund(mint);
       this.journal?.append(unsealedRecord(journal, withAllowanceRefund(approvalResult(next), next, refunded), wallMs, [next.accountId]));
       this.events.mintRejected(next, wallMs);
       await this.keys.forget("mint", mint.idempotencyKey, mint.mintId);
@@ -308,56 +302,18 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   }
 
   async getAllowance(principal: string): Promise<bigint> {
-    return this.allowances.get(principal)?.remainingMicros ?? 0n;
+    return this.allowances.remaining(principal);
   }
 
   /** Compare, set, new generation and journal in one synchronous stretch. */
   async setAllowance(principal: string, amountMicros: bigint, journal: JournalEntry, wallMs: number, expectedMicros?: bigint): Promise<Result<void>> {
-    assert(amountMicros >= 0n, "an allowance is not negative");
-    const current = this.allowances.get(principal);
-    const remainingMicros = current?.remainingMicros ?? 0n;
-    if (expectedMicros !== undefined && remainingMicros !== expectedMicros) return fail({ code: "ALLOWANCE_CHANGED", principal, remainingMicros, expectedMicros });
-    this.allowances.set(principal, { remainingMicros: amountMicros, generation: (current?.generation ?? 0) + 1 });
+    const set = this.allowances.set(principal, amountMicros, expectedMicros);
+    if (!set.ok) return set;
     this.journal?.append(unsealedRecord(journal, { allowance: amountMicros.toString(), principal }, wallMs));
     this.events.allowanceSet(principal, amountMicros, wallMs);
     return ok(undefined);
   }
 
-  /**
-   * Consumes the requester's allowance for a mint that charges one
-   * (synchronous: check and take in one stretch); returns the generation
-   * taken from, or null when the mint charges nothing.
-   */
-  private charge(cmd: NewMint): Result<number | null> {
-    if (cmd.chargeAllowance !== true) return ok(null);
-    const principal = cmd.requester ?? "";
-    const a = this.allowances.get(principal);
-    const left = a?.remainingMicros ?? 0n;
-    if (a === undefined || left < cmd.amountMicros) return fail({ code: "ALLOWANCE_EXCEEDED", principal, remainingMicros: left, amountMicros: cmd.amountMicros });
-    a.remainingMicros = left - cmd.amountMicros;
-    return ok(a.generation);
-  }
-
-  /** Gives a charge back when its generation is still current (no Set since). */
-  private giveBack(principal: string, amountMicros: bigint, generation: number): boolean {
-    const a = this.allowances.get(principal);
-    if (a === undefined || a.generation !== generation) return false;
-    a.remainingMicros += amountMicros;
-    return true;
-  }
-
-  /**
-   * The refund of a rejected or reversed mint: null when it charged no
-   * allowance, else whether the amount went back (false: the allowance was
-   * set since the charge, and the Set stands). Once per mint.
-   */
-  private refund(mint: MintRecord): boolean | null {
-    if (mint.allowanceCharged !== true || mint.requester === undefined) return null;
-    const generation = this.chargedGeneration.get(mint.mintId);
-    assert(generation !== undefined, "a charged mint remembers its allowance generation until refunded");
-    this.chargedGeneration.delete(mint.mintId);
-    return this.giveBack(mint.requester, mint.amountMicros, generation);
-  }
 
 
   getMint(mintId: string): Promise<MintRecord | null> {
@@ -413,7 +369,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   private async apply(effect: Effect, claim: IdempotencyClaim, deadlineMs: number, entry: JournalEntry | undefined): Promise<Result<StoredResult>> {
     try {
       if (effect.kind === "mint") {
-        const charged = this.charge(effect.cmd);
+        const charged = this.allowances.charge(effect.cmd);
         if (!charged.ok) return charged;
         const generation = charged.value;
         let r;
@@ -422,8 +378,8 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
         } finally {
           // The memory ledger answers within this stretch, so the generation is still the one charged.
           if (generation !== null) {
-            if (r?.ok === true) this.chargedGeneration.set(r.value.mintId, generation);
-            else this.giveBack(effect.cmd.requester ?? "", effect.cmd.amountMicros, generation);
+            if (r?.ok === true) this.allowances.charged(r.value.mintId, generation);
+            else this.allowances.giveBack(effect.cmd.requester ?? "", effect.cmd.amountMicros, generation);
           }
         }
         if (r.ok) this.journal?.append(unsealedRecord(entry ?? entryOfEffect(effect), mintResult(r.value), effect.cmd.createWallMs));
