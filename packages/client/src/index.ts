@@ -36,4 +36,16 @@ export type {
 } from "./types.js";
 export { uuidv7 } from "./uuidv7.js";
 export { LEDGER_EVENT_KINDS } from "./watch.js";
-export type { LedgerEvent, LedgerEventKindName, WatchLedgerInput } from "./watch.js";
+export type {
+  LedgerAllowanceEvent,
+  LedgerEvent,
+  LedgerEventChain,
+  LedgerEventKindName,
+  LedgerFreezeEvent,
+  LedgerMintEvent,
+  LedgerRedemptionEvent,
+  LedgerReserveEvent,
+  LedgerSettlementEvent,
+  LedgerTransferEvent,
+  WatchLedgerInput,
+} from "./watch.js";

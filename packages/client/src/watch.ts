@@ -21,6 +21,7 @@ import { MintServiceError, toMintServiceError } from "./errors.js";
 import { backoffMs, DEFAULT_RETRY_POLICY } from "./retry.js";
 import type { BlockchainName, MintStatusName, SettlementStateName } from "./types.js";
 
+/** Every kind of event WatchLedger sends, in the order the proto declares them. */
 export const LEDGER_EVENT_KINDS = [
   "MINT_CREATED",
   "MINT_PENDING_APPROVAL",
@@ -40,8 +41,13 @@ export const LEDGER_EVENT_KINDS = [
   "ALLOWANCE_SET",
 ] as const;
 
+/** An event's kind; "UNRECOGNIZED" for a kind newer than this SDK. */
 export type LedgerEventKindName = (typeof LEDGER_EVENT_KINDS)[number] | "UNRECOGNIZED";
 
+/** A chain's name as the SDK spells it, or "UNSPECIFIED" / "UNRECOGNIZED". */
+export type LedgerEventChain = BlockchainName | "UNSPECIFIED" | "UNRECOGNIZED";
+
+/** What `MintClient.watchLedger` streams and how it resumes. */
 export interface WatchLedgerInput {
   /** A cursor to resume after; "oldest" for the oldest event kept; absent for events from now on. */
   readonly from?: string;
@@ -55,32 +61,130 @@ export interface WatchLedgerInput {
   readonly onResume?: (e: { readonly error: MintServiceError; readonly cursor: string; readonly delayMs: number }) => void;
 }
 
+/** A mint's step: created, pending approval, approved, rejected, completed or reversed. */
+export interface LedgerMintEvent {
+  /** The mint's id. */
+  mintId: string;
+  /** The credited account. */
+  accountId: string;
+  /** The mint's amount, a decimal string of USDC. */
+  amount: string;
+  /** The chain the mint is for. */
+  blockchain: LedgerEventChain;
+  /** The mint's status after this step. */
+  status: MintStatusName;
+  /** Approvals counted so far. */
+  approvals: number;
+  /** Approvals the mint needs (0: none). */
+  approvalsRequired: number;
+  /** MINT_APPROVED: who approved; MINT_REJECTED: who rejected (`sweeper` for an expiry). */
+  actor: string;
+  /** MINT_REJECTED, MINT_REVERSED: why. */
+  reason: string;
+}
+
+/** A settlement's step on-chain: submitted, confirmed or failed. */
+export interface LedgerSettlementEvent {
+  /** The mint id or redemption id. */
+  settlementId: string;
+  /** A mint on-chain, or a burn of a redemption. */
+  kind: "MINT" | "BURN" | "UNSPECIFIED";
+  /** The account of the mint or redemption. */
+  accountId: string;
+  /** The settling chain. */
+  blockchain: LedgerEventChain;
+  /** The amount settled, a decimal string of USDC. */
+  amount: string;
+  /** The settlement's state after this step. */
+  state: SettlementStateName;
+  /** The transaction's nonce. */
+  nonce: number;
+  /** SUBMITTED: the signed transaction's hash; CONFIRMED/FAILED: the mined one. */
+  txHash: string;
+  /** CONFIRMED/FAILED: the block it was mined in (0 when not mined). */
+  blockNumber: number;
+  /** FAILED: why. */
+  error: string;
+}
+
+/** A transfer between two accounts. */
+export interface LedgerTransferEvent {
+  /** The transfer's id. */
+  transferId: string;
+  /** The debited account. */
+  fromAccountId: string;
+  /** The credited account. */
+  toAccountId: string;
+  /** The amount, a decimal string of USDC. */
+  amount: string;
+}
+
+/** A redemption (money out of circulation), or its re-credit after a failed burn. */
+export interface LedgerRedemptionEvent {
+  /** The redemption's id. */
+  redemptionId: string;
+  /** The debited (or re-credited) account. */
+  accountId: string;
+  /** The amount, a decimal string of USDC. */
+  amount: string;
+  /** The chain redeemed from. */
+  blockchain: LedgerEventChain;
+  /** REDEMPTION_RECREDITED: why the burn failed. */
+  reason: string;
+}
+
+/** An account frozen or unfrozen. */
+export interface LedgerFreezeEvent {
+  /** The account. */
+  accountId: string;
+  /** Whether it is frozen after this event. */
+  frozen: boolean;
+  /** Why it was frozen (empty on unfreeze). */
+  reason: string;
+}
+
+/** The reserve set (it caps the supply). */
+export interface LedgerReserveEvent {
+  /** The new reserve, a decimal string of USDC. */
+  reserve: string;
+  /** The auditor's attestation it was set from. */
+  attestationRef: string;
+}
+
+/** A minter's allowance set by a manager. */
+export interface LedgerAllowanceEvent {
+  /** The minter. */
+  principal: string;
+  /** What is left of its allowance, a decimal string of USDC. */
+  allowance: string;
+}
+
+/** One event of the ledger, as WatchLedger sends it; exactly one payload field is set, by kind. */
 export interface LedgerEvent {
   /** Stable and unique: the same event always has the same id. */
   readonly eventId: string;
   /** Pass as `from` to resume after this event. */
   readonly cursor: string;
+  /** What happened. */
   readonly kind: LedgerEventKindName;
+  /** When the change was made (wall clock of the replica or worker that made it). */
   readonly time: Date | undefined;
+  /** The accounts it touches (none for reserve and allowance events). */
   readonly accountIds: readonly string[];
-  readonly mint?: { mintId: string; accountId: string; amount: string; blockchain: BlockchainName | "UNSPECIFIED" | "UNRECOGNIZED"; status: MintStatusName; approvals: number; approvalsRequired: number; actor: string; reason: string };
-  readonly settlement?: {
-    settlementId: string;
-    kind: "MINT" | "BURN" | "UNSPECIFIED";
-    accountId: string;
-    blockchain: BlockchainName | "UNSPECIFIED" | "UNRECOGNIZED";
-    amount: string;
-    state: SettlementStateName;
-    nonce: number;
-    txHash: string;
-    blockNumber: number;
-    error: string;
-  };
-  readonly transfer?: { transferId: string; fromAccountId: string; toAccountId: string; amount: string };
-  readonly redemption?: { redemptionId: string; accountId: string; amount: string; blockchain: BlockchainName | "UNSPECIFIED" | "UNRECOGNIZED"; reason: string };
-  readonly freeze?: { accountId: string; frozen: boolean; reason: string };
-  readonly reserve?: { reserve: string; attestationRef: string };
-  readonly allowance?: { principal: string; allowance: string };
+  /** Set for the MINT_* kinds. */
+  readonly mint?: LedgerMintEvent;
+  /** Set for the SETTLEMENT_* kinds. */
+  readonly settlement?: LedgerSettlementEvent;
+  /** Set for TRANSFER. */
+  readonly transfer?: LedgerTransferEvent;
+  /** Set for REDEMPTION and REDEMPTION_RECREDITED. */
+  readonly redemption?: LedgerRedemptionEvent;
+  /** Set for ACCOUNT_FROZEN and ACCOUNT_UNFROZEN. */
+  readonly freeze?: LedgerFreezeEvent;
+  /** Set for RESERVE_SET. */
+  readonly reserve?: LedgerReserveEvent;
+  /** Set for ALLOWANCE_SET. */
+  readonly allowance?: LedgerAllowanceEvent;
 }
 
 function strip(name: string | undefined, prefix: string): string {
@@ -90,6 +194,7 @@ function strip(name: string | undefined, prefix: string): string {
 
 const chain = (w: WireBlockchain): BlockchainName | "UNSPECIFIED" | "UNRECOGNIZED" => strip(WireBlockchain[w], "BLOCKCHAIN_") as BlockchainName;
 
+/** The SDK's form of a WatchLedger event from the wire. */
 export function ledgerEventFromWire(w: WireEvent): LedgerEvent {
   const out: { -readonly [K in keyof LedgerEvent]: LedgerEvent[K] } = {
     eventId: w.eventId,
