@@ -319,12 +319,22 @@ export class PostgresLedgerEventFeed implements LedgerEventFeed {
   /** Runs the two statements of a horizon read on one connection, in order. */
   private async withHorizon<R extends pg.QueryResultRow>(sql: string, params: readonly unknown[]): Promise<R[]> {
     const client = await this.pool.connect();
+    // pg emits 'error' on a checked-out client whose connection ends, and the
+    // pool listens only to idle ones: unheard, it would end the process. The
+    // statement in flight rejects with the same error, and the caller retries.
+    const onError = (): void => undefined;
+    client.on("error", onError);
+    let broken: Error | undefined;
     try {
       const other = await client.query<{ xids: string[] }>(OTHER_XIDS_SQL);
       const res = await client.query<R>(sql, [other.rows[0]?.xids ?? [], ...params]);
       return res.rows;
+    } catch (err) {
+      broken = err instanceof Error ? err : new Error(String(err));
+      throw err;
     } finally {
-      client.release();
+      client.removeListener("error", onError);
+      client.release(broken);
     }
   }
 
