@@ -10,8 +10,8 @@ import { UnavailableError } from "./errors.js";
 import { mintRequest, type MintRecord, type NewMint, type StoredResult } from "./model.js";
 import { encodePageToken } from "./page-token.js";
 import { pageOf, type ListMintsInput } from "./paging.js";
-import type { Effect } from "./ports.js";
-import { fail, ok, type Result } from "./result.js";
+import type { Effect, LimitDecision } from "./ports.js";
+import { fail, isPromise, ok, type MaybePromise, type Result } from "./result.js";
 import * as v from "./validate.js";
 
 export interface MintUsdcInput {
@@ -22,8 +22,11 @@ export interface MintUsdcInput {
   readonly idempotencyKey: string;
 }
 
-/** Failures: INVALID_ARGUMENT, IDEMPOTENCY_KEY_REUSED/IN_USE, IDEMPOTENCY_STORE_FULL, RATE_LIMITED, DEADLINE_EXCEEDED. */
-export async function mintUsdc(core: CallPath, input: MintUsdcInput, ctx: CallContext): Promise<Result<{ mint: MintRecord; replayed: boolean }>> {
+/**
+ * Failures: INVALID_ARGUMENT, IDEMPOTENCY_KEY_REUSED/IN_USE, IDEMPOTENCY_STORE_FULL, RATE_LIMITED, DEADLINE_EXCEEDED.
+ * A value when nothing waited (see `CallPath.keyed`); errors always come as a rejected promise.
+ */
+export function mintUsdc(core: CallPath, input: MintUsdcInput, ctx: CallContext): MaybePromise<Result<{ mint: MintRecord; replayed: boolean }>> {
   const { deps, metrics } = core;
   const parsed = moneyCallInput(input, deps.maxAmountMicros);
   if (!parsed.ok) return parsed;
@@ -33,8 +36,7 @@ export async function mintUsdc(core: CallPath, input: MintUsdcInput, ctx: CallCo
 
   const limiter = deps.limiter;
   let counted = false;
-  const admit = async (): Promise<Result<void>> => {
-    const decision = await limiter.tryAcquire(accountId);
+  const admitted = (decision: LimitDecision): Result<void> => {
     if (!decision.allowed) {
       metrics.rateLimited();
       return fail({
@@ -46,7 +48,11 @@ export async function mintUsdc(core: CallPath, input: MintUsdcInput, ctx: CallCo
       });
     }
     counted = true;
-    return ok(undefined);
+    return OK_VOID;
+  };
+  const admit = (): MaybePromise<Result<void>> => {
+    const decision = limiter.tryAcquire(accountId);
+    return isPromise(decision) ? decision.then(admitted) : admitted(decision);
   };
   const settle = deps.settlement?.required(blockchain) === true;
   const effect: Effect = {
@@ -66,28 +72,38 @@ export async function mintUsdc(core: CallPath, input: MintUsdcInput, ctx: CallCo
       ctx,
     ),
   };
-  let r: Result<{ stored: StoredResult; replayed: boolean }>;
+  const thrown = async (err: unknown): Promise<never> => {
+    if (counted && err instanceof UnavailableError && err.notApplied) await core.giveBack(accountId);
+    throw err;
+  };
+  const finish = (r: Result<{ stored: StoredResult; replayed: boolean }>): MaybePromise<Result<{ mint: MintRecord; replayed: boolean }>> => {
+    // A returned failure never applied anything: the slot goes back.
+    if (!r.ok) return counted ? core.giveBack(accountId).then(() => r) : r;
+    const stored = r.value.stored;
+    if (stored.scope !== "mint") throw new Error("invariant violated: a mint key holds a non-mint result");
+    if (r.value.replayed) metrics.idempotentReplay("mint");
+    else metrics.moneyMoved("mint", stored.mint.amountMicros);
+    if (settle && !r.value.replayed) deps.settlement?.wake(blockchain);
+    // A replay of a mint that went through approval answers the mint as it is now.
+    if (r.value.replayed && stored.mint.approval !== undefined) return mintAsItIsNow(core, stored.mint);
+    return ok({ mint: stored.mint, replayed: r.value.replayed });
+  };
+  let r: MaybePromise<Result<{ stored: StoredResult; replayed: boolean }>>;
   try {
     const request = mintRequest(accountId, amountMicros, blockchain);
     const accounts = [accountId];
-    r = await core.keyed({ scope: "mint", key: storeKey, request, accounts, journal: journalEntry(ctx, "MintUsdc", key, request, accounts) }, ctx, effect, admit);
+    r = core.keyed({ scope: "mint", key: storeKey, request, accounts, journal: journalEntry(ctx, "MintUsdc", key, request, accounts) }, ctx, effect, admit);
   } catch (err) {
-    if (counted && err instanceof UnavailableError && err.notApplied) await core.giveBack(accountId);
-    throw err;
+    return thrown(err);
   }
-  // A returned failure never applied anything: the slot goes back.
-  if (!r.ok && counted) await core.giveBack(accountId);
-  if (!r.ok) return r;
-  const stored = r.value.stored;
-  if (stored.scope !== "mint") throw new Error("invariant violated: a mint key holds a non-mint result");
-  if (r.value.replayed) metrics.idempotentReplay("mint");
-  else metrics.moneyMoved("mint", stored.mint.amountMicros);
-  if (settle && !r.value.replayed) deps.settlement?.wake(blockchain);
-  // A replay of a mint that went through approval answers the mint as it is now.
-  if (r.value.replayed && stored.mint.approval !== undefined) {
-    return ok({ mint: (await deps.store.getMint(stored.mint.mintId)) ?? stored.mint, replayed: true });
-  }
-  return ok({ mint: stored.mint, replayed: r.value.replayed });
+  return isPromise(r) ? r.then(finish, thrown) : finish(r);
+}
+
+const OK_VOID: Result<void> = ok(undefined);
+
+/** A replayed mint that went through approval, as it is now. */
+async function mintAsItIsNow(core: CallPath, mint: MintRecord): Promise<Result<{ mint: MintRecord; replayed: boolean }>> {
+  return ok({ mint: (await core.deps.store.getMint(mint.mintId)) ?? mint, replayed: true });
 }
 
 /** The mint command with the approval requester, pending state and allowance charge, when configured. */

@@ -2,9 +2,9 @@
 import { scopedIdempotencyKey } from "./authorization.js";
 import { journalEntry, type CallContext, type CallPath } from "./call-path.js";
 import { invalid } from "./errors.js";
-import { transferRequest, type TransferRecord } from "./model.js";
+import { transferRequest, type StoredResult, type TransferRecord } from "./model.js";
 import { parseAmount } from "./money.js";
-import { fail, ok, type Result } from "./result.js";
+import { fail, isPromise, ok, type MaybePromise, type Result } from "./result.js";
 import * as v from "./validate.js";
 
 export interface TransferInput {
@@ -14,9 +14,12 @@ export interface TransferInput {
   readonly idempotencyKey: string;
 }
 
-/** Failures: INVALID_ARGUMENT (incl. from == to), IDEMPOTENCY_*, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED. */
-export async function transfer(core: CallPath, input: TransferInput, ctx: CallContext): Promise<Result<{ transfer: TransferRecord; replayed: boolean }>> {
-  const { deps, metrics } = core;
+/**
+ * Failures: INVALID_ARGUMENT (incl. from == to), IDEMPOTENCY_*, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED.
+ * A value when nothing waited (see `CallPath.keyed`); errors always come as a rejected promise.
+ */
+export function transfer(core: CallPath, input: TransferInput, ctx: CallContext): MaybePromise<Result<{ transfer: TransferRecord; replayed: boolean }>> {
+  const { deps } = core;
   const from = v.accountId(input.fromAccountId, "from_account_id");
   if (!from.ok) return from;
   const to = v.accountId(input.toAccountId, "to_account_id");
@@ -33,21 +36,32 @@ export async function transfer(core: CallPath, input: TransferInput, ctx: CallCo
 
   const request = transferRequest(from.value, to.value, amount.value);
   const accounts = [from.value, to.value];
-  const r = await core.keyed(
-    { scope: "transfer", key: storeKey, request, accounts, journal: journalEntry(ctx, "Transfer", key.value, request, accounts) },
-    ctx,
-    {
-      kind: "transfer",
-      cmd: {
-        transferId: core.ids.transferId(),
-        fromAccountId: from.value,
-        toAccountId: to.value,
-        amountMicros: amount.value,
-        idempotencyKey: storeKey,
-        createWallMs: deps.clock.wallMs(),
+  let r: MaybePromise<Result<{ stored: StoredResult; replayed: boolean }>>;
+  try {
+    r = core.keyed(
+      { scope: "transfer", key: storeKey, request, accounts, journal: journalEntry(ctx, "Transfer", key.value, request, accounts) },
+      ctx,
+      {
+        kind: "transfer",
+        cmd: {
+          transferId: core.ids.transferId(),
+          fromAccountId: from.value,
+          toAccountId: to.value,
+          amountMicros: amount.value,
+          idempotencyKey: storeKey,
+          createWallMs: deps.clock.wallMs(),
+        },
       },
-    },
-  );
+    );
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return isPromise(r) ? r.then((settled) => transferred(core, settled)) : transferred(core, r);
+}
+
+/** The answer of an applied (or replayed) transfer, counted in the metrics. */
+function transferred(core: CallPath, r: Result<{ stored: StoredResult; replayed: boolean }>): Result<{ transfer: TransferRecord; replayed: boolean }> {
+  const { metrics } = core;
   if (!r.ok) return r;
   const stored = r.value.stored;
   if (stored.scope !== "transfer") throw new Error("invariant violated: a transfer key holds a non-transfer result");

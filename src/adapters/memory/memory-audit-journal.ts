@@ -1,27 +1,65 @@
 /**
- * The audit journal in memory: records are sealed as they are appended (one
- * thread, so the append order is the commit order), kept in an array that is
- * only ever pushed to. `append` is the one function the memory stores call,
- * synchronously, in the same step as the change it records.
+ * The audit journal in memory. `append` is the one function the memory
+ * stores call, synchronously, in the same step as the change it records: the
+ * record takes its `seq` there (one thread, so the append order is the
+ * commit order) and is pushed to an array that is only ever pushed to.
+ *
+ * Sealing (the canonical encoding and the SHA-256 link to the record before)
+ * is off the answer's path: a pass seals the records appended since the last
+ * one, in order, at most SEAL_BATCH at a time, once the stretch that appended
+ * them has ended (`setImmediate`: after the answers of the same turn are
+ * written). Every read seals first, so ListAuditEvents, VerifyAuditChain and
+ * the verifier only ever see a whole sealed chain (`unsealedCount` is 0).
  */
-import { GENESIS_HASH, matches, seal, type AuditJournal, type AuditQuery, type AuditRecord, type UnsealedAuditRecord } from "../../domain/audit.js";
+import { GENESIS_HASH, matches, recordHash, type AuditJournal, type AuditQuery, type AuditRecord, type UnsealedAuditRecord } from "../../domain/audit.js";
+
+/** Most records one background pass seals before it yields to other work (a read seals every record it needs at once). */
+export const SEAL_BATCH = 1000;
+
+/** A record as kept: `prevHash` and `hash` are "" until it is sealed. */
+type KeptRecord = { -readonly [K in keyof AuditRecord]: AuditRecord[K] };
 
 export class MemoryAuditJournal implements AuditJournal {
-  private readonly records: AuditRecord[] = [];
+  private readonly records: KeptRecord[] = [];
+  /** Records 1..sealed are sealed. */
+  private sealed = 0;
+  private passQueued = false;
+  private readonly pass = (): void => {
+    this.passQueued = false;
+    this.sealThrough(Math.min(this.records.length, this.sealed + SEAL_BATCH));
+    if (this.sealed < this.records.length) this.queuePass();
+  };
 
-  /** Seals and appends one record; returns it. Synchronous: call it in the same step as the change. */
-  append(u: UnsealedAuditRecord): AuditRecord {
-    const prev = this.records[this.records.length - 1];
-    const record = seal(u, this.records.length + 1, prev === undefined ? GENESIS_HASH : prev.hash);
-    this.records.push(record);
-    return record;
+  /** Appends one record with its `seq`; it is sealed after this stretch. Synchronous: call it in the same step as the change. */
+  append(u: UnsealedAuditRecord): void {
+    // One object with every field, in one shape: prevHash and hash are filled in when sealed.
+    this.records.push({
+      seq: this.records.length + 1,
+      timeMs: u.timeMs,
+      actor: u.actor,
+      action: u.action,
+      idempotencyKey: u.idempotencyKey,
+      request: u.request,
+      result: u.result,
+      accounts: u.accounts,
+      prevHash: "",
+      hash: "",
+    });
+    if (!this.passQueued) this.queuePass();
   }
 
+  /** Records appended, sealed or not (every one of them is sealed before any read). */
   get size(): number {
     return this.records.length;
   }
 
+  /** Seals every record appended so far (reads call it first). */
+  sealAll(): void {
+    this.sealThrough(this.records.length);
+  }
+
   async list(q: AuditQuery): Promise<AuditRecord[]> {
+    this.sealAll();
     const out: AuditRecord[] = [];
     for (let i = Math.max(0, q.afterSeq); i < this.records.length && out.length < q.limit; i++) {
       const r = this.records[i] as AuditRecord;
@@ -31,20 +69,42 @@ export class MemoryAuditJournal implements AuditJournal {
   }
 
   async readSealed(afterSeq: number, limit: number): Promise<AuditRecord[]> {
+    this.sealAll();
     return this.records.slice(Math.max(0, afterSeq), Math.max(0, afterSeq) + limit);
   }
 
   async readOne(seq: number): Promise<AuditRecord | null> {
+    this.sealAll();
     return this.records[seq - 1] ?? null;
   }
 
   async unsealedCount(): Promise<number> {
-    return 0;
+    this.sealAll();
+    return this.records.length - this.sealed;
   }
 
   /** Test only: replaces record `seq` (an attacker with memory access), to show verify catches it. */
   tamperForTest(seq: number, replace: (r: AuditRecord) => AuditRecord): void {
+    this.sealAll();
     const r = this.records[seq - 1];
-    if (r !== undefined) this.records[seq - 1] = replace(r);
+    if (r !== undefined) this.records[seq - 1] = { ...replace(r) };
+  }
+
+  /** Seals records sealed+1..n in order, each linked to the one before. */
+  private sealThrough(n: number): void {
+    let prevHash = this.sealed === 0 ? GENESIS_HASH : (this.records[this.sealed - 1] as KeptRecord).hash;
+    for (let i = this.sealed; i < n; i++) {
+      const r = this.records[i] as KeptRecord;
+      r.prevHash = prevHash;
+      r.hash = recordHash(r);
+      prevHash = r.hash;
+      // Counted record by record, so a record that cannot be encoded (a bug) stops the chain there, not after it.
+      this.sealed = i + 1;
+    }
+  }
+
+  private queuePass(): void {
+    this.passQueued = true;
+    setImmediate(this.pass);
   }
 }
