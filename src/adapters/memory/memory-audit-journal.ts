@@ -53,9 +53,11 @@ export class MemoryAuditJournal implements AuditJournal {
     return this.records.length;
   }
 
-  /** Seals every record appended so far (reads call it first). */
-  sealAll(): void {
+  /** Seals every record appended so far (reads call it first); returns how many it sealed. */
+  sealAll(): number {
+    const before = this.sealed;
     this.sealThrough(this.records.length);
+    return this.sealed - before;
   }
 
   async list(q: AuditQuery): Promise<AuditRecord[]> {
