@@ -82,7 +82,7 @@ async function figure(concurrency: number, op: (i: number) => Promise<boolean>):
 }
 
 /** The store of each core made, to seal its journal afterwards. */
-const storeOf = new Map<MintCore, MemoryExactlyOnceStore>();
+const storeOf = new WeakMap<MintCore, MemoryExactlyOnceStore>();
 
 function newCore(): MintCore {
   const clock = systemClock;

@@ -7,7 +7,7 @@ import { idScopeRefusal, scopedIdempotencyKey } from "./authorization.js";
 import { journalEntry, LOCAL_PRINCIPAL, moneyCallInput, type CallContext, type CallPath } from "./call-path.js";
 import type { Failure } from "./errors.js";
 import { UnavailableError } from "./errors.js";
-import { mintRequest, type MintRecord, type NewMint, type StoredResult } from "./model.js";
+import { mintRequest, type Blockchain, type MintRecord, type NewMint, type StoredResult } from "./model.js";
 import { encodePageToken } from "./page-token.js";
 import { pageOf, type ListMintsInput } from "./paging.js";
 import type { Effect, LimitDecision } from "./ports.js";
@@ -35,24 +35,18 @@ export function mintUsdc(core: CallPath, input: MintUsdcInput, ctx: CallContext)
   const storeKey = scopedIdempotencyKey(ctx.principal, key);
 
   const limiter = deps.limiter;
+  // Whether the limiter counted this mint (a slot to give back if nothing is applied).
   let counted = false;
-  const admitted = (decision: LimitDecision): Result<void> => {
-    if (!decision.allowed) {
-      metrics.rateLimited();
-      return fail({
-        code: "RATE_LIMITED",
-        accountId,
-        retryAfterMs: decision.retryAfterMs,
-        limit: limiter.limit,
-        windowMs: limiter.windowMs,
-      });
-    }
-    counted = true;
-    return OK_VOID;
-  };
   const admit = (): MaybePromise<Result<void>> => {
     const decision = limiter.tryAcquire(accountId);
-    return isPromise(decision) ? decision.then(admitted) : admitted(decision);
+    if (isPromise(decision)) {
+      return decision.then((d) => {
+        counted = d.allowed;
+        return admission(core, accountId, d);
+      });
+    }
+    counted = decision.allowed;
+    return admission(core, accountId, decision);
   };
   const settle = deps.settlement?.required(blockchain) === true;
   const effect: Effect = {
@@ -72,31 +66,57 @@ export function mintUsdc(core: CallPath, input: MintUsdcInput, ctx: CallContext)
       ctx,
     ),
   };
-  const thrown = async (err: unknown): Promise<never> => {
-    if (counted && err instanceof UnavailableError && err.notApplied) await core.giveBack(accountId);
-    throw err;
-  };
-  const finish = (r: Result<{ stored: StoredResult; replayed: boolean }>): MaybePromise<Result<{ mint: MintRecord; replayed: boolean }>> => {
-    // A returned failure never applied anything: the slot goes back.
-    if (!r.ok) return counted ? core.giveBack(accountId).then(() => r) : r;
-    const stored = r.value.stored;
-    if (stored.scope !== "mint") throw new Error("invariant violated: a mint key holds a non-mint result");
-    if (r.value.replayed) metrics.idempotentReplay("mint");
-    else metrics.moneyMoved("mint", stored.mint.amountMicros);
-    if (settle && !r.value.replayed) deps.settlement?.wake(blockchain);
-    // A replay of a mint that went through approval answers the mint as it is now.
-    if (r.value.replayed && stored.mint.approval !== undefined) return mintAsItIsNow(core, stored.mint);
-    return ok({ mint: stored.mint, replayed: r.value.replayed });
-  };
   let r: MaybePromise<Result<{ stored: StoredResult; replayed: boolean }>>;
   try {
     const request = mintRequest(accountId, amountMicros, blockchain);
     const accounts = [accountId];
     r = core.keyed({ scope: "mint", key: storeKey, request, accounts, journal: journalEntry(ctx, "MintUsdc", key, request, accounts) }, ctx, effect, admit);
   } catch (err) {
-    return thrown(err);
+    return mintThrew(core, accountId, counted, err);
   }
-  return isPromise(r) ? r.then(finish, thrown) : finish(r);
+  if (!isPromise(r)) return minted(core, r, counted, accountId, settle ? blockchain : null);
+  return r.then(
+    (settled) => minted(core, settled, counted, accountId, settle ? blockchain : null),
+    (err: unknown) => mintThrew(core, accountId, counted, err),
+  );
+}
+
+/** The limiter's decision as the mint's admission: RATE_LIMITED (counted in the metrics) or go on. */
+function admission(core: CallPath, accountId: string, decision: LimitDecision): Result<void> {
+  if (decision.allowed) return OK_VOID;
+  core.metrics.rateLimited();
+  const limiter = core.deps.limiter;
+  return fail({ code: "RATE_LIMITED", accountId, retryAfterMs: decision.retryAfterMs, limit: limiter.limit, windowMs: limiter.windowMs });
+}
+
+/**
+ * The answer of a mint the store answered: metrics, the settlement worker's
+ * wake-up (`settling`: the chain it settles on), and the limiter slot given
+ * back after a returned failure (which never applied anything).
+ */
+function minted(
+  core: CallPath,
+  r: Result<{ stored: StoredResult; replayed: boolean }>,
+  counted: boolean,
+  accountId: string,
+  settling: Blockchain | null,
+): MaybePromise<Result<{ mint: MintRecord; replayed: boolean }>> {
+  if (!r.ok) return counted ? core.giveBack(accountId).then(() => r) : r;
+  const { metrics, deps } = core;
+  const stored = r.value.stored;
+  if (stored.scope !== "mint") throw new Error("invariant violated: a mint key holds a non-mint result");
+  if (r.value.replayed) metrics.idempotentReplay("mint");
+  else metrics.moneyMoved("mint", stored.mint.amountMicros);
+  if (settling !== null && !r.value.replayed) deps.settlement?.wake(settling);
+  // A replay of a mint that went through approval answers the mint as it is now.
+  if (r.value.replayed && stored.mint.approval !== undefined) return mintAsItIsNow(core, stored.mint);
+  return ok({ mint: stored.mint, replayed: r.value.replayed });
+}
+
+/** A store error: the slot goes back when the mint is known not applied; the error always comes as a rejected promise. */
+async function mintThrew(core: CallPath, accountId: string, counted: boolean, err: unknown): Promise<never> {
+  if (counted && err instanceof UnavailableError && err.notApplied) await core.giveBack(accountId);
+  throw err;
 }
 
 const OK_VOID: Result<void> = ok(undefined);

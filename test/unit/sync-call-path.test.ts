@@ -98,7 +98,9 @@ describe("the synchronous answer path (memory store)", () => {
     expect(value(await duplicate)).toEqual({ mint: first.mint, replayed: true });
     expect(value(now(core.getBalance("acct-a"))).balanceMicros).toBe(10_000_000n);
     // Nothing waits any more: the next call is synchronous again.
-    expect(isPromise(core.mintUsdc(mintInput({ idempotencyKey: "k2" }), NO_DEADLINE))).toBe(false);
+    const next = core.mintUsdc(mintInput({ idempotencyKey: "k2" }), NO_DEADLINE);
+    expect(isPromise(next)).toBe(false);
+    expect(value(await next).replayed).toBe(false);
   });
 
   it("a duplicate whose deadline passes while the first waits is told IDEMPOTENCY_KEY_IN_USE", async () => {
@@ -107,7 +109,7 @@ describe("the synchronous answer path (memory store)", () => {
     const waiting = core.mintUsdc(mintInput(), NO_DEADLINE);
     const impatient = core.mintUsdc(mintInput(), { deadlineMs: clock.nowMs() + 100 });
     await flushPromises();
-    clock.advance(100);
+    await clock.advance(100);
     expect(await impatient).toMatchObject({ ok: false, error: { code: "IDEMPOTENCY_KEY_IN_USE" } });
     release?.();
     expect(value(await waiting).replayed).toBe(false);

@@ -11,7 +11,8 @@
  * written). Every read seals first, so ListAuditEvents, VerifyAuditChain and
  * the verifier only ever see a whole sealed chain (`unsealedCount` is 0).
  */
-import { GENESIS_HASH, matches, recordHash, type AuditJournal, type AuditQuery, type AuditRecord, type UnsealedAuditRecord } from "../../domain/audit.js";
+import { GENESIS_HASH, matches, recordHash, type AuditJournal, type AuditQuery, type AuditRecord, type CanonicalObject, type UnsealedAuditRecord } from "../../domain/audit.js";
+import type { JournalEntry } from "../../domain/journal.js";
 
 /** Most records one background pass seals before it yields to other work (a read seals every record it needs at once). */
 export const SEAL_BATCH = 1000;
@@ -32,16 +33,21 @@ export class MemoryAuditJournal implements AuditJournal {
 
   /** Appends one record with its `seq`; it is sealed after this stretch. Synchronous: call it in the same step as the change. */
   append(u: UnsealedAuditRecord): void {
+    this.record(u, u.result, u.timeMs, u.accounts);
+  }
+
+  /** `append` of `unsealedRecord(entry, result, timeMs, accounts)`, without making that object first (the mint's and transfer's path). */
+  record(entry: JournalEntry, result: CanonicalObject, timeMs: number, accounts: readonly string[] = entry.accounts): void {
     // One object with every field, in one shape: prevHash and hash are filled in when sealed.
     this.records.push({
       seq: this.records.length + 1,
-      timeMs: u.timeMs,
-      actor: u.actor,
-      action: u.action,
-      idempotencyKey: u.idempotencyKey,
-      request: u.request,
-      result: u.result,
-      accounts: u.accounts,
+      timeMs,
+      actor: entry.actor,
+      action: entry.action,
+      idempotencyKey: entry.idempotencyKey,
+      request: entry.request,
+      result,
+      accounts,
       prevHash: "",
       hash: "",
     });

@@ -437,7 +437,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
 
   private transferred(effect: Extract<Effect, { kind: "transfer" }>, r: Result<TransferRecord>, entry: JournalEntry | undefined): Result<StoredResult> {
     if (!r.ok) return r;
-    this.journal?.append(unsealedRecord(entry ?? entryOfEffect(effect), transferResult(r.value), effect.cmd.createWallMs));
+    this.journal?.record(entry ?? entryOfEffect(effect), transferResult(r.value), effect.cmd.createWallMs);
     this.events.transfer(r.value);
     return ok({ scope: "transfer", transfer: r.value });
   }
@@ -472,7 +472,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     }
     if (!r.ok) return r;
     const mint = r.value;
-    this.journal?.append(unsealedRecord(entry ?? entryOfEffect(effect), mintResult(mint), effect.cmd.createWallMs));
+    this.journal?.record(entry ?? entryOfEffect(effect), mintResult(mint), effect.cmd.createWallMs);
     this.events.mintCreated(mint);
     const stored: Result<StoredResult> = ok({ scope: "mint", mint });
     // A mint awaiting approval is queued for settlement when it completes (approveMint).

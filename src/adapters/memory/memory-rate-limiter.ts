@@ -6,6 +6,7 @@
  */
 import { assert } from "../../domain/errors.js";
 import type { Clock, LimitDecision, RateLimiter } from "../../domain/ports.js";
+import type { MaybePromise } from "../../domain/result.js";
 
 export interface MemoryRateLimiterOptions {
   /** Mints allowed per account in any window: an integer, 1 or more. */
@@ -72,7 +73,7 @@ export class MemoryRateLimiter implements RateLimiter {
    * mint leaves the window (> 0). A refusal records nothing. Decided at once,
    * so the answer is a value (the mint's stretch goes on without a turn).
    */
-  tryAcquire(accountId: string): LimitDecision {
+  tryAcquire(accountId: string): MaybePromise<LimitDecision> {
     const t = this.clock.nowMs();
     if (t - this.rotatedAtMs >= this.windowMs) this.rotate(t);
 
