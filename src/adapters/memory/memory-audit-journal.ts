@@ -11,14 +11,66 @@
  * written). Every read seals first, so ListAuditEvents, VerifyAuditChain and
  * the verifier only ever see a whole sealed chain (`unsealedCount` is 0).
  */
-import { GENESIS_HASH, matches, recordHash, type AuditJournal, type AuditQuery, type AuditRecord, type CanonicalObject, type UnsealedAuditRecord } from "../../domain/audit.js";
+import { GENESIS_HASH, matches, mintResult, recordHash, type AuditJournal, type AuditQuery, type AuditRecord, type CanonicalObject, type UnsealedAuditRecord } from "../../domain/audit.js";
 import type { JournalEntry } from "../../domain/journal.js";
+import { mintRequest, type MintRecord } from "../../domain/model.js";
 
 /** Most records one background pass seals before it yields to other work (a read seals every record it needs at once). */
 export const SEAL_BATCH = 1000;
 
 /** A record as kept: `prevHash` and `hash` are "" until it is sealed. */
-type KeptRecord = { -readonly [K in keyof AuditRecord]: AuditRecord[K] };
+type FullRecord = { -readonly [K in keyof AuditRecord]: AuditRecord[K] };
+
+/**
+ * A MintUsdc record kept as the mint it created: its request, result,
+ * accounts and time are what `mintRequest`, `mintResult`, `[accountId]` and
+ * `createWallMs` make of that record, which never changes (a change replaces
+ * it), so they are made when the record is sealed or read instead of kept
+ * with each of the service's most numerous records.
+ */
+interface MintKept {
+  readonly seq: number;
+  readonly actor: string;
+  readonly action: string;
+  readonly idempotencyKey: string | null;
+  readonly mint: MintRecord;
+  prevHash: string;
+  hash: string;
+}
+
+type KeptRecord = FullRecord | MintKept;
+
+/** The record as read (a kept mint record made whole). */
+function whole(r: KeptRecord): FullRecord {
+  if (!("mint" in r)) return r;
+  const m = r.mint;
+  return {
+    seq: r.seq,
+    timeMs: m.createWallMs,
+    actor: r.actor,
+    action: r.action,
+    idempotencyKey: r.idempotencyKey,
+    request: mintRequest(m.accountId, m.amountMicros, m.blockchain),
+    result: mintResult(m),
+    accounts: [m.accountId],
+    prevHash: r.prevHash,
+    hash: r.hash,
+  };
+}
+
+/** Whether the entry says of the mint exactly what `whole` makes of it. */
+function restatesMint(entry: JournalEntry, m: MintRecord, timeMs: number): boolean {
+  const q = entry.request;
+  return (
+    timeMs === m.createWallMs &&
+    entry.accounts.length === 1 &&
+    entry.accounts[0] === m.accountId &&
+    q.account_id === m.accountId &&
+    q.blockchain === m.blockchain &&
+    q.amount === m.amountMicros.toString() &&
+    Object.keys(q).length === 3
+  );
+}
 
 export class MemoryAuditJournal implements AuditJournal {
   private readonly records: KeptRecord[] = [];
@@ -59,6 +111,16 @@ export class MemoryAuditJournal implements AuditJournal {
     return this.records.length;
   }
 
+  /** Appends a mint's record (`mintResult` as its result), kept as the mint when the entry restates it. */
+  recordMint(entry: JournalEntry, mint: MintRecord, timeMs: number): void {
+    if (!restatesMint(entry, mint, timeMs)) {
+      this.record(entry, mintResult(mint), timeMs);
+      return;
+    }
+    this.records.push({ seq: this.records.length + 1, actor: entry.actor, action: entry.action, idempotencyKey: entry.idempotencyKey, mint, prevHash: "", hash: "" });
+    if (!this.passQueued) this.queuePass();
+  }
+
   /** Seals every record appended so far (reads call it first); returns how many it sealed. */
   sealAll(): number {
     const before = this.sealed;
@@ -70,20 +132,21 @@ export class MemoryAuditJournal implements AuditJournal {
     this.sealAll();
     const out: AuditRecord[] = [];
     for (let i = Math.max(0, q.afterSeq); i < this.records.length && out.length < q.limit; i++) {
-      const r = this.records[i] as AuditRecord;
-      if (matches(r, q)) out.push(r);
+      const r = this.records[i] as KeptRecord;
+      if ("mint" in r ? mintMatches(r, q) : matches(r, q)) out.push(whole(r));
     }
     return out;
   }
 
   async readSealed(afterSeq: number, limit: number): Promise<AuditRecord[]> {
     this.sealAll();
-    return this.records.slice(Math.max(0, afterSeq), Math.max(0, afterSeq) + limit);
+    return this.records.slice(Math.max(0, afterSeq), Math.max(0, afterSeq) + limit).map(whole);
   }
 
   async readOne(seq: number): Promise<AuditRecord | null> {
     this.sealAll();
-    return this.records[seq - 1] ?? null;
+    const r = this.records[seq - 1];
+    return r === undefined ? null : whole(r);
   }
 
   async unsealedCount(): Promise<number> {
@@ -95,7 +158,7 @@ export class MemoryAuditJournal implements AuditJournal {
   tamperForTest(seq: number, replace: (r: AuditRecord) => AuditRecord): void {
     this.sealAll();
     const r = this.records[seq - 1];
-    if (r !== undefined) this.records[seq - 1] = { ...replace(r) };
+    if (r !== undefined) this.records[seq - 1] = { ...replace(whole(r)) };
   }
 
   /** Seals records sealed+1..n in order, each linked to the one before. */
@@ -104,7 +167,7 @@ export class MemoryAuditJournal implements AuditJournal {
     for (let i = this.sealed; i < n; i++) {
       const r = this.records[i] as KeptRecord;
       r.prevHash = prevHash;
-      r.hash = recordHash(r);
+      r.hash = recordHash(whole(r));
       prevHash = r.hash;
       // Counted record by record, so a record that cannot be encoded (a bug) stops the chain there, not after it.
       this.sealed = i + 1;
@@ -115,4 +178,10 @@ export class MemoryAuditJournal implements AuditJournal {
     this.passQueued = true;
     setImmediate(this.pass);
   }
+}
+
+/** `matches` for a kept mint record, without making it whole. */
+function mintMatches(r: MintKept, q: AuditQuery): boolean {
+  const m = r.mint;
+  return r.seq > q.afterSeq && (q.accountId === null || m.accountId === q.accountId) && (q.actor === null || r.actor === q.actor) && m.createWallMs >= q.fromTimeMs && m.createWallMs < q.toTimeMs;
 }

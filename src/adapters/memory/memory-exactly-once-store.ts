@@ -6,7 +6,7 @@
  * nothing (a same-key retry, a reconcile) ever sees the ledger and the key
  * disagree. Calls queued on a gate wait holding nothing else.
  */
-import { approvalResult, entryOfEffect, withAllowanceRefund, freezeResult, LOCAL_ACTOR, mintResult, redemptionRecreditResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
+import { approvalResult, entryOfEffect, withAllowanceRefund, freezeResult, LOCAL_ACTOR, redemptionRecreditResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
 import type { Clock } from "../../domain/clock.js";
 import { assert, markNotApplied, type Failure } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
@@ -472,7 +472,7 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     }
     if (!r.ok) return r;
     const mint = r.value;
-    this.journal?.record(entry ?? entryOfEffect(effect), mintResult(mint), effect.cmd.createWallMs);
+    this.journal?.recordMint(entry ?? entryOfEffect(effect), mint, effect.cmd.createWallMs);
     this.events.mintCreated(mint);
     const stored: Result<StoredResult> = ok({ scope: "mint", mint });
     // A mint awaiting approval is queued for settlement when it completes (approveMint).
