@@ -9,7 +9,11 @@
  * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,secured,metrics,hot,allowances,core,memory,pg,audit,reserve,pg-reserve,watch,nats,
  * --conc 1,16,64, --tsx (run both servers with tsx instead of compiled JS),
  * --no-deadline (send no grpc-timeout), --profile (write a CPU profile of the
- * service and of the empty server per comparison to bench/profiles/).
+ * service and of the empty server per comparison to bench/profiles/),
+ * --base DIR (another checkout, e.g. a `git worktree` of main: builds it and
+ * adds `<method>_vs_base` rows at c=64, its service against this one in ABBA
+ * pairs, both with metrics on, so two commits are compared within one run
+ * and under the same load).
  *
  * Method: for each comparison, fresh processes of the empty server and the
  * service are started; runs alternate (ABBA order) between them; each run is
@@ -41,6 +45,8 @@ interface Options {
   readonly tsx: boolean;
   readonly deadlineMs: number;
   readonly profile: boolean;
+  /** Another checkout (--base DIR) whose service the `*_vs_base` rows compare this one with. */
+  readonly baseRoot: string | null;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -70,6 +76,7 @@ function parseOptions(argv: readonly string[]): Options {
     tsx: argv.includes("--tsx"),
     deadlineMs: argv.includes("--no-deadline") ? 0 : 30_000,
     profile: argv.includes("--profile"),
+    baseRoot: value("--base") === undefined ? null : path.resolve(value("--base") as string),
   };
 }
 
@@ -345,6 +352,27 @@ async function compareWithEmpty(ctx: Ctx, method: Method, concurrency: number): 
     return buildComparison(`${method}_vs_empty_c${concurrency}`, "service", "empty server", method, concurrency, baseRuns, svcRuns);
   } finally {
     await Promise.all([empty.stop(), service.stop()]);
+  }
+}
+
+/**
+ * This checkout's service against another's (--base DIR), same method, load
+ * and settings (metrics on), ABBA pairs: the CPU-cost ratio (base ÷ this
+ * server-CPU per call) above 1 means this commit is cheaper per call.
+ */
+async function compareWithBase(ctx: Ctx, baseRoot: string, method: Method, concurrency: number): Promise<Comparison> {
+  const label = `${method}-vs-base-c${concurrency}`;
+  const base = await startServer("service", { launch: ctx.launch, root: baseRoot, env: METRICS_ON, nodeFlags: profileFlags(ctx, `base-${label}`) });
+  const service = await startServer("service", { launch: ctx.launch, env: METRICS_ON, nodeFlags: profileFlags(ctx, `service-${label}`) });
+  try {
+    if (method !== "mint") {
+      await seed(ctx, base, ACCOUNTS);
+      await seed(ctx, service, ACCOUNTS);
+    }
+    const { baseRuns, svcRuns } = await alternate(ctx, label, ["base", "this"], base, service, method, concurrency);
+    return buildComparison(`${method}_vs_base_c${concurrency}`, "this checkout", `service of ${baseRoot}`, method, concurrency, baseRuns, svcRuns);
+  } finally {
+    await Promise.all([base.stop(), service.stop()]);
   }
 }
 
@@ -738,7 +766,7 @@ async function main(): Promise<void> {
   log(`bench: ${opts.quick ? "quick" : "full"} run, ${opts.pairs} pairs, warm-up ${opts.warmupMs} ms + ${opts.durationMs} ms per run, concurrency ${opts.concurrencies.join("/")}`);
   log(`machine: ${m.cores} × ${m.cpuModel}, ${m.memoryGiB} GiB, node ${m.node}, load ${(m.loadAverageAtStart as number[]).join(" ")}`);
 
-  const launch = prepareLaunch(opts.tsx, log);
+  const launch = prepareLaunch(opts.tsx, log, opts.baseRoot ?? undefined);
   log(`servers run as: ${launch.mode} (${launch.note})`);
   const gen = new Generator();
   const ctx: Ctx = { opts, launch, gen, log };
@@ -754,6 +782,18 @@ async function main(): Promise<void> {
           comparisons.push(await compareWithEmpty(ctx, method, c));
         } catch (e) {
           failures.push(`${method} c=${c}: ${(e as Error).message}`);
+          log(`  FAILED: ${(e as Error).message}`);
+        }
+      }
+    }
+    if (opts.baseRoot !== null) {
+      for (const method of ["mint", "transfer", "getbalance"] as const) {
+        if (!want(method)) continue;
+        log(`${method} c=64: the service of ${opts.baseRoot} vs this one`);
+        try {
+          comparisons.push(await compareWithBase(ctx, opts.baseRoot, method, 64));
+        } catch (e) {
+          failures.push(`${method} vs base: ${(e as Error).message}`);
           log(`  FAILED: ${(e as Error).message}`);
         }
       }
