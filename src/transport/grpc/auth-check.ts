@@ -111,10 +111,10 @@ export function checkCall(security: Security, rpc: Rpc, request: unknown, metada
 export function authLink(security: Security): Link {
   return (call, next) => {
     if (!isRpc(call.rpc)) {
-      return Promise.resolve<Answer>({ ok: false, error: { code: "PERMISSION_DENIED", rpc: call.rpc, principal: "", missingRole: "(none grants it)" } });
+      return { ok: false, error: { code: "PERMISSION_DENIED", rpc: call.rpc, principal: "", missingRole: "(none grants it)" } } satisfies Answer;
     }
     const checked = checkCall(security, call.rpc, call.request, call.metadata, call.raw);
-    if (!checked.ok) return Promise.resolve<Answer>({ ok: false, error: checked.error });
+    if (!checked.ok) return { ok: false, error: checked.error } satisfies Answer;
     call.principal = checked.principal;
     return next(call);
   };

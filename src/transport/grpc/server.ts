@@ -99,10 +99,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     // A connection may not open more streams than this at once; the rest of
     // the bound on work is the edge's cap on calls in flight.
     "grpc.max_concurrent_streams": opts.maxConcurrentStreams,
-    // No channelz service is served, so grpc-js's channelz bookkeeping (per
-    // call: a tracker of five closures, counters and Date.now() reads per
-    // message) would be kept for no reader.
-    "grpc.enable_channelz": 0,
+    // grpc.enable_channelz stays on although no channelz service is served:
+    // grpc-js (1.14) tracks sessions for forceShutdown only through channelz,
+    // so with it off a forced shutdown leaves stuck calls' connections open.
   });
   const edge = new Edge({
     clock: opts.clock,
