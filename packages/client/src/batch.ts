@@ -21,7 +21,19 @@ import { uuidv7 } from "./uuidv7.js";
 export const DEFAULT_BATCH_SIZE = 1000;
 
 /** One item's outcome: its result, or its own error (the others are unaffected). */
-export type BatchItemResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: MintServiceError };
+export type BatchItemResult<T> =
+  | {
+      /** The item applied or replayed. */
+      readonly ok: true;
+      /** Its result, as the unary call answers it. */
+      readonly value: T;
+    }
+  | {
+      /** The item failed. */
+      readonly ok: false;
+      /** Its error, as the unary call would have thrown it. */
+      readonly error: MintServiceError;
+    };
 
 /** How batchMint and batchTransfer split, retry and report. */
 export interface BatchOptions {
