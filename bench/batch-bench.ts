@@ -115,6 +115,17 @@ export async function runBatchBench(opts: { readonly launch: Launch; readonly wi
   }
 }
 
+/** The report's lines: items/s against the 50,000/s targets, and server CPU µs per item beside the unary call's. */
+export function batchLines(f: BatchBenchFigures): string[] {
+  const line = (label: string, b: BatchFigure, unary: BatchFigure): string =>
+    `  ${label.padEnd(34)} ${String(b.itemsPerSecond).padStart(8)}/s target >= 50000 ${b.itemsPerSecond >= 50_000 ? "meets" : "MISSES"}; server CPU ${b.serverCpuUsPerItem} µs/item vs ${unary.serverCpuUsPerItem} µs/unary call (${(b.serverCpuUsPerItem / unary.serverCpuUsPerItem).toFixed(2)}×)`;
+  return [
+    line("BatchMint (1,000/batch) mints/s", f.batchMint, f.unaryMint),
+    line("BatchTransfer (1,000/batch)", f.batchTransfer, f.unaryTransfer),
+    line("BatchTransfer atomic (1,000/batch)", f.batchTransferAtomic, f.unaryTransfer),
+  ];
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const items = Number(process.argv[2] ?? 100_000);
   const inFlight = Number(process.argv[3] ?? 2);

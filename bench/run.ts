@@ -27,7 +27,7 @@ import { BENCH_DIR, ROOT, prepareLaunch, startServer, type Launch, type ServerPr
 import { runPgComparison, type PgComparison } from "./pg-bench.js";
 import { runReserveComparison } from "./reserve-bench.js";
 import { runNatsRelayBench, type NatsRelayFigures } from "./nats-relay-bench.js";
-import { runBatchBench, type BatchBenchFigures } from "./batch-bench.js";
+import { batchLines, runBatchBench, type BatchBenchFigures } from "./batch-bench.js";
 
 // ---------------------------------------------------------------- options
 
@@ -1019,6 +1019,7 @@ async function main(): Promise<void> {
   out.push(`  audit journal: MintUsdc CPU-cost ratio in memory, on/off: ${t.audit_mint_memory_cpu_cost_on_vs_off ?? "n/a"}`);
   out.push(targetLine("JetStream relay events/s", t.nats_relay_events_per_s, ">= 20000", t.nats_relay_events_per_s === null ? null : t.nats_relay_events_per_s >= 20_000));
   out.push(`  heap back after window/TTL: limiter ${t.limiter_heap_returns ?? "n/a"}, idempotency ${t.idempotency_heap_returns ?? "n/a"}`);
+  if (batch !== null && !("error" in batch)) out.push(...batchLines(batch));
   if (failures.length > 0) out.push("", "FAILED PARTS:", ...failures.map((f) => "  " + f.split("\n")[0]));
   out.push("", `report: ${path.relative(ROOT, path.join(BENCH_DIR, "report.json"))}`);
   process.stdout.write(out.join("\n") + "\n");
