@@ -11,12 +11,16 @@
  * expire after MINT_IDEMPOTENCY_TTL (10 s here) and are swept; the run is a
  * few windows of a few seconds.
  *
- *   node --import tsx bench/batch-bench.ts [windowMs] [inFlight]
+ *   node --import tsx bench/batch-bench.ts [items] [inFlight] [--tsx] [--profile]
+ *
+ * `--profile` writes the service's CPU profile to bench/profiles/service-batch.cpuprofile
+ * (summarize with bench/profile-summary.ts).
  */
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { Blockchain, MintServiceClient, type MintUsdcRequest, type TransferRequest } from "../gen/usdc/mint/v1/mint.js";
-import { prepareLaunch, startServer, type Launch, type ServerProcess } from "./servers.js";
+import path from "node:path";
+import { BENCH_DIR, prepareLaunch, startServer, type Launch, type ServerProcess } from "./servers.js";
 
 const CLK_TCK = 100;
 const BATCH = 1000;
@@ -66,8 +70,8 @@ async function measure<Req>(server: ServerProcess, reqs: readonly Req[], itemsPe
   return { itemsPerSecond: Math.round(items / seconds), serverCpuUsPerItem: Math.round((cpu / items) * 1e6 * 10) / 10, items, seconds: Math.round(seconds * 100) / 100 };
 }
 
-export async function runBatchBench(opts: { readonly launch: Launch; readonly windowItems: number; readonly inFlight: number; readonly log: (line: string) => void }): Promise<BatchBenchFigures> {
-  const server = await startServer("service", { launch: opts.launch, env: { MINT_IDEMPOTENCY_TTL: "10s", MINT_MAX_CALLS_IN_FLIGHT: "10000", MINT_METRICS_LISTEN: "127.0.0.1:0" } });
+export async function runBatchBench(opts: { readonly launch: Launch; readonly windowItems: number; readonly inFlight: number; readonly log: (line: string) => void; readonly nodeFlags?: readonly string[] }): Promise<BatchBenchFigures> {
+  const server = await startServer("service", { launch: opts.launch, ...(opts.nodeFlags === undefined ? {} : { nodeFlags: opts.nodeFlags }), env: { MINT_IDEMPOTENCY_TTL: "10s", MINT_MAX_CALLS_IN_FLIGHT: "10000", MINT_METRICS_LISTEN: "127.0.0.1:0" } });
   const client = new MintServiceClient(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure(), { "grpc.max_send_message_length": 16 * 1024 * 1024 });
   let run = 0;
   const mintReqs = (n: number, prefix: string): MintUsdcRequest[] =>
@@ -127,11 +131,13 @@ export function batchLines(f: BatchBenchFigures): string[] {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const items = Number(process.argv[2] ?? 100_000);
-  const inFlight = Number(process.argv[3] ?? 2);
+  const [itemsArg, inFlightArg] = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+  const items = Number(itemsArg ?? 100_000);
+  const inFlight = Number(inFlightArg ?? 2);
   const log = (line: string): void => void process.stderr.write(line + "\n");
   const launch = prepareLaunch(process.argv.includes("--tsx"), log);
-  runBatchBench({ launch, windowItems: items, inFlight, log }).then(
+  const profile = process.argv.includes("--profile") ? ["--cpu-prof", `--cpu-prof-dir=${path.join(BENCH_DIR, "profiles")}`, "--cpu-prof-name=service-batch.cpuprofile"] : undefined;
+  runBatchBench({ launch, windowItems: items, inFlight, log, ...(profile === undefined ? {} : { nodeFlags: profile }) }).then(
     (f) => process.stdout.write(JSON.stringify(f, null, 2) + "\n"),
     (e: unknown) => {
       process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
