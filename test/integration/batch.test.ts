@@ -11,12 +11,12 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfo } from "../../gen/google/rpc/error_details.js";
-import { Blockchain, type BatchMintResponse, type BatchTransferResponse, type MintUsdcRequest } from "../../gen/usdc/mint/v1/mint.js";
+import { Blockchain, WatchLedgerRequest, type BatchMintResponse, type BatchTransferResponse, type MintUsdcRequest } from "../../gen/usdc/mint/v1/mint.js";
 import { createMintClient, type MintClient } from "../../packages/client/src/index.js";
 import { parseCsv } from "../../packages/mintctl/src/csv.js";
 import { parsePromText, sampleValue } from "../support/prom-text.js";
 import { mintctl } from "../support/stub-mint-server.js";
-import { expectError, startTestServer, type TestServer } from "../support/test-server.js";
+import { decodeError, expectError, startTestServer, type TestServer } from "../support/test-server.js";
 
 let s: TestServer;
 let sdk: MintClient;
@@ -39,6 +39,17 @@ describe("size caps", () => {
     const e = await expectError(s.call("mintUsdc", mintItem("big-1", "1", "k".repeat(255) + "x".repeat(5000))));
     expect([grpc.status[e.code], e.reason, e.metadata]).toEqual(["RESOURCE_EXHAUSTED", "MESSAGE_TOO_LARGE", { rpc: "MintUsdc", max_bytes: "4096", bytes: expect.stringMatching(/^5[0-9]{3}$/) }]);
     expect(await s.app.adapters.ledger.getBalance("big-1")).toBe(0n);
+  });
+
+  it("a server-streaming request (WatchLedger) over its cap: the stream ends RESOURCE_EXHAUSTED MESSAGE_TOO_LARGE before it starts", async () => {
+    const accountIds = Array.from({ length: 60 }, (_, i) => `watch-${i}-${"w".repeat(100)}`);
+    const err = await new Promise<unknown>((resolve) => {
+      const stream = s.client.watchLedger(WatchLedgerRequest.fromPartial({ accountIds }));
+      stream.on("data", () => resolve(new Error("the stream sent an event")));
+      stream.on("error", resolve);
+    });
+    const e = decodeError(err);
+    expect([grpc.status[e.code], e.reason, e.metadata.rpc, e.metadata.max_bytes]).toEqual(["RESOURCE_EXHAUSTED", "MESSAGE_TOO_LARGE", "WatchLedger", "4096"]);
   });
 
   it("any request over the transport's cap: grpc-js's RESOURCE_EXHAUSTED without details", async () => {

@@ -269,15 +269,6 @@ function unavailable(message: string, reason = "UNAVAILABLE", metadata: Record<s
   return richError(Code.UNAVAILABLE, message, retryAfterMs === undefined ? [info] : [info, retryInfo(retryAfterMs)]);
 }
 
-/**
- * The `google.rpc.Status` of a failure, as the status trailer of a unary call
- * would carry it: what a batch answers for one item.
- */
-export function failureToRpcStatus(f: Failure | EdgeFailure): Status {
-  const bytes = failureToStatus(f).metadata.get(STATUS_DETAILS_KEY)[0];
-  return Status.decode(bytes as Buffer);
-}
-
 /** A bug: a fixed message for the caller; the stack goes to the log only. */
 export function internalError(): RichError {
   return richError(Code.INTERNAL, INTERNAL_MESSAGE, [errorInfo("INTERNAL")]);
