@@ -6,7 +6,7 @@
  *   npm run bench                 full run (7 pairs per comparison, ~10 min)
  *   npm run bench -- --quick      short run (3 pairs, shorter windows, ~1.5 min)
  *
- * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,secured,metrics,hot,allowances,core,memory,pg,audit,reserve,pg-reserve,watch,nats,
+ * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,secured,metrics,hot,allowances,core,memory,pg,audit,reserve,pg-reserve,watch,nats,batch,
  * --conc 1,16,64, --tsx (run both servers with tsx instead of compiled JS),
  * --no-deadline (send no grpc-timeout), --profile (write a CPU profile of the
  * service and of the empty server per comparison to bench/profiles/),
@@ -32,6 +32,7 @@ import { BENCH_DIR, ROOT, prepareLaunch, startServer, type Launch, type ServerPr
 import { runPgComparison, type PgComparison } from "./pg-bench.js";
 import { runReserveComparison } from "./reserve-bench.js";
 import { runNatsRelayBench, type NatsRelayFigures } from "./nats-relay-bench.js";
+import { batchLines, runBatchBench, type BatchBenchFigures } from "./batch-bench.js";
 
 // ---------------------------------------------------------------- options
 
@@ -932,6 +933,16 @@ async function main(): Promise<void> {
     }
   }
   const natsOk = nats !== null && !("error" in nats) ? nats : null;
+  let batch: BatchBenchFigures | { error: string } | null = null;
+  if (want("batch")) {
+    log("BatchMint / BatchTransfer, batches of 1,000, memory store (bench/batch-bench.ts)");
+    try {
+      batch = await runBatchBench({ launch, windowItems: opts.quick ? 50_000 : 200_000, inFlight: 2, log });
+    } catch (e) {
+      batch = { error: (e as Error).message };
+      failures.push(`batch: ${(e as Error).message}`);
+    }
+  }
 
   // ----- headline keys
   const find = (name: string): Comparison | undefined => comparisons.find((c) => c.name === name);
@@ -978,6 +989,7 @@ async function main(): Promise<void> {
     nats_relay_events_per_s: natsOk?.eventsPerSecond ?? null,
     nats_relay_cpu_us_per_event: natsOk?.cpuUsPerEvent ?? null,
     nats_relay: nats,
+    batch,
     notes: {
       headline:
         "*_vs_empty: median over pairs of service req/s ÷ empty-server req/s at concurrency 64 (the target's point); *_p99_vs_empty: median of per-pair p99 ratios at c=64; " +
@@ -1117,6 +1129,7 @@ async function main(): Promise<void> {
   out.push(`  audit journal: MintUsdc CPU-cost ratio in memory, on/off: ${t.audit_mint_memory_cpu_cost_on_vs_off ?? "n/a"}`);
   out.push(targetLine("JetStream relay events/s", t.nats_relay_events_per_s, ">= 20000", t.nats_relay_events_per_s === null ? null : t.nats_relay_events_per_s >= 20_000));
   out.push(`  heap back after window/TTL: limiter ${t.limiter_heap_returns ?? "n/a"}, idempotency ${t.idempotency_heap_returns ?? "n/a"}`);
+  if (batch !== null && !("error" in batch)) out.push(...batchLines(batch));
   if (failures.length > 0) out.push("", "FAILED PARTS:", ...failures.map((f) => "  " + f.split("\n")[0]));
   out.push("", `report: ${path.relative(ROOT, path.join(BENCH_DIR, "report.json"))}`);
   process.stdout.write(out.join("\n") + "\n");

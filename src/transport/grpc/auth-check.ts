@@ -60,6 +60,9 @@ export const SCOPE_ACCOUNTS: { readonly [R in Rpc]: (request: unknown) => readon
   UnfreezeAccount: (r) => [(r as FreezeAccountRequest).accountId],
   // Each account filtered on must be in scope; without a filter the stream itself leaves out what the scopes do not cover.
   WatchLedger: (r) => (r as { accountIds: string[] }).accountIds,
+  // Each item's account is checked by the core, item by item (an item outside the scopes fails alone).
+  BatchMint: () => [],
+  BatchTransfer: () => [],
 };
 
 export type AuthFailure = Extract<EdgeFailure, { code: "UNAUTHENTICATED" }> | Extract<Failure, { code: "PERMISSION_DENIED" }>;
