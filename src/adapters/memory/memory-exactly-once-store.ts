@@ -11,7 +11,7 @@ import type { Clock } from "../../domain/clock.js";
 import { assert, markNotApplied, type Failure } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
 import { decideApproval, decideRejection, differingFields, sameRequest, type AccountState, type CanonicalRequest, type IdempotencyScope, type MintRecord, type NewRedemption, type RedemptionRecord, type StoredResult, type SupplyState, type TransferRecord } from "../../domain/model.js";
-import { isAborted, type ApprovalStore, type Effect, type ExactlyOnceStore, type BeginOutcome, type IdempotencyClaim, type IdempotencyStore, type KeyedCall, type LedgerStore, type ListMintsQuery, type Wait } from "../../domain/ports.js";
+import { isAborted, type AllOrNoneOutcome, type ApprovalStore, type Effect, type ExactlyOnceStore, type BeginOutcome, type IdempotencyClaim, type IdempotencyStore, type KeyedCall, type LedgerStore, type ListMintsQuery, type Wait } from "../../domain/ports.js";
 import { fail, isPromise, ok, type MaybePromise, type Result } from "../../domain/result.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
 import { BURN_CONFIRMED_ACTION, BURN_FAILED_ACTION, settlementJournal, settlementRefusal } from "../../domain/settlement/ledger-rules.js";
@@ -19,6 +19,7 @@ import type { Settlement, SettlementEffects, SettlementOutbox } from "../../doma
 import { MemoryAuditJournal } from "./memory-audit-journal.js";
 import { KEY_BUSY, MemoryIdempotencyStore } from "./memory-idempotency-store.js";
 import { MemoryAllowances } from "./memory-allowances.js";
+import { applyAllOrNone } from "./memory-all-or-none.js";
 import { MemoryLedgerEventFeed } from "./memory-ledger-events.js";
 
 /** Who holds a key's gate, and who waits behind it. */
@@ -63,6 +64,8 @@ export interface MemoryLedger extends LedgerStore {
   redeemNow(cmd: NewRedemption): Result<RedemptionRecord>;
   peekRedemption(redemptionId: string): RedemptionRecord | null;
   recreditRedemption(redemptionId: string, reason: string, wallMs: number): RedemptionRecord | null;
+  /** The account as it is now, read synchronously (an all-or-none batch checks and applies in one stretch). */
+  peekAccount(accountId: string): AccountState;
 }
 
 export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
@@ -251,6 +254,11 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     const admitted = call.admit();
     if (isPromise(admitted)) return admitted.then((a) => (a.ok ? this.apply(call.effect, claim, wait.deadlineMs, call.journal) : a));
     return admitted.ok ? this.apply(call.effect, claim, wait.deadlineMs, call.journal) : admitted;
+  }
+
+  /** All or none, in one synchronous stretch (memory-all-or-none.ts). */
+  applyAllOrNone(calls: readonly KeyedCall[], wait: Wait): Promise<AllOrNoneOutcome> {
+    return applyAllOrNone({ ledger: this.ledger, keys: this.keys, journal: this.journal, events: this.events }, calls, wait);
   }
 
   async reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait, journal?: JournalEntry): Promise<Result<MintRecord>> {
