@@ -107,7 +107,12 @@ export interface KeyedOp {
   readonly request: CanonicalRequest;
   readonly accounts: readonly string[];
   readonly journal: JournalEntry;
+  /** Gives back what `admit` took, for a store that admits before it knows the key (KeyedCall.unadmit). */
+  readonly unadmit?: () => Promise<void>;
 }
+
+/** The release of a call that took no account lock. */
+const unlocked = (): void => undefined;
 
 /** Calls in flight in this process for one key: the request of the first, and how many. */
 interface InFlightKey {
@@ -183,7 +188,8 @@ export class CallPath {
       inFlight.set(op.key, { request: op.request, count: 1 });
     }
     try {
-      const locked = this.locks.take(op.accounts, ctx.deadlineMs, ctx);
+      // A grouping store orders the calls on one account itself (KeyedStore.groupsCalls).
+      const locked = this.deps.store.groupsCalls?.(effect) === true ? unlocked : this.locks.take(op.accounts, ctx.deadlineMs, ctx);
       const release = typeof locked === "function" ? locked : await locked;
       if (release === null) return this.lockTimedOut(inFlight, op.key);
       if (typeof release !== "function") return fail(release);

@@ -119,6 +119,13 @@ export interface KeyedCall {
    */
   readonly admit?: () => Promise<Result<void>>;
   /**
+   * Gives back what `admit` took. A store that must admit a call before it
+   * knows the key is fresh (it groups calls into one atomic step, see
+   * `KeyedStore.groupsCalls`) calls it when the call turns out a replay,
+   * since replays never count. Absent: such a store does not group the call.
+   */
+  readonly unadmit?: () => Promise<void>;
+  /**
    * What the audit journal records of the change, appended in the same
    * atomic step as the effect when it applies (never for a replay or a
    * failure). Absent (building-block tests): the store journals the effect
@@ -177,6 +184,14 @@ export interface KeyedStore {
    * STORE_BUSY, CANCELLED.
    */
   applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>>;
+  /**
+   * True when the store applies calls with this effect in groups (many
+   * calls in one atomic step, a hot account written once per group): it
+   * orders the calls on one account itself, so the core takes no
+   * in-process account lock for them, which would keep them out of one
+   * group. Absent or false: the core locks the call's accounts first.
+   */
+  groupsCalls?(effect: Effect): boolean;
 }
 
 /** Mint: the reads of GetMint and ListMints. */
