@@ -223,7 +223,12 @@ export class PgGroupCommit {
     }
     lease.give(false);
     if (this.journal !== null && outcomes.some((o) => o.outcome === "applied")) this.journal.kick();
-    return outcomes.map((o, i) => answer((items[i] as Pending).call, o));
+    return outcomes.map((o, i) => {
+      const p = items[i] as Pending;
+      // A caller gone while the group waited (for a key in flight elsewhere) is owed nothing but what was applied.
+      if (o.outcome !== "applied" && isAborted(p.wait)) return fail(CANCELLED);
+      return answer(p.call, o);
+    });
   }
 
   /** The item as `ledger_group_apply` reads it; its stored result and journal record are those of the single-call path. */
