@@ -12,7 +12,10 @@ import { MIGRATIONS, openPostgresStores, runMigrations, type PostgresStores } fr
 import { MemoryRateLimiter } from "../../src/adapters/memory/memory-rate-limiter.js";
 import { MintCore } from "../../src/domain/mint-core.js";
 import { decodePageToken, encodePageToken } from "../../src/domain/page-token.js";
+import { UnavailableError } from "../../src/domain/errors.js";
+import { realSleep } from "../contract/stores-under-test.js";
 import { FakeClock } from "../support/fake-clock.js";
+import { PgRelay } from "../support/pg-relay.js";
 import { createTestDatabase, testClient, type TestDatabase } from "../support/pg-test-database.js";
 
 const NO_DEADLINE = { deadlineMs: Infinity };
@@ -41,13 +44,13 @@ afterAll(async () => {
   await db.drop();
 });
 
-async function replica(url = db.url, opts: { groupsInFlight?: number; rateLimit?: number; reserveRequired?: boolean; journal?: boolean } = {}): Promise<Replica> {
+async function replica(url = db.url, opts: { groupsInFlight?: number; rateLimit?: number; reserveRequired?: boolean; journal?: boolean; connectTimeoutMs?: number } = {}): Promise<Replica> {
   const clock = new FakeClock();
   const stores = await openPostgresStores({
     url,
     poolSize: 4,
     statementTimeoutMs: 5_000,
-    connectTimeoutMs: 5_000,
+    connectTimeoutMs: opts.connectTimeoutMs ?? 5_000,
     idempotencyTtlMs: 60_000,
     clock,
     // The sealer's passes run on pooled connections too: off where statements are counted.
@@ -243,6 +246,45 @@ describe("group commit", () => {
     expect(await balance(a, "g7-src")).toBe(970n * USDC);
     const rows = await db.query<{ n: string }>("SELECT count(*)::text AS n FROM transfers WHERE idempotency_key LIKE 'g7-t%'");
     expect(rows.rows[0]?.n).toBe("30");
+  });
+});
+
+describe("group commit when PostgreSQL goes away mid-group", () => {
+  it("the calls of a group cut off mid-statement answer UNAVAILABLE; retried with their keys, each applies exactly once", async () => {
+    const relay = new PgRelay();
+    await relay.start();
+    try {
+      const direct = await replica();
+      const r = await replica(relay.url(db.name), { connectTimeoutMs: 500 });
+      await direct.core.mintUsdc({ accountId: "o-src", amount: "10", blockchain: "ETHEREUM", idempotencyKey: "o-m" }, NO_DEADLINE);
+      // Another replica holds o-t1's key, so the group that carries it waits in PostgreSQL, mid-statement.
+      const held = await direct.stores.idempotency.begin("transfer", "o-t1", { amount: "9", from_account_id: "o-src", to_account_id: "o-x" }, Infinity);
+      if (!held.ok || held.value.kind !== "claimed") throw new Error("o-t1 not claimed");
+      const transfer = (c: MintCore, i: number) => c.transfer({ fromAccountId: "o-src", toAccountId: "o-dst", amount: "1", idempotencyKey: `o-t${i}` }, NO_DEADLINE);
+      const calls = Promise.allSettled([1, 2, 3].map((i) => transfer(r.core, i)));
+      await realSleep(200);
+      await relay.stop();
+      const out = await calls;
+      for (const c of out) {
+        expect(c.status).toBe("rejected");
+        if (c.status === "rejected") expect(c.reason).toBeInstanceOf(UnavailableError);
+      }
+      // The group still waiting in PostgreSQL goes on once the key is free: its caller never heard whether it committed.
+      await direct.stores.idempotency.release(held.value.claim);
+      await relay.start(relay.port);
+      for (let tries = 0; !(await r.stores.probe.healthy()); tries++) {
+        if (tries > 250) throw new Error("PostgreSQL did not come back through the relay");
+        await realSleep(20);
+      }
+      const retried = await Promise.all([1, 2, 3].map((i) => transfer(r.core, i)));
+      expect(retried.every((x) => x.ok)).toBe(true);
+      expect(await balance(r, "o-src")).toBe(7n * USDC);
+      expect(await balance(r, "o-dst")).toBe(3n * USDC);
+      const rows = await db.query<{ k: string }>("SELECT idempotency_key AS k FROM transfers WHERE idempotency_key LIKE 'o-t%' ORDER BY 1");
+      expect(rows.rows.map((x) => x.k)).toEqual(["o-t1", "o-t2", "o-t3"]);
+    } finally {
+      await relay.stop();
+    }
   });
 });
 
