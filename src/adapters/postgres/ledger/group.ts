@@ -5,10 +5,10 @@
  *
  * `ledger_group_apply` takes the items as a JSON array and runs in the
  * implicit transaction of its one statement:
- *  1. Keys, in (scope, key) order: each is claimed (a 'pending' row), or
- *     found completed (a replay, or IDEMPOTENCY_KEY_REUSED), or found
- *     expired (taken over). A key in flight in another transaction is
- *     waited for, as a single claim waits.
+ *  1. Keys, in (scope, key) order, in two statements: each is claimed (a
+ *     'pending' row), or found completed (a replay, or
+ *     IDEMPOTENCY_KEY_REUSED), or found expired (taken over). A key in
+ *     flight in another transaction is waited for, as a single claim waits.
  *  2. Accounts: new receivers are inserted, then every account the claimed
  *     items touch is locked in one statement, in code-unit order; the supply
  *     row after them when a mint is among them (the lock order of
@@ -50,11 +50,8 @@ DECLARE
   fresh boolean[] := array_fill(false, ARRAY[n]);
   it jsonb;
   x int;
-  c int;
-  k_fp text;
-  k_result jsonb;
-  k_state text;
-  k_expired boolean;
+  at_of jsonb;
+  claimed int[];
   accts text[] := '{}';
   receivers text[] := '{}';
   created text[];
@@ -74,34 +71,49 @@ BEGIN
   END IF;
   PERFORM set_config('lock_timeout', lock_ms::text || 'ms', true);
 
-  FOR it IN SELECT e.value FROM jsonb_array_elements(items) AS e ORDER BY e.value->>'scope' COLLATE "C", e.value->>'key' COLLATE "C" LOOP
-    x := (it->>'i')::int + 1;
+  -- Every key claimed in one statement, in (scope, key) order; the ones
+  -- already there are then read and locked in one statement, in that order.
+  SELECT jsonb_object_agg(e.value->>'scope' || ' ' || (e.value->>'key'), (e.value->>'i')::int + 1) INTO at_of FROM jsonb_array_elements(items) AS e;
+  WITH ins AS (
     INSERT INTO idempotency_keys (scope, key, fingerprint, result, state, expires_at)
-    VALUES (it->>'scope', it->>'key', it->>'fp', NULL, 'pending', expires)
-    ON CONFLICT (scope, key) DO NOTHING;
-    GET DIAGNOSTICS c = ROW_COUNT;
-    IF c = 1 THEN
-      st[x] := 'claimed';
-      fresh[x] := true;
-      CONTINUE;
-    END IF;
-    SELECT k.fingerprint, k.result, k.state, k.expires_at <= now_ts INTO k_fp, k_result, k_state, k_expired
-    FROM idempotency_keys AS k WHERE k.scope = it->>'scope' AND k.key = it->>'key' FOR UPDATE;
-    IF NOT FOUND THEN
-      RAISE EXCEPTION 'idempotency key %/% vanished under a group', it->>'scope', it->>'key' USING ERRCODE = 'serialization_failure';
-    END IF;
-    IF k_expired THEN
-      st[x] := 'claimed';
-    ELSIF k_state <> 'completed' THEN
-      RAISE EXCEPTION 'invariant violated: idempotency key %/% visible while pending', it->>'scope', it->>'key';
-    ELSIF k_fp = it->>'fp' THEN
-      st[x] := 'replay';
-      det[x] := k_result;
-    ELSE
-      st[x] := 'reused';
-      det[x] := to_jsonb(k_fp);
-    END IF;
+    SELECT e.value->>'scope', e.value->>'key', e.value->>'fp', NULL, 'pending', expires
+    FROM jsonb_array_elements(items) AS e
+    ORDER BY e.value->>'scope' COLLATE "C", e.value->>'key' COLLATE "C"
+    ON CONFLICT (scope, key) DO NOTHING
+    RETURNING scope, key
+  )
+  SELECT COALESCE(array_agg((at_of->>(ins.scope || ' ' || ins.key))::int), '{}') INTO claimed FROM ins;
+  FOREACH x IN ARRAY claimed LOOP
+    st[x] := 'claimed';
+    fresh[x] := true;
   END LOOP;
+  IF cardinality(claimed) < n THEN
+    FOR r IN
+      SELECT k.scope, k.key, k.fingerprint, k.result, k.state, k.expires_at <= now_ts AS expired
+      FROM idempotency_keys AS k
+      WHERE (k.scope, k.key) IN (
+        SELECT e.value->>'scope', e.value->>'key' FROM jsonb_array_elements(items) AS e WHERE NOT ((e.value->>'i')::int + 1 = ANY (claimed))
+      )
+      ORDER BY k.scope COLLATE "C", k.key COLLATE "C"
+      FOR UPDATE OF k
+    LOOP
+      x := (at_of->>(r.scope || ' ' || r.key))::int;
+      IF r.expired THEN
+        st[x] := 'claimed';
+      ELSIF r.state <> 'completed' THEN
+        RAISE EXCEPTION 'invariant violated: idempotency key %/% visible while pending', r.scope, r.key;
+      ELSIF r.fingerprint = (items -> (x - 1))->>'fp' THEN
+        st[x] := 'replay';
+        det[x] := r.result;
+      ELSE
+        st[x] := 'reused';
+        det[x] := to_jsonb(r.fingerprint);
+      END IF;
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM unnest(st) AS v WHERE v IS NULL) THEN
+      RAISE EXCEPTION 'an idempotency key vanished under a group' USING ERRCODE = 'serialization_failure';
+    END IF;
+  END IF;
 
   FOR x IN 1..n LOOP
     CONTINUE WHEN st[x] <> 'claimed';
