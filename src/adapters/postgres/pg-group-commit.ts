@@ -3,8 +3,9 @@
  * applied together, in one transaction and one round trip
  * (`ledger/group.ts`), each with its own answer.
  *
- * When a call arrives and no group is in flight, it leaves at once, alone: a
- * lone caller waits for nothing. While groups are in flight (at most
+ * When a call arrives and no group is in flight, it leaves at the end of the
+ * event loop's turn, with whatever else arrived in that turn: a lone caller
+ * waits for no other call. While groups are in flight (at most
  * `groupsInFlight`), calls queue; the queue leaves as one group when it
  * holds `maxItems` calls, when the oldest has waited `waitMs`, or when the
  * last group in flight ends, whichever comes first, and a free slot takes
@@ -75,6 +76,7 @@ export class PgGroupCommit {
   private queue: Pending[] = [];
   private inFlight = 0;
   private cancelTimer: (() => void) | null = null;
+  private scheduled = false;
 
   constructor(
     private readonly db: PgDatabase,
@@ -124,6 +126,20 @@ export class PgGroupCommit {
   private enqueue(call: KeyedCall, wait: Wait): Promise<Result<Applied>> {
     return new Promise<Result<Applied>>((resolve, reject) => {
       this.queue.push({ call, wait, queuedMs: this.db.clock.nowMs(), done: (r) => r.then(resolve, reject) });
+      this.schedule();
+    });
+  }
+
+  /**
+   * Pumps once the current turn of the event loop is over, so the calls that
+   * arrived in it (the streams of one socket read, the items of one batch)
+   * leave together; one pump per turn however many calls arrived.
+   */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
       this.pump();
     });
   }
