@@ -192,6 +192,12 @@ export interface KeyedStore {
    * group. Absent or false: the core locks the call's accounts first.
    */
   groupsCalls?(effect: Effect): boolean;
+  /**
+   * Applies each call exactly once, as `applyOnce` would, one answer per call
+   * in order (a batch of calls); a grouping store puts them in as few atomic
+   * steps as it can. Absent: `applyOnce` per call.
+   */
+  applyMany?(calls: readonly { readonly call: KeyedCall; readonly wait: Wait }[]): Promise<Result<{ stored: StoredResult; replayed: boolean }>[]>;
 }
 
 /** Mint: the reads of GetMint and ListMints. */
