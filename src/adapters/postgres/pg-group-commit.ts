@@ -231,6 +231,8 @@ export class PgGroupCommit {
     } catch (err) {
       if (err instanceof pg.DatabaseError && classifyPgError(err) !== "connection") {
         lease.give(false);
+        // A lost race (deadlock, serialization failure) is retried, on the single-call path.
+        this.db.lostRace(err, false);
         this.db.logger.warn({ items: items.length, code: err.code, err: err.message }, "group commit refused; applying its calls one by one");
         return null;
       }
