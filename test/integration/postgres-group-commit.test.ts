@@ -44,7 +44,10 @@ afterAll(async () => {
   await db.drop();
 });
 
-async function replica(url = db.url, opts: { groupsInFlight?: number; rateLimit?: number; reserveRequired?: boolean; journal?: boolean; connectTimeoutMs?: number } = {}): Promise<Replica> {
+async function replica(
+  url = db.url,
+  opts: { groupsInFlight?: number; maxItems?: number; waitMs?: number; rateLimit?: number; reserveRequired?: boolean; journal?: boolean; connectTimeoutMs?: number } = {},
+): Promise<Replica> {
   const clock = new FakeClock();
   const stores = await openPostgresStores({
     url,
@@ -55,7 +58,7 @@ async function replica(url = db.url, opts: { groupsInFlight?: number; rateLimit?
     clock,
     // The sealer's passes run on pooled connections too: off where statements are counted.
     auditJournal: opts.journal !== false,
-    groupCommit: { maxItems: 64, waitMs: 0, groupsInFlight: opts.groupsInFlight ?? 1 },
+    groupCommit: { maxItems: opts.maxItems ?? 64, waitMs: opts.waitMs ?? 0, groupsInFlight: opts.groupsInFlight ?? 1 },
   });
   const limiter = new MemoryRateLimiter({ limit: opts.rateLimit ?? 1_000_000, windowMs: 1000, clock });
   const core = new MintCore({ store: stores.store, limiter, clock, maxAmountMicros: 10n ** 18n, reserveRequired: opts.reserveRequired === true });
@@ -246,6 +249,87 @@ describe("group commit", () => {
     expect(await balance(a, "g7-src")).toBe(970n * USDC);
     const rows = await db.query<{ n: string }>("SELECT count(*)::text AS n FROM transfers WHERE idempotency_key LIKE 'g7-t%'");
     expect(rows.rows[0]?.n).toBe("30");
+  });
+});
+
+describe("the group queue", () => {
+  /** Holds `accountId`'s row from a session of its own until the returned release; `blocked` says when a call waits on it. */
+  async function holdRow(accountId: string): Promise<{ blocked(): Promise<boolean>; release(): Promise<void> }> {
+    const c = testClient({ connectionString: db.url });
+    await c.connect();
+    await c.query("BEGIN");
+    await c.query("SELECT 1 FROM accounts WHERE account_id = $1 FOR UPDATE", [accountId]);
+    return {
+      async blocked() {
+        const res = await c.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+        return (res.rows[0]?.n ?? 0) > 0;
+      },
+      async release() {
+        await c.query("ROLLBACK");
+        await c.end();
+      },
+    };
+  }
+
+  async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+    for (let i = 0; !(await check()); i++) {
+      if (i > 250) throw new Error(`timed out waiting for ${what}`);
+      await realSleep(20);
+    }
+  }
+
+  it("calls that arrive while the only group slot is busy queue, then leave together, at most MINT_PG_GROUP_MAX per group", async () => {
+    const r = await replica(db.url, { journal: false, groupsInFlight: 1, maxItems: 3, waitMs: 1 });
+    await r.core.mintUsdc({ accountId: "q1-held", amount: "10", blockchain: "ETHEREUM", idempotencyKey: "q1-m0" }, NO_DEADLINE);
+    await r.core.mintUsdc({ accountId: "q1-src", amount: "10", blockchain: "ETHEREUM", idempotencyKey: "q1-m1" }, NO_DEADLINE);
+    const hold = await holdRow("q1-held");
+    const spy = vi.spyOn(pg.Client.prototype, "query");
+    const groups = (): number => spy.mock.calls.filter((c) => typeof c[0] === "string" && c[0].includes("ledger_group_apply")).length;
+    try {
+      const first = r.core.transfer({ fromAccountId: "q1-held", toAccountId: "q1-x", amount: "1", idempotencyKey: "q1-t0" }, NO_DEADLINE);
+      await until("the first group to wait for the held row", () => hold.blocked());
+      const sent = groups();
+      // Five calls in five turns of the event loop: the one slot is busy, so they queue.
+      const later: Promise<unknown>[] = [];
+      for (let i = 1; i <= 5; i++) {
+        later.push(r.core.transfer({ fromAccountId: "q1-src", toAccountId: `q1-to-${i}`, amount: "1", idempotencyKey: `q1-t${i}` }, NO_DEADLINE));
+        await realSleep(5);
+      }
+      expect(groups()).toBe(sent);
+      await hold.release();
+      const out = (await Promise.all([first, ...later])) as { ok: boolean }[];
+      expect(out.every((x) => x.ok)).toBe(true);
+      // The five left as groups of at most 3: two statements.
+      expect(groups() - sent).toBe(2);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await balance(r, "q1-src")).toBe(5n * USDC);
+  });
+
+  it("a queued call waits at most MINT_PG_GROUP_WAIT for others while a group is in flight, then takes a free slot", async () => {
+    const r = await replica(db.url, { journal: false, groupsInFlight: 2, maxItems: 64, waitMs: 50 });
+    await r.core.mintUsdc({ accountId: "q2-held", amount: "10", blockchain: "ETHEREUM", idempotencyKey: "q2-m0" }, NO_DEADLINE);
+    await r.core.mintUsdc({ accountId: "q2-src", amount: "10", blockchain: "ETHEREUM", idempotencyKey: "q2-m1" }, NO_DEADLINE);
+    const hold = await holdRow("q2-held");
+    try {
+      const first = r.core.transfer({ fromAccountId: "q2-held", toAccountId: "q2-x", amount: "1", idempotencyKey: "q2-t0" }, NO_DEADLINE);
+      await until("the first group to wait for the held row", () => hold.blocked());
+      let answered = false;
+      const second = r.core.transfer({ fromAccountId: "q2-src", toAccountId: "q2-y", amount: "1", idempotencyKey: "q2-t1" }, NO_DEADLINE).then((x) => {
+        answered = true;
+        return x;
+      });
+      await realSleep(100);
+      // A slot is free, but a group is in flight: the call waits for company, on the store's clock.
+      expect(answered).toBe(false);
+      await r.clock.advance(50);
+      expect(await second).toMatchObject({ ok: true, value: { replayed: false } });
+      await hold.release();
+      expect(await first).toMatchObject({ ok: true, value: { replayed: false } });
+    } finally {
+      await hold.release().catch(() => undefined);
+    }
   });
 });
 
