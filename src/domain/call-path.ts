@@ -13,6 +13,8 @@
  *     account could take every pooled connection and starve the others.
  *     A duplicate of a call in flight in this process queues here behind it;
  *     if its deadline passes first it gets IDEMPOTENCY_KEY_IN_USE.
+ *     A call the store groups with others (KeyedStore.groupsCalls) takes no
+ *     lock: the store orders the calls on one account itself.
  *  3. `store.applyOnce`: the store looks the key up (replay, reuse, a
  *     duplicate in flight on another replica), runs `admit` (the limiter,
  *     for mints: replays never count), and commits the effect with the
