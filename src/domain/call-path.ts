@@ -13,6 +13,8 @@
  *     account could take every pooled connection and starve the others.
  *     A duplicate of a call in flight in this process queues here behind it;
  *     if its deadline passes first it gets IDEMPOTENCY_KEY_IN_USE.
+ *     A call the store groups with others (KeyedStore.groupsCalls) takes no
+ *     lock: the store orders the calls on one account itself.
  *  3. `store.applyOnce`: the store looks the key up (replay, reuse, a
  *     duplicate in flight on another replica), runs `admit` (the limiter,
  *     for mints: replays never count), and commits the effect with the
@@ -107,7 +109,12 @@ export interface KeyedOp {
   readonly request: CanonicalRequest;
   readonly accounts: readonly string[];
   readonly journal: JournalEntry;
+  /** Gives back what `admit` took, for a store that admits before it knows the key (KeyedCall.unadmit). */
+  readonly unadmit?: () => Promise<void>;
 }
+
+/** The release of a call that took no account lock. */
+const unlocked = (): void => undefined;
 
 /** Calls in flight in this process for one key: the request of the first, and how many. */
 interface InFlightKey {
@@ -183,7 +190,8 @@ export class CallPath {
       inFlight.set(op.key, { request: op.request, count: 1 });
     }
     try {
-      const locked = this.locks.take(op.accounts, ctx.deadlineMs, ctx);
+      // A grouping store orders the calls on one account itself (KeyedStore.groupsCalls).
+      const locked = this.deps.store.groupsCalls?.(effect) === true ? unlocked : this.locks.take(op.accounts, ctx.deadlineMs, ctx);
       const release = typeof locked === "function" ? locked : await locked;
       if (release === null) return this.lockTimedOut(inFlight, op.key);
       if (typeof release !== "function") return fail(release);

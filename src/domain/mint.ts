@@ -70,7 +70,13 @@ export async function mintUsdc(core: CallPath, input: MintUsdcInput, ctx: CallCo
   try {
     const request = mintRequest(accountId, amountMicros, blockchain);
     const accounts = [accountId];
-    r = await core.keyed({ scope: "mint", key: storeKey, request, accounts, journal: journalEntry(ctx, "MintUsdc", key, request, accounts) }, ctx, effect, admit);
+    // A store that admits before it knows the key gives a replay's slot back here.
+    const unadmit = async (): Promise<void> => {
+      if (!counted) return;
+      counted = false;
+      await core.giveBack(accountId);
+    };
+    r = await core.keyed({ scope: "mint", key: storeKey, request, accounts, journal: journalEntry(ctx, "MintUsdc", key, request, accounts), unadmit }, ctx, effect, admit);
   } catch (err) {
     if (counted && err instanceof UnavailableError && err.notApplied) await core.giveBack(accountId);
     throw err;
