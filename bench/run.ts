@@ -6,10 +6,14 @@
  *   npm run bench                 full run (7 pairs per comparison, ~10 min)
  *   npm run bench -- --quick      short run (3 pairs, shorter windows, ~1.5 min)
  *
- * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,metrics,hot,allowances,core,memory,pg,audit,reserve,pg-reserve,watch,nats,
+ * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,secured,metrics,hot,allowances,core,memory,pg,audit,reserve,pg-reserve,watch,nats,batch,
  * --conc 1,16,64, --tsx (run both servers with tsx instead of compiled JS),
  * --no-deadline (send no grpc-timeout), --profile (write a CPU profile of the
- * service and of the empty server per comparison to bench/profiles/).
+ * service and of the empty server per comparison to bench/profiles/),
+ * --base DIR (another checkout, e.g. a `git worktree` of main: builds it and
+ * adds `<method>_vs_base` rows at c=64, its service against this one in ABBA
+ * pairs, both with metrics on, so two commits are compared within one run
+ * and under the same load).
  *
  * Method: for each comparison, fresh processes of the empty server and the
  * service are started; runs alternate (ABBA order) between them; each run is
@@ -19,6 +23,7 @@
  * medians of the absolute figures for context.
  */
 import { execFileSync, fork, spawn, type ChildProcess, spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -27,6 +32,7 @@ import { BENCH_DIR, ROOT, prepareLaunch, startServer, type Launch, type ServerPr
 import { runPgComparison, type PgComparison } from "./pg-bench.js";
 import { runReserveComparison } from "./reserve-bench.js";
 import { runNatsRelayBench, type NatsRelayFigures } from "./nats-relay-bench.js";
+import { batchLines, runBatchBench, type BatchBenchFigures } from "./batch-bench.js";
 
 // ---------------------------------------------------------------- options
 
@@ -40,6 +46,8 @@ interface Options {
   readonly tsx: boolean;
   readonly deadlineMs: number;
   readonly profile: boolean;
+  /** Another checkout (--base DIR) whose service the `*_vs_base` rows compare this one with. */
+  readonly baseRoot: string | null;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -69,6 +77,7 @@ function parseOptions(argv: readonly string[]): Options {
     tsx: argv.includes("--tsx"),
     deadlineMs: argv.includes("--no-deadline") ? 0 : 30_000,
     profile: argv.includes("--profile"),
+    baseRoot: value("--base") === undefined ? null : path.resolve(value("--base") as string),
   };
 }
 
@@ -326,17 +335,45 @@ async function alternate(
   return { baseRuns, svcRuns };
 }
 
-/** Service vs empty server for one method at one concurrency. */
+/**
+ * The env that turns metrics on (the metrics listener set, so the edge and
+ * every recorder record): the headline rows run so, as operators run the
+ * service; `metrics_on_vs_off` keeps the figure without.
+ */
+const METRICS_ON: Record<string, string> = { MINT_METRICS_LISTEN: "127.0.0.1:0" };
+
+/** Service (metrics on) vs empty server for one method at one concurrency. */
 async function compareWithEmpty(ctx: Ctx, method: Method, concurrency: number): Promise<Comparison> {
   const label = `${method}-c${concurrency}`;
   const empty = await startServer("empty", { launch: ctx.launch, nodeFlags: profileFlags(ctx, `empty-${label}`) });
-  const service = await startServer("service", { launch: ctx.launch, nodeFlags: profileFlags(ctx, `service-${label}`) });
+  const service = await startServer("service", { launch: ctx.launch, env: METRICS_ON, nodeFlags: profileFlags(ctx, `service-${label}`) });
   try {
     if (method !== "mint") await seed(ctx, service, ACCOUNTS);
     const { baseRuns, svcRuns } = await alternate(ctx, label, ["empty", "service"], empty, service, method, concurrency);
     return buildComparison(`${method}_vs_empty_c${concurrency}`, "service", "empty server", method, concurrency, baseRuns, svcRuns);
   } finally {
     await Promise.all([empty.stop(), service.stop()]);
+  }
+}
+
+/**
+ * This checkout's service against another's (--base DIR), same method, load
+ * and settings (metrics on), ABBA pairs: the CPU-cost ratio (base ÷ this
+ * server-CPU per call) above 1 means this commit is cheaper per call.
+ */
+async function compareWithBase(ctx: Ctx, baseRoot: string, method: Method, concurrency: number): Promise<Comparison> {
+  const label = `${method}-vs-base-c${concurrency}`;
+  const base = await startServer("service", { launch: ctx.launch, root: baseRoot, env: METRICS_ON, nodeFlags: profileFlags(ctx, `base-${label}`) });
+  const service = await startServer("service", { launch: ctx.launch, env: METRICS_ON, nodeFlags: profileFlags(ctx, `service-${label}`) });
+  try {
+    if (method !== "mint") {
+      await seed(ctx, base, ACCOUNTS);
+      await seed(ctx, service, ACCOUNTS);
+    }
+    const { baseRuns, svcRuns } = await alternate(ctx, label, ["base", "this"], base, service, method, concurrency);
+    return buildComparison(`${method}_vs_base_c${concurrency}`, "this checkout", `service of ${baseRoot}`, method, concurrency, baseRuns, svcRuns);
+  } finally {
+    await Promise.all([base.stop(), service.stop()]);
   }
 }
 
@@ -351,7 +388,7 @@ async function compareMetrics(ctx: Ctx, concurrency: number): Promise<Comparison
   const off = await startServer("service", { launch: ctx.launch, nodeFlags: profileFlags(ctx, `metrics-off-${label}`) });
   const on = await startServer("service", {
     launch: ctx.launch,
-    env: { MINT_METRICS_LISTEN: "127.0.0.1:0" },
+    env: METRICS_ON,
     nodeFlags: profileFlags(ctx, `metrics-on-${label}`),
   });
   try {
@@ -367,7 +404,7 @@ async function compareMetrics(ctx: Ctx, concurrency: number): Promise<Comparison
  * a server certificate, a client CA and one client certificate whose identity
  * is the principal `bench` (minter on every account) of an auth file.
  */
-function makeBenchSecrets(): { dir: string; env: Record<string, string>; tls: { ca: string; cert: string; key: string } } {
+function makeBenchSecrets(): { dir: string; env: Record<string, string>; tls: { ca: string; cert: string; key: string }; authorization: string } {
   const dir = mkdtempSync(path.join(os.tmpdir(), "mint-bench-auth-"));
   const sh = (args: string[]): void => void execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
@@ -379,15 +416,21 @@ function makeBenchSecrets(): { dir: string; env: Record<string, string>; tls: { 
   };
   leaf("server", "IP:127.0.0.1,DNS:localhost");
   leaf("client", "URI:spiffe://bench/minter");
+  // The same principal's bearer token, for the row that sends both (a token beside the certificate, as callers behind a mesh do).
+  const token = randomBytes(32).toString("base64url");
+  const tokenSha256 = createHash("sha256").update(token).digest("hex");
   writeFileSync(
     path.join(dir, "auth.json"),
-    JSON.stringify({ principals: [{ name: "bench", roles: ["minter"], scopes: ["*"], certificate_identities: ["URI:spiffe://bench/minter"] }] }),
+    JSON.stringify({
+      principals: [{ name: "bench", roles: ["minter"], scopes: ["*"], certificate_identities: ["URI:spiffe://bench/minter"], token_sha256: [tokenSha256] }],
+    }),
   );
   const f = (n: string): string => path.join(dir, n);
   return {
     dir,
     env: { MINT_TLS_CERT: f("server.crt"), MINT_TLS_KEY: f("server.key"), MINT_TLS_CLIENT_CA: f("ca.crt"), MINT_AUTH_FILE: f("auth.json") },
     tls: { ca: f("ca.crt"), cert: f("client.crt"), key: f("client.key") },
+    authorization: `Bearer ${token}`,
   };
 }
 
@@ -423,6 +466,44 @@ async function compareAuth(ctx: Ctx, concurrency: number): Promise<Comparison> {
     return buildComparison(`mint_auth_vs_open_c${concurrency}`, "mTLS + auth", "plaintext, no auth", "mint", concurrency, offRuns, onRuns);
   } finally {
     await Promise.all([open.stop(), secured.stop()]);
+    rmSync(secrets.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * MintUsdc on the service as a locked-down deployment runs it — mutual TLS,
+ * a bearer token on every call (the same principal as the certificate),
+ * metrics on — against the empty server's plaintext handler: what the
+ * service costs per call over the cheapest gRPC answer, transport security
+ * included.
+ */
+async function compareSecuredWithEmpty(ctx: Ctx, concurrency: number): Promise<Comparison> {
+  const secrets = makeBenchSecrets();
+  const label = `secured-c${concurrency}`;
+  const empty = await startServer("empty", { launch: ctx.launch, nodeFlags: profileFlags(ctx, `empty-${label}`) });
+  const secured = await startServer("service", { launch: ctx.launch, env: { ...secrets.env, ...METRICS_ON }, nodeFlags: profileFlags(ctx, `service-${label}`) });
+  try {
+    const baseRuns: LoadResult[] = [];
+    const svcRuns: LoadResult[] = [];
+    for (let i = 0; i < ctx.opts.pairs; i++) {
+      const order: ["base" | "svc", "base" | "svc"] = i % 2 === 0 ? ["base", "svc"] : ["svc", "base"];
+      for (const side of order) {
+        const s =
+          side === "base"
+            ? spec(ctx, empty, "mint", concurrency, ACCOUNTS)
+            : { ...spec(ctx, secured, "mint", concurrency, ACCOUNTS), tls: secrets.tls, authorization: secrets.authorization };
+        (side === "base" ? baseRuns : svcRuns).push(await ctx.gen.run(s));
+      }
+      const b = baseRuns[i] as LoadResult;
+      const a = svcRuns[i] as LoadResult;
+      ctx.log(
+        `  ${label} pair ${i + 1}/${ctx.opts.pairs}: empty ${b.rps.toFixed(0)}/s ${fmtUs(b.serverCpuUsPerCall)} µs/call, ` +
+          `mTLS+token ${a.rps.toFixed(0)}/s ${fmtUs(a.serverCpuUsPerCall)} µs/call${a.errors + b.errors > 0 ? ` ERRORS ${JSON.stringify({ ...b.errorKinds, ...a.errorKinds })}` : ""}`,
+      );
+    }
+    return buildComparison(`mint_secured_vs_empty_c${concurrency}`, "service, mTLS + token", "empty server", "mint", concurrency, baseRuns, svcRuns);
+  } finally {
+    await Promise.all([empty.stop(), secured.stop()]);
     rmSync(secrets.dir, { recursive: true, force: true });
   }
 }
@@ -686,7 +767,7 @@ async function main(): Promise<void> {
   log(`bench: ${opts.quick ? "quick" : "full"} run, ${opts.pairs} pairs, warm-up ${opts.warmupMs} ms + ${opts.durationMs} ms per run, concurrency ${opts.concurrencies.join("/")}`);
   log(`machine: ${m.cores} × ${m.cpuModel}, ${m.memoryGiB} GiB, node ${m.node}, load ${(m.loadAverageAtStart as number[]).join(" ")}`);
 
-  const launch = prepareLaunch(opts.tsx, log);
+  const launch = prepareLaunch(opts.tsx, log, opts.baseRoot ?? undefined);
   log(`servers run as: ${launch.mode} (${launch.note})`);
   const gen = new Generator();
   const ctx: Ctx = { opts, launch, gen, log };
@@ -702,6 +783,18 @@ async function main(): Promise<void> {
           comparisons.push(await compareWithEmpty(ctx, method, c));
         } catch (e) {
           failures.push(`${method} c=${c}: ${(e as Error).message}`);
+          log(`  FAILED: ${(e as Error).message}`);
+        }
+      }
+    }
+    if (opts.baseRoot !== null) {
+      for (const method of ["mint", "transfer", "getbalance"] as const) {
+        if (!want(method)) continue;
+        log(`${method} c=64: the service of ${opts.baseRoot} vs this one`);
+        try {
+          comparisons.push(await compareWithBase(ctx, opts.baseRoot, method, 64));
+        } catch (e) {
+          failures.push(`${method} vs base: ${(e as Error).message}`);
           log(`  FAILED: ${(e as Error).message}`);
         }
       }
@@ -726,6 +819,15 @@ async function main(): Promise<void> {
           failures.push(`auth c=${c}: ${(e as Error).message}`);
           log(`  FAILED: ${(e as Error).message}`);
         }
+      }
+    }
+    if (want("secured")) {
+      log("mint c=64: service with mTLS + token + metrics vs empty server");
+      try {
+        comparisons.push(await compareSecuredWithEmpty(ctx, 64));
+      } catch (e) {
+        failures.push(`secured: ${(e as Error).message}`);
+        log(`  FAILED: ${(e as Error).message}`);
       }
     }
     if (want("allowances")) {
@@ -831,6 +933,16 @@ async function main(): Promise<void> {
     }
   }
   const natsOk = nats !== null && !("error" in nats) ? nats : null;
+  let batch: BatchBenchFigures | { error: string } | null = null;
+  if (want("batch")) {
+    log("BatchMint / BatchTransfer, batches of 1,000, memory store (bench/batch-bench.ts)");
+    try {
+      batch = await runBatchBench({ launch, windowItems: opts.quick ? 50_000 : 200_000, inFlight: 2, log });
+    } catch (e) {
+      batch = { error: (e as Error).message };
+      failures.push(`batch: ${(e as Error).message}`);
+    }
+  }
 
   // ----- headline keys
   const find = (name: string): Comparison | undefined => comparisons.find((c) => c.name === name);
@@ -863,6 +975,7 @@ async function main(): Promise<void> {
     mint_cpu_cost_vs_empty: cost(at64("mint")),
     transfer_cpu_cost_vs_empty: cost(at64("transfer")),
     getbalance_cpu_cost_vs_empty: cost(at64("getbalance")),
+    mint_secured_cpu_cost_vs_empty: cost(find("mint_secured_vs_empty_c64")),
     limiter_bytes_per_account: limiterWorst === null ? null : round(limiterWorst.bytesPerEntry, 1),
     idempotency_bytes_per_key: idem === null ? null : round(idem.bytesPerEntry, 1),
     limiter_heap_returns: limiterWorst === null ? null : limiterWorst.returnsWithin10Pct,
@@ -876,9 +989,12 @@ async function main(): Promise<void> {
     nats_relay_events_per_s: natsOk?.eventsPerSecond ?? null,
     nats_relay_cpu_us_per_event: natsOk?.cpuUsPerEvent ?? null,
     nats_relay: nats,
+    batch,
     notes: {
       headline:
         "*_vs_empty: median over pairs of service req/s ÷ empty-server req/s at concurrency 64 (the target's point); *_p99_vs_empty: median of per-pair p99 ratios at c=64; " +
+        "the service runs with metrics on in every *_vs_empty row (MINT_METRICS_LISTEN set, as operators run it); mint_cpu_cost_metrics_on_vs_off is the figure without; " +
+        "mint_secured_cpu_cost_vs_empty: the service with mutual TLS, a bearer token per call and metrics against the plaintext empty server; " +
         "*_cpu_cost_vs_empty: median of per-pair (empty-server CPU µs per call ÷ service CPU µs per call) at c=64, read from /proc: the throughput ratio if both were CPU-bound, and far less moved by other processes on the machine; " +
         "hot_vs_uniform: transfers between 2 accounts ÷ between 10,000 accounts, on the service, c=64; " +
         "mint_cpu_cost_metrics_on_vs_off: MintUsdc server-CPU µs per call with MINT_METRICS_LISTEN empty ÷ set, c=64 (the cost of recording metrics); " +
@@ -895,6 +1011,7 @@ async function main(): Promise<void> {
       mint_vs_empty: ">= 0.95 at c=64",
       transfer_vs_empty: ">= 0.90 at c=64",
       p99_vs_empty: "<= 1.5",
+      cpu_cost_vs_empty: "MintUsdc >= 0.70, Transfer >= 0.70, GetBalance >= 0.90, MintUsdc with mTLS + token >= 0.65 at c=64",
       hot_vs_uniform: ">= 0.8",
       mint_cpu_cost_metrics_on_vs_off: ">= 0.97",
       limiter_bytes_per_account: "<= 300",
@@ -996,6 +1113,11 @@ async function main(): Promise<void> {
   out.push(targetLine("MintUsdc p99 vs empty", t.mint_p99_vs_empty, "<= 1.5", t.mint_p99_vs_empty === null ? null : t.mint_p99_vs_empty <= 1.5));
   out.push(targetLine("Transfer p99 vs empty", t.transfer_p99_vs_empty, "<= 1.5", t.transfer_p99_vs_empty === null ? null : t.transfer_p99_vs_empty <= 1.5));
   out.push(targetLine("GetBalance p99 vs empty", t.getbalance_p99_vs_empty, "<= 1.5", t.getbalance_p99_vs_empty === null ? null : t.getbalance_p99_vs_empty <= 1.5));
+  const costTarget = (label: string, value: number | null, min: number): string => targetLine(label, value, `>= ${min.toFixed(2)}`, value === null ? null : value >= min);
+  out.push(costTarget("MintUsdc CPU-cost ratio vs empty", t.mint_cpu_cost_vs_empty, 0.7));
+  out.push(costTarget("Transfer CPU-cost ratio vs empty", t.transfer_cpu_cost_vs_empty, 0.7));
+  out.push(costTarget("GetBalance CPU-cost ratio vs empty", t.getbalance_cpu_cost_vs_empty, 0.9));
+  out.push(costTarget("MintUsdc mTLS+token CPU-cost vs empty", t.mint_secured_cpu_cost_vs_empty, 0.65));
   out.push(targetLine("hot vs uniform", t.hot_vs_uniform, ">= 0.8", t.hot_vs_uniform === null ? null : t.hot_vs_uniform >= 0.8));
   const mc = t.mint_cpu_cost_metrics_on_vs_off;
   out.push(targetLine("MintUsdc CPU cost metrics on/off", mc, ">= 0.97", mc === null ? null : mc >= 0.97));
@@ -1007,6 +1129,7 @@ async function main(): Promise<void> {
   out.push(`  audit journal: MintUsdc CPU-cost ratio in memory, on/off: ${t.audit_mint_memory_cpu_cost_on_vs_off ?? "n/a"}`);
   out.push(targetLine("JetStream relay events/s", t.nats_relay_events_per_s, ">= 20000", t.nats_relay_events_per_s === null ? null : t.nats_relay_events_per_s >= 20_000));
   out.push(`  heap back after window/TTL: limiter ${t.limiter_heap_returns ?? "n/a"}, idempotency ${t.idempotency_heap_returns ?? "n/a"}`);
+  if (batch !== null && !("error" in batch)) out.push(...batchLines(batch));
   if (failures.length > 0) out.push("", "FAILED PARTS:", ...failures.map((f) => "  " + f.split("\n")[0]));
   out.push("", `report: ${path.relative(ROOT, path.join(BENCH_DIR, "report.json"))}`);
   process.stdout.write(out.join("\n") + "\n");

@@ -47,8 +47,15 @@ function run(cmd: string, args: string[]): { ok: boolean; output: string } {
  * (bench/tsconfig.build.json → bench/.build/), so that both run as plain
  * compiled JavaScript. Falls back to tsx for both when either fails.
  */
-export function prepareLaunch(forceTsx: boolean, log: (line: string) => void): Launch {
+export function prepareLaunch(forceTsx: boolean, log: (line: string) => void, baseRoot?: string): Launch {
   if (forceTsx) return { mode: "tsx", note: "--tsx given" };
+  if (baseRoot !== undefined) {
+    const other = spawnSync("npm", ["run", "build", "--silent"], { cwd: baseRoot, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    if (other.status !== 0 || !existsSync(path.join(baseRoot, "dist/src/main.js"))) {
+      log(`build of ${baseRoot} failed; running every server with tsx`);
+      return { mode: "tsx", note: `npm run build failed in ${baseRoot}` };
+    }
+  }
   const svc = run("npm", ["run", "build", "--silent"]);
   if (!svc.ok || !existsSync(path.join(ROOT, "dist/src/main.js"))) {
     log("service build failed; running both servers with tsx:\n" + svc.output.split("\n").slice(0, 15).join("\n"));
@@ -80,11 +87,13 @@ export interface StartOptions {
   /** Extra node flags, e.g. --cpu-prof. */
   readonly nodeFlags?: readonly string[];
   readonly startTimeoutMs?: number;
+  /** Another checkout whose service to start (its own dist/ or src/), for comparing two commits; this one by default. */
+  readonly root?: string;
 }
 
-function entry(kind: "service" | "empty", mode: LaunchMode): string[] {
+function entry(kind: "service" | "empty", mode: LaunchMode, root: string): string[] {
   if (kind === "service") {
-    return mode === "dist" ? [path.join(ROOT, "dist/src/main.js")] : ["--import", "tsx", path.join(ROOT, "src/main.ts")];
+    return mode === "dist" ? [path.join(root, "dist/src/main.js")] : ["--import", "tsx", path.join(root, "src/main.ts")];
   }
   return mode === "dist"
     ? [path.join(BENCH_DIR, ".build/bench/empty-server.js")]
@@ -93,9 +102,10 @@ function entry(kind: "service" | "empty", mode: LaunchMode): string[] {
 
 /** Starts one server and resolves once it printed its listening address. */
 export function startServer(kind: "service" | "empty", opts: StartOptions): Promise<ServerProcess> {
-  const args = [...(opts.nodeFlags ?? []), ...entry(kind, opts.launch.mode)];
+  const root = opts.root ?? ROOT;
+  const args = [...(opts.nodeFlags ?? []), ...entry(kind, opts.launch.mode, root)];
   const env = { ...process.env, ...serviceEnv(), ...(opts.env ?? {}) };
-  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   const tail: string[] = [];
   const keep = (line: string): void => {
     tail.push(line);

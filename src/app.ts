@@ -327,6 +327,7 @@ export async function startApp(config: Config, logger: Logger, clock: Clock = sy
       logger,
       listen: config.listen,
       maxMessageBytes: config.maxMessageBytes,
+      batch: { maxMessageBytes: config.batchMaxMessageBytes, maxItems: config.batchMaxItems },
       shutdownGraceMs: config.shutdownGraceMs,
       maxCallsInFlight: config.maxCallsInFlight,
       maxConcurrentStreams: config.maxConcurrentStreams,

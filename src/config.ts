@@ -26,8 +26,12 @@ export interface Config extends SettlementVariables {
   readonly idempotencyMaxKeys: number;
   readonly maxAmountMicros: bigint;
   readonly shutdownGraceMs: number;
-  /** Largest request message accepted, in bytes. */
+  /** Largest request message of every method but the batch ones, in bytes. */
   readonly maxMessageBytes: number;
+  /** Largest BatchMint / BatchTransfer request message, in bytes (the transport's cap is the larger of the two). */
+  readonly batchMaxMessageBytes: number;
+  /** Most items per BatchMint / BatchTransfer call. */
+  readonly batchMaxItems: number;
   /** "memory" or a postgres:// URL. */
   readonly store: string;
   /** redis:// URL of the shared rate limiter; empty for the in-memory limiter. */
@@ -261,7 +265,9 @@ const SETTINGS = [
   { key: "idempotencyMaxKeys", env: "MINT_IDEMPOTENCY_MAX_KEYS", def: "2000000", doc: "most idempotency keys kept in memory; beyond it calls get RESOURCE_EXHAUSTED", parse: intIn(1, 100_000_000), expect: "an integer from 1 to 100000000" },
   { key: "maxAmountMicros", env: "MINT_MAX_AMOUNT", def: "1000000000000", doc: "largest amount (USDC) one call may move", parse: (raw: string) => parseConfigAmount(raw.trim()) ?? undefined, expect: "a positive decimal USDC amount of at most 99999999999999999999999999999999.999999 (numeric(38,0) micro-USDC)" },
   { key: "shutdownGraceMs", env: "MINT_SHUTDOWN_GRACE", def: "10s", doc: "how long in-flight calls may run after SIGTERM", parse: durationIn(0, 3_600_000), expect: "a duration such as 10s (at most 1h)" },
-  { key: "maxMessageBytes", env: "MINT_MAX_MESSAGE_BYTES", def: "4096", doc: "largest request message accepted, in bytes", parse: intIn(256, 4 * 1024 * 1024), expect: "an integer from 256 to 4194304" },
+  { key: "maxMessageBytes", env: "MINT_MAX_MESSAGE_BYTES", def: "4096", doc: "largest request message accepted of every method but BatchMint and BatchTransfer, in bytes", parse: intIn(256, 4 * 1024 * 1024), expect: "an integer from 256 to 4194304" },
+  { key: "batchMaxMessageBytes", env: "MINT_BATCH_MAX_MESSAGE_BYTES", def: "1048576", doc: "largest BatchMint or BatchTransfer request message, in bytes", parse: intIn(256, 16 * 1024 * 1024), expect: "an integer from 256 to 16777216" },
+  { key: "batchMaxItems", env: "MINT_BATCH_MAX_ITEMS", def: "1000", doc: "most items per BatchMint or BatchTransfer call", parse: intIn(1, 10_000), expect: "an integer from 1 to 10000" },
   { key: "store", env: "MINT_STORE", def: "memory", doc: "ledger store: memory, or postgres://user@host:port/db", parse: storeParser, expect: "memory or a postgres:// URL" },
   { key: "redisUrl", env: "MINT_REDIS_URL", def: "", doc: "redis://host:port[/db] for a shared rate limiter (empty = in-process)", parse: redisParser, expect: "empty or a redis:// URL" },
   { key: "rateLimitFailOpen", env: "MINT_RATE_LIMIT_FAIL_OPEN", def: "false", doc: "when Redis is unreachable, let mints through (true) or refuse them UNAVAILABLE (false)", parse: boolParser, expect: "true or false" },
@@ -478,6 +484,8 @@ export function describeConfig(config: Config): Record<string, string | number |
     maxAmount: formatMicros(config.maxAmountMicros),
     shutdownGraceMs: config.shutdownGraceMs,
     maxMessageBytes: config.maxMessageBytes,
+    batchMaxMessageBytes: config.batchMaxMessageBytes,
+    batchMaxItems: config.batchMaxItems,
     store: mask(config.store),
     redisUrl: mask(config.redisUrl),
     rateLimitFailOpen: config.rateLimitFailOpen,

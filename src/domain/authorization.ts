@@ -32,6 +32,9 @@ export const RPCS = [
   "FreezeAccount",
   "UnfreezeAccount",
   "WatchLedger",
+  // Many movements per call.
+  "BatchMint",
+  "BatchTransfer",
 ] as const;
 export type Rpc = (typeof RPCS)[number];
 
@@ -44,8 +47,8 @@ export type Rpc = (typeof RPCS)[number];
  * `compliance` hold redemption and freezing.
  */
 export const ROLE_TABLE = {
-  minter: ["MintUsdc"],
-  transferer: ["Transfer"],
+  minter: ["MintUsdc", "BatchMint"],
+  transferer: ["Transfer", "BatchTransfer"],
   // GetMinterAllowance: each RPC has one role, so reserve-managers that read allowances also hold `reader`.
   reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions", "WatchLedger"],
   reconciler: ["ReconcileMint"],
@@ -85,6 +88,8 @@ export const SCOPE_TARGET: Readonly<Record<Rpc, string>> = {
   FreezeAccount: "the account (account_id)",
   UnfreezeAccount: "the account (account_id)",
   WatchLedger: "each account of account_ids; the stream carries only events of accounts the scopes cover, and events of no account (reserve, allowance) only with scope *",
+  BatchMint: "each item's credited account (items[i].account_id), item by item: an item outside the scopes fails alone",
+  BatchTransfer: "each item's debited account (items[i].from_account_id), item by item: an item outside the scopes fails alone",
 };
 
 /**

@@ -26,7 +26,10 @@ export type FieldName =
   | "attestation_ref"
   | "redemption_id"
   // SetMinterAllowance's compare-and-set.
-  | "expected_amount";
+  | "expected_amount"
+  // BatchMint and BatchTransfer: the item list, and one item's key.
+  | "items"
+  | `items[${number}].idempotency_key`;
 
 /** UPPER_SNAKE_CASE reasons of INVALID_ARGUMENT. */
 export type InvalidReason =
@@ -47,7 +50,11 @@ export type InvalidReason =
   | "INVALID_SEQ_RANGE"
   // Reserve, redemption, freeze.
   | "INVALID_ATTESTATION_REF"
-  | "INVALID_REDEMPTION_ID";
+  | "INVALID_REDEMPTION_ID"
+  // BatchMint and BatchTransfer.
+  | "EMPTY_BATCH"
+  | "TOO_MANY_ITEMS"
+  | "DUPLICATE_IDEMPOTENCY_KEY";
 
 export type Failure =
   /** The request is malformed; nothing was looked at or changed. */
@@ -132,7 +139,13 @@ export type Failure =
   | { readonly code: "RESERVE_NOT_SET" }
   /** The account is frozen: it neither receives nor sends; nothing changed. */
   | { readonly code: "ACCOUNT_FROZEN"; readonly accountId: string }
-  | { readonly code: "REDEMPTION_NOT_FOUND"; readonly redemptionId: string };
+  | { readonly code: "REDEMPTION_NOT_FOUND"; readonly redemptionId: string }
+  /**
+   * An item of an all-or-none BatchTransfer that would have applied, had item
+   * `refusedItem` (its index, from 0) not been refused: nothing of the batch
+   * was applied.
+   */
+  | { readonly code: "ATOMIC_BATCH_REFUSED"; readonly refusedItem: number };
 
 export type FailureCode = Failure["code"];
 

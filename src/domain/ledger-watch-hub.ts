@@ -47,7 +47,7 @@ export interface WatchHubOptions {
   readonly maxWatchers: number;
   /** Events older than this are deleted (cursors before them are expired). */
   readonly retentionMs: number;
-  /** Newest events kept in memory for resuming watchers. */
+  /** Newest events kept in memory for resuming watchers: at least this many, at most a quarter more (default 10,000). */
   readonly ringEvents?: number;
   /** Events per feed read. */
   readonly pageEvents?: number;
@@ -258,8 +258,11 @@ export class LedgerWatchHub {
       this.headPos = e.position;
       this.eventsRead++;
     }
+    // Trimmed a quarter ring at a time, not on every poll: a splice moves every
+    // event kept, and the memory feed wakes a poll per change (per item of a
+    // batch), so a trim per poll would move the whole ring per change.
     const excess = this.ring.length - this.ringEvents;
-    if (excess > 0) {
+    if (excess > 0 && excess >= Math.max(1, this.ringEvents >> 2)) {
       this.ringStart = (this.ring[excess - 1] as LedgerEvent).position;
       this.ring.splice(0, excess);
     }

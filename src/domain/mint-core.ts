@@ -12,6 +12,7 @@ import { getMinterAllowance, setMinterAllowance } from "./allowances.js";
 import { approveMint, expirePending, rejectMint } from "./approvals.js";
 import type { AuditRecord, ChainVerdict } from "./audit.js";
 import { listAuditEvents, verifyAuditChain, type ListAuditEventsInput } from "./audit-reads.js";
+import { batchMint, batchTransfer, type BatchLimits, type BatchMintInput, type BatchTransferInput, type MintItem, type TransferItem } from "./batch.js";
 import { CallPath, type CallContext, type MintCoreDeps } from "./call-path.js";
 import { setFrozen } from "./freeze.js";
 import { getMint, listMints, mintUsdc, type MintUsdcInput } from "./mint.js";
@@ -30,6 +31,7 @@ export type { MintUsdcInput } from "./mint.js";
 export type { RedeemUsdcInput } from "./redemption.js";
 export type { SetReserveInput } from "./reserve.js";
 export type { TransferInput } from "./transfer.js";
+export type { BatchLimits, BatchMintInput, BatchTransferInput, ItemFailure, ItemResult, MintItem, TransferItem } from "./batch.js";
 
 export class MintCore {
   readonly locks: AccountLocks;
@@ -54,6 +56,14 @@ export class MintCore {
   // Transfer.
   transfer(input: TransferInput, ctx: CallContext): Promise<Result<{ transfer: TransferRecord; replayed: boolean }>> {
     return transfer(this.core, input, ctx);
+  }
+
+  // Batches: each item as its unary call.
+  batchMint(input: BatchMintInput, limits: BatchLimits, ctx: CallContext): Promise<Result<MintItem[]>> {
+    return batchMint(this.core, input, limits, ctx);
+  }
+  batchTransfer(input: BatchTransferInput, limits: BatchLimits, ctx: CallContext): Promise<Result<{ items: TransferItem[]; refusedItem?: number }>> {
+    return batchTransfer(this.core, input, limits, ctx);
   }
 
   // Reconcile.

@@ -9,6 +9,7 @@
  * throwing `DeadlineExceededError`); every other outcome is a `Result`.
  */
 import type { AuditJournal } from "./audit.js";
+import type { Failure } from "./errors.js";
 import type { JournalEntry } from "./journal.js";
 import type { Result } from "./result.js";
 import type {
@@ -185,6 +186,19 @@ export interface KeyedStore {
    */
   applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>>;
   /**
+   * An all-or-none BatchTransfer: transfer effects only, at most
+   * MINT_BATCH_MAX_ITEMS, keys distinct, their accounts locked by the caller.
+   * In one atomic step every call whose key is fresh applies with its key's
+   * result and journal record, or none does. A call whose key already holds
+   * this request's result replays (counts as applied, moves nothing); any
+   * other outcome of any call (IDEMPOTENCY_KEY_REUSED/IN_USE,
+   * INSUFFICIENT_FUNDS, ACCOUNT_FROZEN, IDEMPOTENCY_STORE_FULL) refuses the
+   * whole batch: nothing applied, every key free, the first such call (in the
+   * order given) named by its index. DEADLINE_EXCEEDED, STORE_BUSY and
+   * CANCELLED refuse it the same way with index null (no one call's doing).
+   */
+  applyAllOrNone(calls: readonly KeyedCall[], wait: Wait): Promise<AllOrNoneOutcome>;
+  /**
    * True when the store applies calls with this effect in groups (many
    * calls in one atomic step, a hot account written once per group): it
    * orders the calls on one account itself, so the core takes no
@@ -199,6 +213,11 @@ export interface KeyedStore {
    */
   applyMany?(calls: readonly { readonly call: KeyedCall; readonly wait: Wait }[]): Promise<Result<{ stored: StoredResult; replayed: boolean }>[]>;
 }
+
+/** What `applyAllOrNone` answers: every call's result in order, or the index of the one that refused and why. */
+export type AllOrNoneOutcome =
+  | { readonly ok: true; readonly value: readonly { readonly stored: StoredResult; readonly replayed: boolean }[] }
+  | { readonly ok: false; readonly index: number | null; readonly error: Failure };
 
 /** Mint: the reads of GetMint and ListMints. */
 export interface MintReads {

@@ -1,9 +1,10 @@
 /** Transfer: moves money between two accounts, exactly once per key. */
 import { scopedIdempotencyKey } from "./authorization.js";
-import { journalEntry, type CallContext, type CallPath } from "./call-path.js";
+import { journalEntry, type CallContext, type CallPath, type KeyedOp } from "./call-path.js";
 import { invalid } from "./errors.js";
 import { transferRequest, type TransferRecord } from "./model.js";
 import { parseAmount } from "./money.js";
+import type { Effect } from "./ports.js";
 import { fail, ok, type Result } from "./result.js";
 import * as v from "./validate.js";
 
@@ -14,9 +15,19 @@ export interface TransferInput {
   readonly idempotencyKey: string;
 }
 
-/** Failures: INVALID_ARGUMENT (incl. from == to), IDEMPOTENCY_*, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED. */
-export async function transfer(core: CallPath, input: TransferInput, ctx: CallContext): Promise<Result<{ transfer: TransferRecord; replayed: boolean }>> {
-  const { deps, metrics } = core;
+/** A validated transfer, ready for the keyed path: the op (key, request, accounts, journal) and its effect. */
+export interface PreparedTransfer {
+  readonly op: KeyedOp;
+  readonly effect: Effect & { readonly kind: "transfer" };
+}
+
+/**
+ * Validates a transfer in the order the error table documents and builds its
+ * keyed op and effect (a fresh transfer id). Failures: INVALID_ARGUMENT
+ * (incl. from == to). Touches nothing.
+ */
+export function prepareTransfer(core: CallPath, input: TransferInput, ctx: CallContext): Result<PreparedTransfer> {
+  const deps = core.deps;
   const from = v.accountId(input.fromAccountId, "from_account_id");
   if (!from.ok) return from;
   const to = v.accountId(input.toAccountId, "to_account_id");
@@ -33,10 +44,9 @@ export async function transfer(core: CallPath, input: TransferInput, ctx: CallCo
 
   const request = transferRequest(from.value, to.value, amount.value);
   const accounts = [from.value, to.value];
-  const r = await core.keyed(
-    { scope: "transfer", key: storeKey, request, accounts, journal: journalEntry(ctx, "Transfer", key.value, request, accounts) },
-    ctx,
-    {
+  return ok({
+    op: { scope: "transfer", key: storeKey, request, accounts, journal: journalEntry(ctx, "Transfer", key.value, request, accounts) },
+    effect: {
       kind: "transfer",
       cmd: {
         transferId: core.ids.transferId(),
@@ -47,11 +57,23 @@ export async function transfer(core: CallPath, input: TransferInput, ctx: CallCo
         createWallMs: deps.clock.wallMs(),
       },
     },
-  );
+  });
+}
+
+/** Failures: INVALID_ARGUMENT (incl. from == to), IDEMPOTENCY_*, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED. */
+export async function transfer(core: CallPath, input: TransferInput, ctx: CallContext): Promise<Result<{ transfer: TransferRecord; replayed: boolean }>> {
+  const prepared = prepareTransfer(core, input, ctx);
+  if (!prepared.ok) return prepared;
+  const r = await core.keyed(prepared.value.op, ctx, prepared.value.effect);
   if (!r.ok) return r;
   const stored = r.value.stored;
   if (stored.scope !== "transfer") throw new Error("invariant violated: a transfer key holds a non-transfer result");
-  if (r.value.replayed) metrics.idempotentReplay("transfer");
-  else metrics.moneyMoved("transfer", stored.transfer.amountMicros);
+  countTransfer(core, stored.transfer, r.value.replayed);
   return ok({ transfer: stored.transfer, replayed: r.value.replayed });
+}
+
+/** Counts a transfer's outcome in the metrics: a replay, or money moved. */
+export function countTransfer(core: CallPath, record: TransferRecord, replayed: boolean): void {
+  if (replayed) core.metrics.idempotentReplay("transfer");
+  else core.metrics.moneyMoved("transfer", record.amountMicros);
 }

@@ -92,6 +92,10 @@ export interface MetricsSources {
 const SCOPES: readonly IdempotencyScope[] = ["mint", "transfer", "redeem"];
 const SHED_REASONS: readonly ShedReason[] = ["shutting_down", "overloaded", "account_busy"];
 
+/** The batch RPCs whose items are counted one by one. */
+export type BatchMethod = "BatchMint" | "BatchTransfer";
+const BATCH_METHODS: readonly BatchMethod[] = ["BatchMint", "BatchTransfer"];
+
 export interface ServiceMetricsOptions {
   /** The methods whose calls are counted; only these get series. */
   readonly grpcMethods: readonly GrpcMethodSpec[];
@@ -112,6 +116,8 @@ export class ServiceMetrics implements MetricsSink {
   private readonly pgConflicts: Record<PgConflictState, { readonly retried: CounterCell; readonly gaveUp: CounterCell }>;
   private readonly redisErrors: CounterCell;
   private readonly sweeps: { readonly ok: CounterCell; readonly failed: CounterCell };
+  /** Items of BatchMint / BatchTransfer by their own outcome (a batch itself is one call of grpc_server_handled_total). */
+  private readonly batchItems: Record<BatchMethod, readonly CounterCell[]>;
   private watched = false;
 
   constructor(options: ServiceMetricsOptions) {
@@ -165,6 +171,14 @@ export class ServiceMetrics implements MetricsSink {
     this.redisErrors = new FastCounter("usdc_mint_redis_command_errors_total", "Redis commands of the rate limiter that failed (connection, timeout, script)", [{}], r).cell();
     const sweeps = new FastCounter("usdc_mint_sweeper_runs_total", "Runs of the sweeper of expired keys and idle limiter state, by outcome", combinations({ outcome: ["ok", "failed"] }), r);
     this.sweeps = { ok: sweeps.cell({ outcome: "ok" }), failed: sweeps.cell({ outcome: "failed" }) };
+    const items = new FastCounter(
+      "usdc_mint_batch_items_total",
+      "Items of BatchMint and BatchTransfer calls, by the gRPC code of each item's own result (OK: applied or replayed); the batches themselves are calls of grpc_server_handled_total",
+      combinations({ grpc_method: BATCH_METHODS, grpc_code: GRPC_CODE_NAMES }),
+      r,
+    );
+    const itemCells = (grpc_method: BatchMethod): CounterCell[] => GRPC_CODE_NAMES.map((grpc_code) => items.cell({ grpc_method, grpc_code }));
+    this.batchItems = { BatchMint: itemCells("BatchMint"), BatchTransfer: itemCells("BatchTransfer") };
 
     if (options.nodeDefaults ?? true) collectDefaultMetrics({ register: r });
   }
@@ -288,6 +302,11 @@ export class ServiceMetrics implements MetricsSink {
 
   redisCommandError(): void {
     this.redisErrors.inc();
+  }
+
+  /** One item of a batch call ended with gRPC status `code` (0..16; 0 = applied or replayed). */
+  batchItem(method: BatchMethod, code: number): void {
+    (this.batchItems[method][code] ?? this.batchItems[method][2])?.inc();
   }
 
   sweeperRun(ok: boolean): void {

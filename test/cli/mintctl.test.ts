@@ -249,6 +249,8 @@ describe("flags, environment and usage", () => {
     [["mint", "--from-csv", "/nonexistent.csv"], "ENOENT"],
     [["mint", "a", "1", "--from-csv", "/nonexistent.csv"], "takes no account or amount"],
     [["mint", "--from-csv", "/nonexistent.csv", "--concurrency", "0"], "--concurrency"],
+    [["mint", "--from-csv", "/nonexistent.csv", "--batch-size", "10001"], "--batch-size"],
+    [["mint", "--from-csv", "/nonexistent.csv", "--batch-size", "1.5"], "--batch-size"],
     [["--address", "10.0.0.1:1", "--token", "t", "balance", "a"], "the token would travel in plaintext to 10.0.0.1:1; pass TLS credentials, or --allow-plaintext-token"],
   ])("usage error %j -> exit 2", async (args, message) => {
     const r = await mintctl([...A, ...args]);

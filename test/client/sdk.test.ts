@@ -183,9 +183,11 @@ describe("SDK on one server", () => {
     expect([e3.code, e3.reason, e3.metadata.mint_id]).toEqual(["NOT_FOUND", "MINT_NOT_FOUND", UNKNOWN_MINT_ID]);
   });
 
-  it("RESOURCE_EXHAUSTED for a request above the message limit (grpc-js, no details) is not retried", async () => {
+  it("RESOURCE_EXHAUSTED for a request above the message limit is not retried: MESSAGE_TOO_LARGE above MintUsdc's cap, grpc-js's (no details) above the transport's", async () => {
     const e = await failure(client.mintUsdc({ accountId: "a".repeat(5000), amount: "1", blockchain: "BASE" }));
-    expect([e.code, e.reason, e.hasErrorInfo, e.attempts]).toEqual(["RESOURCE_EXHAUSTED", "", false, 1]);
+    expect([e.code, e.reason, e.hasErrorInfo, e.attempts]).toEqual(["RESOURCE_EXHAUSTED", "MESSAGE_TOO_LARGE", true, 1]);
+    const huge = await failure(client.mintUsdc({ accountId: "a".repeat(2 * 1024 * 1024), amount: "1", blockchain: "BASE" }));
+    expect([huge.code, huge.reason, huge.hasErrorInfo, huge.attempts]).toEqual(["RESOURCE_EXHAUSTED", "", false, 1]);
   });
 
   it("UNAVAILABLE SHUTTING_DOWN while draining (retries off shows the first answer)", async () => {

@@ -12,6 +12,7 @@ import { MemorySettlementOutbox } from "../../src/adapters/memory/settlement-out
 import { allowancesContract } from "./allowances.contract.js";
 import { expectEveryMoneyRuleCovered } from "./coverage.js";
 import { redemptionContract } from "./redemption.contract.js";
+import { batchContract } from "./batch.contract.js";
 import { CONTRACT_IDEMPOTENCY_TTL_MS, type SettlementStoresUnderTest, type StoresUnderTest } from "./stores-under-test.js";
 
 async function makeMemoryStores(): Promise<StoresUnderTest> {
@@ -57,4 +58,5 @@ async function makeMemorySettlementStores(): Promise<SettlementStoresUnderTest> 
 }
 redemptionContract("memory", makeMemorySettlementStores);
 allowancesContract("memory", makeMemorySettlementStores);
+batchContract("memory", makeMemorySettlementStores);
 expectEveryMoneyRuleCovered("memory");

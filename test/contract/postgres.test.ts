@@ -14,6 +14,7 @@ import { reserveStoreContract } from "./reserve-store.contract.js";
 import { allowancesContract } from "./allowances.contract.js";
 import { expectEveryMoneyRuleCovered } from "./coverage.js";
 import { redemptionContract } from "./redemption.contract.js";
+import { batchContract } from "./batch.contract.js";
 import { CONTRACT_IDEMPOTENCY_TTL_MS, type SettlementStoresUnderTest, type StoresUnderTest } from "./stores-under-test.js";
 
 /**
@@ -109,4 +110,5 @@ async function makePostgresSettlementStores(): Promise<SettlementStoresUnderTest
 }
 redemptionContract("postgres", makePostgresSettlementStores);
 allowancesContract("postgres", makePostgresSettlementStores);
+batchContract("postgres", makePostgresSettlementStores);
 expectEveryMoneyRuleCovered("postgres");

@@ -35,6 +35,9 @@ const INVALID: Record<InvalidReason, true> = {
   INVALID_SEQ_RANGE: true,
   INVALID_ATTESTATION_REF: true,
   INVALID_REDEMPTION_ID: true,
+  EMPTY_BATCH: true,
+  TOO_MANY_ITEMS: true,
+  DUPLICATE_IDEMPOTENCY_KEY: true,
 };
 const UNAUTHENTICATED: Record<UnauthenticatedReason, true> = {
   NO_CREDENTIALS: true,
@@ -78,6 +81,8 @@ const SAMPLES: Record<FailureCode | EdgeFailure["code"], (Failure | EdgeFailure)
   ],
   UNAVAILABLE: [{ code: "UNAVAILABLE", message: "m" }],
   STORE_BUSY: [{ code: "STORE_BUSY", retryAfterMs: 100, message: "m" }],
+  ATOMIC_BATCH_REFUSED: [{ code: "ATOMIC_BATCH_REFUSED", refusedItem: 3 }],
+  MESSAGE_TOO_LARGE: [{ code: "MESSAGE_TOO_LARGE", rpc: "MintUsdc", maxBytes: 4096, bytes: 5000 }],
   CANCELLED: [{ code: "CANCELLED", message: "m" }],
   RESERVE_EXCEEDED: [{ code: "RESERVE_EXCEEDED", headroomMicros: 0n, supplyMicros: 1n, reserveMicros: 1n, requestedMicros: 1n }],
   RESERVE_NOT_SET: [{ code: "RESERVE_NOT_SET" }],

@@ -19,6 +19,8 @@ import {
   GetMintRequest,
   ListMintsRequest,
   MintUsdcRequest,
+  BatchMintRequest,
+  BatchTransferRequest,
   ReconcileChainRequest,
   ReconcileMintRequest,
   SetReserveRequest,
@@ -114,6 +116,8 @@ const EMPTY: Record<Rpc, unknown> = {
   FreezeAccount: FreezeAccountRequest.fromPartial({}),
   UnfreezeAccount: UnfreezeAccountRequest.fromPartial({}),
   WatchLedger: WatchLedgerRequest.fromPartial({}),
+  BatchMint: BatchMintRequest.fromPartial({}),
+  BatchTransfer: BatchTransferRequest.fromPartial({}),
 };
 
 let seq = 0;
@@ -194,12 +198,16 @@ describe("every role × RPC cell", () => {
         return { accountId: `matrix-frozen-${i}`, reason: "matrix" };
       case "WatchLedger":
         return WatchLedgerRequest.fromPartial({ accountIds: [funded] });
+      case "BatchMint":
+        return { items: [{ accountId: "matrix-a", amount: "1", blockchain: Blockchain.BLOCKCHAIN_BASE, idempotencyKey: unique("bm") }] };
+      case "BatchTransfer":
+        return { items: [{ fromAccountId: funded, toAccountId: "matrix-b", amount: "1", idempotencyKey: unique("bt") }], atomic: false };
     }
   }
 
   const GRANTS: Record<Role, readonly Rpc[]> = {
-    minter: ["MintUsdc"],
-    transferer: ["Transfer"],
+    minter: ["MintUsdc", "BatchMint"],
+    transferer: ["Transfer", "BatchTransfer"],
     reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions", "WatchLedger"],
     reconciler: ["ReconcileMint"],
     auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],

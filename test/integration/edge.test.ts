@@ -39,6 +39,30 @@ describe("cancellation", () => {
       await s.stop();
     }
   });
+
+  it("a mint cancelled while it waits for its account's lock ends CANCELLED for the caller and the server stops waiting at once", async () => {
+    const s = await startTestServer();
+    const r = rpc(s.call);
+    try {
+      const hold = await s.app.core.locks.acquire(["cx-m"], Infinity);
+      let status: grpc.status | undefined;
+      const done = new Promise<void>((resolve) => {
+        const call = s.client.mintUsdc({ accountId: "cx-m", amount: "3", blockchain: 1, idempotencyKey: "cx-m-1" }, (err) => {
+          status = err?.code;
+          resolve();
+        });
+        void waitFor(() => s.app.server.edge.callsInFlight === 1, "the mint to wait for the lock").then(() => call.cancel());
+      });
+      await done;
+      expect(status).toBe(Code.CANCELLED);
+      await waitFor(() => s.app.server.edge.callsInFlight === 0, "the cancelled mint to give up while the lock is held");
+      hold?.();
+      expect(await r.balance("cx-m")).toBe("0");
+      expect((await r.mint("cx-m", "3", "cx-m-1")).replayed).toBe(false);
+    } finally {
+      await s.stop();
+    }
+  });
 });
 
 describe("shedding", () => {

@@ -422,6 +422,7 @@ function scheduledCore(s: fc.Scheduler) {
     listRedemptions: (q) => ledger.listRedemptions(q),
     // The synchronous steps approvals, settling redemptions and settlement effects use (not scheduled: they have no await to interleave).
     peekMint: (id) => ledger.peekMint(id),
+    peekAccount: (a) => ledger.peekAccount(a),
     replacePending: (next, settle) => ledger.replacePending(next, settle),
     checkCompletion: (m, r) => ledger.checkCompletion(m, r),
     expiredPending: (w, l) => ledger.expiredPending(w, l),

@@ -582,7 +582,7 @@ export function behaviourSuite(target: BehaviourTarget): void {
     });
 
     describe("message size cap (MINT_MAX_MESSAGE_BYTES)", () => {
-      it("a request larger than the cap is refused RESOURCE_EXHAUSTED by grpc-js and changes nothing", async () => {
+      it("a request larger than the cap is refused RESOURCE_EXHAUSTED before it is decoded and changes nothing", async () => {
         await withServer({ MINT_MAX_MESSAGE_BYTES: "4096" }, undefined, async (s, r) => {
           const req = { accountId: "big-msg", amount: "5", blockchain: ETH, idempotencyKey: "big-msg-key" };
           const err = await mintWithPadding(s.address, req, 8 * 1024).then(

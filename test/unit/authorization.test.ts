@@ -24,8 +24,8 @@ import {
 import type { Failure } from "../../src/domain/errors.js";
 
 const GRANTS: Record<Role, readonly Rpc[]> = {
-  minter: ["MintUsdc"],
-  transferer: ["Transfer"],
+  minter: ["MintUsdc", "BatchMint"],
+  transferer: ["Transfer", "BatchTransfer"],
   reader: ["GetBalance", "GetMint", "ListMints", "GetMinterAllowance", "GetSupply", "GetRedemption", "ListRedemptions", "WatchLedger"],
   reconciler: ["ReconcileMint"],
   auditor: ["ReconcileChain", "ListAuditEvents", "VerifyAuditChain"],

@@ -148,6 +148,8 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_SHUTDOWN_GRACE", "ten seconds"],
     ["MINT_IDEMPOTENCY_MAX_KEYS", "0"],
     ["MINT_MAX_MESSAGE_BYTES", "1"],
+    ["MINT_BATCH_MAX_MESSAGE_BYTES", "255"],
+    ["MINT_BATCH_MAX_ITEMS", "0"],
     ["MINT_STORE", "mysql://x"],
     ["MINT_REDIS_URL", "http://localhost:6379"],
     ["MINT_RATE_LIMIT_FAIL_OPEN", "maybe"],

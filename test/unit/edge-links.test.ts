@@ -6,6 +6,7 @@
  * deadline gets none. And the call's cancellation flag, which the hot path
  * reads without making an AbortSignal.
  */
+import { EventEmitter } from "node:events";
 import { describe, expect, it } from "vitest";
 import { Call, type Answer, type EdgeCall } from "../../src/transport/grpc/chain.js";
 import { deadline } from "../../src/transport/grpc/links.js";
@@ -78,6 +79,24 @@ describe("the call's cancellation flag", () => {
     call.answered();
     call.cancel();
     expect([signal.aborted, aborts]).toEqual([false, 0]);
+  });
+
+  it("reads grpc-js's `cancelled` on its call: no listener until a signal is made, which then aborts when the caller goes away", () => {
+    const grpcCall = Object.assign(new EventEmitter(), { cancelled: false, getDeadline: () => Infinity });
+    const call = new Call("Transfer", grpcCall as unknown as ConstructorParameters<typeof Call>[1], Infinity);
+    expect([call.aborted, grpcCall.listenerCount("cancelled")]).toEqual([false, 0]);
+    const signal = call.signal;
+    expect(grpcCall.listenerCount("cancelled")).toBe(1);
+    grpcCall.cancelled = true;
+    expect(call.aborted).toBe(true);
+    grpcCall.emit("cancelled");
+    expect(signal.aborted).toBe(true);
+  });
+
+  it("a signal made after the caller went away is aborted at once", () => {
+    const grpcCall = Object.assign(new EventEmitter(), { cancelled: true, getDeadline: () => Infinity });
+    const call = new Call("Transfer", grpcCall as unknown as ConstructorParameters<typeof Call>[1], Infinity);
+    expect([call.aborted, call.signal.aborted, grpcCall.listenerCount("cancelled")]).toEqual([true, true, 0]);
   });
 
   it("a plain Wait without the flag falls back to its signal", () => {

@@ -110,6 +110,7 @@ describe("the core over ExactlyOnceStore", () => {
           }
           return r;
         },
+        applyAllOrNone: (...a) => inner.applyAllOrNone(...a),
         reverseMint: (...a) => inner.reverseMint(...a),
         getBalance: (a) => inner.getBalance(a),
         getMint: (id) => inner.getMint(id),

@@ -2,7 +2,7 @@ import { Metadata, status as Code } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { ErrorInfo, RetryInfo } from "../../gen/google/rpc/error_details.js";
 import { Status } from "../../gen/google/rpc/status.js";
-import { addRequestIdToErrorInfo, isValidRequestId, requestIdOf, REQUEST_ID_KEY } from "../../src/transport/grpc/request-id.js";
+import { addRequestIdToErrorInfo, isValidRequestId, newRequestId, requestIdOf, REQUEST_ID_KEY } from "../../src/transport/grpc/request-id.js";
 import { failureToStatus, STATUS_DETAILS_KEY } from "../../src/transport/grpc/status.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -38,6 +38,23 @@ describe("requestIdOf", () => {
     expect(a).toMatch(UUID);
     expect(requestIdOf(new Metadata())).not.toBe(a);
     expect(requestIdOf(withIds("a", "b"))).toMatch(UUID);
+  });
+});
+
+describe("newRequestId", () => {
+  it("makes valid version-4 UUIDs (version nibble 4, variant 8-b), each different, that a caller may send back as its own id", () => {
+    const ids = Array.from({ length: 20_000 }, () => newRequestId());
+    for (const id of ids) expect(id).toMatch(UUID);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.every(isValidRequestId)).toBe(true);
+    expect(requestIdOf(withIds(ids[0] as string))).toBe(ids[0]);
+  });
+
+  it("keeps one random part per process and counts in the last 12 hex digits", () => {
+    const a = newRequestId();
+    const b = newRequestId();
+    expect(b.slice(0, 24)).toBe(a.slice(0, 24));
+    expect(parseInt(b.slice(24), 16) - parseInt(a.slice(24), 16)).toBe(1);
   });
 });
 

@@ -26,6 +26,7 @@ import { blockchainToWire, mintFromWire, mintStatusToWire, type MinterAllowance,
 import { redemptionFromWire, supplyFromWire, type FreezeResult, type RedeemResult, type Redemption, type RedemptionPage, type SupplyInfo } from "./types.js";
 import { uuidv7 } from "./uuidv7.js";
 import { watchLedger, type LedgerEvent, type WatchLedgerInput } from "./watch.js";
+import { batchMint, batchTransfer, type BatchItemResult, type BatchMintItem, type BatchOptions, type BatchTransferItem, type BatchTransferOptions } from "./batch.js";
 
 /** What `onRetry` is told before each retry. */
 export interface RetryEvent {
@@ -199,6 +200,16 @@ export interface MintClient {
   mintUsdc(input: MintUsdcInput, options?: CallOptions): Promise<MintResult>;
   /** Moves USDC between two accounts; idempotent by `idempotencyKey` (generated when absent). */
   transfer(input: TransferInput, options?: CallOptions): Promise<TransferResult>;
+  /**
+   * Mints many: BatchMint calls of at most `batchSize` items (default 1000),
+   * one result per item in the list's order. Each item keeps its key
+   * (generated when absent) across every retry; items whose own error is
+   * retryable are sent again in later calls. An item's failure never fails
+   * the others; a call that still fails after its retries throws.
+   */
+  batchMint(items: readonly BatchMintItem[], options?: CallOptions & BatchOptions): Promise<BatchItemResult<MintResult>[]>;
+  /** Transfers many, as batchMint; with `atomic`, one all-or-none call (see BatchTransferOptions.atomic). */
+  batchTransfer(items: readonly BatchTransferItem[], options?: CallOptions & BatchTransferOptions): Promise<BatchItemResult<TransferResult>[]>;
   /** An account's balance (spendable and pending) and whether it is frozen. */
   getBalance(accountId: string, options?: CallOptions): Promise<Balance>;
   /** One mint by id (NOT_FOUND when there is none). */
@@ -263,6 +274,9 @@ type Rpc = keyof typeof MintServiceService;
 const SAFETY: Record<Rpc, CallSafety> = {
   mintUsdc: "keyed",
   transfer: "keyed",
+  // Every item carries its key, kept across resends.
+  batchMint: "keyed",
+  batchTransfer: "keyed",
   getBalance: "read",
   getMint: "read",
   listMints: "read",
@@ -405,6 +419,8 @@ export function createMintClient(options: MintClientOptions): MintClient {
       const res = await invoke<TransferRequest, { transfer: Parameters<typeof transferFromWire>[0]; replayed: boolean }>("transfer", req, call);
       return { transfer: transferFromWire(res.transfer), replayed: res.replayed, idempotencyKey };
     },
+    batchMint: (items, call) => batchMint({ invoke: (rpc, req) => invoke(rpc, req, call), policy: policyFor(call), ...(call?.signal === undefined ? {} : { signal: call.signal }) }, items, call),
+    batchTransfer: (items, call) => batchTransfer({ invoke: (rpc, req) => invoke(rpc, req, call), policy: policyFor(call), ...(call?.signal === undefined ? {} : { signal: call.signal }) }, items, call),
     async getBalance(accountId, call) {
       const res = await invoke<GetBalanceRequest, Balance>("getBalance", { accountId }, call);
       return { accountId: res.accountId, balance: res.balance, pendingBalance: res.pendingBalance || "0", frozen: res.frozen ?? false, freezeReason: res.freezeReason ?? "" };

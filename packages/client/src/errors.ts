@@ -136,38 +136,53 @@ export function toMintServiceError(err: unknown, address?: string): MintServiceE
   const raw = (e.metadata as Metadata | undefined)?.get("grpc-status-details-bin")[0];
   if (raw instanceof Buffer) {
     try {
-      const status = Status.decode(raw);
-      const fieldViolations: FieldViolation[] = [];
-      const quotaViolations: QuotaViolation[] = [];
-      for (const d of status.details) {
-        switch (d.typeUrl) {
-          case "type.googleapis.com/google.rpc.ErrorInfo": {
-            const info = ErrorInfo.decode(d.value);
-            init.reason = info.reason;
-            init.domain = info.domain;
-            init.metadata = info.metadata;
-            init.hasErrorInfo = true;
-            break;
-          }
-          case "type.googleapis.com/google.rpc.BadRequest":
-            for (const v of BadRequest.decode(d.value).fieldViolations) fieldViolations.push({ field: v.field, description: v.description });
-            break;
-          case "type.googleapis.com/google.rpc.RetryInfo":
-            init.retryAfterMs = durationMs(RetryInfo.decode(d.value).retryDelay);
-            break;
-          case "type.googleapis.com/google.rpc.QuotaFailure":
-            for (const v of QuotaFailure.decode(d.value).violations) quotaViolations.push({ subject: v.subject, description: v.description });
-            break;
-          default:
-            // A detail type this SDK does not know yet: the rest still decodes.
-            break;
-        }
-      }
-      init.fieldViolations = fieldViolations;
-      init.quotaViolations = quotaViolations;
+      addDetails(init, Status.decode(raw));
     } catch {
       // Malformed details: keep the code and message the transport gave.
     }
   }
   return new MintServiceError(init);
+}
+
+/** One batch item's error: the google.rpc.Status the service sent for it. */
+export function itemError(status: Status, address?: string): MintServiceError {
+  const init: { -readonly [K in keyof MintServiceErrorInit]: MintServiceErrorInit[K] } = { code: codeName(status.code), message: status.message, address };
+  try {
+    addDetails(init, status);
+  } catch {
+    // Malformed details: keep the code and message.
+  }
+  return new MintServiceError(init);
+}
+
+/** Reads ErrorInfo, BadRequest, RetryInfo and QuotaFailure out of `status` into `init`; throws on malformed details. */
+function addDetails(init: { -readonly [K in keyof MintServiceErrorInit]: MintServiceErrorInit[K] }, status: Status): void {
+  const fieldViolations: FieldViolation[] = [];
+  const quotaViolations: QuotaViolation[] = [];
+  for (const d of status.details) {
+    switch (d.typeUrl) {
+      case "type.googleapis.com/google.rpc.ErrorInfo": {
+        const info = ErrorInfo.decode(d.value);
+        init.reason = info.reason;
+        init.domain = info.domain;
+        init.metadata = info.metadata;
+        init.hasErrorInfo = true;
+        break;
+      }
+      case "type.googleapis.com/google.rpc.BadRequest":
+        for (const v of BadRequest.decode(d.value).fieldViolations) fieldViolations.push({ field: v.field, description: v.description });
+        break;
+      case "type.googleapis.com/google.rpc.RetryInfo":
+        init.retryAfterMs = durationMs(RetryInfo.decode(d.value).retryDelay);
+        break;
+      case "type.googleapis.com/google.rpc.QuotaFailure":
+        for (const v of QuotaFailure.decode(d.value).violations) quotaViolations.push({ subject: v.subject, description: v.description });
+        break;
+      default:
+        // A detail type this SDK does not know yet: the rest still decodes.
+        break;
+    }
+  }
+  init.fieldViolations = fieldViolations;
+  init.quotaViolations = quotaViolations;
 }

@@ -9,6 +9,8 @@ export type { AuditEvent, AuditPage, AuditVerdict, ListAuditEventsInput } from "
 export type { CallOptions, ListMintsInput, MintClient, MintClientOptions, MintUsdcInput, ReconcileMintInput, RetryEvent, TransferInput } from "./client.js";
 export type { EndpointState, EndpointStatus } from "./endpoints.js";
 export { MintServiceError } from "./errors.js";
+export { DEFAULT_BATCH_SIZE } from "./batch.js";
+export type { BatchItemResult, BatchMintItem, BatchOptions, BatchTransferItem, BatchTransferOptions } from "./batch.js";
 export type { FieldViolation, GrpcCodeName, MintServiceErrorInit, QuotaViolation } from "./errors.js";
 export { fromMicros, MICROS_PER_USDC, toMicros } from "./money.js";
 export { DEFAULT_RETRY_POLICY, retryDecision } from "./retry.js";

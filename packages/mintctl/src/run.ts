@@ -15,7 +15,7 @@ Exit codes:
   0   success
   1   mintctl itself failed unexpectedly
   2   usage: unknown flag, missing argument, unreadable file
-  3   mint --from-csv finished with failed rows (see the failures file)
+  3   mint --from-csv or transfer --from-csv finished with failed rows (see the failures file)
   4   audit verify: the audit chain is broken (the first broken seq is printed)
   5   chain reconcile found the ledger and the chain differ
   10 + gRPC code, when the call failed:

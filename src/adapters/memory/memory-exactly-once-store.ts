@@ -11,13 +11,14 @@ import type { Clock } from "../../domain/clock.js";
 import { assert, markNotApplied, type Failure } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
 import { decideApproval, decideRejection, differingFields, sameRequest, type AccountState, type CanonicalRequest, type IdempotencyScope, type MintRecord, type NewRedemption, type RedemptionRecord, type StoredResult, type SupplyState } from "../../domain/model.js";
-import { isAborted, type ApprovalStore, type Effect, type ExactlyOnceStore, type IdempotencyClaim, type IdempotencyStore, type KeyedCall, type LedgerStore, type ListMintsQuery, type Wait } from "../../domain/ports.js";
+import { isAborted, type AllOrNoneOutcome, type ApprovalStore, type Effect, type ExactlyOnceStore, type IdempotencyClaim, type IdempotencyStore, type KeyedCall, type LedgerStore, type ListMintsQuery, type Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
 import { BURN_CONFIRMED_ACTION, BURN_FAILED_ACTION, settlementJournal, settlementRefusal } from "../../domain/settlement/ledger-rules.js";
 import type { Settlement, SettlementEffects, SettlementOutbox } from "../../domain/settlement/ports.js";
 import { MemoryAuditJournal } from "./memory-audit-journal.js";
 import { MemoryAllowances } from "./memory-allowances.js";
+import { applyAllOrNone } from "./memory-all-or-none.js";
 import { MemoryLedgerEventFeed } from "./memory-ledger-events.js";
 
 /** Who holds a key's gate, and who waits behind it. */
@@ -57,6 +58,8 @@ export interface MemoryLedger extends LedgerStore {
   redeemNow(cmd: NewRedemption): Result<RedemptionRecord>;
   peekRedemption(redemptionId: string): RedemptionRecord | null;
   recreditRedemption(redemptionId: string, reason: string, wallMs: number): RedemptionRecord | null;
+  /** The account as it is now, read synchronously (an all-or-none batch checks and applies in one stretch). */
+  peekAccount(accountId: string): AccountState;
 }
 
 export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
@@ -194,6 +197,11 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     } finally {
       entered.value();
     }
+  }
+
+  /** All or none, in one synchronous stretch (memory-all-or-none.ts). */
+  applyAllOrNone(calls: readonly KeyedCall[], wait: Wait): Promise<AllOrNoneOutcome> {
+    return applyAllOrNone({ ledger: this.ledger, keys: this.keys, journal: this.journal, events: this.events }, calls, wait);
   }
 
   async reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait, journal?: JournalEntry): Promise<Result<MintRecord>> {

@@ -340,6 +340,10 @@ export class MemoryLedgerStore implements LedgerStore {
   }
 
   async getAccount(accountId: string): Promise<AccountState> {
+    return this.peekAccount(accountId);
+  }
+
+  peekAccount(accountId: string): AccountState {
     const a = this.accounts.get(accountId);
     return { accountId, balanceMicros: a?.balanceMicros ?? 0n, frozen: a?.frozen ?? false, freezeReason: a?.freezeReason ?? "" };
   }

@@ -24,10 +24,11 @@ import type { AccountState, MintRecord, RedemptionRecord, StoredResult, SupplySt
 import type { AuditJournal } from "../../domain/audit.js";
 import { UnavailableError } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
-import { isAborted, type ApprovalStore, type Effect, type ExactlyOnceStore, type KeyedCall, type ListMintsQuery, type Wait } from "../../domain/ports.js";
+import { isAborted, type AllOrNoneOutcome, type ApprovalStore, type Effect, type ExactlyOnceStore, type KeyedCall, type ListMintsQuery, type Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import type { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
 import type { PostgresLedgerStore } from "./postgres-ledger-store.js";
+import { transferAllOrNone } from "./ledger/all-or-none.js";
 import { groupable, PgGroupCommit, type GroupCommitSettings } from "./pg-group-commit.js";
 
 const CANCELLED: Failure = { code: "CANCELLED", message: "the call was cancelled while it waited; nothing was applied" };
@@ -105,6 +106,11 @@ export class PostgresExactlyOnceStore implements ExactlyOnceStore, ApprovalStore
       // A no-op once the ledger call ended the transaction (commit or rollback).
       await this.keys.release(claim).catch(() => undefined);
     }
+  }
+
+  /** One transaction for the whole batch (ledger/all-or-none.ts). */
+  applyAllOrNone(calls: readonly KeyedCall[], wait: Wait): Promise<AllOrNoneOutcome> {
+    return transferAllOrNone(this.ledger, calls, wait);
   }
 
   reverseMint(mintId: string, reason: string, wallMs: number, wait: Wait, journal?: JournalEntry): Promise<Result<MintRecord>> {

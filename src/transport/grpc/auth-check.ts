@@ -60,6 +60,9 @@ export const SCOPE_ACCOUNTS: { readonly [R in Rpc]: (request: unknown) => readon
   UnfreezeAccount: (r) => [(r as FreezeAccountRequest).accountId],
   // Each account filtered on must be in scope; without a filter the stream itself leaves out what the scopes do not cover.
   WatchLedger: (r) => (r as { accountIds: string[] }).accountIds,
+  // Each item's account is checked by the core, item by item (an item outside the scopes fails alone).
+  BatchMint: () => [],
+  BatchTransfer: () => [],
 };
 
 export type AuthFailure = Extract<EdgeFailure, { code: "UNAUTHENTICATED" }> | Extract<Failure, { code: "PERMISSION_DENIED" }>;
@@ -111,10 +114,10 @@ export function checkCall(security: Security, rpc: Rpc, request: unknown, metada
 export function authLink(security: Security): Link {
   return (call, next) => {
     if (!isRpc(call.rpc)) {
-      return Promise.resolve<Answer>({ ok: false, error: { code: "PERMISSION_DENIED", rpc: call.rpc, principal: "", missingRole: "(none grants it)" } });
+      return { ok: false, error: { code: "PERMISSION_DENIED", rpc: call.rpc, principal: "", missingRole: "(none grants it)" } } satisfies Answer;
     }
     const checked = checkCall(security, call.rpc, call.request, call.metadata, call.raw);
-    if (!checked.ok) return Promise.resolve<Answer>({ ok: false, error: checked.error });
+    if (!checked.ok) return { ok: false, error: checked.error } satisfies Answer;
     call.principal = checked.principal;
     return next(call);
   };

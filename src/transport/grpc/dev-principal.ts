@@ -32,7 +32,7 @@ export const devPrincipal: Link = (call, next) => {
   if (values.length === 0) return next(call);
   const value = values[0];
   if (values.length > 1 || !isDevPrincipalName(value)) {
-    return Promise.resolve<Answer>({
+    const refused: Answer = {
       ok: false,
       error: {
         code: "UNAUTHENTICATED",
@@ -40,7 +40,8 @@ export const devPrincipal: Link = (call, next) => {
         reason: "INVALID_DEV_PRINCIPAL",
         message: `${DEV_PRINCIPAL_HEADER} must be one name of 1 to 128 characters A-Z a-z 0-9 . _ : @ - (not starting with a punctuation mark) and none of the service's own: ${RESERVED_PRINCIPAL_NAMES.join(", ")}`,
       },
-    });
+    };
+    return refused;
   }
   if (call instanceof Call) call.principal = { ...LOCAL_PRINCIPAL, name: value };
   return next(call);

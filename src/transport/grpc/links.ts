@@ -7,7 +7,7 @@ import { OVERLOADED_RETRY_AFTER_MS } from "../../domain/limits.js";
 import type { Logger } from "../../logger.js";
 import { status as GrpcCode } from "@grpc/grpc-js";
 import type { Failure } from "../../domain/errors.js";
-import type { Answer, EdgeCall, Link } from "./chain.js";
+import { andThen, isPromiseLike, type Answer, type EdgeCall, type Link, type MaybeAnswer } from "./chain.js";
 import type { EdgeFailure } from "./status.js";
 
 /** The server stops waiting this share of the caller's remaining time early... */
@@ -40,22 +40,25 @@ export function failedCallFields(call: EdgeCall, failure: Failure | EdgeFailure)
 }
 
 /**
- * Logs every failed call once, with its RPC, gRPC code and ErrorInfo reason
- * (failedCallFields); UNAVAILABLE-class failures at warn. Outermost, so that
- * it sees what the caller gets, whichever link answered. Failures that came
- * from a throw were logged by `errors`, with the error itself.
+ * Logs a failed call once, with its RPC, gRPC code and ErrorInfo reason
+ * (failedCallFields); UNAVAILABLE-class failures at warn. Failures that came
+ * from a throw were logged by `failureOfThrow`, with the error itself. The
+ * edge runs it on every answer, whichever link gave it.
  */
+export function logFailedCall(logger: Logger, call: EdgeCall, answer: Answer): void {
+  if (answer.ok || answer.error.code === "STORE_UNAVAILABLE" || answer.error.code === "INTERNAL") return;
+  const f = answer.error;
+  const level = f.code === "UNAVAILABLE" || f.code === "OVERLOADED" || f.code === "ACCOUNT_BUSY" ? "warn" : "info";
+  callLogger(logger, call)[level]({ rpc: call.rpc, ...failedCallFields(call, f) }, "call failed");
+}
+
+/** `logFailedCall` as a link, for a chain composed around it (the edge itself runs it as plain code). */
 export function logging(logger: Logger): Link {
-  const log = (call: EdgeCall, answer: Answer): Answer => {
-    if (!answer.ok && answer.error.code !== "STORE_UNAVAILABLE" && answer.error.code !== "INTERNAL") {
-      const f = answer.error;
-      const level = f.code === "UNAVAILABLE" || f.code === "OVERLOADED" || f.code === "ACCOUNT_BUSY" ? "warn" : "info";
-      callLogger(logger, call)[level]({ rpc: call.rpc, ...failedCallFields(call, f) }, "call failed");
-    }
-    return answer;
-  };
-  // `.then` rather than an async function: one promise per call instead of two (measured on the hot path).
-  return (call, next) => next(call).then((answer) => log(call, answer));
+  return (call, next) =>
+    andThen(next(call), (answer) => {
+      logFailedCall(logger, call, answer);
+      return answer;
+    });
 }
 
 /**
@@ -64,27 +67,31 @@ export function logging(logger: Logger): Link {
  * (DeadlineExceededError), or a bug — INTERNAL, whose stack goes to the log
  * and never to the caller.
  */
-export function errors(logger: Logger): Link {
-  const map = (call: EdgeCall, error: unknown): Answer => {
-    const code = (error as { code?: unknown } | null)?.code;
-    if (code === "UNAVAILABLE") {
-      const failure: EdgeFailure = { code: "STORE_UNAVAILABLE" };
-      callLogger(logger, call).warn({ rpc: call.rpc, ...failedCallFields(call, failure), err: (error as Error).message }, "call failed: store unavailable");
-      return { ok: false, error: failure };
-    }
-    // Logged by `logging`, as any other DEADLINE_EXCEEDED.
-    if (code === "DEADLINE_EXCEEDED") return { ok: false, error: { code: "DEADLINE_EXCEEDED", message: (error as Error).message } };
-    const failure: EdgeFailure = { code: "INTERNAL" };
-    callLogger(logger, call).error({ rpc: call.rpc, ...failedCallFields(call, failure), err: error }, "call failed: internal error");
+export function failureOfThrow(logger: Logger, call: EdgeCall, error: unknown): Answer {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === "UNAVAILABLE") {
+    const failure: EdgeFailure = { code: "STORE_UNAVAILABLE" };
+    callLogger(logger, call).warn({ rpc: call.rpc, ...failedCallFields(call, failure), err: (error as Error).message }, "call failed: store unavailable");
     return { ok: false, error: failure };
-  };
+  }
+  // Logged by `logFailedCall`, as any other DEADLINE_EXCEEDED.
+  if (code === "DEADLINE_EXCEEDED") return { ok: false, error: { code: "DEADLINE_EXCEEDED", message: (error as Error).message } };
+  const failure: EdgeFailure = { code: "INTERNAL" };
+  callLogger(logger, call).error({ rpc: call.rpc, ...failedCallFields(call, failure), err: error }, "call failed: internal error");
+  return { ok: false, error: failure };
+}
+
+/** `failureOfThrow` as a link, for a chain composed around it (the edge itself runs it as plain code). */
+export function errors(logger: Logger): Link {
   return (call, next) => {
+    let answer: MaybeAnswer;
     try {
-      return next(call).catch((error: unknown) => map(call, error));
+      answer = next(call);
     } catch (error: unknown) {
-      // A link or handler that threw before returning its promise.
-      return Promise.resolve(map(call, error));
+      // A link or handler that threw before returning.
+      return failureOfThrow(logger, call, error);
     }
+    return isPromiseLike(answer) ? answer.then(undefined, (error: unknown) => failureOfThrow(logger, call, error)) : answer;
   };
 }
 
@@ -94,33 +101,29 @@ export class Draining {
   readonly link: Link = (call, next) => (this.draining ? SHUTTING_DOWN : next(call));
 }
 
-const SHUTTING_DOWN: Promise<Answer> = Promise.resolve({ ok: false, error: { code: "SHUTTING_DOWN" } });
+const SHUTTING_DOWN: Answer = { ok: false, error: { code: "SHUTTING_DOWN" } };
 
 /**
  * Counts calls in flight (for the drain) and caps them: beyond `max`, a call
  * is refused at once, UNAVAILABLE (OVERLOADED) with RetryInfo, having done
  * nothing. A bounded number of calls bounds memory and the time each waits.
+ * A counted call is released when its answer goes out (`call.release`,
+ * which the edge calls once), not through a continuation of its own.
  */
 export class InFlight {
   count = 0;
   private idleWaiters: (() => void)[] = [];
-  private readonly overloaded: Promise<Answer>;
+  private readonly overloaded: Answer;
 
   constructor(readonly max: number) {
-    this.overloaded = Promise.resolve({ ok: false, error: { code: "OVERLOADED", maxCallsInFlight: max, retryAfterMs: OVERLOADED_RETRY_AFTER_MS } });
+    this.overloaded = { ok: false, error: { code: "OVERLOADED", maxCallsInFlight: max, retryAfterMs: OVERLOADED_RETRY_AFTER_MS } };
   }
 
   readonly link: Link = (call, next) => {
     if (this.count >= this.max) return this.overloaded;
     this.count++;
-    let answer: Promise<Answer>;
-    try {
-      answer = next(call);
-    } catch (error) {
-      this.done();
-      throw error;
-    }
-    return answer.then(this.doneWith, this.doneThrowing);
+    call.release = this.done;
+    return next(call);
   };
 
   /** Resolves when no call is in flight. */
@@ -129,23 +132,13 @@ export class InFlight {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private readonly doneWith = (answer: Answer): Answer => {
-    this.done();
-    return answer;
-  };
-
-  private readonly doneThrowing = (error: unknown): never => {
-    this.done();
-    throw error;
-  };
-
-  private done(): void {
+  private readonly done = (): void => {
     if (--this.count === 0 && this.idleWaiters.length > 0) {
       const waiters = this.idleWaiters;
       this.idleWaiters = [];
       for (const w of waiters) w();
     }
-  }
+  };
 }
 
 /**
@@ -174,18 +167,7 @@ export function deadline(clock: Clock): Link {
   };
 }
 
-const EXPIRED: Promise<Answer> = Promise.resolve({
+const EXPIRED: Answer = {
   ok: false,
   error: { code: "DEADLINE_EXCEEDED", message: "the deadline had passed when the call arrived; nothing was applied" },
-});
-
-/**
- * Aborts the call's signal when the caller cancels, resets the stream or
- * disconnects (grpc-js emits "cancelled"; also at the deadline). The core
- * hands the signal to whatever waits, so a cancelled call gives up with
- * nothing applied instead of applying after its caller left.
- */
-export const cancellation: Link = (call, next) => {
-  call.raw.once("cancelled", () => call.cancel());
-  return next(call);
 };

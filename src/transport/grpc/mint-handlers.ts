@@ -51,7 +51,7 @@ import {
 } from "../../../gen/usdc/mint/v1/mint.js";
 import type { MintCore } from "../../domain/mint-core.js";
 import { formatMicros } from "../../domain/money.js";
-import { ok } from "../../domain/result.js";
+import { ok, type Result } from "../../domain/result.js";
 import { invalid } from "../../domain/errors.js";
 import { fail } from "../../domain/result.js";
 import { isBlockchain, type MintRecord, type RedemptionRecord } from "../../domain/model.js";
@@ -70,6 +70,7 @@ import {
   transferToProto,
   wallMsOfTimestamp,
 } from "./convert.js";
+import { andThen } from "./chain.js";
 import type { Edge } from "./edge.js";
 
 /** Every unary RPC; the server adds WatchLedger (watch-handler.ts), which is a stream. */
@@ -95,38 +96,44 @@ export function mintServiceHandlers(core: MintCore, edge: Edge, settlement?: Set
   };
   const oneRedemption = async (r: RedemptionRecord): Promise<Redemption> => (await redemptionsWithSettlement([r]))[0] as Redemption;
   return {
-    mintUsdc: edge.unary("MintUsdc", async (req: MintUsdcRequest, ctx) => {
-      const r = await core.mintUsdc(
-        { accountId: req.accountId, amount: req.amount, blockchain: blockchainName(req.blockchain), idempotencyKey: req.idempotencyKey },
-        ctx,
-      );
-      if (!r.ok) return r;
-      // Without settlement the hot path takes no extra promise turn.
-      const mint = settlement === undefined ? mintToProto(r.value.mint) : await one(r.value.mint);
-      return ok<MintUsdcResponse>({ mint, replayed: r.value.replayed });
-    }),
+    // The hot RPCs answer the core's result as it comes: a value when nothing
+    // waited (the edge then answers without a promise turn), else a promise.
+    mintUsdc: edge.unary("MintUsdc", (req: MintUsdcRequest, ctx) =>
+      andThen(
+        core.mintUsdc({ accountId: req.accountId, amount: req.amount, blockchain: blockchainName(req.blockchain), idempotencyKey: req.idempotencyKey }, ctx),
+        (r): Result<MintUsdcResponse> | Promise<Result<MintUsdcResponse>> => {
+          if (!r.ok) return r;
+          const replayed = r.value.replayed;
+          // Without settlement no lookup, so no promise.
+          if (settlement === undefined) return ok<MintUsdcResponse>({ mint: mintToProto(r.value.mint), replayed });
+          return one(r.value.mint).then((mint) => ok<MintUsdcResponse>({ mint, replayed }));
+        },
+      ),
+    ),
 
-    transfer: edge.unary("Transfer", async (req: TransferRequest, ctx) => {
-      const r = await core.transfer(
-        { fromAccountId: req.fromAccountId, toAccountId: req.toAccountId, amount: req.amount, idempotencyKey: req.idempotencyKey },
-        ctx,
-      );
-      return r.ok ? ok<TransferResponse>({ transfer: transferToProto(r.value.transfer), replayed: r.value.replayed }) : r;
-    }),
+    transfer: edge.unary("Transfer", (req: TransferRequest, ctx) =>
+      andThen(
+        core.transfer({ fromAccountId: req.fromAccountId, toAccountId: req.toAccountId, amount: req.amount, idempotencyKey: req.idempotencyKey }, ctx),
+        (r): Result<TransferResponse> => (r.ok ? ok<TransferResponse>({ transfer: transferToProto(r.value.transfer), replayed: r.value.replayed }) : r),
+      ),
+    ),
 
-    getBalance: edge.unary("GetBalance", async (req: GetBalanceRequest) => {
+    getBalance: edge.unary("GetBalance", (req: GetBalanceRequest) =>
       // The account's state (frozen) comes with the balance in one read.
-      const r = await core.getAccount(req.accountId);
-      return r.ok
-        ? ok<GetBalanceResponse>({
-            accountId: r.value.accountId,
-            balance: formatMicros(r.value.balanceMicros),
-            pendingBalance: formatMicros(r.value.pendingMicros),
-            frozen: r.value.frozen,
-            freezeReason: r.value.freezeReason,
-          })
-        : r;
-    }),
+      andThen(
+        core.getAccount(req.accountId),
+        (r): Result<GetBalanceResponse> =>
+          r.ok
+            ? ok<GetBalanceResponse>({
+                accountId: r.value.accountId,
+                balance: formatMicros(r.value.balanceMicros),
+                pendingBalance: formatMicros(r.value.pendingMicros),
+                frozen: r.value.frozen,
+                freezeReason: r.value.freezeReason,
+              })
+            : r,
+      ),
+    ),
 
     getMint: edge.unary("GetMint", async (req: GetMintRequest, ctx) => {
       const r = await core.getMint(req.mintId, ctx);

@@ -17,6 +17,8 @@ import { identifyCall } from "./auth-check.js";
 import { Edge } from "./edge.js";
 import { HealthService, OVERALL_SERVICE } from "./health.js";
 import { mintServiceHandlers } from "./mint-handlers.js";
+import { batchHandlers } from "./batch-handlers.js";
+import { CappedServer } from "./message-caps.js";
 import { watchLedgerHandler } from "./watch-handler.js";
 import type { LedgerWatchHub } from "../../domain/ledger-watch-hub.js";
 import type { SettlementReads } from "../../domain/settlement/reads.js";
@@ -24,6 +26,10 @@ import { addReflection, loadDescriptorSet, REFLECTION_SERVICES, type ReflectionH
 import { failureToStatus } from "./status.js";
 
 export const MINT_SERVICE_NAME = "usdc.mint.v1.MintService";
+/** The batch RPCs' paths: they take MINT_BATCH_MAX_MESSAGE_BYTES, every other method MINT_MAX_MESSAGE_BYTES. */
+const BATCH_PATHS: ReadonlySet<string> = new Set([`/${MINT_SERVICE_NAME}/BatchMint`, `/${MINT_SERVICE_NAME}/BatchTransfer`]);
+const DEFAULT_BATCH_MAX_MESSAGE_BYTES = 1024 * 1024;
+const DEFAULT_BATCH_MAX_ITEMS = 1000;
 const HEALTH_SERVICE_NAME = "grpc.health.v1.Health";
 
 /**
@@ -41,8 +47,10 @@ export interface ServerOptions {
   readonly logger: Logger;
   /** host:port; port 0 picks a free one. */
   readonly listen: string;
-  /** Largest request message accepted, in bytes. */
+  /** Largest request message of every method but the batch ones, in bytes (checked per method: message-caps.ts). */
   readonly maxMessageBytes: number;
+  /** BatchMint / BatchTransfer: their own message cap and most items (defaults: 1 MiB, 1000). */
+  readonly batch?: { readonly maxMessageBytes: number; readonly maxItems: number };
   /** How long calls in flight may run after shutdown begins. */
   readonly shutdownGraceMs: number;
   /** Backing stores to watch; health is NOT_SERVING while any is unhealthy. */
@@ -89,8 +97,10 @@ export interface RunningServer {
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
-  const server = new grpc.Server({
-    "grpc.max_receive_message_length": opts.maxMessageBytes,
+  const batch = opts.batch ?? { maxMessageBytes: DEFAULT_BATCH_MAX_MESSAGE_BYTES, maxItems: DEFAULT_BATCH_MAX_ITEMS };
+  const server = new CappedServer((path) => (BATCH_PATHS.has(path) ? batch.maxMessageBytes : opts.maxMessageBytes), {
+    // The transport's cap is the largest method cap; each method checks its own (message-caps.ts).
+    "grpc.max_receive_message_length": Math.max(opts.maxMessageBytes, batch.maxMessageBytes),
     "grpc.max_send_message_length": 16 * 1024 * 1024,
     // Idle callers are told to go away rather than held forever.
     "grpc.max_connection_idle_ms": 5 * 60_000,
@@ -99,6 +109,9 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     // A connection may not open more streams than this at once; the rest of
     // the bound on work is the edge's cap on calls in flight.
     "grpc.max_concurrent_streams": opts.maxConcurrentStreams,
+    // grpc.enable_channelz stays on although no channelz service is served:
+    // grpc-js (1.14) tracks sessions for forceShutdown only through channelz,
+    // so with it off a forced shutdown leaves stuck calls' connections open.
   });
   const edge = new Edge({
     clock: opts.clock,
@@ -114,7 +127,8 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const workerNames = (workerHealth?.() ?? []).map((w) => w.name);
   const sideNames = [...settlementNames, ...workerNames];
   const health = new HealthService([MINT_SERVICE_NAME, ...sideNames]);
-  server.addService(MintServiceService, { ...mintServiceHandlers(opts.core, edge, opts.settlement), watchLedger: watchLedgerHandler(opts.watch, opts.security, opts.logger) });
+  const batchOptions = { maxItems: batch.maxItems, ...(opts.metrics === undefined ? {} : { metrics: opts.metrics }), ...(opts.settlement === undefined ? {} : { settlement: opts.settlement }) };
+  server.addService(MintServiceService, { ...mintServiceHandlers(opts.core, edge, opts.settlement), ...batchHandlers(opts.core, edge, batchOptions), watchLedger: watchLedgerHandler(opts.watch, opts.security, opts.logger) });
   health.addTo(server);
   // Reflection describes the API, not money; "authenticated" still keeps it from strangers.
   const security = opts.security;

@@ -68,7 +68,12 @@ export type EdgeFailure =
   /** A bug: the handler threw something else. */
   | { readonly code: "INTERNAL" }
   /** The auth link found no valid credentials; `reason` says which problem (never a secret). */
-  | { readonly code: "UNAUTHENTICATED"; readonly rpc: string; readonly reason: UnauthenticatedReason; readonly message: string };
+  | { readonly code: "UNAUTHENTICATED"; readonly rpc: string; readonly reason: UnauthenticatedReason; readonly message: string }
+  /**
+   * A request message above its method's own cap but within the transport's
+   * (which is raised to the batch cap): refused before it was decoded.
+   */
+  | { readonly code: "MESSAGE_TOO_LARGE"; readonly rpc: string; readonly maxBytes: number; readonly bytes: number };
 
 /** Maps one failure to its status (exhaustive: a new failure code fails to compile here). */
 export function failureToStatus(f: Failure | EdgeFailure): RichError {
@@ -200,6 +205,14 @@ export function failureToStatus(f: Failure | EdgeFailure): RichError {
       ]);
     case "ACCOUNT_FROZEN":
       return richError(Code.FAILED_PRECONDITION, `account ${f.accountId} is frozen; nothing changed`, [errorInfo("ACCOUNT_FROZEN", { account_id: f.accountId })]);
+    case "ATOMIC_BATCH_REFUSED":
+      return richError(Code.FAILED_PRECONDITION, `item ${f.refusedItem} of this all-or-none batch was refused, so no item was applied`, [
+        errorInfo("ATOMIC_BATCH_REFUSED", { refused_item: String(f.refusedItem) }),
+      ]);
+    case "MESSAGE_TOO_LARGE":
+      return richError(Code.RESOURCE_EXHAUSTED, `${f.rpc} requests are at most ${f.maxBytes} bytes; this one is ${f.bytes}; nothing was decoded or applied`, [
+        errorInfo("MESSAGE_TOO_LARGE", { rpc: f.rpc, max_bytes: String(f.maxBytes), bytes: String(f.bytes) }),
+      ]);
     case "REDEMPTION_NOT_FOUND":
       return richError(Code.NOT_FOUND, `redemption ${f.redemptionId} not found`, [errorInfo("REDEMPTION_NOT_FOUND", { redemption_id: f.redemptionId })]);
     case "SHUTTING_DOWN":

@@ -21,6 +21,7 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
+import { Status } from "../../../google/rpc/status.js";
 
 export const protobufPackage = "usdc.mint.v1";
 
@@ -569,6 +570,80 @@ export interface TransferResponse {
     | undefined;
   /** True when this answer is a replay of an earlier call with the same key. */
   replayed: boolean;
+}
+
+/** BatchMintRequest carries the mints of one BatchMint call. */
+export interface BatchMintRequest {
+  /**
+   * The mints, 1 to MINT_BATCH_MAX_ITEMS (default 1000), each validated and
+   * applied as one MintUsdc call. The whole message is at most
+   * MINT_BATCH_MAX_MESSAGE_BYTES.
+   */
+  items: MintUsdcRequest[];
+}
+
+/** BatchMintResponse has one result per item, in request order. */
+export interface BatchMintResponse {
+  /** results[i] is the outcome of items[i]. */
+  results: BatchMintResult[];
+}
+
+/** BatchMintResult is one item's outcome: what MintUsdc would have answered. */
+export interface BatchMintResult {
+  /** The item's mint, applied or replayed (as MintUsdcResponse). */
+  response?:
+    | MintUsdcResponse
+    | undefined;
+  /**
+   * The item's error, as the MintUsdc call's status would carry it: code,
+   * message and details (ErrorInfo first, with the same reason and
+   * metadata; BadRequest, RetryInfo or QuotaFailure where MintUsdc has them).
+   */
+  error?: Status | undefined;
+}
+
+/** BatchTransferRequest carries the transfers of one BatchTransfer call. */
+export interface BatchTransferRequest {
+  /**
+   * The transfers, 1 to MINT_BATCH_MAX_ITEMS (default 1000), each validated
+   * as one Transfer call. The whole message is at most
+   * MINT_BATCH_MAX_MESSAGE_BYTES.
+   */
+  items: TransferRequest[];
+  /**
+   * All or none. Every item applies in one atomic step, or none does: the
+   * first item that would be refused (in request order) gets its own error
+   * and every other item FAILED_PRECONDITION ATOMIC_BATCH_REFUSED naming it
+   * (ErrorInfo metadata `refused_item`), and `refused_item` is set. An item
+   * whose key already holds its own result counts as applied (it replays,
+   * nothing moves twice) and the other items apply all or none; an item
+   * whose key holds another request refuses the batch
+   * (IDEMPOTENCY_KEY_REUSED). Two items with one key are INVALID_ARGUMENT
+   * (DUPLICATE_IDEMPOTENCY_KEY) for the whole call. Without `atomic`, each
+   * item applies or fails on its own.
+   */
+  atomic: boolean;
+}
+
+/** BatchTransferResponse has one result per item, in request order. */
+export interface BatchTransferResponse {
+  /** results[i] is the outcome of items[i]. */
+  results: BatchTransferResult[];
+  /**
+   * Set only when an atomic batch applied nothing: the index (from 0) of the
+   * item that refused.
+   */
+  refusedItem?: number | undefined;
+}
+
+/** BatchTransferResult is one item's outcome: what Transfer would have answered. */
+export interface BatchTransferResult {
+  /** The item's transfer, applied or replayed (as TransferResponse). */
+  response?:
+    | TransferResponse
+    | undefined;
+  /** The item's error, as the Transfer call's status would carry it. */
+  error?: Status | undefined;
 }
 
 /** GetBalanceRequest names the account to read. */
@@ -2183,6 +2258,500 @@ export const TransferResponse: MessageFns<TransferResponse> = {
       ? Transfer.fromPartial(object.transfer)
       : undefined;
     message.replayed = object.replayed ?? false;
+    return message;
+  },
+};
+
+function createBaseBatchMintRequest(): BatchMintRequest {
+  return { items: [] };
+}
+
+export const BatchMintRequest: MessageFns<BatchMintRequest> = {
+  encode(message: BatchMintRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      MintUsdcRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchMintRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchMintRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(MintUsdcRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchMintRequest {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => MintUsdcRequest.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: BatchMintRequest): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => MintUsdcRequest.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchMintRequest>): BatchMintRequest {
+    return BatchMintRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchMintRequest>): BatchMintRequest {
+    const message = createBaseBatchMintRequest();
+    message.items = object.items?.map((e) => MintUsdcRequest.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBatchMintResponse(): BatchMintResponse {
+  return { results: [] };
+}
+
+export const BatchMintResponse: MessageFns<BatchMintResponse> = {
+  encode(message: BatchMintResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      BatchMintResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchMintResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchMintResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(BatchMintResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchMintResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => BatchMintResult.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: BatchMintResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => BatchMintResult.toJSON(e));
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchMintResponse>): BatchMintResponse {
+    return BatchMintResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchMintResponse>): BatchMintResponse {
+    const message = createBaseBatchMintResponse();
+    message.results = object.results?.map((e) => BatchMintResult.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseBatchMintResult(): BatchMintResult {
+  return { response: undefined, error: undefined };
+}
+
+export const BatchMintResult: MessageFns<BatchMintResult> = {
+  encode(message: BatchMintResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.response !== undefined) {
+      MintUsdcResponse.encode(message.response, writer.uint32(10).fork()).join();
+    }
+    if (message.error !== undefined) {
+      Status.encode(message.error, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchMintResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchMintResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.response = MintUsdcResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = Status.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchMintResult {
+    return {
+      response: isSet(object.response) ? MintUsdcResponse.fromJSON(object.response) : undefined,
+      error: isSet(object.error) ? Status.fromJSON(object.error) : undefined,
+    };
+  },
+
+  toJSON(message: BatchMintResult): unknown {
+    const obj: any = {};
+    if (message.response !== undefined) {
+      obj.response = MintUsdcResponse.toJSON(message.response);
+    }
+    if (message.error !== undefined) {
+      obj.error = Status.toJSON(message.error);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchMintResult>): BatchMintResult {
+    return BatchMintResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchMintResult>): BatchMintResult {
+    const message = createBaseBatchMintResult();
+    message.response = (object.response !== undefined && object.response !== null)
+      ? MintUsdcResponse.fromPartial(object.response)
+      : undefined;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? Status.fromPartial(object.error)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseBatchTransferRequest(): BatchTransferRequest {
+  return { items: [], atomic: false };
+}
+
+export const BatchTransferRequest: MessageFns<BatchTransferRequest> = {
+  encode(message: BatchTransferRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      TransferRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.atomic !== false) {
+      writer.uint32(16).bool(message.atomic);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchTransferRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchTransferRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(TransferRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.atomic = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchTransferRequest {
+    return {
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => TransferRequest.fromJSON(e)) : [],
+      atomic: isSet(object.atomic) ? globalThis.Boolean(object.atomic) : false,
+    };
+  },
+
+  toJSON(message: BatchTransferRequest): unknown {
+    const obj: any = {};
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => TransferRequest.toJSON(e));
+    }
+    if (message.atomic !== false) {
+      obj.atomic = message.atomic;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchTransferRequest>): BatchTransferRequest {
+    return BatchTransferRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchTransferRequest>): BatchTransferRequest {
+    const message = createBaseBatchTransferRequest();
+    message.items = object.items?.map((e) => TransferRequest.fromPartial(e)) || [];
+    message.atomic = object.atomic ?? false;
+    return message;
+  },
+};
+
+function createBaseBatchTransferResponse(): BatchTransferResponse {
+  return { results: [], refusedItem: undefined };
+}
+
+export const BatchTransferResponse: MessageFns<BatchTransferResponse> = {
+  encode(message: BatchTransferResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      BatchTransferResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.refusedItem !== undefined) {
+      writer.uint32(16).uint32(message.refusedItem);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchTransferResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchTransferResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(BatchTransferResult.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.refusedItem = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchTransferResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results)
+        ? object.results.map((e: any) => BatchTransferResult.fromJSON(e))
+        : [],
+      refusedItem: isSet(object.refusedItem)
+        ? globalThis.Number(object.refusedItem)
+        : isSet(object.refused_item)
+        ? globalThis.Number(object.refused_item)
+        : undefined,
+    };
+  },
+
+  toJSON(message: BatchTransferResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => BatchTransferResult.toJSON(e));
+    }
+    if (message.refusedItem !== undefined) {
+      obj.refusedItem = Math.round(message.refusedItem);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchTransferResponse>): BatchTransferResponse {
+    return BatchTransferResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchTransferResponse>): BatchTransferResponse {
+    const message = createBaseBatchTransferResponse();
+    message.results = object.results?.map((e) => BatchTransferResult.fromPartial(e)) || [];
+    message.refusedItem = object.refusedItem ?? undefined;
+    return message;
+  },
+};
+
+function createBaseBatchTransferResult(): BatchTransferResult {
+  return { response: undefined, error: undefined };
+}
+
+export const BatchTransferResult: MessageFns<BatchTransferResult> = {
+  encode(message: BatchTransferResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.response !== undefined) {
+      TransferResponse.encode(message.response, writer.uint32(10).fork()).join();
+    }
+    if (message.error !== undefined) {
+      Status.encode(message.error, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchTransferResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchTransferResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.response = TransferResponse.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = Status.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchTransferResult {
+    return {
+      response: isSet(object.response) ? TransferResponse.fromJSON(object.response) : undefined,
+      error: isSet(object.error) ? Status.fromJSON(object.error) : undefined,
+    };
+  },
+
+  toJSON(message: BatchTransferResult): unknown {
+    const obj: any = {};
+    if (message.response !== undefined) {
+      obj.response = TransferResponse.toJSON(message.response);
+    }
+    if (message.error !== undefined) {
+      obj.error = Status.toJSON(message.error);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<BatchTransferResult>): BatchTransferResult {
+    return BatchTransferResult.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<BatchTransferResult>): BatchTransferResult {
+    const message = createBaseBatchTransferResult();
+    message.response = (object.response !== undefined && object.response !== null)
+      ? TransferResponse.fromPartial(object.response)
+      : undefined;
+    message.error = (object.error !== undefined && object.error !== null)
+      ? Status.fromPartial(object.error)
+      : undefined;
     return message;
   },
 };
@@ -8491,6 +9060,44 @@ export const MintServiceService = {
     responseDeserialize: (value: Buffer): UnfreezeAccountResponse => UnfreezeAccountResponse.decode(value),
   },
   /**
+   * BatchMint applies up to MINT_BATCH_MAX_ITEMS mints in one call, each
+   * exactly as MintUsdc would apply it on its own: the item's account scope,
+   * the rate limit per account, the minter's allowance, the approval
+   * threshold (a large item becomes PENDING_APPROVAL), the reserve, freeze
+   * and settlement. Items are applied one after another, in request order,
+   * and each has its own result: one refused item never fails the others.
+   * Idempotency keys are per item and share MintUsdc's key space: a MintUsdc
+   * retry of an item's key replays it, and a batch item replays a key a
+   * MintUsdc call used. Role `minter`. No items, or more than
+   * MINT_BATCH_MAX_ITEMS, is INVALID_ARGUMENT (EMPTY_BATCH, TOO_MANY_ITEMS)
+   * for the whole call, with nothing applied.
+   */
+  batchMint: {
+    path: "/usdc.mint.v1.MintService/BatchMint" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BatchMintRequest): Buffer => Buffer.from(BatchMintRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BatchMintRequest => BatchMintRequest.decode(value),
+    responseSerialize: (value: BatchMintResponse): Buffer => Buffer.from(BatchMintResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BatchMintResponse => BatchMintResponse.decode(value),
+  },
+  /**
+   * BatchTransfer applies up to MINT_BATCH_MAX_ITEMS transfers in one call,
+   * each exactly as Transfer would, with one result per item in request
+   * order; keys share Transfer's key space. With `atomic`, every item
+   * applies or none does: see BatchTransferRequest.atomic. Role `transferer`.
+   */
+  batchTransfer: {
+    path: "/usdc.mint.v1.MintService/BatchTransfer" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BatchTransferRequest): Buffer => Buffer.from(BatchTransferRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BatchTransferRequest => BatchTransferRequest.decode(value),
+    responseSerialize: (value: BatchTransferResponse): Buffer =>
+      Buffer.from(BatchTransferResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BatchTransferResponse => BatchTransferResponse.decode(value),
+  },
+  /**
    * WatchLedger streams the ledger's events (LedgerEvent) in commit order,
    * from `from_cursor` (every later event exactly once, in order, no gap) or
    * from now. The events are written by the same transaction as the change
@@ -8659,6 +9266,27 @@ export interface MintServiceServer extends UntypedServiceImplementation {
   freezeAccount: handleUnaryCall<FreezeAccountRequest, FreezeAccountResponse>;
   /** UnfreezeAccount lifts a freeze. */
   unfreezeAccount: handleUnaryCall<UnfreezeAccountRequest, UnfreezeAccountResponse>;
+  /**
+   * BatchMint applies up to MINT_BATCH_MAX_ITEMS mints in one call, each
+   * exactly as MintUsdc would apply it on its own: the item's account scope,
+   * the rate limit per account, the minter's allowance, the approval
+   * threshold (a large item becomes PENDING_APPROVAL), the reserve, freeze
+   * and settlement. Items are applied one after another, in request order,
+   * and each has its own result: one refused item never fails the others.
+   * Idempotency keys are per item and share MintUsdc's key space: a MintUsdc
+   * retry of an item's key replays it, and a batch item replays a key a
+   * MintUsdc call used. Role `minter`. No items, or more than
+   * MINT_BATCH_MAX_ITEMS, is INVALID_ARGUMENT (EMPTY_BATCH, TOO_MANY_ITEMS)
+   * for the whole call, with nothing applied.
+   */
+  batchMint: handleUnaryCall<BatchMintRequest, BatchMintResponse>;
+  /**
+   * BatchTransfer applies up to MINT_BATCH_MAX_ITEMS transfers in one call,
+   * each exactly as Transfer would, with one result per item in request
+   * order; keys share Transfer's key space. With `atomic`, every item
+   * applies or none does: see BatchTransferRequest.atomic. Role `transferer`.
+   */
+  batchTransfer: handleUnaryCall<BatchTransferRequest, BatchTransferResponse>;
   /**
    * WatchLedger streams the ledger's events (LedgerEvent) in commit order,
    * from `from_cursor` (every later event exactly once, in order, no gap) or
@@ -9099,6 +9727,55 @@ export interface MintServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: UnfreezeAccountResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * BatchMint applies up to MINT_BATCH_MAX_ITEMS mints in one call, each
+   * exactly as MintUsdc would apply it on its own: the item's account scope,
+   * the rate limit per account, the minter's allowance, the approval
+   * threshold (a large item becomes PENDING_APPROVAL), the reserve, freeze
+   * and settlement. Items are applied one after another, in request order,
+   * and each has its own result: one refused item never fails the others.
+   * Idempotency keys are per item and share MintUsdc's key space: a MintUsdc
+   * retry of an item's key replays it, and a batch item replays a key a
+   * MintUsdc call used. Role `minter`. No items, or more than
+   * MINT_BATCH_MAX_ITEMS, is INVALID_ARGUMENT (EMPTY_BATCH, TOO_MANY_ITEMS)
+   * for the whole call, with nothing applied.
+   */
+  batchMint(
+    request: BatchMintRequest,
+    callback: (error: ServiceError | null, response: BatchMintResponse) => void,
+  ): ClientUnaryCall;
+  batchMint(
+    request: BatchMintRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BatchMintResponse) => void,
+  ): ClientUnaryCall;
+  batchMint(
+    request: BatchMintRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BatchMintResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * BatchTransfer applies up to MINT_BATCH_MAX_ITEMS transfers in one call,
+   * each exactly as Transfer would, with one result per item in request
+   * order; keys share Transfer's key space. With `atomic`, every item
+   * applies or none does: see BatchTransferRequest.atomic. Role `transferer`.
+   */
+  batchTransfer(
+    request: BatchTransferRequest,
+    callback: (error: ServiceError | null, response: BatchTransferResponse) => void,
+  ): ClientUnaryCall;
+  batchTransfer(
+    request: BatchTransferRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BatchTransferResponse) => void,
+  ): ClientUnaryCall;
+  batchTransfer(
+    request: BatchTransferRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BatchTransferResponse) => void,
   ): ClientUnaryCall;
   /**
    * WatchLedger streams the ledger's events (LedgerEvent) in commit order,

@@ -1,5 +1,5 @@
 import { BLOCKCHAINS } from "../../../client/src/types.js";
-import { bulkMint } from "../bulk-mint.js";
+import { bulkOptions, mintRows, runBulk } from "../bulk.js";
 import type { CommandSpec } from "../command.js";
 import { UsageError } from "../context.js";
 import { mintFields, record } from "../output.js";
@@ -10,6 +10,7 @@ interface MintOpts {
   readonly fromCsv?: string;
   readonly failures?: string;
   readonly concurrency: string;
+  readonly batchSize: string;
 }
 
 export const mintCommand: CommandSpec = {
@@ -23,16 +24,15 @@ export const mintCommand: CommandSpec = {
       .option("--idempotency-key <key>", "idempotency key (default: a new UUIDv7; pass the same key to repeat safely)")
       .option("--from-csv <file>", "bulk mint: CSV with header account_id,amount,idempotency_key[,blockchain]")
       .option("--failures <file>", "bulk mint: where to write the failed rows (default <file>.failures.csv)")
-      .option("--concurrency <n>", "bulk mint: calls in flight at once (1-64)", "8")
+      .option("--concurrency <n>", "bulk mint: BatchMint calls in flight at once (1-64)", "8")
+      .option("--batch-size <n>", "bulk mint: rows per BatchMint call (1-10000; at most the service's MINT_BATCH_MAX_ITEMS)", "1000")
       .action(
         run(async (ctx, account, amount, opts) => {
           const o = opts as MintOpts;
           if (o.fromCsv !== undefined) {
             if (account !== undefined || amount !== undefined) throw new UsageError("mint --from-csv takes no account or amount arguments");
             if (o.idempotencyKey !== undefined) throw new UsageError("mint --from-csv takes the keys from the file's idempotency_key column, not --idempotency-key");
-            const concurrency = Number(o.concurrency);
-            if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError(`--concurrency must be an integer from 1 to 64, got ${JSON.stringify(o.concurrency)}`);
-            return bulkMint(ctx, { file: o.fromCsv, failuresFile: o.failures ?? `${o.fromCsv}.failures.csv`, defaultChain: o.chain, concurrency });
+            return runBulk(ctx, mintRows(o.chain), bulkOptions(o.fromCsv, o));
           }
           if (account === undefined || amount === undefined) throw new UsageError("mint needs <account> and <amount> (or --from-csv FILE)");
           const r = await ctx.client().mintUsdc({ accountId: String(account), amount: String(amount), blockchain: o.chain, idempotencyKey: o.idempotencyKey });

@@ -1,0 +1,199 @@
+/**
+ * BatchMint and BatchTransfer: many movements per call, one result per item.
+ *
+ * Each item goes through its unary feature module (`mintUsdc`, `transfer`),
+ * one after another in request order, so every rule of the unary call
+ * applies item by item: validation, the item's account scope (checked here
+ * as the edge checks it for the unary call, since the batch names many
+ * accounts), locks, the key (shared with the unary call's key space), the
+ * limiter, allowances, approval, reserve, freeze and settlement. An item's
+ * failure is its own result; the others go on.
+ *
+ * An all-or-none BatchTransfer validates every item first, locks every
+ * account of the batch, and hands the whole batch to the store's
+ * `applyAllOrNone`, which applies every fresh item in one atomic step or none.
+ *
+ * A batch runs on the event loop for as long as its items take (about the
+ * per-item µs in bench/LATEST.md times the items); MINT_BATCH_MAX_ITEMS
+ * bounds that.
+ */
+import { authorize, type Rpc } from "./authorization.js";
+import type { CallContext, CallPath } from "./call-path.js";
+import { invalid, UnavailableError, type Failure } from "./errors.js";
+import { mintUsdc, type MintUsdcInput } from "./mint.js";
+import type { MintRecord, TransferRecord } from "./model.js";
+import type { KeyedCall } from "./ports.js";
+import { fail, ok, type Result } from "./result.js";
+import { countTransfer, prepareTransfer, transfer, type TransferInput } from "./transfer.js";
+
+/**
+ * An item's failure: a core failure, or the store could not be reached
+ * (the unary call's STORE_UNAVAILABLE: the outcome of that item may be
+ * unknown; a retry with the same key is always safe).
+ */
+export type ItemFailure = Failure | { readonly code: "STORE_UNAVAILABLE" };
+
+/** One item's outcome. */
+export type ItemResult<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: ItemFailure };
+
+export interface BatchMintInput {
+  readonly items: readonly MintUsdcInput[];
+}
+
+export interface BatchTransferInput {
+  readonly items: readonly TransferInput[];
+  /** All or none (see `batchTransfer`). */
+  readonly atomic: boolean;
+}
+
+/** The limits of one batch call, from the service's settings. */
+export interface BatchLimits {
+  /** Most items per call (MINT_BATCH_MAX_ITEMS). */
+  readonly maxItems: number;
+}
+
+export type MintItem = ItemResult<{ mint: MintRecord; replayed: boolean }>;
+export type TransferItem = ItemResult<{ transfer: TransferRecord; replayed: boolean }>;
+
+/**
+ * Applies each mint as MintUsdc would, in order. Whole-call failures (nothing
+ * applied): INVALID_ARGUMENT EMPTY_BATCH, TOO_MANY_ITEMS. Every other outcome
+ * is an item's own result.
+ */
+export async function batchMint(core: CallPath, input: BatchMintInput, limits: BatchLimits, ctx: CallContext): Promise<Result<MintItem[]>> {
+  const sized = checkSize(input.items.length, limits);
+  if (!sized.ok) return sized;
+  return ok(await eachItem(core, input.items, ctx, (item) => scopeRefusal(ctx, "MintUsdc", item.accountId), (item) => mintUsdc(core, item, ctx)));
+}
+
+/**
+ * Applies each transfer as Transfer would, in order; with `atomic`, all or
+ * none. Whole-call failures (nothing applied): INVALID_ARGUMENT EMPTY_BATCH,
+ * TOO_MANY_ITEMS, DUPLICATE_IDEMPOTENCY_KEY (atomic only); for an atomic
+ * batch also what taking its accounts' locks can answer (DEADLINE_EXCEEDED,
+ * ACCOUNT_BUSY, CANCELLED). An atomic batch that applied nothing names the
+ * refusing item in `refusedItem`: that item has its own failure, every other
+ * ATOMIC_BATCH_REFUSED.
+ */
+export async function batchTransfer(core: CallPath, input: BatchTransferInput, limits: BatchLimits, ctx: CallContext): Promise<Result<{ items: TransferItem[]; refusedItem?: number }>> {
+  const sized = checkSize(input.items.length, limits);
+  if (!sized.ok) return sized;
+  if (input.atomic) return allOrNone(core, input.items, ctx);
+  return ok({ items: await eachItem(core, input.items, ctx, (item) => scopeRefusal(ctx, "Transfer", item.fromAccountId), (item) => transfer(core, item, ctx)) });
+}
+
+function checkSize(count: number, limits: BatchLimits): Result<void> {
+  if (count === 0) return fail(invalid("EMPTY_BATCH", "items", "items must hold at least one item"));
+  if (count > limits.maxItems) return fail(invalid("TOO_MANY_ITEMS", "items", `items holds ${count} items; at most ${limits.maxItems} per call`));
+  return ok(undefined);
+}
+
+/** The unary call's refusal of an item outside the caller's scopes (the edge's check, made per item). */
+function scopeRefusal(ctx: CallContext, rpc: Rpc, accountId: string): Failure | undefined {
+  const principal = ctx.principal;
+  if (principal === undefined) return undefined;
+  const decision = authorize(principal, rpc, [accountId]);
+  if (decision.ok) return undefined;
+  return decision.missingRole !== undefined
+    ? { code: "PERMISSION_DENIED", rpc, principal: principal.name, missingRole: decision.missingRole }
+    : { code: "PERMISSION_DENIED", rpc, principal: principal.name, missingScope: decision.missingScope ?? "" };
+}
+
+const DEADLINE_BEFORE_ITEM: Failure = { code: "DEADLINE_EXCEEDED", message: "the call's deadline passed before this item was tried; nothing of it was applied" };
+const CANCELLED_BEFORE_ITEM: Failure = { code: "CANCELLED", message: "the call was cancelled before this item was tried; nothing of it was applied" };
+
+function aborted(ctx: CallContext): boolean {
+  return ctx.aborted ?? ctx.signal?.aborted === true;
+}
+
+/**
+ * Runs `apply` on each item in order. Past the deadline or after a
+ * cancellation the remaining items are not tried; after an item found the
+ * store unreachable neither are the rest (each answers STORE_UNAVAILABLE:
+ * retry with the same keys). Bugs still throw.
+ */
+async function eachItem<I, T>(
+  core: CallPath,
+  items: readonly I[],
+  ctx: CallContext,
+  refuse: (item: I) => Failure | undefined,
+  apply: (item: I) => Promise<Result<T>> | Result<T>,
+): Promise<ItemResult<T>[]> {
+  const out: ItemResult<T>[] = [];
+  const clock = core.deps.clock;
+  let unreachable = false;
+  for (const item of items) {
+    const refused = refuse(item);
+    if (refused !== undefined) out.push(fail(refused));
+    else if (unreachable) out.push({ ok: false, error: { code: "STORE_UNAVAILABLE" } });
+    else if (aborted(ctx)) out.push(fail(CANCELLED_BEFORE_ITEM));
+    else if (ctx.deadlineMs !== Infinity && clock.nowMs() >= ctx.deadlineMs) out.push(fail(DEADLINE_BEFORE_ITEM));
+    else {
+      try {
+        out.push(await apply(item));
+      } catch (err) {
+        if (err instanceof UnavailableError) {
+          unreachable = true;
+          out.push({ ok: false, error: { code: "STORE_UNAVAILABLE" } });
+        } else if ((err as { code?: unknown } | null)?.code === "DEADLINE_EXCEEDED") {
+          out.push(fail({ code: "DEADLINE_EXCEEDED", message: (err as Error).message }));
+        } else {
+          throw err;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** The all-or-none BatchTransfer (see `batchTransfer`). */
+async function allOrNone(core: CallPath, items: readonly TransferInput[], ctx: CallContext): Promise<Result<{ items: TransferItem[]; refusedItem?: number }>> {
+  const seen = new Map<string, number>();
+  for (let i = 0; i < items.length; i++) {
+    const key = (items[i] as TransferInput).idempotencyKey;
+    const first = seen.get(key);
+    if (first !== undefined) {
+      return fail(invalid("DUPLICATE_IDEMPOTENCY_KEY", `items[${i}].idempotency_key`, `items ${first} and ${i} share an idempotency_key; an all-or-none batch needs one key per item`));
+    }
+    seen.set(key, i);
+  }
+  const calls: KeyedCall[] = [];
+  const accounts: string[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as TransferInput;
+    const refused = scopeRefusal(ctx, "Transfer", item.fromAccountId);
+    if (refused !== undefined) return ok(refusedAt(items.length, i, refused));
+    const prepared = prepareTransfer(core, item, ctx);
+    if (!prepared.ok) return ok(refusedAt(items.length, i, prepared.error));
+    const { op, effect } = prepared.value;
+    calls.push({ scope: op.scope, key: op.key, request: op.request, effect, journal: op.journal });
+    accounts.push(...op.accounts);
+  }
+  // Every account of the batch is locked, as each unary call locks its own.
+  const locked = core.locks.take(accounts, ctx.deadlineMs, ctx);
+  const release = typeof locked === "function" ? locked : await locked;
+  if (release === null) return fail({ code: "DEADLINE_EXCEEDED", message: "deadline exceeded while waiting for the batch's account locks; nothing was applied" });
+  if (typeof release !== "function") return fail(release);
+  let r;
+  try {
+    r = await core.deps.store.applyAllOrNone(calls, ctx);
+  } finally {
+    release();
+  }
+  if (!r.ok) return r.index === null ? fail(r.error) : ok(refusedAt(items.length, r.index, r.error));
+  const out: TransferItem[] = [];
+  for (const { stored, replayed } of r.value) {
+    if (stored.scope !== "transfer") throw new Error("invariant violated: a transfer key holds a non-transfer result");
+    countTransfer(core, stored.transfer, replayed);
+    out.push(ok({ transfer: stored.transfer, replayed }));
+  }
+  return ok({ items: out });
+}
+
+/** The answer of an atomic batch that applied nothing: the refusing item's failure, ATOMIC_BATCH_REFUSED for every other. */
+function refusedAt(count: number, index: number, error: Failure): { items: TransferItem[]; refusedItem: number } {
+  const others: TransferItem = fail({ code: "ATOMIC_BATCH_REFUSED", refusedItem: index });
+  const items: TransferItem[] = [];
+  for (let i = 0; i < count; i++) items.push(i === index ? fail(error) : others);
+  return { items, refusedItem: index };
+}
