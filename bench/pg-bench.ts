@@ -11,9 +11,11 @@
  * The database is BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/usdc_bench);
  * it is dropped and created anew at the start, through the `postgres` database.
  */
+import * as grpc from "@grpc/grpc-js";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { MintServiceClient } from "../gen/usdc/mint/v1/mint.js";
 import type { LoadResult, LoadSpec } from "./load-gen.js";
 import { BENCH_DIR, ROOT, startServer, type Launch, type ServerProcess } from "./servers.js";
 
@@ -30,6 +32,10 @@ export interface PgComparison {
   readonly pgbench: { tps: number; latencyMs: number };
   readonly note: string;
   readonly pairs: readonly { service: number; pgbench: number; serviceP99Ms: number; pgbenchLatencyMs: number; serviceErrors: number }[];
+  /** MintUsdc with a reserve set vs Transfer, both at the same concurrency on the same service, alternating windows. */
+  readonly mintVsTransfer: { readonly mintRps: number; readonly transferRps: number; readonly ratio: number; readonly errors: number } | null;
+  /** p99 of a lone caller (c=1 transfers): group commit on vs a second service on the same database with MINT_PG_GROUP_MAX=1. */
+  readonly loneP99: { readonly groupedMs: number; readonly singleMs: number; readonly ratio: number; readonly cpuUsPerCall: { readonly grouped: number; readonly single: number } | null } | null;
 }
 
 export interface PgOptions {
@@ -42,7 +48,7 @@ export interface PgOptions {
 }
 
 const POOL = 10;
-const CONCURRENCY = 32;
+const CONCURRENCY = 64;
 const ACCOUNTS = 1000;
 
 function notMeasured(note: string): PgComparison {
@@ -54,9 +60,23 @@ function notMeasured(note: string): PgComparison {
     accounts: 0,
     service: { rps: NaN, p50Ms: NaN, p99Ms: NaN, errors: 0 },
     pgbench: { tps: NaN, latencyMs: NaN },
+    mintVsTransfer: null,
+    loneP99: null,
     note,
     pairs: [],
   };
+}
+
+/** Sets a reserve far above anything the run mints, so every mint is checked against it and passes. */
+function setReserve(server: ServerProcess): Promise<void> {
+  const client = new MintServiceClient(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+  return new Promise<void>((resolve, reject) => {
+    client.setReserve({ amount: "1" + "0".repeat(24), attestationRef: "bench" }, (err) => {
+      client.close();
+      if (err) reject(err);
+      else resolve();
+    });
+  });
 }
 
 function median(xs: readonly number[]): number {
@@ -144,6 +164,38 @@ export async function runPgComparison(opts: PgOptions): Promise<PgComparison> {
       pairs.push({ service: sr.rps, pgbench: pr.tps, serviceP99Ms: sr.p99Ms, pgbenchLatencyMs: pr.latencyMs, serviceErrors: sr.errors });
       opts.log(`  pg pair ${i + 1}/${opts.pairs}: service ${sr.rps.toFixed(0)} transfers/s (p99 ${sr.p99Ms.toFixed(1)} ms, ${sr.errors} errors), pgbench ${pr.tps.toFixed(0)} tps (avg ${pr.latencyMs.toFixed(2)} ms)`);
     }
+    // MintUsdc with the reserve on against Transfer, alternating on the same service.
+    await setReserve(service);
+    const mints: LoadResult[] = [];
+    const transfers: LoadResult[] = [];
+    for (let i = 0; i < opts.pairs; i++) {
+      for (const w of i % 2 === 0 ? (["mint", "transfer"] as const) : (["transfer", "mint"] as const)) (w === "mint" ? mints : transfers).push(await opts.load(spec(w)));
+      opts.log(`  pg mint (reserve on) vs transfer ${i + 1}/${opts.pairs}: ${(mints[i] as LoadResult).rps.toFixed(0)} vs ${(transfers[i] as LoadResult).rps.toFixed(0)} /s`);
+    }
+    const mintRps = median(mints.map((r) => r.rps));
+    const transferRps = median(transfers.map((r) => r.rps));
+    const mintVsTransfer = { mintRps, transferRps, ratio: mintRps / transferRps, errors: [...mints, ...transfers].reduce((n, r) => n + r.errors, 0) };
+    // A lone caller: group commit on against off (a second service on the same database), alternating.
+    const single = await startServer("service", { launch: opts.launch, env: { MINT_STORE: url, MINT_PG_POOL_SIZE: String(POOL), MINT_PG_GROUP_MAX: "1" }, startTimeoutMs: 60_000 });
+    let loneP99: PgComparison["loneP99"];
+    try {
+      const lone = { grouped: [] as number[], single: [] as number[] };
+      const cpu = { grouped: [] as number[], single: [] as number[] };
+      for (let i = 0; i < opts.pairs; i++) {
+        for (const side of i % 2 === 0 ? (["grouped", "single"] as const) : (["single", "grouped"] as const)) {
+          const server = side === "grouped" ? service : single;
+          const r = await opts.load({ ...spec("transfer", { concurrency: 1, connections: 1 }), port: server.port, serverPid: server.pid });
+          lone[side].push(r.p99Ms);
+          if (r.serverCpuUsPerCall !== undefined && r.serverCpuUsPerCall !== null) cpu[side].push(r.serverCpuUsPerCall);
+        }
+        opts.log(`  pg c=1 transfer p99 ${i + 1}/${opts.pairs}: group commit ${(lone.grouped[i] as number).toFixed(2)} ms, one transaction per call ${(lone.single[i] as number).toFixed(2)} ms`);
+      }
+      const groupedMs = median(lone.grouped);
+      const singleMs = median(lone.single);
+      loneP99 = { groupedMs, singleMs, ratio: groupedMs / singleMs, cpuUsPerCall: cpu.grouped.length > 0 && cpu.single.length > 0 ? { grouped: median(cpu.grouped), single: median(cpu.single) } : null };
+    } finally {
+      await single.stop();
+    }
     const ratios = pairs.map((x) => x.service / x.pgbench);
     const sorted = [...ratios].sort((a, b) => a - b);
     const q = (f: number): number => {
@@ -164,8 +216,14 @@ export async function runPgComparison(opts: PgOptions): Promise<PgComparison> {
       note:
         `service (MINT_STORE=postgres, pool ${POOL}, ${CONCURRENCY} calls in flight from load-gen) vs pgbench -c ${POOL} -j 1 -M extended -f bench/pg-transfer.sql, ` +
         `${ACCOUNTS} accounts, ${opts.pairs} alternating pairs of ${seconds} s, database ${dbName} on ${u.host}` +
-        (errors > 0 ? `; the service had ${errors} failed calls` : ""),
+        (errors > 0 ? `; the service had ${errors} failed calls` : "") +
+        `; group commit at its defaults; MintUsdc (reserve on) ${mintRps.toFixed(0)}/s vs Transfer ${transferRps.toFixed(0)}/s at c=${CONCURRENCY} = ${mintVsTransfer.ratio.toFixed(2)}x` +
+        `; c=1 transfer p99 ${loneP99.groupedMs.toFixed(2)} ms with group commit vs ${loneP99.singleMs.toFixed(2)} ms with MINT_PG_GROUP_MAX=1 = ${loneP99.ratio.toFixed(2)}x` +
+        (loneP99.cpuUsPerCall === null ? "" : ` (service CPU ${loneP99.cpuUsPerCall.grouped.toFixed(0)} vs ${loneP99.cpuUsPerCall.single.toFixed(0)} µs per call)`) +
+        "; all figures from one run, alternating windows, on a machine shared with other work",
       pairs,
+      mintVsTransfer,
+      loneP99,
     };
   } catch (e) {
     opts.log(`  pg comparison failed: ${(e as Error).message}`);

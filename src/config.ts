@@ -41,6 +41,12 @@ export interface Config extends SettlementVariables {
   readonly pgPoolSize: number;
   readonly pgStatementTimeoutMs: number;
   readonly pgConnectTimeoutMs: number;
+  /** Most mints and transfers in one PostgreSQL group commit (1: each call its own transaction). */
+  readonly pgGroupMax: number;
+  /** Longest a call waits for its group to fill while another group is in flight, in ms. */
+  readonly pgGroupWaitMs: number;
+  /** Most group commits in flight at once (each holds one connection; at most the pool size). */
+  readonly pgGroupsInFlight: number;
   readonly logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   /** On-chain settlement, the file and signer settings below validated together; null when MINT_SETTLEMENT_FILE is empty. */
   readonly settlement: SettlementSettings | null;
@@ -268,6 +274,9 @@ const SETTINGS = [
   { key: "pgPoolSize", env: "MINT_PG_POOL_SIZE", def: "10", doc: "PostgreSQL connections per replica", parse: intIn(1, 1000), expect: "an integer from 1 to 1000" },
   { key: "pgStatementTimeoutMs", env: "MINT_PG_STATEMENT_TIMEOUT", def: "5s", doc: "PostgreSQL statement timeout", parse: durationIn(1, 3_600_000), expect: "a duration such as 5s" },
   { key: "pgConnectTimeoutMs", env: "MINT_PG_CONNECT_TIMEOUT", def: "5s", doc: "PostgreSQL connect timeout", parse: durationIn(1, 3_600_000), expect: "a duration such as 5s" },
+  { key: "pgGroupMax", env: "MINT_PG_GROUP_MAX", def: "64", doc: "PostgreSQL group commit: most mints and transfers of this replica committed together, in one transaction and one round trip (1 = every call its own transaction)", parse: intIn(1, 1024), expect: "an integer from 1 to 1024" },
+  { key: "pgGroupWaitMs", env: "MINT_PG_GROUP_WAIT", def: "1ms", doc: "PostgreSQL group commit: longest a call waits for others to join its group while another group is in flight (a call that finds no group in flight leaves at once)", parse: durationIn(0, 100), expect: "a duration from 0ms to 100ms" },
+  { key: "pgGroupsInFlight", env: "MINT_PG_GROUPS_IN_FLIGHT", def: "4", doc: "PostgreSQL group commit: most groups in flight at once on this replica, each on one pooled connection (capped at the pool size)", parse: intIn(1, 1000), expect: "an integer from 1 to 1000" },
   { key: "settlementFile", env: "MINT_SETTLEMENT_FILE", def: "", doc: "JSON or YAML file of the chains to settle mints on (empty = no settlement: mints are available at once)", parse: pathParser, expect: "a file path" },
   { key: "signer", env: "MINT_SIGNER", def: "pkcs11", doc: "settlement signer: pkcs11 (HSM) or dev-key (tests and demos; loopback listener only)", parse: (raw: string) => (raw === "pkcs11" || raw === "dev-key" ? raw : undefined), expect: "pkcs11 or dev-key" },
   { key: "pkcs11Module", env: "MINT_PKCS11_MODULE", def: "", doc: "path of the PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so)", parse: absolutePathParser, expect: "an absolute path" },
@@ -483,6 +492,9 @@ export function describeConfig(config: Config): Record<string, string | number |
     pgPoolSize: config.pgPoolSize,
     pgStatementTimeoutMs: config.pgStatementTimeoutMs,
     pgConnectTimeoutMs: config.pgConnectTimeoutMs,
+    pgGroupMax: config.pgGroupMax,
+    pgGroupWaitMs: config.pgGroupWaitMs,
+    pgGroupsInFlight: config.pgGroupsInFlight,
     logLevel: config.logLevel,
     // Chains and where the key lives; never the PIN or a key.
     settlement: config.settlement === null ? null : config.settlement.chains.map((c) => `${c.blockchain}:${c.chainId}:${c.confirmations}`).join(","),

@@ -13,6 +13,8 @@
  *     account could take every pooled connection and starve the others.
  *     A duplicate of a call in flight in this process queues here behind it;
  *     if its deadline passes first it gets IDEMPOTENCY_KEY_IN_USE.
+ *     A call the store groups with others (KeyedStore.groupsCalls) takes no
+ *     lock: the store orders the calls on one account itself.
  *  3. `store.applyOnce`: the store looks the key up (replay, reuse, a
  *     duplicate in flight on another replica), runs `admit` (the limiter,
  *     for mints: replays never count), and commits the effect with the
@@ -107,7 +109,12 @@ export interface KeyedOp {
   readonly request: CanonicalRequest;
   readonly accounts: readonly string[];
   readonly journal: JournalEntry;
+  /** Gives back what `admit` took, for a store that admits before it knows the key (KeyedCall.unadmit). */
+  readonly unadmit?: () => Promise<void>;
 }
+
+/** The release of a call that took no account lock. */
+const unlocked = (): void => undefined;
 
 /** Calls in flight in this process for one key: the request of the first, and how many. */
 interface InFlightKey {
@@ -124,6 +131,7 @@ function enter(scope: Map<string, InFlightKey>, op: KeyedOp): void {
 
 /** The store's call of a keyed op (no spread of `op`: it is on the hot path). */
 function keyedCall(op: KeyedOp, effect: Effect, admit: (() => MaybePromise<Result<void>>) | undefined): KeyedCall {
+  if (op.unadmit !== undefined) return admit === undefined ? { ...op, effect } : { ...op, effect, admit };
   return admit === undefined
     ? { scope: op.scope, key: op.key, request: op.request, effect, journal: op.journal }
     : { scope: op.scope, key: op.key, request: op.request, effect, journal: op.journal, admit };
@@ -195,7 +203,7 @@ export class CallPath {
   keyed(op: KeyedOp, ctx: CallContext, effect: Effect, admit?: () => MaybePromise<Result<void>>): MaybePromise<Result<{ stored: StoredResult; replayed: boolean }>> {
     const inFlight = this.inFlight[op.scope];
     if (inFlight.size !== 0 && inFlight.has(op.key)) return this.keyedAfterWait(op, ctx, effect, admit, null);
-    const locked = this.locks.take(op.accounts, ctx.deadlineMs, ctx);
+    const locked = this.lockFor(op, ctx, effect);
     if (typeof locked !== "function") return this.keyedAfterWait(op, ctx, effect, admit, locked);
     let answer: MaybePromise<Result<{ stored: StoredResult; replayed: boolean }>>;
     try {
@@ -237,7 +245,8 @@ export class CallPath {
       inFlight.set(op.key, { request: op.request, count: 1 });
     }
     try {
-      const taken = locked ?? this.locks.take(op.accounts, ctx.deadlineMs, ctx);
+      // A grouping store orders the calls on one account itself (KeyedStore.groupsCalls).
+      const taken = locked ?? this.lockFor(op, ctx, effect);
       const release = typeof taken === "function" ? taken : await taken;
       if (release === null) return this.lockTimedOut(inFlight, op.key);
       if (typeof release !== "function") return fail(release);
@@ -249,6 +258,11 @@ export class CallPath {
     } finally {
       leave(inFlight, op.key);
     }
+  }
+
+  /** The call's account locks; none for a call a grouping store orders itself (KeyedStore.groupsCalls). */
+  private lockFor(op: KeyedOp, ctx: CallContext, effect: Effect): ReleaseLocks | Promise<ReleaseLocks | LockRefusal | null> {
+    return this.deps.store.groupsCalls?.(effect) === true ? unlocked : this.locks.take(op.accounts, ctx.deadlineMs, ctx);
   }
 
   /** The answer of a store that answered later: the locks and the in-flight entry are given up once it settles. */

@@ -4,7 +4,7 @@
  * mint reads, GetMint and ListMints.
  */
 import { idScopeRefusal, scopedIdempotencyKey } from "./authorization.js";
-import { journalEntry, LOCAL_PRINCIPAL, moneyCallInput, type CallContext, type CallPath } from "./call-path.js";
+import { journalEntry, LOCAL_PRINCIPAL, moneyCallInput, type CallContext, type CallPath, type KeyedOp } from "./call-path.js";
 import type { Failure } from "./errors.js";
 import { UnavailableError } from "./errors.js";
 import { mintRequest, type Blockchain, type MintRecord, type NewMint, type StoredResult } from "./model.js";
@@ -70,7 +70,16 @@ export function mintUsdc(core: CallPath, input: MintUsdcInput, ctx: CallContext)
   try {
     const request = mintRequest(accountId, amountMicros, blockchain);
     const accounts = [accountId];
-    r = core.keyed({ scope: "mint", key: storeKey, request, accounts, journal: journalEntry(ctx, "MintUsdc", key, request, accounts) }, ctx, effect, admit);
+    const journal = journalEntry(ctx, "MintUsdc", key, request, accounts);
+    // A store that admits before it knows the key (a grouping one) gives a replay's slot back through `unadmit`.
+    const unadmit = async (): Promise<void> => {
+      if (!counted) return;
+      counted = false;
+      await core.giveBack(accountId);
+    };
+    const op: KeyedOp =
+      deps.store.groupsCalls === undefined ? { scope: "mint", key: storeKey, request, accounts, journal } : { scope: "mint", key: storeKey, request, accounts, journal, unadmit };
+    r = core.keyed(op, ctx, effect, admit);
   } catch (err) {
     return mintThrew(core, accountId, counted, err);
   }

@@ -120,6 +120,13 @@ export interface KeyedCall {
    */
   readonly admit?: () => MaybePromise<Result<void>>;
   /**
+   * Gives back what `admit` took. A store that must admit a call before it
+   * knows the key is fresh (it groups calls into one atomic step, see
+   * `KeyedStore.groupsCalls`) calls it when the call turns out a replay,
+   * since replays never count. Absent: such a store does not group the call.
+   */
+  readonly unadmit?: () => Promise<void>;
+  /**
    * What the audit journal records of the change, appended in the same
    * atomic step as the effect when it applies (never for a replay or a
    * failure). Absent (building-block tests): the store journals the effect
@@ -192,6 +199,20 @@ export interface KeyedStore {
    * CANCELLED refuse it the same way with index null (no one call's doing).
    */
   applyAllOrNone(calls: readonly KeyedCall[], wait: Wait): Promise<AllOrNoneOutcome>;
+  /**
+   * True when the store applies calls with this effect in groups (many
+   * calls in one atomic step, a hot account written once per group): it
+   * orders the calls on one account itself, so the core takes no
+   * in-process account lock for them, which would keep them out of one
+   * group. Absent or false: the core locks the call's accounts first.
+   */
+  groupsCalls?(effect: Effect): boolean;
+  /**
+   * Applies each call exactly once, as `applyOnce` would, one answer per call
+   * in order (a batch of calls); a grouping store puts them in as few atomic
+   * steps as it can. Absent: `applyOnce` per call.
+   */
+  applyMany?(calls: readonly { readonly call: KeyedCall; readonly wait: Wait }[]): Promise<Result<{ stored: StoredResult; replayed: boolean }>[]>;
 }
 
 /** What `applyAllOrNone` answers: every call's result in order, or the index of the one that refused and why. */

@@ -3,7 +3,7 @@
  * fresh, empty database (created here, dropped after), so no test sees
  * another's keys, balances or clock.
  */
-import { openPostgresStores } from "../../src/adapters/postgres/index.js";
+import { openPostgresStores, type GroupCommitSettings } from "../../src/adapters/postgres/index.js";
 import { FakeClock } from "../support/fake-clock.js";
 import { createTestDatabase } from "../support/pg-test-database.js";
 import { approvalStoreContract } from "./approval-store.contract.js";
@@ -22,7 +22,7 @@ import { CONTRACT_IDEMPOTENCY_TTL_MS, type SettlementStoresUnderTest, type Store
  * adapter pins READ COMMITTED on every transaction, so the suites must pass
  * on a database whose default is SERIALIZABLE too (issue 7 defect 4).
  */
-async function makePostgresStores(defaultIsolation?: "serializable"): Promise<StoresUnderTest> {
+async function makePostgresStores(defaultIsolation?: "serializable", groupCommit?: GroupCommitSettings): Promise<StoresUnderTest> {
   const db = await createTestDatabase(defaultIsolation === undefined ? {} : { defaultIsolation });
   const clock = new FakeClock();
   try {
@@ -35,6 +35,7 @@ async function makePostgresStores(defaultIsolation?: "serializable"): Promise<St
       clock,
       // Key expiry runs on the store's clock: here the fake clock, not a real wait.
       testNowWallMs: () => clock.wallMs(),
+      ...(groupCommit === undefined ? {} : { groupCommit }),
     });
     return {
       store: stores.store,
@@ -53,6 +54,8 @@ async function makePostgresStores(defaultIsolation?: "serializable"): Promise<St
 }
 
 const serializableDefault = (): Promise<StoresUnderTest> => makePostgresStores("serializable");
+/** Mints and transfers through group commit (the service's default), at most 8 per group, 2 groups in flight. */
+const grouped = (defaultIsolation?: "serializable"): Promise<StoresUnderTest> => makePostgresStores(defaultIsolation, { maxItems: 8, waitMs: 1, groupsInFlight: 2 });
 
 exactlyOnceStoreContract("postgres", () => makePostgresStores());
 approvalStoreContract("postgres", () => makePostgresStores());
@@ -62,6 +65,10 @@ exactlyOnceStoreContract("postgres, default isolation SERIALIZABLE", serializabl
 ledgerStoreContract("postgres, default isolation SERIALIZABLE", serializableDefault);
 idempotencyStoreContract("postgres, default isolation SERIALIZABLE", serializableDefault);
 reserveStoreContract("postgres", () => makePostgresStores());
+exactlyOnceStoreContract("postgres, group commit", () => grouped());
+exactlyOnceStoreContract("postgres, group commit, default isolation SERIALIZABLE", () => grouped("serializable"));
+ledgerStoreContract("postgres, group commit", () => grouped());
+reserveStoreContract("postgres, group commit", () => grouped());
 
 /** The PostgreSQL stores with their outbox (the service's wiring); journal and entries read from the tables. */
 async function makePostgresSettlementStores(): Promise<SettlementStoresUnderTest> {

@@ -14,6 +14,9 @@
  *   the suite's real-time rate-limit test (which both runs share), by
  *   replicas.test.ts (one limit across three processes) and, window
  *   arithmetic to the millisecond, by redis-rate-limiter.test.ts.
+ * - Mints and transfers go through group commit (the service's default), which
+ *   takes no in-process account lock; the test that holds a call in flight
+ *   holds its account's row in the database instead (`holdAccounts`).
  * - Everything else, FakeClock tests included (reconciliation times, the
  *   idempotency TTL and the sweep), runs unchanged: the PostgreSQL adapter
  *   takes create/reverse times and key expiry from the injected clock.
@@ -28,7 +31,8 @@
 import { Redis } from "ioredis";
 import { beforeAll } from "vitest";
 import { behaviourSuite } from "../support/behaviour-suite.js";
-import { redisUrl, startPgTestServer } from "../support/pg-test-server.js";
+import { redisUrl, startPgTestServer, type PgTestServer } from "../support/pg-test-server.js";
+import { testClient } from "../support/pg-test-database.js";
 
 const REDIS = redisUrl(6);
 
@@ -48,4 +52,23 @@ behaviourSuite({
   name: "postgres + redis",
   start: (env, clock) => startPgTestServer({ ...PG_ENV, ...env }, REDIS, clock),
   startWithClockedLimiter: (env, clock) => startPgTestServer({ ...PG_ENV, ...env }, "", clock),
+  // Mints and transfers go through group commit, which takes no in-process
+  // account lock: the rows are held in the database instead.
+  async holdAccounts(s, accountIds) {
+    const client = testClient({ connectionString: (s as PgTestServer).db.url });
+    await client.connect();
+    await client.query("BEGIN");
+    await client.query("SELECT 1 FROM accounts WHERE account_id = ANY ($1::text[]) FOR UPDATE", [accountIds]);
+    return {
+      // A session of this database waiting for a lock: the call, blocked on the rows.
+      async blocked() {
+        const res = await client.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+        return (res.rows[0] as { n: number }).n > 0;
+      },
+      async release() {
+        await client.query("ROLLBACK");
+        await client.end();
+      },
+    };
+  },
 });

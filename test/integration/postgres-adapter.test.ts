@@ -149,6 +149,7 @@ describe("migrations", () => {
           "ledger_event_feed",
           "ledger_events",
           "mint_seq_base",
+          "mint_seq_xact",
           "minter_allowances",
           "mints",
           "redemptions",

@@ -113,3 +113,37 @@ describe("PostgreSQL round trips", () => {
     expect(oneByOne).toBe(80);
   });
 });
+
+describe("PostgreSQL round trips with group commit", () => {
+  it("a lone transfer and a lone mint are one round trip each (one statement, its own transaction)", async () => {
+    const clock = new FakeClock();
+    const grouped = await openPostgresStores({
+      url: db.url,
+      poolSize: 2,
+      statementTimeoutMs: 5_000,
+      connectTimeoutMs: 5_000,
+      idempotencyTtlMs: 60_000,
+      clock,
+      auditJournal: false,
+      groupCommit: { maxItems: 64, waitMs: 1, groupsInFlight: 1 },
+    });
+    try {
+      const c = new MintCore({ store: grouped.store, limiter: new MemoryRateLimiter({ limit: 1000, windowMs: 1000, clock }), clock, maxAmountMicros: 10n ** 18n });
+      let minted: Awaited<ReturnType<MintCore["mintUsdc"]>> | undefined;
+      expect(await roundTrips(async () => {
+        minted = await c.mintUsdc({ accountId: "rt-g", amount: "10", blockchain: "ETHEREUM", idempotencyKey: "rt-gm" }, NO_DEADLINE);
+      })).toBe(1);
+      expect(minted).toMatchObject({ ok: true, value: { replayed: false } });
+      let moved: Awaited<ReturnType<MintCore["transfer"]>> | undefined;
+      expect(await roundTrips(async () => {
+        moved = await c.transfer({ fromAccountId: "rt-g", toAccountId: "rt-g-new", amount: "1", idempotencyKey: "rt-gt" }, NO_DEADLINE);
+      })).toBe(1);
+      expect(moved).toMatchObject({ ok: true, value: { replayed: false } });
+      expect(await grouped.store.getBalance("rt-g-new")).toBe(1_000_000n);
+      // A replay is one round trip too.
+      expect(await roundTrips(() => c.transfer({ fromAccountId: "rt-g", toAccountId: "rt-g-new", amount: "1", idempotencyKey: "rt-gt" }, NO_DEADLINE))).toBe(1);
+    } finally {
+      await grouped.close();
+    }
+  });
+});

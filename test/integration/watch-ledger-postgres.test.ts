@@ -169,7 +169,8 @@ describe("WatchLedger (PostgreSQL)", () => {
   });
 
   it("never skips an event whose transaction commits after a later-numbered one", async () => {
-    const s = await startTestServer(env());
+    // One transaction per call: the hold below is a statement of the single-call mint.
+    const s = await startTestServer(env({ MINT_PG_GROUP_MAX: "1" }));
     let release: () => void = () => undefined;
     const released = new Promise<void>((r) => (release = r));
     let reachedCommit: () => void = () => undefined;
@@ -210,6 +211,47 @@ describe("WatchLedger (PostgreSQL)", () => {
     } finally {
       spy.mockRestore();
       release();
+      await s.stop();
+    }
+  });
+
+  it("with group commit too: a group still open holds back the events of a later one", async () => {
+    const s = await startTestServer(env());
+    const holder = new pg.Client({ connectionString: db.url });
+    holder.on("error", () => undefined);
+    await holder.connect();
+    try {
+      // The first mint's account exists (written directly: no event) so a test session can hold its row.
+      await holder.query("INSERT INTO accounts (account_id, balance) VALUES ('gc-race-x', 0)");
+      const w = watch(s.client, { accountIds: ["gc-race-x", "gc-race-y"] });
+      const start = await w.started;
+      // The first mint's group claims its key (its transaction id is taken), then waits for the held account row.
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM accounts WHERE account_id = 'gc-race-x' FOR UPDATE");
+      const firstCall = mint(s, "gc-race-x", "1");
+      for (let i = 0; ; i++) {
+        const waiting = await holder.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+        if ((waiting.rows[0]?.n ?? 0) > 0) break;
+        if (i > 250) throw new Error("the first mint never waited for the held row");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const second = await mint(s, "gc-race-y", "1");
+      const { decodeCursor } = await import("../../src/domain/ledger-events.js");
+      const decoded = decodeCursor(start);
+      if (!decoded.ok) throw new Error("the start cursor decodes");
+      expect((await s.app.adapters.ledgerEvents.read(decoded.position, 100)).events).toEqual([]);
+      await holder.query("ROLLBACK");
+      const first = await firstCall;
+      const got = await w.waitFor(4);
+      expect(got.map((e) => [kindName(e.kind), e.mint?.mintId])).toEqual([
+        ["MINT_CREATED", first.mint?.mintId],
+        ["MINT_COMPLETED", first.mint?.mintId],
+        ["MINT_CREATED", second.mint?.mintId],
+        ["MINT_COMPLETED", second.mint?.mintId],
+      ]);
+      w.cancel();
+    } finally {
+      await holder.end().catch(() => undefined);
       await s.stop();
     }
   });

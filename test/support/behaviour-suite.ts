@@ -38,12 +38,33 @@ export interface BehaviourTarget {
    * the target's own limiter.
    */
   startWithClockedLimiter(env: Record<string, string>, clock: FakeClock): Promise<TestServer>;
+  /**
+   * Holds the accounts so that a call on them stays in flight until the
+   * returned release; default: the core's in-process account locks. A store
+   * that groups calls takes no such lock (KeyedStore.groupsCalls): its target
+   * holds the accounts' rows in the store instead.
+   */
+  holdAccounts?(s: TestServer, accountIds: string[]): Promise<AccountHold>;
+}
+
+/** Accounts held by a test: `blocked` says when a call waits on them, `release` lets it go. */
+export interface AccountHold {
+  blocked(): Promise<boolean>;
+  release(): Promise<void>;
 }
 
 type Rpc = ReturnType<typeof rpc>;
 
 /** Defines the whole behaviour suite against `target`. */
 export function behaviourSuite(target: BehaviourTarget): void {
+  /** BehaviourTarget.holdAccounts, or the core's account locks. */
+  async function holdAccounts(s: TestServer, accountIds: string[]): Promise<AccountHold> {
+    if (target.holdAccounts !== undefined) return target.holdAccounts(s, accountIds);
+    const release = await s.app.core.locks.acquire(accountIds, Infinity);
+    // A call waiting for the lock is in flight at the edge (checked there).
+    return { blocked: async () => true, release: async () => release?.() };
+  }
+
   /** Runs `fn` against a fresh server and always stops it. */
   async function withServer(env: Record<string, string>, clock: FakeClock | undefined, fn: (s: TestServer, r: Rpc) => Promise<void>): Promise<void> {
     const s = await target.start(env, clock);
@@ -124,12 +145,13 @@ export function behaviourSuite(target: BehaviourTarget): void {
 
       it("a duplicate with no deadline waits for the call in flight and replays its result", async () => {
         await r.mint("wait-a", "10", "fund-wait");
-        const release = await s.app.core.locks.acquire(["wait-a"], Infinity);
+        const hold = await holdAccounts(s, ["wait-a"]);
         const first = r.transfer("wait-a", "wait-b", "2", "wait-key");
         await waitFor(() => s.app.server.edge.callsInFlight === 1, "the first call in flight");
+        await waitFor(() => hold.blocked(), "the first call waiting for the held account");
         const second = r.transfer("wait-a", "wait-b", "2", "wait-key");
         await waitFor(() => s.app.server.edge.callsInFlight === 2, "the duplicate in flight");
-        release?.();
+        await hold.release();
         const [a, b] = await Promise.all([first, second]);
         expect([a.replayed, b.replayed]).toEqual([false, true]);
         expect(b.transfer?.transferId).toBe(a.transfer?.transferId);

@@ -24,10 +24,12 @@ import { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
 import { PostgresExactlyOnceStore } from "./postgres-exactly-once-store.js";
 import { PostgresLedgerStore } from "./postgres-ledger-store.js";
 import { PostgresAuditJournal } from "./postgres-audit-journal.js";
+import type { GroupCommitSettings } from "./pg-group-commit.js";
 
 export { MIGRATIONS, runMigrations, type Migration } from "./migrations.js";
 export { PostgresAuditJournal, SEAL_BATCH, SEAL_INTERVAL_MS, appendJournal, journalCte, journalParams } from "./postgres-audit-journal.js";
 export { LIST_MINTS_MAX_LIMIT } from "./postgres-ledger-store.js";
+export { MAX_GROUP_ITEMS, type GroupCommitSettings } from "./pg-group-commit.js";
 
 export interface PostgresStoresOptions {
   /** postgres://user[:password]@host:port/db */
@@ -49,6 +51,8 @@ export interface PostgresStoresOptions {
   readonly auditJournal?: boolean;
   /** Sealing pass period in ms (default SEAL_INTERVAL_MS); tests with a fake clock drive it. */
   readonly sealIntervalMs?: number;
+  /** Group commit of mints and transfers (default: off, every call its own transaction). */
+  readonly groupCommit?: GroupCommitSettings;
   /** Test only: the wall ms standing in for the database's now() where key expiry is judged (see PgDatabase). */
   readonly testNowWallMs?: () => number;
 }
@@ -149,7 +153,7 @@ export async function openPostgresStores(opts: PostgresStoresOptions): Promise<P
     },
   };
   return {
-    store: new PostgresExactlyOnceStore(ledger, idempotency, audit),
+    store: new PostgresExactlyOnceStore(ledger, idempotency, audit, opts.groupCommit),
     audit,
     ledger,
     idempotency,

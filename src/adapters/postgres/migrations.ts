@@ -13,6 +13,7 @@ import type pg from "pg";
 import type { Migration } from "./migration.js";
 import { BURN_SETTLEMENT_MIGRATION, GAS_SETTLEMENT_MIGRATION, SETTLEMENT_MIGRATIONS } from "./settlement-outbox.js";
 import { LEDGER_EVENTS_MIGRATION } from "./ledger-events.js";
+import { GROUP_COMMIT_MIGRATION } from "./ledger/group.js";
 
 export type { Migration } from "./migration.js";
 
@@ -281,6 +282,55 @@ ALTER TABLE minter_allowances ADD COLUMN generation bigint NOT NULL DEFAULT 0;
 ALTER TABLE mints ADD COLUMN allowance_generation bigint NOT NULL DEFAULT 0;
 `,
   },
+  {
+    version: 2801,
+    name: "mint seq: many mints per transaction, still in commit order",
+    sql: `
+-- A mint's seq is base + xid * per_xact + n: xid is the id of the
+-- transaction that wrote it and n counts the mints that transaction wrote
+-- before it (0, 1, ...; at most per_xact of them). Seqs are therefore in
+-- transaction-id order, and in write order within a transaction, which is
+-- what ListMints' horizon needs (src/adapters/postgres/ledger/feed.ts): a
+-- transaction whose id is below the horizon has ended, and every mint it
+-- wrote is below base + horizon * per_xact.
+--
+-- The trigger assigns seq whatever the INSERT says, so a replica still
+-- running the one-mint-per-transaction statements writes the same seqs.
+-- Its n lives in a transaction-local setting: it starts again at 0 in
+-- every transaction, and a rolled-back savepoint takes its mints' n back
+-- with them.
+--
+-- base is above every seq written before: the table lock waits for the
+-- transactions still writing mints, so every seq already handed out (and
+-- every page token holding one) stays below the new ones and keeps paging
+-- from where it was.
+LOCK TABLE mints IN SHARE ROW EXCLUSIVE MODE;
+CREATE TABLE mint_seq_xact (
+  id smallint PRIMARY KEY CHECK (id = 1),
+  base bigint NOT NULL,
+  per_xact bigint NOT NULL CHECK (per_xact > 0)
+);
+INSERT INTO mint_seq_xact (id, base, per_xact) SELECT 1, COALESCE(MAX(seq), 0) + 1, 4096 FROM mints;
+CREATE FUNCTION mints_assign_seq() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  s mint_seq_xact;
+  n bigint;
+BEGIN
+  SELECT * INTO s FROM mint_seq_xact WHERE id = 1;
+  n := COALESCE(NULLIF(current_setting('usdc_mint.mints_in_xact', true), ''), '0')::bigint;
+  IF n >= s.per_xact THEN
+    RAISE EXCEPTION 'at most % mints per transaction', s.per_xact USING ERRCODE = 'program_limit_exceeded';
+  END IF;
+  PERFORM set_config('usdc_mint.mints_in_xact', (n + 1)::text, true);
+  NEW.seq := s.base + pg_current_xact_id()::text::bigint * s.per_xact + n;
+  RETURN NEW;
+END;
+$$;
+CREATE TRIGGER mints_assign_seq BEFORE INSERT ON mints FOR EACH ROW EXECUTE FUNCTION mints_assign_seq();
+`,
+  },
+  // Group commit: many mints and transfers in one transaction and one statement.
+  GROUP_COMMIT_MIGRATION,
   // The ledger's event feed (WatchLedger), written by triggers.
   LEDGER_EVENTS_MIGRATION,
 ];

@@ -146,6 +146,9 @@ export class PgDatabase {
       idleTimeoutMillis: 30_000,
       keepAlive: true,
       application_name: "usdc-mint-service",
+      // A group commit runs in the implicit transaction of its one statement,
+      // which cannot say its level: the session's default is pinned instead.
+      options: "-c default_transaction_isolation=read\\ committed",
     });
     // Idle clients whose server went away emit 'error' on the pool; the pool
     // drops them and reconnects on demand, so logging is all that is needed.

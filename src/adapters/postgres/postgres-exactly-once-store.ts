@@ -10,6 +10,10 @@
  * A reversal deletes the mint's key row in its own transaction, under the
  * mint's row lock. Expiry is judged by the database's `now()`.
  *
+ * With group commit on (`GroupCommitSettings`), mints and transfers go
+ * through `PgGroupCommit` instead: many calls, each with its own key, in one
+ * transaction of one statement; what a group cannot decide comes back here.
+ *
  * More rows in the same atomic step (an audit record, an outbox row): the
  * effect's SQL in `PostgresLedgerStore` runs on the claim's transaction
  * (`PgClaim.lease.client`) before COMMIT; a new effect kind adds its
@@ -20,23 +24,55 @@ import type { AccountState, MintRecord, RedemptionRecord, StoredResult, SupplySt
 import type { AuditJournal } from "../../domain/audit.js";
 import { UnavailableError } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
-import { isAborted, type AllOrNoneOutcome, type ApprovalStore, type ExactlyOnceStore, type KeyedCall, type ListMintsQuery, type Wait } from "../../domain/ports.js";
+import { isAborted, type AllOrNoneOutcome, type ApprovalStore, type Effect, type ExactlyOnceStore, type KeyedCall, type ListMintsQuery, type Wait } from "../../domain/ports.js";
 import { fail, ok, type Result } from "../../domain/result.js";
 import type { PostgresIdempotencyStore } from "./postgres-idempotency-store.js";
 import type { PostgresLedgerStore } from "./postgres-ledger-store.js";
 import { transferAllOrNone } from "./ledger/all-or-none.js";
+import { groupable, PgGroupCommit, type GroupCommitSettings } from "./pg-group-commit.js";
 
 const CANCELLED: Failure = { code: "CANCELLED", message: "the call was cancelled while it waited; nothing was applied" };
 
 export class PostgresExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
+  /** Null when grouping is off (at most one call per group). */
+  private readonly groups: PgGroupCommit | null;
+
   constructor(
     private readonly ledger: PostgresLedgerStore,
     private readonly keys: PostgresIdempotencyStore,
     /** The journal's read side (the ledger appends; with the journal off, an empty one). */
     readonly audit: AuditJournal,
-  ) {}
+    /** Group commit of mints and transfers (pg-group-commit.ts); absent: every call its own transaction. */
+    groupCommit?: GroupCommitSettings,
+  ) {
+    this.groups =
+      groupCommit === undefined || groupCommit.maxItems <= 1
+        ? null
+        : new PgGroupCommit(ledger.db, groupCommit, ledger.idempotencyTtlMs, ledger.audit, (call, wait) => this.applySingle(call, wait));
+  }
 
-  async applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
+  groupsCalls(effect: Effect): boolean {
+    return this.groups !== null && groupable(effect);
+  }
+
+  applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
+    if (this.groups?.accepts(call) === true) return this.groups.apply(call, wait);
+    return this.applySingle(call, wait);
+  }
+
+  /**
+   * Applies each call exactly once, grouped with one another (and with
+   * whatever else is queued) when grouping is on; one answer per call, in
+   * order. The entry point of a batch of calls.
+   */
+  applyMany(calls: readonly { call: KeyedCall; wait: Wait }[]): Promise<Result<{ stored: StoredResult; replayed: boolean }>[]> {
+    const groups = this.groups;
+    if (groups !== null && calls.every((c) => groups.accepts(c.call))) return groups.applyMany(calls);
+    return Promise.all(calls.map((c) => this.applyOnce(c.call, c.wait)));
+  }
+
+  /** One call, one transaction: the key claimed, `admit`, the effect and the key's result committed together. */
+  private async applySingle(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
     let begun;
     try {
       begun = await this.keys.begin(call.scope, call.key, call.request, wait.deadlineMs, wait.signal);

@@ -6,8 +6,8 @@ import type { LedgerTx } from "./tx.js";
 import { LIST_MINTS_MAX_LIMIT, MINT_COLUMNS, mintFromRow, type MintRow } from "./rows.js";
 
 /**
- * The feed's horizon (see migration 2): `limit_seq` = base + the oldest
- * transaction id that may still commit, i.e. the smallest of the snapshot's
+ * The feed's horizon (see migration 2801): `limit_seq` = base + per_xact *
+ * the oldest transaction id that may still commit, i.e. the smallest of the snapshot's
  * next id (xmax) and the ids in progress (xip), leaving out the ids `$3`
  * that were seen running in another database (they cannot write our mints).
  * `$3` is read in an earlier statement (OTHER_DATABASE_XIDS_SQL), before
@@ -22,14 +22,14 @@ import { LIST_MINTS_MAX_LIMIT, MINT_COLUMNS, mintFromRow, type MintRow } from ".
 const FEED_HORIZON_CTE = `
 WITH s AS (SELECT pg_current_snapshot() AS snap),
 h AS (
-  SELECT (SELECT base FROM mint_seq_base) + LEAST(
+  SELECT x.base + x.per_xact * LEAST(
     pg_snapshot_xmax(s.snap)::text::bigint,
     COALESCE((
       SELECT min(x::text::bigint) FROM pg_snapshot_xip(s.snap) AS x
       WHERE NOT (xid(x) = ANY ($3::xid[]))
     ), pg_snapshot_xmax(s.snap)::text::bigint)
   ) AS limit_seq
-  FROM s
+  FROM s, mint_seq_xact AS x
 )`;
 
 /**

@@ -62,8 +62,8 @@ const TRACKED_MINT: Statement = {
   RETURNING 1
 )`,
     `m AS (
-  INSERT INTO mints (seq, mint_id, account_id, amount, blockchain, status, idempotency_key, create_time, requester, allowance_charged, approval, allowance_generation)
-  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, $10, $5, $6, $11, $12, $14::jsonb, $15::bigint FROM mint_seq_base AS b CROSS JOIN acct
+  INSERT INTO mints (mint_id, account_id, amount, blockchain, status, idempotency_key, create_time, requester, allowance_charged, approval, allowance_generation)
+  SELECT $1, $2, $3, $4, $10, $5, $6, $11, $12, $14::jsonb, $15::bigint FROM acct
   RETURNING seq
 )`,
     `e AS (
@@ -86,8 +86,8 @@ const MINT: Statement = {
   ctes: [
     CREDIT_CTE,
     `m AS (
-  INSERT INTO mints (seq, mint_id, account_id, amount, blockchain, status, idempotency_key, create_time)
-  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, 'COMPLETED', $5, $6 FROM mint_seq_base AS b CROSS JOIN acct
+  INSERT INTO mints (mint_id, account_id, amount, blockchain, status, idempotency_key, create_time)
+  SELECT $1, $2, $3, $4, 'COMPLETED', $5, $6 FROM acct
   RETURNING seq
 )`,
     MINT_ENTRY_CTE,
@@ -110,8 +110,8 @@ const MINT_PENDING: Statement = {
   RETURNING 1
 )`,
     `m AS (
-  INSERT INTO mints (seq, mint_id, account_id, amount, blockchain, status, idempotency_key, create_time, pending)
-  SELECT b.base + pg_current_xact_id()::text::bigint, $1, $2, $3, $4, 'COMPLETED', $5, $6, true FROM mint_seq_base AS b CROSS JOIN acct
+  INSERT INTO mints (mint_id, account_id, amount, blockchain, status, idempotency_key, create_time, pending)
+  SELECT $1, $2, $3, $4, 'COMPLETED', $5, $6, true FROM acct
   RETURNING seq
 )`,
     `st AS (
