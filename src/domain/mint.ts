@@ -72,13 +72,21 @@ export function mintUsdc(core: CallPath, input: MintUsdcInput, ctx: CallContext)
     const accounts = [accountId];
     const journal = journalEntry(ctx, "MintUsdc", key, request, accounts);
     // A store that admits before it knows the key (a grouping one) gives a replay's slot back through `unadmit`.
-    const unadmit = async (): Promise<void> => {
-      if (!counted) return;
-      counted = false;
-      await core.giveBack(accountId);
-    };
     const op: KeyedOp =
-      deps.store.groupsCalls === undefined ? { scope: "mint", key: storeKey, request, accounts, journal } : { scope: "mint", key: storeKey, request, accounts, journal, unadmit };
+      deps.store.groupsCalls === undefined
+        ? { scope: "mint", key: storeKey, request, accounts, journal }
+        : {
+            scope: "mint",
+            key: storeKey,
+            request,
+            accounts,
+            journal,
+            unadmit: async (): Promise<void> => {
+              if (!counted) return;
+              counted = false;
+              await core.giveBack(accountId);
+            },
+          };
     r = core.keyed(op, ctx, effect, admit);
   } catch (err) {
     return mintThrew(core, accountId, counted, err);
