@@ -84,7 +84,7 @@ const handlers: MintServiceServer = {
   rejectMint: (_call, cb) => cb(null, reconcileResponse),
   setMinterAllowance: (_call, cb) => cb(null, { principal: "p", allowance: "0" }),
   getMinterAllowance: (_call, cb) => cb(null, { principal: "p", allowance: "0" }),
-  // Issue 12's RPCs are not benched against this baseline.
+  // The reserve, supply, redemption and freeze RPCs are not benched against this baseline.
   setReserve: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   getSupply: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),
   redeemUsdc: (_call, cb) => cb({ code: grpc.status.UNIMPLEMENTED }),

@@ -1,5 +1,5 @@
 /**
- * Issue 12: what the reserve check costs a mint. Two service processes side
+ * What the reserve check costs a mint. Two service processes side
  * by side, ABBA runs of MintUsdc at one concurrency: "off" has no reserve set
  * (supply still counted, not capped), "on" has a reserve far above anything
  * the run mints, so every mint is checked and passes. On PostgreSQL each side

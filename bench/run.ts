@@ -509,7 +509,7 @@ async function compareSecuredWithEmpty(ctx: Ctx, concurrency: number): Promise<C
 }
 
 /**
- * Issue 10: the audit journal's cost. Two services that differ only in
+ * The audit journal's cost. Two services that differ only in
  * MINT_AUDIT_JOURNAL (on vs off), same method and concurrency, ABBA pairs.
  * `store` "memory": MintUsdc at c=64 (the CPU-cost ratio is the figure);
  * a postgres URL prefix: transfers at c=32 with pool 10, each service on its
@@ -583,10 +583,10 @@ async function compareHot(ctx: Ctx, concurrency: number): Promise<Comparison> {
 }
 
 /**
- * Issue 11: MintUsdc on a service with MINT_ALLOWANCES=true (every mint takes
- * from the caller's allowance, set high enough never to refuse) against one
- * with allowances off, ABBA, at one concurrency. The CPU-cost ratio is
- * off-CPU-per-call ÷ on-CPU-per-call (1.0 = no extra cost).
+ * Minter allowances' cost: MintUsdc on a service with MINT_ALLOWANCES=true
+ * (every mint takes from the caller's allowance, set high enough never to
+ * refuse) against one with allowances off, ABBA, at one concurrency. The
+ * CPU-cost ratio is off-CPU-per-call ÷ on-CPU-per-call (1.0 = no extra cost).
  */
 async function compareAllowances(ctx: Ctx, concurrency: number): Promise<Comparison> {
   const off = await startServer("service", { launch: ctx.launch });
@@ -831,7 +831,7 @@ async function main(): Promise<void> {
       }
     }
     if (want("allowances")) {
-      log("mint c=64: MINT_ALLOWANCES on vs off (issue 11)");
+      log("mint c=64: MINT_ALLOWANCES on vs off");
       try {
         comparisons.push(await compareAllowances(ctx, 64));
       } catch (e) {
@@ -859,7 +859,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    // Issue 12: the reserve check on a mint, on against off (memory, then PostgreSQL).
+    // The reserve check on a mint, on against off (memory, then PostgreSQL).
     for (const store of ["memory", "postgres"] as const) {
       const row = store === "memory" ? "reserve" : "pg-reserve";
       if (!want(row)) continue;

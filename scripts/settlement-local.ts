@@ -139,7 +139,7 @@ async function main(): Promise<void> {
   if (stopping) return; // Ctrl-C while they started: shutdown stops them.
   const contract = await node.deployToken(token.address, 10n ** 18n);
   // The treasury is the HSM key's own address: it mints to itself, and a
-  // redemption's burn takes from the caller's balance (issue 16).
+  // redemption's burn takes from the caller's balance.
   const TREASURY = token.address;
 
   const admin = new pg.Client({ connectionString: `${PG}/postgres` });

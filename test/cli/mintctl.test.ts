@@ -151,7 +151,7 @@ describe("single calls", () => {
   });
 });
 
-describe("issue 12: supply, redeem, freeze, unfreeze", () => {
+describe("supply, redeem, freeze, unfreeze", () => {
   it("supply shows the cap, --set-reserve sets it; redeem debits and replays; freeze refuses (exit 19 FAILED_PRECONDITION); unfreeze lifts it", async () => {
     const before = await mintctl([...A, "supply"]);
     expect(before.code).toBe(0);
@@ -371,7 +371,7 @@ describe("the executable", () => {
   });
 });
 
-describe("audit (issue 10)", () => {
+describe("audit", () => {
   it("audit list: a table and --json, filtered by account and time; audit verify: exit 0 whole, 4 broken (names the seq); usage errors exit 2", async () => {
     const acct = unique("audited");
     const other = unique("audited-to");
@@ -402,7 +402,7 @@ describe("audit (issue 10)", () => {
   });
 });
 
-describe("approve, reject, allowance (issue 11)", () => {
+describe("approve, reject, allowance", () => {
   let big: TestServer;
   let B: string[];
   beforeAll(async () => {

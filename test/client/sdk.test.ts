@@ -47,7 +47,7 @@ describe("SDK on one server", () => {
     await s.stop();
   });
 
-  it("issue 12: reserve, supply, redemption (replayed by its key, listed, read back) and freeze as plain objects; refusals are typed", async () => {
+  it("reserve, supply, redemption (replayed by its key, listed, read back) and freeze as plain objects; refusals are typed", async () => {
     const carol = unique("carol");
     await client.mintUsdc({ accountId: carol, amount: "20", blockchain: "BASE" });
     const before = await client.getSupply();

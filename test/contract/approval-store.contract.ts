@@ -1,5 +1,5 @@
 /**
- * The contract of `ApprovalStore` (issue 11), run against every adapter:
+ * The contract of `ApprovalStore`, run against every adapter:
  * a pending mint credits nothing until the required distinct approvers (never
  * the requester) have approved, and then exactly once however many approvals
  * race; rejection and expiry free the key; every refusal changes nothing.

@@ -86,7 +86,7 @@ export function exactlyOnceStoreContract(name: string, make: MakeStores): void {
       return s.store.audit.readSealed(0, 1000);
     }
 
-    it("journals each applied effect once with the entry it was given, in the same step; replays and failures journal nothing (issue 10)", async () => {
+    it("journals each applied effect once with the entry it was given, in the same step; replays and failures journal nothing", async () => {
       const entry: JournalEntry = { actor: "ops@example", action: "MintUsdc", idempotencyKey: "k-audit", request: mintRequest("alice", 7n), accounts: ["alice"] };
       const first = minted(await s.store.applyOnce({ ...mintCall("k-audit", "alice", 7n), journal: entry }, { deadlineMs: NO_DEADLINE }));
       minted(await s.store.applyOnce({ ...mintCall("k-audit", "alice", 7n), journal: entry }, { deadlineMs: NO_DEADLINE }));
@@ -162,7 +162,7 @@ export function exactlyOnceStoreContract(name: string, make: MakeStores): void {
       expect(r).toMatchObject({ ok: false, error: { code: "IDEMPOTENCY_KEY_REUSED", fields: ["amount"] } });
     });
 
-    it("same key, another request while the first is in flight: IDEMPOTENCY_KEY_REUSED, never IN_USE (issue 7 defect 5)", async () => {
+    it("same key, another request while the first is in flight: IDEMPOTENCY_KEY_REUSED, never IN_USE", async () => {
       const key = newKey();
       const g = gate();
       const first = s.store.applyOnce(mintCall(key, "alice", 7n, g.admit), { deadlineMs: NO_DEADLINE });
@@ -218,7 +218,7 @@ export function exactlyOnceStoreContract(name: string, make: MakeStores): void {
       expect(await s.store.getBalance("alice")).toBe(0n);
     });
 
-    it("a reversal frees the mint's key in the same step: a same-key retry then mints afresh (issue 7 defect 2)", async () => {
+    it("a reversal frees the mint's key in the same step: a same-key retry then mints afresh", async () => {
       const key = newKey();
       const first = minted(await s.store.applyOnce(mintCall(key, "alice", 7n), { deadlineMs: NO_DEADLINE }));
       const reversed = await s.store.reverseMint(first.mint.mintId, "reorg", s.clock.wallMs(), { deadlineMs: NO_DEADLINE });

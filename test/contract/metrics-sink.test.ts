@@ -3,7 +3,7 @@
  * and the Prometheus one): every method takes every value of its closed
  * argument lists, returns nothing and never throws, however often it is
  * called, so the core and the adapters may record without guarding. The
- * settlement metrics port (issue 16) is held to the same contract.
+ * settlement metrics port is held to the same contract.
  */
 import { describe, expect, it } from "vitest";
 import { noMetrics, type MetricsSink, type MoneyOperation, type PgConflictState, type ShedReason } from "../../src/domain/ports.js";
@@ -50,7 +50,7 @@ metricsSinkContract("ServiceMetrics", () => new ServiceMetrics({ grpcMethods: []
 
 const OUTCOMES: SettlementOutcome[] = ["confirmed", "reverted", "dropped"];
 
-/** Issue 16: the settlement metrics port, on the same terms, for every chain the sink was made for. */
+/** The settlement metrics port, on the same terms, for every chain the sink was made for. */
 function settlementMetricsContract(name: string, make: (chains: Blockchain[]) => SettlementMetricsSink): void {
   describe(`SettlementMetricsSink contract: ${name}`, () => {
     it("accepts every event with every allowed value on every declared chain, returning nothing", () => {

@@ -20,7 +20,7 @@ import { CONTRACT_IDEMPOTENCY_TTL_MS, type SettlementStoresUnderTest, type Store
 /**
  * `defaultIsolation` sets the database's default_transaction_isolation: the
  * adapter pins READ COMMITTED on every transaction, so the suites must pass
- * on a database whose default is SERIALIZABLE too (issue 7 defect 4).
+ * on a database whose default is SERIALIZABLE too.
  */
 async function makePostgresStores(defaultIsolation?: "serializable", groupCommit?: GroupCommitSettings): Promise<StoresUnderTest> {
   const db = await createTestDatabase(defaultIsolation === undefined ? {} : { defaultIsolation });

@@ -1,5 +1,5 @@
 /**
- * Issue 12: the reserve, redemption and freeze part of the `ExactlyOnceStore`
+ * The reserve, redemption and freeze part of the `ExactlyOnceStore`
  * contract, run against every adapter. Supply never passes a set reserve
  * (mints racing to the last micro-USDC of headroom end exactly at it);
  * supply always equals the ledger's sum; a freeze is atomic against calls in
@@ -24,7 +24,7 @@ const JOURNAL: JournalEntry = { actor: "test", action: "Test", idempotencyKey: n
 let redemptionCounter = 0;
 
 export function reserveStoreContract(name: string, make: MakeStores): void {
-  describe(`ExactlyOnceStore contract (issue 12: reserve, redemption, freeze): ${name}`, () => {
+  describe(`ExactlyOnceStore contract (reserve, redemption, freeze): ${name}`, () => {
     let s: StoresUnderTest;
     beforeEach(async () => {
       s = await make();

@@ -36,7 +36,7 @@ export function settlementOutboxContract(name: string, open: () => Promise<Outbo
     const add = (o: SettlementOutbox, id: string, amountMicros = 1_000_000n, blockchain: Blockchain = "ETHEREUM", createWallMs = 1_700_000_000_000): Promise<void> =>
       o.enqueue({ settlementId: id, blockchain, amountMicros, createWallMs });
 
-    it("issue 16: getMany returns the settlements that exist, each with its transactions in signing order, as get does", () =>
+    it("getMany returns the settlements that exist, each with its transactions in signing order, as get does", () =>
       use(async ({ outbox }) => {
         await add(outbox, "g1", 1n);
         await add(outbox, "g2", 2n, "BASE");
@@ -90,13 +90,13 @@ export function settlementOutboxContract(name: string, open: () => Promise<Outbo
         expect(await reasons()).toEqual(["", "", ""]);
       }));
 
-    it(`issue 16: getMany refuses more than ${MAX_GET_MANY} ids`, () =>
+    it(`getMany refuses more than ${MAX_GET_MANY} ids`, () =>
       use(async ({ outbox }) => {
         await expect(outbox.getMany(Array.from({ length: MAX_GET_MANY + 1 }, (_, i) => `id-${i}`))).rejects.toThrow(/at most/);
         expect((await outbox.getMany(Array.from({ length: MAX_GET_MANY }, (_, i) => `id-${i}`))).size).toBe(0);
       }));
 
-    it("issue 16: backlog counts the open settlements per chain by state and dates the oldest; final ones drop out", () =>
+    it("backlog counts the open settlements per chain by state and dates the oldest; final ones drop out", () =>
       use(async ({ outbox }) => {
         expect(await outbox.backlog()).toEqual(new Map());
         await add(outbox, "b1", 1n, "ETHEREUM", 1_700_000_000_000);
@@ -133,7 +133,7 @@ export function settlementOutboxContract(name: string, open: () => Promise<Outbo
         expect(await outbox.highestNonce("ETHEREUM")).toBe(-1);
       }));
 
-    it("issue 16: recordReplacement stores a same-nonce replacement only while SUBMITTED; the mined one settles", () =>
+    it("recordReplacement stores a same-nonce replacement only while SUBMITTED; the mined one settles", () =>
       use(async ({ outbox, effects }) => {
         await add(outbox, "r");
         expect(await outbox.recordReplacement("r", tx(2, 0), 1)).toBe(false); // PENDING: nothing signed yet
@@ -153,7 +153,7 @@ export function settlementOutboxContract(name: string, open: () => Promise<Outbo
         expect((await outbox.get("r"))?.txs).toHaveLength(2);
       }));
 
-    it("issue 16: a burn (kind 'burn') shares the chain's commit order and nonces with mints; it fails once, its effect sees its kind", () =>
+    it("a burn (kind 'burn') shares the chain's commit order and nonces with mints; it fails once, its effect sees its kind", () =>
       use(async ({ outbox, effects }) => {
         await add(outbox, "m1");
         await outbox.enqueue({ settlementId: "rdm-1", kind: "burn", blockchain: "ETHEREUM", amountMicros: 2_000_000n, createWallMs: 1_700_000_000_000 });

@@ -10,7 +10,7 @@ import { settlementOutboxContract } from "./settlement-outbox.contract.js";
 
 function recordingEffects<Tx>(effects: string[]): SettlementEffects<Tx> {
   return {
-    // A burn (issue 16) is marked, so the contract can tell the effect saw its kind.
+    // A burn is marked, so the contract can tell the effect saw its kind.
     confirmed: (_tx, s) => void effects.push(`confirmed:${s.kind === "burn" ? "burn:" : ""}${s.settlementId}`),
     failed: (_tx, s, reason) => void effects.push(`failed:${s.kind === "burn" ? "burn:" : ""}${s.settlementId}:${reason}`),
   };

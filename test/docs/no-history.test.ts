@@ -2,7 +2,9 @@
  * What a user reads says what things are, not which change brought them: no
  * "issue N" in README.md, docs/, or the --help texts of the service and of
  * mintctl (every command and subcommand); none in the code's comments either
- * (src/, proto/, whose comments reflection serves, and packages/<name>/src).
+ * (src/, proto/, whose comments reflection serves, and packages/<name>/src),
+ * nor in the tests' names and comments, the benchmarks, scripts/ and ops/.
+ * bench/LATEST.md, a dated record of benchmark runs, is not checked.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -21,14 +23,30 @@ function mentions(text: string): string[] {
 
 const ROOT = join(import.meta.dirname, "../..");
 
-/** Every source file under the code's roots, relative to the repository. */
-function sourceFiles(): string[] {
-  const roots = ["src", "proto", ...readdirSync(join(ROOT, "packages")).map((p) => `packages/${p}/src`)];
+/** Every file under `roots` whose name matches `names`, relative to the repository. */
+function filesUnder(roots: string[], names: RegExp): string[] {
   return roots.flatMap((root) =>
     readdirSync(join(ROOT, root), { recursive: true, withFileTypes: true })
-      .filter((e) => e.isFile() && /\.(?:ts|proto)$/.test(e.name))
+      .filter((e) => e.isFile() && names.test(e.name))
       .map((e) => join(e.parentPath, e.name).slice(ROOT.length + 1)),
   );
+}
+
+/** Every source file under the code's roots. */
+function sourceFiles(): string[] {
+  return filesUnder(["src", "proto", ...readdirSync(join(ROOT, "packages")).map((p) => `packages/${p}/src`)], /\.(?:ts|proto)$/);
+}
+
+/** This file (its sample must hold what the check finds) and the dated record of benchmark runs. */
+const NOT_SCANNED = new Set(["test/docs/no-history.test.ts", "bench/LATEST.md"]);
+
+/** The tests, benchmarks, scripts and alert rules, with their fixtures' texts. */
+function supportFiles(): string[] {
+  return filesUnder(["test", "bench", "scripts", "ops"], /\.(?:ts|mjs|cjs|js|py|sh|sql|ya?ml|md)$/).filter((f) => !NOT_SCANNED.has(f));
+}
+
+function mentionsIn(files: string[]): string[] {
+  return files.flatMap((f) => mentions(readFileSync(join(ROOT, f), "utf8")).map((m) => `${f}: ${m}`));
 }
 
 /** The help of every mintctl command and subcommand, as commander prints it. */
@@ -69,8 +87,16 @@ describe('no "issue N" where a user reads', () => {
     const files = sourceFiles();
     expect(files).toContain("proto/usdc/mint/v1/mint.proto");
     expect(files).toContain("src/app.ts");
-    const found = files.flatMap((f) => mentions(readFileSync(join(ROOT, f), "utf8")).map((m) => `${f}: ${m}`));
-    expect(found).toEqual([]);
+    expect(mentionsIn(files)).toEqual([]);
+  });
+
+  it("the tests' names and comments, bench/ (not LATEST.md), scripts/ and ops/", () => {
+    const files = supportFiles();
+    expect(files).toContain("test/contract/exactly-once-store.contract.ts");
+    expect(files).toContain("bench/run.ts");
+    expect(files).toContain("ops/alerts.yml");
+    expect(files).not.toContain("bench/LATEST.md");
+    expect(mentionsIn(files)).toEqual([]);
   });
 
   it("the check finds what it looks for", () => {

@@ -1,10 +1,11 @@
 /**
- * Issue 11 through the generated client, on memory and on PostgreSQL: a large
- * mint waits for two approvers other than its requester, replays show it as
- * it is now, rejection frees its key, ReconcileMint refuses it while pending,
- * and minter allowances cap mints. Principals come from the
- * x-mint-dev-principal header (the stop-gap until authentication lands).
- * The second half: approvals against the reserve and frozen accounts (issue 12).
+ * Mint approvals and minter allowances through the generated client, on memory
+ * and on PostgreSQL: a large mint waits for two approvers other than its
+ * requester, replays show it as it is now, rejection frees its key,
+ * ReconcileMint refuses it while pending, and minter allowances cap mints.
+ * Principals come from the x-mint-dev-principal header (the stop-gap until
+ * authentication lands).
+ * The second half: approvals against the reserve and frozen accounts.
  */
 import { status as Code } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -123,11 +124,11 @@ suite("memory", () => startTestServer(ENV));
 suite("postgres", () => startPgTestServer(ENV, ""));
 
 /**
- * Issue 12 meets issue 11: a pending mint is not in supply (GetSupply reports
- * it as pending approval); the approval that completes it raises supply, so
- * it passes the reserve check and the frozen check in its own atomic step, or
- * is refused and records nothing (the mint stays pending with the approvals
- * it had).
+ * Approvals meet the reserve and freezes: a pending mint is not in supply
+ * (GetSupply reports it as pending approval); the approval that completes it
+ * raises supply, so it passes the reserve check and the frozen check in its own
+ * atomic step, or is refused and records nothing (the mint stays pending with
+ * the approvals it had).
  */
 function reserveSuite(name: string, start: () => Promise<TestServer>): void {
   describe(`approvals meet the reserve and freezes: ${name}`, () => {

@@ -1,5 +1,5 @@
 /**
- * The audit journal on PostgreSQL (issue 10), through the real server and
+ * The audit journal on PostgreSQL, through the real server and
  * the generated client, and through the offline verifier (`npm run audit:verify`) with the server
  * stopped:
  * - every applied change (mint, transfer, reversal) is one record; refused
@@ -121,7 +121,7 @@ describe("audit journal on PostgreSQL", () => {
     expect(cmd.text).toContain("records 1..6");
   });
 
-  it("issue 11: approvals (counted and completing), a rejection and an allowance set are journaled in their transactions, matching the ledger", async () => {
+  it("approvals (counted and completing), a rejection and an allowance set are journaled in their transactions, matching the ledger", async () => {
     const db = await freshDb();
     const s = await serve(db, { MINT_APPROVAL_THRESHOLD: "100", MINT_APPROVALS_REQUIRED: "2", MINT_ALLOWANCES: "true", MINT_DEV_PRINCIPAL_HEADER: "true" });
     const as = (principal: string) => ({ metadata: { "x-mint-dev-principal": principal } });
@@ -148,7 +148,7 @@ describe("audit journal on PostgreSQL", () => {
     ]);
   });
 
-  it("issue 11: the sweeper's expiry of a pending mint is journaled as ExpireMint by `sweeper`, in its transaction, matching the ledger", async () => {
+  it("the sweeper's expiry of a pending mint is journaled as ExpireMint by `sweeper`, in its transaction, matching the ledger", async () => {
     const db = await freshDb();
     const clock = new FakeClock();
     const s = await startTestServer({ MINT_STORE: db.url, MINT_APPROVAL_THRESHOLD: "100", MINT_APPROVAL_TTL: "1h" }, clock);

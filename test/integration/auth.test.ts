@@ -182,7 +182,7 @@ describe("every role × RPC cell", () => {
         return { principal: "matrix-minter", amount: "1" };
       case "GetMinterAllowance":
         return { principal: "matrix-minter" };
-      // Issue 12. The reserve is far above anything this file mints.
+      // The reserve is far above anything this file mints.
       case "SetReserve":
         return { amount: "1000000000000000", attestationRef: "matrix" };
       case "GetSupply":
@@ -550,7 +550,7 @@ describe("rotation (what SIGHUP does)", () => {
   });
 });
 
-describe("the audit journal records the caller (issue 10)", () => {
+describe("the audit journal records the caller", () => {
   it("a change made with a principal's token is journaled with that principal's name; an auditor filters by it", async () => {
     const minter = client({ token: fx.roleTokens.minter });
     const account = unique("audited");

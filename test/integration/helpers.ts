@@ -135,7 +135,7 @@ export class FaultyLedger extends MemoryLedgerStore {
     this.maybeThrow("getBalance");
     return super.getBalance(accountId);
   }
-  /** GetBalance reads the account (balance and frozen state, issue 12): the getBalance fault covers it. */
+  /** GetBalance reads the account (balance and frozen state): the getBalance fault covers it. */
   override async getAccount(accountId: string): ReturnType<MemoryLedgerStore["getAccount"]> {
     this.maybeThrow("getBalance");
     return super.getAccount(accountId);

@@ -53,7 +53,7 @@ describe("npm start", () => {
     it(`SIGTERM to ${target === "npm" ? "npm's process" : "the process group"}: drains, exits 0, leaves no process`, async () => {
       const r = await startAndTerminate(target);
       expect([r.code, r.signal]).toEqual([0, null]);
-      // Issue 12: a fresh store has no reserve, and the start line says supply is not capped.
+      // A fresh store has no reserve, and the start line says supply is not capped.
       expect(logLines(r.stdout).find((l) => l.msg === "listening")?.supply).toMatch(/^not capped: no reserve set/);
       const stopped = logLines(r.stdout).find((l) => l.msg === "stopped");
       expect(stopped?.drained).toBe(true);

@@ -165,7 +165,7 @@ describe("migrations", () => {
         `SELECT table_name, column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns
          WHERE table_schema = 'public' AND column_name IN ('balance', 'amount', 'pending') AND data_type = 'numeric' ORDER BY table_name`,
       );
-      // balance and pending (issue 15) of accounts; amount of mints, transfers, ledger entries, settlements and redemptions (issue 12).
+      // balance and pending of accounts; amount of mints, transfers, ledger entries, settlements and redemptions.
       expect(money.rows.length).toBe(7);
       const allowance = await client.query<{ data_type: string; numeric_precision: number; numeric_scale: number }>(
         `SELECT data_type, numeric_precision, numeric_scale FROM information_schema.columns WHERE table_name = 'minter_allowances' AND column_name = 'remaining'`,
@@ -546,7 +546,7 @@ describe("outages and connection hygiene", () => {
     expect(r.pg.poolStats().totalCount).toBeLessThanOrEqual(2);
   });
 
-  it("a busy pool is not an outage: the wait is bounded by the caller's deadline and answered STORE_BUSY (issue 8 defect 2)", async () => {
+  it("a busy pool is not an outage: the wait is bounded by the caller's deadline and answered STORE_BUSY", async () => {
     const r = await openReplica({ poolSize: 1, connectTimeoutMs: 200 });
     const held = await claimFree(r, "mint", newKey(), mintRequest("alice", 1n));
     // Longer than pg-pool's connect timeout, with no deadline: it waits, it is not UNAVAILABLE.

@@ -1,6 +1,6 @@
 /**
  * ListMints on PostgreSQL as a feed a settlement worker or an auditor polls
- * with a cursor (issue 7 defect 1): it never skips a mint whose transaction
+ * with a cursor: it never skips a mint whose transaction
  * commits after a later-numbered one, and an idle transaction in another
  * database does not hold it back.
  */
@@ -58,7 +58,7 @@ async function poll(afterSeq: number): Promise<MintRecord[]> {
 describe("ListMints on PostgreSQL as a feed", () => {
   it("never skips a mint that commits after a later-numbered one", async () => {
     // Hold the first mint after its rows are written, until the second has
-    // committed. Since issue 12 every mint raises supply on one row just
+    // committed. Every mint raises supply on one row just
     // before COMMIT, so the first is held at that statement (holding its
     // COMMIT would hold the supply row, and the second could not commit).
     let release: () => void = () => undefined;

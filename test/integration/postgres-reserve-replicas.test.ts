@@ -1,9 +1,10 @@
 /**
- * Issue 12 across replicas: three PostgreSQL stores (three pools, as three
- * replicas have) on one fresh database. Mints racing to the last micro-USDC
- * of headroom from all three end exactly at the reserve; redemptions and
- * reversals racing them keep supply equal to the ledger's sum; a freeze
- * racing transfers on other replicas leaves each transfer whole or refused.
+ * The reserve, redemptions and freezes across replicas: three PostgreSQL stores
+ * (three pools, as three replicas have) on one fresh database. Mints racing to
+ * the last micro-USDC of headroom from all three end exactly at the reserve;
+ * redemptions and reversals racing them keep supply equal to the ledger's sum; a
+ * freeze racing transfers on other replicas leaves each transfer whole or
+ * refused.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openPostgresStores, type PostgresStores } from "../../src/adapters/postgres/index.js";

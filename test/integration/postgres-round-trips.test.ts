@@ -2,8 +2,8 @@
  * Round trips the PostgreSQL store makes per call, counted at the driver:
  * every `query` a pooled client sends is one round trip (pg sends one
  * message batch and waits for its reply). Also: reconcile answers from the
- * reversal's own commit, with no key delete after it (issue 7 defect 6).
- * Issue 16: a page of mints' settlements is one query.
+ * reversal's own commit, with no key delete after it.
+ * A page of mints' settlements is one query.
  */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -60,12 +60,12 @@ describe("PostgreSQL round trips", () => {
 
   it("a mint is 6 round trips", async () => {
     const n = await roundTrips(() => core.mintUsdc({ accountId: "rt-b", amount: "1", blockchain: "ETHEREUM", idempotencyKey: "rt-m2" }, NO_DEADLINE));
-    // The 5 of before issue 12, plus raising supply under the reserve check
-    // (its own statement: the supply row must be locked after the account row).
+    // Raising supply under the reserve check is a statement of its own (the
+    // supply row must be locked after the account row).
     expect(n).toBe(6);
   });
 
-  it("reconcile is one transaction and nothing after its commit: a key-store failure cannot turn a done reversal into UNAVAILABLE (defect 6)", async () => {
+  it("reconcile is one transaction and nothing after its commit: a key-store failure cannot turn a done reversal into UNAVAILABLE", async () => {
     const m = await core.mintUsdc({ accountId: "rt-c", amount: "2", blockchain: "ETHEREUM", idempotencyKey: "rt-m3" }, NO_DEADLINE);
     if (!m.ok) throw new Error(m.error.code);
     // Before, the core called idempotency.forget after the reversal committed.
@@ -87,7 +87,7 @@ describe("PostgreSQL round trips", () => {
     expect(again).toMatchObject({ ok: true, value: { replayed: false } });
   });
 
-  it("issue 16: the settlements of a ListMints page are one round trip, whatever the page size (was 2 per mint)", async () => {
+  it("the settlements of a ListMints page are one round trip, whatever the page size", async () => {
     const outbox = stores.settlementOutbox();
     const ids = Array.from({ length: 40 }, (_, i) => `rt-settle-${i}`);
     for (const [i, id] of ids.entries()) {

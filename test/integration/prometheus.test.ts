@@ -37,7 +37,7 @@ describe("alert rules", () => {
   it("name only series the service exports", async () => {
     const metrics = new ServiceMetrics({ grpcMethods: [{ path: "/usdc.mint.v1.MintService/MintUsdc", type: "unary" }], nodeDefaults: false });
     metrics.watch({ lockWaiters: () => 0 });
-    // Issue 16: the settlement series, on the same registry as in the service.
+    // The settlement series, on the same registry as in the service.
     new SettlementMetrics(metrics.registry, { chains: ["ETHEREUM"], signer: "pkcs11" }).watch({ backlog: async () => new Map(), wallMs: () => 0, senders: () => [] });
     // The JetStream relay's series, on the same registry as in the service.
     registerNatsRelayMetrics(metrics.registry, () => ({ state: "caught_up", active: true, published: 0, failed: 0, duplicates: 0, missed: 0, lagEvents: 0, lagSeconds: 0, lastError: null }));
@@ -61,7 +61,7 @@ describe("a real Prometheus scraping the service", () => {
   let dir: string;
 
   beforeAll(async () => {
-    // Issue 16: BASE settles, on a node nobody answers at (cheap: no EVM node, a dev key), so
+    // BASE settles, on a node nobody answers at (cheap: no EVM node, a dev key), so
     // its settlement series are exported and a BASE mint stays PENDING; the calls below mint on ETHEREUM.
     dir = mkdtempSync(path.join(tmpdir(), "usdc-mint-prom-settlement-"));
     const keyFile = path.join(dir, "dev-key");
@@ -120,7 +120,7 @@ describe("a real Prometheus scraping the service", () => {
     expect(alerts.alerts.map((a) => a.labels.alertname)).toEqual([]);
   });
 
-  it("issue 16: finds the settlement series: a mint waiting on an unreachable chain shows as open and ageing; the lag alert's expression sees it", async () => {
+  it("finds the settlement series: a mint waiting on an unreachable chain shows as open and ageing; the lag alert's expression sees it", async () => {
     const base = { blockchain: "BASE" };
     await prometheus.waitFor('usdc_mint_settlements_open{blockchain="BASE",state="PENDING"}', (x) => x.length === 1 && x[0]?.value === 0);
     const m = await rpc(s.call).mint("prom-settle", "2", "prom-settle-1", Blockchain.BLOCKCHAIN_BASE);

@@ -1,9 +1,10 @@
 /**
- * Issue 11 across three server processes on one PostgreSQL database: racing
- * approvals of one large mint, sent to every replica (each approver twice),
- * complete it exactly once; racing allowance-bound mints of one minter, spread
- * over the replicas, never take more than its allowance. Principals come from
- * the x-mint-dev-principal header (the stop-gap until authentication lands).
+ * Mint approvals and minter allowances across three server processes on one
+ * PostgreSQL database: racing approvals of one large mint, sent to every replica
+ * (each approver twice), complete it exactly once; racing allowance-bound mints
+ * of one minter, spread over the replicas, never take more than its allowance.
+ * Principals come from the x-mint-dev-principal header (the stop-gap until
+ * authentication lands).
  */
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -348,7 +348,7 @@ describe("three replicas on one PostgreSQL database and one Redis", () => {
     for (const row of journal.rows) expect([row.account_id, row.entries]).toEqual([row.account_id, row.balance]);
     for (const a of accounts) expect(journal.rows.find((r) => r.account_id === a)?.balance).toBe(actual.get(a)?.toString());
 
-    // Issue 10: one journal record per applied change, matching the ledger,
+    // The audit journal: one record per applied change, matching the ledger,
     // sealed 1..n without gaps (a record the killed replica committed but
     // did not seal is sealed by another replica's periodic pass), and whole.
     await waitFor(async () => (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM audit_journal WHERE seq IS NULL")).rows[0]!.n === 0, "the journal to be sealed");

@@ -1,10 +1,10 @@
 /**
- * Issue 12 through the real server and the generated client, on memory and
- * on PostgreSQL: set a reserve, mint to the cap, the refusal's rich error
- * (headroom in metadata), redeem (replay, INSUFFICIENT_FUNDS), freeze
- * (GetBalance shows it; every money path refused ACCOUNT_FROZEN, nothing
- * changed), unfreeze; bad input gets INVALID_ARGUMENT; MINT_RESERVE_REQUIRED
- * refuses mints until a reserve is set.
+ * Reserve, redemption and freeze through the real server and the generated
+ * client, on memory and on PostgreSQL: set a reserve, mint to the cap, the
+ * refusal's rich error (headroom in metadata), redeem (replay,
+ * INSUFFICIENT_FUNDS), freeze (GetBalance shows it; every money path refused
+ * ACCOUNT_FROZEN, nothing changed), unfreeze; bad input gets INVALID_ARGUMENT;
+ * MINT_RESERVE_REQUIRED refuses mints until a reserve is set.
  */
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

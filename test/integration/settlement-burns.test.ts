@@ -1,5 +1,5 @@
 /**
- * Issue 16: redemptions settle too. Through the real service (127.0.0.1:0,
+ * Redemptions settle too. Through the real service (127.0.0.1:0,
  * generated client), a real EDR node and token, the SoftHSM2 signer, on the
  * memory store and on PostgreSQL: a redemption on a settling chain burns from
  * the treasury through the settlement worker; a burn the chain refuses

@@ -1,6 +1,6 @@
 /**
- * Issue 16 through the real service, a real EDR node and (for the randomized
- * run) the real SoftHSM2 token:
+ * Settlement failures through the real service, a real EDR node and (for the
+ * randomized run) the real SoftHSM2 token:
  * - a transaction dropped for good (its nonce taken by another transaction of
  *   the same key) marks the settlement FAILED and reverses the mint once;
  * - after a randomized run of mints, on-chain failures, restarts and reorgs

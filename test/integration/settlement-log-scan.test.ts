@@ -1,5 +1,5 @@
 /**
- * Issue 16: ReconcileChain's scan of the token's Transfer logs on a real EDR
+ * ReconcileChain's scan of the token's Transfer logs on a real EDR
  * node starts at the chain's `fromBlock` and asks for at most
  * `logsBlockRange` blocks per eth_getLogs request (providers cap the range),
  * and still finds every mint to the treasury and every burn from it.

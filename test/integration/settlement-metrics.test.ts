@@ -1,5 +1,5 @@
 /**
- * Issue 16: the settlement metrics move as settlements confirm, revert, are
+ * The settlement metrics move as settlements confirm, revert, are
  * dropped, fee-bumped and reorged, on a real EDR node with a real SoftHSM2
  * token (and a dev key where the test must sign a competing transaction).
  * The worker runs pass by pass (`tick`) on a fake clock, so the ages and

@@ -122,7 +122,7 @@ describe("settlement worker process: killed by the fault hook, then restarted", 
     expect(confirmedSum).toBe(expected);
   });
 
-  it("issue 16: MINT_METRICS_LISTEN serves the worker's own /metrics (scraped over HTTP): the settlement series move as it confirms; none of the service's", async () => {
+  it("MINT_METRICS_LISTEN serves the worker's own /metrics (scraped over HTTP): the settlement series move as it confirms; none of the service's", async () => {
     const signer = { address: token.address } as Pick<Signer, "address">;
     const setup = await deployForSigner(node, signer as Signer);
     const outbox = new PostgresSettlementOutbox(pool);
@@ -148,7 +148,7 @@ describe("settlement worker process: killed by the fault hook, then restarted", 
     expect(last.some((x) => x.name.startsWith("grpc_server_") || x.name === "usdc_mint_minted_micro_usdc_total")).toBe(false);
   });
 
-  it("issue 16: a metrics address that cannot be bound stops the worker at start with one line naming MINT_METRICS_LISTEN (exit 1)", async () => {
+  it("a metrics address that cannot be bound stops the worker at start with one line naming MINT_METRICS_LISTEN (exit 1)", async () => {
     const setup = await deployForSigner(node, { address: token.address } as Signer);
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
@@ -170,7 +170,7 @@ describe("settlement worker process: killed by the fault hook, then restarted", 
   });
 });
 
-describe("the worker process applies the ledger's effects (issue 16)", () => {
+describe("the worker process applies the ledger's effects", () => {
   it("next to a service that stands by: it makes a mint's credit available and re-credits a redemption whose burn the chain refused, once", async () => {
     const db = await createTestDatabase();
     const setup = await deployForSigner(node, { address: token.address } as Signer, { treasuryIsSigner: true });

@@ -1,5 +1,5 @@
 /**
- * Issue 15: the service itself as a real process (`src/main.ts`) with
+ * The service itself as a real process (`src/main.ts`) with
  * settlement on PostgreSQL, a real EDR node and a SoftHSM2 token, killed by
  * the test-only fault hook (SIGKILL, no cleanup) right after signing or right
  * after broadcasting a settlement, then restarted: every mint ends with

@@ -1,5 +1,5 @@
 /**
- * Issues 15 and 16 through the real service: the server on 127.0.0.1:0 with
+ * On-chain settlement through the real service: the server on 127.0.0.1:0 with
  * the generated client, a real EDR node, a real SoftHSM2 token (the PKCS#11
  * signer), on the memory store and on PostgreSQL. Mints on a settling chain
  * are credited pending, settle on-chain and only then become spendable; a
@@ -171,7 +171,7 @@ describe.each([
     }
   }, 60_000);
 
-  it("issue 11 + 15: a large mint waits for approval with nothing credited or queued; the completing approval credits pending and settles it on-chain", async () => {
+  it("a large mint waits for approval with nothing credited or queued; the completing approval credits pending and settles it on-chain", async () => {
     const env = { MINT_APPROVAL_THRESHOLD: "5", MINT_APPROVALS_REQUIRED: "2", MINT_DEV_PRINCIPAL_HEADER: "true" };
     const { s, setup } = await serviceFor(storeOf, { env });
     const as = (principal: string) => ({ metadata: { "x-mint-dev-principal": principal } });
@@ -213,7 +213,7 @@ describe.each([
     }
   }, 60_000);
 
-  it("issue 16: a mint beyond the minter's allowance reverts on-chain and reverses itself once: FAILED, REVERSED, pending back, key free", async () => {
+  it("a mint beyond the minter's allowance reverts on-chain and reverses itself once: FAILED, REVERSED, pending back, key free", async () => {
     const { s, setup } = await serviceFor(storeOf, { allowance: 5_000_000n });
     try {
       const first = await mint(s, "fail-alice", "4", "fail-1");
@@ -240,7 +240,7 @@ describe.each([
     }
   }, 60_000);
 
-  it("issue 16: settlement metrics on the service's /metrics (scraped over HTTP) move as mints are submitted, confirmed and reverted; ListMints shows every settlement", async () => {
+  it("settlement metrics on the service's /metrics (scraped over HTTP) move as mints are submitted, confirmed and reverted; ListMints shows every settlement", async () => {
     const { s } = await serviceFor(storeOf, { allowance: 5_000_000n, env: { MINT_METRICS_LISTEN: "127.0.0.1:0" } });
     const eth = { blockchain: "ETHEREUM" };
     const scrape = (): Promise<Sample[]> => scrapeMetrics(s.app.metricsAddress as string);
@@ -300,7 +300,7 @@ describe.each([
     }
   }, 60_000);
 
-  it("issue 16: a transaction stuck past the fee-bump timeout is replaced (same nonce, higher fees, stored first); exactly one is mined, CONFIRMED once", async () => {
+  it("a transaction stuck past the fee-bump timeout is replaced (same nonce, higher fees, stored first); exactly one is mined, CONFIRMED once", async () => {
     const { s, setup } = await serviceFor(storeOf, { feeBumpTimeout: "1s" });
     try {
       await node.testClient.setAutomine(false);
@@ -326,7 +326,7 @@ describe.each([
     }
   }, 60_000);
 
-  it("issue 16: a reorg before the confirmation depth (evm_snapshot/evm_revert) rebroadcasts the same signed bytes; CONFIRMED once; totalSupply equals the ledger", async () => {
+  it("a reorg before the confirmation depth (evm_snapshot/evm_revert) rebroadcasts the same signed bytes; CONFIRMED once; totalSupply equals the ledger", async () => {
     const { s, setup } = await serviceFor(storeOf, { confirmations: 3 });
     try {
       const snapshot = await node.testClient.snapshot();
@@ -353,7 +353,7 @@ describe.each([
     }
   }, 60_000);
 
-  it("issue 16: after minting on-chain behind the service's back, ReconcileChain reports exactly that one", async () => {
+  it("after minting on-chain behind the service's back, ReconcileChain reports exactly that one", async () => {
     const { s, setup } = await serviceFor(storeOf);
     try {
       const r = await mint(s, "back-alice", "1", "back-1");

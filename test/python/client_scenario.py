@@ -237,7 +237,7 @@ def main(argv):
                 f"retry {delay_ms} ms, subjects {subjects}",
             )
 
-            # 7. Issue 11: a mint at or above MINT_APPROVAL_THRESHOLD (1000) waits
+            # 7. Approval: a mint at or above MINT_APPROVAL_THRESHOLD (1000) waits
             # for two approvers other than its requester. Principals are named by
             # the x-mint-dev-principal header until authentication lands.
             current[0] = "approval"
@@ -266,7 +266,7 @@ def main(argv):
                 f"expected PENDING, requester refused, then COMPLETED after two approvers and 2500 credited; "
                 f"got {big.status}/{self_reason}/{first.status}/{second.status}, balance {dave_after}",
             )
-            # 8. Issue 12: RedeemUsdc debits alice and lowers supply; the same
+            # 8. Redemption: RedeemUsdc debits alice and lowers supply; the same
             # key replays; more than the balance is INSUFFICIENT_FUNDS.
             current[0] = "redeem"
             supply_before = stub.GetSupply(mint_pb2.GetSupplyRequest(), timeout=10).supply.supply

@@ -1,5 +1,5 @@
 /**
- * Checks of the audit journal against the ledger (issue 10), for any test
+ * Checks of the audit journal against the ledger, for any test
  * that leaves a PostgreSQL database behind: every journal record matches a
  * ledger effect and every ledger effect has exactly one record.
  */
@@ -30,7 +30,7 @@ export async function journalEffects(db: TestDatabase): Promise<{ effects: strin
     const out = JSON.parse(row.result) as Record<string, string>;
     switch (row.action) {
       case "MintUsdc":
-        // A mint accepted PENDING_APPROVAL (issue 11) credits nothing until its completing approval.
+        // A mint accepted PENDING_APPROVAL credits nothing until its completing approval.
         if (out.status !== "PENDING_APPROVAL") effects.push(`mint ${out.mint_id} ${req.account_id} ${req.amount}`);
         break;
       case "ApproveMint":
@@ -46,7 +46,7 @@ export async function journalEffects(db: TestDatabase): Promise<{ effects: strin
       case "FailMintSettlement":
         effects.push(`reversal ${out.mint_id} ${out.account_id} -${out.amount}`);
         break;
-      // Issue 16: a redemption's burn confirmed moves nothing; a failed one credits the amount back.
+      // A redemption's burn confirmed moves nothing; a failed one credits the amount back.
       case "SettleRedemption":
         break;
       case "FailRedemptionSettlement":
@@ -59,7 +59,7 @@ export async function journalEffects(db: TestDatabase): Promise<{ effects: strin
       case "ReconcileMint":
         effects.push(`reversal ${out.mint_id} ${out.account_id} -${out.amount}`);
         break;
-      // Issue 12: a redemption is a ledger effect; reserve changes and freezes are not.
+      // A redemption is a ledger effect; reserve changes and freezes are not.
       case "RedeemUsdc":
         effects.push(`redemption ${out.redemption_id} ${req.account_id} -${req.amount}`);
         break;

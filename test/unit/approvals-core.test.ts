@@ -1,4 +1,4 @@
-/** Issue 11 in the core: which mints wait, the rate limit, the expiry sweep, and input checks of the new calls. */
+/** Mint approval in the core: which mints wait, the rate limit, the expiry sweep, and input checks of the approval and allowance calls. */
 import { describe, expect, it } from "vitest";
 import { MemoryExactlyOnceStore } from "../../src/adapters/memory/memory-exactly-once-store.js";
 import { MemoryIdempotencyStore } from "../../src/adapters/memory/memory-idempotency-store.js";
@@ -68,7 +68,7 @@ describe("approval in the core", () => {
     expect(again.ok && again.value.replayed).toBe(false);
   });
 
-  it("bad input to the new calls is INVALID_ARGUMENT and changes nothing", async () => {
+  it("bad input to the approval and allowance calls is INVALID_ARGUMENT and changes nothing", async () => {
     const { core } = setup({ allowances: true });
     const ctx = { deadlineMs: Infinity, principal: as("rm") };
     expect(await core.approveMint("", ctx)).toMatchObject({ ok: false, error: { code: "INVALID_ARGUMENT", reason: "INVALID_MINT_ID" } });
@@ -94,7 +94,7 @@ describe("approval in the core", () => {
   });
 });
 
-describe("approver scope (issue 11 roles)", () => {
+describe("approver scope", () => {
   it("an approver without scope over the mint's account is PERMISSION_DENIED and changes nothing", async () => {
     const { core, mint } = setup();
     const big = await mint("k1", "5000");

@@ -141,7 +141,7 @@ describe("invalid values stop the start with one line naming the variable", () =
     ["MINT_MAX_AMOUNT", "1e12"],
     ["MINT_MAX_AMOUNT", "1,000"],
     ["MINT_MAX_AMOUNT", "0.0000001"],
-    // One micro-USDC more than numeric(38,0) holds (issue 7 defect 7).
+    // One micro-USDC more than numeric(38,0) holds.
     ["MINT_MAX_AMOUNT", "100000000000000000000000000000000"],
     ["MINT_SHUTDOWN_GRACE", "10"],
     ["MINT_SHUTDOWN_GRACE", "-1s"],
@@ -466,7 +466,7 @@ describe("MINT_REFLECTION", () => {
   });
 });
 
-describe("issue 11 settings", () => {
+describe("approval and allowance settings", () => {
   it("defaults: approval off, 2 approvers, 24h, and the start line says there is no allowance cap", () => {
     const c = loadConfig([], {});
     expect([c.mintApprovalThresholdMicros, c.mintApprovalsRequired, c.mintApprovalTtlMs, c.mintAllowances, c.devPrincipalHeader]).toEqual([null, 2, 86_400_000, false, false]);

@@ -1,6 +1,6 @@
 /**
- * The core over the exactly-once port: the defects of issue 7 that live in
- * the core's use of its stores, each shown at the core's API.
+ * The core over the exactly-once port: what the core's use of its stores
+ * guarantees, each shown at the core's API.
  */
 import { describe, expect, it } from "vitest";
 import { MemoryExactlyOnceStore } from "../../src/adapters/memory/memory-exactly-once-store.js";
@@ -58,7 +58,7 @@ function setup(opts: { limit?: number; wrap?: (s: ExactlyOnceStore) => ExactlyOn
 }
 
 describe("the core over ExactlyOnceStore", () => {
-  it("a same-key retry right after a reversal is applied never replays COMPLETED (defect 2)", async () => {
+  it("a same-key retry right after a reversal is applied never replays COMPLETED", async () => {
     const { core, ledger } = setup();
     const first = value(await core.mintUsdc(mintInput(), NO_DEADLINE)).mint;
     let retry: ReturnType<MintCore["mintUsdc"]> | null = null;
@@ -76,7 +76,7 @@ describe("the core over ExactlyOnceStore", () => {
     expect(value(await core.getBalance("acct-a")).balanceMicros).toBe(10_000_000n);
   });
 
-  it("gives the limiter slot back when the mint is known not applied (defect 3)", async () => {
+  it("gives the limiter slot back when the mint is known not applied", async () => {
     const { core, ledger } = setup({ limit: 1 });
     ledger.failNextMints = 1;
     await expect(core.mintUsdc(mintInput(), NO_DEADLINE)).rejects.toBeInstanceOf(UnavailableError);
@@ -130,7 +130,7 @@ describe("the core over ExactlyOnceStore", () => {
     expect(await core.mintUsdc(mintInput({ idempotencyKey: "k2" }), NO_DEADLINE)).toMatchObject({ ok: false, error: { code: "RATE_LIMITED" } });
   });
 
-  it("same key, different request, while the first is in flight: IDEMPOTENCY_KEY_REUSED at once (defect 5)", async () => {
+  it("same key, different request, while the first is in flight: IDEMPOTENCY_KEY_REUSED at once", async () => {
     const { core, clock } = setup();
     const hold = await core.locks.acquire(["acct-a"], Infinity);
     const first = core.mintUsdc(mintInput(), NO_DEADLINE);

@@ -1,7 +1,8 @@
 /**
- * Issue 12 in the core (memory adapters, fake clock): redemption keys are
- * scoped to the caller; a reserve refusal gives the rate-limit slot back;
- * MINT_RESERVE_REQUIRED; input validation of the new calls changes nothing.
+ * Reserve, redemption and freeze in the core (memory adapters, fake clock):
+ * redemption keys are scoped to the caller; a reserve refusal gives the
+ * rate-limit slot back; MINT_RESERVE_REQUIRED; input validation of SetReserve,
+ * RedeemUsdc and freezes changes nothing.
  */
 import { describe, expect, it } from "vitest";
 import { MemoryExactlyOnceStore } from "../../src/adapters/memory/memory-exactly-once-store.js";
@@ -34,7 +35,7 @@ function setup(opts: { limit?: number; reserveRequired?: boolean } = {}) {
 
 const redeemInput = (over: Partial<RedeemUsdcInput> = {}): RedeemUsdcInput => ({ accountId: "a", amount: "1", blockchain: "BASE", idempotencyKey: "k", ...over });
 
-describe("issue 12 in the core", () => {
+describe("reserve, redemption and freeze in the core", () => {
   it("a redemption key is scoped to the caller: two principals' `k` are two redemptions; the same principal's replays", async () => {
     const { core } = setup();
     await core.mintUsdc({ accountId: "a", amount: "10", blockchain: "BASE", idempotencyKey: "m" }, CTX);

@@ -77,7 +77,7 @@ describe("settlement settings", () => {
     expect(Object.isFrozen(c.settlement?.chains[0])).toBe(true);
   });
 
-  it("issue 16: name the chains whose treasury is not the signer's address (their burns would revert), case-insensitively", () => {
+  it("name the chains whose treasury is not the signer's address (their burns would revert), case-insensitively", () => {
     const c = loadConfig([], { MINT_SETTLEMENT_FILE: file(YAML_DOC), ...PKCS11_ENV });
     const settings = c.settlement;
     if (settings === null) throw new Error("settlement is configured");

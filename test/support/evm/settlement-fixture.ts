@@ -89,7 +89,7 @@ export async function mintsOnChain(node: EvmNode, setup: TokenSetup): Promise<Ma
 }
 
 /**
- * The invariant of issue 15 plus exactly-once: every CONFIRMED settlement has
+ * The settlement invariant plus exactly-once: every CONFIRMED settlement has
  * exactly one mined Transfer(0x0 → treasury) of its amount, there are no
  * others, each was signed by `signer` (recovered from the stored bytes), and
  * totalSupply() = balanceOf(treasury) = the confirmed sum.
