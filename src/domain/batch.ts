@@ -11,8 +11,8 @@
  *
  * On a store that groups calls (`KeyedStore.groupsCalls`, PostgreSQL group
  * commit) the items are started together instead, in request order and
- * with the call's one context, and awaited together: the store applies the
- * calls sharing a context in the order they came, in as few groups as its
+ * with one context of the batch's own (`isBatchContext`), and awaited
+ * together: the store applies the calls made with it in the order they came, in as few groups as its
  * group size allows, each with its own answer, so the outcome is the one
  * sequential application gives. A run of items started together ends before
  * an item whose key an earlier item of the run holds (it must see that
@@ -77,10 +77,11 @@ export async function batchMint(core: CallPath, input: BatchMintInput, limits: B
   const sized = checkSize(input.items.length, limits);
   if (!sized.ok) return sized;
   const grouped = groupedMints(core);
+  const itemCtx = grouped === null ? ctx : batchContext(ctx);
   return ok(
     await eachItem(core, input.items, ctx, {
       refuse: (item) => scopeRefusal(ctx, "MintUsdc", item.accountId),
-      apply: (item) => mintUsdc(core, item, ctx),
+      apply: (item) => mintUsdc(core, item, itemCtx),
       key: (item) => item.idempotencyKey,
       grouped: grouped === null ? null : (item) => grouped(item),
     }),
@@ -101,10 +102,11 @@ export async function batchTransfer(core: CallPath, input: BatchTransferInput, l
   if (!sized.ok) return sized;
   if (input.atomic) return allOrNone(core, input.items, ctx);
   const grouped = core.deps.store.groupsCalls?.(TRANSFER_PROBE) === true;
+  const itemCtx = grouped ? batchContext(ctx) : ctx;
   return ok({
     items: await eachItem(core, input.items, ctx, {
       refuse: (item) => scopeRefusal(ctx, "Transfer", item.fromAccountId),
-      apply: (item) => transfer(core, item, ctx),
+      apply: (item) => transfer(core, item, itemCtx),
       key: (item) => item.idempotencyKey,
       grouped: grouped ? () => true : null,
     }),
@@ -126,6 +128,38 @@ function scopeRefusal(ctx: CallContext, rpc: Rpc, accountId: string): Failure | 
   return decision.missingRole !== undefined
     ? { code: "PERMISSION_DENIED", rpc, principal: principal.name, missingRole: decision.missingRole }
     : { code: "PERMISSION_DENIED", rpc, principal: principal.name, missingScope: decision.missingScope ?? "" };
+}
+
+/** The contexts batches give their items (see `batchContext`). */
+const batchContexts = new WeakSet<object>();
+
+/**
+ * Whether `wait` is the context a batch gives its items: a store that
+ * groups calls applies the calls made with one such context in the order
+ * they were made, as if one after another (pg-group-commit.ts).
+ */
+export function isBatchContext(wait: object): boolean {
+  return batchContexts.has(wait);
+}
+
+/** The caller's context for a batch's items: every read is the caller's, the object is the batch's own. */
+function batchContext(ctx: CallContext): CallContext {
+  const own = {
+    get deadlineMs(): number {
+      return ctx.deadlineMs;
+    },
+    get signal(): AbortSignal | undefined {
+      return ctx.signal;
+    },
+    get aborted(): boolean | undefined {
+      return ctx.aborted;
+    },
+    get principal() {
+      return ctx.principal;
+    },
+  } as CallContext;
+  batchContexts.add(own);
+  return own;
 }
 
 const DEADLINE_BEFORE_ITEM: Failure = { code: "DEADLINE_EXCEEDED", message: "the call's deadline passed before this item was tried; nothing of it was applied" };

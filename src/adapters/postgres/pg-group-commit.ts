@@ -25,8 +25,8 @@
  * refused, gives its slot back (`unadmit`). A call without `unadmit` is not
  * grouped.
  *
- * Calls made with one `Wait` (the items of one batch share their caller's
- * context) form a lane, applied in the order they arrived as if one after
+ * The calls of one batch (made with one batch context, `isBatchContext`,
+ * or passed to `applyMany` together) form a lane, applied in the order they arrived as if one after
  * another: the lane sends blocks of at most `maxItems` calls, each block in
  * one group (a block is never split), the next only once the previous one
  * is answered. A block ends before a key it already holds, and before a
@@ -41,6 +41,7 @@
  */
 import pg from "pg";
 import { entryOfEffect, mintResult, transferResult, unsealedRecord } from "../../domain/audit.js";
+import { isBatchContext } from "../../domain/batch.js";
 import { assert, UnavailableError, type Failure } from "../../domain/errors.js";
 import { completedMint, differingFields, fingerprint, parseFingerprint, type MintRecord, type StoredResult, type TransferRecord } from "../../domain/model.js";
 import { isAborted, type Effect, type KeyedCall, type Wait } from "../../domain/ports.js";
@@ -102,7 +103,7 @@ export class PgGroupCommit {
   private queue: Unit[] = [];
   /** Calls in `queue`. */
   private queued = 0;
-  /** The lanes with calls not yet answered, by the `Wait` (or batch) they share. */
+  /** The lanes with calls not yet answered, by their batch's context (or `applyMany` call). */
   private readonly lanes = new Map<object, LaneEntry[]>();
   private inFlight = 0;
   private cancelTimer: (() => void) | null = null;
@@ -127,11 +128,12 @@ export class PgGroupCommit {
 
   /**
    * Applies `call` exactly once, in a group with whatever else is queued:
-   * the answer the single-call path would give. Calls sharing `wait` are
-   * applied in the order they came (see the top of this file).
+   * the answer the single-call path would give. The calls of one batch
+   * context are applied in the order they came (see the top of this file).
    */
   apply(call: KeyedCall, wait: Wait): Promise<Result<Applied>> {
-    return new Promise<Result<Applied>>((resolve, reject) => this.join(wait, { call, wait, resolve, reject }));
+    const lane = isBatchContext(wait) ? wait : {};
+    return new Promise<Result<Applied>>((resolve, reject) => this.join(lane, { call, wait, resolve, reject }));
   }
 
   /** Applies each call exactly once, in order, in as few groups as `maxItems` allows; one answer per call, in order. */
