@@ -156,7 +156,7 @@ export class PgGroupCommit {
   /** Sends a lane's calls block by block, each block once the previous one is answered. */
   private async drain(laneKey: object, entries: LaneEntry[]): Promise<void> {
     // The calls made in the rest of this turn (a batch's items) join first.
-    await null;
+    await Promise.resolve();
     try {
       while (entries.length > 0) {
         const block = this.takeBlock(entries);
@@ -191,7 +191,7 @@ export class PgGroupCommit {
    * each call. Returns the error a group failed with, if any.
    */
   private async runBlock(block: LaneEntry[], lane: LaneEntry[]): Promise<unknown> {
-    const admissions = await Promise.all(block.map((e) => (e.call.admit === undefined || isAborted(e.wait) ? null : e.call.admit())));
+    const admissions = await Promise.all(block.map((e) => (e.call.admit === undefined || isAborted(e.wait) ? Promise.resolve(null) : e.call.admit())));
     let cut = block.length;
     const admittedAccounts = new Set<string>();
     for (let j = 0; j < block.length; j++) {
@@ -205,7 +205,7 @@ export class PgGroupCommit {
       }
     }
     // Past the cut: admitted again, in order, in the next block.
-    await Promise.all(block.slice(cut).map((e, j) => (admissions[cut + j]?.ok === true ? e.call.unadmit?.() : undefined)));
+    await Promise.all(block.slice(cut).map((e, j) => (admissions[cut + j]?.ok === true ? (e.call.unadmit?.() ?? Promise.resolve()) : Promise.resolve())));
     lane.unshift(...block.slice(cut));
     const now = block.slice(0, cut);
     const sent: { e: LaneEntry; admitted: boolean }[] = [];
