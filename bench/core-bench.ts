@@ -22,6 +22,12 @@ export interface CoreFigure {
   readonly maxOpsPerSec: number;
   /** Median time per operation, in microseconds (1e6 / opsPerSec). */
   readonly usPerOp: number;
+  /**
+   * Median CPU time of the process per operation, in microseconds (user +
+   * system, every thread: GC included). Other load on the machine slows the
+   * wall clock figures above but hardly this one, so compare runs by it.
+   */
+  readonly cpuUsPerOp: number;
   readonly failures: number;
 }
 
@@ -42,8 +48,9 @@ function median(xs: number[]): number {
 async function figure(concurrency: number, op: (i: number) => Promise<boolean>): Promise<CoreFigure> {
   let seq = 0;
   let failures = 0;
-  const once = async (ms: number): Promise<number> => {
+  const once = async (ms: number): Promise<{ rate: number; cpuUs: number }> => {
     let done = 0;
+    const cpu0 = process.cpuUsage();
     const end = performance.now() + ms;
     const loop = async (): Promise<void> => {
       // Check the clock every 64 ops: performance.now() is not free either.
@@ -57,28 +64,57 @@ async function figure(concurrency: number, op: (i: number) => Promise<boolean>):
     };
     const t0 = performance.now();
     await Promise.all(Array.from({ length: concurrency }, loop));
-    return done / ((performance.now() - t0) / 1000);
+    const rate = done / ((performance.now() - t0) / 1000);
+    const cpu = process.cpuUsage(cpu0);
+    return { rate, cpuUs: (cpu.user + cpu.system) / done };
   };
   await once(Math.min(300, msPerFigure));
   failures = 0;
   const rates: number[] = [];
-  for (let r = 0; r < repeats; r++) rates.push(await once(msPerFigure));
+  const cpuUs: number[] = [];
+  for (let r = 0; r < repeats; r++) {
+    const one = await once(msPerFigure);
+    rates.push(one.rate);
+    cpuUs.push(one.cpuUs);
+  }
   const med = median(rates);
-  return { opsPerSec: med, minOpsPerSec: Math.min(...rates), maxOpsPerSec: Math.max(...rates), usPerOp: 1e6 / med, failures };
+  return { opsPerSec: med, minOpsPerSec: Math.min(...rates), maxOpsPerSec: Math.max(...rates), usPerOp: 1e6 / med, cpuUsPerOp: median(cpuUs), failures };
 }
+
+/** The store of each core made, to seal its journal afterwards. */
+const storeOf = new WeakMap<MintCore, MemoryExactlyOnceStore>();
 
 function newCore(): MintCore {
   const clock = systemClock;
-  return new MintCore({
-    store: new MemoryExactlyOnceStore(
-      new MemoryLedgerStore({ clock }),
-      new MemoryIdempotencyStore({ ttlMs: 24 * 3_600_000, maxKeys: 100_000_000, clock }),
-      clock,
-    ),
+  const store = new MemoryExactlyOnceStore(
+    new MemoryLedgerStore({ clock }),
+    new MemoryIdempotencyStore({ ttlMs: 24 * 3_600_000, maxKeys: 100_000_000, clock }),
+    clock,
+  );
+  const core = new MintCore({
+    store,
     limiter: new MemoryRateLimiter({ limit: 1_000_000, windowMs: 1000, clock }),
     clock,
     maxAmountMicros: 10n ** 18n,
   });
+  storeOf.set(core, store);
+  return core;
+}
+
+/**
+ * The journal's seal, measured on its own: the figures above answer before
+ * their records are sealed (the seal runs after the answer, and these loops
+ * never yield to it), so this seals what a figure left and divides by the
+ * records. Adding it to a figure's µs gives the whole cost of a call.
+ */
+function sealFigure(core: MintCore): { records: number; usPerRecord: number; cpuUsPerRecord: number } {
+  const journal = (storeOf.get(core) as MemoryExactlyOnceStore).audit;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const records = journal.sealAll();
+  const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return { records, usPerRecord: (ms * 1000) / records, cpuUsPerRecord: (cpu.user + cpu.system) / records };
 }
 
 const NO_DEADLINE = { deadlineMs: Infinity };
@@ -95,7 +131,9 @@ async function main(): Promise<void> {
         NO_DEADLINE,
       )
     ).ok;
-  const mintC1 = await figure(1, mintOp(newCore(), "m1-"));
+  const mintCore = newCore();
+  const mintC1 = await figure(1, mintOp(mintCore, "m1-"));
+  const sealMint = sealFigure(mintCore);
   const mintC64 = await figure(64, mintOp(newCore(), "m64-"));
 
   // Transfers: seed every account, then uniform pairs vs two hot accounts.
@@ -117,7 +155,10 @@ async function main(): Promise<void> {
       )
     ).ok;
   };
-  const transferC1 = await figure(1, transferOp(await seeded(), "t1-", ACCOUNTS));
+  const transferCore = await seeded();
+  sealFigure(transferCore);
+  const transferC1 = await figure(1, transferOp(transferCore, "t1-", ACCOUNTS));
+  const sealTransfer = sealFigure(transferCore);
   const transferC64 = await figure(64, transferOp(await seeded(), "t64-", ACCOUNTS));
   const transferHotC64 = await figure(64, transferOp(await seeded(), "th64-", 2));
 
@@ -154,8 +195,12 @@ async function main(): Promise<void> {
     msPerFigure,
     repeats,
     mint_c1: mintC1,
+    /** The seal of mint_c1's journal records, per record (off the answer's path). */
+    seal_mint_record: sealMint,
     mint_c64: mintC64,
     transfer_c1: transferC1,
+    /** The seal of transfer_c1's journal records, per record. */
+    seal_transfer_record: sealTransfer,
     transfer_c64: transferC64,
     transfer_hot_c64: transferHotC64,
     getbalance_c64: getBalanceC64,

@@ -2,7 +2,7 @@
  * Memory per entry of the in-process limiter and idempotency store, measured
  * in a child process started with --expose-gc:
  *
- *   node --expose-gc --import tsx bench/memory-probe.ts limiter|idempotency <count>
+ *   node --expose-gc --import tsx bench/memory-probe.ts limiter|idempotency|store <count>
  *
  * heapUsed after a full GC with the structure filled, minus heapUsed after a
  * full GC with it empty, divided by the number of entries. Then the fake
@@ -181,12 +181,63 @@ async function idempotency(count: number): Promise<MemoryFigure & { recordBytesP
   };
 }
 
+/**
+ * Live heap kept per completed mint by the whole memory store, as the
+ * service runs it: MintCore over the memory ledger, key store and limiter,
+ * with the audit journal (sealed, as every read sees it) and the ledger's
+ * event feed. Everything a mint leaves behind counts, its key and account
+ * strings included (in the service they arrive with the request and the
+ * records keep them). Nothing expires here: this is what a mint costs while
+ * its key replays.
+ */
+async function store(count: number): Promise<{ structure: "store"; entries: number; shape: string; baselineHeapBytes: number; filledHeapBytes: number; bytesPerEntry: number; fillSeconds: number; journalRecords: number }> {
+  const clock = new ManualClock();
+  const { MintCore } = await import("../src/domain/mint-core.js");
+  const { MemoryExactlyOnceStore } = await import("../src/adapters/memory/memory-exactly-once-store.js");
+  const { MemoryLedgerStore } = await import("../src/adapters/memory/memory-ledger-store.js");
+  const memoryStore = new MemoryExactlyOnceStore(new MemoryLedgerStore({ clock }), new MemoryIdempotencyStore({ ttlMs: 24 * 3_600_000, maxKeys: count + 10_001, clock }), clock);
+  const core = new MintCore({
+    store: memoryStore,
+    limiter: new MemoryRateLimiter({ limit: 1_000_000, windowMs: 1000, clock }),
+    clock,
+    maxAmountMicros: 10n ** 18n,
+  });
+  // Warm the paths (and the accounts' limiter rings) before the baseline, then measure the next `count` mints.
+  const ACCOUNTS = 10_000;
+  const mint = async (i: number): Promise<void> => {
+    const r = await core.mintUsdc({ accountId: ids(i % ACCOUNTS), amount: "1.5", blockchain: "ETHEREUM", idempotencyKey: keyOf(i) }, { deadlineMs: Infinity });
+    if (!r.ok) throw new Error("mint failed: " + JSON.stringify(r.error));
+    // A second per mint: each account's limiter window holds its one latest mint, as in a service at any steady rate.
+    clock.advance(1);
+  };
+  for (let i = 0; i < ACCOUNTS; i++) await mint(count + i);
+  const audit = memoryStore.audit as { sealAll?: () => unknown; readOne(seq: number): Promise<unknown> };
+  // Sealed before each reading, as any read of the journal would.
+  await audit.readOne(1);
+  const baseline = heapAfterGc();
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) await mint(i);
+  const fillSeconds = (performance.now() - t0) / 1000;
+  await audit.readOne(1);
+  const filled = heapAfterGc();
+  return {
+    structure: "store",
+    entries: count,
+    shape: "completed mints (19-char keys, 10,000 accounts): ledger record, key, journal record (sealed), ledger events, limiter ring",
+    baselineHeapBytes: baseline,
+    filledHeapBytes: filled,
+    bytesPerEntry: (filled - baseline) / count,
+    fillSeconds,
+    journalRecords: memoryStore.audit.size,
+  };
+}
+
 async function main(): Promise<void> {
   const [what, countText, mintsText] = process.argv.slice(2);
   const count = Number(countText);
-  if (!Number.isSafeInteger(count) || count < 1) throw new Error("usage: memory-probe.ts limiter|idempotency <count> [mints-per-account]");
+  if (!Number.isSafeInteger(count) || count < 1) throw new Error("usage: memory-probe.ts limiter|idempotency|store <count> [mints-per-account]");
   const result =
-    what === "limiter" ? await limiter(count, Number(mintsText ?? 1)) : what === "idempotency" ? await idempotency(count) : null;
+    what === "limiter" ? await limiter(count, Number(mintsText ?? 1)) : what === "idempotency" ? await idempotency(count) : what === "store" ? await store(count) : null;
   if (result === null) throw new Error(`unknown structure ${what}`);
   process.stdout.write(JSON.stringify(result) + "\n");
 }

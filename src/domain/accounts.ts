@@ -1,7 +1,7 @@
 /** Account reads: the balance, and the account's state (frozen) with its pending (not yet settled) credit. */
 import type { CallPath } from "./call-path.js";
 import type { AccountState } from "./model.js";
-import { ok, type Result } from "./result.js";
+import { isPromise, ok, type MaybePromise, type Result } from "./result.js";
 import * as v from "./validate.js";
 
 /**
@@ -21,16 +21,21 @@ export async function getAccount(core: CallPath, accountIdText: string): Promise
   return ok({ ...account, pendingMicros });
 }
 
-/** Balance in micro-USDC; 0 for unknown accounts. Failures: INVALID_ARGUMENT. */
-export async function getBalance(core: CallPath, accountIdText: string): Promise<Result<{ accountId: string; balanceMicros: bigint; pendingMicros: bigint }>> {
+/**
+ * Balance in micro-USDC; 0 for unknown accounts. Failures: INVALID_ARGUMENT.
+ * A value when the store has the balance at hand (memory).
+ */
+export function getBalance(core: CallPath, accountIdText: string): MaybePromise<Result<{ accountId: string; balanceMicros: bigint; pendingMicros: bigint }>> {
   const accountId = v.accountId(accountIdText);
   if (!accountId.ok) return accountId;
   const { deps } = core;
   const store = deps.store;
+  const id = accountId.value;
   // Pending money exists only with settlement configured; without it the hot read stays one query.
-  const [balanceMicros, pendingMicros] = await Promise.all([
-    store.getBalance(accountId.value),
-    deps.settlement !== undefined && store.getPendingBalance !== undefined ? store.getPendingBalance(accountId.value) : 0n,
-  ]);
-  return ok({ accountId: accountId.value, balanceMicros, pendingMicros });
+  const pending = deps.settlement !== undefined && store.getPendingBalance !== undefined ? store.getPendingBalance(id) : 0n;
+  const balance = store.getBalance(id);
+  if (isPromise(balance) || isPromise(pending)) {
+    return Promise.all([balance, pending]).then(([balanceMicros, pendingMicros]) => ok({ accountId: id, balanceMicros, pendingMicros }));
+  }
+  return ok({ accountId: id, balanceMicros: balance, pendingMicros: pending });
 }

@@ -1,9 +1,11 @@
 /**
  * The audit journal's records, their canonical encoding and hash, and the
- * verification of a chain of them. Shared by every store: the
- * memory journal seals a record as it appends it; PostgreSQL inserts records
- * unsealed inside the change's transaction and a single sealer gives them
- * their sequence numbers and hashes in commit order right after.
+ * verification of a chain of them. Shared by every store, and in both the
+ * seal is off the answer's path: the memory journal numbers a record as it
+ * appends it and seals it in a batch once the appending stretch has ended;
+ * PostgreSQL inserts records unsealed inside the change's transaction and a
+ * single sealer gives them their sequence numbers and hashes in commit order
+ * right after. Either way every read seals (or shows) sealed records only.
  *
  * Canonical encoding (what the hash covers): the record without `hash` as
  * JSON with the keys of every object in code-unit order, no whitespace,
@@ -39,24 +41,58 @@ export interface AuditRecord extends UnsealedAuditRecord {
   readonly hash: string;
 }
 
+/**
+ * What `JSON.stringify` escapes in a string (`"`, `\\`, control characters)
+ * and the surrogate code units it may escape (lone ones). A string without
+ * any is encoded as itself in quotes, which is what `JSON.stringify` gives.
+ */
+const ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+function encodeString(s: string): string {
+  return ESCAPED.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
 function encodeScalar(v: JsonScalar): string {
+  if (typeof v === "string") return encodeString(v);
   if (typeof v === "number" && !Number.isSafeInteger(v)) throw new Error(`audit records hold integers only, got ${v}`);
   return JSON.stringify(v);
 }
 
+/**
+ * One pass over the keys. The canonical requests and results are built with
+ * their keys already in code-unit order, so the keys are only checked, and
+ * sorted only when some object was built otherwise.
+ */
 function encodeObject(o: CanonicalObject): string {
-  const keys = Object.keys(o).sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${encodeScalar(o[k] as JsonScalar)}`).join(",")}}`;
+  let keys = Object.keys(o);
+  for (let i = 1; i < keys.length; i++) {
+    if ((keys[i - 1] as string) >= (keys[i] as string)) {
+      keys = keys.sort();
+      break;
+    }
+  }
+  let out = "{";
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] as string;
+    out += (i === 0 ? "" : ",") + encodeString(k) + ":" + encodeScalar(o[k] as JsonScalar);
+  }
+  return out + "}";
 }
 
-/** The canonical encoding of a record (everything but its hash); see the top of this file. */
+function encodeStrings(xs: readonly string[]): string {
+  let out = "[";
+  for (let i = 0; i < xs.length; i++) out += (i === 0 ? "" : ",") + encodeString(xs[i] as string);
+  return out + "]";
+}
+
+/** The canonical encoding of a record (everything but its hash), in one pass; see the top of this file. */
 export function canonicalEncoding(r: Omit<AuditRecord, "hash">): string {
   return (
-    `{"accounts":[${r.accounts.map((a) => JSON.stringify(a)).join(",")}]` +
-    `,"action":${JSON.stringify(r.action)}` +
-    `,"actor":${JSON.stringify(r.actor)}` +
+    `{"accounts":${encodeStrings(r.accounts)}` +
+    `,"action":${encodeString(r.action)}` +
+    `,"actor":${encodeString(r.actor)}` +
     `,"idempotencyKey":${encodeScalar(r.idempotencyKey)}` +
-    `,"prevHash":${JSON.stringify(r.prevHash)}` +
+    `,"prevHash":${encodeString(r.prevHash)}` +
     `,"request":${encodeObject(r.request)}` +
     `,"result":${encodeObject(r.result)}` +
     `,"seq":${encodeScalar(r.seq)}` +
@@ -76,24 +112,6 @@ const sha256Hex: (text: string) => string =
 
 export function recordHash(r: Omit<AuditRecord, "hash">): string {
   return sha256Hex(canonicalEncoding(r));
-}
-
-/** Seals `u` as record `seq` after the record whose hash is `prevHash` (one object, no spreads: it is on the memory store's hot path). */
-export function seal(u: UnsealedAuditRecord, seq: number, prevHash: string): AuditRecord {
-  const record = {
-    seq,
-    timeMs: u.timeMs,
-    actor: u.actor,
-    action: u.action,
-    idempotencyKey: u.idempotencyKey,
-    request: u.request,
-    result: u.result,
-    accounts: u.accounts,
-    prevHash,
-    hash: "",
-  };
-  record.hash = recordHash(record);
-  return record;
 }
 
 /** The JSON-safe encoding of an object (for storing `request` and `result` as text). */

@@ -24,7 +24,7 @@
  *     outcome is unknown (a lost commit reply) it is kept.
  */
 import type { Principal } from "./authorization.js";
-import { AccountLocks } from "./account-locks.js";
+import { AccountLocks, type LockRefusal, type ReleaseLocks } from "./account-locks.js";
 import { LOCAL_ACTOR } from "./audit.js";
 import type { JournalEntry } from "./journal.js";
 import type { Clock } from "./clock.js";
@@ -33,8 +33,8 @@ import { createIdGenerator, type IdGenerator } from "./ids.js";
 import { differingFields, sameRequest, type Blockchain, type CanonicalRequest, type IdempotencyScope, type StoredResult } from "./model.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "./limits.js";
 import { parseAmount } from "./money.js";
-import { noMetrics, type ApprovalStore, type Effect, type ExactlyOnceStore, type MetricsSink, type RateLimiter, type SettlementGate } from "./ports.js";
-import { fail, ok, type Result } from "./result.js";
+import { noMetrics, type ApprovalStore, type Effect, type ExactlyOnceStore, type KeyedCall, type MetricsSink, type RateLimiter, type SettlementGate } from "./ports.js";
+import { fail, isPromise, ok, type MaybePromise, type Result } from "./result.js";
 import * as v from "./validate.js";
 
 export interface MintCoreDeps {
@@ -122,6 +122,21 @@ interface InFlightKey {
   count: number;
 }
 
+/** Adds one in-flight use of `op.key` (the caller knows none is there with another request). */
+function enter(scope: Map<string, InFlightKey>, op: KeyedOp): void {
+  const entry = scope.get(op.key);
+  if (entry === undefined) scope.set(op.key, { request: op.request, count: 1 });
+  else entry.count++;
+}
+
+/** The store's call of a keyed op (no spread of `op`: it is on the hot path). */
+function keyedCall(op: KeyedOp, effect: Effect, admit: (() => MaybePromise<Result<void>>) | undefined): KeyedCall {
+  if (op.unadmit !== undefined) return admit === undefined ? { ...op, effect } : { ...op, effect, admit };
+  return admit === undefined
+    ? { scope: op.scope, key: op.key, request: op.request, effect, journal: op.journal }
+    : { scope: op.scope, key: op.key, request: op.request, effect, journal: op.journal, admit };
+}
+
 /** Drops one in-flight use of `key`. */
 function leave(scope: Map<string, InFlightKey>, key: string): void {
   const entry = scope.get(key);
@@ -175,8 +190,48 @@ export class CallPath {
     this.ids = deps.ids ?? createIdGenerator(deps.clock);
   }
 
-  /** The path every keyed (mutating) call takes, steps 1–3 of the order at the top of this file. */
-  async keyed(op: KeyedOp, ctx: CallContext, effect: Effect, admit?: () => Promise<Result<void>>): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
+  /**
+   * The path every keyed (mutating) call takes, steps 1–3 of the order at the
+   * top of this file. When no lock is taken and the store answers at once (the
+   * memory store, when nothing waits), the whole path is one synchronous
+   * stretch and the answer comes back as a value: no other call can run in
+   * between, so such a call never needs an in-flight entry. A call enters
+   * `inFlight` only when it is about to wait (a busy lock, a store that
+   * answers later), before it yields, so every call another one can meet is
+   * there.
+   */
+  keyed(op: KeyedOp, ctx: CallContext, effect: Effect, admit?: () => MaybePromise<Result<void>>): MaybePromise<Result<{ stored: StoredResult; replayed: boolean }>> {
+    const inFlight = this.inFlight[op.scope];
+    if (inFlight.size !== 0 && inFlight.has(op.key)) return this.keyedAfterWait(op, ctx, effect, admit, null);
+    const locked = this.lockFor(op, ctx, effect);
+    if (typeof locked !== "function") return this.keyedAfterWait(op, ctx, effect, admit, locked);
+    let answer: MaybePromise<Result<{ stored: StoredResult; replayed: boolean }>>;
+    try {
+      answer = this.deps.store.applyOnce(keyedCall(op, effect, admit), ctx);
+    } catch (err) {
+      locked();
+      throw err;
+    }
+    if (!isPromise(answer)) {
+      locked();
+      return answer;
+    }
+    enter(inFlight, op);
+    return this.settled(answer, locked, inFlight, op.key);
+  }
+
+  /**
+   * A keyed call that must wait: for a call with the same key in flight here
+   * (`locked` null: no lock asked for yet), or for a busy account lock
+   * (`locked`, asked for when no call with its key was in flight).
+   */
+  private async keyedAfterWait(
+    op: KeyedOp,
+    ctx: CallContext,
+    effect: Effect,
+    admit: (() => MaybePromise<Result<void>>) | undefined,
+    locked: Promise<ReleaseLocks | LockRefusal | null> | null,
+  ): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
     const inFlight = this.inFlight[op.scope];
     const first = inFlight.get(op.key);
     if (first !== undefined) {
@@ -191,18 +246,32 @@ export class CallPath {
     }
     try {
       // A grouping store orders the calls on one account itself (KeyedStore.groupsCalls).
-      const locked = this.deps.store.groupsCalls?.(effect) === true ? unlocked : this.locks.take(op.accounts, ctx.deadlineMs, ctx);
-      const release = typeof locked === "function" ? locked : await locked;
+      const taken = locked ?? this.lockFor(op, ctx, effect);
+      const release = typeof taken === "function" ? taken : await taken;
       if (release === null) return this.lockTimedOut(inFlight, op.key);
       if (typeof release !== "function") return fail(release);
       try {
-        const call = admit === undefined ? { ...op, effect } : { ...op, effect, admit };
-        return await this.deps.store.applyOnce(call, ctx);
+        return await this.deps.store.applyOnce(keyedCall(op, effect, admit), ctx);
       } finally {
         release();
       }
     } finally {
       leave(inFlight, op.key);
+    }
+  }
+
+  /** The call's account locks; none for a call a grouping store orders itself (KeyedStore.groupsCalls). */
+  private lockFor(op: KeyedOp, ctx: CallContext, effect: Effect): ReleaseLocks | Promise<ReleaseLocks | LockRefusal | null> {
+    return this.deps.store.groupsCalls?.(effect) === true ? unlocked : this.locks.take(op.accounts, ctx.deadlineMs, ctx);
+  }
+
+  /** The answer of a store that answered later: the locks and the in-flight entry are given up once it settles. */
+  private async settled<T>(answer: Promise<T>, release: ReleaseLocks, inFlight: Map<string, InFlightKey>, key: string): Promise<T> {
+    try {
+      return await answer;
+    } finally {
+      release();
+      leave(inFlight, key);
     }
   }
 

@@ -21,7 +21,7 @@ import type { ListMintsInput } from "./paging.js";
 import { reconcileMint } from "./reconcile.js";
 import { getRedemption, listRedemptions, redeemUsdc, type RedeemUsdcInput } from "./redemption.js";
 import { getSupply, setReserve, type SetReserveInput } from "./reserve.js";
-import type { Result } from "./result.js";
+import type { MaybePromise, Result } from "./result.js";
 import { transfer, type TransferInput } from "./transfer.js";
 
 export { LOCAL_PRINCIPAL, SWEEPER_ACTOR, type ApprovalSettings, type CallContext, type MintCoreDeps } from "./call-path.js";
@@ -43,7 +43,9 @@ export class MintCore {
   }
 
   // Mint.
-  mintUsdc(input: MintUsdcInput, ctx: CallContext): Promise<Result<{ mint: MintRecord; replayed: boolean }>> {
+  // The hot calls (MintUsdc, Transfer, GetBalance) answer with a value when
+  // nothing waited, so the edge can answer without a promise turn.
+  mintUsdc(input: MintUsdcInput, ctx: CallContext): MaybePromise<Result<{ mint: MintRecord; replayed: boolean }>> {
     return mintUsdc(this.core, input, ctx);
   }
   getMint(mintIdText: string, ctx?: Pick<CallContext, "principal">): Promise<Result<MintRecord>> {
@@ -54,7 +56,7 @@ export class MintCore {
   }
 
   // Transfer.
-  transfer(input: TransferInput, ctx: CallContext): Promise<Result<{ transfer: TransferRecord; replayed: boolean }>> {
+  transfer(input: TransferInput, ctx: CallContext): MaybePromise<Result<{ transfer: TransferRecord; replayed: boolean }>> {
     return transfer(this.core, input, ctx);
   }
 
@@ -118,7 +120,7 @@ export class MintCore {
   getAccount(accountIdText: string): Promise<Result<AccountState & { pendingMicros: bigint }>> {
     return getAccount(this.core, accountIdText);
   }
-  getBalance(accountIdText: string): Promise<Result<{ accountId: string; balanceMicros: bigint; pendingMicros: bigint }>> {
+  getBalance(accountIdText: string): MaybePromise<Result<{ accountId: string; balanceMicros: bigint; pendingMicros: bigint }>> {
     return getBalance(this.core, accountIdText);
   }
 

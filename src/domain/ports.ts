@@ -11,7 +11,7 @@
 import type { AuditJournal } from "./audit.js";
 import type { Failure } from "./errors.js";
 import type { JournalEntry } from "./journal.js";
-import type { Result } from "./result.js";
+import type { MaybePromise, Result } from "./result.js";
 import type {
   Blockchain,
   AccountState,
@@ -118,7 +118,7 @@ export interface KeyedCall {
    * before the effect: the rate limiter. A failure ends the call with
    * nothing applied and the key free.
    */
-  readonly admit?: () => Promise<Result<void>>;
+  readonly admit?: () => MaybePromise<Result<void>>;
   /**
    * Gives back what `admit` took. A store that must admit a call before it
    * knows the key is fresh (it groups calls into one atomic step, see
@@ -182,9 +182,10 @@ export interface KeyedStore {
   /**
    * Failures: IDEMPOTENCY_KEY_REUSED/IN_USE, IDEMPOTENCY_STORE_FULL,
    * whatever `admit` returns, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED,
-   * STORE_BUSY, CANCELLED.
+   * STORE_BUSY, CANCELLED. A store may answer with a value when it waited
+   * for nothing (the memory store's one synchronous stretch).
    */
-  applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>>;
+  applyOnce(call: KeyedCall, wait: Wait): MaybePromise<Result<{ stored: StoredResult; replayed: boolean }>>;
   /**
    * An all-or-none BatchTransfer: transfer effects only, at most
    * MINT_BATCH_MAX_ITEMS, keys distinct, their accounts locked by the caller.
@@ -238,9 +239,10 @@ export interface ReconcileStore {
 
 /** Accounts: balances and state. */
 export interface AccountReads {
-  getBalance(accountId: string): Promise<bigint>;
+  /** A value when the store has it at hand (memory). */
+  getBalance(accountId: string): MaybePromise<bigint>;
   /** Credit of mints not yet settled on-chain, micro-USDC (0 when the store never settles). */
-  getPendingBalance?(accountId: string): Promise<bigint>;
+  getPendingBalance?(accountId: string): MaybePromise<bigint>;
   /** Balance and frozen state; an unknown account is 0 and not frozen. */
   getAccount(accountId: string): Promise<AccountState>;
 }
@@ -358,8 +360,8 @@ export type LimitDecision =
 export interface RateLimiter {
   readonly limit: number;
   readonly windowMs: number;
-  /** Counts one mint for the account when under the limit; a refusal counts nothing. */
-  tryAcquire(accountId: string): Promise<LimitDecision>;
+  /** Counts one mint for the account when under the limit; a refusal counts nothing. A value when decided in process (memory). */
+  tryAcquire(accountId: string): MaybePromise<LimitDecision>;
   /**
    * Gives back one slot counted for the account (the most recent), for a
    * mint known not to have been applied. A no-op when none is counted.
@@ -394,7 +396,9 @@ export interface ListMintsQuery {
  *
  * `claim` ties an effect to its idempotency key: an adapter that keeps keys in
  * the same database as the ledger commits the key's result in the same
- * transaction as the change; the in-memory adapter ignores it.
+ * transaction as the change; the in-memory adapter ignores it. The in-memory
+ * adapter answers `mint`, `transfer` and `getBalance` with values (each is
+ * one synchronous step), so its callers can keep one stretch.
  */
 export interface LedgerStore {
   /**
@@ -402,16 +406,16 @@ export interface LedgerStore {
    * ACCOUNT_FROZEN, RESERVE_EXCEEDED, RESERVE_NOT_SET (only with
    * `reserveRequired`), all checked in the mint's atomic step.
    */
-  mint(cmd: NewMint, claim: IdempotencyClaim, deadlineMs: number, reserveRequired?: boolean): Promise<Result<MintRecord>>;
+  mint(cmd: NewMint, claim: IdempotencyClaim, deadlineMs: number, reserveRequired?: boolean): MaybePromise<Result<MintRecord>>;
   /** Moves money between two different accounts. Failures: INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED. */
-  transfer(cmd: NewTransfer, claim: IdempotencyClaim, deadlineMs: number): Promise<Result<TransferRecord>>;
+  transfer(cmd: NewTransfer, claim: IdempotencyClaim, deadlineMs: number): MaybePromise<Result<TransferRecord>>;
   /**
    * Reverses a completed mint with a compensating entry and marks it REVERSED.
    * Failures: MINT_NOT_FOUND, MINT_ALREADY_REVERSED, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED.
    */
   reverseMint(mintId: string, reason: string, wallMs: number, deadlineMs: number): Promise<Result<MintRecord>>;
   /** Current balance in micro-USDC; 0 for unknown accounts. */
-  getBalance(accountId: string): Promise<bigint>;
+  getBalance(accountId: string): MaybePromise<bigint>;
   getMint(mintId: string): Promise<MintRecord | null>;
   /** Mints oldest first (ascending `seq`). */
   listMints(query: ListMintsQuery): Promise<MintRecord[]>;

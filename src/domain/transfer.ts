@@ -2,10 +2,10 @@
 import { scopedIdempotencyKey } from "./authorization.js";
 import { journalEntry, type CallContext, type CallPath, type KeyedOp } from "./call-path.js";
 import { invalid } from "./errors.js";
-import { transferRequest, type TransferRecord } from "./model.js";
+import { transferRequest, type StoredResult, type TransferRecord } from "./model.js";
 import { parseAmount } from "./money.js";
 import type { Effect } from "./ports.js";
-import { fail, ok, type Result } from "./result.js";
+import { fail, isPromise, ok, type MaybePromise, type Result } from "./result.js";
 import * as v from "./validate.js";
 
 export interface TransferInput {
@@ -60,11 +60,24 @@ export function prepareTransfer(core: CallPath, input: TransferInput, ctx: CallC
   });
 }
 
-/** Failures: INVALID_ARGUMENT (incl. from == to), IDEMPOTENCY_*, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED. */
-export async function transfer(core: CallPath, input: TransferInput, ctx: CallContext): Promise<Result<{ transfer: TransferRecord; replayed: boolean }>> {
+/**
+ * Failures: INVALID_ARGUMENT (incl. from == to), IDEMPOTENCY_*, INSUFFICIENT_FUNDS, DEADLINE_EXCEEDED.
+ * A value when nothing waited (see `CallPath.keyed`); errors always come as a rejected promise.
+ */
+export function transfer(core: CallPath, input: TransferInput, ctx: CallContext): MaybePromise<Result<{ transfer: TransferRecord; replayed: boolean }>> {
   const prepared = prepareTransfer(core, input, ctx);
   if (!prepared.ok) return prepared;
-  const r = await core.keyed(prepared.value.op, ctx, prepared.value.effect);
+  let r: MaybePromise<Result<{ stored: StoredResult; replayed: boolean }>>;
+  try {
+    r = core.keyed(prepared.value.op, ctx, prepared.value.effect);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return isPromise(r) ? r.then((settled) => transferred(core, settled)) : transferred(core, r);
+}
+
+/** The answer of an applied (or replayed) transfer, counted in the metrics. */
+function transferred(core: CallPath, r: Result<{ stored: StoredResult; replayed: boolean }>): Result<{ transfer: TransferRecord; replayed: boolean }> {
   if (!r.ok) return r;
   const stored = r.value.stored;
   if (stored.scope !== "transfer") throw new Error("invariant violated: a transfer key holds a non-transfer result");

@@ -101,9 +101,8 @@ export function exactlyOnceStoreContract(name: string, make: MakeStores): void {
       ]);
       expect(records[0]!.result).toEqual({ mint_id: first.mint.mintId, status: "COMPLETED" });
       expect(records[0]!.request).toEqual({ account_id: "alice", amount: "7", blockchain: "ETHEREUM" });
-      await s.store.applyOnce(mintCall(newKey(), "carol", 9n), { deadlineMs: NO_DEADLINE }).then(minted).then((m) =>
-        s.store.reverseMint(m.mint.mintId, "reorg", s.clock.wallMs(), { deadlineMs: NO_DEADLINE }, { ...reversal, request: { mint_id: m.mint.mintId, reason: "reorg" } }),
-      );
+      const m = minted(await s.store.applyOnce(mintCall(newKey(), "carol", 9n), { deadlineMs: NO_DEADLINE }));
+      await s.store.reverseMint(m.mint.mintId, "reorg", s.clock.wallMs(), { deadlineMs: NO_DEADLINE }, { ...reversal, request: { mint_id: m.mint.mintId, reason: "reorg" } });
       const after = await journal();
       expect(after.map((r) => r.action)).toEqual(["MintUsdc", "Transfer", "MintUsdc", "ReconcileMint"]);
       expect(after[3]!.accounts).toEqual(["carol"]);

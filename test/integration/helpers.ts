@@ -123,11 +123,11 @@ export class FaultyLedger extends MemoryLedgerStore {
     super({ clock });
   }
 
-  override async mint(...args: Parameters<MemoryLedgerStore["mint"]>): ReturnType<MemoryLedgerStore["mint"]> {
+  override async mint(...args: Parameters<MemoryLedgerStore["mint"]>): Promise<Awaited<ReturnType<MemoryLedgerStore["mint"]>>> {
     this.maybeThrow("mint");
     return super.mint(...args);
   }
-  override async transfer(...args: Parameters<MemoryLedgerStore["transfer"]>): ReturnType<MemoryLedgerStore["transfer"]> {
+  override async transfer(...args: Parameters<MemoryLedgerStore["transfer"]>): Promise<Awaited<ReturnType<MemoryLedgerStore["transfer"]>>> {
     this.maybeThrow("transfer");
     return super.transfer(...args);
   }

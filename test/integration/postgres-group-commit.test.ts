@@ -68,7 +68,7 @@ async function replica(
 }
 
 /** Counts the statements pooled clients send while `fn` runs (each is one round trip). */
-async function statements<T>(fn: () => Promise<T>): Promise<{ n: number; out: T }> {
+async function statements<T>(fn: () => T | Promise<T>): Promise<{ n: number; out: T }> {
   const spy = vi.spyOn(pg.Client.prototype, "query");
   try {
     const out = await fn();
@@ -97,7 +97,7 @@ describe("group commit", () => {
 
     const xacts = await db.query<{ n: string }>("SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = current_database()");
     const many = await statements(() =>
-      Promise.all(Array.from({ length: 20 }, (_, i) => r.core.transfer({ fromAccountId: "hot", toAccountId: `g1-to-${i % 5}`, amount: "2", idempotencyKey: `g1-t${i + 1}` }, NO_DEADLINE))),
+      Promise.all(Array.from({ length: 20 }, (_, i) => Promise.resolve(r.core.transfer({ fromAccountId: "hot", toAccountId: `g1-to-${i % 5}`, amount: "2", idempotencyKey: `g1-t${i + 1}` }, NO_DEADLINE)))),
     );
     // Sent in one turn of the event loop: they leave together, one statement.
     expect(many.n).toBe(1);
@@ -186,7 +186,7 @@ describe("group commit", () => {
     const supply0 = (await r.stores.store.getSupply()).supplyMicros;
     expect((await r.stores.store.setReserve(supply0 + 10n * USDC, "att-1", journal("SetReserve"), NO_DEADLINE)).ok).toBe(true);
     const mints = await Promise.all(
-      [4, 3, 5, 2, 1].map((amount, i) => r.core.mintUsdc({ accountId: `g4-${i % 2}`, amount: String(amount), blockchain: "ETHEREUM", idempotencyKey: `g4-m${i + 1}` }, NO_DEADLINE)),
+      [4, 3, 5, 2, 1].map((amount, i) => Promise.resolve(r.core.mintUsdc({ accountId: `g4-${i % 2}`, amount: String(amount), blockchain: "ETHEREUM", idempotencyKey: `g4-m${i + 1}` }, NO_DEADLINE))),
     );
     // In arrival order: 4 and 3 fit, 5 exceeds the 3 left, 2 and 1 fit.
     expect(mints.map((m) => (m.ok ? "ok" : m.error.code))).toEqual(["ok", "ok", "RESERVE_EXCEEDED", "ok", "ok"]);
@@ -209,7 +209,7 @@ describe("group commit", () => {
     const r = await replica(db.url, { rateLimit: 2 });
     const first = await r.core.mintUsdc({ accountId: "g5-a", amount: "1", blockchain: "ETHEREUM", idempotencyKey: "g5-m1" }, NO_DEADLINE);
     expect(first.ok).toBe(true);
-    const replays = await Promise.all([1, 2, 3].map(() => r.core.mintUsdc({ accountId: "g5-a", amount: "1", blockchain: "ETHEREUM", idempotencyKey: "g5-m1" }, NO_DEADLINE)));
+    const replays = await Promise.all([1, 2, 3].map(() => Promise.resolve(r.core.mintUsdc({ accountId: "g5-a", amount: "1", blockchain: "ETHEREUM", idempotencyKey: "g5-m1" }, NO_DEADLINE))));
     expect(replays.every((x) => x.ok && x.value.replayed)).toBe(true);
     const second = await r.core.mintUsdc({ accountId: "g5-a", amount: "1", blockchain: "ETHEREUM", idempotencyKey: "g5-m2" }, NO_DEADLINE);
     expect(second).toMatchObject({ ok: true, value: { replayed: false } });
@@ -337,7 +337,7 @@ describe("the group queue", () => {
       // Five calls in five turns of the event loop: the one slot is busy, so they queue.
       const later: Promise<unknown>[] = [];
       for (let i = 1; i <= 5; i++) {
-        later.push(r.core.transfer({ fromAccountId: "q1-src", toAccountId: `q1-to-${i}`, amount: "1", idempotencyKey: `q1-t${i}` }, NO_DEADLINE));
+        later.push(Promise.resolve(r.core.transfer({ fromAccountId: "q1-src", toAccountId: `q1-to-${i}`, amount: "1", idempotencyKey: `q1-t${i}` }, NO_DEADLINE)));
         await realSleep(5);
       }
       expect(groups()).toBe(sent);
@@ -361,7 +361,7 @@ describe("the group queue", () => {
       const first = r.core.transfer({ fromAccountId: "q2-held", toAccountId: "q2-x", amount: "1", idempotencyKey: "q2-t0" }, NO_DEADLINE);
       await until("the first group to wait for the held row", () => hold.blocked());
       let answered = false;
-      const second = r.core.transfer({ fromAccountId: "q2-src", toAccountId: "q2-y", amount: "1", idempotencyKey: "q2-t1" }, NO_DEADLINE).then((x) => {
+      const second = Promise.resolve(r.core.transfer({ fromAccountId: "q2-src", toAccountId: "q2-y", amount: "1", idempotencyKey: "q2-t1" }, NO_DEADLINE)).then((x) => {
         answered = true;
         return x;
       });
@@ -390,7 +390,7 @@ describe("group commit when PostgreSQL goes away mid-group", () => {
       const held = await direct.stores.idempotency.begin("transfer", "o-t1", { amount: "9", from_account_id: "o-src", to_account_id: "o-x" }, Infinity);
       if (!held.ok || held.value.kind !== "claimed") throw new Error("o-t1 not claimed");
       const transfer = (c: MintCore, i: number) => c.transfer({ fromAccountId: "o-src", toAccountId: "o-dst", amount: "1", idempotencyKey: `o-t${i}` }, NO_DEADLINE);
-      const calls = Promise.allSettled([1, 2, 3].map((i) => transfer(r.core, i)));
+      const calls = Promise.allSettled([1, 2, 3].map((i) => Promise.resolve(transfer(r.core, i))));
       await realSleep(200);
       await relay.stop();
       const out = await calls;
@@ -405,7 +405,7 @@ describe("group commit when PostgreSQL goes away mid-group", () => {
         if (tries > 250) throw new Error("PostgreSQL did not come back through the relay");
         await realSleep(20);
       }
-      const retried = await Promise.all([1, 2, 3].map((i) => transfer(r.core, i)));
+      const retried = await Promise.all([1, 2, 3].map((i) => Promise.resolve(transfer(r.core, i))));
       expect(retried.every((x) => x.ok)).toBe(true);
       expect(await balance(r, "o-src")).toBe(7n * USDC);
       expect(await balance(r, "o-dst")).toBe(3n * USDC);
@@ -445,7 +445,7 @@ describe("the mint seq migration", () => {
       // A token of an old seq, as a client kept it from before the migration.
       const token = before.value.nextPageToken;
       expect(decodePageToken(token, "")).toBe(before.value.mints[1]?.seq);
-      const fresh = await Promise.all([0, 1, 2, 3].map((i) => r.core.mintUsdc({ accountId: "new", amount: "1", blockchain: "ETHEREUM", idempotencyKey: `mig-${i}` }, NO_DEADLINE)));
+      const fresh = await Promise.all([0, 1, 2, 3].map((i) => Promise.resolve(r.core.mintUsdc({ accountId: "new", amount: "1", blockchain: "ETHEREUM", idempotencyKey: `mig-${i}` }, NO_DEADLINE))));
       const freshIds = fresh.map((m) => (m.ok ? m.value.mint.mintId : ""));
       const rest = await r.core.listMints({ accountId: "", pageSize: 100, pageToken: token });
       if (!rest.ok) throw new Error(rest.error.code);

@@ -78,7 +78,7 @@ async function ledgerSum(): Promise<bigint> {
 describe("reserve, redemption and freeze on three PostgreSQL replicas", () => {
   it("120 one-micro mints over three replicas racing for 50 micro-USDC of headroom: exactly 50 pass, supply ends at the reserve", async () => {
     await at(0).store.setReserve(50n, "attest-1", JOURNAL, WAIT);
-    const results = await Promise.all(Array.from({ length: 120 }, (_, i) => at(i).store.applyOnce(mintCall(`acct-${i % 7}`, 1n), WAIT)));
+    const results = await Promise.all(Array.from({ length: 120 }, (_, i) => Promise.resolve(at(i).store.applyOnce(mintCall(`acct-${i % 7}`, 1n), WAIT))));
     expect(results.filter((r) => r.ok)).toHaveLength(50);
     for (const r of results) if (!r.ok) expect(r.error).toMatchObject({ code: "RESERVE_EXCEEDED", headroomMicros: 0n });
     for (const r of replicas) expect(await r.store.getSupply()).toMatchObject({ supplyMicros: 50n, reserveMicros: 50n, headroomMicros: 0n });
@@ -87,12 +87,12 @@ describe("reserve, redemption and freeze on three PostgreSQL replicas", () => {
 
   it("mints, redemptions and reversals racing on three replicas: supply equals the ledger's sum and never passes the reserve", async () => {
     await at(1).store.setReserve(10_000n, "attest-2", JOURNAL, WAIT);
-    const minted = await Promise.all(Array.from({ length: 30 }, (_, i) => at(i).store.applyOnce(mintCall(`mix-${i % 4}`, BigInt(100 + i)), WAIT)));
+    const minted = await Promise.all(Array.from({ length: 30 }, (_, i) => Promise.resolve(at(i).store.applyOnce(mintCall(`mix-${i % 4}`, BigInt(100 + i)), WAIT))));
     const mintIds = minted.flatMap((r) => (r.ok && r.value.stored.scope === "mint" ? [r.value.stored.mint.mintId] : []));
     const ops = Array.from({ length: 90 }, (_, i) => {
       const r = at(i).store;
-      if (i % 3 === 0) return r.applyOnce(mintCall(`mix-${i % 4}`, BigInt(500 + i)), WAIT);
-      if (i % 3 === 1) return r.applyOnce(redeemCall(`mix-${i % 4}`, BigInt(50 + i)), WAIT);
+      if (i % 3 === 0) return Promise.resolve(r.applyOnce(mintCall(`mix-${i % 4}`, BigInt(500 + i)), WAIT));
+      if (i % 3 === 1) return Promise.resolve(r.applyOnce(redeemCall(`mix-${i % 4}`, BigInt(50 + i)), WAIT));
       return r.reverseMint(mintIds[i % mintIds.length] as string, "race", clock.wallMs(), WAIT);
     });
     await Promise.all(ops);
@@ -107,7 +107,7 @@ describe("reserve, redemption and freeze on three PostgreSQL replicas", () => {
     await at(0).store.setReserve(1_000_000n, "attest-3", JOURNAL, WAIT);
     const senders = Array.from({ length: 20 }, (_, i) => `fz-from-${i}`);
     for (const a of senders) expect(await at(0).store.applyOnce(mintCall(a, 10n), WAIT)).toMatchObject({ ok: true });
-    const transfers = senders.map((a, i) => at(1 + (i % 2)).store.applyOnce(transferCall(a, "fz-target", 10n), WAIT));
+    const transfers = senders.map((a, i) => Promise.resolve(at(1 + (i % 2)).store.applyOnce(transferCall(a, "fz-target", 10n), WAIT)));
     const freeze = at(0).store.setFrozen("fz-target", true, "order", JOURNAL, WAIT);
     const [results] = await Promise.all([Promise.all(transfers), freeze]);
     let arrived = 0n;

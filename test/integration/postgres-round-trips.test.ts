@@ -37,7 +37,7 @@ afterAll(async () => {
 });
 
 /** Counts the queries pooled clients send while `fn` runs. */
-async function roundTrips(fn: () => Promise<unknown>): Promise<number> {
+async function roundTrips(fn: () => unknown): Promise<number> {
   const spy = vi.spyOn(pg.Client.prototype, "query");
   try {
     await fn();

@@ -225,7 +225,7 @@ describe("redis rate limiter: the sliding window", () => {
 
   it("admits exactly `limit` of 50 concurrent calls for one account", async () => {
     const l = limiter({ limit: 10, windowMs: 1000 });
-    const decisions = await Promise.all(Array.from({ length: 50 }, () => l.tryAcquire("acct-burst")));
+    const decisions = await Promise.all(Array.from({ length: 50 }, () => Promise.resolve(l.tryAcquire("acct-burst"))));
     expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
     for (const d of decisions) if (!d.allowed) expect(d.retryAfterMs).toBeGreaterThan(0);
     // Members are unique even when admitted in the same microsecond.
@@ -236,7 +236,7 @@ describe("redis rate limiter: the sliding window", () => {
     const keyPrefix = `${RUN_PREFIX}${testSeq}:shared:`;
     const a = limiter({ limit: 10, windowMs: 1000, keyPrefix });
     const b = limiter({ limit: 10, windowMs: 1000, keyPrefix });
-    const calls = Array.from({ length: 15 }, (_, i) => (i % 2 === 0 ? a : b).tryAcquire("acct-global"));
+    const calls = Array.from({ length: 15 }, (_, i) => Promise.resolve((i % 2 === 0 ? a : b).tryAcquire("acct-global")));
     const decisions = await Promise.all(calls);
     expect(decisions.filter((d) => d.allowed)).toHaveLength(10);
     expect((await a.tryAcquire("acct-global")).allowed).toBe(false);

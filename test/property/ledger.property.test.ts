@@ -399,7 +399,7 @@ function scheduledCore(s: fc.Scheduler) {
   const idempotency = new MemoryIdempotencyStore({ ttlMs: 86_400_000, maxKeys: 10_000, clock });
   const limiter = new MemoryRateLimiter({ limit: 1_000_000, windowMs: 1_000, clock });
   let controlled = false;
-  const step = async <T>(label: string, run: () => Promise<T>): Promise<T> => {
+  const step = async <T>(label: string, run: () => T | Promise<T>): Promise<T> => {
     if (!controlled) return run();
     await s.schedule(Promise.resolve(), label);
     const out = await run();
@@ -465,12 +465,13 @@ function scheduledCore(s: fc.Scheduler) {
 }
 
 /** Starts the calls and tracks which settled (and any that threw: a bug), without awaiting them. */
-function startAll<T>(calls: (() => Promise<T>)[]) {
+function startAll<T>(calls: (() => T | Promise<T>)[]) {
   const results: (T | undefined)[] = calls.map(() => undefined);
   const settled = calls.map(() => false);
   const thrown: unknown[] = [];
   calls.forEach((call, i) => {
-    void call().then(
+    // Started at once; a call that answers with a value (nothing waited) settles on the next turn.
+    void new Promise<T>((resolve) => resolve(call())).then(
       (v) => {
         results[i] = v;
         settled[i] = true;

@@ -6,6 +6,7 @@
  * tampering.
  */
 import { createHash } from "node:crypto";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { MemoryAuditJournal } from "../../src/adapters/memory/memory-audit-journal.js";
 import { canonicalEncoding, GENESIS_HASH, recordHash, verifyChain, type AuditRecord } from "../../src/domain/audit.js";
@@ -43,13 +44,48 @@ describe("audit record encoding", () => {
     expect(canonicalEncoding({ ...sample, idempotencyKey: null })).toContain('"idempotencyKey":null');
   });
 
+  it("is the same text as the reference encoding (JSON.stringify per string, keys sorted) for any strings and key orders", () => {
+    // The documented encoding, written the plain way: what every existing chain was hashed with.
+    const str = (x: string): string => JSON.stringify(x);
+    const obj = (o: Record<string, string | number | boolean | null>): string =>
+      `{${Object.keys(o)
+        .sort()
+        .map((k) => `${str(k)}:${JSON.stringify(o[k])}`)
+        .join(",")}}`;
+    const reference = (r: Omit<AuditRecord, "hash">): string =>
+      `{"accounts":[${r.accounts.map(str).join(",")}],"action":${str(r.action)},"actor":${str(r.actor)},"idempotencyKey":${JSON.stringify(r.idempotencyKey)}` +
+      `,"prevHash":${str(r.prevHash)},"request":${obj(r.request)},"result":${obj(r.result)},"seq":${r.seq},"timeMs":${r.timeMs}}`;
+    // Any UTF-16 code units: quotes, backslashes, control characters, lone and paired surrogates.
+    const text = fc.string({ unit: "binary", maxLength: 12 });
+    const scalar = fc.oneof(text, fc.integer(), fc.boolean(), fc.constant(null));
+    fc.assert(
+      fc.property(
+        fc.record({
+          accounts: fc.array(text, { maxLength: 3 }),
+          action: text,
+          actor: text,
+          idempotencyKey: fc.option(text),
+          request: fc.dictionary(text, scalar, { maxKeys: 5 }),
+          result: fc.dictionary(fc.oneof(text, fc.constantFrom("1", "10", "2", "a", "B")), scalar, { maxKeys: 5 }),
+          seq: fc.nat(),
+          timeMs: fc.nat(),
+        }),
+        (r) => {
+          const record = { ...r, prevHash: GENESIS_HASH };
+          expect(canonicalEncoding(record)).toBe(reference(record));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it("refuses a non-integer number (it would not encode the same everywhere)", () => {
     expect(() => canonicalEncoding({ ...sample, result: { fee: 0.1 } })).toThrow(/integers only/);
   });
 });
 
 describe("memory journal chain", () => {
-  it("seals as it appends: seq 1..n, each linked to the one before; verify is whole", async () => {
+  it("numbers records as it appends them and seals them before any read: seq 1..n, each linked to the one before; verify is whole", async () => {
     const j = journalOf(5);
     const all = await j.readSealed(0, 100);
     expect(all.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);

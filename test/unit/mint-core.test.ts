@@ -53,9 +53,9 @@ function failure<T>(r: Result<T>): Failure {
 }
 
 /** Tracks a pending promise without awaiting it. */
-function track<T>(p: Promise<T>) {
+function track<T>(p: T | Promise<T>) {
   const s: { settled: boolean; value: T | undefined } = { settled: false, value: undefined };
-  void p.then((v) => {
+  void Promise.resolve(p).then((v) => {
     s.settled = true;
     s.value = v;
   });

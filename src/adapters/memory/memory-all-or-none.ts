@@ -76,9 +76,9 @@ export async function applyAllOrNone(parts: AllOrNoneParts, calls: readonly Keye
       const claim = claims[i];
       const effect = call.effect;
       if (claim === null || claim === undefined || effect.kind !== "transfer") continue;
-      // The memory ledger's transfer runs to its end before returning its promise; checked above, it applies.
+      // The memory ledger's transfer runs to its end before it returns; checked above, it applies.
       const record: TransferRecord = { ...effect.cmd };
-      applied.push(ledger.transfer(effect.cmd, claim, wait.deadlineMs).then((r) => assert(r.ok, "a checked transfer of an all-or-none batch applies")));
+      applied.push(Promise.resolve(ledger.transfer(effect.cmd, claim, wait.deadlineMs)).then((r) => assert(r.ok, "a checked transfer of an all-or-none batch applies")));
       parts.journal?.append(unsealedRecord(call.journal ?? entryOfEffect(effect), transferResult(record), effect.cmd.createWallMs));
       parts.events.transfer(record);
       results[i] = { stored: { scope: "transfer", transfer: record }, replayed: false };

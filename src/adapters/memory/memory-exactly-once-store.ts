@@ -6,17 +6,18 @@
  * nothing (a same-key retry, a reconcile) ever sees the ledger and the key
  * disagree. Calls queued on a gate wait holding nothing else.
  */
-import { approvalResult, entryOfEffect, withAllowanceRefund, freezeResult, LOCAL_ACTOR, mintResult, redemptionRecreditResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
+import { approvalResult, entryOfEffect, withAllowanceRefund, freezeResult, LOCAL_ACTOR, redemptionRecreditResult, redemptionResult, reserveResult, reversalEntry, reversalResult, transferResult, unsealedRecord } from "../../domain/audit.js";
 import type { Clock } from "../../domain/clock.js";
 import { assert, markNotApplied, type Failure } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
-import { decideApproval, decideRejection, differingFields, sameRequest, type AccountState, type CanonicalRequest, type IdempotencyScope, type MintRecord, type NewRedemption, type RedemptionRecord, type StoredResult, type SupplyState } from "../../domain/model.js";
-import { isAborted, type AllOrNoneOutcome, type ApprovalStore, type Effect, type ExactlyOnceStore, type IdempotencyClaim, type IdempotencyStore, type KeyedCall, type LedgerStore, type ListMintsQuery, type Wait } from "../../domain/ports.js";
-import { fail, ok, type Result } from "../../domain/result.js";
+import { decideApproval, decideRejection, differingFields, sameRequest, type AccountState, type CanonicalRequest, type IdempotencyScope, type MintRecord, type NewRedemption, type RedemptionRecord, type StoredResult, type SupplyState, type TransferRecord } from "../../domain/model.js";
+import { isAborted, type AllOrNoneOutcome, type ApprovalStore, type Effect, type ExactlyOnceStore, type BeginOutcome, type IdempotencyClaim, type IdempotencyStore, type KeyedCall, type LedgerStore, type ListMintsQuery, type Wait } from "../../domain/ports.js";
+import { fail, isPromise, ok, type MaybePromise, type Result } from "../../domain/result.js";
 import { KEY_IN_USE_RETRY_AFTER_MS } from "../../domain/limits.js";
 import { BURN_CONFIRMED_ACTION, BURN_FAILED_ACTION, settlementJournal, settlementRefusal } from "../../domain/settlement/ledger-rules.js";
 import type { Settlement, SettlementEffects, SettlementOutbox } from "../../domain/settlement/ports.js";
 import { MemoryAuditJournal } from "./memory-audit-journal.js";
+import { KEY_BUSY, MemoryIdempotencyStore } from "./memory-idempotency-store.js";
 import { MemoryAllowances } from "./memory-allowances.js";
 import { applyAllOrNone } from "./memory-all-or-none.js";
 import { MemoryLedgerEventFeed } from "./memory-ledger-events.js";
@@ -35,6 +36,11 @@ const EMPTY_JOURNAL = new MemoryAuditJournal();
 function reversalEntryOf(mintId: string, reason: string): JournalEntry {
   return reversalEntry(LOCAL_ACTOR, mintId, reason);
 }
+/** Rethrows a store step's error marked as applying nothing (the memory ledger is atomic per call). */
+function notApplied(err: unknown): never {
+  throw markNotApplied(err);
+}
+
 /** The actor name of expiry rejections (the core's SWEEPER_ACTOR). */
 const SWEEPER = "sweeper";
 
@@ -53,7 +59,7 @@ export interface MemoryLedger extends LedgerStore {
   /** Why crediting this mint now is refused (frozen account, reserve), or null. */
   checkCompletion(mint: MintRecord, reserveRequired: boolean): Failure | null;
   expiredPending(wallMs: number, limit: number): string[];
-  getPendingBalance(accountId: string): Promise<bigint>;
+  getPendingBalance(accountId: string): MaybePromise<bigint>;
   settleConfirmed(mintId: string): Promise<boolean>;
   redeemNow(cmd: NewRedemption): Result<RedemptionRecord>;
   peekRedemption(redemptionId: string): RedemptionRecord | null;
@@ -170,33 +176,84 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     }
   }
 
-  async applyOnce(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
+  /**
+   * One synchronous stretch when nothing waits: the key's one look-up
+   * (`claimNow`), the limiter, the ledger change, the journal record and the
+   * stored result, answered as a value; no gate and no in-flight entry is
+   * made, since no other call can run before the stretch ends. The call takes
+   * its key's gate and enters its claim in flight only when it is about to
+   * wait: for a gate or a key held by another call, or for a step that answers
+   * later (a shared limiter, a ledger that is not this process's).
+   */
+  applyOnce(call: KeyedCall, wait: Wait): MaybePromise<Result<{ stored: StoredResult; replayed: boolean }>> {
+    const keys = this.keys;
+    // A caller already gone is told so by the waiting path (CANCELLED, nothing applied); `isAborted` reads the edge's flag, never makes a signal.
+    if (!(keys instanceof MemoryIdempotencyStore) || this.gates.size !== 0 || isAborted(wait)) return this.applyOnceWaiting(call, wait);
+    const found = keys.claimNow(call.scope, call.key, call.request);
+    if (found === KEY_BUSY) return this.applyOnceWaiting(call, wait);
+    if (!found.ok) return found;
+    if (found.value.kind === "replay") return ok({ stored: found.value.result, replayed: true });
+    const claim = found.value.claim;
+    const applied = this.admitThenApply(call, claim, wait);
+    if (isPromise(applied)) {
+      // About to wait: the gate and the claim are taken now, still inside the stretch.
+      const entered = this.tryTake(call.scope, call.key, call.request) as Result<() => void>;
+      keys.hold(claim);
+      return this.settle(entered, claim, applied);
+    }
+    if (!applied.ok) return applied;
+    keys.storeNow(claim, applied.value);
+    return ok({ stored: applied.value, replayed: false });
+  }
+
+  /** `applyOnce` for a call that may wait: behind the key's gate, then through the key store's port. */
+  private async applyOnceWaiting(call: KeyedCall, wait: Wait): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
     // The uncontended path takes the gate without a promise turn.
     const entered = (!isAborted(wait) ? this.tryTake(call.scope, call.key, call.request) : null) ?? (await this.enter(call.scope, call.key, call.request, wait));
     if (!entered.ok) return entered;
+    let begun: Result<BeginOutcome>;
     try {
-      const begun = await this.keys.begin(call.scope, call.key, call.request, wait.deadlineMs);
-      if (!begun.ok) return begun;
-      if (begun.value.kind === "replay") return ok({ stored: begun.value.result, replayed: true });
-      const claim = begun.value.claim;
-      let stored: StoredResult | null = null;
-      try {
-        if (isAborted(wait)) return fail(CANCELLED_WHILE_WAITING);
-        if (call.admit !== undefined) {
-          const admitted = await call.admit();
-          if (!admitted.ok) return admitted;
-        }
-        const applied = await this.apply(call.effect, claim, wait.deadlineMs, call.journal);
-        if (!applied.ok) return applied;
-        stored = applied.value;
-        await this.keys.complete(claim, stored);
-        return ok({ stored, replayed: false });
-      } finally {
-        if (stored === null) await this.keys.release(claim);
-      }
-    } finally {
+      begun = await this.keys.begin(call.scope, call.key, call.request, wait.deadlineMs);
+    } catch (err) {
       entered.value();
+      throw err;
     }
+    if (!begun.ok || begun.value.kind === "replay") {
+      entered.value();
+      return begun.ok && begun.value.kind === "replay" ? ok({ stored: begun.value.result, replayed: true }) : (begun as Result<never>);
+    }
+    const claim = begun.value.claim;
+    if (isAborted(wait)) return this.settle(entered, claim, fail(CANCELLED_WHILE_WAITING));
+    let applied: MaybePromise<Result<StoredResult>>;
+    try {
+      applied = this.admitThenApply(call, claim, wait);
+    } catch (err) {
+      applied = Promise.reject(err);
+    }
+    return this.settle(entered, claim, applied);
+  }
+
+  /** Completes the claim with what `applied` stored, or releases it; then leaves the key's gate. */
+  private async settle(entered: Result<() => void>, claim: IdempotencyClaim, applied: MaybePromise<Result<StoredResult>>): Promise<Result<{ stored: StoredResult; replayed: boolean }>> {
+    let stored: StoredResult | null = null;
+    try {
+      const r = await applied;
+      if (!r.ok) return r;
+      stored = r.value;
+      await this.keys.complete(claim, stored);
+      return ok({ stored, replayed: false });
+    } finally {
+      if (stored === null) await this.keys.release(claim);
+      if (entered.ok) entered.value();
+    }
+  }
+
+  /** The limiter (`admit`), then the effect: a value when neither waited. */
+  private admitThenApply(call: KeyedCall, claim: IdempotencyClaim, wait: Wait): MaybePromise<Result<StoredResult>> {
+    if (call.admit === undefined) return this.apply(call.effect, claim, wait.deadlineMs, call.journal);
+    const admitted = call.admit();
+    if (isPromise(admitted)) return admitted.then((a) => (a.ok ? this.apply(call.effect, claim, wait.deadlineMs, call.journal) : a));
+    return admitted.ok ? this.apply(call.effect, claim, wait.deadlineMs, call.journal) : admitted;
   }
 
   /** All or none, in one synchronous stretch (memory-all-or-none.ts). */
@@ -226,11 +283,11 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
     }
   }
 
-  getBalance(accountId: string): Promise<bigint> {
+  getBalance(accountId: string): MaybePromise<bigint> {
     return this.ledger.getBalance(accountId);
   }
 
-  getPendingBalance(accountId: string): Promise<bigint> {
+  getPendingBalance(accountId: string): MaybePromise<bigint> {
     return this.ledger.getPendingBalance(accountId);
   }
 
@@ -372,62 +429,87 @@ export class MemoryExactlyOnceStore implements ExactlyOnceStore, ApprovalStore {
   /**
    * The memory ledger is atomic per call: when it throws, nothing was
    * applied. The journal record is appended in the same synchronous stretch
-   * as the ledger's answer (nothing can run between them).
+   * as the ledger's answer (nothing can run between them). A value when the
+   * ledger answered with one (the memory ledger does, for mints and transfers).
    */
-  private async apply(effect: Effect, claim: IdempotencyClaim, deadlineMs: number, entry: JournalEntry | undefined): Promise<Result<StoredResult>> {
+  private apply(effect: Effect, claim: IdempotencyClaim, deadlineMs: number, entry: JournalEntry | undefined): MaybePromise<Result<StoredResult>> {
     try {
-      if (effect.kind === "mint") {
-        const charged = this.allowances.charge(effect.cmd);
-        if (!charged.ok) return charged;
-        const generation = charged.value;
-        let r;
-        try {
-          r = await this.ledger.mint(effect.cmd, claim, deadlineMs, effect.reserveRequired === true);
-        } finally {
-          // The memory ledger answers within this stretch, so the generation is still the one charged.
-          if (generation !== null) {
-            if (r?.ok === true) this.allowances.charged(r.value.mintId, generation);
-            else this.allowances.giveBack(effect.cmd.requester ?? "", effect.cmd.amountMicros, generation);
-          }
-        }
-        if (r.ok) this.journal?.append(unsealedRecord(entry ?? entryOfEffect(effect), mintResult(r.value), effect.cmd.createWallMs));
-        if (r.ok) this.events.mintCreated(r.value);
-        // A mint awaiting approval is queued for settlement when it completes (approveMint).
-        if (r.ok && effect.cmd.settle === true && r.value.status === "COMPLETED") {
-          if (this.outbox === null) throw new Error("invariant violated: a settling mint without an outbox");
-          // The memory outbox's enqueue completes synchronously: same step as the credit.
-          await this.outbox.enqueue({ settlementId: r.value.mintId, blockchain: r.value.blockchain, amountMicros: r.value.amountMicros, createWallMs: r.value.createWallMs });
-        }
-        return r.ok ? ok({ scope: "mint", mint: r.value }) : r;
-      }
-      if (effect.kind === "redeem") {
-        const journal = entry ?? effect.journal;
-        if (effect.settle === true) {
-          // On a settling chain the debit, its journal record and the
-          // burn's outbox row are written in one synchronous stretch (the
-          // memory outbox's enqueue completes without awaiting).
-          const outbox = this.outbox;
-          if (outbox === null) throw new Error("invariant violated: a settling redemption without an outbox");
-          const r = this.ledger.redeemNow(effect.cmd);
-          if (!r.ok) return r;
-          this.journal?.append(unsealedRecord(journal, redemptionResult(r.value), effect.cmd.createWallMs));
-          this.events.redemption(r.value);
-          const queued = outbox.enqueue({ settlementId: r.value.redemptionId, kind: "burn", blockchain: r.value.blockchain, amountMicros: r.value.amountMicros, createWallMs: r.value.createWallMs });
-          await queued;
-          return ok({ scope: "redeem", redemption: r.value });
-        }
-        const r = await this.ledger.redeem(effect.cmd, claim, deadlineMs, journal);
-        if (r.ok) this.journal?.append(unsealedRecord(journal, redemptionResult(r.value), effect.cmd.createWallMs));
-        if (r.ok) this.events.redemption(r.value);
-        return r.ok ? ok({ scope: "redeem", redemption: r.value }) : r;
-      }
-      const r = await this.ledger.transfer(effect.cmd, claim, deadlineMs);
-      if (r.ok) this.journal?.append(unsealedRecord(entry ?? entryOfEffect(effect), transferResult(r.value), effect.cmd.createWallMs));
-      if (r.ok) this.events.transfer(r.value);
-      return r.ok ? ok({ scope: "transfer", transfer: r.value }) : r;
+      if (effect.kind === "mint") return this.applyMint(effect, claim, deadlineMs, entry);
+      if (effect.kind === "redeem") return this.applyRedeem(effect, claim, deadlineMs, entry).catch(notApplied);
+      const r = this.ledger.transfer(effect.cmd, claim, deadlineMs);
+      return isPromise(r) ? r.then((t) => this.transferred(effect, t, entry), notApplied) : this.transferred(effect, r, entry);
     } catch (err) {
       throw markNotApplied(err);
     }
+  }
+
+  private transferred(effect: Extract<Effect, { kind: "transfer" }>, r: Result<TransferRecord>, entry: JournalEntry | undefined): Result<StoredResult> {
+    if (!r.ok) return r;
+    this.journal?.record(entry ?? entryOfEffect(effect), transferResult(r.value), effect.cmd.createWallMs);
+    this.events.transfer(r.value);
+    return ok({ scope: "transfer", transfer: r.value });
+  }
+
+  /** The allowance charge, the ledger's mint and what goes with it (journal, events, settlement) in the ledger's stretch. */
+  private applyMint(effect: Extract<Effect, { kind: "mint" }>, claim: IdempotencyClaim, deadlineMs: number, entry: JournalEntry | undefined): MaybePromise<Result<StoredResult>> {
+    const charged = this.allowances.charge(effect.cmd);
+    if (!charged.ok) return charged;
+    const generation = charged.value;
+    let r: MaybePromise<Result<MintRecord>>;
+    try {
+      r = this.ledger.mint(effect.cmd, claim, deadlineMs, effect.reserveRequired === true);
+    } catch (err) {
+      if (generation !== null) this.allowances.giveBack(effect.cmd.requester ?? "", effect.cmd.amountMicros, generation);
+      throw err;
+    }
+    if (!isPromise(r)) return this.minted(effect, r, generation, entry);
+    return r.then(
+      (m) => this.minted(effect, m, generation, entry),
+      (err: unknown) => {
+        if (generation !== null) this.allowances.giveBack(effect.cmd.requester ?? "", effect.cmd.amountMicros, generation);
+        return notApplied(err);
+      },
+    );
+  }
+
+  /** A mint's ledger answer, in the same stretch: the allowance's bookkeeping, the journal, the events and the settlement's queueing. */
+  private minted(effect: Extract<Effect, { kind: "mint" }>, r: Result<MintRecord>, generation: number | null, entry: JournalEntry | undefined): MaybePromise<Result<StoredResult>> {
+    if (generation !== null) {
+      if (r.ok) this.allowances.charged(r.value.mintId, generation);
+      else this.allowances.giveBack(effect.cmd.requester ?? "", effect.cmd.amountMicros, generation);
+    }
+    if (!r.ok) return r;
+    const mint = r.value;
+    this.journal?.recordMint(entry ?? entryOfEffect(effect), mint, effect.cmd.createWallMs);
+    this.events.mintCreated(mint);
+    const stored: Result<StoredResult> = ok({ scope: "mint", mint });
+    // A mint awaiting approval is queued for settlement when it completes (approveMint).
+    if (effect.cmd.settle !== true || mint.status !== "COMPLETED") return stored;
+    if (this.outbox === null) throw new Error("invariant violated: a settling mint without an outbox");
+    // The memory outbox's enqueue completes synchronously: same step as the credit.
+    return this.outbox.enqueue({ settlementId: mint.mintId, blockchain: mint.blockchain, amountMicros: mint.amountMicros, createWallMs: mint.createWallMs }).then(() => stored, notApplied);
+  }
+
+  private async applyRedeem(effect: Extract<Effect, { kind: "redeem" }>, claim: IdempotencyClaim, deadlineMs: number, entry: JournalEntry | undefined): Promise<Result<StoredResult>> {
+    const journal = entry ?? effect.journal;
+    if (effect.settle === true) {
+      // On a settling chain the debit, its journal record and the
+      // burn's outbox row are written in one synchronous stretch (the
+      // memory outbox's enqueue completes without awaiting).
+      const outbox = this.outbox;
+      if (outbox === null) throw new Error("invariant violated: a settling redemption without an outbox");
+      const r = this.ledger.redeemNow(effect.cmd);
+      if (!r.ok) return r;
+      this.journal?.append(unsealedRecord(journal, redemptionResult(r.value), effect.cmd.createWallMs));
+      this.events.redemption(r.value);
+      const queued = outbox.enqueue({ settlementId: r.value.redemptionId, kind: "burn", blockchain: r.value.blockchain, amountMicros: r.value.amountMicros, createWallMs: r.value.createWallMs });
+      await queued;
+      return ok({ scope: "redeem", redemption: r.value });
+    }
+    const r = await this.ledger.redeem(effect.cmd, claim, deadlineMs, journal);
+    if (r.ok) this.journal?.append(unsealedRecord(journal, redemptionResult(r.value), effect.cmd.createWallMs));
+    if (r.ok) this.events.redemption(r.value);
+    return r.ok ? ok({ scope: "redeem", redemption: r.value }) : r;
   }
 
   /**

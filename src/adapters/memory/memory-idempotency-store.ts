@@ -72,6 +72,9 @@ function recordOf(result: StoredResult): MintRecord | TransferRecord | Redemptio
   return result.scope === "mint" ? result.mint : result.transfer;
 }
 
+/** `claimNow`'s answer when a call with the same key and request is in flight. */
+export const KEY_BUSY = "busy";
+
 export class MemoryIdempotencyStore implements IdempotencyStore {
   private readonly ttlMs: number;
   private readonly maxKeys: number;
@@ -100,43 +103,62 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
    */
   async begin(scope: IdempotencyScope, key: string, request: CanonicalRequest, deadlineMs: number): Promise<Result<BeginOutcome>> {
     assert(!Number.isNaN(deadlineMs), "deadlineMs must be a number or Infinity");
-    const space = this.space(scope);
     for (;;) {
-      this.assertOpen();
-      const done = space.completed.get(key);
-      if (done !== undefined) {
-        if (this.clock.nowMs() < done.expiresAtMs) {
-          const stored = done.request ?? requestOfRecord(done.record);
-          if (sameRequest(stored, request)) return ok({ kind: "replay", result: space.result(done) });
-          return fail({ code: "IDEMPOTENCY_KEY_REUSED", key, fields: differingFields(stored, request) });
-        }
-        // Expired keys are removed, not only hidden; the key is free again.
-        space.completed.delete(key);
-      } else {
-        const flying = space.inFlight.get(key);
-        if (flying !== undefined) {
-          if (!sameRequest(flying.claim.request, request)) {
-            return fail({ code: "IDEMPOTENCY_KEY_REUSED", key, fields: differingFields(flying.claim.request, request) });
-          }
-          if (!(await this.waitForSettle(flying, deadlineMs))) {
-            return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: KEY_IN_USE_RETRY_AFTER_MS });
-          }
-          // Settled: completed (replay), released (claim it) or already re-claimed
-          // by another waiter (wait again); look again.
-          continue;
-        }
+      const found = this.claimNow(scope, key, request);
+      if (found !== KEY_BUSY) {
+        if (found.ok && found.value.kind === "claimed") this.hold(found.value.claim);
+        return found;
       }
-
-      if (this.keyCount() >= this.maxKeys) {
-        this.sweep(Infinity);
-        if (this.keyCount() >= this.maxKeys) {
-          return fail({ code: "IDEMPOTENCY_STORE_FULL", maxKeys: this.maxKeys, retryAfterMs: this.untilFirstExpiryMs() });
-        }
+      const flying = this.space(scope).inFlight.get(key) as InFlightEntry;
+      if (!(await this.waitForSettle(flying, deadlineMs))) {
+        return fail({ code: "IDEMPOTENCY_KEY_IN_USE", key, retryAfterMs: KEY_IN_USE_RETRY_AFTER_MS });
       }
-      const claim: IdempotencyClaim = { scope, key, request };
-      space.inFlight.set(key, { claim, settled: null, wake: null });
-      return ok({ kind: "claimed", claim });
+      // Settled: completed (replay), released (claim it) or already re-claimed
+      // by another waiter (wait again); look again.
     }
+  }
+
+  /**
+   * `begin` without waiting, for a caller that completes or releases the
+   * claim in the same synchronous stretch (the memory exactly-once store):
+   * the key's one look-up. KEY_BUSY when a call holding the key with the same
+   * request is in flight (then `begin` waits). The claim is not entered in
+   * the in-flight table: nothing can look at the key before the stretch ends,
+   * and a caller that must wait first enters it with `hold`.
+   */
+  claimNow(scope: IdempotencyScope, key: string, request: CanonicalRequest): Result<BeginOutcome> | typeof KEY_BUSY {
+    this.assertOpen();
+    const space = this.space(scope);
+    const done = space.completed.get(key);
+    if (done !== undefined) {
+      if (this.clock.nowMs() < done.expiresAtMs) {
+        const stored = done.request ?? requestOfRecord(done.record);
+        if (sameRequest(stored, request)) return ok({ kind: "replay", result: space.result(done) });
+        return fail({ code: "IDEMPOTENCY_KEY_REUSED", key, fields: differingFields(stored, request) });
+      }
+      // Expired keys are removed, not only hidden; the key is free again.
+      space.completed.delete(key);
+    } else if (space.inFlight.size !== 0) {
+      const flying = space.inFlight.get(key);
+      if (flying !== undefined) {
+        if (!sameRequest(flying.claim.request, request)) {
+          return fail({ code: "IDEMPOTENCY_KEY_REUSED", key, fields: differingFields(flying.claim.request, request) });
+        }
+        return KEY_BUSY;
+      }
+    }
+    if (this.keyCount() >= this.maxKeys) {
+      this.sweep(Infinity);
+      if (this.keyCount() >= this.maxKeys) {
+        return fail({ code: "IDEMPOTENCY_STORE_FULL", maxKeys: this.maxKeys, retryAfterMs: this.untilFirstExpiryMs() });
+      }
+    }
+    return ok({ kind: "claimed", claim: { scope, key, request } });
+  }
+
+  /** Enters a claim made by `claimNow` in the in-flight table, before its holder waits for anything. */
+  hold(claim: IdempotencyClaim): void {
+    this.space(claim.scope).inFlight.set(claim.key, { claim, settled: null, wake: null });
   }
 
   /**
@@ -144,17 +166,37 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
    * (a bug) unless `claim` is the one holding its key. A no-op once closed.
    */
   async complete(claim: IdempotencyClaim, result: StoredResult): Promise<void> {
+    this.completeNow(claim, result);
+  }
+
+  private completeNow(claim: IdempotencyClaim, result: StoredResult): void {
     if (this.closed) return;
-    assert(result.scope === claim.scope, `a ${result.scope} result cannot complete a ${claim.scope} key`);
     const space = this.space(claim.scope);
     const entry = space.inFlight.get(claim.key);
     assert(entry !== undefined && entry.claim === claim, `complete() of a claim that is not in flight (key ${claim.key})`);
     space.inFlight.delete(claim.key);
+    this.store(space, claim, result);
+    entry.wake?.();
+  }
+
+  /**
+   * `complete` for a claim from `claimNow` never entered with `hold`, in the
+   * stretch that made it: the key's one write. Throws (a bug) when the key is
+   * held or stored meanwhile, which that stretch rules out.
+   */
+  storeNow(claim: IdempotencyClaim, result: StoredResult): void {
+    if (this.closed) return;
+    const space = this.space(claim.scope);
+    assert(!space.inFlight.has(claim.key) && !space.completed.has(claim.key), `storeNow() of a key another call holds (key ${claim.key})`);
+    this.store(space, claim, result);
+  }
+
+  private store(space: KeySpace, claim: IdempotencyClaim, result: StoredResult): void {
+    assert(result.scope === claim.scope, `a ${result.scope} result cannot complete a ${claim.scope} key`);
     const record = recordOf(result);
     const request = sameRequest(requestOfRecord(record), claim.request) ? null : claim.request;
     // Appended at the end, which keeps completed keys in expiry order.
     space.completed.set(claim.key, { request, record, expiresAtMs: this.clock.nowMs() + this.ttlMs });
-    entry.wake?.();
   }
 
   /**

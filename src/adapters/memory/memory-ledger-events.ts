@@ -13,8 +13,12 @@ import type { Settlement } from "../../domain/settlement/ports.js";
 
 export class MemoryLedgerEventFeed implements LedgerEventFeed {
   readonly epoch: string;
-  /** Events in append order; `events[i]` has position `offset + i + 1`. */
-  private events: LedgerEvent[] = [];
+  /**
+   * Events in append order, as appended; `events[i]` has position
+   * `offset + i + 1`. Position and id follow from that place, so they are
+   * made when an event is read, not kept with each one.
+   */
+  private events: KeptEvent[] = [];
   private offset = 0;
   private readonly listeners: (() => void)[] = [];
   private wakeQueued = false;
@@ -23,10 +27,9 @@ export class MemoryLedgerEventFeed implements LedgerEventFeed {
     this.epoch = epoch;
   }
 
-  append(e: NewLedgerEvent): LedgerEvent {
-    const n = this.offset + this.events.length + 1;
-    const event: LedgerEvent = { kind: e.kind, timeMs: e.timeMs, accounts: e.accounts, data: e.data, position: { a: BigInt(n), b: 0n }, id: `evt_${this.epoch}_${n}` };
-    this.events.push(event);
+  /** Appends one event (kept as it is: the caller hands it over). */
+  append(e: KeptEvent): void {
+    this.events.push(e);
     if (!this.wakeQueued && this.listeners.length > 0) {
       // One wake per burst of appends, after the stretch that made them.
       this.wakeQueued = true;
@@ -35,7 +38,6 @@ export class MemoryLedgerEventFeed implements LedgerEventFeed {
         for (const l of this.listeners) l();
       });
     }
-    return event;
   }
 
   onAppend(listener: () => void): void {
@@ -44,7 +46,13 @@ export class MemoryLedgerEventFeed implements LedgerEventFeed {
 
   async read(after: FeedPosition, limit: number): Promise<FeedPage> {
     const from = Math.max(0, Number(after.a) - this.offset);
-    return { events: this.events.slice(from, from + limit), prunedThrough: { a: BigInt(this.offset), b: 0n } };
+    const out: LedgerEvent[] = [];
+    for (let i = from; i < this.events.length && out.length < limit; i++) {
+      const e = eventOf(this.events[i] as KeptEvent);
+      const n = this.offset + i + 1;
+      out.push({ kind: e.kind, timeMs: e.timeMs, accounts: e.accounts, data: e.data, position: { a: BigInt(n), b: 0n }, id: `evt_${this.epoch}_${n}` });
+    }
+    return { events: out, prunedThrough: { a: BigInt(this.offset), b: 0n } };
   }
 
   async head(): Promise<FeedPosition> {
@@ -54,7 +62,7 @@ export class MemoryLedgerEventFeed implements LedgerEventFeed {
 
   async prune(beforeWallMs: number, maxEvents: number): Promise<number> {
     let k = 0;
-    while (k < this.events.length && k < maxEvents && (this.events[k] as LedgerEvent).timeMs < beforeWallMs) k++;
+    while (k < this.events.length && k < maxEvents && timeOf(this.events[k] as KeptEvent) < beforeWallMs) k++;
     if (k > 0) {
       this.events = this.events.slice(k);
       this.offset += k;
@@ -69,11 +77,9 @@ export class MemoryLedgerEventFeed implements LedgerEventFeed {
   // The events of each change, built from the records the memory stores hold.
 
   mintCreated(m: MintRecord): void {
-    // The two events of one mint share their (immutable) accounts and detail.
-    const accounts = [m.accountId];
-    const data = mintData(m);
-    this.append({ kind: "MINT_CREATED", timeMs: m.createWallMs, accounts, data });
-    this.append({ kind: m.status === "PENDING_APPROVAL" ? "MINT_PENDING_APPROVAL" : "MINT_COMPLETED", timeMs: m.createWallMs, accounts, data });
+    // Kept as the record they are read from: a mint costs the feed two small objects.
+    this.append({ kind: "MINT_CREATED", mint: m });
+    this.append({ kind: m.status === "PENDING_APPROVAL" ? "MINT_PENDING_APPROVAL" : "MINT_COMPLETED", mint: m });
   }
 
   /** An approval counted (and, when it was the last one needed, the completion). */
@@ -141,6 +147,27 @@ export class MemoryLedgerEventFeed implements LedgerEventFeed {
       },
     });
   }
+}
+
+/**
+ * One of a mint's two creation events, kept as the mint's record: the record
+ * never changes (a change replaces it), so the event read from it later is
+ * the event as it was appended.
+ */
+interface MintCreatedEvent {
+  readonly kind: "MINT_CREATED" | "MINT_COMPLETED" | "MINT_PENDING_APPROVAL";
+  readonly mint: MintRecord;
+}
+
+/** An event as the feed keeps it. */
+type KeptEvent = NewLedgerEvent | MintCreatedEvent;
+
+function eventOf(e: KeptEvent): NewLedgerEvent {
+  return "mint" in e ? { kind: e.kind, timeMs: e.mint.createWallMs, accounts: [e.mint.accountId], data: mintData(e.mint) } : e;
+}
+
+function timeOf(e: KeptEvent): number {
+  return "mint" in e ? e.mint.createWallMs : e.timeMs;
 }
 
 function mintData(m: MintRecord, actor = "", reason = ""): Record<string, string> {

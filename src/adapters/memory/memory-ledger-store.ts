@@ -1,7 +1,9 @@
 /**
  * The in-process ledger: balances, mints, transfers and an append-only list of
  * ledger entries. Every mutation is synchronous once called, so it is atomic
- * on Node's single thread; the core's account locks order the calls.
+ * on Node's single thread; the core's account locks order the calls. The
+ * hot ones (mint, transfer, balance) answer with values, not promises, so
+ * the memory exactly-once store keeps a call in one stretch.
  */
 import type { Clock } from "../../domain/clock.js";
 import { assert } from "../../domain/errors.js";
@@ -10,7 +12,7 @@ import type { Failure } from "../../domain/errors.js";
 import type { JournalEntry } from "../../domain/journal.js";
 import { reserveRefusal, supplyState } from "../../domain/reserve.js";
 import type { LedgerStore, ListMintsQuery } from "../../domain/ports.js";
-import { fail, ok, type Result } from "../../domain/result.js";
+import { fail, ok, type MaybePromise, type Result } from "../../domain/result.js";
 
 export type EntryKind = "mint" | "transfer_out" | "transfer_in" | "reversal" | "redemption" | "redemption_reversal";
 
@@ -73,7 +75,7 @@ export class MemoryLedgerStore implements LedgerStore {
    * frozen check, the reserve check and the credit are one atomic step: no
    * freeze, reserve change or other mint can come between them.
    */
-  async mint(cmd: NewMint, _claim?: unknown, _deadlineMs?: number, reserveRequired = false): Promise<Result<MintRecord>> {
+  mint(cmd: NewMint, _claim?: unknown, _deadlineMs?: number, reserveRequired = false): MaybePromise<Result<MintRecord>> {
     assert(cmd.amountMicros > 0n, "mint amount is positive");
     assert(!this.mintIndexById.has(cmd.mintId), "mint ids are unique");
     if (this.accounts.get(cmd.accountId)?.frozen === true) return fail({ code: "ACCOUNT_FROZEN", accountId: cmd.accountId });
@@ -111,7 +113,7 @@ export class MemoryLedgerStore implements LedgerStore {
     return true;
   }
 
-  async getPendingBalance(accountId: string): Promise<bigint> {
+  getPendingBalance(accountId: string): MaybePromise<bigint> {
     return this.accounts.get(accountId)?.pendingMicros ?? 0n;
   }
 
@@ -157,7 +159,7 @@ export class MemoryLedgerStore implements LedgerStore {
     return out;
   }
 
-  async transfer(cmd: NewTransfer): Promise<Result<TransferRecord>> {
+  transfer(cmd: NewTransfer): MaybePromise<Result<TransferRecord>> {
     assert(cmd.amountMicros > 0n && cmd.fromAccountId !== cmd.toAccountId, "transfer is positive between two accounts");
     const from = this.accounts.get(cmd.fromAccountId);
     if (from?.frozen === true) return fail({ code: "ACCOUNT_FROZEN", accountId: cmd.fromAccountId });
@@ -205,7 +207,7 @@ export class MemoryLedgerStore implements LedgerStore {
     return ok(reversed);
   }
 
-  async getBalance(accountId: string): Promise<bigint> {
+  getBalance(accountId: string): MaybePromise<bigint> {
     return this.accounts.get(accountId)?.balanceMicros ?? 0n;
   }
 

@@ -6,6 +6,7 @@
  */
 import { assert } from "../../domain/errors.js";
 import type { Clock, LimitDecision, RateLimiter } from "../../domain/ports.js";
+import type { MaybePromise } from "../../domain/result.js";
 
 export interface MemoryRateLimiterOptions {
   /** Mints allowed per account in any window: an integer, 1 or more. */
@@ -25,7 +26,6 @@ const INITIAL_RING_CAPACITY = 4;
 // The allowed path is the hot one: sharing one frozen decision and one settled
 // promise means it allocates nothing per call.
 const ALLOWED: LimitDecision = Object.freeze({ allowed: true });
-const ALLOWED_PROMISE: Promise<LimitDecision> = Promise.resolve(ALLOWED);
 
 /**
  * One account's log: `ring[0 .. cap-1]` hold the monotonic times of its last
@@ -70,9 +70,10 @@ export class MemoryRateLimiter implements RateLimiter {
   /**
    * Counts one mint for `accountId` when fewer than `limit` count at the
    * clock's now; otherwise refuses with the exact ms until the oldest counted
-   * mint leaves the window (> 0). A refusal records nothing.
+   * mint leaves the window (> 0). A refusal records nothing. Decided at once,
+   * so the answer is a value (the mint's stretch goes on without a turn).
    */
-  tryAcquire(accountId: string): Promise<LimitDecision> {
+  tryAcquire(accountId: string): MaybePromise<LimitDecision> {
     const t = this.clock.nowMs();
     if (t - this.rotatedAtMs >= this.windowMs) this.rotate(t);
 
@@ -81,7 +82,7 @@ export class MemoryRateLimiter implements RateLimiter {
       ring = this.previous.get(accountId);
       if (ring === undefined) {
         this.current.set(accountId, newRing(Math.min(this.limit, INITIAL_RING_CAPACITY), t));
-        return ALLOWED_PROMISE;
+        return ALLOWED;
       }
       // Touched again: it must survive the next swap.
       this.previous.delete(accountId);
@@ -98,12 +99,12 @@ export class MemoryRateLimiter implements RateLimiter {
       // Fewer than `cap` (<= limit) mints count: reuse the oldest slot.
       ring[head] = t;
       ring[cap] = head + 1 === cap ? 0 : head + 1;
-      return ALLOWED_PROMISE;
+      return ALLOWED;
     }
-    if (cap === this.limit) return Promise.resolve({ allowed: false, retryAfterMs: untilOldestLeavesMs });
+    if (cap === this.limit) return { allowed: false, retryAfterMs: untilOldestLeavesMs };
     // All `cap` kept mints count but the limit is higher: make room.
     this.current.set(accountId, grow(ring, t, this.limit));
-    return ALLOWED_PROMISE;
+    return ALLOWED;
   }
 
   /**
