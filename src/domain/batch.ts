@@ -36,7 +36,7 @@ import type { MintRecord, TransferRecord } from "./model.js";
 import type { Effect, KeyedCall } from "./ports.js";
 import { parseAmount } from "./money.js";
 import * as v from "./validate.js";
-import { fail, ok, type Result } from "./result.js";
+import { fail, ok, type MaybePromise, type Result } from "./result.js";
 import { countTransfer, prepareTransfer, transfer, type TransferInput } from "./transfer.js";
 
 /**
@@ -173,8 +173,8 @@ function aborted(ctx: CallContext): boolean {
 interface ItemPath<I, T> {
   /** The item's scope refusal, if any (the edge's check of the unary call). */
   readonly refuse: (item: I) => Failure | undefined;
-  /** The unary feature call. */
-  readonly apply: (item: I) => Promise<Result<T>>;
+  /** The unary feature call (a value when nothing waited). */
+  readonly apply: (item: I) => MaybePromise<Result<T>>;
   /** The item's idempotency key, as given. */
   readonly key: (item: I) => string;
   /** Whether the store groups this item's call; null: the store groups none (one item after another). */
@@ -270,11 +270,15 @@ async function eachItem<I, T>(core: CallPath, items: readonly I[], ctx: CallCont
       continue;
     }
     if (grouped) {
-      run.push({ index, answer: path.apply(item) });
+      run.push({ index, answer: Promise.resolve(path.apply(item)) });
       runKeys.add(key);
       continue;
     }
-    out[index] = settle(await path.apply(item).then((value) => ({ status: "fulfilled" as const, value }), (reason: unknown) => ({ status: "rejected" as const, reason })));
+    try {
+      out[index] = await path.apply(item);
+    } catch (reason) {
+      out[index] = settle({ status: "rejected", reason });
+    }
   }
   await finishRun();
   return out;

@@ -191,7 +191,7 @@ export class PgGroupCommit {
    * each call. Returns the error a group failed with, if any.
    */
   private async runBlock(block: LaneEntry[], lane: LaneEntry[]): Promise<unknown> {
-    const admissions = await Promise.all(block.map((e) => (e.call.admit === undefined || isAborted(e.wait) ? Promise.resolve(null) : e.call.admit())));
+    const admissions = await Promise.all(block.map((e) => (e.call.admit === undefined || isAborted(e.wait) ? Promise.resolve(null) : Promise.resolve(e.call.admit()))));
     let cut = block.length;
     const admittedAccounts = new Set<string>();
     for (let j = 0; j < block.length; j++) {
