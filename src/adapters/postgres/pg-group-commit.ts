@@ -132,8 +132,12 @@ export class PgGroupCommit {
    * context are applied in the order they came (see the top of this file).
    */
   apply(call: KeyedCall, wait: Wait): Promise<Result<Applied>> {
-    const lane = isBatchContext(wait) ? wait : {};
-    return new Promise<Result<Applied>>((resolve, reject) => this.join(lane, { call, wait, resolve, reject }));
+    return new Promise<Result<Applied>>((resolve, reject) => {
+      const entry = { call, wait, resolve, reject };
+      // A call of its own is a block of one: nothing to order it behind.
+      if (isBatchContext(wait)) this.join(wait, entry);
+      else void this.runBlock([entry], []).catch(reject);
+    });
   }
 
   /** Applies each call exactly once, in order, in as few groups as `maxItems` allows; one answer per call, in order. */
