@@ -947,7 +947,7 @@ async function main(): Promise<void> {
   if (want("pg-batch")) {
     log("BatchTransfer vs unary Transfer on PostgreSQL, group commit (bench/batch-bench.ts)");
     try {
-      pgBatch = await runPgBatchBench({ launch, windowItems: opts.quick ? 10_000 : 30_000, unaryItems: opts.quick ? 3_000 : 10_000, pairs: opts.quick ? 2 : 3, inFlight: 2, log });
+      pgBatch = await runPgBatchBench({ launch, windowItems: opts.quick ? 10_000 : 30_000, unaryItems: opts.quick ? 3_000 : 10_000, pairs: opts.quick ? 3 : 5, inFlight: 2, log });
     } catch (e) {
       pgBatch = { error: (e as Error).message };
       failures.push(`pg-batch: ${(e as Error).message}`);
