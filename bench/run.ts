@@ -6,7 +6,7 @@
  *   npm run bench                 full run (7 pairs per comparison, ~10 min)
  *   npm run bench -- --quick      short run (3 pairs, shorter windows, ~1.5 min)
  *
- * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,secured,metrics,hot,allowances,core,memory,pg,audit,reserve,pg-reserve,watch,nats,batch,
+ * Flags: --pairs N, --warmup MS, --duration MS, --only mint,transfer,getbalance,auth,secured,metrics,hot,allowances,core,memory,pg,audit,reserve,pg-reserve,watch,nats,batch,pg-batch,
  * --conc 1,16,64, --tsx (run both servers with tsx instead of compiled JS),
  * --no-deadline (send no grpc-timeout), --profile (write a CPU profile of the
  * service and of the empty server per comparison to bench/profiles/),
@@ -32,7 +32,7 @@ import { BENCH_DIR, ROOT, prepareLaunch, startServer, type Launch, type ServerPr
 import { runPgComparison, type PgComparison } from "./pg-bench.js";
 import { runReserveComparison } from "./reserve-bench.js";
 import { runNatsRelayBench, type NatsRelayFigures } from "./nats-relay-bench.js";
-import { batchLines, runBatchBench, type BatchBenchFigures } from "./batch-bench.js";
+import { batchLines, runBatchBench, runPgBatchBench, type BatchBenchFigures, type PgBatchFigures } from "./batch-bench.js";
 
 // ---------------------------------------------------------------- options
 
@@ -943,6 +943,16 @@ async function main(): Promise<void> {
       failures.push(`batch: ${(e as Error).message}`);
     }
   }
+  let pgBatch: PgBatchFigures | { error: string } | null = null;
+  if (want("pg-batch")) {
+    log("BatchTransfer vs unary Transfer on PostgreSQL, group commit (bench/batch-bench.ts)");
+    try {
+      pgBatch = await runPgBatchBench({ launch, windowItems: opts.quick ? 10_000 : 30_000, unaryItems: opts.quick ? 3_000 : 10_000, pairs: opts.quick ? 3 : 5, inFlight: 2, log });
+    } catch (e) {
+      pgBatch = { error: (e as Error).message };
+      failures.push(`pg-batch: ${(e as Error).message}`);
+    }
+  }
 
   // ----- headline keys
   const find = (name: string): Comparison | undefined => comparisons.find((c) => c.name === name);
@@ -990,6 +1000,8 @@ async function main(): Promise<void> {
     nats_relay_cpu_us_per_event: natsOk?.cpuUsPerEvent ?? null,
     nats_relay: nats,
     batch,
+    pg_batch_transfer_vs_unary: pgBatch === null || "error" in pgBatch ? null : pgBatch.ratio,
+    pg_batch: pgBatch,
     notes: {
       headline:
         "*_vs_empty: median over pairs of service req/s ÷ empty-server req/s at concurrency 64 (the target's point); *_p99_vs_empty: median of per-pair p99 ratios at c=64; " +
@@ -1130,6 +1142,10 @@ async function main(): Promise<void> {
   out.push(targetLine("JetStream relay events/s", t.nats_relay_events_per_s, ">= 20000", t.nats_relay_events_per_s === null ? null : t.nats_relay_events_per_s >= 20_000));
   out.push(`  heap back after window/TTL: limiter ${t.limiter_heap_returns ?? "n/a"}, idempotency ${t.idempotency_heap_returns ?? "n/a"}`);
   if (batch !== null && !("error" in batch)) out.push(...batchLines(batch));
+  if (pgBatch !== null && !("error" in pgBatch)) {
+    const r = pgBatch.ratio;
+    out.push(targetLine("PG BatchTransfer vs unary Transfer", r, ">= 5", r >= 5) + ` (${pgBatch.batchTransfer.itemsPerSecond} vs ${pgBatch.unaryTransfer.itemsPerSecond} transfers/s)`);
+  }
   if (failures.length > 0) out.push("", "FAILED PARTS:", ...failures.map((f) => "  " + f.split("\n")[0]));
   out.push("", `report: ${path.relative(ROOT, path.join(BENCH_DIR, "report.json"))}`);
   process.stdout.write(out.join("\n") + "\n");

@@ -9,6 +9,17 @@
  * limiter, allowances, approval, reserve, freeze and settlement. An item's
  * failure is its own result; the others go on.
  *
+ * On a store that groups calls (`KeyedStore.groupsCalls`, PostgreSQL group
+ * commit) the items are started together instead, in request order and
+ * with one context of the batch's own (`isBatchContext`), and awaited
+ * together: the store applies the calls made with it in the order they came, in as few groups as its
+ * group size allows, each with its own answer, so the outcome is the one
+ * sequential application gives. A run of items started together ends before
+ * an item whose key an earlier item of the run holds (it must see that
+ * item's outcome), and an item the store does not group (a mint held for
+ * approval, charged to an allowance or settling on-chain) runs alone, after
+ * the items before it and before the ones after it.
+ *
  * An all-or-none BatchTransfer validates every item first, locks every
  * account of the batch, and hands the whole batch to the store's
  * `applyAllOrNone`, which applies every fresh item in one atomic step or none.
@@ -22,8 +33,10 @@ import type { CallContext, CallPath } from "./call-path.js";
 import { invalid, UnavailableError, type Failure } from "./errors.js";
 import { mintUsdc, type MintUsdcInput } from "./mint.js";
 import type { MintRecord, TransferRecord } from "./model.js";
-import type { KeyedCall } from "./ports.js";
-import { fail, ok, type Result } from "./result.js";
+import type { Effect, KeyedCall } from "./ports.js";
+import { parseAmount } from "./money.js";
+import * as v from "./validate.js";
+import { fail, ok, type MaybePromise, type Result } from "./result.js";
 import { countTransfer, prepareTransfer, transfer, type TransferInput } from "./transfer.js";
 
 /**
@@ -63,7 +76,16 @@ export type TransferItem = ItemResult<{ transfer: TransferRecord; replayed: bool
 export async function batchMint(core: CallPath, input: BatchMintInput, limits: BatchLimits, ctx: CallContext): Promise<Result<MintItem[]>> {
   const sized = checkSize(input.items.length, limits);
   if (!sized.ok) return sized;
-  return ok(await eachItem(core, input.items, ctx, (item) => scopeRefusal(ctx, "MintUsdc", item.accountId), (item) => mintUsdc(core, item, ctx)));
+  const grouped = groupedMints(core);
+  const itemCtx = grouped === null ? ctx : batchContext(ctx);
+  return ok(
+    await eachItem(core, input.items, ctx, {
+      refuse: (item) => scopeRefusal(ctx, "MintUsdc", item.accountId),
+      apply: (item) => mintUsdc(core, item, itemCtx),
+      key: (item) => item.idempotencyKey,
+      grouped: grouped === null ? null : (item) => grouped(item),
+    }),
+  );
 }
 
 /**
@@ -79,7 +101,16 @@ export async function batchTransfer(core: CallPath, input: BatchTransferInput, l
   const sized = checkSize(input.items.length, limits);
   if (!sized.ok) return sized;
   if (input.atomic) return allOrNone(core, input.items, ctx);
-  return ok({ items: await eachItem(core, input.items, ctx, (item) => scopeRefusal(ctx, "Transfer", item.fromAccountId), (item) => transfer(core, item, ctx)) });
+  const grouped = core.deps.store.groupsCalls?.(TRANSFER_PROBE) === true;
+  const itemCtx = grouped ? batchContext(ctx) : ctx;
+  return ok({
+    items: await eachItem(core, input.items, ctx, {
+      refuse: (item) => scopeRefusal(ctx, "Transfer", item.fromAccountId),
+      apply: (item) => transfer(core, item, itemCtx),
+      key: (item) => item.idempotencyKey,
+      grouped: grouped ? () => true : null,
+    }),
+  });
 }
 
 function checkSize(count: number, limits: BatchLimits): Result<void> {
@@ -99,6 +130,38 @@ function scopeRefusal(ctx: CallContext, rpc: Rpc, accountId: string): Failure | 
     : { code: "PERMISSION_DENIED", rpc, principal: principal.name, missingScope: decision.missingScope ?? "" };
 }
 
+/** The contexts batches give their items (see `batchContext`). */
+const batchContexts = new WeakSet<object>();
+
+/**
+ * Whether `wait` is the context a batch gives its items: a store that
+ * groups calls applies the calls made with one such context in the order
+ * they were made, as if one after another (pg-group-commit.ts).
+ */
+export function isBatchContext(wait: object): boolean {
+  return batchContexts.has(wait);
+}
+
+/** The caller's context for a batch's items: every read is the caller's, the object is the batch's own. */
+function batchContext(ctx: CallContext): CallContext {
+  const own = {
+    get deadlineMs(): number {
+      return ctx.deadlineMs;
+    },
+    get signal(): AbortSignal | undefined {
+      return ctx.signal;
+    },
+    get aborted(): boolean | undefined {
+      return ctx.aborted;
+    },
+    get principal() {
+      return ctx.principal;
+    },
+  } as CallContext;
+  batchContexts.add(own);
+  return own;
+}
+
 const DEADLINE_BEFORE_ITEM: Failure = { code: "DEADLINE_EXCEEDED", message: "the call's deadline passed before this item was tried; nothing of it was applied" };
 const CANCELLED_BEFORE_ITEM: Failure = { code: "CANCELLED", message: "the call was cancelled before this item was tried; nothing of it was applied" };
 
@@ -106,43 +169,118 @@ function aborted(ctx: CallContext): boolean {
   return ctx.aborted ?? ctx.signal?.aborted === true;
 }
 
+/** How `eachItem` treats one kind of item. */
+interface ItemPath<I, T> {
+  /** The item's scope refusal, if any (the edge's check of the unary call). */
+  readonly refuse: (item: I) => Failure | undefined;
+  /** The unary feature call (a value when nothing waited). */
+  readonly apply: (item: I) => MaybePromise<Result<T>>;
+  /** The item's idempotency key, as given. */
+  readonly key: (item: I) => string;
+  /** Whether the store groups this item's call; null: the store groups none (one item after another). */
+  readonly grouped: ((item: I) => boolean) | null;
+}
+
+/** A transfer effect, to ask the store whether it groups transfers (every transfer is alike in that). */
+const TRANSFER_PROBE: Effect = { kind: "transfer", cmd: { transferId: "", fromAccountId: "", toAccountId: "", amountMicros: 0n, idempotencyKey: "", createWallMs: 0 } };
+/** A mint effect without approval, allowance or settlement, to ask the store whether it groups such mints. */
+const MINT_PROBE: Effect = { kind: "mint", cmd: { mintId: "", accountId: "", amountMicros: 0n, blockchain: "ETHEREUM", idempotencyKey: "", createWallMs: 0 } };
+
 /**
- * Runs `apply` on each item in order. Past the deadline or after a
- * cancellation the remaining items are not tried; after an item found the
- * store unreachable neither are the rest (each answers STORE_UNAVAILABLE:
- * retry with the same keys). Bugs still throw.
+ * Which mints the store groups: those `mintUsdc` gives no requester (no
+ * approval pending, no allowance charged) and that do not settle on-chain.
+ * An item that fails validation counts as grouped: it fails before the store.
+ * Null when the store groups no mint.
  */
-async function eachItem<I, T>(
-  core: CallPath,
-  items: readonly I[],
-  ctx: CallContext,
-  refuse: (item: I) => Failure | undefined,
-  apply: (item: I) => Promise<Result<T>> | Result<T>,
-): Promise<ItemResult<T>[]> {
-  const out: ItemResult<T>[] = [];
+function groupedMints(core: CallPath): ((item: MintUsdcInput) => boolean) | null {
+  if (core.deps.store.groupsCalls?.(MINT_PROBE) !== true) return null;
+  const { approvals, settlement, maxAmountMicros } = core.deps;
+  if (approvals?.allowances === true) return null;
+  const threshold = approvals?.thresholdMicros ?? null;
+  return (item) => {
+    const chain = v.blockchain(item.blockchain);
+    if (chain.ok && settlement?.required(chain.value) === true) return false;
+    if (threshold === null) return true;
+    const amount = parseAmount(item.amount, maxAmountMicros);
+    return !amount.ok || amount.value < threshold;
+  };
+}
+
+/**
+ * Runs `apply` on each item in request order, as if one after another
+ * (started together on a grouping store, see the top of this file). Past
+ * the deadline or after a cancellation the remaining items are not tried;
+ * after an item found the store unreachable neither are the rest (each
+ * answers STORE_UNAVAILABLE: retry with the same keys). Bugs still throw.
+ */
+async function eachItem<I, T>(core: CallPath, items: readonly I[], ctx: CallContext, path: ItemPath<I, T>): Promise<ItemResult<T>[]> {
+  const out: ItemResult<T>[] = new Array<ItemResult<T>>(items.length);
   const clock = core.deps.clock;
   let unreachable = false;
-  for (const item of items) {
-    const refused = refuse(item);
-    if (refused !== undefined) out.push(fail(refused));
-    else if (unreachable) out.push({ ok: false, error: { code: "STORE_UNAVAILABLE" } });
-    else if (aborted(ctx)) out.push(fail(CANCELLED_BEFORE_ITEM));
-    else if (ctx.deadlineMs !== Infinity && clock.nowMs() >= ctx.deadlineMs) out.push(fail(DEADLINE_BEFORE_ITEM));
-    else {
+  /** Why an item is not tried, if it is not. */
+  const notTried = (): ItemResult<T> | undefined => {
+    if (unreachable) return { ok: false, error: { code: "STORE_UNAVAILABLE" } };
+    if (aborted(ctx)) return fail(CANCELLED_BEFORE_ITEM);
+    if (ctx.deadlineMs !== Infinity && clock.nowMs() >= ctx.deadlineMs) return fail(DEADLINE_BEFORE_ITEM);
+    return undefined;
+  };
+  /** An item's outcome, from its settled call. */
+  const settle = (answer: PromiseSettledResult<Result<T>>): ItemResult<T> => {
+    if (answer.status === "fulfilled") return answer.value;
+    const err: unknown = answer.reason;
+    if (err instanceof UnavailableError) {
+      unreachable = true;
+      return { ok: false, error: { code: "STORE_UNAVAILABLE" } };
+    }
+    if ((err as { code?: unknown } | null)?.code === "DEADLINE_EXCEEDED") return fail({ code: "DEADLINE_EXCEEDED", message: (err as Error).message });
+    throw err;
+  };
+  // The items started together and not yet awaited, and their keys.
+  let run: { index: number; answer: Promise<Result<T>> }[] = [];
+  const runKeys = new Set<string>();
+  const finishRun = async (): Promise<void> => {
+    if (run.length === 0) return;
+    const started = run;
+    run = [];
+    runKeys.clear();
+    const answers = await Promise.allSettled(started.map((s) => s.answer));
+    let bug: unknown;
+    answers.forEach((answer, i) => {
       try {
-        out.push(await apply(item));
+        out[(started[i] as { index: number }).index] = settle(answer);
       } catch (err) {
-        if (err instanceof UnavailableError) {
-          unreachable = true;
-          out.push({ ok: false, error: { code: "STORE_UNAVAILABLE" } });
-        } else if ((err as { code?: unknown } | null)?.code === "DEADLINE_EXCEEDED") {
-          out.push(fail({ code: "DEADLINE_EXCEEDED", message: (err as Error).message }));
-        } else {
-          throw err;
-        }
+        bug ??= err;
       }
+    });
+    if (bug !== undefined) throw bug;
+  };
+  for (let index = 0; index < items.length; index++) {
+    const item = items[index] as I;
+    const refused = path.refuse(item);
+    if (refused !== undefined) {
+      out[index] = fail(refused);
+      continue;
+    }
+    const grouped = path.grouped?.(item) === true;
+    const key = path.key(item);
+    if (!grouped || runKeys.has(key)) await finishRun();
+    const skipped = notTried();
+    if (skipped !== undefined) {
+      out[index] = skipped;
+      continue;
+    }
+    if (grouped) {
+      run.push({ index, answer: Promise.resolve(path.apply(item)) });
+      runKeys.add(key);
+      continue;
+    }
+    try {
+      out[index] = await path.apply(item);
+    } catch (reason) {
+      out[index] = settle({ status: "rejected", reason });
     }
   }
+  await finishRun();
   return out;
 }
 

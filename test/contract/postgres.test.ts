@@ -71,7 +71,7 @@ ledgerStoreContract("postgres, group commit", () => grouped());
 reserveStoreContract("postgres, group commit", () => grouped());
 
 /** The PostgreSQL stores with their outbox (the service's wiring); journal and entries read from the tables. */
-async function makePostgresSettlementStores(): Promise<SettlementStoresUnderTest> {
+async function makePostgresSettlementStores(groupCommit?: GroupCommitSettings): Promise<SettlementStoresUnderTest> {
   const db = await createTestDatabase();
   const clock = new FakeClock();
   try {
@@ -83,6 +83,7 @@ async function makePostgresSettlementStores(): Promise<SettlementStoresUnderTest
       idempotencyTtlMs: CONTRACT_IDEMPOTENCY_TTL_MS,
       clock,
       testNowWallMs: () => clock.wallMs(),
+      ...(groupCommit === undefined ? {} : { groupCommit }),
     });
     return {
       store: stores.store,
@@ -108,7 +109,9 @@ async function makePostgresSettlementStores(): Promise<SettlementStoresUnderTest
     throw err;
   }
 }
-redemptionContract("postgres", makePostgresSettlementStores);
-allowancesContract("postgres", makePostgresSettlementStores);
-batchContract("postgres", makePostgresSettlementStores);
+redemptionContract("postgres", () => makePostgresSettlementStores());
+allowancesContract("postgres", () => makePostgresSettlementStores());
+batchContract("postgres", () => makePostgresSettlementStores());
+/** At most 2 items per group, so a batch spans several groups. */
+batchContract("postgres, group commit", () => makePostgresSettlementStores({ maxItems: 2, waitMs: 1, groupsInFlight: 2 }));
 expectEveryMoneyRuleCovered("postgres");

@@ -252,6 +252,51 @@ describe("group commit", () => {
   });
 });
 
+describe("batches under group commit", () => {
+  const t = (i: number, from = "b1-src") => ({ fromAccountId: from, toAccountId: `b1-to-${i % 3}`, amount: "1", idempotencyKey: `b1-t${i}` });
+  const outcome = (x: { ok: boolean; value?: { replayed: boolean }; error?: { code: string } }): string => (x.ok ? (x.value?.replayed === true ? "replayed" : "ok") : (x.error?.code ?? ""));
+
+  it("a BatchTransfer of N items takes ceil(N / MINT_PG_GROUP_MAX) statements and applies its items in request order", async () => {
+    const r = await replica(db.url, { journal: false, maxItems: 8, groupsInFlight: 4 });
+    await r.core.mintUsdc({ accountId: "b1-src", amount: "10", blockchain: "ETHEREUM", idempotencyKey: "b1-m" }, NO_DEADLINE);
+    // Item 5's key already holds its result: it replays and moves nothing.
+    expect(await r.core.transfer(t(5), NO_DEADLINE)).toMatchObject({ ok: true, value: { replayed: false } });
+    const items = Array.from({ length: 20 }, (_, i) => t(i));
+    const { n, out } = await statements(() => r.core.batchTransfer({ items, atomic: false }, { maxItems: 1000 }, NO_DEADLINE));
+    expect(n).toBe(3);
+    const got = out.ok ? out.value.items.map(outcome) : [];
+    // Nine USDC left for the 19 new items: the first nine in request order apply, the rest find no funds.
+    expect(got).toEqual([...Array<string>(5).fill("ok"), "replayed", ...Array<string>(4).fill("ok"), ...Array<string>(10).fill("INSUFFICIENT_FUNDS")]);
+    expect(await balance(r, "b1-src")).toBe(0n);
+    const rows = await db.query<{ n: string }>("SELECT count(*)::text AS n FROM transfers WHERE idempotency_key LIKE 'b1-t%'");
+    expect(rows.rows[0]?.n).toBe("10");
+  });
+
+  it("a BatchMint keeps the limiter per account with replays mixed in, and its mints' seqs follow request order", async () => {
+    const r = await replica(db.url, { journal: false, maxItems: 2, groupsInFlight: 4, rateLimit: 3 });
+    const m = (accountId: string, key: string) => ({ accountId, amount: "1", blockchain: "ETHEREUM", idempotencyKey: key });
+    expect(await r.core.mintUsdc(m("b2-a", "b2-k0"), NO_DEADLINE)).toMatchObject({ ok: true, value: { replayed: false } });
+    // Limit 3 per window, one used: the replay counts nothing, two new ones fit, the third is refused.
+    const items = [m("b2-a", "b2-k0"), m("b2-a", "b2-k1"), m("b2-b", "b2-k2"), m("b2-a", "b2-k3"), m("b2-a", "b2-k4"), m("b2-b", "b2-k5"), m("b2-a", "b2-k1")];
+    const spy = vi.spyOn(pg.Client.prototype, "query");
+    let groups = 0;
+    const out = await r.core.batchMint({ items }, { maxItems: 1000 }, NO_DEADLINE).finally(() => {
+      groups = spy.mock.calls.filter((c) => typeof c[0] === "string" && c[0].includes("ledger_group_apply")).length;
+      spy.mockRestore();
+    });
+    const got = out.ok ? out.value : [];
+    expect(got.map(outcome)).toEqual(["replayed", "ok", "ok", "ok", "RATE_LIMITED", "ok", "replayed"]);
+    expect(got[4]).toMatchObject({ ok: false, error: { code: "RATE_LIMITED", accountId: "b2-a" } });
+    const seqs = got.flatMap((x, i) => (x.ok && !x.value.replayed ? [[i, x.value.mint.seq] as const] : []));
+    expect(seqs.map(([i]) => i)).toEqual([1, 2, 3, 5]);
+    expect(seqs.map(([, q]) => q)).toEqual([...seqs.map(([, q]) => q)].sort((a, b) => a - b));
+    expect(await balance(r, "b2-a")).toBe(3n * USDC);
+    // Groups of two at most; what the limiter refuses is answered on the single-call path (a replay, or RATE_LIMITED).
+    expect(groups).toBeLessThanOrEqual(Math.ceil(items.length / 2));
+    expect(groups).toBeGreaterThanOrEqual(3);
+  });
+});
+
 describe("the group queue", () => {
   /** Holds `accountId`'s row from a session of its own until the returned release; `blocked` says when a call waits on it. */
   async function holdRow(accountId: string): Promise<{ blocked(): Promise<boolean>; release(): Promise<void> }> {

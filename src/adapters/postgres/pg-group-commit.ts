@@ -21,12 +21,28 @@
  * answer UNAVAILABLE, and a retry with the same key replays or applies.
  *
  * The rate limiter (`admit`) runs before a mint joins a group, since the
- * group cannot stop to ask it; a mint that turns out a replay gives its slot
- * back (`unadmit`). A call without `unadmit` is not grouped.
+ * group cannot stop to ask it; a mint that turns out a replay, or is
+ * refused, gives its slot back (`unadmit`). A call without `unadmit` is not
+ * grouped.
+ *
+ * The calls of one batch (made with one batch context, `isBatchContext`,
+ * or passed to `applyMany` together) form a lane, applied in the order they arrived as if one after
+ * another: the lane sends blocks of at most `maxItems` calls, each block in
+ * one group (a block is never split), the next only once the previous one
+ * is answered. A block ends before a key it already holds, and before a
+ * mint the limiter refused while an earlier mint of that account in the
+ * block was admitted (that one may turn out a replay or be refused, giving
+ * its slot back): the refused mint is admitted again at the head of the
+ * next block. A mint refused with no such earlier mint goes the single-call
+ * path (a replay is answered, anything else is refused) once its block is
+ * answered. After a block whose group failed (the database unreachable),
+ * the lane's remaining calls are not tried: they throw UnavailableError,
+ * marked not applied.
  */
 import pg from "pg";
 import { entryOfEffect, mintResult, transferResult, unsealedRecord } from "../../domain/audit.js";
-import { assert, type Failure } from "../../domain/errors.js";
+import { isBatchContext } from "../../domain/batch.js";
+import { assert, UnavailableError, type Failure } from "../../domain/errors.js";
 import { completedMint, differingFields, fingerprint, parseFingerprint, type MintRecord, type StoredResult, type TransferRecord } from "../../domain/model.js";
 import { isAborted, type Effect, type KeyedCall, type Wait } from "../../domain/ports.js";
 import { reserveRefusal } from "../../domain/reserve.js";
@@ -63,6 +79,17 @@ interface Pending {
   readonly done: (r: Promise<Result<Applied>>) => void;
 }
 
+/** Calls that go in one group together, in order (a lane's block, or one call). */
+type Unit = Pending[];
+
+/** A call waiting in its lane. */
+interface LaneEntry {
+  readonly call: KeyedCall;
+  readonly wait: Wait;
+  readonly resolve: (r: Result<Applied>) => void;
+  readonly reject: (err: unknown) => void;
+}
+
 const CANCELLED: Failure = { code: "CANCELLED", message: "the call was cancelled while it waited for its group; nothing was applied" };
 const DEADLINE: Failure = { code: "DEADLINE_EXCEEDED", message: "deadline passed while the call waited for its group; nothing was applied" };
 
@@ -73,7 +100,11 @@ export function groupable(effect: Effect): boolean {
 }
 
 export class PgGroupCommit {
-  private queue: Pending[] = [];
+  private queue: Unit[] = [];
+  /** Calls in `queue`. */
+  private queued = 0;
+  /** The lanes with calls not yet answered, by their batch's context (or `applyMany` call). */
+  private readonly lanes = new Map<object, LaneEntry[]>();
   private inFlight = 0;
   private cancelTimer: (() => void) | null = null;
   private scheduled = false;
@@ -97,37 +128,135 @@ export class PgGroupCommit {
 
   /**
    * Applies `call` exactly once, in a group with whatever else is queued:
-   * the answer the single-call path would give. The calls of a batch
-   * (`applyMany`) join the queue together, so they share groups.
+   * the answer the single-call path would give. The calls of one batch
+   * context are applied in the order they came (see the top of this file).
    */
-  async apply(call: KeyedCall, wait: Wait): Promise<Result<Applied>> {
-    const [r] = await this.applyMany([{ call, wait }]);
-    return r as Result<Applied>;
-  }
-
-  /** Applies each call exactly once, in as few groups as the queue allows; one answer per call, in order. */
-  async applyMany(calls: readonly { call: KeyedCall; wait: Wait }[]): Promise<Result<Applied>[]> {
-    const entered = await Promise.all(calls.map(async ({ call, wait }) => {
-      if (isAborted(wait)) return { ready: Promise.resolve(fail<Applied>(CANCELLED)), counted: null };
-      if (call.admit === undefined) return { ready: this.enqueue(call, wait), counted: null };
-      const allowed = await call.admit();
-      // Refused: the single-call path decides (a replay is never refused by the limiter).
-      if (!allowed.ok) return { ready: this.single(call, wait), counted: null };
-      return { ready: this.enqueue(withoutAdmit(call), wait), counted: call };
-    }));
-    return Promise.all(entered.map(async ({ ready, counted }) => {
-      const r = await ready;
-      // A replay never counts against the limiter: the slot taken to join the group goes back.
-      if (r.ok && r.value.replayed && counted !== null) await counted.unadmit?.();
-      return r;
-    }));
-  }
-
-  private enqueue(call: KeyedCall, wait: Wait): Promise<Result<Applied>> {
+  apply(call: KeyedCall, wait: Wait): Promise<Result<Applied>> {
     return new Promise<Result<Applied>>((resolve, reject) => {
-      this.queue.push({ call, wait, queuedMs: this.db.clock.nowMs(), done: (r) => r.then(resolve, reject) });
-      this.schedule();
+      const entry = { call, wait, resolve, reject };
+      // A call of its own is a block of one: nothing to order it behind.
+      if (isBatchContext(wait)) this.join(wait, entry);
+      else void this.runBlock([entry], []).catch(reject);
     });
+  }
+
+  /** Applies each call exactly once, in order, in as few groups as `maxItems` allows; one answer per call, in order. */
+  applyMany(calls: readonly { call: KeyedCall; wait: Wait }[]): Promise<Result<Applied>[]> {
+    const lane = {};
+    return Promise.all(calls.map(({ call, wait }) => new Promise<Result<Applied>>((resolve, reject) => this.join(lane, { call, wait, resolve, reject }))));
+  }
+
+  private join(laneKey: object, entry: LaneEntry): void {
+    const lane = this.lanes.get(laneKey);
+    if (lane !== undefined) {
+      lane.push(entry);
+      return;
+    }
+    const entries = [entry];
+    this.lanes.set(laneKey, entries);
+    void this.drain(laneKey, entries);
+  }
+
+  /** Sends a lane's calls block by block, each block once the previous one is answered. */
+  private async drain(laneKey: object, entries: LaneEntry[]): Promise<void> {
+    // The calls made in the rest of this turn (a batch's items) join first.
+    await Promise.resolve();
+    try {
+      while (entries.length > 0) {
+        const block = this.takeBlock(entries);
+        const failed = await this.runBlock(block, entries);
+        if (failed !== undefined) {
+          const notTried = new UnavailableError("not tried: the store could not be reached for an earlier call of this batch; nothing of this one was applied", { cause: failed, notApplied: true });
+          for (const e of entries.splice(0)) e.reject(notTried);
+        }
+      }
+    } finally {
+      this.lanes.delete(laneKey);
+    }
+  }
+
+  /** The lane's next block: at most `maxItems` calls, ending before a key the block already holds. */
+  private takeBlock(entries: LaneEntry[]): LaneEntry[] {
+    const keys = new Set<string>();
+    let n = 0;
+    while (n < entries.length && n < this.settings.maxItems) {
+      const call = (entries[n] as LaneEntry).call;
+      const id = `${call.scope} ${call.key}`;
+      if (keys.has(id)) break;
+      keys.add(id);
+      n++;
+    }
+    return entries.splice(0, n);
+  }
+
+  /**
+   * Admits a block's calls (in order), puts back at the lane's head what must
+   * wait for this block's answers, sends the rest as one group and answers
+   * each call. Returns the error a group failed with, if any.
+   */
+  private async runBlock(block: LaneEntry[], lane: LaneEntry[]): Promise<unknown> {
+    const admissions = await Promise.all(block.map((e) => (e.call.admit === undefined || isAborted(e.wait) ? Promise.resolve(null) : Promise.resolve(e.call.admit()))));
+    let cut = block.length;
+    const admittedAccounts = new Set<string>();
+    for (let j = 0; j < block.length; j++) {
+      const a = admissions[j];
+      if (a === null || a === undefined) continue;
+      const account = limitedAccount((block[j] as LaneEntry).call);
+      if (a.ok) admittedAccounts.add(account);
+      else if (admittedAccounts.has(account)) {
+        cut = j;
+        break;
+      }
+    }
+    // Past the cut: admitted again, in order, in the next block.
+    await Promise.all(block.slice(cut).map((e, j) => (admissions[cut + j]?.ok === true ? (e.call.unadmit?.() ?? Promise.resolve()) : Promise.resolve())));
+    lane.unshift(...block.slice(cut));
+    const now = block.slice(0, cut);
+    const sent: { e: LaneEntry; admitted: boolean }[] = [];
+    const refused: LaneEntry[] = [];
+    now.forEach((e, j) => {
+      const a = admissions[j];
+      if (a !== null && a !== undefined && !a.ok) refused.push(e);
+      else sent.push({ e, admitted: a !== null && a !== undefined });
+    });
+    let failed: unknown;
+    if (sent.length > 0) {
+      const answers = await Promise.allSettled(this.enqueue(sent.map(({ e, admitted }) => ({ call: admitted ? withoutAdmit(e.call) : e.call, wait: e.wait }))));
+      for (let i = 0; i < sent.length; i++) {
+        const { e, admitted } = sent[i] as { e: LaneEntry; admitted: boolean };
+        const answer = answers[i] as PromiseSettledResult<Result<Applied>>;
+        if (answer.status === "rejected") {
+          failed ??= answer.reason;
+          e.reject(answer.reason);
+          continue;
+        }
+        // Replays never count, and a refused call applied nothing: the slot goes back before the next block is admitted.
+        if (admitted && (!answer.value.ok || answer.value.value.replayed)) await e.call.unadmit?.();
+        e.resolve(answer.value);
+      }
+    }
+    // Refused by the limiter: the single-call path answers a replay, and refuses anything else.
+    for (const e of refused) {
+      if (failed !== undefined) e.reject(new UnavailableError("not tried: the store could not be reached for an earlier call of this batch", { cause: failed, notApplied: true }));
+      else await this.single(e.call, e.wait).then(e.resolve, e.reject);
+    }
+    return failed;
+  }
+
+  /** Queues `calls` as one unit (one group takes all of them); one answer each. */
+  private enqueue(calls: readonly { call: KeyedCall; wait: Wait }[]): Promise<Result<Applied>>[] {
+    const unit: Unit = [];
+    const queuedMs = this.db.clock.nowMs();
+    const answers = calls.map(
+      ({ call, wait }) =>
+        new Promise<Result<Applied>>((resolve, reject) => {
+          unit.push({ call, wait, queuedMs, done: (r) => r.then(resolve, reject) });
+        }),
+    );
+    this.queue.push(unit);
+    this.queued += unit.length;
+    this.schedule();
+    return answers;
   }
 
   /**
@@ -144,12 +273,12 @@ export class PgGroupCommit {
     });
   }
 
-  /** Sends groups while slots are free and the queue is due (see the top of this file). */
+  /** Sends groups while slots are free and the queue is due (see the top of this file); a unit is never split. */
   private pump(): void {
     while (this.inFlight < this.settings.groupsInFlight && this.queue.length > 0) {
-      const first = this.queue[0] as Pending;
+      const first = (this.queue[0] as Unit)[0] as Pending;
       const waitedMs = this.db.clock.nowMs() - first.queuedMs;
-      if (this.inFlight > 0 && this.queue.length < this.settings.maxItems && waitedMs < this.settings.waitMs) {
+      if (this.inFlight > 0 && this.queued < this.settings.maxItems && waitedMs < this.settings.waitMs) {
         if (this.cancelTimer === null) {
           this.cancelTimer = this.db.clock.setTimer(this.settings.waitMs - waitedMs, () => {
             this.cancelTimer = null;
@@ -160,18 +289,25 @@ export class PgGroupCommit {
       }
       this.cancelTimer?.();
       this.cancelTimer = null;
-      const group = this.queue.splice(0, this.settings.maxItems);
+      const units: Unit[] = [];
+      let items = 0;
+      while (this.queue.length > 0 && (units.length === 0 || items + (this.queue[0] as Unit).length <= this.settings.maxItems)) {
+        const unit = this.queue.shift() as Unit;
+        units.push(unit);
+        items += unit.length;
+      }
+      this.queued -= items;
       this.inFlight++;
-      void this.run(group).finally(() => {
+      void this.run(units).finally(() => {
         this.inFlight--;
         this.pump();
       });
     }
   }
 
-  private async run(group: Pending[]): Promise<void> {
+  private async run(units: Unit[]): Promise<void> {
     const live: Pending[] = [];
-    for (const p of group) {
+    for (const p of units.flat()) {
       if (isAborted(p.wait)) p.done(Promise.resolve(fail(CANCELLED)));
       else if (this.db.remainingMs(p.wait.deadlineMs) <= 0) p.done(Promise.resolve(fail(DEADLINE)));
       else live.push(p);
@@ -198,8 +334,9 @@ export class PgGroupCommit {
       return;
     }
     if (outcomes === null) {
-      // PostgreSQL refused the group as a whole (nothing applied): each item on its own.
-      for (const p of [...items, ...repeats.map((r) => r.p)]) p.done(this.single(p.call, p.wait));
+      // PostgreSQL refused the group as a whole (nothing applied): each item on its own, a unit's in its order.
+      const undecided = new Set([...items, ...repeats.map((r) => r.p)]);
+      for (const unit of units) void this.oneByOne(unit.filter((p) => undecided.has(p)));
       return;
     }
     items.forEach((p, i) => p.done(Promise.resolve(outcomes[i] as Result<Applied>)));
@@ -209,6 +346,15 @@ export class PgGroupCommit {
       if (!first.ok) p.done(this.single(p.call, p.wait));
       else if (fingerprint(firstRequest) === fingerprint(p.call.request)) p.done(Promise.resolve(ok({ stored: first.value.stored, replayed: true })));
       else p.done(Promise.resolve(fail({ code: "IDEMPOTENCY_KEY_REUSED", key: p.call.key, fields: differingFields(firstRequest, p.call.request) })));
+    }
+  }
+
+  /** Applies `calls` on the single-call path, one after another. */
+  private async oneByOne(calls: Pending[]): Promise<void> {
+    for (const p of calls) {
+      const r = this.single(p.call, p.wait);
+      p.done(r);
+      await r.catch(() => undefined);
     }
   }
 
@@ -284,6 +430,11 @@ export class PgGroupCommit {
       ...(j === undefined ? {} : { j }),
     };
   }
+}
+
+/** The account a mint's admission counts against; a transfer is never admitted. */
+function limitedAccount(call: KeyedCall): string {
+  return call.effect.kind === "mint" ? call.effect.cmd.accountId : "";
 }
 
 /** `call` once admitted: whatever applies it next must not count it again. */
