@@ -249,8 +249,10 @@ export function allowancesContract(name: string, make: MakeSettlementStores): vo
         expect((await s.outbox.recordSigned(m.mintId, signedTx(), 10 + turns)).ok).toBe(true);
         const failing = s.outbox.markFailed(m.mintId, null, "reverted", 1_700_000_002_000);
         for (let i = 0; i < turns; i++) await Promise.resolve();
-        // The mint's status is read as the same-key call starts (the read is issued first).
-        const [before, r] = await Promise.all([s.store.getMint(m.mintId).then((x) => x?.status), s.store.applyOnce(call(m.idempotencyKey, m.accountId, m.amountMicros, { settle: true }), WAIT)]);
+        // The mint's status is read just before the same-key call starts. The read is finished first: on
+        // PostgreSQL a read merely issued first may run after the call's own look-up (another pooled connection).
+        const before = (await s.store.getMint(m.mintId))?.status;
+        const r = await s.store.applyOnce(call(m.idempotencyKey, m.accountId, m.amountMicros, { settle: true }), WAIT);
         await failing;
         const answered = minted(r);
         if (before === "REVERSED") expect({ turns, replayed: r.ok && r.value.replayed, mintId: answered.mintId === m.mintId }).toEqual({ turns, replayed: false, mintId: false });

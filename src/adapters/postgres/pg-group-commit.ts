@@ -108,6 +108,15 @@ export class PgGroupCommit {
   private inFlight = 0;
   private cancelTimer: (() => void) | null = null;
   private scheduled = false;
+  /**
+   * The answers still to come of mints admitted on this replica, by account.
+   * A mint the limiter refused waits for them before it goes the single-call
+   * path: the slots they hold may be replays' (given back once answered),
+   * and the key they claim may be its own (then it replays). Without the
+   * wait, concurrent duplicates of one key, each admitted before its key is
+   * looked at, could crowd the limiter and have a duplicate refused.
+   */
+  private readonly admittedMints = new Map<string, Set<Promise<unknown>>>();
 
   constructor(
     private readonly db: PgDatabase,
@@ -221,26 +230,50 @@ export class PgGroupCommit {
     });
     let failed: unknown;
     if (sent.length > 0) {
+      // Settles once every admitted mint of this block is answered and its slot, if due, given back.
+      let blockDone = (): void => undefined;
+      const answered = new Promise<void>((resolve) => (blockDone = resolve));
+      for (const { e, admitted } of sent) if (admitted) this.trackAdmitted(limitedAccount(e.call), answered);
       const answers = await Promise.allSettled(this.enqueue(sent.map(({ e, admitted }) => ({ call: admitted ? withoutAdmit(e.call) : e.call, wait: e.wait }))));
-      for (let i = 0; i < sent.length; i++) {
-        const { e, admitted } = sent[i] as { e: LaneEntry; admitted: boolean };
-        const answer = answers[i] as PromiseSettledResult<Result<Applied>>;
-        if (answer.status === "rejected") {
-          failed ??= answer.reason;
-          e.reject(answer.reason);
-          continue;
+      try {
+        for (let i = 0; i < sent.length; i++) {
+          const { e, admitted } = sent[i] as { e: LaneEntry; admitted: boolean };
+          const answer = answers[i] as PromiseSettledResult<Result<Applied>>;
+          if (answer.status === "rejected") {
+            failed ??= answer.reason;
+            e.reject(answer.reason);
+            continue;
+          }
+          // Replays never count, and a refused call applied nothing: the slot goes back before the next block is admitted.
+          if (admitted && (!answer.value.ok || answer.value.value.replayed)) await e.call.unadmit?.();
+          e.resolve(answer.value);
         }
-        // Replays never count, and a refused call applied nothing: the slot goes back before the next block is admitted.
-        if (admitted && (!answer.value.ok || answer.value.value.replayed)) await e.call.unadmit?.();
-        e.resolve(answer.value);
+      } finally {
+        blockDone();
       }
     }
     // Refused by the limiter: the single-call path answers a replay, and refuses anything else.
     for (const e of refused) {
       if (failed !== undefined) e.reject(new UnavailableError("not tried: the store could not be reached for an earlier call of this batch", { cause: failed, notApplied: true }));
-      else await this.single(e.call, e.wait).then(e.resolve, e.reject);
+      else {
+        const before = this.admittedMints.get(limitedAccount(e.call));
+        if (before !== undefined) await Promise.allSettled([...before]);
+        await this.single(e.call, e.wait).then(e.resolve, e.reject);
+      }
     }
     return failed;
+  }
+
+  /** Notes an admitted mint's answer to come (see `admittedMints`) until it settles. */
+  private trackAdmitted(account: string, answer: Promise<unknown>): void {
+    let set = this.admittedMints.get(account);
+    if (set === undefined) this.admittedMints.set(account, (set = new Set()));
+    set.add(answer);
+    const done = (): void => {
+      set.delete(answer);
+      if (set.size === 0 && this.admittedMints.get(account) === set) this.admittedMints.delete(account);
+    };
+    answer.then(done, done);
   }
 
   /** Queues `calls` as one unit (one group takes all of them); one answer each. */
